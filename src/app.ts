@@ -1,0 +1,145 @@
+import type { FastifyInstance } from 'fastify';
+import { Gauge } from 'prom-client';
+import type { Config } from './config/index.js';
+import { openDatabase, type DatabaseHandle, type Db } from './db/index.js';
+import { migrateToLatest, pendingMigrations } from './db/migrations/index.js';
+import { buildServer } from './http/server.js';
+import { createLogger, type Logger } from './log/logger.js';
+import { createMetrics, type Metrics } from './observability/metrics.js';
+import { countByState, pruneFinished, setDefaultMaxAttempts, WorkerPool } from './queue/index.js';
+import { listenForJobs } from './queue/listen.js';
+
+/** Everything a feature module needs; built once per bridge. */
+export interface AppContext {
+  config: Config;
+  log: Logger;
+  store: DatabaseHandle;
+  db: Db;
+  queue: WorkerPool;
+  metrics: Metrics;
+  /** Late-bound services modules publish for each other (e.g. the GHL client). */
+  services: Record<string, unknown>;
+}
+
+/**
+ * A capability of the bridge. `init` registers job handlers and services (before workers start),
+ * `routes` adds HTTP routes, `start`/`stop` run after listen / before the database closes.
+ */
+export interface BridgeModule {
+  name: string;
+  init?(ctx: AppContext): Promise<void> | void;
+  routes?(app: FastifyInstance, ctx: AppContext): Promise<void> | void;
+  start?(ctx: AppContext): Promise<void> | void;
+  stop?(ctx: AppContext): Promise<void> | void;
+}
+
+export interface Bridge {
+  app: FastifyInstance;
+  ctx: AppContext;
+  /** Listens on config HOST:PORT (or the given port) and starts the workers; returns the base URL. */
+  listen(port?: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface CreateBridgeOptions {
+  log?: Logger;
+  modules?: BridgeModule[];
+  /** PGlite directory override (tests use memory://). */
+  dataDir?: string;
+}
+
+export async function createBridge(config: Config, opts: CreateBridgeOptions = {}): Promise<Bridge> {
+  const log = opts.log ?? createLogger({ level: config.LOG_LEVEL, secrets: config.secretValues });
+  const metrics = createMetrics();
+  const store = await openDatabase({
+    url: config.DATABASE_URL,
+    schema: config.DATABASE_SCHEMA,
+    dataDir: opts.dataDir ?? config.DATA_DIR,
+    poolMax: config.DATABASE_POOL_MAX,
+  });
+  const modules = opts.modules ?? [];
+  try {
+    const applied = await migrateToLatest(store.db, store.schema);
+    if (applied.length) log.info({ applied }, 'database migrated');
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  setDefaultMaxAttempts(config.JOB_MAX_ATTEMPTS);
+
+  const queue = new WorkerPool({
+    db: store.db,
+    log: log.child({ component: 'queue' }),
+    concurrency: config.WORKER_CONCURRENCY,
+    leaseMs: config.JOB_LEASE_MS,
+    pollMs: config.JOB_POLL_MS,
+    listen: (onNotify) => listenForJobs(store, onNotify),
+    onJobEvent: (e) => {
+      metrics.jobDuration.observe({ kind: e.kind, outcome: e.outcome }, e.durationMs / 1000);
+      if (e.outcome !== 'done') metrics.jobFailures.inc({ kind: e.kind, outcome: e.outcome });
+    },
+  });
+  new Gauge({
+    name: 'ghl_bridge_jobs',
+    help: 'Jobs in the queue by state',
+    labelNames: ['state'],
+    registers: [metrics.registry],
+    async collect() {
+      const counts = await countByState(store.db);
+      for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+    },
+  });
+
+  const ctx: AppContext = { config, log, store, db: store.db, queue, metrics, services: {} };
+  for (const m of modules) await m.init?.(ctx);
+
+  const app = buildServer({
+    log,
+    metrics,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    readiness: async () => {
+      const checks: Record<string, string | null> = { database: null, migrations: null, workers: null };
+      try {
+        await store.ping();
+        const pending = await pendingMigrations(store.db, store.schema);
+        checks.migrations = pending.length ? `pending: ${pending.join(', ')}` : null;
+      } catch (e) {
+        checks.database = `unreachable: ${(e as Error).message}`;
+        checks.migrations = 'unknown';
+      }
+      if (config.WORKER_CONCURRENCY > 0 && !queue.running) checks.workers = 'not running';
+      return checks;
+    },
+  });
+  for (const m of modules) if (m.routes) await app.register(async (scope) => m.routes!(scope, ctx));
+
+  let pruneTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+  return {
+    app,
+    ctx,
+    async listen(port?: number) {
+      const address = await app.listen({ port: port ?? config.PORT, host: config.HOST });
+      await queue.start();
+      for (const m of modules) await m.start?.(ctx);
+      if (config.JOB_RETENTION_HOURS > 0) {
+        pruneTimer = setInterval(() => {
+          pruneFinished(store.db, config.JOB_RETENTION_HOURS).catch((e: unknown) => log.warn({ err: e }, 'pruning finished jobs failed'));
+        }, 10 * 60_000);
+        pruneTimer.unref();
+      }
+      return address.replace('[::1]', 'localhost').replace('0.0.0.0', 'localhost');
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(pruneTimer);
+      // Order: stop taking requests, let jobs finish or release them, then close the store.
+      await app.close();
+      const { finished, released } = await queue.stop(config.SHUTDOWN_TIMEOUT_MS);
+      if (finished || released) log.info({ finished, released }, 'workers stopped');
+      for (const m of [...modules].reverse()) await m.stop?.(ctx);
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,36 @@
+import type { Command } from 'commander';
+import { pendingMigrations } from '../../db/migrations/index.js';
+import { countByState } from '../../queue/index.js';
+import { configOrExit, openStore } from '../common.js';
+
+export function registerDoctorCommand(program: Command): void {
+  program
+    .command('doctor')
+    .description('check configuration, database and queue, and print what is wrong')
+    .action(async () => {
+      const config = configOrExit();
+      console.log(`configuration: ok (${config.sandbox ? 'sandbox mode, built-in emulator' : `GHL app ${config.GHL_CLIENT_ID}`})`);
+      console.log(`store: ${config.DATABASE_URL ? `PostgreSQL, schema ${config.DATABASE_SCHEMA}` : `embedded PGlite in ${config.DATA_DIR}`}`);
+      const store = await openStore(config);
+      let problems = 0;
+      try {
+        await store.ping();
+        const pending = await pendingMigrations(store.db, store.schema);
+        if (pending.length) {
+          problems++;
+          console.log(`migrations: ${pending.length} pending (${pending.join(', ')}); run \`ghl-bridge migrate\``);
+        } else console.log('migrations: up to date');
+        if (!pending.includes('0001_queue')) {
+          const counts = await countByState(store.db);
+          console.log(`jobs: ${Object.entries(counts).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+          if (counts.dead > 0) console.log('  dead jobs: inspect with `ghl-bridge jobs list --dead`, retry with `ghl-bridge jobs retry --all-dead`');
+        }
+      } catch (e) {
+        problems++;
+        console.log(`database: ${(e as Error).message}`);
+      } finally {
+        await store.close();
+      }
+      process.exitCode = problems ? 1 : 0;
+    });
+}

@@ -1,0 +1,21 @@
+import type { Command } from 'commander';
+import { migrateToLatest } from '../../db/migrations/index.js';
+import { configOrExit, fail, openStore } from '../common.js';
+
+export function registerMigrateCommand(program: Command): void {
+  program
+    .command('migrate')
+    .description('apply pending database migrations and exit (start also does this)')
+    .action(async () => {
+      const config = configOrExit();
+      const store = await openStore(config);
+      try {
+        const applied = await migrateToLatest(store.db, store.schema);
+        console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
+      } catch (e) {
+        fail(e);
+      } finally {
+        await store.close();
+      }
+    });
+}

@@ -1,0 +1,55 @@
+import type { Command } from 'commander';
+import { createBridge } from '../../app.js';
+import { createLogger } from '../../log/logger.js';
+import { bridgeModules } from '../../modules.js';
+import { configOrExit, fail } from '../common.js';
+
+export function registerStartCommand(program: Command): void {
+  program
+    .command('start', { isDefault: true })
+    .description('run the bridge (HTTP server + workers); sandbox mode when no GHL credentials are set')
+    .action(async () => {
+      const config = configOrExit();
+      const log = createLogger({ level: config.LOG_LEVEL, secrets: config.secretValues });
+      let bridge;
+      try {
+        bridge = await createBridge(config, { log, modules: await bridgeModules(config) });
+      } catch (e) {
+        fail(e);
+      }
+      const url = await bridge.listen();
+      log.info({ url, store: bridge.ctx.store.kind, sandbox: config.sandbox }, 'ghl-bridge started');
+      console.log(
+        [
+          '',
+          `  ghl-bridge is running at ${url}`,
+          `  store:   ${bridge.ctx.store.kind === 'postgres' ? `PostgreSQL (schema ${config.DATABASE_SCHEMA})` : `embedded PGlite in ${config.DATA_DIR}`}`,
+          `  health:  ${url}/readyz    metrics: ${url}/metrics`,
+          ...((bridge.ctx.services.startupNotes as string[] | undefined) ?? []),
+          '  Stop with Ctrl-C.',
+          '',
+        ].join('\n'),
+      );
+      let stopping = false;
+      const shutdown = (signal: string) => {
+        if (stopping) {
+          log.warn('second signal: exiting now');
+          process.exit(1);
+        }
+        stopping = true;
+        log.info({ signal }, 'shutting down');
+        bridge
+          .close()
+          .then(() => {
+            log.info('stopped cleanly');
+            process.exit(0);
+          })
+          .catch((e: unknown) => {
+            log.error({ err: e }, 'shutdown failed');
+            process.exit(1);
+          });
+      };
+      process.on('SIGINT', () => shutdown('SIGINT'));
+      process.on('SIGTERM', () => shutdown('SIGTERM'));
+    });
+}

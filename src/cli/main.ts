@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { registerConfigCommand } from './commands/config.js';
+import { registerDoctorCommand } from './commands/doctor.js';
+import { registerJobsCommand } from './commands/jobs.js';
+import { registerMigrateCommand } from './commands/migrate.js';
+import { registerStartCommand } from './commands/start.js';
+
+const program = new Command();
+program
+  .name('ghl-bridge')
+  .description('GoHighLevel conversation-provider and sync bridge')
+  .showHelpAfterError()
+  .configureOutput({ outputError: (s, write) => write(s) });
+
+registerStartCommand(program);
+registerMigrateCommand(program);
+registerDoctorCommand(program);
+registerJobsCommand(program);
+registerConfigCommand(program);
+
+await program.parseAsync(process.argv);

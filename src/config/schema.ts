@@ -1,0 +1,165 @@
+import { z } from 'zod';
+
+/**
+ * Every environment variable ghl-bridge reads, with its meaning, default and an example.
+ * The README's configuration table is generated from this list (`ghl-bridge config --markdown`),
+ * so the table and the validator can never drift apart.
+ */
+export interface VarSpec {
+  name: string;
+  schema: z.ZodType;
+  secret?: boolean;
+  example: string;
+  description: string;
+  group: 'server' | 'storage' | 'queue' | 'ghl' | 'webhooks' | 'security' | 'sandbox';
+}
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, { message: 'expected a whole number' })
+    .transform(Number)
+    .pipe(z.number().int().min(min, { message: `expected at least ${min}` }).max(max, { message: `expected at most ${max}` }));
+const url = z.url({ message: 'expected an absolute URL' });
+const pgUrl = z
+  .string()
+  .regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// or postgresql:// connection URL' });
+// 32 random bytes, base64: `openssl rand -base64 32`. Several keys "id:key,id:key" for rotation.
+const keyList = z
+  .string()
+  .refine(
+    (s) =>
+      s.split(',').every((part) => {
+        const [id, key] = part.split(':');
+        return !!id && /^[A-Za-z0-9_-]+$/.test(id) && !!key && Buffer.from(key, 'base64').length === 32;
+      }),
+    { message: 'expected "keyId:base64key[,keyId:base64key…]" with 32-byte keys (openssl rand -base64 32)' },
+  );
+const level = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+  message: 'expected one of fatal, error, warn, info, debug, trace, silent',
+});
+
+export const VARS = [
+  { name: 'PORT', group: 'server', schema: int(0, 65535).default(3000), example: '3000', description: 'HTTP port of the bridge.' },
+  { name: 'HOST', group: 'server', schema: z.string().min(1).default('0.0.0.0'), example: '0.0.0.0', description: 'Interface to listen on.' },
+  {
+    name: 'PUBLIC_URL',
+    group: 'server',
+    schema: url.optional(),
+    example: 'https://bridge.example.com',
+    description: 'Public base URL of the bridge, used to build the OAuth redirect URI and the webhook URLs you paste into the GHL app. Default: http://localhost:PORT.',
+  },
+  { name: 'LOG_LEVEL', group: 'server', schema: level.default('info'), example: 'info', description: 'pino log level.' },
+  {
+    name: 'BODY_LIMIT_BYTES',
+    group: 'server',
+    schema: int(1024, 50 * 1024 * 1024).default(1024 * 1024),
+    example: '1048576',
+    description: 'Largest accepted request body; larger bodies get 413.',
+  },
+  {
+    name: 'SHUTDOWN_TIMEOUT_MS',
+    group: 'server',
+    schema: int(0, 600_000).default(15_000),
+    example: '15000',
+    description: 'On SIGTERM/SIGINT: how long in-flight requests and jobs may take before jobs are released back to the queue.',
+  },
+  {
+    name: 'ADMIN_API_KEY',
+    group: 'security',
+    secret: true,
+    schema: z.string().min(24, { message: 'expected at least 24 characters' }).optional(),
+    example: 'a-long-random-string-of-32-chars',
+    description: 'Bearer key for the admin API and dashboard (/admin/*). Admin routes are disabled when unset (sandbox mode generates one).',
+  },
+  {
+    name: 'DATABASE_URL',
+    group: 'storage',
+    secret: true,
+    schema: pgUrl.optional(),
+    example: 'postgres://bridge:pw@db:5432/bridge',
+    description: 'PostgreSQL connection URL. When unset, the embedded PGlite store in DATA_DIR is used.',
+  },
+  {
+    name: 'DATABASE_SCHEMA',
+    group: 'storage',
+    schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { message: 'expected a lower-case SQL identifier' }).default('ghl_bridge'),
+    example: 'ghl_bridge',
+    description: 'PostgreSQL schema holding the bridge tables (created if missing).',
+  },
+  { name: 'DATABASE_POOL_MAX', group: 'storage', schema: int(1, 200).default(10), example: '10', description: 'PostgreSQL connection pool size per replica.' },
+  { name: 'DATA_DIR', group: 'storage', schema: z.string().min(1).default('./data'), example: './data', description: 'Directory of the embedded PGlite store (used when DATABASE_URL is unset).' },
+  { name: 'WORKER_CONCURRENCY', group: 'queue', schema: int(0, 500).default(10), example: '10', description: 'Jobs run at once per replica (0 = this replica runs no jobs, HTTP only).' },
+  { name: 'JOB_LEASE_MS', group: 'queue', schema: int(1000, 3_600_000).default(30_000), example: '30000', description: 'A claimed job is re-run by another worker if its worker stops heartbeating for this long.' },
+  { name: 'JOB_POLL_MS', group: 'queue', schema: int(10, 60_000).default(500), example: '500', description: 'Idle polling interval for new jobs (jobs enqueued by the same replica wake workers at once).' },
+  { name: 'JOB_MAX_ATTEMPTS', group: 'queue', schema: int(1, 100).default(10), example: '10', description: 'Default attempts before a job is dead.' },
+  { name: 'JOB_RETENTION_HOURS', group: 'queue', schema: int(0, 24 * 365).default(72), example: '72', description: 'Completed jobs are pruned after this many hours (dead jobs are kept).' },
+  {
+    name: 'GHL_CLIENT_ID',
+    group: 'ghl',
+    schema: z.string().regex(/^[A-Za-z0-9]+-[A-Za-z0-9]+$/, { message: 'expected the Marketplace client id, "<appId>-<suffix>"' }).optional(),
+    example: '68a32958b5154ca8bbdc4d40-meh5chaj',
+    description: 'Marketplace app client id. With GHL_CLIENT_SECRET unset too, the bridge runs in sandbox mode against the built-in emulator.',
+  },
+  { name: 'GHL_CLIENT_SECRET', group: 'ghl', secret: true, schema: z.string().min(8, { message: 'expected the Marketplace client secret' }).optional(), example: 'b2f0…', description: 'Marketplace app client secret.' },
+  {
+    name: 'GHL_SCOPES',
+    group: 'ghl',
+    schema: z.string().min(1).default(
+      'contacts.readonly contacts.write conversations.readonly conversations.write conversations/message.readonly conversations/message.write locations.readonly locations/customFields.readonly locations/customFields.write oauth.readonly oauth.write',
+    ),
+    example: 'contacts.readonly contacts.write conversations.write conversations/message.write',
+    description: 'Space-separated OAuth scopes requested at install.',
+  },
+  { name: 'GHL_API_BASE', group: 'ghl', schema: url.default('https://services.leadconnectorhq.com'), example: 'https://services.leadconnectorhq.com', description: 'GHL API base URL (the emulator\'s URL in sandbox mode).' },
+  {
+    name: 'GHL_MARKETPLACE_BASE',
+    group: 'ghl',
+    schema: url.default('https://marketplace.gohighlevel.com'),
+    example: 'https://marketplace.leadconnectorhq.com',
+    description: 'Host of the install (chooselocation) page; set the white-label host here if you use one.',
+  },
+  {
+    name: 'GHL_CONVERSATION_PROVIDER_ID',
+    group: 'ghl',
+    schema: z.string().min(1).optional(),
+    example: '6612a0c3e1f0a8b1c2d3e4f5',
+    description: 'Id of the app\'s conversation provider (Marketplace app → Conversation Providers); required for inbound messages to custom providers.',
+  },
+  {
+    name: 'TOKEN_ENCRYPTION_KEYS',
+    group: 'security',
+    secret: true,
+    schema: keyList.optional(),
+    example: 'k1:Jx0c…base64…=',
+    description: 'AES-256-GCM keys for tokens and channel secrets at rest, "id:base64[,id:base64]". The first key encrypts; the others still decrypt (rotation: `ghl-bridge keys rotate`). Required outside sandbox mode.',
+  },
+  {
+    name: 'WEBHOOK_EXTRA_ED25519_KEYS',
+    group: 'webhooks',
+    schema: z.string().optional(),
+    example: '-----BEGIN PUBLIC KEY-----\\n…',
+    description: 'Additional Ed25519 public keys (PEM, separated by blank lines or "|") accepted for X-GHL-Signature besides GHL\'s published key.',
+  },
+  { name: 'WEBHOOK_ACCEPT_LEGACY_RSA', group: 'webhooks', schema: bool.default(true), example: 'true', description: 'Also accept the legacy RSA X-WH-Signature (GHL is retiring it; set false once it is gone).' },
+  { name: 'WEBHOOK_TOLERANCE_SEC', group: 'webhooks', schema: int(1, 86_400).default(300), example: '300', description: 'Reject webhooks whose timestamp is further than this from now.' },
+  {
+    name: 'WEBHOOK_INSECURE_SKIP_VERIFY',
+    group: 'webhooks',
+    schema: bool.default(false),
+    example: 'false',
+    description: 'Local experiments only: accept unsigned webhooks (warns on every request; refused when NODE_ENV=production or real GHL credentials are set).',
+  },
+  { name: 'WEBHOOK_MAX_BACKLOG', group: 'webhooks', schema: int(1, 10_000_000).default(100_000), example: '100000', description: 'When this many webhook jobs wait, intake answers 429 so GHL retries later.' },
+  {
+    name: 'SANDBOX',
+    group: 'sandbox',
+    schema: bool.optional(),
+    example: 'true',
+    description: 'Run with the built-in GHL emulator and a loopback channel. Default: true when GHL_CLIENT_ID/GHL_CLIENT_SECRET are unset.',
+  },
+  { name: 'EMULATOR_PORT', group: 'sandbox', schema: int(0, 65535).default(3001), example: '3001', description: 'Port of the built-in emulator in sandbox mode.' },
+] as const satisfies readonly VarSpec[];

@@ -1,0 +1,153 @@
+import { join, resolve } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { acquireDataDirLock } from './lockfile.js';
+import { PGliteDialect } from './pglite-dialect.js';
+import type { Database } from './schema.js';
+
+export type Db = Kysely<Database>;
+export type StoreKind = 'postgres' | 'pglite';
+
+export interface DatabaseHandle {
+  db: Db;
+  kind: StoreKind;
+  schema: string;
+  /** Cheap reachability check for /readyz. */
+  ping(): Promise<void>;
+  /** LISTEN on a channel; returns the unsubscribe function. */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+export interface OpenDatabaseOptions {
+  /** postgres:// URL; when absent the embedded PGlite store is used. */
+  url?: string | undefined;
+  schema: string;
+  /** PGlite data directory; 'memory://' keeps it in memory (tests). */
+  dataDir?: string;
+  poolMax?: number;
+}
+
+// int8 (counts, bigserial ids) as JS numbers on both stores: ids stay far below 2^53.
+const INT8 = 20;
+const NUMERIC = 1700;
+
+export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseHandle> {
+  const schema = opts.schema;
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
+
+  if (opts.url) {
+    const types = {
+      getTypeParser: (oid: number, format?: 'text' | 'binary') =>
+        oid === INT8 || oid === NUMERIC ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format),
+    };
+    // Create the schema once with a plain client, then every pooled connection starts in it.
+    const boot = new pg.Client({ connectionString: opts.url });
+    await boot.connect();
+    try {
+      await boot.query(`create schema if not exists "${schema}"`);
+    } catch (e) {
+      // Two replicas racing on CREATE SCHEMA IF NOT EXISTS can still collide on the catalog.
+      if ((e as { code?: string }).code !== '23505' && (e as { code?: string }).code !== '42P06') throw e;
+    } finally {
+      await boot.end();
+    }
+    const pool = new pg.Pool({
+      connectionString: opts.url,
+      max: opts.poolMax ?? 10,
+      types,
+      options: `-c search_path="${schema}"`,
+    });
+    pool.on('error', () => {
+      /* idle client errors (e.g. server restart) surface on the next query instead of crashing */
+    });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    return {
+      db,
+      kind: 'postgres',
+      schema,
+      ping: async () => {
+        await sql`select 1`.execute(db);
+      },
+      listen: (channel, onNotify) => listenPostgres(opts.url!, channel, onNotify),
+      close: () => db.destroy(),
+    };
+  }
+
+  const dataDir = opts.dataDir ?? './data';
+  const inMemory = dataDir.startsWith('memory://');
+  const release = inMemory ? () => {} : acquireDataDirLock(resolve(dataDir));
+  let pglite: PGlite;
+  try {
+    pglite = await PGlite.create({
+      ...(inMemory ? {} : { dataDir: join(resolve(dataDir), 'pgdata') }),
+      parsers: { [INT8]: (v: string) => Number(v), [NUMERIC]: (v: string) => Number(v) },
+    });
+    await pglite.exec(`create schema if not exists "${schema}"; set search_path to "${schema}";`);
+  } catch (e) {
+    release();
+    throw e;
+  }
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+  let closed = false;
+  return {
+    db,
+    kind: 'pglite',
+    schema,
+    ping: async () => {
+      await sql`select 1`.execute(db);
+    },
+    // PGlite is one session: LISTEN goes through the dialect's mutex so it never lands inside
+    // another caller's transaction.
+    listen: async (channel, onNotify) => {
+      const unlisten = await db.connection().execute(() => pglite.listen(quoteIdent(channel), onNotify));
+      return async () => {
+        if (!closed) await db.connection().execute(() => unlisten());
+      };
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await db.destroy();
+      await pglite.close();
+      release();
+    },
+  };
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * A dedicated connection for LISTEN (pooled connections cannot hold it). If it drops, it is
+ * re-established with a delay; workers keep polling meanwhile, so nothing is missed for long.
+ */
+async function listenPostgres(url: string, channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>> {
+  let client: pg.Client | undefined;
+  let stopped = false;
+  let retry: NodeJS.Timeout | undefined;
+  const connect = async (): Promise<void> => {
+    const c = new pg.Client({ connectionString: url });
+    c.on('notification', (n) => {
+      if (n.channel === channel) onNotify(n.payload ?? '');
+    });
+    c.on('error', () => {
+      if (stopped) return;
+      void c.end().catch(() => {});
+      retry = setTimeout(() => void connect().catch(() => {}), 1000);
+      retry.unref();
+    });
+    await c.connect();
+    await c.query(`listen ${quoteIdent(channel)}`);
+    client = c;
+    onNotify(''); // catch up on anything enqueued while we were not listening
+  };
+  await connect();
+  return async () => {
+    stopped = true;
+    clearTimeout(retry);
+    await client?.end().catch(() => {});
+  };
+}

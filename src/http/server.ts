@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+
+export interface ServerOptions {
+  log: Logger;
+  metrics: Metrics;
+  bodyLimit: number;
+  /** Readiness checks: each returns null when fine or a short reason. */
+  readiness: () => Promise<Record<string, string | null>>;
+}
+
+/**
+ * The HTTP edge: request ids (honouring X-Request-Id), pino request logs, a body-size limit,
+ * Prometheus metrics, and the liveness / readiness probes. Feature routes are added by modules.
+ */
+export function buildServer(opts: ServerOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: opts.log as FastifyBaseLogger,
+    bodyLimit: opts.bodyLimit,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    trustProxy: true,
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    opts.metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
+    opts.metrics.httpDuration.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+  });
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+
+  // Errors carry a stable shape; 5xx never leak internals to the caller.
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    void reply.status(status).send({
+      statusCode: status,
+      error: status >= 500 ? 'Internal Server Error' : err.code ?? 'Bad Request',
+      message: status >= 500 ? 'internal error; see the server log for request ' + req.id : err.message,
+      requestId: req.id,
+    });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no route for ${req.method} ${req.url.split('?')[0]}` });
+  });
+
+  app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { logLevel: 'warn' }, async (_req, reply) => {
+    const checks = await opts.readiness();
+    const failing = Object.entries(checks).filter(([, v]) => v !== null);
+    return reply.status(failing.length ? 503 : 200).send({ status: failing.length ? 'unavailable' : 'ready', checks });
+  });
+  app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) => {
+    const body = await opts.metrics.registry.metrics();
+    return reply.type(opts.metrics.registry.contentType).send(body);
+  });
+  return app;
+}

@@ -1,0 +1,208 @@
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../db/schema.js';
+import type { JobState } from './tables.js';
+import './tables.js';
+
+/** A Kysely handle or an open transaction: enqueue joins the caller's transaction (outbox). */
+export type DbOrTrx = Kysely<Database>;
+
+export interface NewJob<P = unknown> {
+  kind: string;
+  payload: P;
+  /** Jobs sharing a key run one at a time, in enqueue order (e.g. one conversation's messages). */
+  orderingKey?: string | null;
+  /** Grouping for pause / resume / cancel (e.g. "loc:<locationId>"). */
+  scope?: string | null;
+  /** At most one job per key exists (until pruned): enqueueing a duplicate is a no-op. */
+  dedupeKey?: string | null;
+  runAt?: Date;
+  /** Lower runs first. Live messaging uses 10, default 100, bulk sync 200. */
+  priority?: number;
+  maxAttempts?: number;
+}
+
+export const PRIORITY = { live: 10, normal: 100, bulk: 200 } as const;
+
+export interface Job<P = unknown> {
+  id: number;
+  kind: string;
+  payload: P;
+  attempts: number;
+  maxAttempts: number;
+  orderingKey: string | null;
+  scope: string | null;
+  priority: number;
+  runAt: Date;
+  createdAt: Date;
+  lastError: string | null;
+}
+
+export interface JobRow {
+  id: number;
+  kind: string;
+  payload: unknown;
+  state: JobState;
+  priority: number;
+  ordering_key: string | null;
+  scope: string | null;
+  dedupe_key: string | null;
+  run_at: Date;
+  attempts: number;
+  max_attempts: number;
+  last_error: string | null;
+  locked_by: string | null;
+  locked_until: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  finished_at: Date | null;
+}
+
+export function toJob<P>(r: JobRow): Job<P> {
+  return {
+    id: r.id,
+    kind: r.kind,
+    payload: r.payload as P,
+    attempts: r.attempts,
+    maxAttempts: r.max_attempts,
+    orderingKey: r.ordering_key,
+    scope: r.scope,
+    priority: r.priority,
+    runAt: r.run_at,
+    createdAt: r.created_at,
+    lastError: r.last_error,
+  };
+}
+
+let defaultMaxAttempts = 10;
+/** Set once at start from JOB_MAX_ATTEMPTS. */
+export function setDefaultMaxAttempts(n: number): void {
+  defaultMaxAttempts = n;
+}
+
+/** Channel used to wake workers; includes the schema so bridges sharing a database stay apart. */
+export async function notifyChannel(db: DbOrTrx): Promise<string> {
+  const r = await sql<{ s: string }>`select current_schema() as s`.execute(db);
+  return `ghl_bridge_jobs_${r.rows[0]?.s ?? 'public'}`.slice(0, 63);
+}
+
+/**
+ * Enqueues jobs inside the caller's transaction (pass `trx`), so a job exists if and only if the
+ * state change it follows was committed. Wakes workers on every replica with NOTIFY, which
+ * Postgres delivers at commit. Returns the new ids (duplicates by dedupeKey are skipped).
+ */
+export async function enqueue(db: DbOrTrx, jobs: NewJob | NewJob[]): Promise<number[]> {
+  const list = Array.isArray(jobs) ? jobs : [jobs];
+  if (list.length === 0) return [];
+  const rows = list.map((j) => ({
+    kind: j.kind,
+    payload: JSON.stringify(j.payload ?? {}),
+    ordering_key: j.orderingKey ?? null,
+    scope: j.scope ?? null,
+    dedupe_key: j.dedupeKey ?? null,
+    run_at: j.runAt ?? null,
+    priority: j.priority ?? PRIORITY.normal,
+    max_attempts: j.maxAttempts ?? defaultMaxAttempts,
+  }));
+  const values = sql.join(
+    rows.map(
+      (r) =>
+        sql`(${r.kind}, ${r.payload}::jsonb, ${r.ordering_key}, ${r.scope}, ${r.dedupe_key}, coalesce(${r.run_at}::timestamptz, now()), ${r.priority}, ${r.max_attempts})`,
+    ),
+  );
+  const res = await sql<{ id: number }>`
+    with ins as (
+      insert into bridge_jobs (kind, payload, ordering_key, scope, dedupe_key, run_at, priority, max_attempts)
+      values ${values}
+      on conflict (dedupe_key) where dedupe_key is not null do nothing
+      returning id
+    )
+    select id, pg_notify('ghl_bridge_jobs_' || current_schema(), '') as n from ins`.execute(db);
+  return res.rows.map((r) => r.id);
+}
+
+// ---- Operator actions (CLI `ghl-bridge jobs …`, admin API) ----
+
+export interface ListJobsFilter {
+  state?: JobState;
+  kind?: string;
+  scope?: string;
+  limit?: number;
+}
+
+export async function listJobs(db: DbOrTrx, f: ListJobsFilter = {}): Promise<JobRow[]> {
+  let q = db.selectFrom('bridge_jobs').selectAll();
+  if (f.state) q = q.where('state', '=', f.state);
+  if (f.kind) q = q.where('kind', '=', f.kind);
+  if (f.scope) q = q.where('scope', '=', f.scope);
+  return (await q.orderBy('id', 'desc').limit(f.limit ?? 100).execute()) as JobRow[];
+}
+
+export async function getJob(db: DbOrTrx, id: number): Promise<JobRow | undefined> {
+  return (await db.selectFrom('bridge_jobs').selectAll().where('id', '=', id).executeTakeFirst()) as JobRow | undefined;
+}
+
+/** Puts dead (or cancelled) jobs back in the queue with a fresh attempt budget. */
+export async function retryJobs(db: DbOrTrx, sel: { ids?: number[]; allDead?: boolean; kind?: string }): Promise<number> {
+  let q = db
+    .updateTable('bridge_jobs')
+    .set({ state: 'ready', attempts: 0, run_at: sql`now()`, locked_by: null, locked_until: null, finished_at: null, updated_at: sql`now()` })
+    .where('state', 'in', ['dead', 'cancelled']);
+  if (sel.ids) q = q.where('id', 'in', sel.ids.length ? sel.ids : [-1]);
+  else if (!sel.allDead) return 0;
+  if (sel.kind) q = q.where('kind', '=', sel.kind);
+  const r = await q.executeTakeFirst();
+  const n = Number(r.numUpdatedRows);
+  if (n > 0) await sql`select pg_notify('ghl_bridge_jobs_' || current_schema(), '')`.execute(db);
+  return n;
+}
+
+/** Parks every waiting job of a scope (e.g. an installation that needs re-authorization). */
+export async function pauseScope(db: DbOrTrx, scope: string, reason: string): Promise<number> {
+  const r = await db
+    .updateTable('bridge_jobs')
+    .set({ state: 'paused', last_error: reason, updated_at: sql`now()` })
+    .where('scope', '=', scope)
+    .where('state', '=', 'ready')
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}
+
+export async function resumeScope(db: DbOrTrx, scope: string): Promise<number> {
+  const r = await db
+    .updateTable('bridge_jobs')
+    .set({ state: 'ready', run_at: sql`now()`, updated_at: sql`now()` })
+    .where('scope', '=', scope)
+    .where('state', '=', 'paused')
+    .executeTakeFirst();
+  const n = Number(r.numUpdatedRows);
+  if (n > 0) await sql`select pg_notify('ghl_bridge_jobs_' || current_schema(), '')`.execute(db);
+  return n;
+}
+
+/** Cancels waiting and paused jobs of a scope (e.g. the location uninstalled the app). */
+export async function cancelScope(db: DbOrTrx, scope: string, reason: string): Promise<number> {
+  const r = await db
+    .updateTable('bridge_jobs')
+    .set({ state: 'cancelled', last_error: reason, finished_at: sql`now()`, updated_at: sql`now()` })
+    .where('scope', '=', scope)
+    .where('state', 'in', ['ready', 'paused'])
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}
+
+export async function countByState(db: DbOrTrx): Promise<Record<JobState, number>> {
+  const rows = await db.selectFrom('bridge_jobs').select(['state', db.fn.countAll<number>().as('n')]).groupBy('state').execute();
+  const out: Record<JobState, number> = { ready: 0, running: 0, done: 0, dead: 0, paused: 0, cancelled: 0 };
+  for (const r of rows) out[r.state] = Number(r.n);
+  return out;
+}
+
+/** Deletes finished jobs older than the retention (dead jobs stay until retried or purged). */
+export async function pruneFinished(db: DbOrTrx, olderThanHours: number): Promise<number> {
+  const r = await db
+    .deleteFrom('bridge_jobs')
+    .where('state', 'in', ['done', 'cancelled'])
+    .where('finished_at', '<', sql<Date>`now() - make_interval(hours => ${olderThanHours})`)
+    .executeTakeFirst();
+  return Number(r.numDeletedRows);
+}

@@ -1,0 +1,343 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { sql } from 'kysely';
+import type { Logger } from '../log/logger.js';
+import type { Db } from '../db/index.js';
+import { PauseJobError, PermanentJobError, RetryLaterError } from './errors.js';
+import { toJob, type Job, type JobRow } from './jobs.js';
+
+export interface HandlerContext {
+  /** Aborted when the job must stop (shutdown timeout); handlers pass it to their I/O. */
+  signal: AbortSignal;
+  log: Logger;
+  db: Db;
+}
+export type JobHandler<P = unknown> = (job: Job<P>, ctx: HandlerContext) => Promise<void>;
+
+export interface BackoffPolicy {
+  baseMs: number;
+  maxMs: number;
+}
+export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 1000, maxMs: 60 * 60 * 1000 };
+
+/**
+ * Exponential backoff with "equal jitter": half the exponential delay is fixed, half random,
+ * so retries of a burst of failures spread out but never come back sooner than half the step.
+ */
+export function backoffDelay(attempt: number, policy: BackoffPolicy = DEFAULT_BACKOFF, rnd: () => number = Math.random): number {
+  const exp = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(exp / 2 + rnd() * (exp / 2));
+}
+
+export interface WorkerPoolOptions {
+  db: Db;
+  log: Logger;
+  concurrency: number;
+  leaseMs: number;
+  pollMs: number;
+  /** Max jobs fetched per claim statement. */
+  batchSize?: number;
+  workerId?: string;
+  /** Subscribes to job notifications (LISTEN); returns an unsubscribe function. */
+  listen?: (onNotify: () => void) => Promise<() => Promise<void>>;
+  backoff?: BackoffPolicy;
+  onJobEvent?: (e: JobEvent) => void;
+}
+
+export interface JobEvent {
+  kind: string;
+  outcome: 'done' | 'retry' | 'dead' | 'paused' | 'deferred' | 'released';
+  durationMs: number;
+  error?: string;
+}
+
+interface InFlight {
+  job: Job;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+/**
+ * Runs jobs from bridge_jobs. Claims batches with FOR UPDATE SKIP LOCKED under a lease,
+ * heartbeats the lease of running jobs, resets jobs whose worker died (lease expired),
+ * and group-commits completions (one UPDATE for all jobs finished since the last flush).
+ */
+export class WorkerPool {
+  readonly workerId: string;
+  readonly events = new EventEmitter();
+  readonly #handlers = new Map<string, { fn: JobHandler; backoff?: BackoffPolicy }>();
+  readonly #inFlight = new Map<number, InFlight>();
+  #running = false;
+  #stopping = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #wakePending = false;
+  #timers: NodeJS.Timeout[] = [];
+  #unlisten: (() => Promise<void>) | undefined;
+  #completions: Array<{ id: number; attempts: number }> = [];
+  #flushing: Promise<void> | undefined;
+  #lastError: string | undefined;
+
+  constructor(private readonly opts: WorkerPoolOptions) {
+    this.workerId = opts.workerId ?? `${process.pid}-${randomBytes(4).toString('hex')}`;
+  }
+
+  register<P>(kind: string, fn: JobHandler<P>, options: { backoff?: BackoffPolicy } = {}): this {
+    if (this.#handlers.has(kind)) throw new Error(`a handler for job kind "${kind}" is already registered`);
+    this.#handlers.set(kind, { fn: fn as JobHandler, ...(options.backoff ? { backoff: options.backoff } : {}) });
+    return this;
+  }
+
+  get kinds(): string[] {
+    return [...this.#handlers.keys()];
+  }
+
+  get running(): boolean {
+    return this.#running && !this.#stopping;
+  }
+
+  get inFlightCount(): number {
+    return this.#inFlight.size;
+  }
+
+  /** Wakes the claim loop (e.g. right after this process enqueued and committed). */
+  notify(): void {
+    this.#wakePending = true;
+    this.#wake?.();
+  }
+
+  async start(): Promise<void> {
+    if (this.#running) return;
+    if (this.opts.concurrency <= 0) return;
+    this.#running = true;
+    this.#stopping = false;
+    if (this.opts.listen) this.#unlisten = await this.opts.listen(() => this.notify());
+    const every = (ms: number, fn: () => Promise<unknown>) => {
+      const t = setInterval(() => {
+        fn().catch((e: unknown) => this.opts.log.warn({ err: e }, 'queue maintenance failed'));
+      }, ms);
+      t.unref();
+      this.#timers.push(t);
+    };
+    every(Math.max(50, Math.floor(this.opts.leaseMs / 3)), () => this.#heartbeat());
+    every(Math.max(100, Math.floor(this.opts.leaseMs / 2)), () => this.reapExpired());
+    this.#loop = this.#claimLoop();
+  }
+
+  /**
+   * Stops claiming, waits up to `timeoutMs` for running jobs, then aborts the rest and releases
+   * them back to 'ready' (their attempt is not counted). Nothing in flight is lost.
+   */
+  async stop(timeoutMs: number): Promise<{ finished: number; released: number }> {
+    if (!this.#running) return { finished: 0, released: 0 };
+    this.#stopping = true;
+    this.#wake?.();
+    await this.#loop;
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    const pending = [...this.#inFlight.values()];
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    await Promise.race([Promise.all(pending.map((p) => p.done)), timeout]);
+    clearTimeout(timer);
+    const left = [...this.#inFlight.values()];
+    for (const p of left) p.controller.abort(new Error('worker shutting down'));
+    let released = 0;
+    if (left.length) {
+      const r = await sql`
+        update bridge_jobs set state = 'ready', attempts = greatest(attempts - 1, 0), locked_by = null,
+          locked_until = null, run_at = now(), updated_at = now()
+        where id in (${sql.join(left.map((p) => p.job.id))}) and state = 'running' and locked_by = ${this.workerId}`.execute(this.opts.db);
+      released = Number(r.numAffectedRows ?? 0);
+      for (const p of left) this.#inFlight.delete(p.job.id);
+    }
+    await this.#flush();
+    if (this.#unlisten) await this.#unlisten().catch(() => {});
+    this.#running = false;
+    return { finished: pending.length - left.length, released };
+  }
+
+  /** Resets jobs whose lease expired (their worker died) so another worker picks them up. */
+  async reapExpired(): Promise<number> {
+    const r = await sql`
+      update bridge_jobs set
+        state = case when attempts >= max_attempts then 'dead' else 'ready' end,
+        last_error = coalesce(last_error || ' | ', '') || 'lease expired: worker stopped without finishing (attempt ' || attempts || ')',
+        finished_at = case when attempts >= max_attempts then now() else null end,
+        locked_by = null, locked_until = null, updated_at = now()
+      where state = 'running' and locked_until < now()`.execute(this.opts.db);
+    const n = Number(r.numAffectedRows ?? 0);
+    if (n > 0) this.notify();
+    return n;
+  }
+
+  async #heartbeat(): Promise<void> {
+    const ids = [...this.#inFlight.keys()];
+    if (!ids.length) return;
+    await sql`
+      update bridge_jobs set locked_until = now() + make_interval(secs => ${this.opts.leaseMs / 1000})
+      where id in (${sql.join(ids)}) and state = 'running' and locked_by = ${this.workerId}`.execute(this.opts.db);
+  }
+
+  async #claim(limit: number): Promise<Job[]> {
+    const kinds = this.kinds;
+    if (!kinds.length) return [];
+    const r = await sql<JobRow>`
+      with c as (
+        select j.id from bridge_jobs j
+        where j.state = 'ready' and j.run_at <= now() and j.kind in (${sql.join(kinds)})
+          and (j.ordering_key is null or not exists (
+            select 1 from bridge_jobs p
+            where p.ordering_key = j.ordering_key and p.id < j.id and p.state in ('ready', 'running', 'paused')))
+        order by j.priority, j.run_at, j.id
+        limit ${limit}
+        for update skip locked
+      )
+      update bridge_jobs j set state = 'running', attempts = j.attempts + 1, locked_by = ${this.workerId},
+        locked_until = now() + make_interval(secs => ${this.opts.leaseMs / 1000}), updated_at = now()
+      from c where j.id = c.id
+      returning j.*`.execute(this.opts.db);
+    return r.rows.map((row) => toJob(row)).sort((a, b) => a.priority - b.priority || a.id - b.id);
+  }
+
+  async #claimLoop(): Promise<void> {
+    const batchMax = this.opts.batchSize ?? Math.max(1, this.opts.concurrency);
+    while (!this.#stopping) {
+      const free = this.opts.concurrency - this.#inFlight.size;
+      let claimed = 0;
+      if (free > 0) {
+        this.#wakePending = false;
+        try {
+          const jobs = await this.#claim(Math.min(free, batchMax));
+          claimed = jobs.length;
+          for (const job of jobs) this.#run(job);
+          this.#lastError = undefined;
+        } catch (e) {
+          const msg = (e as Error).message;
+          if (msg !== this.#lastError) this.opts.log.error({ err: e }, 'claiming jobs failed; retrying');
+          this.#lastError = msg;
+          await this.#sleep(Math.min(5000, this.opts.pollMs * 4));
+          continue;
+        }
+      }
+      if (this.#stopping) break;
+      // Full batch and free slots: more work is probably waiting, claim again at once.
+      if (free > 0 && claimed === Math.min(free, batchMax) && this.#inFlight.size < this.opts.concurrency) continue;
+      if (this.#wakePending && this.#inFlight.size < this.opts.concurrency) continue;
+      await this.#sleep(this.opts.pollMs);
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.#wake = () => {
+        this.#wake = undefined;
+        done();
+      };
+    });
+  }
+
+  #run(job: Job): void {
+    const controller = new AbortController();
+    const entry: InFlight = { job, controller, done: Promise.resolve() };
+    this.#inFlight.set(job.id, entry);
+    entry.done = this.#execute(job, controller).finally(() => {
+      this.#inFlight.delete(job.id);
+      this.#wake?.(); // a slot is free
+    });
+  }
+
+  async #execute(job: Job, controller: AbortController): Promise<void> {
+    const handler = this.#handlers.get(job.kind);
+    const started = performance.now();
+    const log = this.opts.log.child({ jobId: job.id, jobKind: job.kind, attempt: job.attempts });
+    const emit = (outcome: JobEvent['outcome'], error?: string) => {
+      const e: JobEvent = { kind: job.kind, outcome, durationMs: performance.now() - started, ...(error ? { error } : {}) };
+      this.opts.onJobEvent?.(e);
+      this.events.emit('job', e, job);
+    };
+    try {
+      if (!handler) throw new PermanentJobError(`no handler registered for job kind "${job.kind}"`);
+      await handler.fn(job, { signal: controller.signal, log, db: this.opts.db });
+      if (controller.signal.aborted && !this.#inFlight.has(job.id)) return; // released at shutdown
+      this.#completions.push({ id: job.id, attempts: job.attempts });
+      await this.#flush();
+      emit('done');
+    } catch (err) {
+      if (controller.signal.aborted && this.#stopping) {
+        emit('released', (err as Error).message);
+        return; // stop() releases it
+      }
+      await this.#fail(job, err, handler?.backoff, log)
+        .then((outcome) => emit(outcome, errorText(err)))
+        .catch((e: unknown) => log.error({ err: e }, 'recording job failure failed; the lease will expire and the job re-run'));
+    }
+  }
+
+  async #fail(job: Job, err: unknown, policy: BackoffPolicy | undefined, log: Logger): Promise<JobEvent['outcome']> {
+    const message = errorText(err);
+    const fence = sql`id = ${job.id} and attempts = ${job.attempts} and state = 'running' and locked_by = ${this.workerId}`;
+    if (err instanceof RetryLaterError) {
+      await sql`update bridge_jobs set state = 'ready', attempts = attempts - 1, last_error = ${message},
+          run_at = now() + make_interval(secs => ${Math.max(0, err.delayMs) / 1000}), locked_by = null, locked_until = null, updated_at = now()
+        where ${fence}`.execute(this.opts.db);
+      log.debug({ delayMs: err.delayMs, reason: message }, 'job deferred');
+      return 'deferred';
+    }
+    if (err instanceof PauseJobError) {
+      await sql`update bridge_jobs set state = 'paused', attempts = attempts - 1, last_error = ${message},
+          locked_by = null, locked_until = null, updated_at = now()
+        where ${fence}`.execute(this.opts.db);
+      log.warn({ reason: message }, 'job paused');
+      return 'paused';
+    }
+    const dead = err instanceof PermanentJobError || job.attempts >= job.maxAttempts;
+    if (dead) {
+      await sql`update bridge_jobs set state = 'dead', last_error = ${message}, finished_at = now(),
+          locked_by = null, locked_until = null, updated_at = now()
+        where ${fence}`.execute(this.opts.db);
+      log.error({ err }, `job dead after ${job.attempts} attempt(s)`);
+      return 'dead';
+    }
+    const delay = backoffDelay(job.attempts, policy ?? this.opts.backoff);
+    await sql`update bridge_jobs set state = 'ready', last_error = ${message},
+        run_at = now() + make_interval(secs => ${delay / 1000}), locked_by = null, locked_until = null, updated_at = now()
+      where ${fence}`.execute(this.opts.db);
+    log.warn({ err, retryInMs: delay }, 'job failed; will retry');
+    return 'retry';
+  }
+
+  /** Group commit: one UPDATE marks every job finished since the previous flush as done. */
+  async #flush(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+    if (!this.#completions.length) return;
+    const batch = this.#completions;
+    this.#completions = [];
+    const ids = batch.map((b) => b.id);
+    const attempts = batch.map((b) => b.attempts);
+    this.#flushing = sql`
+      update bridge_jobs j set state = 'done', finished_at = now(), locked_by = null, locked_until = null, updated_at = now()
+      from (select unnest(${ids}::bigint[]) as id, unnest(${attempts}::int[]) as attempts) c
+      where j.id = c.id and j.attempts = c.attempts and j.state = 'running' and j.locked_by = ${this.workerId}`
+      .execute(this.opts.db)
+      .then(() => {
+        if (batch.length) this.notify(); // ordering-key successors may now be claimable
+      })
+      .finally(() => {
+        this.#flushing = undefined;
+      });
+    await this.#flushing;
+  }
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`.slice(0, 4000);
+  return String(err).slice(0, 4000);
+}
