@@ -3,6 +3,8 @@ import { ChannelRetryableError } from './types.js';
 /**
  * Async token bucket. `take()` reserves a token immediately (the balance may go negative) and waits until the
  * reservation is covered, so concurrent callers are served in arrival order at `ratePerSecond`.
+ * Default burst is 1 (evenly spaced sends): Cast's window algorithm is undocumented, and a full-size burst followed by
+ * refills can put up to 2× the rate into one sliding second.
  */
 export class TokenBucket {
   private tokens: number;
@@ -10,7 +12,7 @@ export class TokenBucket {
 
   constructor(
     readonly ratePerSecond: number,
-    readonly burst: number = Math.max(1, Math.floor(ratePerSecond)),
+    readonly burst: number = 1,
   ) {
     this.tokens = burst;
     this.last = Date.now();
