@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx } from './context.js';
 import { authorize, OAuthError } from './oauth-service.js';
 import { query } from './routes/util.js';
@@ -10,7 +10,7 @@ const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
  * the HTML by adding `locationId=` or `companyId=` (emulator extension) and follow the 302 to redirect_uri?code=&state=.
  */
 export function registerInstallPage(app: FastifyInstance, ctx: Ctx): void {
-  const handler = async (req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) => {
+  const handler = async (req: FastifyRequest, reply: FastifyReply) => {
     const q = query(req);
     const clientId = q.client_id ?? '';
     const target = ctx.state.appByClientId(clientId);

@@ -3,7 +3,7 @@ import type { Clock } from './clock.js';
 interface Bucket {
   windowStart: number;
   count: number;
-  day: number;
+  dayStart: number;
   dailyCount: number;
 }
 
@@ -17,8 +17,9 @@ const DAY_MS = 86_400_000;
 
 /**
  * GHL limits (FACTS §7.1): N requests per interval and a daily cap, per app per resource (location or company).
- * Fixed windows: the burst window opens on the first request after the previous one closed; the day is the UTC day
- * of the emulator clock (reset time zone UNCONFIRMED). Rejected (429) calls do not consume quota.
+ * Fixed windows: the burst window opens on the first request after the previous one closed; likewise the daily
+ * window is 24 h from its first request (GHL's reset time zone is UNCONFIRMED; this keeps tests deterministic).
+ * Rejected (429) calls do not consume quota.
  */
 export class RateLimiter {
   private buckets = new Map<string, Bucket>();
@@ -30,17 +31,16 @@ export class RateLimiter {
 
   private bucket(key: string, now: number): Bucket {
     let b = this.buckets.get(key);
-    const day = Math.floor(now / DAY_MS);
     if (!b) {
-      b = { windowStart: now, count: 0, day, dailyCount: 0 };
+      b = { windowStart: now, count: 0, dayStart: now, dailyCount: 0 };
       this.buckets.set(key, b);
     }
     if (now - b.windowStart >= this.limits.intervalMs) {
       b.windowStart = now;
       b.count = 0;
     }
-    if (b.day !== day) {
-      b.day = day;
+    if (now - b.dayStart >= DAY_MS) {
+      b.dayStart = now;
       b.dailyCount = 0;
     }
     return b;
@@ -67,7 +67,7 @@ export class RateLimiter {
       return { allowed: false, headers: this.headers(b), retryAfterSec: Math.max(1, Math.ceil(ms / 1000)) };
     }
     if (b.dailyCount >= this.limits.daily) {
-      const ms = (b.day + 1) * DAY_MS - now;
+      const ms = b.dayStart + DAY_MS - now;
       return { allowed: false, headers: this.headers(b), retryAfterSec: Math.max(1, Math.ceil(ms / 1000)) };
     }
     b.count++;
