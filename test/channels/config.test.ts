@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   CHANNEL_SECRET_FIELDS,
   ChannelConfigError,
+  castChannelConfigSchema,
   channelConfigSchema,
   createChannel,
   maskChannelConfig,
@@ -59,7 +60,7 @@ describe('channel config', () => {
 
   it('lists and masks secret fields', () => {
     expect(CHANNEL_SECRET_FIELDS).toEqual({ http: ['signingSecret', 'inboundSecret'], cast: ['apiKey', 'inboundApiKey'], loopback: [] });
-    const cfg = channelConfigSchema.parse({ kind: 'cast', apiKey: castKey, inboundApiKey: 'inbound-key-123456789', senderId: 'BRAND' });
+    const cfg = castChannelConfigSchema.parse({ kind: 'cast', apiKey: castKey, inboundApiKey: 'inbound-key-123456789', senderId: 'BRAND' });
     const masked = maskChannelConfig(cfg);
     expect(masked).toMatchObject({ apiKey: `***${castKey.slice(-4)}`, inboundApiKey: '***6789', senderId: 'BRAND' });
     expect(JSON.stringify(masked)).not.toContain(castKey);
