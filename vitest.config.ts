@@ -4,8 +4,10 @@ import { defineConfig } from 'vitest/config';
 // Spec-conformance tests read ../shared and run with vitest.conformance.config.ts.
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    exclude: ['test/conformance/**'],
+    // *.pg.test.ts need a PostgreSQL server (several processes on one database) and run in the
+    // PostgreSQL suite (`npm run test:postgres`).
+    include: process.env.TEST_STORE === 'postgres' ? ['test/**/*.test.ts'] : ['test/**/*.test.ts'],
+    exclude: ['test/conformance/**', ...(process.env.TEST_STORE === 'postgres' ? [] : ['test/**/*.pg.test.ts'])],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -3,22 +3,15 @@ import pino, { type Logger, type DestinationStream } from 'pino';
 export type { Logger };
 
 /** Field names whose values are never logged, wherever they appear. */
+const SECRET_KEYS = ['authorization', 'access_token', 'refresh_token', 'accessToken', 'refreshToken', 'client_secret', 'clientSecret', 'apiKey', 'api_key', 'password', 'secret', 'token'];
 const REDACT_PATHS = [
   'req.headers.authorization',
   'req.headers["x-api-key"]',
   'req.headers.cookie',
-  '*.authorization',
-  '*.Authorization',
-  '*.access_token',
-  '*.refresh_token',
-  '*.accessToken',
-  '*.refreshToken',
-  '*.client_secret',
-  '*.clientSecret',
-  '*.apiKey',
-  '*.password',
-  '*.secret',
-  '*.token',
+  // top level and up to two levels deep (pino's wildcard matches exactly one level)
+  ...SECRET_KEYS,
+  ...SECRET_KEYS.map((k) => `*.${k}`),
+  ...SECRET_KEYS.map((k) => `*.*.${k}`),
 ];
 
 /**

@@ -1,0 +1,58 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { enqueue } from '../../src/queue/index.js';
+import { startTestBridge, STORE, waitFor, type TestBridge } from '../helpers/store.js';
+
+let bridge: TestBridge | undefined;
+afterEach(async () => {
+  await bridge?.close();
+  bridge = undefined;
+});
+
+describe(`HTTP edge on ${STORE}`, () => {
+  it('answers health, readiness and Prometheus metrics including queue depth by state', async () => {
+    bridge = await startTestBridge({
+      modules: [
+        {
+          name: 'test-jobs',
+          init: (ctx) => {
+            ctx.queue.register('noop', async () => {});
+          },
+        },
+      ],
+    });
+    expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${bridge.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { database: null, migrations: null, workers: null } });
+    await enqueue(bridge.ctx.db, [{ kind: 'noop', payload: {} }, { kind: 'noop', payload: {} }]);
+    await waitFor(async () => (await (await fetch(`${bridge!.url}/metrics`)).text()).includes('ghl_bridge_jobs{state="done"} 2'));
+    const metrics = await (await fetch(`${bridge.url}/metrics`)).text();
+    expect(metrics).toContain('ghl_bridge_http_requests_total{method="GET",route="/readyz",status="200"} 1');
+    expect(metrics).toMatch(/ghl_bridge_job_duration_seconds_count\{kind="noop",outcome="done"\} 2/);
+  });
+
+  it('echoes or assigns request ids, limits body size and answers unknown routes with a clear 404', async () => {
+    bridge = await startTestBridge({
+      env: { BODY_LIMIT_BYTES: '2048' },
+      modules: [{ name: 'echo', routes: (app) => void app.post('/echo', async (req) => ({ got: req.body })) }],
+    });
+    const withId = await fetch(`${bridge.url}/healthz`, { headers: { 'x-request-id': 'abc-123' } });
+    expect(withId.headers.get('x-request-id')).toBe('abc-123');
+    expect((await fetch(`${bridge.url}/healthz`)).headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const big = await fetch(`${bridge.url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ x: 'a'.repeat(4096) }) });
+    expect(big.status).toBe(413);
+    const small = await fetch(`${bridge.url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"x":1}' });
+    expect(await small.json()).toEqual({ got: { x: 1 } });
+    const missing = await fetch(`${bridge.url}/nope`);
+    expect(missing.status).toBe(404);
+    expect((await missing.json()).message).toBe('no route for GET /nope');
+  });
+
+  it('reports not ready once stopped (readiness fails while the database is closed)', async () => {
+    bridge = await startTestBridge();
+    await bridge.ctx.queue.stop(100);
+    const r = await fetch(`${bridge.url}/readyz`);
+    expect(r.status).toBe(503);
+    expect((await r.json()).checks.workers).toBe('not running');
+  });
+});

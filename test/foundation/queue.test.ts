@@ -1,0 +1,287 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import {
+  backoffDelay,
+  cancelScope,
+  enqueue,
+  getJob,
+  listJobs,
+  pauseScope,
+  PauseJobError,
+  PermanentJobError,
+  resumeScope,
+  retryJobs,
+  RetryLaterError,
+  WorkerPool,
+  type JobHandler,
+} from '../../src/queue/index.js';
+import { openTestStore, quietLog, STORE, waitFor, type TestStore } from '../helpers/store.js';
+import { spawnTs } from '../fixtures/child.js';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function store(opts: { onDisk?: boolean } = {}): Promise<TestStore> {
+  const s = await openTestStore(opts);
+  cleanups.push(() => s.close());
+  return s;
+}
+
+function pool(s: TestStore, opts: Partial<ConstructorParameters<typeof WorkerPool>[0]> = {}): WorkerPool {
+  const p = new WorkerPool({ db: s.db, log: quietLog, concurrency: 10, leaseMs: 5000, pollMs: 20, ...opts });
+  cleanups.push(() => p.stop(1000));
+  return p;
+}
+
+async function state(s: TestStore, id: number) {
+  return (await getJob(s.db, id))!;
+}
+
+describe(`queue on ${STORE}`, () => {
+  it('enqueues inside the caller transaction: a rolled-back transaction leaves no job', async () => {
+    const s = await store();
+    await expect(
+      s.db.transaction().execute(async (trx) => {
+        await enqueue(trx, { kind: 'k', payload: { a: 1 } });
+        throw new Error('abort');
+      }),
+    ).rejects.toThrow('abort');
+    expect(await listJobs(s.db)).toHaveLength(0);
+    await s.db.transaction().execute((trx) => enqueue(trx, { kind: 'k', payload: { a: 2 } }));
+    const jobs = await listJobs(s.db);
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0]!.payload).toEqual({ a: 2 });
+  });
+
+  it('dedupe keys make enqueue idempotent', async () => {
+    const s = await store();
+    const a = await enqueue(s.db, { kind: 'k', payload: {}, dedupeKey: 'evt-1' });
+    const b = await enqueue(s.db, { kind: 'k', payload: {}, dedupeKey: 'evt-1' });
+    expect(a).toHaveLength(1);
+    expect(b).toHaveLength(0);
+  });
+
+  it('runs every job exactly once with two worker pools (N jobs → N completions, never concurrently)', async () => {
+    const s = await store();
+    // A second, independent connection pool on the same database (another "replica").
+    const s2 = STORE === 'postgres' ? await openTestStoreSameSchema(s) : s;
+    const N = 400;
+    await enqueue(
+      s.db,
+      Array.from({ length: N }, (_, i) => ({ kind: 'count', payload: { i } })),
+    );
+    const running = new Set<number>();
+    const runs = new Map<number, number>();
+    let overlaps = 0;
+    const handler: JobHandler = async (job) => {
+      if (running.has(job.id)) overlaps++;
+      running.add(job.id);
+      await new Promise((r) => setImmediate(r));
+      runs.set(job.id, (runs.get(job.id) ?? 0) + 1);
+      running.delete(job.id);
+    };
+    const p1 = pool(s).register('count', handler);
+    const p2 = pool(s2).register('count', handler);
+    await Promise.all([p1.start(), p2.start()]);
+    await waitFor(async () => (await s.db.selectFrom('bridge_jobs').select(sql<number>`count(*)`.as('n')).where('state', '=', 'done').executeTakeFirst())?.n === N, {
+      what: 'all jobs done',
+    });
+    expect(overlaps).toBe(0);
+    expect(runs.size).toBe(N);
+    expect([...runs.values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it('keeps per-key order under concurrency: one job of a key at a time, in enqueue order', async () => {
+    const s = await store();
+    const keys = 8;
+    const perKey = 25;
+    const jobs = [];
+    for (let n = 0; n < perKey; n++) for (let k = 0; k < keys; k++) jobs.push({ kind: 'ordered', payload: { k, n }, orderingKey: `conv-${k}` });
+    await enqueue(s.db, jobs);
+    const seen = new Map<number, number[]>();
+    const busy = new Set<number>();
+    let violations = 0;
+    const handler: JobHandler<{ k: number; n: number }> = async (job) => {
+      const { k, n } = job.payload;
+      if (busy.has(k)) violations++;
+      busy.add(k);
+      await new Promise((r) => setTimeout(r, Math.random() * 3)); // let other keys interleave
+      seen.set(k, [...(seen.get(k) ?? []), n]);
+      busy.delete(k);
+    };
+    const p1 = pool(s, { concurrency: 6 }).register('ordered', handler);
+    const p2 = pool(s, { concurrency: 6 }).register('ordered', handler);
+    await Promise.all([p1.start(), p2.start()]);
+    await waitFor(() => [...seen.values()].reduce((a, v) => a + v.length, 0) === keys * perKey, { what: 'all ordered jobs' });
+    expect(violations).toBe(0);
+    for (let k = 0; k < keys; k++) expect(seen.get(k)).toEqual(Array.from({ length: perKey }, (_, i) => i));
+  });
+
+  it('backs off exponentially with jitter, then marks the job dead keeping its error', async () => {
+    const s = await store();
+    const base = 200;
+    const p = pool(s, { backoff: { baseMs: base, maxMs: 10_000 } });
+    const attemptsSeen: number[] = [];
+    p.register('flaky', async (job) => {
+      attemptsSeen.push(job.attempts);
+      throw new Error(`boom ${job.attempts}`);
+    });
+    const [id] = await enqueue(s.db, { kind: 'flaky', payload: {}, maxAttempts: 3 });
+    const failedAt: Array<{ attempts: number; delayMs: number }> = [];
+    p.events.on('job', () => {
+      void getJob(s.db, id!).then((j) => {
+        if (j && j.state === 'ready') failedAt.push({ attempts: j.attempts, delayMs: j.run_at.getTime() - j.updated_at.getTime() });
+      });
+    });
+    await p.start();
+    const dead = await waitFor(async () => {
+      const j = await state(s, id!);
+      return j.state === 'dead' ? j : null;
+    });
+    expect(attemptsSeen).toEqual([1, 2, 3]);
+    expect(dead.attempts).toBe(3);
+    expect(dead.last_error).toContain('boom 3');
+    expect(dead.finished_at).not.toBeNull();
+    // Retry n waits between base*2^(n-1)/2 and base*2^(n-1).
+    expect(failedAt.length).toBeGreaterThanOrEqual(1);
+    for (const f of failedAt) {
+      const exp = base * 2 ** (f.attempts - 1);
+      expect(f.delayMs).toBeGreaterThanOrEqual(exp / 2 - 5);
+      expect(f.delayMs).toBeLessThanOrEqual(exp + 5);
+    }
+  });
+
+  it('backoffDelay stays within [exp/2, exp] and is capped', () => {
+    const policy = { baseMs: 1000, maxMs: 30_000 };
+    expect(backoffDelay(1, policy, () => 0)).toBe(500);
+    expect(backoffDelay(1, policy, () => 1)).toBe(1000);
+    expect(backoffDelay(4, policy, () => 0)).toBe(4000);
+    expect(backoffDelay(4, policy, () => 1)).toBe(8000);
+    expect(backoffDelay(20, policy, () => 1)).toBe(30_000);
+  });
+
+  it('retries a dead job by id after the cause is fixed', async () => {
+    const s = await store();
+    let fixed = false;
+    const p = pool(s).register('fragile', async () => {
+      if (!fixed) throw new PermanentJobError('downstream rejected the payload');
+    });
+    const [id] = await enqueue(s.db, { kind: 'fragile', payload: {} });
+    await p.start();
+    await waitFor(async () => (await state(s, id!)).state === 'dead');
+    expect((await state(s, id!)).last_error).toContain('downstream rejected');
+    fixed = true;
+    expect(await retryJobs(s.db, { ids: [id!] })).toBe(1);
+    p.notify();
+    await waitFor(async () => (await state(s, id!)).state === 'done', { what: 'retried job done' });
+    expect((await state(s, id!)).attempts).toBe(1);
+  });
+
+  it('defers without using an attempt, pauses, resumes and cancels by scope', async () => {
+    const s = await store();
+    let deferrals = 0;
+    let mode: 'defer' | 'pause' | 'ok' = 'defer';
+    const p = pool(s).register('scoped', async () => {
+      if (mode === 'defer' && deferrals < 3) {
+        deferrals++;
+        throw new RetryLaterError(10, 'rate limited');
+      }
+      if (mode === 'pause') throw new PauseJobError('installation needs re-authorization');
+    });
+    const [a] = await enqueue(s.db, { kind: 'scoped', payload: {}, scope: 'loc:A', maxAttempts: 1 });
+    await p.start();
+    await waitFor(async () => (await state(s, a!)).state === 'done');
+    expect(deferrals).toBe(3);
+    expect((await state(s, a!)).attempts).toBe(1);
+
+    mode = 'pause';
+    const [b] = await enqueue(s.db, { kind: 'scoped', payload: {}, scope: 'loc:A' });
+    p.notify();
+    await waitFor(async () => (await state(s, b!)).state === 'paused');
+    expect((await state(s, b!)).attempts).toBe(0);
+    mode = 'ok';
+    expect(await resumeScope(s.db, 'loc:A')).toBe(1);
+    p.notify();
+    await waitFor(async () => (await state(s, b!)).state === 'done');
+
+    await p.stop(1000);
+    const [c] = await enqueue(s.db, { kind: 'scoped', payload: {}, scope: 'loc:B' });
+    const [d] = await enqueue(s.db, { kind: 'scoped', payload: {}, scope: 'loc:B' });
+    await pauseScope(s.db, 'loc:B', 'reauth');
+    expect((await state(s, d!)).state).toBe('paused');
+    expect(await cancelScope(s.db, 'loc:B', 'uninstalled')).toBe(2);
+    expect((await state(s, c!)).state).toBe('cancelled');
+  });
+
+  it('re-runs a job after its worker process is SIGKILLed mid-job, and completes it once', async () => {
+    const s = await store({ onDisk: true });
+    const [id] = await enqueue(s.db, { kind: 'hang', payload: {} });
+    if (STORE === 'pglite') await s.close(); // one process at a time on the embedded store
+    const child = spawnTs('test/fixtures/queue-worker.ts', [], { ...s.env, JOB_LEASE_MS: '1000' });
+    await child.waitForLine(new RegExp(`STARTED ${id}`));
+    child.proc.kill('SIGKILL');
+    await child.exited;
+
+    const again = STORE === 'pglite' ? await openTestStoreAt(s) : s;
+    const mid = await state(again, id!);
+    expect(mid.state).toBe('running'); // the dead worker still "holds" it until the lease expires
+    let runs = 0;
+    const p = pool(again, { leaseMs: 1000 }).register('hang', async () => {
+      runs++;
+    });
+    await p.start();
+    const done = await waitFor(async () => {
+      const j = await state(again, id!);
+      return j.state === 'done' ? j : null;
+    });
+    expect(runs).toBe(1);
+    expect(done.attempts).toBe(2);
+    expect(done.last_error).toContain('lease expired');
+  });
+
+  it('graceful stop finishes quick jobs and releases slow ones without losing them', async () => {
+    const s = await store();
+    let release!: () => void;
+    const slowStarted = new Promise<void>((r) => (release = r));
+    const p = pool(s);
+    p.register('quick', async () => {});
+    p.register('slow', async (_job, { signal }) => {
+      release();
+      await new Promise((_r, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+    });
+    const [slow] = await enqueue(s.db, { kind: 'slow', payload: {} });
+    await p.start();
+    await slowStarted;
+    const [quick] = await enqueue(s.db, { kind: 'quick', payload: {} });
+    p.notify();
+    await waitFor(async () => (await state(s, quick!)).state === 'done');
+    const res = await p.stop(200);
+    expect(res.released).toBe(1);
+    const j = await state(s, slow!);
+    expect(j.state).toBe('ready');
+    expect(j.attempts).toBe(0);
+    expect(j.locked_by).toBeNull();
+    // Another worker picks it up afterwards.
+    const p2 = pool(s).register('slow', async () => {});
+    await p2.start();
+    await waitFor(async () => (await state(s, slow!)).state === 'done');
+  });
+});
+
+/** Another connection pool onto the same PostgreSQL schema (a second replica). */
+async function openTestStoreSameSchema(s: TestStore): Promise<TestStore> {
+  const { openDatabase } = await import('../../src/db/index.js');
+  const h = await openDatabase({ url: s.env.DATABASE_URL, schema: s.schema, poolMax: 12 });
+  cleanups.push(() => h.close());
+  return { ...h, env: s.env };
+}
+
+/** Re-opens the embedded store after the test closed it for a child process. */
+async function openTestStoreAt(s: TestStore): Promise<TestStore> {
+  const { openDatabase } = await import('../../src/db/index.js');
+  const h = await openDatabase({ schema: s.schema, dataDir: s.env.DATA_DIR });
+  cleanups.push(() => h.close());
+  return { ...h, env: s.env };
+}
