@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeWorld, tokenFor, world, type World } from '../emulator/helpers.js';
+import { call } from './spec.js';
+
+let w: World;
+let t: string;
+let contactId = '';
+let conversationId = '';
+let messageId = '';
+beforeAll(async () => {
+  w = await world();
+  t = String((await tokenFor(w, { locationId: w.locationId })).access_token);
+  contactId = w.emu.control.createContact({ locationId: w.locationId, firstName: 'Ann', phone: '+15551234567', email: 'ann@example.com' }).id;
+});
+afterAll(async () => closeWorld(w));
+
+describe('conversations.json', () => {
+  it('create-conversation', async () => {
+    const r = await call(w.base, 'create-conversation', { token: t, body: { locationId: w.locationId, contactId } });
+    conversationId = (r.body.conversation as { id: string }).id;
+    const again = await call(w.base, 'create-conversation', { token: t, body: { locationId: w.locationId, contactId } }, 'invalid');
+    expect(again.body.conversationId).toBe(conversationId);
+  });
+
+  it('search-conversation', async () => {
+    const r = await call(w.base, 'search-conversation', { token: t, query: { locationId: w.locationId, contactId } });
+    expect(r.body.total).toBe(1);
+    await call(w.base, 'search-conversation', { token: t, query: { contactId } }, 'invalid');
+  });
+
+  it('get-conversation / update-conversation', async () => {
+    await call(w.base, 'get-conversation', { token: t, pathParams: { conversationId } });
+    await call(w.base, 'get-conversation', { token: t, pathParams: { conversationId: 'missing' } }, 'invalid');
+    await call(w.base, 'update-conversation', { token: t, pathParams: { conversationId }, body: { locationId: w.locationId, starred: true } });
+    await call(w.base, 'update-conversation', { token: t, pathParams: { conversationId }, body: { starred: true } }, 'invalid');
+  });
+
+  it('send-a-new-message', async () => {
+    const r = await call(w.base, 'send-a-new-message', { token: t, body: { type: 'SMS', contactId, message: 'hello', subType: {}, status: 'pending' } });
+    messageId = String(r.body.messageId);
+    await call(w.base, 'send-a-new-message', { token: t, body: { type: 'Pigeon', contactId } }, 'invalid');
+  });
+
+  it('update-message-status', async () => {
+    await call(w.base, 'update-message-status', { token: t, pathParams: { messageId }, body: { status: 'delivered' } });
+    await call(w.base, 'update-message-status', { token: t, pathParams: { messageId }, body: { status: 'bogus' } }, 'invalid');
+    const back = await call(w.base, 'update-message-status', { token: t, pathParams: { messageId }, body: { status: 'pending' } }, 'invalid');
+    expect(back.status).toBe(400);
+  });
+
+  it('add-an-inbound-message', async () => {
+    await call(w.base, 'add-an-inbound-message', {
+      token: t,
+      body: { type: 'SMS', conversationId, contactId, conversationProviderId: String(w.app.conversationProviderId), message: 'hi', direction: 'inbound' },
+    });
+    await call(w.base, 'add-an-inbound-message', { token: t, body: { type: 'SMS', contactId, message: 'hi' } }, 'invalid');
+  });
+
+  it('add-an-outbound-message (external call)', async () => {
+    await call(w.base, 'add-an-outbound-message', {
+      token: t,
+      body: { type: 'Call', conversationId, conversationProviderId: String(w.app.conversationProviderId), call: { to: '+15551234567', from: '+15550000001', status: 'completed' } },
+    });
+    await call(w.base, 'add-an-outbound-message', { token: t, body: { type: 'SMS', conversationId } }, 'invalid');
+  });
+
+  it('get-messages / get-message', async () => {
+    // The spec declares the flat shape; the emulator's default wraps it (observed wire, FACTS §5.4) — validate the inner object.
+    const r = await call(w.base, 'get-messages', { token: t, pathParams: { conversationId }, query: { limit: '20' }, unwrap: (b) => b.messages });
+    expect(((r.body.messages as { messages: unknown[] }).messages).length).toBeGreaterThan(0);
+    await call(w.base, 'get-message', { token: t, pathParams: { id: messageId } });
+    await call(w.base, 'get-message', { token: t, pathParams: { id: 'missing' } }, 'invalid');
+    await call(w.base, 'get-messages', { token: t, pathParams: { conversationId: 'missing' } }, 'invalid');
+  });
+
+  it('get-messages flat (wrapMessagesResponse: false) matches the spec directly', async () => {
+    const flat = await world({ wrapMessagesResponse: false });
+    try {
+      const ft = String((await tokenFor(flat, { locationId: flat.locationId })).access_token);
+      const c = flat.emu.control.createContact({ locationId: flat.locationId, phone: '+15551112222' });
+      flat.emu.control.sendMessageAsUser({ locationId: flat.locationId, contactId: c.id, type: 'SMS', message: 'x' });
+      const conv = flat.emu.control.listConversations({ contactId: c.id })[0]!;
+      const r = await call(flat.base, 'get-messages', { token: ft, pathParams: { conversationId: conv.id } });
+      expect(r.body.nextPage).toBe(false);
+    } finally {
+      await closeWorld(flat);
+    }
+  });
+
+  it('delete-conversation', async () => {
+    await call(w.base, 'delete-conversation', { token: t, pathParams: { conversationId } });
+    await call(w.base, 'delete-conversation', { token: t, pathParams: { conversationId } }, 'invalid');
+  });
+});
