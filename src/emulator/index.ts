@@ -147,3 +147,5 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
   };
   return emu;
 }
+
+export { seedDemo, DEMO_SCOPES, type DemoSeed } from './demo.js';
