@@ -144,6 +144,13 @@ export const VARS = [
     example: '-----BEGIN PUBLIC KEY-----\\n…',
     description: 'Additional Ed25519 public keys (PEM, separated by blank lines or "|") accepted for X-GHL-Signature besides GHL\'s published key.',
   },
+  {
+    name: 'WEBHOOK_EXTRA_RSA_KEYS',
+    group: 'webhooks',
+    schema: z.string().optional(),
+    example: '-----BEGIN PUBLIC KEY-----\\n…',
+    description: 'Additional RSA public keys (PEM, separated by blank lines or "|") accepted for the legacy X-WH-Signature besides GHL\'s published key.',
+  },
   { name: 'WEBHOOK_ACCEPT_LEGACY_RSA', group: 'webhooks', schema: bool.default(true), example: 'true', description: 'Also accept the legacy RSA X-WH-Signature (GHL is retiring it; set false once it is gone).' },
   { name: 'WEBHOOK_TOLERANCE_SEC', group: 'webhooks', schema: int(1, 86_400).default(300), example: '300', description: 'Reject webhooks whose timestamp is further than this from now.' },
   {
@@ -154,6 +161,20 @@ export const VARS = [
     description: 'Local experiments only: accept unsigned webhooks (warns on every request; refused when NODE_ENV=production or real GHL credentials are set).',
   },
   { name: 'WEBHOOK_MAX_BACKLOG', group: 'webhooks', schema: int(1, 10_000_000).default(100_000), example: '100000', description: 'When this many webhook jobs wait, intake answers 429 so GHL retries later.' },
+  {
+    name: 'WEBHOOK_MAX_BODY_BYTES',
+    group: 'webhooks',
+    schema: int(1024, 50 * 1024 * 1024).default(1024 * 1024),
+    example: '1048576',
+    description: 'Largest accepted webhook body; larger ones get 413 (GHL does not retry those, so keep it generous).',
+  },
+  {
+    name: 'WEBHOOK_PERSIST_TIMEOUT_MS',
+    group: 'webhooks',
+    schema: int(100, 60_000).default(5000),
+    example: '5000',
+    description: 'If storing a webhook takes longer than this, answer 429 so GHL retries instead of timing out (timeouts are not retried).',
+  },
   {
     name: 'SANDBOX',
     group: 'sandbox',

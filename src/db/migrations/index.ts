@@ -1,6 +1,7 @@
 import { Migrator, type Migration, type MigrationResultSet } from 'kysely';
 import type { Db } from '../index.js';
 import { queueMigration } from '../../queue/migration.js';
+import { webhooksMigration } from '../../webhooks/migration.js';
 
 /**
  * Ordered, append-only list of migrations. Each module owns the SQL for its tables
@@ -9,6 +10,7 @@ import { queueMigration } from '../../queue/migration.js';
  */
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_queue': queueMigration,
+  '0003_webhooks': webhooksMigration,
 };
 
 export class MigrationError extends Error {

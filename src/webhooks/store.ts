@@ -1,0 +1,232 @@
+import { sql } from 'kysely';
+import type { Db } from '../db/index.js';
+import { enqueue, type NewJob } from '../queue/index.js';
+import type { WebhookSource, WebhookStatus } from './tables.js';
+import './tables.js';
+
+export const DISPATCH_JOB = 'webhook.dispatch';
+
+export interface DispatchJobPayload {
+  eventId: number;
+  replay?: boolean;
+}
+
+/** A verified delivery ready to be written. */
+export interface EventRecord {
+  source: WebhookSource;
+  dedupeKey: string;
+  type: string | null;
+  locationId: string | null;
+  companyId: string | null;
+  webhookId: string | null;
+  orderingKey: string | null;
+  eventAt: Date | null;
+  /** JSON text for the jsonb column (the received text when it parsed), or null. */
+  payloadJson: string | null;
+  raw: Buffer | null;
+  signature: string;
+  status: WebhookStatus;
+  reason: string | null;
+}
+
+export type PersistOutcome = { result: 'stored'; id: number } | { result: 'duplicate' };
+
+/** Why intake could not persist; the route answers 429 so GHL delivers again later. */
+export class ThrottledError extends Error {
+  constructor(
+    readonly reason: 'store_error' | 'timeout' | 'overload',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ThrottledError';
+  }
+}
+
+export interface GroupCommitOptions {
+  db: Db;
+  /** Most events per transaction. */
+  maxBatch?: number;
+  /** Concurrent transactions (PGlite is one session: 1). */
+  concurrency?: number;
+  /** Waiting events beyond this are refused at once (429) instead of queueing in memory. */
+  maxPending?: number;
+  maxAttempts?: number;
+  /** Called after every commit that queued jobs (wakes local workers). */
+  onCommitted?: (stored: number) => void;
+  onBatch?: (size: number) => void;
+}
+
+interface Pending {
+  rec: EventRecord;
+  resolve: (o: PersistOutcome) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * Group commit: events verified in the same moment are written in one transaction (one
+ * multi-row insert + one multi-row enqueue) and each request's promise settles after COMMIT.
+ * At low load every event gets its own transaction immediately; under load, events pile up
+ * while a transaction is in flight and the next one takes them all, so the commit (fsync)
+ * cost is shared. A failed batch fails every request in it (→ 429, GHL retries).
+ */
+export class GroupCommitter {
+  readonly #db: Db;
+  readonly #maxBatch: number;
+  readonly #concurrency: number;
+  readonly #maxPending: number;
+  #queue: Pending[] = [];
+  #active = 0;
+  #scheduled = false;
+  #idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly opts: GroupCommitOptions) {
+    this.#db = opts.db;
+    this.#maxBatch = opts.maxBatch ?? 256;
+    this.#concurrency = opts.concurrency ?? 1;
+    this.#maxPending = opts.maxPending ?? 10_000;
+  }
+
+  get pending(): number {
+    return this.#queue.length;
+  }
+
+  submit(rec: EventRecord): Promise<PersistOutcome> {
+    if (this.#queue.length >= this.#maxPending) return Promise.reject(new ThrottledError('overload', `${this.#queue.length} events waiting to be stored`));
+    return new Promise<PersistOutcome>((resolve, reject) => {
+      this.#queue.push({ rec, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Resolves when nothing is waiting or being written. */
+  idle(): Promise<void> {
+    if (!this.#queue.length && !this.#active) return Promise.resolve();
+    return new Promise((r) => this.#idleWaiters.push(r));
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#active >= this.#concurrency) return;
+    this.#scheduled = true;
+    // setImmediate: let every request already read in this I/O turn join the batch.
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#drain();
+    });
+  }
+
+  #drain(): void {
+    while (this.#active < this.#concurrency && this.#queue.length) {
+      const batch = this.#queue.splice(0, this.#maxBatch);
+      this.#active++;
+      this.opts.onBatch?.(batch.length);
+      void this.#write(batch).finally(() => {
+        this.#active--;
+        if (this.#queue.length) this.#schedule();
+        else if (!this.#active) for (const w of this.#idleWaiters.splice(0)) w();
+      });
+    }
+  }
+
+  async #write(batch: Pending[]): Promise<void> {
+    try {
+      const outcomes = await this.#insert(batch.map((p) => p.rec));
+      batch.forEach((p, i) => p.resolve(outcomes[i]!));
+    } catch (e) {
+      // A value PostgreSQL refuses (SQLSTATE class 22, e.g. \u0000 in jsonb) must not take the
+      // whole batch down with it: write the events one by one, and keep a refused one as a dead
+      // raw record.
+      if (isDataError(e) && batch.length > 1) {
+        for (const p of batch) await this.#write([p]);
+        return;
+      }
+      if (isDataError(e) && batch.length === 1 && batch[0]!.rec.payloadJson !== null) {
+        const p = batch[0]!;
+        const raw = p.rec.raw ?? Buffer.from(p.rec.payloadJson ?? '', 'utf8');
+        const dead: EventRecord = { ...p.rec, payloadJson: null, raw, status: 'dead', reason: `payload cannot be stored as JSON: ${(e as Error).message}`.slice(0, 2000) };
+        await this.#write([{ ...p, rec: dead }]);
+        return;
+      }
+      const err = new ThrottledError('store_error', (e as Error).message);
+      for (const p of batch) p.reject(err);
+    }
+  }
+
+  async #insert(recs: EventRecord[]): Promise<PersistOutcome[]> {
+    const maxAttempts = this.opts.maxAttempts;
+    const out = await this.#db.transaction().execute(async (trx) => {
+      const rows = await trx
+        .insertInto('webhook_events')
+        .values(
+          recs.map((r) => ({
+            source: r.source,
+            dedupe_key: r.dedupeKey,
+            type: r.type,
+            location_id: r.locationId,
+            company_id: r.companyId,
+            webhook_id: r.webhookId,
+            ordering_key: r.orderingKey,
+            event_at: r.eventAt,
+            payload: r.payloadJson === null ? null : sql<string>`${r.payloadJson}::jsonb`,
+            raw: r.raw,
+            signature: r.signature,
+            status: r.status,
+            reason: r.reason,
+          })),
+        )
+        .onConflict((oc) => oc.columns(['source', 'dedupe_key']).doNothing())
+        .returning(['id', 'source', 'dedupe_key'])
+        .execute();
+      const ids = new Map(rows.map((r) => [`${r.source}\n${r.dedupe_key}`, r.id]));
+      const outcomes: PersistOutcome[] = [];
+      const jobs: NewJob<DispatchJobPayload>[] = [];
+      for (const r of recs) {
+        const key = `${r.source}\n${r.dedupeKey}`;
+        const id = ids.get(key);
+        // A second copy inside the same batch is a duplicate of the first.
+        if (id === undefined) {
+          outcomes.push({ result: 'duplicate' });
+          continue;
+        }
+        ids.delete(key);
+        outcomes.push({ result: 'stored', id });
+        if (r.status === 'received') jobs.push(dispatchJob(id, r, false, maxAttempts));
+      }
+      if (jobs.length) await enqueue(trx, jobs);
+      return { outcomes, jobs: jobs.length };
+    });
+    if (out.jobs) this.opts.onCommitted?.(out.jobs);
+    return out.outcomes;
+  }
+}
+
+export function dispatchJob(
+  eventId: number,
+  r: { orderingKey: string | null; locationId: string | null },
+  replay: boolean,
+  maxAttempts: number | undefined,
+): NewJob<DispatchJobPayload> {
+  return {
+    kind: DISPATCH_JOB,
+    payload: replay ? { eventId, replay: true } : { eventId },
+    orderingKey: r.orderingKey,
+    // Same scope convention as the rest of the bridge, so pausing a location pauses its events.
+    scope: r.locationId ? `loc:${r.locationId}` : null,
+    ...(maxAttempts ? { maxAttempts } : {}),
+  };
+}
+
+function isDataError(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('22');
+}
+
+/** Waiting dispatch jobs, for the backlog high-water mark. */
+export async function countReadyDispatchJobs(db: Db): Promise<number> {
+  const r = await db
+    .selectFrom('bridge_jobs')
+    .select(db.fn.countAll<number>().as('n'))
+    .where('kind', '=', DISPATCH_JOB)
+    .where('state', '=', 'ready')
+    .executeTakeFirst();
+  return Number(r?.n ?? 0);
+}

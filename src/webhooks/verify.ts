@@ -1,0 +1,76 @@
+import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+
+export type SignatureScheme = 'ed25519' | 'rsa';
+/** Which bytes matched: the request as received, or JSON.stringify(JSON.parse(raw)) (FACTS §3.3). */
+export type SignedBytes = 'raw' | 'reserialized';
+
+export type RejectReason = 'missing_signature' | 'invalid_signature' | 'legacy_disabled';
+
+export type VerifyResult =
+  | { ok: true; scheme: SignatureScheme; bytes: SignedBytes; parsed?: unknown; parseError?: string }
+  | { ok: false; reason: RejectReason; parsed?: unknown; parseError?: string };
+
+export interface VerifierOptions {
+  ed25519Keys: readonly KeyObject[];
+  rsaKeys: readonly KeyObject[];
+  /** Accept X-WH-Signature (legacy RSA); GHL is retiring it. */
+  acceptRsa: boolean;
+}
+
+// base64 of a 64-byte Ed25519 signature is 88 chars; RSA-4096 is 684. Anything far longer is junk.
+const MAX_SIG_CHARS = 2048;
+
+function header(h: IncomingHttpHeaders, name: string): string | undefined {
+  const v = h[name];
+  const s = Array.isArray(v) ? v[0] : v;
+  if (s === undefined) return undefined;
+  const t = s.trim();
+  // Several GHL-facing implementations send the literal "N/A" for "not signed".
+  return t === '' || t.toUpperCase() === 'N/A' ? undefined : t;
+}
+
+function decodeSig(s: string): Buffer | undefined {
+  if (s.length > MAX_SIG_CHARS || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(s)) return undefined;
+  return Buffer.from(s, 'base64');
+}
+
+/**
+ * Verifies GHL webhook signatures on the raw request bytes, before anything parses them.
+ * Rules (FACTS §3.1): a present X-GHL-Signature (Ed25519) decides alone, like GHL's SDK does;
+ * otherwise X-WH-Signature (RSA-SHA256) is checked only while `acceptRsa` is on. Each scheme
+ * tries the raw bytes first and then the compact re-serialisation of the parsed JSON, since
+ * GHL's own examples sign JSON.stringify(body).
+ */
+export class WebhookVerifier {
+  constructor(readonly opts: VerifierOptions) {}
+
+  verify(raw: Buffer, headers: IncomingHttpHeaders): VerifyResult {
+    const ed = header(headers, 'x-ghl-signature');
+    if (ed !== undefined) return this.#check(raw, ed, 'ed25519', this.opts.ed25519Keys);
+    const rsa = header(headers, 'x-wh-signature');
+    if (rsa !== undefined) {
+      if (!this.opts.acceptRsa) return { ok: false, reason: 'legacy_disabled' };
+      return this.#check(raw, rsa, 'rsa', this.opts.rsaKeys);
+    }
+    return { ok: false, reason: 'missing_signature' };
+  }
+
+  #check(raw: Buffer, sigText: string, scheme: SignatureScheme, keys: readonly KeyObject[]): VerifyResult {
+    const sig = decodeSig(sigText);
+    if (!sig || (scheme === 'ed25519' && sig.length !== 64)) return { ok: false, reason: 'invalid_signature' };
+    const alg = scheme === 'ed25519' ? null : 'sha256';
+    const matches = (data: Buffer) => keys.some((k) => cryptoVerify(alg, data, k, sig));
+    if (matches(raw)) return { ok: true, scheme, bytes: 'raw' };
+    // Fallback only for bodies that parse; a body that does not parse can only match as raw bytes.
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw.toString('utf8'));
+    } catch (e) {
+      return { ok: false, reason: 'invalid_signature', parseError: (e as Error).message };
+    }
+    const again = Buffer.from(JSON.stringify(parsed), 'utf8');
+    if (!again.equals(raw) && matches(again)) return { ok: true, scheme, bytes: 'reserialized', parsed };
+    return { ok: false, reason: 'invalid_signature', parsed };
+  }
+}
