@@ -1,5 +1,6 @@
 import type { BridgeModule } from './app.js';
 import type { Config } from './config/index.js';
+import { installationsModule } from './installations/index.js';
 import { webhooksModule } from './webhooks/index.js';
 
 /**
@@ -7,5 +8,5 @@ import { webhooksModule } from './webhooks/index.js';
  * services published by the modules before it).
  */
 export async function bridgeModules(_config: Config): Promise<BridgeModule[]> {
-  return [webhooksModule()];
+  return [webhooksModule(), installationsModule()];
 }

@@ -130,6 +130,13 @@ export const VARS = [
     description: 'Id of the app\'s conversation provider (Marketplace app → Conversation Providers); required for inbound messages to custom providers.',
   },
   {
+    name: 'GHL_RECONCILE_INTERVAL_MIN',
+    group: 'ghl',
+    schema: int(0, 7 * 24 * 60).default(60),
+    example: '60',
+    description: 'How often installations are compared with GHL\'s installed-locations list (agency installs); 0 turns it off.',
+  },
+  {
     name: 'TOKEN_ENCRYPTION_KEYS',
     group: 'security',
     secret: true,

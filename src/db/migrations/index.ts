@@ -1,6 +1,7 @@
 import { Migrator, type Migration, type MigrationResultSet } from 'kysely';
 import type { Db } from '../index.js';
 import { queueMigration } from '../../queue/migration.js';
+import { installationsMigration } from '../../installations/migration.js';
 import { webhooksMigration } from '../../webhooks/migration.js';
 
 /**
@@ -10,6 +11,7 @@ import { webhooksMigration } from '../../webhooks/migration.js';
  */
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_queue': queueMigration,
+  '0002_installations': installationsMigration,
   '0003_webhooks': webhooksMigration,
 };
 

@@ -1,0 +1,2 @@
+export * from './aes.js';
+export * from './keyring.js';

@@ -1,0 +1,403 @@
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import { mask } from '../crypto/aes.js';
+import type { Db } from '../db/index.js';
+import type { GhlClient } from '../ghl/client.js';
+import { oauthToken } from '../ghl/client.js';
+import type { TokenResponse } from '../ghl/types.js';
+import type { Logger } from '../log/logger.js';
+import { cancelScope, enqueue, PRIORITY, resumeScope } from '../queue/index.js';
+import type { InstallationRow } from './tables.js';
+import { installationId, type TokenVault } from './vault.js';
+
+export const JOB_SYNC_COMPANY = 'ghl.installations.sync_company';
+export const JOB_MINT_LOCATION = 'ghl.installations.mint_location';
+export const JOB_RECONCILE = 'ghl.installations.reconcile';
+
+export class OAuthStateError extends Error {
+  override name = 'OAuthStateError';
+}
+
+/** What callers see of an installation: never a token, at most a masked hint of one. */
+export interface InstallationView {
+  id: string;
+  kind: 'location' | 'company';
+  companyId: string;
+  locationId: string | null;
+  userType: 'Location' | 'Company';
+  tokenSource: 'oauth' | 'company' | 'pit';
+  scopes: string[];
+  isBulk: boolean;
+  status: 'active' | 'reauth_required' | 'uninstalled';
+  statusReason: string | null;
+  expiresAt: Date | null;
+  refreshedAt: Date | null;
+  installedAt: Date;
+  accessToken: string;
+}
+
+export interface InstallationsServiceOptions {
+  db: Db;
+  vault: TokenVault;
+  client: GhlClient;
+  log: Logger;
+  apiBase: string;
+  marketplaceBase: string;
+  clientId: string;
+  clientSecret: string;
+  scopes: string;
+  redirectUri: string;
+  stateTtlMs?: number;
+  mintConcurrency?: number;
+}
+
+/**
+ * Installations: the OAuth install flow, agency/bulk installs (location tokens minted from the
+ * company token), INSTALL/UNINSTALL webhooks, Private Integration Tokens and reconciliation with
+ * GHL's list of installed locations.
+ */
+export class InstallationsService {
+  readonly appId: string;
+  constructor(private readonly o: InstallationsServiceOptions) {
+    this.appId = o.clientId.split('-')[0] ?? o.clientId;
+    o.vault.mintLocationToken = (companyId, locationId) =>
+      o.client.oauth.locationToken({ companyId, locationId }, { installation: { companyId } });
+  }
+
+  get now(): () => number {
+    return this.o.vault.now;
+  }
+
+  // ---- install flow ----
+
+  /** chooselocation URL (v2 path) with a fresh single-use state. */
+  async authorizeUrl(): Promise<string> {
+    const state = randomBytes(24).toString('base64url');
+    await this.o.db
+      .insertInto('ghl_oauth_states')
+      .values({ state, expires_at: new Date(this.now() + (this.o.stateTtlMs ?? 10 * 60_000)), used_at: null })
+      .execute();
+    const u = new URL('/v2/oauth/chooselocation', this.o.marketplaceBase);
+    u.searchParams.set('response_type', 'code');
+    u.searchParams.set('redirect_uri', this.o.redirectUri);
+    u.searchParams.set('client_id', this.o.clientId);
+    u.searchParams.set('scope', this.o.scopes);
+    u.searchParams.set('state', state);
+    return u.toString();
+  }
+
+  /** Consumes a state exactly once (atomic), rejecting unknown, used and expired ones. */
+  async consumeState(state: string | undefined): Promise<void> {
+    if (!state) throw new OAuthStateError('missing state');
+    const r = await this.o.db
+      .updateTable('ghl_oauth_states')
+      .set({ used_at: new Date(this.now()) })
+      .where('state', '=', state)
+      .where('used_at', 'is', null)
+      .where('expires_at', '>', new Date(this.now()))
+      .returning('state')
+      .executeTakeFirst();
+    if (!r) throw new OAuthStateError('unknown, expired or already used state');
+    // Housekeeping: drop states that can no longer be used.
+    await this.o.db.deleteFrom('ghl_oauth_states').where('expires_at', '<', new Date(this.now() - 24 * 3600_000)).execute();
+  }
+
+  /** GET /oauth/callback: state check, code exchange (form-encoded), installation recorded. */
+  async completeInstall(code: string, state: string | undefined): Promise<InstallationView> {
+    await this.consumeState(state);
+    const t = await oauthToken(this.o.apiBase, {
+      client_id: this.o.clientId,
+      client_secret: this.o.clientSecret,
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: this.o.redirectUri,
+    });
+    return this.recordOAuthInstall(t);
+  }
+
+  /** Stores an OAuth token response as an installation (new, re-installed or re-authorized). */
+  async recordOAuthInstall(t: TokenResponse): Promise<InstallationView> {
+    const isCompany = t.userType === 'Company' || !t.locationId;
+    if (!t.companyId || (!isCompany && !t.locationId)) throw new Error('token response without companyId/locationId');
+    const id = isCompany ? `co:${t.companyId}` : `loc:${t.locationId}`;
+    await this.o.db.transaction().execute(async (trx) => {
+      await this.#upsert(trx, id, {
+        kind: isCompany ? 'company' : 'location',
+        company_id: t.companyId!,
+        location_id: isCompany ? null : t.locationId!,
+        user_type: isCompany ? 'Company' : 'Location',
+        token_source: 'oauth',
+        scopes: t.scope ?? '',
+        user_id: t.userId ?? null,
+        plan_id: t.planId ?? null,
+        is_bulk: !!t.isBulkInstallation,
+        install_to_future: !!t.installToFutureLocations,
+      });
+      this.o.vault.forget(id);
+      await this.o.vault.storeTokens(trx, id, t);
+      // A new install re-authorizes: parked jobs run again.
+      await resumeScope(trx, id);
+      if (isCompany && t.isBulkInstallation) {
+        await enqueue(trx, {
+          kind: JOB_SYNC_COMPANY,
+          payload: { companyId: t.companyId, approvedLocations: t.approvedLocations ?? [] },
+          scope: id,
+          priority: PRIORITY.normal,
+        });
+      }
+    });
+    this.o.log.info({ installation: id, userType: t.userType, bulk: !!t.isBulkInstallation }, 'GHL installation recorded');
+    return (await this.get(id))!;
+  }
+
+  async #upsert(
+    q: Db,
+    id: string,
+    v: Pick<InstallationRow, 'kind' | 'company_id' | 'location_id' | 'user_type' | 'token_source' | 'scopes' | 'user_id' | 'plan_id' | 'is_bulk' | 'install_to_future'>,
+  ): Promise<void> {
+    const reset = { status: 'active' as const, status_reason: null, uninstalled_at: null, updated_at: sql<Date>`now()` };
+    await q
+      .insertInto('ghl_installations')
+      .values({ id, ...v, status: 'active', status_reason: null, access_token_enc: null, refresh_token_enc: null, key_id: null, expires_at: null, refreshed_at: null, uninstalled_at: null })
+      .onConflict((oc) =>
+        oc.column('id').doUpdateSet({
+          ...v,
+          ...reset,
+          // A different token source replaces the old tokens (e.g. OAuth install after a PIT).
+          refresh_token_enc: v.token_source === 'oauth' ? sql`ghl_installations.refresh_token_enc` : null,
+        }),
+      )
+      .execute();
+  }
+
+  // ---- agency / bulk installs ----
+
+  /** Mints and stores a location token from the company installation. */
+  async mintLocation(companyId: string, locationId: string, lane: 'live' | 'bulk' = 'bulk'): Promise<void> {
+    const company = await this.getRow(`co:${companyId}`);
+    if (!company || company.status !== 'active') throw new Error(`company ${companyId} is not installed`);
+    const t = await this.o.client.oauth.locationToken({ companyId, locationId }, { installation: { companyId }, lane });
+    const id = `loc:${locationId}`;
+    await this.o.db.transaction().execute(async (trx) => {
+      await this.#upsert(trx, id, {
+        kind: 'location',
+        company_id: companyId,
+        location_id: locationId,
+        user_type: 'Location',
+        token_source: 'company',
+        scopes: (t as { scope?: string }).scope ?? company.scopes,
+        user_id: (t as { userId?: string }).userId ?? company.user_id,
+        plan_id: (t as { planId?: string }).planId ?? company.plan_id,
+        is_bulk: true,
+        install_to_future: false,
+      });
+      this.o.vault.forget(id);
+      await this.o.vault.storeTokens(trx, id, t);
+      await resumeScope(trx, id);
+    });
+  }
+
+  /**
+   * Tokens for every installed location of a bulk/agency install: the approved list from the token
+   * response plus GHL's installed-locations list, minted with bounded concurrency.
+   */
+  async syncCompany(companyId: string, approved: string[] = [], signal?: AbortSignal): Promise<{ minted: number; failed: number }> {
+    const ids = new Set(approved);
+    for await (const l of this.o.client.oauth.iterateInstalled({ companyId, appId: this.appId, isInstalled: true }, { installation: { companyId }, lane: 'bulk', ...(signal ? { signal } : {}) })) {
+      if (l.isInstalled !== false) ids.add(l._id);
+    }
+    const todo = [...ids];
+    let next = 0;
+    let minted = 0;
+    let failed = 0;
+    const started = Date.now();
+    const worker = async () => {
+      while (next < todo.length) {
+        const loc = todo[next++]!;
+        const existing = await this.getRow(`loc:${loc}`);
+        // A location installed by its own user (oauth) keeps its own tokens.
+        if (existing?.status === 'active' && existing.token_source !== 'company') continue;
+        try {
+          await this.mintLocation(companyId, loc, 'bulk');
+          minted++;
+        } catch (e) {
+          failed++;
+          this.o.log.warn({ err: e, companyId, locationId: loc }, 'minting a location token failed');
+        }
+        const done = minted + failed;
+        if (done % 10 === 0 || done === todo.length) this.o.log.info({ companyId, done, total: todo.length, failed }, 'bulk install: location tokens');
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.o.mintConcurrency ?? 5, todo.length) }, worker));
+    this.o.log.info({ companyId, minted, failed, total: todo.length, ms: Date.now() - started }, 'bulk install: location tokens done');
+    if (failed) throw new Error(`${failed} of ${todo.length} location tokens could not be minted`);
+    return { minted, failed };
+  }
+
+  // ---- lifecycle webhooks (plain functions of the service; registered with the intake) ----
+
+  /** INSTALL: a new location of a bulk install gets a token (if the company token is already here). */
+  async onInstall(p: { companyId?: string | null; locationId?: string | null }, db: Db = this.o.db): Promise<void> {
+    if (!p.companyId || !p.locationId) return; // agency-level INSTALL: tokens come with the code exchange
+    const company = await this.getRow(`co:${p.companyId}`);
+    const loc = await this.getRow(`loc:${p.locationId}`);
+    if (loc?.status === 'active' && loc.token_source !== 'company') return;
+    // Company token not here yet (INSTALL before the code exchange): the sync after the exchange covers it.
+    if (!company || company.status !== 'active') return;
+    await enqueue(db, {
+      kind: JOB_MINT_LOCATION,
+      payload: { companyId: p.companyId, locationId: p.locationId },
+      scope: `co:${p.companyId}`,
+      dedupeKey: `mint:${p.locationId}:${Math.floor(this.now() / 60_000)}`,
+      priority: PRIORITY.normal,
+    });
+  }
+
+  /** UNINSTALL: tokens deleted, pending jobs of that installation cancelled. */
+  async onUninstall(p: { companyId?: string | null; locationId?: string | null }, db: Db = this.o.db): Promise<boolean> {
+    const id = p.locationId ? `loc:${p.locationId}` : p.companyId ? `co:${p.companyId}` : undefined;
+    if (!id) return false;
+    const run = async (trx: Db) => {
+      const r = await trx
+        .updateTable('ghl_installations')
+        .set({ status: 'uninstalled', status_reason: 'uninstalled', access_token_enc: null, refresh_token_enc: null, expires_at: null, uninstalled_at: sql`now()`, updated_at: sql`now()` })
+        .where('id', '=', id)
+        .executeTakeFirst();
+      const cancelled = await cancelScope(trx, id, 'app uninstalled');
+      return { n: Number(r.numUpdatedRows), cancelled };
+    };
+    const { n, cancelled } = db === this.o.db ? await db.transaction().execute(run) : await run(db);
+    this.o.vault.forget(id);
+    this.o.log.info({ installation: id, cancelled }, 'GHL installation removed (UNINSTALL)');
+    return n > 0;
+  }
+
+  // ---- Private Integration Tokens ----
+
+  /** A static token for one location (or company): never refreshed; a 401 marks it reauth_required. */
+  async configurePit(ref: { locationId: string; companyId: string } | { companyId: string; locationId?: undefined }, token: string): Promise<InstallationView> {
+    const id = ref.locationId ? `loc:${ref.locationId}` : `co:${ref.companyId}`;
+    await this.o.db.transaction().execute(async (trx) => {
+      await this.#upsert(trx, id, {
+        kind: ref.locationId ? 'location' : 'company',
+        company_id: ref.companyId,
+        location_id: ref.locationId ?? null,
+        user_type: ref.locationId ? 'Location' : 'Company',
+        token_source: 'pit',
+        scopes: '',
+        user_id: null,
+        plan_id: null,
+        is_bulk: false,
+        install_to_future: false,
+      });
+      await trx
+        .updateTable('ghl_installations')
+        .set({ access_token_enc: this.o.vault.seal(id, 'access', token), refresh_token_enc: null, key_id: this.o.vault.ring.primaryId, expires_at: null })
+        .where('id', '=', id)
+        .execute();
+      await resumeScope(trx, id);
+    });
+    this.o.vault.forget(id);
+    return (await this.get(id))!;
+  }
+
+  // ---- reconcile ----
+
+  /**
+   * Compares our installations with GHL's /oauth/installedLocations for every company install:
+   * locations GHL lists but we lack get tokens (bulk installs); locations of that company we hold
+   * but GHL no longer lists as installed are treated as uninstalled.
+   */
+  async reconcile(signal?: AbortSignal): Promise<{ added: number; removed: number; companies: number }> {
+    const companies = await this.o.db.selectFrom('ghl_installations').selectAll().where('kind', '=', 'company').where('status', '=', 'active').where('token_source', '=', 'oauth').execute();
+    let added = 0;
+    let removed = 0;
+    for (const c of companies) {
+      const installed = new Set<string>();
+      try {
+        for await (const l of this.o.client.oauth.iterateInstalled({ companyId: c.company_id, appId: this.appId }, { installation: { companyId: c.company_id }, lane: 'bulk', ...(signal ? { signal } : {}) })) {
+          if (l.isInstalled) installed.add(l._id);
+        }
+      } catch (e) {
+        this.o.log.warn({ err: e, companyId: c.company_id }, 'reconcile: listing installed locations failed');
+        continue;
+      }
+      const ours = await this.o.db.selectFrom('ghl_installations').select(['id', 'location_id', 'status', 'token_source']).where('company_id', '=', c.company_id).where('kind', '=', 'location').execute();
+      const active = new Set(ours.filter((r) => r.status !== 'uninstalled').map((r) => r.location_id!));
+      for (const r of ours) {
+        if (r.status !== 'uninstalled' && r.token_source !== 'pit' && !installed.has(r.location_id!)) {
+          if (await this.onUninstall({ locationId: r.location_id })) removed++;
+        }
+      }
+      if (c.is_bulk) {
+        for (const loc of installed) {
+          if (active.has(loc)) continue;
+          try {
+            await this.mintLocation(c.company_id, loc, 'bulk');
+            added++;
+          } catch (e) {
+            this.o.log.warn({ err: e, locationId: loc }, 'reconcile: minting failed');
+          }
+        }
+      }
+    }
+    if (added || removed) this.o.log.info({ added, removed }, 'installations reconciled with GHL');
+    return { added, removed, companies: companies.length };
+  }
+
+  // ---- lookups ----
+
+  async getRow(id: string): Promise<InstallationRow | undefined> {
+    return (await this.o.db.selectFrom('ghl_installations').selectAll().where('id', '=', id).executeTakeFirst()) as InstallationRow | undefined;
+  }
+
+  async get(idOrLocationId: string): Promise<InstallationView | undefined> {
+    const id = idOrLocationId.includes(':') ? idOrLocationId : `loc:${idOrLocationId}`;
+    const r = await this.getRow(id);
+    return r ? this.view(r) : undefined;
+  }
+
+  async list(f: { status?: InstallationRow['status']; companyId?: string } = {}): Promise<InstallationView[]> {
+    let q = this.o.db.selectFrom('ghl_installations').selectAll();
+    if (f.status) q = q.where('status', '=', f.status);
+    if (f.companyId) q = q.where('company_id', '=', f.companyId);
+    return (await q.orderBy('id').execute()).map((r) => this.view(r as InstallationRow));
+  }
+
+  /** For the webhook intake: do we act for this location (or company)? */
+  async isKnownLocation(locationId: string | null, companyId: string | null): Promise<boolean> {
+    const ids = [locationId ? `loc:${locationId}` : undefined, companyId ? `co:${companyId}` : undefined].filter((x): x is string => !!x);
+    if (!ids.length) return false;
+    const rows = await this.o.db.selectFrom('ghl_installations').select(['id', 'status', 'is_bulk']).where('id', 'in', ids).execute();
+    if (rows.some((r) => r.id.startsWith('loc:') && r.status !== 'uninstalled')) return true;
+    // A location of a bulk-installed company whose token is not minted yet still belongs to us.
+    return rows.some((r) => r.id.startsWith('co:') && r.status !== 'uninstalled' && (!locationId || r.is_bulk));
+  }
+
+  view(r: InstallationRow): InstallationView {
+    let hint = '';
+    try {
+      hint = mask(this.o.vault.open(r.id, 'access', r.access_token_enc));
+    } catch {
+      hint = '(undecryptable)';
+    }
+    return {
+      id: r.id,
+      kind: r.kind,
+      companyId: r.company_id,
+      locationId: r.location_id,
+      userType: r.user_type,
+      tokenSource: r.token_source,
+      scopes: r.scopes ? r.scopes.split(' ').filter(Boolean) : [],
+      isBulk: r.is_bulk,
+      status: r.status,
+      statusReason: r.status_reason,
+      expiresAt: r.expires_at,
+      refreshedAt: r.refreshed_at,
+      installedAt: r.installed_at,
+      accessToken: hint,
+    };
+  }
+}
+
+export { installationId };
