@@ -135,12 +135,14 @@ function messageEvent(type: 'InboundMessage' | 'OutboundMessage', m: Message): R
 }
 
 function touchConversation(ctx: Ctx, conv: Conversation, m: Message): void {
+  // A conversation whose first message is an email is an email conversation (type 2), else phone (1).
+  const first = ![...ctx.state.messages.values()].some((x) => x.conversationId === conv.id && x.id !== m.id);
+  if (first) conv.type = m.messageType.includes('EMAIL') ? 2 : 1;
   conv.lastMessageBody = m.body ?? '';
   conv.lastMessageType = m.messageType;
   conv.lastMessageDirection = m.direction;
   conv.lastMessageDate = m.dateAdded;
   conv.dateUpdated = ctx.clock.now();
-  if (m.messageType.includes('EMAIL')) conv.type = conv.type === 1 && conv.lastMessageBody === '' ? 2 : conv.type;
   if (m.direction === 'inbound') {
     conv.unreadCount++;
     emitLocationEvent(ctx, conv.locationId, {
@@ -294,7 +296,8 @@ export function addProcessedMessage(ctx: Ctx, locationId: string, caller: App, i
   const m: Message = {
     id: ctx.ids.id(), locationId, contactId: contact.id, conversationId: conv.id, type: NUMERIC_TYPE[messageType] ?? 2,
     messageType, channel: input.type, direction,
-    status: input.call ? (input.call.status === 'completed' || input.call.status === 'answered' ? 'delivered' : 'delivered') : 'delivered',
+    // Provider-posted messages are already delivered; call outcomes live in meta.callStatus.
+    status: 'delivered',
     contentType: isEmail ? 'text/html' : 'text/plain', attachments: input.attachments ?? [], source: 'api',
     dateAdded: Number.isNaN(dateAdded) ? now : dateAdded, createdAtMs: now, statusHistory: [],
     ...(input.message !== undefined ? { body: input.message } : input.html !== undefined ? { body: input.html } : {}),

@@ -112,6 +112,23 @@ describe('OAuth', () => {
     expect(lt2.status).toBe(401);
   });
 
+  it('agency-targeted app: Company token without bulk, agency-level INSTALL without locationId', async () => {
+    w = await world();
+    const agencyApp = w.emu.control.createApp({
+      name: 'Agency tool', redirectUri: 'http://127.0.0.1:1/cb', scopes: ['oauth.readonly'], distribution: 'agency',
+      webhookUrl: `${w.receiver.url}/agency`,
+    });
+    const { code } = w.emu.control.authorize({ clientId: agencyApp.clientId, companyId: w.companyId });
+    const res = await fetch(`${w.base}/oauth/token`, form({ client_id: agencyApp.clientId, client_secret: agencyApp.clientSecret, grant_type: 'authorization_code', code }));
+    const t = (await res.json()) as Record<string, unknown>;
+    expect(t).toMatchObject({ userType: 'Company', companyId: w.companyId, isBulkInstallation: false });
+    await w.emu.idle();
+    const inst = w.receiver.received.find((r) => r.path === '/agency')!;
+    expect(inst.json).toMatchObject({ type: 'INSTALL', companyId: w.companyId, appId: agencyApp.appId });
+    expect(inst.json.locationId).toBeUndefined();
+    expect(() => w.emu.control.authorize({ clientId: agencyApp.clientId, locationId: w.locationId })).toThrow();
+  });
+
   it('uninstall revokes tokens and sends UNINSTALL', async () => {
     w = await world();
     const t = await tokenFor(w, { locationId: w.locationId });
