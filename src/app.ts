@@ -69,10 +69,12 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
 
   const queue = new WorkerPool({
     db: store.db,
+    queueDb: store.queueDb,
     log: log.child({ component: 'queue' }),
     concurrency: config.WORKER_CONCURRENCY,
     leaseMs: config.JOB_LEASE_MS,
     pollMs: config.JOB_POLL_MS,
+    ...(config.JOB_CLAIM_BATCH ? { batchSize: config.JOB_CLAIM_BATCH } : {}),
     listen: (onNotify) => listenForJobs(store, onNotify),
     onJobEvent: (e) => {
       metrics.jobDuration.observe({ kind: e.kind, outcome: e.outcome }, e.durationMs / 1000);

@@ -94,9 +94,16 @@ export const VARS = [
   { name: 'DATA_DIR', group: 'storage', schema: z.string().min(1).default('./data'), example: './data', description: 'Directory of the embedded PGlite store (used when DATABASE_URL is unset).' },
   { name: 'WORKER_CONCURRENCY', group: 'queue', schema: int(0, 500).default(10), example: '10', description: 'Jobs run at once per replica (0 = this replica runs no jobs, HTTP only).' },
   { name: 'JOB_LEASE_MS', group: 'queue', schema: int(1000, 3_600_000).default(30_000), example: '30000', description: 'A claimed job is re-run by another worker if its worker stops heartbeating for this long.' },
+  {
+    name: 'JOB_CLAIM_BATCH',
+    group: 'queue',
+    schema: int(1, 10_000).optional(),
+    example: '100',
+    description: 'Jobs leased per claim statement (default 10 × WORKER_CONCURRENCY). Larger batches raise throughput; smaller ones spread slow jobs more evenly across replicas.',
+  },
   { name: 'JOB_POLL_MS', group: 'queue', schema: int(10, 60_000).default(500), example: '500', description: 'Idle polling interval for new jobs (jobs enqueued by the same replica wake workers at once).' },
   { name: 'JOB_MAX_ATTEMPTS', group: 'queue', schema: int(1, 100).default(10), example: '10', description: 'Default attempts before a job is dead.' },
-  { name: 'JOB_RETENTION_HOURS', group: 'queue', schema: int(0, 24 * 365).default(72), example: '72', description: 'Completed jobs are pruned after this many hours (dead jobs are kept).' },
+  { name: 'JOB_RETENTION_HOURS', group: 'queue', schema: int(0, 24 * 365).default(72), example: '72', description: 'Cancelled jobs are pruned after this many hours (completed jobs are deleted at once; dead jobs are kept until retried).' },
   {
     name: 'GHL_CLIENT_ID',
     group: 'ghl',

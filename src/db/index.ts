@@ -11,6 +11,13 @@ export type StoreKind = 'postgres' | 'pglite';
 
 export interface DatabaseHandle {
   db: Db;
+  /**
+   * Handle for the job queue's own bookkeeping (claim, complete, heartbeat). On PostgreSQL it is
+   * a small pool with synchronous_commit=off: losing such a commit in a server crash only makes
+   * a job run again, which at-least-once delivery allows, and it saves a WAL flush per batch.
+   * Enqueue and all business writes stay fully durable on `db`.
+   */
+  queueDb: Db;
   kind: StoreKind;
   schema: string;
   /** Cheap reachability check for /readyz. */
@@ -63,15 +70,27 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
       /* idle client errors (e.g. server restart) surface on the next query instead of crashing */
     });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const queuePool = new pg.Pool({
+      connectionString: opts.url,
+      max: 4,
+      types,
+      options: `-c search_path="${schema}" -c synchronous_commit=off`,
+    });
+    queuePool.on('error', () => {});
+    const queueDb = new Kysely<Database>({ dialect: new PostgresDialect({ pool: queuePool }) });
     return {
       db,
+      queueDb,
       kind: 'postgres',
       schema,
       ping: async () => {
         await sql`select 1`.execute(db);
       },
       listen: (channel, onNotify) => listenPostgres(opts.url!, channel, onNotify),
-      close: () => db.destroy(),
+      close: async () => {
+        await queueDb.destroy();
+        await db.destroy();
+      },
     };
   }
 
@@ -93,6 +112,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
   let closed = false;
   return {
     db,
+    queueDb: db,
     kind: 'pglite',
     schema,
     ping: async () => {

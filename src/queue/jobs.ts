@@ -13,7 +13,7 @@ export interface NewJob<P = unknown> {
   orderingKey?: string | null;
   /** Grouping for pause / resume / cancel (e.g. "loc:<locationId>"). */
   scope?: string | null;
-  /** At most one job per key exists (until pruned): enqueueing a duplicate is a no-op. */
+  /** While a job with this key exists (waiting, running, dead), enqueueing a duplicate is a no-op. */
   dedupeKey?: string | null;
   runAt?: Date;
   /** Lower runs first. Live messaging uses 10, default 100, bulk sync 200. */
@@ -192,16 +192,16 @@ export async function cancelScope(db: DbOrTrx, scope: string, reason: string): P
 
 export async function countByState(db: DbOrTrx): Promise<Record<JobState, number>> {
   const rows = await db.selectFrom('bridge_jobs').select(['state', db.fn.countAll<number>().as('n')]).groupBy('state').execute();
-  const out: Record<JobState, number> = { ready: 0, running: 0, done: 0, dead: 0, paused: 0, cancelled: 0 };
+  const out: Record<JobState, number> = { ready: 0, running: 0, dead: 0, paused: 0, cancelled: 0 };
   for (const r of rows) out[r.state] = Number(r.n);
   return out;
 }
 
-/** Deletes finished jobs older than the retention (dead jobs stay until retried or purged). */
+/** Deletes cancelled jobs older than the retention (completed jobs are deleted at once; dead ones stay until retried). */
 export async function pruneFinished(db: DbOrTrx, olderThanHours: number): Promise<number> {
   const r = await db
     .deleteFrom('bridge_jobs')
-    .where('state', 'in', ['done', 'cancelled'])
+    .where('state', '=', 'cancelled')
     .where('finished_at', '<', sql<Date>`now() - make_interval(hours => ${olderThanHours})`)
     .executeTakeFirst();
   return Number(r.numDeletedRows);

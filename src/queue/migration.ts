@@ -8,7 +8,7 @@ export const queueMigration: Migration = {
         kind text not null,
         payload jsonb not null default '{}'::jsonb,
         state text not null default 'ready'
-          check (state in ('ready', 'running', 'done', 'dead', 'paused', 'cancelled')),
+          check (state in ('ready', 'running', 'dead', 'paused', 'cancelled')),
         priority smallint not null default 100,
         ordering_key text,
         scope text,
@@ -32,8 +32,8 @@ export const queueMigration: Migration = {
       where ordering_key is not null and state in ('ready', 'running', 'paused')`.execute(db);
     await sql`create unique index bridge_jobs_dedupe on bridge_jobs (dedupe_key) where dedupe_key is not null`.execute(db);
     await sql`create index bridge_jobs_scope on bridge_jobs (scope, state) where scope is not null`.execute(db);
-    await sql`create index bridge_jobs_state on bridge_jobs (state, kind)`.execute(db);
-    await sql`create index bridge_jobs_finished on bridge_jobs (finished_at) where state = 'done'`.execute(db);
+    // Deliberately few indexes: every index a state change touches costs a write per job. Completed
+    // jobs are deleted (a delete maintains no index), operator queries by state scan the table.
   },
   async down(db: Kysely<unknown>) {
     await sql`drop table bridge_jobs`.execute(db);

@@ -1,7 +1,8 @@
 import type { ColumnType, Generated } from 'kysely';
 
-export type JobState = 'ready' | 'running' | 'done' | 'dead' | 'paused' | 'cancelled';
-export const JOB_STATES: readonly JobState[] = ['ready', 'running', 'done', 'dead', 'paused', 'cancelled'];
+/** A completed job is deleted, so there is no 'done' state: absence after enqueue means success. */
+export type JobState = 'ready' | 'running' | 'dead' | 'paused' | 'cancelled';
+export const JOB_STATES: readonly JobState[] = ['ready', 'running', 'dead', 'paused', 'cancelled'];
 
 export interface JobsTable {
   id: Generated<number>;

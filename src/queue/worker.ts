@@ -31,11 +31,16 @@ export function backoffDelay(attempt: number, policy: BackoffPolicy = DEFAULT_BA
 
 export interface WorkerPoolOptions {
   db: Db;
+  /** Handle for claim/complete bookkeeping (see DatabaseHandle.queueDb); defaults to `db`. */
+  queueDb?: Db;
   log: Logger;
   concurrency: number;
   leaseMs: number;
   pollMs: number;
-  /** Max jobs fetched per claim statement. */
+  /**
+   * Max jobs leased per claim statement. Jobs beyond the free slots wait in a local buffer
+   * (still leased and heartbeated), which amortizes one claim over many jobs.
+   */
   batchSize?: number;
   workerId?: string;
   /** Subscribes to job notifications (LISTEN); returns an unsubscribe function. */
@@ -74,12 +79,15 @@ export class WorkerPool {
   #wakePending = false;
   #timers: NodeJS.Timeout[] = [];
   #unlisten: (() => Promise<void>) | undefined;
+  #buffer: Job[] = [];
   #completions: Array<{ id: number; attempts: number }> = [];
   #flushing: Promise<void> | undefined;
   #lastError: string | undefined;
+  readonly #qdb: Db;
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.workerId = opts.workerId ?? `${process.pid}-${randomBytes(4).toString('hex')}`;
+    this.#qdb = opts.queueDb ?? opts.db;
   }
 
   register<P>(kind: string, fn: JobHandler<P>, options: { backoff?: BackoffPolicy } = {}): this {
@@ -135,6 +143,9 @@ export class WorkerPool {
     await this.#loop;
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+    // Leased but not started: hand back at once.
+    const unstarted = this.#buffer.splice(0);
+    if (unstarted.length) await this.#release(unstarted.map((j) => j.id));
     const pending = [...this.#inFlight.values()];
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => {
@@ -146,17 +157,22 @@ export class WorkerPool {
     for (const p of left) p.controller.abort(new Error('worker shutting down'));
     let released = 0;
     if (left.length) {
-      const r = await sql`
-        update bridge_jobs set state = 'ready', attempts = greatest(attempts - 1, 0), locked_by = null,
-          locked_until = null, run_at = now(), updated_at = now()
-        where id in (${sql.join(left.map((p) => p.job.id))}) and state = 'running' and locked_by = ${this.workerId}`.execute(this.opts.db);
-      released = Number(r.numAffectedRows ?? 0);
+      released = await this.#release(left.map((p) => p.job.id));
       for (const p of left) this.#inFlight.delete(p.job.id);
     }
     await this.#flush();
     if (this.#unlisten) await this.#unlisten().catch(() => {});
     this.#running = false;
     return { finished: pending.length - left.length, released };
+  }
+
+  /** Returns leased jobs to 'ready' without counting the attempt. */
+  async #release(ids: number[]): Promise<number> {
+    const r = await sql`
+      update bridge_jobs set state = 'ready', attempts = greatest(attempts - 1, 0), locked_by = null,
+        locked_until = null, run_at = now(), updated_at = now()
+      where id in (${sql.join(ids)}) and state = 'running' and locked_by = ${this.workerId}`.execute(this.opts.db);
+    return Number(r.numAffectedRows ?? 0);
   }
 
   /** Resets jobs whose lease expired (their worker died) so another worker picks them up. */
@@ -167,18 +183,19 @@ export class WorkerPool {
         last_error = coalesce(last_error || ' | ', '') || 'lease expired: worker stopped without finishing (attempt ' || attempts || ')',
         finished_at = case when attempts >= max_attempts then now() else null end,
         locked_by = null, locked_until = null, updated_at = now()
-      where state = 'running' and locked_until < now()`.execute(this.opts.db);
+      where state = 'running' and locked_until < now()`.execute(this.#qdb);
     const n = Number(r.numAffectedRows ?? 0);
     if (n > 0) this.notify();
     return n;
   }
 
   async #heartbeat(): Promise<void> {
-    const ids = [...this.#inFlight.keys()];
+    // Everything we hold: running, buffered, and finished-but-not-yet-flushed.
+    const ids = [...this.#inFlight.keys(), ...this.#buffer.map((j) => j.id), ...this.#completions.map((c) => c.id)];
     if (!ids.length) return;
     await sql`
       update bridge_jobs set locked_until = now() + make_interval(secs => ${this.opts.leaseMs / 1000})
-      where id in (${sql.join(ids)}) and state = 'running' and locked_by = ${this.workerId}`.execute(this.opts.db);
+      where id in (${sql.join(ids)}) and state = 'running' and locked_by = ${this.workerId}`.execute(this.#qdb);
   }
 
   async #claim(limit: number): Promise<Job[]> {
@@ -198,22 +215,24 @@ export class WorkerPool {
       update bridge_jobs j set state = 'running', attempts = j.attempts + 1, locked_by = ${this.workerId},
         locked_until = now() + make_interval(secs => ${this.opts.leaseMs / 1000}), updated_at = now()
       from c where j.id = c.id
-      returning j.*`.execute(this.opts.db);
+      returning j.*`.execute(this.#qdb);
     return r.rows.map((row) => toJob(row)).sort((a, b) => a.priority - b.priority || a.id - b.id);
   }
 
   async #claimLoop(): Promise<void> {
-    const batchMax = this.opts.batchSize ?? Math.max(1, this.opts.concurrency);
+    const batchMax = Math.max(this.opts.batchSize ?? this.opts.concurrency * 10, this.opts.concurrency);
     while (!this.#stopping) {
-      const free = this.opts.concurrency - this.#inFlight.size;
-      let claimed = 0;
-      if (free > 0) {
+      // Refill the local buffer when it runs low, then start jobs into free slots.
+      let claimed = -1;
+      if (this.#buffer.length < this.opts.concurrency) {
+        const want = batchMax - this.#buffer.length;
         this.#wakePending = false;
         try {
-          const jobs = await this.#claim(Math.min(free, batchMax));
+          const jobs = await this.#claim(want);
           claimed = jobs.length;
-          for (const job of jobs) this.#run(job);
+          this.#buffer.push(...jobs);
           this.#lastError = undefined;
+          if (claimed === want) this.#wakePending = true; // probably more waiting
         } catch (e) {
           const msg = (e as Error).message;
           if (msg !== this.#lastError) this.opts.log.error({ err: e }, 'claiming jobs failed; retrying');
@@ -222,11 +241,15 @@ export class WorkerPool {
           continue;
         }
       }
+      while (this.#buffer.length && this.#inFlight.size < this.opts.concurrency && !this.#stopping) this.#run(this.#buffer.shift()!);
       if (this.#stopping) break;
-      // Full batch and free slots: more work is probably waiting, claim again at once.
-      if (free > 0 && claimed === Math.min(free, batchMax) && this.#inFlight.size < this.opts.concurrency) continue;
-      if (this.#wakePending && this.#inFlight.size < this.opts.concurrency) continue;
-      await this.#sleep(this.opts.pollMs);
+      const slotsFree = this.#inFlight.size < this.opts.concurrency;
+      if (this.#buffer.length && !slotsFree) {
+        await this.#sleep(this.opts.pollMs); // woken when a slot frees
+        continue;
+      }
+      if (this.#wakePending && this.#buffer.length < this.opts.concurrency) continue;
+      if (claimed === 0 || this.#buffer.length === 0) await this.#sleep(this.opts.pollMs);
     }
   }
 
@@ -267,8 +290,10 @@ export class WorkerPool {
       if (!handler) throw new PermanentJobError(`no handler registered for job kind "${job.kind}"`);
       await handler.fn(job, { signal: controller.signal, log, db: this.opts.db });
       if (controller.signal.aborted && !this.#inFlight.has(job.id)) return; // released at shutdown
+      // The slot frees now; the completion is group-committed by the flusher. Until then the job
+      // stays leased to us (and heartbeated), so a crash in between only means it runs again.
       this.#completions.push({ id: job.id, attempts: job.attempts });
-      await this.#flush();
+      this.#scheduleFlush();
       emit('done');
     } catch (err) {
       if (controller.signal.aborted && this.#stopping) {
@@ -287,14 +312,14 @@ export class WorkerPool {
     if (err instanceof RetryLaterError) {
       await sql`update bridge_jobs set state = 'ready', attempts = attempts - 1, last_error = ${message},
           run_at = now() + make_interval(secs => ${Math.max(0, err.delayMs) / 1000}), locked_by = null, locked_until = null, updated_at = now()
-        where ${fence}`.execute(this.opts.db);
+        where ${fence}`.execute(this.#qdb);
       log.debug({ delayMs: err.delayMs, reason: message }, 'job deferred');
       return 'deferred';
     }
     if (err instanceof PauseJobError) {
       await sql`update bridge_jobs set state = 'paused', attempts = attempts - 1, last_error = ${message},
           locked_by = null, locked_until = null, updated_at = now()
-        where ${fence}`.execute(this.opts.db);
+        where ${fence}`.execute(this.#qdb);
       log.warn({ reason: message }, 'job paused');
       return 'paused';
     }
@@ -302,38 +327,60 @@ export class WorkerPool {
     if (dead) {
       await sql`update bridge_jobs set state = 'dead', last_error = ${message}, finished_at = now(),
           locked_by = null, locked_until = null, updated_at = now()
-        where ${fence}`.execute(this.opts.db);
+        where ${fence}`.execute(this.#qdb);
       log.error({ err }, `job dead after ${job.attempts} attempt(s)`);
       return 'dead';
     }
     const delay = backoffDelay(job.attempts, policy ?? this.opts.backoff);
     await sql`update bridge_jobs set state = 'ready', last_error = ${message},
         run_at = now() + make_interval(secs => ${delay / 1000}), locked_by = null, locked_until = null, updated_at = now()
-      where ${fence}`.execute(this.opts.db);
+      where ${fence}`.execute(this.#qdb);
     log.warn({ err, retryInMs: delay }, 'job failed; will retry');
     return 'retry';
   }
 
-  /** Group commit: one UPDATE marks every job finished since the previous flush as done. */
+  #scheduleFlush(): void {
+    if (!this.#flushing) void this.#flush().catch(() => {});
+  }
+
+  /**
+   * Group commit: one DELETE removes every job finished since the previous flush. Completions
+   * that arrive while a flush runs go into the next one. On a database error they are kept and
+   * retried; if that never succeeds the leases expire and the jobs run again (at-least-once).
+   */
   async #flush(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
-    if (!this.#completions.length) return;
-    const batch = this.#completions;
-    this.#completions = [];
-    const ids = batch.map((b) => b.id);
-    const attempts = batch.map((b) => b.attempts);
-    this.#flushing = sql`
-      update bridge_jobs j set state = 'done', finished_at = now(), locked_by = null, locked_until = null, updated_at = now()
-      from (select unnest(${ids}::bigint[]) as id, unnest(${attempts}::int[]) as attempts) c
-      where j.id = c.id and j.attempts = c.attempts and j.state = 'running' and j.locked_by = ${this.workerId}`
-      .execute(this.opts.db)
-      .then(() => {
-        if (batch.length) this.notify(); // ordering-key successors may now be claimable
-      })
-      .finally(() => {
-        this.#flushing = undefined;
-      });
-    await this.#flushing;
+    if (this.#flushing) return this.#flushing;
+    this.#flushing = (async () => {
+      let failures = 0;
+      while (this.#completions.length) {
+        const batch = this.#completions;
+        this.#completions = [];
+        const ids = batch.map((b) => b.id);
+        const attempts = batch.map((b) => b.attempts);
+        try {
+          await sql`
+            delete from bridge_jobs
+            where id = any(${ids}::bigint[])
+              and attempts = (${attempts}::int[])[array_position(${ids}::bigint[], id)]
+              and state = 'running' and locked_by = ${this.workerId}`.execute(this.#qdb);
+          failures = 0;
+          this.notify(); // ordering-key successors may now be claimable
+        } catch (e) {
+          this.#completions.unshift(...batch);
+          if (++failures === 1) this.opts.log.warn({ err: e }, 'recording job completions failed; retrying');
+          if (this.#stopping && failures >= 3) throw e;
+          await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** failures)));
+        }
+      }
+    })().finally(() => {
+      this.#flushing = undefined;
+    });
+    return this.#flushing;
+  }
+
+  /** Resolves once every completion recorded so far is committed (tests, shutdown). */
+  async drained(): Promise<void> {
+    while (this.#flushing || this.#completions.length) await this.#flush();
   }
 }
 

@@ -25,8 +25,10 @@ describe(`HTTP edge on ${STORE}`, () => {
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: 'ready', checks: { database: null, migrations: null, workers: null } });
     await enqueue(bridge.ctx.db, [{ kind: 'noop', payload: {} }, { kind: 'noop', payload: {} }]);
-    await waitFor(async () => (await (await fetch(`${bridge!.url}/metrics`)).text()).includes('ghl_bridge_jobs{state="done"} 2'));
+    await waitFor(async () => /ghl_bridge_job_duration_seconds_count\{kind="noop",outcome="done"\} 2/.test(await (await fetch(`${bridge!.url}/metrics`)).text()));
+    await bridge.ctx.queue.drained();
     const metrics = await (await fetch(`${bridge.url}/metrics`)).text();
+    expect(metrics).toContain('ghl_bridge_jobs{state="ready"} 0');
     expect(metrics).toContain('ghl_bridge_http_requests_total{method="GET",route="/readyz",status="200"} 1');
     expect(metrics).toMatch(/ghl_bridge_job_duration_seconds_count\{kind="noop",outcome="done"\} 2/);
   });
@@ -45,7 +47,7 @@ describe(`HTTP edge on ${STORE}`, () => {
     expect(await small.json()).toEqual({ got: { x: 1 } });
     const missing = await fetch(`${bridge.url}/nope`);
     expect(missing.status).toBe(404);
-    expect((await missing.json()).message).toBe('no route for GET /nope');
+    expect(((await missing.json()) as { message: string }).message).toBe('no route for GET /nope');
   });
 
   it('reports not ready once stopped (readiness fails while the database is closed)', async () => {
@@ -53,6 +55,6 @@ describe(`HTTP edge on ${STORE}`, () => {
     await bridge.ctx.queue.stop(100);
     const r = await fetch(`${bridge.url}/readyz`);
     expect(r.status).toBe(503);
-    expect((await r.json()).checks.workers).toBe('not running');
+    expect(((await r.json()) as { checks: { workers: string } }).checks.workers).toBe('not running');
   });
 });

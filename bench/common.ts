@@ -1,0 +1,64 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { openDatabase, type DatabaseHandle } from '../src/db/index.js';
+import { migrateToLatest } from '../src/db/migrations/index.js';
+
+export const PG_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+export interface BenchStore {
+  name: 'PGlite' | 'PostgreSQL';
+  handle: DatabaseHandle;
+  dispose(): Promise<void>;
+}
+
+/** A fresh, migrated store: PGlite on disk in a temp dir, or a throw-away PostgreSQL schema. */
+export async function benchStore(kind: 'pglite' | 'postgres'): Promise<BenchStore> {
+  const schema = `bench_${randomBytes(4).toString('hex')}`;
+  if (kind === 'postgres') {
+    const handle = await openDatabase({ url: PG_URL, schema, poolMax: 12 });
+    await migrateToLatest(handle.db, schema);
+    return {
+      name: 'PostgreSQL',
+      handle,
+      async dispose() {
+        await handle.close();
+        const c = new pg.Client({ connectionString: PG_URL });
+        await c.connect();
+        await c.query(`drop schema if exists "${schema}" cascade`);
+        await c.end();
+      },
+    };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'ghl-bridge-bench-'));
+  const handle = await openDatabase({ schema, dataDir: dir });
+  await migrateToLatest(handle.db, schema);
+  return {
+    name: 'PGlite',
+    handle,
+    async dispose() {
+      await handle.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function postgresAvailable(): Promise<boolean> {
+  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    await c.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function table(headers: string[], rows: Array<Array<string | number>>): string {
+  const cells = [headers, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? c.toLocaleString('en-US', { maximumFractionDigits: 1 }) : c)))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => String(r[i]).length)));
+  const line = (r: Array<string | number>) => '| ' + r.map((c, i) => String(c).padEnd(widths[i]!)).join(' | ') + ' |';
+  return [line(cells[0]!), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...cells.slice(1).map(line)].join('\n');
+}
