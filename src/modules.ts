@@ -7,6 +7,14 @@ import { webhooksModule } from './webhooks/index.js';
  * The feature modules of a running bridge, in dependency order (a module's `init` may use the
  * services published by the modules before it).
  */
-export async function bridgeModules(_config: Config): Promise<BridgeModule[]> {
-  return [webhooksModule(), installationsModule()];
+export interface ModuleOptions {
+  /** Extra webhook verification keys (sandbox: the emulator's). */
+  webhookKeys?: { ed25519: string[]; rsa: string[] };
+}
+
+export async function bridgeModules(_config: Config, opts: ModuleOptions = {}): Promise<BridgeModule[]> {
+  return [
+    webhooksModule(opts.webhookKeys ? { extraEd25519Keys: opts.webhookKeys.ed25519, extraRsaKeys: opts.webhookKeys.rsa } : {}),
+    installationsModule(),
+  ];
 }

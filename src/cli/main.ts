@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerConfigCommand } from './commands/config.js';
 import { registerDoctorCommand } from './commands/doctor.js';
+import { registerEmulatorCommand } from './commands/emulator.js';
 import { registerJobsCommand } from './commands/jobs.js';
 import { registerMigrateCommand } from './commands/migrate.js';
 import { registerStartCommand } from './commands/start.js';
@@ -18,5 +19,6 @@ registerMigrateCommand(program);
 registerDoctorCommand(program);
 registerJobsCommand(program);
 registerConfigCommand(program);
+registerEmulatorCommand(program);
 
 await program.parseAsync(process.argv);

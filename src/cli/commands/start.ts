@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { createBridge } from '../../app.js';
 import { createLogger } from '../../log/logger.js';
 import { bridgeModules } from '../../modules.js';
+import { sandboxModule, startSandbox, type Sandbox } from '../../sandbox/index.js';
 import { configOrExit, fail } from '../common.js';
 
 export function registerStartCommand(program: Command): void {
@@ -9,15 +10,31 @@ export function registerStartCommand(program: Command): void {
     .command('start', { isDefault: true })
     .description('run the bridge (HTTP server + workers); sandbox mode when no GHL credentials are set')
     .action(async () => {
-      const config = configOrExit();
-      const log = createLogger({ level: config.LOG_LEVEL, secrets: config.secretValues });
+      let config = configOrExit();
+      let log = createLogger({ level: config.LOG_LEVEL, secrets: config.secretValues });
       let bridge;
+      let sandbox: Sandbox | undefined;
       try {
-        bridge = await createBridge(config, { log, modules: await bridgeModules(config) });
+        if (config.sandbox) {
+          sandbox = await startSandbox(config, log);
+          config = sandbox.config;
+          log = createLogger({ level: config.LOG_LEVEL, secrets: config.secretValues });
+        }
+        const modules = await bridgeModules(config, sandbox ? { webhookKeys: sandbox.webhookKeys } : {});
+        if (sandbox) modules.push(sandboxModule(sandbox));
+        bridge = await createBridge(config, { log, modules });
       } catch (e) {
+        await sandbox?.close();
         fail(e);
       }
       const url = await bridge.listen();
+      if (sandbox) {
+        try {
+          bridge.ctx.services.startupNotes = await sandbox.afterListen(url, bridge.ctx.services);
+        } catch (e) {
+          log.error({ err: e }, 'sandbox setup failed');
+        }
+      }
       log.info({ url, store: bridge.ctx.store.kind, sandbox: config.sandbox }, 'ghl-bridge started');
       console.log(
         [
@@ -40,6 +57,7 @@ export function registerStartCommand(program: Command): void {
         log.info({ signal }, 'shutting down');
         bridge
           .close()
+          .then(() => sandbox?.close())
           .then(() => {
             log.info('stopped cleanly');
             process.exit(0);
