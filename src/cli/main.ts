@@ -6,6 +6,7 @@ import { registerEmulatorCommand } from './commands/emulator.js';
 import { registerJobsCommand } from './commands/jobs.js';
 import { registerMigrateCommand } from './commands/migrate.js';
 import { registerStartCommand } from './commands/start.js';
+import { registerWebhooksCommand } from './commands/webhooks.js';
 
 const program = new Command();
 program
@@ -18,6 +19,7 @@ registerStartCommand(program);
 registerMigrateCommand(program);
 registerDoctorCommand(program);
 registerJobsCommand(program);
+registerWebhooksCommand(program);
 registerConfigCommand(program);
 registerEmulatorCommand(program);
 
