@@ -1,6 +1,7 @@
 import type { BridgeModule } from './app.js';
 import type { Config } from './config/index.js';
 import { installationsModule } from './installations/index.js';
+import { providerModule } from './provider/index.js';
 import { webhooksModule } from './webhooks/index.js';
 
 /**

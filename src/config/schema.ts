@@ -11,7 +11,7 @@ export interface VarSpec {
   secret?: boolean;
   example: string;
   description: string;
-  group: 'server' | 'storage' | 'queue' | 'ghl' | 'webhooks' | 'security' | 'sandbox';
+  group: 'server' | 'storage' | 'queue' | 'ghl' | 'webhooks' | 'provider' | 'security' | 'sandbox';
 }
 
 const bool = z
@@ -188,6 +188,41 @@ export const VARS = [
     schema: int(100, 60_000).default(5000),
     example: '5000',
     description: 'If storing a webhook takes longer than this, answer 429 so GHL retries instead of timing out (timeouts are not retried).',
+  },
+  {
+    name: 'PROVIDER_SEND_MAX_ATTEMPTS',
+    group: 'provider',
+    schema: int(1, 100).default(8),
+    example: '8',
+    description: 'Attempts to hand one outbound message to its channel (5xx, 429, timeouts) before it is reported to GHL as failed with the last reason.',
+  },
+  {
+    name: 'PROVIDER_RETRY_BASE_MS',
+    group: 'provider',
+    schema: int(10, 600_000).default(2000),
+    example: '2000',
+    description: 'First delay between channel send retries; doubles per attempt (equal jitter, capped at 5 min). A channel Retry-After wins.',
+  },
+  {
+    name: 'PROVIDER_STATUS_REFUSAL_MAX_MS',
+    group: 'provider',
+    schema: int(0, 3_600_000).default(120_000),
+    example: '120000',
+    description: 'GHL refuses status updates (400) for a short time after a message is created: such refusals are retried with growing delays for this long after the message arrived, then the status job fails.',
+  },
+  {
+    name: 'PROVIDER_POLL_BASE_MS',
+    group: 'provider',
+    schema: int(10, 3_600_000).default(5000),
+    example: '5000',
+    description: 'Channels without push receipts (Cast): first delay before polling a pending message\'s status; doubles up to 5 min.',
+  },
+  {
+    name: 'PROVIDER_POLL_GIVE_UP_MS',
+    group: 'provider',
+    schema: int(1000, 7 * 24 * 3_600_000).default(30 * 60_000),
+    example: '1800000',
+    description: 'Stop polling a message still unconfirmed this long after it was sent; it stays "pending" in GHL (delivery unknown) unless a late receipt arrives.',
   },
   {
     name: 'SANDBOX',

@@ -1,0 +1,51 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { KeyRing } from '../crypto/aes.js';
+import type { Db } from '../db/index.js';
+import { bearerMatches } from '../webhooks/admin.js';
+import { ChannelValidationError, configureChannel, deleteChannel, getChannelView, listChannels } from './channels.js';
+
+const putBody = z.object({
+  config: z.record(z.string(), z.unknown()),
+  defaultRegion: z.string().length(2).optional(),
+  conversationProviderId: z.string().min(1).max(200).nullable().optional(),
+  emailInboundType: z.enum(['Email', 'Custom']).optional(),
+  enabled: z.boolean().optional(),
+});
+
+/**
+ * Operator API for per-location channels, `Authorization: Bearer <ADMIN_API_KEY>`:
+ * PUT /admin/channels/:locationId (validated, secrets encrypted), GET /admin/channels[/:locationId] (masked), DELETE.
+ */
+export async function registerChannelAdminRoutes(app: FastifyInstance, o: { db: Db; ring: KeyRing; apiKey: string; inboundUrl: (locationId: string) => string }): Promise<void> {
+  app.addHook('onRequest', async (req, reply) => {
+    if (!bearerMatches(req.headers.authorization, o.apiKey)) {
+      return reply.code(401).header('www-authenticate', 'Bearer').send({ statusCode: 401, error: 'Unauthorized', message: 'admin API key required' });
+    }
+  });
+  const withUrl = <T extends { locationId: string }>(v: T) => ({ ...v, inboundUrl: o.inboundUrl(v.locationId) });
+
+  app.get('/admin/channels', async () => ({ channels: (await listChannels(o.db, o.ring)).map(withUrl) }));
+  app.get<{ Params: { locationId: string } }>('/admin/channels/:locationId', async (req, reply) => {
+    const v = await getChannelView(o.db, o.ring, req.params.locationId);
+    if (!v) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no channel configured for location ${req.params.locationId}` });
+    return withUrl(v);
+  });
+  app.put<{ Params: { locationId: string } }>('/admin/channels/:locationId', async (req, reply) => {
+    const b = putBody.safeParse(req.body);
+    if (!b.success) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: z.prettifyError(b.error) });
+    try {
+      const { config, ...opts } = b.data;
+      const v = await configureChannel(o.db, o.ring, req.params.locationId, config as never, opts);
+      return withUrl(v);
+    } catch (e) {
+      if (e instanceof ChannelValidationError) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: e.message });
+      throw e;
+    }
+  });
+  app.delete<{ Params: { locationId: string } }>('/admin/channels/:locationId', async (req, reply) => {
+    const ok = await deleteChannel(o.db, req.params.locationId);
+    if (!ok) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no channel configured for location ${req.params.locationId}` });
+    return { ok: true };
+  });
+}

@@ -1,0 +1,144 @@
+/**
+ * Conversation-provider orchestration (issue 6): GHL ProviderOutboundMessage → the location's channel → GHL status,
+ * and channel inbound → contact/conversation → GHL Add Inbound Message. See README.md next to this file.
+ *
+ * Public API
+ * - `providerModule(opts?)` → BridgeModule (after webhooks and installations in src/modules.ts).
+ *   Routes: POST /channels/:locationId/inbound; /admin/channels/* when ADMIN_API_KEY is set.
+ * - `ctx.services.provider: ProviderService` — `configureChannel(locationId, config, opts)`, `getChannel`,
+ *   `listChannels`, `deleteChannel`, `events` (relay timings), `inboundUrl(locationId)`.
+ * - `configureChannel(db, ring, locationId, config, opts)` — the same without a running bridge (CLI, sandbox).
+ */
+import { EventEmitter } from 'node:events';
+import { Histogram } from 'prom-client';
+import type { AppContext, BridgeModule } from '../app.js';
+import { loopbackInbox as defaultInbox, type ChannelConfig, type ChannelConfigInput, type LoopbackInbox } from '../channels/index.js';
+import { loadKeyRing } from '../crypto/keyring.js';
+import type { KeyRing } from '../crypto/aes.js';
+import type { GhlClient } from '../ghl/client.js';
+import { webhooksService, type ProviderOutboundMessage } from '../webhooks/index.js';
+import { registerChannelAdminRoutes } from './admin.js';
+import { ChannelCache, configureChannel, deleteChannel, getChannelView, listChannels, type ChannelOptions, type ChannelView } from './channels.js';
+import { inboundHandler, registerInboundRoutes, storeInbound, JOB_INBOUND, type InboundRuntime } from './inbound.js';
+import { JOB_POLL, JOB_SEND, JOB_STATUS, orderingKeyOf, pollHandler, recordOutbound, sendHandler, statusHandler, type OutboundRuntime, type ProviderSettings, type RelayEvents } from './outbound.js';
+
+export { configureChannel, deleteChannel, getChannel, getChannelView, listChannels, parseChannelConfig, ChannelValidationError, type ChannelOptions, type ChannelView, type StoredChannel } from './channels.js';
+export { JOB_INBOUND, INBOUND_PATH, senderAddress } from './inbound.js';
+export { JOB_POLL, JOB_SEND, JOB_STATUS, mergeStatus, type ProviderSettings, type RelayEvents } from './outbound.js';
+export { providerMigration } from './migration.js';
+export type { GhlStatus, OutboundState } from './tables.js';
+
+export interface ProviderModuleOptions {
+  /** Overrides of the PROVIDER_* settings (tests, benchmark). */
+  settings?: Partial<ProviderSettings>;
+  /** Inbox the loopback channel delivers into (default: the process-wide one the sandbox shows). */
+  loopbackInbox?: LoopbackInbox;
+  /** Overrides GHL_CONVERSATION_PROVIDER_ID. */
+  conversationProviderId?: string;
+}
+
+export interface ProviderService {
+  configureChannel(locationId: string, config: ChannelConfigInput | ChannelConfig, opts?: ChannelOptions): Promise<ChannelView>;
+  getChannel(locationId: string): Promise<ChannelView | undefined>;
+  listChannels(): Promise<ChannelView[]>;
+  deleteChannel(locationId: string): Promise<boolean>;
+  /** Public URL the location's channel posts inbound messages and receipts to. */
+  inboundUrl(locationId: string): string;
+  events: EventEmitter<RelayEvents>;
+  loopbackInbox: LoopbackInbox;
+}
+
+export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
+  let outbound: OutboundRuntime | undefined;
+  let inbound: InboundRuntime | undefined;
+  let ring: KeyRing | undefined;
+
+  return {
+    name: 'provider',
+    init(ctx: AppContext) {
+      const c = ctx.config;
+      const log = ctx.log.child({ component: 'provider' });
+      const keyRing = loadKeyRing(c, log);
+      ring = keyRing;
+      const inbox = opts.loopbackInbox ?? defaultInbox;
+      const ghl = () => {
+        const g = ctx.services.ghl as GhlClient | undefined;
+        if (!g) throw new Error('the installations module (GHL client) is not loaded');
+        return g;
+      };
+      const notify = () => ctx.queue.notify();
+      const channels = new ChannelCache(ctx.db, keyRing, (locationId) => ({
+        logger: log.child({ channelLocation: locationId }),
+        loopbackInbox: inbox,
+        // A loopback auto-reply is an inbound message from the contact: store it and let provider.inbound add it to GHL.
+        onLoopbackInbound: async (msg) => {
+          await ctx.db.transaction().execute((trx) => storeInbound(trx, locationId, [{ msg, address: `contact:${msg.contactId ?? ''}` }]));
+          notify();
+        },
+      }));
+      const settings: ProviderSettings = {
+        sendMaxAttempts: c.PROVIDER_SEND_MAX_ATTEMPTS,
+        retryBaseMs: c.PROVIDER_RETRY_BASE_MS,
+        statusRefusalMaxMs: c.PROVIDER_STATUS_REFUSAL_MAX_MS,
+        pollBaseMs: c.PROVIDER_POLL_BASE_MS,
+        pollGiveUpMs: c.PROVIDER_POLL_GIVE_UP_MS,
+        ...opts.settings,
+      };
+      const events = new EventEmitter<RelayEvents>();
+      events.setMaxListeners(50);
+      const relay = new Histogram({
+        name: 'ghl_bridge_provider_relay_seconds',
+        help: 'Relay overhead: webhook stored → channel send (leg=outbound); channel result/receipt → GHL status call (leg=status)',
+        labelNames: ['leg'],
+        buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+        registers: [ctx.metrics.registry],
+      });
+      events.on('send', (e) => e.attempt === 1 && relay.observe({ leg: 'outbound' }, Math.max(0, e.at - e.receivedAt) / 1000));
+      events.on('status', (e) => relay.observe({ leg: 'status' }, Math.max(0, e.at - e.since) / 1000));
+
+      outbound = { db: ctx.db, log, ghl, channels, settings, events, notify };
+      const isKnownLocation = async (locationId: string) => {
+        const svc = ctx.services.installations as { isKnownLocation?: (l: string | null, co: string | null) => Promise<boolean> } | undefined;
+        return svc?.isKnownLocation ? svc.isKnownLocation(locationId, null) : false;
+      };
+      inbound = { db: ctx.db, log, ghl, channels, conversationProviderId: opts.conversationProviderId ?? c.GHL_CONVERSATION_PROVIDER_ID, isKnownLocation, notify };
+
+      const webhooks = webhooksService(ctx);
+      webhooks.on<ProviderOutboundMessage>(
+        'ProviderOutboundMessage',
+        async (evt, h) => {
+          if (await recordOutbound(h.db, evt.payload)) notify();
+        },
+        {
+          name: 'provider.outbound',
+          orderingKey: (e) => (e.locationId && typeof e.payload.contactId === 'string' ? orderingKeyOf(e.locationId, e.payload.contactId) : null),
+        },
+      );
+      ctx.queue.register(JOB_SEND, sendHandler(outbound));
+      ctx.queue.register(JOB_STATUS, statusHandler(outbound));
+      ctx.queue.register(JOB_POLL, pollHandler(outbound));
+      ctx.queue.register(JOB_INBOUND, inboundHandler(inbound));
+
+      const inboundUrl = (locationId: string) => `${c.publicUrl}/channels/${encodeURIComponent(locationId)}/inbound`;
+      const service: ProviderService = {
+        configureChannel: (locationId, config, o) => configureChannel(ctx.db, keyRing, locationId, config, o),
+        getChannel: (locationId) => getChannelView(ctx.db, keyRing, locationId),
+        listChannels: () => listChannels(ctx.db, keyRing),
+        deleteChannel: (locationId) => deleteChannel(ctx.db, locationId),
+        inboundUrl,
+        events,
+        loopbackInbox: inbox,
+      };
+      ctx.services.provider = service;
+    },
+    async routes(app, ctx) {
+      const rt = inbound!;
+      await app.register(async (scope) => registerInboundRoutes(scope, rt));
+      const apiKey = ctx.config.ADMIN_API_KEY;
+      if (apiKey) {
+        const inboundUrl = (ctx.services.provider as ProviderService).inboundUrl;
+        await app.register(async (scope) => registerChannelAdminRoutes(scope, { db: ctx.db, ring: ring!, apiKey, inboundUrl }));
+      }
+    },
+  };
+}

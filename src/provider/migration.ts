@@ -1,0 +1,83 @@
+import { sql, type Kysely, type Migration } from 'kysely';
+
+/** Tables of the conversation-provider orchestration (issue 6). Runs on PostgreSQL and PGlite. */
+export const providerMigration: Migration = {
+  async up(db: Kysely<unknown>) {
+    // One channel per GHL location. Secret fields of `config` are AES-GCM ciphertexts (key id inside each value, and key_id).
+    await sql`
+      create table provider_channels (
+        location_id text primary key,
+        kind text not null check (kind in ('http', 'cast', 'loopback')),
+        config jsonb not null,
+        key_id text,
+        default_region text not null default 'US',
+        conversation_provider_id text,
+        email_inbound_type text not null default 'Email' check (email_inbound_type in ('Email', 'Custom')),
+        enabled boolean not null default true,
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now()
+      )`.execute(db);
+
+    // One row per GHL ProviderOutboundMessage (messageId): the durable send state machine.
+    await sql`
+      create table provider_outbound (
+        message_id text primary key,
+        location_id text not null,
+        contact_id text not null,
+        channel text not null,
+        payload jsonb not null,
+        state text not null default 'received' check (state in ('received', 'sending', 'sent', 'status_pending', 'done', 'failed')),
+        channel_kind text,
+        channel_message_id text,
+        status_target text check (status_target in ('pending', 'delivered', 'read', 'failed')),
+        ghl_status text check (ghl_status in ('pending', 'delivered', 'read', 'failed')),
+        error jsonb,
+        attempts integer not null default 0,
+        status_attempts integer not null default 0,
+        polls integer not null default 0,
+        last_error text,
+        received_at timestamptz not null default now(),
+        send_started_at timestamptz,
+        sent_at timestamptz,
+        target_at timestamptz,
+        reported_at timestamptz,
+        updated_at timestamptz not null default now()
+      )`.execute(db);
+    await sql`create index provider_outbound_channel_id on provider_outbound (location_id, channel_message_id) where channel_message_id is not null`.execute(db);
+    await sql`create index provider_outbound_open on provider_outbound (state, updated_at) where state not in ('done', 'failed')`.execute(db);
+
+    // Inbound messages, deduped on the channel's own id per location.
+    await sql`
+      create table provider_inbound (
+        id bigserial primary key,
+        location_id text not null,
+        channel_message_id text not null,
+        address text not null,
+        message jsonb not null,
+        state text not null default 'received' check (state in ('received', 'done', 'failed')),
+        contact_id text,
+        conversation_id text,
+        ghl_message_id text,
+        attempts integer not null default 0,
+        last_error text,
+        received_at timestamptz not null default now(),
+        updated_at timestamptz not null default now(),
+        unique (location_id, channel_message_id)
+      )`.execute(db);
+
+    // Sender address (E.164 phone, lower-case e-mail or "contact:<id>") → GHL contact and conversation.
+    await sql`
+      create table provider_contacts (
+        location_id text not null,
+        address text not null,
+        contact_id text not null,
+        conversation_id text,
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now(),
+        primary key (location_id, address)
+      )`.execute(db);
+  },
+  async down(db: Kysely<unknown>) {
+    for (const t of ['provider_contacts', 'provider_inbound', 'provider_outbound', 'provider_channels']) await sql`drop table if exists ${sql.table(t)}`.execute(db);
+  },
+};

@@ -1,0 +1,67 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { startFakeCast, type FakeCast } from '../fakes/cast-server.js';
+import { waitFor } from '../helpers/store.js';
+import { CAST_INBOUND_KEY, CAST_KEY, finalStatus, startBridge, startWorld, statusHistory, type ProviderBridge, type World } from './harness.js';
+
+let w: World | undefined;
+let b: ProviderBridge | undefined;
+let cast: FakeCast | undefined;
+afterEach(async () => {
+  await b?.close();
+  await w?.emu.close();
+  await cast?.close();
+  b = w = cast = undefined;
+});
+
+describe('SMS round trips', () => {
+  it('loopback: ProviderOutboundMessage → delivered in GHL; the auto-reply lands as an inbound message in the same conversation', async () => {
+    w = await startWorld();
+    b = await startBridge(w);
+    const loc = w.locationIds[0]!;
+    await b.provider.configureChannel(loc, { kind: 'loopback', autoReply: true });
+    const contact = w.emu.control.createContact({ locationId: loc, firstName: 'Ann', phone: '+15551230001' });
+    const m = w.emu.control.sendMessageAsUser({ locationId: loc, contactId: contact.id, type: 'SMS', message: 'hello', attachments: ['https://cdn.example.com/a.png'], conversationProviderId: w.providerId });
+    await waitFor(() => finalStatus(w!.emu, m.id) === 'delivered', { what: 'delivered' });
+    expect(statusHistory(w.emu, m.id)).toEqual(['pending', 'delivered']);
+    const rec = b.inbox.list(loc);
+    expect(rec).toHaveLength(1);
+    expect(rec[0]!.message).toMatchObject({ messageId: m.id, phone: '+15551230001', message: 'hello', attachments: ['https://cdn.example.com/a.png'] });
+    const reply = await waitFor(() => w!.emu.control.listMessages({ contactId: contact.id }).find((x) => x.direction === 'inbound'), { what: 'auto-reply in GHL' });
+    expect(reply).toMatchObject({ body: 'Auto-reply: got "hello"', conversationId: m.conversationId, conversationProviderId: w.providerId });
+    expect(w.emu.control.listContacts({ locationId: loc })).toHaveLength(1);
+    const row = await b.ctx.db.selectFrom('provider_outbound').selectAll().where('message_id', '=', m.id).executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ state: 'done', ghl_status: 'delivered', attempts: 1, channel_message_id: `loopback-${m.id}` });
+  });
+
+  it('cast: send with the messageId as idempotency key → pending → polled receipt → delivered; inbound reply from the gateway reaches the contact', async () => {
+    cast = await startFakeCast();
+    w = await startWorld();
+    b = await startBridge(w);
+    const loc = w.locationIds[0]!;
+    await b.provider.configureChannel(loc, { kind: 'cast', apiKey: CAST_KEY, baseUrl: cast.url, inboundApiKey: CAST_INBOUND_KEY }, { defaultRegion: 'PH' });
+    const contact = w.emu.control.createContact({ locationId: loc, firstName: 'Juan', phone: '+639171234567' });
+    const m = w.emu.control.sendMessageAsUser({ locationId: loc, contactId: contact.id, type: 'SMS', message: 'Kumusta', conversationProviderId: w.providerId });
+    await waitFor(() => cast!.sends.length === 1, { what: 'cast send' });
+    expect(cast.sends[0]).toMatchObject({ to: '09171234567', message: 'Kumusta', idempotencyKey: m.id });
+    await waitFor(async () => (await b!.ctx.db.selectFrom('provider_outbound').select('ghl_status').where('message_id', '=', m.id).executeTakeFirst())?.ghl_status === 'pending', { what: 'pending reported' });
+    cast.setStatus(cast.sends[0]!.messageId, 'delivered');
+    await waitFor(() => finalStatus(w!.emu, m.id) === 'delivered', { what: 'delivered after poll' });
+    expect(statusHistory(w.emu, m.id)).toEqual(['pending', 'pending', 'delivered']);
+    expect(cast.sends).toHaveLength(1);
+
+    // Inbound from the SIM gateway (national format) → same contact, same conversation.
+    const inbound = (body: unknown, key = CAST_INBOUND_KEY) =>
+      fetch(`${b!.url}/channels/${loc}/inbound`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify(body) });
+    expect((await inbound({ from: '09171234567', message: 'Salamat', message_id: 'gw-1' }, 'wrong-key-0123456789abcdef')).status).toBe(401);
+    const r = await inbound({ from: '09171234567', message: 'Salamat', message_id: 'gw-1' });
+    expect(r.status).toBe(202);
+    expect(await r.json()).toMatchObject({ accepted: 1, duplicates: 0 });
+    const again = await inbound({ from: '09171234567', message: 'Salamat', message_id: 'gw-1' });
+    expect(await again.json()).toMatchObject({ accepted: 0, duplicates: 1 });
+    const got = await waitFor(() => w!.emu.control.listMessages({ contactId: contact.id }).find((x) => x.direction === 'inbound'), { what: 'inbound in GHL' });
+    expect(got).toMatchObject({ body: 'Salamat', conversationId: m.conversationId, messageType: expect.stringContaining('SMS') });
+    expect(w.emu.control.listContacts({ locationId: loc })).toHaveLength(1);
+    await waitFor(async () => (await b!.ctx.db.selectFrom('provider_inbound').select('state').execute()).every((x) => x.state === 'done'));
+    expect(w.emu.control.listMessages({ contactId: contact.id }).filter((x) => x.direction === 'inbound')).toHaveLength(1);
+  });
+});
