@@ -17,5 +17,6 @@ export async function bridgeModules(_config: Config, opts: ModuleOptions = {}): 
   return [
     webhooksModule(opts.webhookKeys ? { extraEd25519Keys: opts.webhookKeys.ed25519, extraRsaKeys: opts.webhookKeys.rsa } : {}),
     installationsModule(),
+    providerModule(),
   ];
 }
