@@ -1,0 +1,43 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createBridge, type Bridge } from '../../src/app.js';
+import { createLogger } from '../../src/log/logger.js';
+import { bridgeModules } from '../../src/modules.js';
+import { sandboxModule, startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { dropSchema, STORE, testConfig, waitFor } from '../helpers/store.js';
+
+let bridge: Bridge | undefined;
+let sandbox: Sandbox | undefined;
+afterEach(async () => {
+  await bridge?.close();
+  await sandbox?.close();
+  if (bridge?.ctx.config.DATABASE_URL) await dropSchema(bridge.ctx.config.DATABASE_SCHEMA);
+  bridge = sandbox = undefined;
+});
+
+describe(`sandbox demo on ${STORE}`, () => {
+  it('relays an SMS sent by a GHL user through loopback, marks it delivered, and posts the auto-reply back', async () => {
+    const log = createLogger({ level: 'silent' });
+    sandbox = await startSandbox(testConfig({ EMULATOR_PORT: '0', DATA_DIR: 'memory://' }), log);
+    const modules = await bridgeModules(sandbox.config, { webhookKeys: sandbox.webhookKeys });
+    modules.push(sandboxModule(sandbox));
+    bridge = await createBridge(sandbox.config, { log, modules, dataDir: 'memory://' });
+    const url = await bridge.listen(0);
+    // PORT=0: the redirect URI must match where the bridge really listens.
+    const notes = await sandbox.afterListen(url, bridge.ctx.services);
+    expect(notes.join('\n')).toContain('channel: loopback with auto-reply');
+
+    const { locationId, contactId } = sandbox.seed;
+    const sent = sandbox.emulator.control.sendMessageAsUser({ locationId, contactId, type: 'SMS', message: 'Hello from GHL' });
+    const delivered = await waitFor(() => {
+      const m = sandbox!.emulator.control.getMessage(sent.id);
+      return m?.status === 'delivered' ? m : null;
+    }, { what: 'outbound SMS delivered' });
+    expect(delivered.statusHistory.map((h) => h.status)).toEqual(['pending', 'delivered']);
+    const reply = await waitFor(
+      () => sandbox!.emulator.control.listMessages({ locationId }).find((m) => m.direction === 'inbound' && m.conversationId === sent.conversationId),
+      { what: 'auto-reply in the same conversation' },
+    );
+    expect(reply.body).toBe('Auto-reply: got "Hello from GHL"');
+    expect(reply.contactId).toBe(contactId);
+  });
+});
