@@ -1,5 +1,6 @@
 import type { BridgeModule } from './app.js';
 import type { Config } from './config/index.js';
+import { dashboardModule } from './dashboard/index.js';
 import { installationsModule } from './installations/index.js';
 import { providerModule } from './provider/index.js';
 import { webhooksModule } from './webhooks/index.js';
@@ -18,5 +19,6 @@ export async function bridgeModules(_config: Config, opts: ModuleOptions = {}): 
     webhooksModule(opts.webhookKeys ? { extraEd25519Keys: opts.webhookKeys.ed25519, extraRsaKeys: opts.webhookKeys.rsa } : {}),
     installationsModule(),
     providerModule(),
+    dashboardModule(),
   ];
 }
