@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { registerChannelsCommand } from './commands/channels.js';
 import { registerConfigCommand } from './commands/config.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerEmulatorCommand } from './commands/emulator.js';
@@ -22,5 +23,6 @@ registerJobsCommand(program);
 registerWebhooksCommand(program);
 registerConfigCommand(program);
 registerEmulatorCommand(program);
+registerChannelsCommand(program);
 
 await program.parseAsync(process.argv);
