@@ -29,6 +29,7 @@ describe('SMS round trips', () => {
     const reply = await waitFor(() => w!.emu.control.listMessages({ contactId: contact.id }).find((x) => x.direction === 'inbound'), { what: 'auto-reply in GHL' });
     expect(reply).toMatchObject({ body: 'Auto-reply: got "hello"', conversationId: m.conversationId, conversationProviderId: w.providerId });
     expect(w.emu.control.listContacts({ locationId: loc })).toHaveLength(1);
+    await waitFor(async () => (await b!.ctx.db.selectFrom('provider_outbound').select('state').where('message_id', '=', m.id).executeTakeFirst())?.state === 'done');
     const row = await b.ctx.db.selectFrom('provider_outbound').selectAll().where('message_id', '=', m.id).executeTakeFirstOrThrow();
     expect(row).toMatchObject({ state: 'done', ghl_status: 'delivered', attempts: 1, channel_message_id: `loopback-${m.id}` });
   });
