@@ -154,28 +154,24 @@ export class GroupCommitter {
   async #insert(recs: EventRecord[]): Promise<PersistOutcome[]> {
     const maxAttempts = this.opts.maxAttempts;
     const out = await this.#db.transaction().execute(async (trx) => {
-      const rows = await trx
-        .insertInto('webhook_events')
-        .values(
-          recs.map((r) => ({
-            source: r.source,
-            dedupe_key: r.dedupeKey,
-            type: r.type,
-            location_id: r.locationId,
-            company_id: r.companyId,
-            webhook_id: r.webhookId,
-            ordering_key: r.orderingKey,
-            event_at: r.eventAt,
-            payload: r.payloadJson === null ? null : sql<string>`${r.payloadJson}::jsonb`,
-            raw: r.raw,
-            signature: r.signature,
-            status: r.status,
-            reason: r.reason,
-          })),
-        )
-        .onConflict((oc) => oc.columns(['source', 'dedupe_key']).doNothing())
-        .returning(['id', 'source', 'dedupe_key'])
-        .execute();
+      // One statement with one array parameter per column (not one placeholder per value): the
+      // statement text and its serialisation stay the same size whatever the batch size.
+      const col = <T>(f: (r: EventRecord) => T) => recs.map(f);
+      const res = await sql<{ id: number; source: string; dedupe_key: string }>`
+        insert into webhook_events
+          (source, dedupe_key, type, location_id, company_id, webhook_id, ordering_key, event_at, payload, raw, signature, status, reason)
+        select u.source, u.dedupe_key, u.type, u.location_id, u.company_id, u.webhook_id, u.ordering_key, u.event_at,
+          u.payload::json, decode(u.raw, 'hex'), u.signature, u.status, u.reason
+        from unnest(
+          ${col((r) => r.source)}::text[], ${col((r) => r.dedupeKey)}::text[], ${col((r) => r.type)}::text[],
+          ${col((r) => r.locationId)}::text[], ${col((r) => r.companyId)}::text[], ${col((r) => r.webhookId)}::text[],
+          ${col((r) => r.orderingKey)}::text[], ${col((r) => r.eventAt?.toISOString() ?? null)}::timestamptz[],
+          ${col((r) => r.payloadJson)}::text[], ${col((r) => r.raw?.toString('hex') ?? null)}::text[],
+          ${col((r) => r.signature)}::text[], ${col((r) => r.status)}::text[], ${col((r) => r.reason)}::text[]
+        ) as u(source, dedupe_key, type, location_id, company_id, webhook_id, ordering_key, event_at, payload, raw, signature, status, reason)
+        on conflict (source, dedupe_key) do nothing
+        returning id, source, dedupe_key`.execute(trx);
+      const rows = res.rows;
       const ids = new Map(rows.map((r) => [`${r.source}\n${r.dedupe_key}`, r.id]));
       const outcomes: PersistOutcome[] = [];
       const jobs: NewJob<DispatchJobPayload>[] = [];

@@ -43,24 +43,34 @@ function decodeSig(s: string): Buffer | undefined {
  * GHL's own examples sign JSON.stringify(body).
  */
 export class WebhookVerifier {
-  constructor(readonly opts: VerifierOptions) {}
+  // Keys ordered most-recently-matched first: traffic is signed by one key, so the common case is one verify.
+  readonly #keys: Record<SignatureScheme, KeyObject[]>;
+
+  constructor(readonly opts: VerifierOptions) {
+    this.#keys = { ed25519: [...opts.ed25519Keys], rsa: [...opts.rsaKeys] };
+  }
 
   verify(raw: Buffer, headers: IncomingHttpHeaders): VerifyResult {
     const ed = header(headers, 'x-ghl-signature');
-    if (ed !== undefined) return this.#check(raw, ed, 'ed25519', this.opts.ed25519Keys);
+    if (ed !== undefined) return this.#check(raw, ed, 'ed25519');
     const rsa = header(headers, 'x-wh-signature');
     if (rsa !== undefined) {
       if (!this.opts.acceptRsa) return { ok: false, reason: 'legacy_disabled' };
-      return this.#check(raw, rsa, 'rsa', this.opts.rsaKeys);
+      return this.#check(raw, rsa, 'rsa');
     }
     return { ok: false, reason: 'missing_signature' };
   }
 
-  #check(raw: Buffer, sigText: string, scheme: SignatureScheme, keys: readonly KeyObject[]): VerifyResult {
+  #check(raw: Buffer, sigText: string, scheme: SignatureScheme): VerifyResult {
+    const keys = this.#keys[scheme];
     const sig = decodeSig(sigText);
     if (!sig || (scheme === 'ed25519' && sig.length !== 64)) return { ok: false, reason: 'invalid_signature' };
     const alg = scheme === 'ed25519' ? null : 'sha256';
-    const matches = (data: Buffer) => keys.some((k) => cryptoVerify(alg, data, k, sig));
+    const matches = (data: Buffer) => {
+      const i = keys.findIndex((k) => cryptoVerify(alg, data, k, sig));
+      if (i > 0) keys.unshift(...keys.splice(i, 1));
+      return i >= 0;
+    };
     if (matches(raw)) return { ok: true, scheme, bytes: 'raw' };
     // Fallback only for bodies that parse; a body that does not parse can only match as raw bytes.
     let parsed: unknown;
