@@ -103,7 +103,7 @@ export function createGhlClient(o: GhlClientOptions) {
     let retries = 0;
     let n429 = 0;
     for (;;) {
-      await o.limiter.acquire(resource, lane, c.signal);
+      const ticket = await o.limiter.acquire(resource, lane, c.signal);
       const headers: Record<string, string> = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
       if (version) headers.Version = version;
       let body: string | undefined;
@@ -120,6 +120,7 @@ export function createGhlClient(o: GhlClientOptions) {
       try {
         res = await fetch(base + op.path + qs(op.query), { method: op.method, headers, body, signal });
       } catch (e) {
+        ticket.done();
         if (c.signal?.aborted) throw e;
         o.metrics?.request(op.name, 0, Date.now() - started);
         // Connection refused/reset before a response: the request may (reset, timeout) or may not (refused) have arrived.
@@ -135,6 +136,7 @@ export function createGhlClient(o: GhlClientOptions) {
         await sleep(backoff(retries++), c.signal);
         continue;
       }
+      ticket.done();
       const text = await res.text();
       let parsed: unknown = text;
       try {

@@ -11,11 +11,16 @@ export interface RateLimitOptions {
   intervalMs: number;
   /** Requests per UTC day (GHL: 200,000). */
   daily: number;
-  /** Extra spacing on top of the interval for clock/latency jitter between our send and GHL's count. */
+  /** Extra spacing on top of the interval (clock drift between us and GHL). */
   marginMs: number;
-  /** A reserved slot must be used within this time; it is recorded as used at reservation + lease. */
-  leaseMs: number;
-  /** Bulk only takes a slot once it has been free this long, so a waiting live call gets it first. */
+  /**
+   * A granted slot is held until its response arrives and then stamped with that time (GHL counted
+   * the request before we saw the answer). Held slots of a crashed replica free after this.
+   */
+  holdMs: number;
+  /** One reservation grants the slots that free within this horizon (callers wait locally). */
+  horizonMs: number;
+  /** Bulk only gets a slot this long after it frees, so a live call asking meanwhile gets it first. */
   bulkDelayMs: number;
   /** Share of the daily budget the bulk lane may use; the rest is kept for live traffic. */
   bulkDailyShare: number;
@@ -25,21 +30,27 @@ export const GHL_LIMITS: RateLimitOptions = {
   burst: 100,
   intervalMs: 10_000,
   daily: 200_000,
-  marginMs: 50,
-  leaseMs: 30,
-  bulkDelayMs: 50,
+  marginMs: 25,
+  holdMs: 60_000,
+  horizonMs: 500,
+  bulkDelayMs: 25,
   bulkDailyShare: 0.9,
 };
 
 const DAY_MS = 86_400_000;
-const MAX_GRANT = 25;
+const MAX_GRANT = 50;
 
 export class RateLimitAbortedError extends Error {
   override name = 'RateLimitAbortedError';
 }
 
+/** A granted slot; call done() as soon as GHL's response (or the failure) is in. */
+export interface RateTicket {
+  done(): void;
+}
+
 interface Waiter {
-  resolve: () => void;
+  grant: (held: number, notBeforeLocal: number) => void;
   reject: (e: unknown) => void;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
@@ -51,39 +62,59 @@ interface ResourceState {
   pumping: boolean;
   again: boolean;
   timer: NodeJS.Timeout | undefined;
-  timerAt: number;
-  /** Free slots left after our last reservation and the daily count then (to spot GHL disagreeing). */
+  /** Finished requests not yet written back: held marker → local time the response arrived. */
+  completions: Array<{ held: number; at: number }>;
+  flushTimer: NodeJS.Timeout | undefined;
+  /** Free slots after our last reservation and the daily count then (to spot GHL disagreeing). */
   lastFree: number;
   lastDailyUsed: number;
 }
 
 interface Grant {
-  live: number;
-  bulk: number;
-  /** ms until the next slot may be available for each lane (when not all demand was met). */
+  /** Live grants first, then bulk: held marker and send-not-before (database clock). */
+  live: Array<{ held: number; at: number }>;
+  bulk: Array<{ held: number; at: number }>;
   liveWaitMs: number;
   bulkWaitMs: number;
   free: number;
   dailyUsed: number;
+  skew: number;
+}
+
+interface Row {
+  slots: number[];
+  cap: number;
+  day: number;
+  dailyUsed: number;
+  dailyLimit: number;
+  bulkNextAt: number;
+  now: number;
 }
 
 /**
  * Client-side limiter for GHL's per app × resource limits, shared by all replicas through
- * ghl_rate_buckets. It is a sliding log rather than a refilling bucket: GHL's burst window is
- * fixed (emulator) or sliding (unknown for real GHL), and "at most `burst` sends in any
- * `interval`" is safe against both, while a refilling bucket can send 2× burst in one window.
+ * ghl_rate_buckets. It is a sliding log rather than a refilling bucket: GHL's burst window may be
+ * fixed (the emulator's) or sliding, and "at most `burst` requests in any `interval`" is safe
+ * against both, while a refilling bucket can put 2 × burst into one fixed window.
  *
- * The row holds `burst` slot timestamps. A reservation takes the oldest slots that are older than
- * interval + margin and stamps them "now + lease" (the latest moment the caller may send), so every
- * slot's consecutive uses are at least one interval apart and no interval sees more than `burst`.
- * One transaction reserves slots for every waiter of that resource in this process (the fast path:
- * one round trip for many calls). Lanes: live takes any free slot; bulk only slots free for
- * `bulkDelayMs`, and at most ~burst/5 per interval/5, so it spreads out and leaves gaps live uses.
+ * The row holds `burst` slots. A slot is either stamped (the time its last response arrived; free
+ * again interval + margin later) or held by an in-flight request. Reserving marks slots held and
+ * tells each caller when it may send; when the response arrives the slot is stamped with that
+ * moment, which is after GHL counted the request — so GHL sees consecutive uses of a slot at least
+ * one interval apart whatever the network or event-loop delays. Stamps are written back with the
+ * next reservation (group commit), and one reservation grants every slot freeing within
+ * `horizonMs` to this process's waiters, so a resource costs a few transactions per second.
+ *
+ * Lanes: live takes slots first (free now, else the soonest); bulk gets a slot only `bulkDelayMs`
+ * after it frees and is paced to burst/interval, so it never hoards the window and a live call
+ * waits at most about a horizon even while bulk is saturated.
  */
 export class RateLimiter {
   readonly #state = new Map<string, ResourceState>();
   readonly #known = new Set<string>();
   #closed = false;
+  /** Counters for tests, the benchmark and metrics. */
+  readonly stats = { reservations: 0, adjustments: 0, blocked429: 0 };
 
   constructor(
     private readonly db: Db,
@@ -93,19 +124,50 @@ export class RateLimiter {
     private readonly onWait?: (lane: Lane, ms: number) => void,
   ) {}
 
-  /** Resolves when one request for `resourceId` may be sent now. */
-  acquire(resourceId: string, lane: Lane = 'bulk', signal?: AbortSignal): Promise<void> {
+  /** Resolves when one request for `resourceId` may be sent; call `done()` on the ticket after the response. */
+  acquire(resourceId: string, lane: Lane = 'bulk', signal?: AbortSignal): Promise<RateTicket> {
     if (this.#closed) return Promise.reject(new RateLimitAbortedError('rate limiter closed'));
     if (signal?.aborted) return Promise.reject(signal.reason ?? new RateLimitAbortedError('aborted'));
     const st = this.#get(resourceId);
     const started = Date.now();
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<RateTicket>((resolve, reject) => {
+      let settled = false;
       const w: Waiter = {
-        resolve: () => {
-          this.onWait?.(lane, Date.now() - started);
-          resolve();
+        grant: (held, notBeforeLocal) => {
+          let finished = false;
+          const ticket: RateTicket = {
+            done: () => {
+              if (finished) return;
+              finished = true;
+              st.completions.push({ held, at: Date.now() });
+              this.#scheduleFlush(resourceId, st);
+            },
+          };
+          const go = () => {
+            if (signal) signal.removeEventListener('abort', onAbortWaiting);
+            if (settled) return ticket.done();
+            settled = true;
+            this.onWait?.(lane, Date.now() - started);
+            resolve(ticket);
+          };
+          // Aborted while sleeping towards the send time: the slot is released (stamped now).
+          const onAbortWaiting = () => {
+            clearTimeout(t);
+            if (settled) return;
+            settled = true;
+            ticket.done();
+            reject(signal?.reason ?? new RateLimitAbortedError('aborted'));
+          };
+          const delay = notBeforeLocal - Date.now();
+          const t = delay > 0 ? setTimeout(go, delay) : undefined;
+          if (signal) signal.addEventListener('abort', onAbortWaiting, { once: true });
+          if (!t) go();
         },
-        reject,
+        reject: (e) => {
+          if (settled) return;
+          settled = true;
+          reject(e);
+        },
         signal,
         onAbort: undefined,
       };
@@ -114,7 +176,7 @@ export class RateLimiter {
           const q = st[lane];
           const i = q.indexOf(w);
           if (i >= 0) q.splice(i, 1);
-          reject(signal.reason ?? new RateLimitAbortedError('aborted'));
+          w.reject(signal.reason ?? new RateLimitAbortedError('aborted'));
         };
         signal.addEventListener('abort', w.onAbort, { once: true });
       }
@@ -125,9 +187,9 @@ export class RateLimiter {
   }
 
   /**
-   * Feeds GHL's answer back: a 429 blocks the resource until GHL's window rolls; X-RateLimit-*
-   * headers showing less quota than we think (another client of the same app, a restart of GHL's
-   * counters) shrink ours. Cheap when they agree (no database work).
+   * Feeds GHL's answer back: a 429 holds the resource until GHL's window rolls; X-RateLimit-*
+   * headers showing less quota than we think (another client of the same app, GHL's own
+   * accounting) shrink ours. No database work when they agree.
    */
   async observe(resourceId: string, status: number, headers: Headers): Promise<void> {
     const st = this.#get(resourceId);
@@ -135,9 +197,6 @@ export class RateLimiter {
       const v = headers.get(n);
       return v === null || v === '' || !Number.isFinite(Number(v)) ? undefined : Number(v);
     };
-    const remaining = num('x-ratelimit-remaining');
-    const max = num('x-ratelimit-max');
-    const dailyRemaining = num('x-ratelimit-daily-remaining');
     const intervalMs = num('x-ratelimit-interval-milliseconds') ?? this.opts.intervalMs;
     if (status === 429) {
       const retryAfter = num('retry-after');
@@ -146,31 +205,54 @@ export class RateLimiter {
       this.log?.warn({ resourceId, waitMs }, 'GHL rate limit hit (429); holding this resource');
       return;
     }
+    const remaining = num('x-ratelimit-remaining');
+    const max = num('x-ratelimit-max');
+    const dailyRemaining = num('x-ratelimit-daily-remaining');
+    const dailyLimit = num('x-ratelimit-limit-daily') ?? this.opts.daily;
     const adj: { freeNow?: number; cap?: number; dailyUsed?: number } = {};
     if (remaining !== undefined && remaining < st.lastFree - 1) adj.freeNow = remaining;
     if (max !== undefined && max < this.opts.burst) adj.cap = max;
-    const dailyLimit = num('x-ratelimit-limit-daily') ?? this.opts.daily;
     if (dailyRemaining !== undefined && dailyLimit - dailyRemaining > st.lastDailyUsed + 10) adj.dailyUsed = dailyLimit - dailyRemaining;
     if (adj.freeNow !== undefined || adj.cap !== undefined || adj.dailyUsed !== undefined) await this.#adjust(resourceId, adj);
   }
 
-  close(): void {
+  /** Rejects waiting callers and writes back pending stamps. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
-    for (const st of this.#state.values()) {
+    const flushes: Promise<unknown>[] = [];
+    for (const [id, st] of this.#state) {
       clearTimeout(st.timer);
+      clearTimeout(st.flushTimer);
       for (const w of [...st.live, ...st.bulk]) w.reject(new RateLimitAbortedError('rate limiter closed'));
       st.live.length = 0;
       st.bulk.length = 0;
+      if (st.completions.length) flushes.push(this.#locked(id, (r) => ({ row: r, result: undefined })).catch(() => undefined));
     }
+    await Promise.all(flushes);
   }
 
   #get(resourceId: string): ResourceState {
     let st = this.#state.get(resourceId);
     if (!st) {
-      st = { live: [], bulk: [], pumping: false, again: false, timer: undefined, timerAt: 0, lastFree: this.opts.burst, lastDailyUsed: 0 };
+      st = { live: [], bulk: [], pumping: false, again: false, timer: undefined, completions: [], flushTimer: undefined, lastFree: this.opts.burst, lastDailyUsed: 0 };
       this.#state.set(resourceId, st);
     }
     return st;
+  }
+
+  /** Stamps ride along with the next reservation; without waiters they are written within a second. */
+  #scheduleFlush(resourceId: string, st: ResourceState): void {
+    if (st.flushTimer || this.#closed) return;
+    st.flushTimer = setTimeout(() => {
+      st.flushTimer = undefined;
+      if (!st.completions.length || this.#closed) return;
+      if (st.pumping || st.live.length || st.bulk.length) return this.#scheduleFlush(resourceId, st);
+      this.#locked(resourceId, (r) => ({ row: r, result: undefined })).catch((e: unknown) =>
+        this.log?.warn({ err: e, resourceId }, 'rate limiter: writing back slot stamps failed'),
+      );
+    }, 1000);
+    st.flushTimer.unref?.();
   }
 
   #kick(resourceId: string, st: ResourceState): void {
@@ -191,7 +273,7 @@ export class RateLimiter {
       for (;;) {
         st.again = false;
         const want = { live: Math.min(st.live.length, MAX_GRANT), bulk: Math.min(st.bulk.length, MAX_GRANT) };
-        if (!want.live && !want.bulk || this.#closed) return;
+        if ((!want.live && !want.bulk) || this.#closed) return;
         let g: Grant;
         try {
           g = await this.#reserve(resourceId, want);
@@ -203,12 +285,12 @@ export class RateLimiter {
         }
         st.lastFree = g.free;
         st.lastDailyUsed = g.dailyUsed;
-        for (let i = 0; i < g.live; i++) this.#release(st.live.shift());
-        for (let i = 0; i < g.bulk; i++) this.#release(st.bulk.shift());
+        for (const x of g.live) this.#hand(st.live.shift(), x.held, x.at - g.skew, st);
+        for (const x of g.bulk) this.#hand(st.bulk.shift(), x.held, x.at - g.skew, st);
         if (st.again) continue;
         const waits: number[] = [];
-        if (st.live.length) waits.push(g.live < want.live ? g.liveWaitMs : 0);
-        if (st.bulk.length) waits.push(g.bulk < want.bulk ? g.bulkWaitMs : 0);
+        if (st.live.length) waits.push(g.live.length < want.live ? g.liveWaitMs : 0);
+        if (st.bulk.length) waits.push(g.bulk.length < want.bulk ? g.bulkWaitMs : 0);
         if (!waits.length) return;
         const ms = Math.min(...waits);
         if (ms <= 0) continue;
@@ -221,15 +303,18 @@ export class RateLimiter {
     }
   }
 
-  #release(w: Waiter | undefined): void {
-    if (!w) return;
+  #hand(w: Waiter | undefined, held: number, notBeforeLocal: number, st: ResourceState): void {
+    if (!w) {
+      // The caller gave up between asking and the grant: release the slot at once.
+      st.completions.push({ held, at: Date.now() });
+      return;
+    }
     if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort);
-    w.resolve();
+    w.grant(held, notBeforeLocal);
   }
 
   #schedule(resourceId: string, st: ResourceState, ms: number): void {
     clearTimeout(st.timer);
-    st.timerAt = Date.now() + ms;
     st.timer = setTimeout(() => {
       st.timer = undefined;
       this.#kick(resourceId, st);
@@ -247,95 +332,124 @@ export class RateLimiter {
     this.#known.add(resourceId);
   }
 
-  async #locked<T>(resourceId: string, fn: (row: { slots: number[]; cap: number; day: number; dailyUsed: number; dailyLimit: number; now: number }) => { slots: number[]; cap?: number; dailyUsed: number; day: number; result: T }): Promise<T> {
+  /** One short transaction on the resource's row: applies pending stamps, runs `fn`, writes back. */
+  async #locked<T>(resourceId: string, fn: (row: Row, skew: number) => { row: Row; cap?: number; result: T }): Promise<T> {
     await this.#ensureRow(resourceId);
+    const st = this.#get(resourceId);
     return this.db.transaction().execute(async (trx) => {
-      const r = await sql<{ slots: unknown; cap: number; day: number; daily_used: number; daily_limit: number; now_ms: number }>`
-        select slots, cap, day, daily_used, daily_limit, (extract(epoch from clock_timestamp()) * 1000)::float8 as now_ms
+      const r = await sql<{ slots: unknown; cap: number; day: number; daily_used: number; daily_limit: number; bulk_next_at: number; now_ms: number }>`
+        select slots, cap, day, daily_used, daily_limit, bulk_next_at, (extract(epoch from clock_timestamp()) * 1000)::float8 as now_ms
         from ghl_rate_buckets where client_id = ${this.clientId} and resource_id = ${resourceId} for update`.execute(trx);
       const row = r.rows[0];
       if (!row) throw new Error('rate bucket row missing');
       const slots = (typeof row.slots === 'string' ? JSON.parse(row.slots) : row.slots) as number[];
       const now = Number(row.now_ms);
-      const day = Math.floor(now / DAY_MS);
-      const out = fn({ slots, cap: row.cap, day, dailyUsed: day === row.day ? row.daily_used : 0, dailyLimit: row.daily_limit, now });
-      await trx
-        .updateTable('ghl_rate_buckets')
-        .set({ slots: JSON.stringify(out.slots), daily_used: out.dailyUsed, day: out.day, ...(out.cap !== undefined ? { cap: out.cap } : {}), updated_at: sql`now()` })
-        .where('client_id', '=', this.clientId)
-        .where('resource_id', '=', resourceId)
-        .execute();
-      return out.result;
+      // Database clock minus ours: all slot times are database time, shared by every replica.
+      const skew = now - Date.now();
+      const done = st.completions.splice(0);
+      for (const c of done) {
+        const i = slots.indexOf(c.held);
+        if (i >= 0) slots[i] = Math.min(now, c.at + skew);
+      }
+      try {
+        const day = Math.floor(now / DAY_MS);
+        const out = fn({ slots, cap: row.cap, day, dailyUsed: day === row.day ? row.daily_used : 0, dailyLimit: row.daily_limit, bulkNextAt: Number(row.bulk_next_at), now }, skew);
+        await trx
+          .updateTable('ghl_rate_buckets')
+          .set({
+            slots: JSON.stringify(out.row.slots),
+            daily_used: out.row.dailyUsed,
+            day: out.row.day,
+            bulk_next_at: out.row.bulkNextAt,
+            ...(out.cap !== undefined ? { cap: out.cap } : {}),
+            updated_at: sql`now()`,
+          })
+          .where('client_id', '=', this.clientId)
+          .where('resource_id', '=', resourceId)
+          .execute();
+        return out.result;
+      } catch (e) {
+        st.completions.unshift(...done); // rolled back: they go with the next transaction
+        throw e;
+      }
     });
   }
 
   #reserve(resourceId: string, want: { live: number; bulk: number }): Promise<Grant> {
+    this.stats.reservations++;
     const o = this.opts;
     const span = o.intervalMs + o.marginMs;
-    return this.#locked(resourceId, ({ slots, cap, day, dailyUsed, dailyLimit, now }) => {
-      slots.sort((a, b) => a - b);
-      // Sliding log with capacity `cap`: slots beyond cap (GHL lowered X-RateLimit-Max) count as busy.
-      const inWindow = slots.filter((s) => s > now - span).length;
-      const busy = inWindow + Math.max(0, slots.length - cap);
-      let free = Math.max(0, slots.length - busy);
-      const dailyLeftLive = Math.max(0, dailyLimit - dailyUsed);
-      const dailyLeftBulk = Math.max(0, Math.floor(dailyLimit * o.bulkDailyShare) - dailyUsed);
-      const live = Math.min(want.live, free, dailyLeftLive);
-      let taken = live;
-      free -= live;
-      // Bulk: only slots free for bulkDelayMs, paced to ~burst/5 per interval/5.
-      const eligible = slots.slice(taken, taken + free).filter((s) => s <= now - span - o.bulkDelayMs).length;
-      const paceWindow = o.intervalMs / 5;
-      const recent = slots.filter((s) => s > now - paceWindow).length + live;
-      const paceLimit = Math.ceil(cap / 5) + 1;
-      const bulk = Math.max(0, Math.min(want.bulk, eligible, paceLimit - recent, dailyLeftBulk - live));
-      taken += bulk;
-      free -= bulk;
-      const stamp = now + o.leaseMs;
-      for (let i = 0; i < taken; i++) slots[i] = stamp;
-      slots.sort((a, b) => a - b);
-      const nextDay = (day + 1) * DAY_MS - now;
-      // Earliest time a slot frees (the oldest stamp leaves the window).
-      const oldestBusy = slots.find((s) => s > now - span) ?? now;
-      const liveWaitMs = dailyLeftLive - live <= 0 ? nextDay : free > 0 ? 0 : oldestBusy + span - now;
-      let bulkWaitMs = dailyLeftBulk - live - bulk <= 0 ? nextDay : Math.max(1, (free > 0 ? slots[0]! : oldestBusy) + span + o.bulkDelayMs - now);
-      if (recent + bulk >= paceLimit) {
-        const recentSorted = slots.filter((s) => s > now - paceWindow);
-        bulkWaitMs = Math.max(bulkWaitMs, (recentSorted[0] ?? now) + paceWindow - now);
+    return this.#locked(resourceId, (row, skew) => {
+      const { slots, cap, now } = row;
+      const horizon = now + o.horizonMs;
+      // When each slot frees: stamped slots `span` after the stamp; held ones (stamp > now) unknown.
+      const order = slots.map((v, i) => ({ i, free: v > now ? Infinity : v + span })).sort((a, b) => a.free - b.free);
+      // At most `cap` slots busy at once (GHL may lower X-RateLimit-Max below our slot count).
+      const room = Math.max(0, cap - order.filter((x) => x.free > horizon).length);
+      const usable = order.filter((x) => x.free <= horizon).slice(0, room);
+      const freeNow = usable.filter((x) => x.free <= now).length;
+      const dailyLeftLive = Math.max(0, row.dailyLimit - row.dailyUsed);
+      const dailyLeftBulk = Math.max(0, Math.floor(row.dailyLimit * o.bulkDailyShare) - row.dailyUsed);
+      const mark = (i: number, at: number) => (slots[i] = at + o.holdMs + Math.random());
+      const live: Grant['live'] = [];
+      let k = 0;
+      while (live.length < want.live && k < usable.length && live.length < dailyLeftLive) {
+        const x = usable[k++]!;
+        const at = Math.max(now, x.free);
+        live.push({ held: mark(x.i, at), at });
       }
+      const bulk: Grant['bulk'] = [];
+      const paceMs = o.intervalMs / Math.max(1, cap);
+      let pace = Math.max(row.bulkNextAt, now - o.horizonMs);
+      while (bulk.length < want.bulk && k < usable.length && live.length + bulk.length < dailyLeftBulk) {
+        const x = usable[k]!;
+        const at = Math.max(now, x.free + o.bulkDelayMs, pace);
+        if (at > horizon) break;
+        k++;
+        bulk.push({ held: mark(x.i, at), at });
+        pace = at + paceMs;
+      }
+      if (bulk.length) row.bulkNextAt = pace;
+      const taken = live.length + bulk.length;
+      // When to ask again: shortly before the next slot frees (or soon, if all are in flight). Asking
+      // then, not when it enters the horizon, lets one reservation grant a horizon's worth of slots.
+      const lead = 20;
+      const next = order.filter((x) => slots[x.i]! <= now && x.free > horizon)[0]?.free;
+      const untilNext = next !== undefined ? next - now - lead : 25;
+      const nextDay = (row.day + 1) * DAY_MS - now;
+      const liveWaitMs = live.length >= dailyLeftLive ? nextDay : k < usable.length ? 0 : untilNext;
+      const bulkWaitMs =
+        live.length + bulk.length >= dailyLeftBulk
+          ? nextDay
+          : Math.max(k < usable.length ? Math.max(usable[k]!.free + o.bulkDelayMs, pace) - now - lead : untilNext + o.bulkDelayMs, 1);
+      row.dailyUsed += taken;
       return {
-        slots,
-        day,
-        dailyUsed: dailyUsed + taken,
-        result: { live, bulk, liveWaitMs: Math.max(1, liveWaitMs), bulkWaitMs: Math.max(1, bulkWaitMs), free, dailyUsed: dailyUsed + taken },
+        row,
+        result: { live, bulk, liveWaitMs: Math.max(1, liveWaitMs), bulkWaitMs: Math.max(1, bulkWaitMs), free: Math.max(0, freeNow - taken), dailyUsed: row.dailyUsed, skew },
       };
     });
   }
 
   async #adjust(resourceId: string, a: { blockMs?: number; freeNow?: number; cap?: number; dailyUsed?: number }): Promise<void> {
-    const o = this.opts;
-    const span = o.intervalMs + o.marginMs;
+    this.stats.adjustments++;
+    if (a.blockMs !== undefined) this.stats.blocked429++;
+    const span = this.opts.intervalMs + this.opts.marginMs;
     const st = this.#get(resourceId);
-    await this.#locked(resourceId, ({ slots, cap, day, dailyUsed, now }) => {
+    await this.#locked(resourceId, (row) => {
+      const { slots, now } = row;
       if (a.blockMs !== undefined) {
-        // Every slot frees no earlier than now + blockMs.
+        // Every stamped slot frees no earlier than now + blockMs (held ones get stamped later anyway).
         const until = now + a.blockMs - span;
-        for (let i = 0; i < slots.length; i++) slots[i] = Math.max(slots[i]!, until);
+        for (let i = 0; i < slots.length; i++) if (slots[i]! <= now) slots[i] = Math.max(slots[i]!, until);
       }
       if (a.freeNow !== undefined) {
-        slots.sort((x, y) => x - y);
-        const free = slots.filter((s) => s <= now - span).length;
-        for (let i = 0; i < free - a.freeNow && i < slots.length; i++) slots[i] = now;
+        const free = slots.map((v, i) => ({ v, i })).filter((x) => x.v <= now - span);
+        for (let j = 0; j < free.length - a.freeNow; j++) slots[free[j]!.i] = now;
       }
-      return {
-        slots,
-        day,
-        ...(a.cap !== undefined && a.cap < cap ? { cap: Math.max(1, a.cap) } : {}),
-        dailyUsed: a.dailyUsed !== undefined ? Math.max(dailyUsed, a.dailyUsed) : dailyUsed,
-        result: undefined,
-      };
+      if (a.dailyUsed !== undefined) row.dailyUsed = Math.max(row.dailyUsed, a.dailyUsed);
+      return { row, ...(a.cap !== undefined && a.cap < row.cap ? { cap: Math.max(1, a.cap) } : {}), result: undefined };
     });
     st.lastFree = a.freeNow ?? (a.blockMs !== undefined ? 0 : st.lastFree);
-    if (a.blockMs !== undefined && (st.live.length || st.bulk.length)) this.#schedule(resourceId, st, a.blockMs);
+    if (a.blockMs !== undefined && (st.live.length || st.bulk.length)) this.#schedule(resourceId, st, Math.min(a.blockMs, 1000));
   }
 }

@@ -145,8 +145,8 @@ export function installationsModule(opts: InstallationsModuleOptions = {}): Brid
       registerWebhooks(ctx);
       await scheduleReconcile(ctx);
     },
-    stop() {
-      limiter?.close();
+    async stop() {
+      await limiter?.close();
     },
   };
 }

@@ -45,6 +45,7 @@ export interface RateBucketsTable {
   day: Generated<number>;
   daily_used: Generated<number>;
   daily_limit: number;
+  bulk_next_at: Generated<number>;
   updated_at: Generated<Date>;
 }
 

@@ -138,7 +138,7 @@ describe('token vault', () => {
     w.emu.clock.advance(2 * DAY);
     const calls = [b.s.ghl, client2].flatMap((c) => Array.from({ length: 15 }, () => c.customFields.list(loc, { installation: { locationId: loc } })));
     await Promise.all(calls);
-    limiter2.close();
+    await limiter2.close();
     expect(w.observed.refreshGrants).toBe(1);
     expect(w.observed.invalidGrants).toBe(0);
     expect(w.observed.api401).toBe(0);
