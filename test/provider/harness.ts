@@ -67,7 +67,7 @@ export async function startBridge(
     ],
     env: { JOB_POLL_MS: '50', ...w.env, ...o.env },
   });
-  w.emu.control.updateApp(w.clientId, { providerDeliveryUrl: `${b.url}/webhooks/ghl/provider`, webhookUrl: `${b.url}/webhooks/ghl` });
+  w.emu.control.updateApp(w.clientId, { providerDeliveryUrl: `${b.url}/webhooks/ghl/provider` });
   if (o.install !== false) for (const l of w.locationIds) await install(b.url, l);
   return Object.assign(b, { provider: b.ctx.services.provider as ProviderService, inbox });
 }

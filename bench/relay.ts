@@ -1,0 +1,109 @@
+/**
+ * npm run bench:relay — relay overhead of the conversation provider.
+ *
+ * 10 locations, 5,000 ProviderOutboundMessages (emulator → signed webhook → bridge → loopback channel → GHL status),
+ * with GHL's real rate limit (100 requests / 10 s per location) in both the emulator and the bridge's limiter.
+ * Measures, per message:
+ *   outbound overhead  = webhook stored by the bridge → channel send() called
+ *   status overhead    = channel result recorded → GHL status call issued
+ * and end-to-end messages/s, against the ceiling the rate limit allows (one status call per message).
+ *
+ * Env: BENCH_MESSAGES (5000), BENCH_LOCATIONS (10), BENCH_BURST (GHL burst per 10 s, 100), TEST_STORE=postgres.
+ */
+import { createEmulator } from '../src/emulator/index.js';
+import { generateKeySpec } from '../src/crypto/aes.js';
+import { LoopbackInbox } from '../src/channels/index.js';
+import { installationsModule } from '../src/installations/index.js';
+import { providerModule, type ProviderService } from '../src/provider/index.js';
+import { webhooksModule } from '../src/webhooks/index.js';
+import { startTestBridge } from '../test/helpers/store.js';
+import { install, SCOPES } from '../test/provider/harness.js';
+
+const N = Number(process.env.BENCH_MESSAGES ?? 5000);
+const LOCS = Number(process.env.BENCH_LOCATIONS ?? 10);
+const BURST = Number(process.env.BENCH_BURST ?? 100);
+const INTERVAL = 10_000;
+
+const pct = (xs: number[], p: number) => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+
+const emu = await createEmulator({ rsaModulusLength: 1024, seed: 5, rateLimit: { burst: BURST, intervalMs: INTERVAL, daily: 1_000_000 } });
+await emu.listen();
+const c = emu.control;
+const ag = c.createAgency({ name: 'Bench' });
+c.createUser({ companyId: ag.id, type: 'agency' });
+const locs = Array.from({ length: LOCS }, (_, i) => c.createLocation({ companyId: ag.id, name: `L${i}` }).id);
+const app = c.createApp({ name: 'ghl-bridge', redirectUri: 'http://bridge.test/oauth/callback', scopes: SCOPES, conversationProvider: { type: 'SMS', isCustom: true } });
+const inbox = new LoopbackInbox(N + 10);
+const b = await startTestBridge({
+  modules: [
+    webhooksModule({ extraEd25519Keys: [emu.keys.ed25519PublicKeyPem], extraRsaKeys: [emu.keys.rsaPublicKeyPem] }),
+    installationsModule({ limits: { burst: BURST, intervalMs: INTERVAL } }),
+    providerModule({ loopbackInbox: inbox }),
+  ],
+  env: {
+    SANDBOX: 'false',
+    GHL_CLIENT_ID: app.clientId,
+    GHL_CLIENT_SECRET: app.clientSecret,
+    GHL_API_BASE: emu.baseUrl,
+    GHL_MARKETPLACE_BASE: emu.baseUrl,
+    GHL_SCOPES: SCOPES,
+    GHL_CONVERSATION_PROVIDER_ID: app.conversationProviderId!,
+    PUBLIC_URL: 'http://bridge.test',
+    TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'),
+    GHL_RECONCILE_INTERVAL_MIN: '0',
+    WORKER_CONCURRENCY: '32',
+    LOG_LEVEL: 'silent',
+  },
+});
+c.updateApp(app.clientId, { providerDeliveryUrl: `${b.url}/webhooks/ghl/provider` });
+const provider = b.ctx.services.provider as ProviderService;
+const contacts: Array<{ loc: string; id: string }> = [];
+for (const loc of locs) {
+  await install(b.url, loc);
+  await provider.configureChannel(loc, { kind: 'loopback' });
+  for (let i = 0; i < 20; i++) contacts.push({ loc, id: c.createContact({ locationId: loc, firstName: `C${i}`, phone: `+1213555${String(1000 + contacts.length).padStart(4, '0')}` }).id });
+}
+// Let the install-time API calls leave the rate window before measuring.
+await new Promise((r) => setTimeout(r, INTERVAL));
+
+const outbound: number[] = [];
+const status: number[] = [];
+let reported = 0;
+let lastReport = 0;
+provider.events.on('send', (e) => e.attempt === 1 && outbound.push(e.at - e.receivedAt));
+provider.events.on('status', (e) => status.push(e.at - e.since));
+provider.events.on('reported', () => {
+  reported++;
+  lastReport = Date.now();
+});
+
+const t0 = Date.now();
+for (let i = 0; i < N; i++) {
+  const ct = contacts[i % contacts.length]!;
+  c.sendMessageAsUser({ locationId: ct.loc, contactId: ct.id, type: 'SMS', message: `bench ${i}`, conversationProviderId: app.conversationProviderId! });
+  if (i % 200 === 199) await new Promise((r) => setImmediate(r));
+}
+const deadline = Date.now() + 15 * 60_000;
+while (reported < N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+const secs = (lastReport - t0) / 1000;
+const ceiling = (LOCS * BURST) / (INTERVAL / 1000);
+const row = (k: string, v: string) => console.log(`| ${k.padEnd(44)} | ${v.padStart(14)} |`);
+console.log(`\nbench:relay — ${N} messages, ${LOCS} locations, loopback channel, store ${b.ctx.store.kind}\n`);
+console.log(`| ${'metric'.padEnd(44)} | ${'value'.padStart(14)} |`);
+console.log(`|${'-'.repeat(46)}|${'-'.repeat(16)}|`);
+row('outbound overhead p50 (stored → send)', `${pct(outbound, 50)} ms`);
+row('outbound overhead p99', `${pct(outbound, 99)} ms`);
+row('status overhead p50 (result → GHL call)', `${pct(status, 50)} ms`);
+row('status overhead p99', `${pct(status, 99)} ms`);
+row('messages reported', `${reported}/${N}`);
+row('throughput', `${(reported / secs).toFixed(1)} msg/s`);
+row('ceiling (GHL limit: 1 status call per msg)', `${ceiling.toFixed(1)} msg/s`);
+row('throughput / ceiling', `${((100 * reported) / secs / ceiling).toFixed(0)} %`);
+console.log('\nThe status-call leg includes the wait for a GHL rate-limit slot once the burst is used up (by design: the limit is the ceiling).');
+await b.close();
+await emu.close();
+process.exit(reported === N ? 0 : 1);
