@@ -9,7 +9,7 @@ import { InstallationsService, JOB_MINT_LOCATION, JOB_RECONCILE, JOB_SYNC_COMPAN
 import { TokenVault } from './vault.js';
 
 export { InstallationsService, OAuthStateError, JOB_MINT_LOCATION, JOB_RECONCILE, JOB_SYNC_COMPANY, type InstallationView } from './service.js';
-export { TokenVault, ReauthRequiredError, NotInstalledError, installationId } from './vault.js';
+export { TokenVault, ReauthRequiredError, NotInstalledError, installationId, rotateTokenKeys } from './vault.js';
 export { CALLBACK_PATH, INSTALL_PATH } from './routes.js';
 
 export interface InstallationsModuleOptions {

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { decrypt, encrypt, type KeyRing } from '../crypto/aes.js';
+import { decrypt, encrypt, reencrypt, type KeyRing } from '../crypto/aes.js';
 import type { Db, StoreKind } from '../db/index.js';
 import type { InstallationRef, TokenProvider } from '../ghl/client.js';
 import { oauthToken } from '../ghl/client.js';
@@ -202,4 +202,34 @@ export class TokenVault implements TokenProvider {
     this.o.onReauth?.(id, reason);
     return reason;
   }
+}
+
+/**
+ * Re-encrypts every stored token with the primary (first) key of the ring. Rows already on the
+ * primary key are skipped; each row is rewritten in its own short statement, so the command can be
+ * re-run after an interruption. Returns counts.
+ */
+export async function rotateTokenKeys(db: Db, ring: KeyRing): Promise<{ rotated: number; current: number; total: number }> {
+  const rows = await db.selectFrom('ghl_installations').select(['id', 'access_token_enc', 'refresh_token_enc', 'key_id']).execute();
+  let rotated = 0;
+  let current = 0;
+  for (const r of rows) {
+    const aad = (w: string) => `ghl_installations:${r.id}:${w}`;
+    const ra = r.access_token_enc ? reencrypt(ring, r.access_token_enc, aad('access')) : undefined;
+    const rr = r.refresh_token_enc ? reencrypt(ring, r.refresh_token_enc, aad('refresh')) : undefined;
+    if (ra === undefined && rr === undefined) {
+      current++;
+      if (r.key_id !== ring.primaryId && (r.access_token_enc || r.refresh_token_enc)) await db.updateTable('ghl_installations').set({ key_id: ring.primaryId }).where('id', '=', r.id).execute();
+      continue;
+    }
+    // Only replace what we read: a concurrent refresh (which writes with the primary key anyway) wins.
+    await db
+      .updateTable('ghl_installations')
+      .set({ ...(ra ? { access_token_enc: ra } : {}), ...(rr ? { refresh_token_enc: rr } : {}), key_id: ring.primaryId })
+      .where('id', '=', r.id)
+      .where((eb) => eb.and([eb('access_token_enc', 'is not distinct from', r.access_token_enc), eb('refresh_token_enc', 'is not distinct from', r.refresh_token_enc)]))
+      .execute();
+    rotated++;
+  }
+  return { rotated, current, total: rows.length };
 }

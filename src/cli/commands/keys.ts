@@ -1,0 +1,39 @@
+import type { Command } from 'commander';
+import { loadKeyRing } from '../../crypto/keyring.js';
+import { generateKeySpec } from '../../crypto/aes.js';
+import { rotateTokenKeys } from '../../installations/vault.js';
+import { createLogger } from '../../log/logger.js';
+import { configOrExit, fail, openStore } from '../common.js';
+
+export function registerKeysCommand(program: Command): void {
+  const keys = program.command('keys').description('encryption keys for tokens at rest (TOKEN_ENCRYPTION_KEYS)');
+  keys
+    .command('generate')
+    .description('print a new key entry to put first in TOKEN_ENCRYPTION_KEYS')
+    .option('--id <id>', 'key id', `k${new Date().toISOString().slice(0, 10).replace(/-/g, '')}`)
+    .action((o: { id: string }) => {
+      console.log(generateKeySpec(o.id));
+    });
+  keys
+    .command('rotate')
+    .description('re-encrypt every stored token with the first key of TOKEN_ENCRYPTION_KEYS (the others must still be listed)')
+    .action(async () => {
+      const config = configOrExit();
+      let ring;
+      try {
+        ring = loadKeyRing(config, createLogger({ level: 'warn' }));
+      } catch (e) {
+        fail(e);
+      }
+      const store = await openStore(config);
+      try {
+        const r = await rotateTokenKeys(store.db, ring);
+        console.log(`${r.rotated} installation(s) re-encrypted with key ${ring.primaryId}; ${r.current} already current; ${r.total} total`);
+        if (ring.keys.size > 1) console.log('Once every replica runs with the new first key, older keys can be removed from TOKEN_ENCRYPTION_KEYS.');
+      } catch (e) {
+        fail(e);
+      } finally {
+        await store.close();
+      }
+    });
+}
