@@ -18,7 +18,7 @@ describe('installation lifecycle', () => {
     w = await startGhl({ locations: 3 });
     b = await startBridge(w);
     for (const loc of w.locationIds) expect((await install(b, { locationId: loc })).status).toBe(200);
-    const oldSpec = w.env.TOKEN_ENCRYPTION_KEYS;
+    const oldSpec = w.env.TOKEN_ENCRYPTION_KEYS!;
     const newSpec = generateKeySpec('k2');
     const before = await b.ctx.db.selectFrom('ghl_installations').selectAll().execute();
     const plain = before.map((r) => decrypt(parseKeyRing(oldSpec), r.access_token_enc!, `ghl_installations:${r.id}:access`));
