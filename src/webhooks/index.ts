@@ -109,11 +109,14 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
       const committer = new GroupCommitter({
         db: ctx.db,
         // PGlite is a single session; PostgreSQL overlaps two transactions to hide round trips.
-        concurrency: ctx.store.kind === 'pglite' ? 1 : 2,
+        concurrency: ctx.store.kind === 'pglite' ? 1 : 4,
         maxBatch: opts.maxBatch ?? 256,
-        ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
+        maxAttempts: opts.maxAttempts ?? c.JOB_MAX_ATTEMPTS,
         onCommitted: () => ctx.queue.notify(),
-        onBatch: (n) => metrics.commitBatch.observe(n),
+        onBatch: (n, sec) => {
+          metrics.commitBatch.observe(n);
+          metrics.commitSeconds.observe(sec);
+        },
       });
       runtime = { registry, committer, verifier, metrics };
       ctx.services.webhooksInternal = runtime;

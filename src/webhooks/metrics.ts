@@ -10,6 +10,7 @@ export interface WebhookMetrics {
   unknownTypes: Counter<'type'>;
   dispatch: Counter<'type' | 'outcome'>;
   commitBatch: Histogram;
+  commitSeconds: Histogram;
 }
 
 export function createWebhookMetrics(registry: Registry): WebhookMetrics {
@@ -40,6 +41,12 @@ export function createWebhookMetrics(registry: Registry): WebhookMetrics {
       name: 'ghl_bridge_webhook_commit_batch_size',
       help: 'Events written per group-commit transaction',
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers,
+    }),
+    commitSeconds: new Histogram({
+      name: 'ghl_bridge_webhook_commit_seconds',
+      help: 'Duration of one group-commit transaction (insert events + enqueue jobs + commit)',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     }),
   };

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/index.js';
-import { enqueue, type NewJob } from '../queue/index.js';
+import { PRIORITY, type NewJob } from '../queue/index.js';
 import type { WebhookSource, WebhookStatus } from './tables.js';
 import './tables.js';
 
@@ -50,10 +50,11 @@ export interface GroupCommitOptions {
   concurrency?: number;
   /** Waiting events beyond this are refused at once (429) instead of queueing in memory. */
   maxPending?: number;
-  maxAttempts?: number;
+  /** Attempts per dispatch job (JOB_MAX_ATTEMPTS unless the module overrides it). */
+  maxAttempts: number;
   /** Called after every commit that queued jobs (wakes local workers). */
   onCommitted?: (stored: number) => void;
-  onBatch?: (size: number) => void;
+  onBatch?: (size: number, seconds: number) => void;
 }
 
 interface Pending {
@@ -118,8 +119,9 @@ export class GroupCommitter {
     while (this.#active < this.#concurrency && this.#queue.length) {
       const batch = this.#queue.splice(0, this.#maxBatch);
       this.#active++;
-      this.opts.onBatch?.(batch.length);
+      const started = performance.now();
       void this.#write(batch).finally(() => {
+        this.opts.onBatch?.(batch.length, (performance.now() - started) / 1000);
         this.#active--;
         if (this.#queue.length) this.#schedule();
         else if (!this.#active) for (const w of this.#idleWaiters.splice(0)) w();
@@ -151,47 +153,61 @@ export class GroupCommitter {
     }
   }
 
+  /**
+   * One round trip, one statement, hence one transaction: insert the events (one array
+   * parameter per column, so the statement does not grow with the batch), queue a dispatch job
+   * for every new event that has handlers, and wake workers. Writing straight into bridge_jobs
+   * (rather than calling enqueue(), which needs BEGIN … COMMIT around two statements = four
+   * round trips) is what makes group commit pay off; the columns and the NOTIFY mirror enqueue().
+   */
   async #insert(recs: EventRecord[]): Promise<PersistOutcome[]> {
-    const maxAttempts = this.opts.maxAttempts;
-    const out = await this.#db.transaction().execute(async (trx) => {
-      // One statement with one array parameter per column (not one placeholder per value): the
-      // statement text and its serialisation stay the same size whatever the batch size.
-      const col = <T>(f: (r: EventRecord) => T) => recs.map(f);
-      const res = await sql<{ id: number; source: string; dedupe_key: string }>`
-        insert into webhook_events
-          (source, dedupe_key, type, location_id, company_id, webhook_id, ordering_key, event_at, payload, raw, signature, status, reason)
-        select u.source, u.dedupe_key, u.type, u.location_id, u.company_id, u.webhook_id, u.ordering_key, u.event_at,
-          u.payload::json, decode(u.raw, 'hex'), u.signature, u.status, u.reason
-        from unnest(
+    const col = <T>(f: (r: EventRecord) => T) => recs.map(f);
+    const res = await sql<{ id: number; source: string; dedupe_key: string; jobs: number }>`
+      with u as (
+        select * from unnest(
           ${col((r) => r.source)}::text[], ${col((r) => r.dedupeKey)}::text[], ${col((r) => r.type)}::text[],
           ${col((r) => r.locationId)}::text[], ${col((r) => r.companyId)}::text[], ${col((r) => r.webhookId)}::text[],
           ${col((r) => r.orderingKey)}::text[], ${col((r) => r.eventAt?.toISOString() ?? null)}::timestamptz[],
           ${col((r) => r.payloadJson)}::text[], ${col((r) => r.raw?.toString('hex') ?? null)}::text[],
           ${col((r) => r.signature)}::text[], ${col((r) => r.status)}::text[], ${col((r) => r.reason)}::text[]
-        ) as u(source, dedupe_key, type, location_id, company_id, webhook_id, ordering_key, event_at, payload, raw, signature, status, reason)
+        ) with ordinality as u(source, dedupe_key, type, location_id, company_id, webhook_id, ordering_key, event_at, payload, raw, signature, status, reason, ord)
+      ), ev as (
+        insert into webhook_events
+          (source, dedupe_key, type, location_id, company_id, webhook_id, ordering_key, event_at, payload, raw, signature, status, reason)
+        select u.source, u.dedupe_key, u.type, u.location_id, u.company_id, u.webhook_id, u.ordering_key, u.event_at,
+          u.payload::json, decode(u.raw, 'hex'), u.signature, u.status, u.reason
+        from u order by u.ord
         on conflict (source, dedupe_key) do nothing
-        returning id, source, dedupe_key`.execute(trx);
-      const rows = res.rows;
-      const ids = new Map(rows.map((r) => [`${r.source}\n${r.dedupe_key}`, r.id]));
-      const outcomes: PersistOutcome[] = [];
-      const jobs: NewJob<DispatchJobPayload>[] = [];
-      for (const r of recs) {
-        const key = `${r.source}\n${r.dedupeKey}`;
-        const id = ids.get(key);
-        // A second copy inside the same batch is a duplicate of the first.
-        if (id === undefined) {
-          outcomes.push({ result: 'duplicate' });
-          continue;
-        }
-        ids.delete(key);
-        outcomes.push({ result: 'stored', id });
-        if (r.status === 'received') jobs.push(dispatchJob(id, r, false, maxAttempts));
+        returning id, source, dedupe_key, status, ordering_key, location_id
+      ), jobs as (
+        -- Job ids follow event ids, so events sharing an ordering key run in arrival order.
+        insert into bridge_jobs (kind, payload, ordering_key, scope, priority, max_attempts)
+        select ${DISPATCH_JOB}::text, jsonb_build_object('eventId', ev.id), ev.ordering_key,
+          case when ev.location_id is null then null else 'loc:' || ev.location_id end,
+          ${PRIORITY.normal}::smallint, ${this.opts.maxAttempts}::int
+        from ev where ev.status = 'received' order by ev.id
+        returning id
+      ), woke as (
+        select pg_notify('ghl_bridge_jobs_' || current_schema(), '') from (select 1 from jobs limit 1) j
+      )
+      select ev.id, ev.source, ev.dedupe_key, (select count(*) from jobs) as jobs, (select count(*) from woke) as woke
+      from ev`.execute(this.#db);
+    const ids = new Map(res.rows.map((r) => [`${r.source}\n${r.dedupe_key}`, r.id]));
+    const outcomes: PersistOutcome[] = [];
+    for (const r of recs) {
+      const key = `${r.source}\n${r.dedupeKey}`;
+      const id = ids.get(key);
+      // Already stored, or a second copy inside this same batch: a duplicate.
+      if (id === undefined) {
+        outcomes.push({ result: 'duplicate' });
+        continue;
       }
-      if (jobs.length) await enqueue(trx, jobs);
-      return { outcomes, jobs: jobs.length };
-    });
-    if (out.jobs) this.opts.onCommitted?.(out.jobs);
-    return out.outcomes;
+      ids.delete(key);
+      outcomes.push({ result: 'stored', id });
+    }
+    const jobs = Number(res.rows[0]?.jobs ?? 0);
+    if (jobs) this.opts.onCommitted?.(jobs);
+    return outcomes;
   }
 }
 

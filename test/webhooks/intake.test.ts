@@ -314,8 +314,14 @@ describe('webhook intake', () => {
           return [valid.slice(0, rnd(valid.length)), { 'x-ghl-signature': sig, 'content-type': 'text/plain' }];
         case 4:
           return [JSON.stringify({ type: 'INSTALL', appId: String(Math.random()) }), { 'x-wh-signature': sig }];
-        default:
-          return [valid, { 'x-ghl-signature': sig.slice(0, rnd(sig.length)) + 'A', 'content-type': 'application/x-www-form-urlencoded' }];
+        default: {
+          // A corrupted signature: one byte flipped (re-encoded, so it decodes to other bytes), maybe truncated.
+          const b = Buffer.from(sig, 'base64');
+          const i = rnd(b.length);
+          b[i] = b[i]! ^ (1 + rnd(255));
+          const enc = b.toString('base64');
+          return [valid, { 'x-ghl-signature': rnd(2) ? enc : enc.slice(0, 1 + rnd(enc.length - 1)), 'content-type': 'application/x-www-form-urlencoded' }];
+        }
       }
     };
     const statuses = new Map<number, number>();
