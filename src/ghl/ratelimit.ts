@@ -68,6 +68,8 @@ interface ResourceState {
   /** Free slots after our last reservation and the daily count then (to spot GHL disagreeing). */
   lastFree: number;
   lastDailyUsed: number;
+  /** Our last written copy of the row: the fast path updates it in one statement if nobody else wrote since. */
+  cached: { row: Omit<Row, 'now'>; rowDay: number; cap: number; version: number; skew: number } | undefined;
 }
 
 interface Grant {
@@ -114,7 +116,7 @@ export class RateLimiter {
   readonly #known = new Set<string>();
   #closed = false;
   /** Counters for tests, the benchmark and metrics. */
-  readonly stats = { reservations: 0, adjustments: 0, blocked429: 0 };
+  readonly stats = { reservations: 0, adjustments: 0, blocked429: 0, fastPath: 0, slowPath: 0 };
 
   constructor(
     private readonly db: Db,
@@ -235,7 +237,7 @@ export class RateLimiter {
   #get(resourceId: string): ResourceState {
     let st = this.#state.get(resourceId);
     if (!st) {
-      st = { live: [], bulk: [], pumping: false, again: false, timer: undefined, completions: [], flushTimer: undefined, lastFree: this.opts.burst, lastDailyUsed: 0 };
+      st = { live: [], bulk: [], pumping: false, again: false, timer: undefined, completions: [], flushTimer: undefined, lastFree: this.opts.burst, lastDailyUsed: 0, cached: undefined };
       this.#state.set(resourceId, st);
     }
     return st;
@@ -332,47 +334,100 @@ export class RateLimiter {
     this.#known.add(resourceId);
   }
 
-  /** One short transaction on the resource's row: applies pending stamps, runs `fn`, writes back. */
+  /**
+   * Runs `fn` on the resource's row and writes the result back. Fast path: when our cached copy is
+   * current (its version unchanged — nobody else wrote), one conditional UPDATE does it. Otherwise a
+   * short transaction reads the row FOR UPDATE first. Pending stamps are applied either way.
+   */
   async #locked<T>(resourceId: string, fn: (row: Row, skew: number) => { row: Row; cap?: number; result: T }): Promise<T> {
-    await this.#ensureRow(resourceId);
     const st = this.#get(resourceId);
+    const c = st.cached;
+    if (c) {
+      const now = Date.now() + c.skew;
+      const slots = c.row.slots.slice();
+      const done = this.#applyCompletions(st, slots, now, c.skew);
+      const day = Math.floor(now / DAY_MS);
+      try {
+        const out = fn({ ...c.row, slots, day, dailyUsed: day === c.rowDay ? c.row.dailyUsed : 0, now }, c.skew);
+        const r = await this.db
+          .updateTable('ghl_rate_buckets')
+          .set(this.#values(out))
+          .where('client_id', '=', this.clientId)
+          .where('resource_id', '=', resourceId)
+          .where('version', '=', c.version)
+          .returning('version')
+          .executeTakeFirst();
+        if (r) {
+          this.stats.fastPath++;
+          st.cached = this.#cache(out, Number(r.version), c.skew);
+          return out.result;
+        }
+      } catch (e) {
+        st.completions.unshift(...done);
+        throw e;
+      }
+      st.completions.unshift(...done); // someone else wrote: redo on the fresh row
+      st.cached = undefined;
+    }
+    this.stats.slowPath++;
+    await this.#ensureRow(resourceId);
     return this.db.transaction().execute(async (trx) => {
-      const r = await sql<{ slots: unknown; cap: number; day: number; daily_used: number; daily_limit: number; bulk_next_at: number; now_ms: number }>`
-        select slots, cap, day, daily_used, daily_limit, bulk_next_at, (extract(epoch from clock_timestamp()) * 1000)::float8 as now_ms
+      const r = await sql<{ slots: unknown; cap: number; day: number; daily_used: number; daily_limit: number; bulk_next_at: number; version: number; now_ms: number }>`
+        select slots, cap, day, daily_used, daily_limit, bulk_next_at, version, (extract(epoch from clock_timestamp()) * 1000)::float8 as now_ms
         from ghl_rate_buckets where client_id = ${this.clientId} and resource_id = ${resourceId} for update`.execute(trx);
       const row = r.rows[0];
       if (!row) throw new Error('rate bucket row missing');
       const slots = (typeof row.slots === 'string' ? JSON.parse(row.slots) : row.slots) as number[];
       const now = Number(row.now_ms);
-      // Database clock minus ours: all slot times are database time, shared by every replica.
+      // Database clock minus ours: slot times are database time, shared by every replica.
       const skew = now - Date.now();
-      const done = st.completions.splice(0);
-      for (const c of done) {
-        const i = slots.indexOf(c.held);
-        if (i >= 0) slots[i] = Math.min(now, c.at + skew);
-      }
+      const done = this.#applyCompletions(st, slots, now, skew);
       try {
         const day = Math.floor(now / DAY_MS);
         const out = fn({ slots, cap: row.cap, day, dailyUsed: day === row.day ? row.daily_used : 0, dailyLimit: row.daily_limit, bulkNextAt: Number(row.bulk_next_at), now }, skew);
-        await trx
+        const u = await trx
           .updateTable('ghl_rate_buckets')
-          .set({
-            slots: JSON.stringify(out.row.slots),
-            daily_used: out.row.dailyUsed,
-            day: out.row.day,
-            bulk_next_at: out.row.bulkNextAt,
-            ...(out.cap !== undefined ? { cap: out.cap } : {}),
-            updated_at: sql`now()`,
-          })
+          .set(this.#values(out))
           .where('client_id', '=', this.clientId)
           .where('resource_id', '=', resourceId)
-          .execute();
+          .returning('version')
+          .executeTakeFirstOrThrow();
+        st.cached = this.#cache(out, Number(u.version), skew);
         return out.result;
       } catch (e) {
-        st.completions.unshift(...done); // rolled back: they go with the next transaction
+        st.completions.unshift(...done); // rolled back: they go with the next write
+        st.cached = undefined;
         throw e;
       }
     });
+  }
+
+  /** Finished requests: held marker → response time (database clock). Returns them for a rollback. */
+  #applyCompletions(st: ResourceState, slots: number[], now: number, skew: number): Array<{ held: number; at: number }> {
+    const done = st.completions.splice(0);
+    for (const c of done) {
+      const i = slots.indexOf(c.held);
+      if (i >= 0) slots[i] = Math.min(now, c.at + skew);
+    }
+    return done;
+  }
+
+  #values(out: { row: Row; cap?: number }) {
+    return {
+      slots: JSON.stringify(out.row.slots),
+      daily_used: out.row.dailyUsed,
+      day: out.row.day,
+      bulk_next_at: out.row.bulkNextAt,
+      ...(out.cap !== undefined ? { cap: out.cap } : {}),
+      version: sql<number>`version + 1`,
+      updated_at: sql<Date>`now()`,
+    };
+  }
+
+  #cache(out: { row: Row; cap?: number }, version: number, skew: number): NonNullable<ResourceState['cached']> {
+    const { now: _now, ...row } = out.row;
+    const cap = out.cap ?? row.cap;
+    return { row: { ...row, cap }, rowDay: row.day, cap, version, skew };
   }
 
   #reserve(resourceId: string, want: { live: number; bulk: number }): Promise<Grant> {

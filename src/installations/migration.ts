@@ -51,6 +51,7 @@ export const installationsMigration: Migration = {
         daily_used integer not null default 0,
         daily_limit integer not null,
         bulk_next_at double precision not null default 0,
+        version bigint not null default 0,
         updated_at timestamptz not null default now(),
         primary key (client_id, resource_id)
       )`.execute(db);

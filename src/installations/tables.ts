@@ -46,6 +46,7 @@ export interface RateBucketsTable {
   daily_used: Generated<number>;
   daily_limit: number;
   bulk_next_at: Generated<number>;
+  version: Generated<number>;
   updated_at: Generated<Date>;
 }
 
