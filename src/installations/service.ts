@@ -369,7 +369,8 @@ export class InstallationsService {
     const ids = [locationId ? `loc:${locationId}` : undefined, companyId ? `co:${companyId}` : undefined].filter((x): x is string => !!x);
     if (!ids.length) return false;
     const rows = await this.o.db.selectFrom('ghl_installations').select(['id', 'status', 'is_bulk']).where('id', 'in', ids).execute();
-    if (rows.some((r) => r.id.startsWith('loc:') && r.status !== 'uninstalled')) return true;
+    const loc = rows.find((r) => r.id.startsWith('loc:'));
+    if (loc) return loc.status !== 'uninstalled';
     // A location of a bulk-installed company whose token is not minted yet still belongs to us.
     return rows.some((r) => r.id.startsWith('co:') && r.status !== 'uninstalled' && (!locationId || r.is_bulk));
   }

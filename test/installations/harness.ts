@@ -1,6 +1,7 @@
 import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
 import { installationsModule, type InstallationsModuleOptions, type InstallationsServices } from '../../src/installations/index.js';
 import { generateKeySpec } from '../../src/crypto/aes.js';
+import type { BridgeModule } from '../../src/app.js';
 import { startTestBridge, type TestBridge } from '../helpers/store.js';
 
 export const PUBLIC_URL = 'http://bridge.test';
@@ -66,9 +67,9 @@ export async function startGhl(o: { locations?: number; emulator?: EmulatorOptio
 
 export type BridgeWithGhl = TestBridge & { s: InstallationsServices };
 
-export async function startBridge(w: GhlWorld, o: InstallationsModuleOptions & { env?: Record<string, string> } = {}): Promise<BridgeWithGhl> {
-  const { env, ...mod } = o;
-  const b = await startTestBridge({ modules: [installationsModule({ now: () => w.emu.clock.now(), ...mod })], env: { ...w.env, ...env } });
+export async function startBridge(w: GhlWorld, o: InstallationsModuleOptions & { env?: Record<string, string>; before?: BridgeModule[] } = {}): Promise<BridgeWithGhl> {
+  const { env, before, ...mod } = o;
+  const b = await startTestBridge({ modules: [...(before ?? []), installationsModule({ now: () => w.emu.clock.now(), ...mod })], env: { ...w.env, ...env } });
   return Object.assign(b, { s: b.ctx.services as unknown as InstallationsServices });
 }
 
