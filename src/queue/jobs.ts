@@ -73,6 +73,21 @@ export function toJob<P>(r: JobRow): Job<P> {
   };
 }
 
+/** States in which a job holds back later jobs of its ordering key. */
+export const UNFINISHED_STATES = sql.raw(`('ready', 'blocked', 'running', 'paused')`);
+
+/**
+ * The state a new job starts in, as SQL over an ordering-key expression: 'blocked' when an
+ * unfinished job with the same key exists, else 'ready'. Keeping successors out of 'ready' keeps
+ * the claim query's cost proportional to the jobs that can actually run, not to the backlog.
+ * (A race with a completing job can strand a job in 'blocked'; the workers' sweep promotes it.)
+ */
+export function initialStateSql(orderingKey: ReturnType<typeof sql>) {
+  return sql`case when ${orderingKey} is not null and exists (
+      select 1 from bridge_jobs p where p.ordering_key = ${orderingKey} and p.state in ${UNFINISHED_STATES}
+    ) then 'blocked' else 'ready' end`;
+}
+
 let defaultMaxAttempts = 10;
 /** Set once at start from JOB_MAX_ATTEMPTS. */
 export function setDefaultMaxAttempts(n: number): void {
@@ -106,12 +121,12 @@ export async function enqueue(db: DbOrTrx, jobs: NewJob | NewJob[]): Promise<num
   const values = sql.join(
     rows.map(
       (r) =>
-        sql`(${r.kind}, ${r.payload}::jsonb, ${r.ordering_key}, ${r.scope}, ${r.dedupe_key}, coalesce(${r.run_at}::timestamptz, now()), ${r.priority}, ${r.max_attempts})`,
+        sql`(${r.kind}, ${r.payload}::jsonb, ${r.ordering_key}::text, ${r.scope}, ${r.dedupe_key}, coalesce(${r.run_at}::timestamptz, now()), ${r.priority}::smallint, ${r.max_attempts}::int, ${initialStateSql(sql`${r.ordering_key}::text`)})`,
     ),
   );
   const res = await sql<{ id: number }>`
     with ins as (
-      insert into bridge_jobs (kind, payload, ordering_key, scope, dedupe_key, run_at, priority, max_attempts)
+      insert into bridge_jobs (kind, payload, ordering_key, scope, dedupe_key, run_at, priority, max_attempts, state)
       values ${values}
       on conflict (dedupe_key) where dedupe_key is not null do nothing
       returning id
@@ -179,20 +194,32 @@ export async function resumeScope(db: DbOrTrx, scope: string): Promise<number> {
   return n;
 }
 
+/**
+ * Promotes blocked jobs that nothing holds back any more (the head of their key finished while
+ * they were being enqueued). Workers run it periodically; normally promotion happens at once.
+ */
+export async function promoteStranded(db: DbOrTrx): Promise<number> {
+  const r = await sql`
+    update bridge_jobs j set state = 'ready', updated_at = now()
+    where j.state = 'blocked' and not exists (
+      select 1 from bridge_jobs p where p.ordering_key = j.ordering_key and p.id < j.id and p.state in ${UNFINISHED_STATES})`.execute(db);
+  return Number(r.numAffectedRows ?? 0);
+}
+
 /** Cancels waiting and paused jobs of a scope (e.g. the location uninstalled the app). */
 export async function cancelScope(db: DbOrTrx, scope: string, reason: string): Promise<number> {
   const r = await db
     .updateTable('bridge_jobs')
     .set({ state: 'cancelled', last_error: reason, finished_at: sql`now()`, updated_at: sql`now()` })
     .where('scope', '=', scope)
-    .where('state', 'in', ['ready', 'paused'])
+    .where('state', 'in', ['ready', 'blocked', 'paused'])
     .executeTakeFirst();
   return Number(r.numUpdatedRows);
 }
 
 export async function countByState(db: DbOrTrx): Promise<Record<JobState, number>> {
   const rows = await db.selectFrom('bridge_jobs').select(['state', db.fn.countAll<number>().as('n')]).groupBy('state').execute();
-  const out: Record<JobState, number> = { ready: 0, running: 0, dead: 0, paused: 0, cancelled: 0 };
+  const out: Record<JobState, number> = { ready: 0, blocked: 0, running: 0, dead: 0, paused: 0, cancelled: 0 };
   for (const r of rows) out[r.state] = Number(r.n);
   return out;
 }

@@ -8,7 +8,7 @@ export const queueMigration: Migration = {
         kind text not null,
         payload jsonb not null default '{}'::jsonb,
         state text not null default 'ready'
-          check (state in ('ready', 'running', 'dead', 'paused', 'cancelled')),
+          check (state in ('ready', 'blocked', 'running', 'dead', 'paused', 'cancelled')),
         priority smallint not null default 100,
         ordering_key text,
         scope text,
@@ -29,7 +29,9 @@ export const queueMigration: Migration = {
     await sql`create index bridge_jobs_lease on bridge_jobs (locked_until) where state = 'running'`.execute(db);
     // "Is an earlier job of this ordering key still unfinished?"
     await sql`create index bridge_jobs_order on bridge_jobs (ordering_key, id)
-      where ordering_key is not null and state in ('ready', 'running', 'paused')`.execute(db);
+      where ordering_key is not null and state in ('ready', 'blocked', 'running', 'paused')`.execute(db);
+    // Promotion: the next blocked job of a key.
+    await sql`create index bridge_jobs_blocked on bridge_jobs (ordering_key, id) where state = 'blocked'`.execute(db);
     await sql`create unique index bridge_jobs_dedupe on bridge_jobs (dedupe_key) where dedupe_key is not null`.execute(db);
     await sql`create index bridge_jobs_scope on bridge_jobs (scope, state) where scope is not null`.execute(db);
     // Deliberately few indexes: every index a state change touches costs a write per job. Completed

@@ -1,8 +1,12 @@
 import type { ColumnType, Generated } from 'kysely';
 
-/** A completed job is deleted, so there is no 'done' state: absence after enqueue means success. */
-export type JobState = 'ready' | 'running' | 'dead' | 'paused' | 'cancelled';
-export const JOB_STATES: readonly JobState[] = ['ready', 'running', 'dead', 'paused', 'cancelled'];
+/**
+ * A completed job is deleted, so there is no 'done' state: absence after enqueue means success.
+ * 'blocked': waiting behind an unfinished job with the same ordering key; finishing that job
+ * promotes the next blocked one to 'ready'.
+ */
+export type JobState = 'ready' | 'blocked' | 'running' | 'dead' | 'paused' | 'cancelled';
+export const JOB_STATES: readonly JobState[] = ['ready', 'blocked', 'running', 'dead', 'paused', 'cancelled'];
 
 export interface JobsTable {
   id: Generated<number>;

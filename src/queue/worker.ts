@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import type { Logger } from '../log/logger.js';
 import type { Db } from '../db/index.js';
 import { PauseJobError, PermanentJobError, RetryLaterError } from './errors.js';
-import { toJob, type Job, type JobRow } from './jobs.js';
+import { promoteStranded, toJob, UNFINISHED_STATES, type Job, type JobRow } from './jobs.js';
 
 export interface HandlerContext {
   /** Aborted when the job must stop (shutdown timeout); handlers pass it to their I/O. */
@@ -80,7 +80,10 @@ export class WorkerPool {
   #timers: NodeJS.Timeout[] = [];
   #unlisten: (() => Promise<void>) | undefined;
   #buffer: Job[] = [];
-  #completions: Array<{ id: number; attempts: number }> = [];
+  #lastClaimMs = 0;
+  #lastClaimAt = 0;
+  #lastClaimShort = false;
+  #completions: Array<{ id: number; attempts: number; orderingKey: string | null }> = [];
   #flushing: Promise<void> | undefined;
   #lastError: string | undefined;
   readonly #qdb: Db;
@@ -129,6 +132,9 @@ export class WorkerPool {
     };
     every(Math.max(50, Math.floor(this.opts.leaseMs / 3)), () => this.#heartbeat());
     every(Math.max(100, Math.floor(this.opts.leaseMs / 2)), () => this.reapExpired());
+    every(1000, async () => {
+      if ((await promoteStranded(this.#qdb)) > 0) this.notify();
+    });
     this.#loop = this.#claimLoop();
   }
 
@@ -207,7 +213,7 @@ export class WorkerPool {
         where j.state = 'ready' and j.run_at <= now() and j.kind in (${sql.join(kinds)})
           and (j.ordering_key is null or not exists (
             select 1 from bridge_jobs p
-            where p.ordering_key = j.ordering_key and p.id < j.id and p.state in ('ready', 'running', 'paused')))
+            where p.ordering_key = j.ordering_key and p.id < j.id and p.state in ${UNFINISHED_STATES}))
         order by j.priority, j.run_at, j.id
         limit ${limit}
         for update skip locked
@@ -226,9 +232,14 @@ export class WorkerPool {
       let claimed = -1;
       if (this.#buffer.length < this.opts.concurrency) {
         const want = batchMax - this.#buffer.length;
+        await this.#pace();
         this.#wakePending = false;
         try {
+          const started = performance.now();
           const jobs = await this.#claim(want);
+          this.#lastClaimMs = performance.now() - started;
+          this.#lastClaimAt = performance.now();
+          this.#lastClaimShort = jobs.length < want;
           claimed = jobs.length;
           this.#buffer.push(...jobs);
           this.#lastError = undefined;
@@ -251,6 +262,20 @@ export class WorkerPool {
       if (this.#wakePending && this.#buffer.length < this.opts.concurrency) continue;
       if (claimed === 0 || this.#buffer.length === 0) await this.#sleep(this.opts.pollMs);
     }
+  }
+
+  /**
+   * After a claim that came back short, the next one waits at least twice that claim's duration.
+   * Wake-ups (NOTIFY on every enqueue, every flush, every freed slot) would otherwise re-run the
+   * claim query back to back; with ordering keys most ready rows are blocked and each claim
+   * scans them, so unpaced claims can eat the database (seen on PGlite: 10 claims per message).
+   * This bounds claiming to about a third of the database's time and adds at most ~2 claim
+   * durations of latency; a full batch is re-claimed at once.
+   */
+  async #pace(): Promise<void> {
+    if (!this.#lastClaimShort) return;
+    const wait = this.#lastClaimAt + 2 * this.#lastClaimMs - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
   }
 
   #sleep(ms: number): Promise<void> {
@@ -292,7 +317,7 @@ export class WorkerPool {
       if (controller.signal.aborted && !this.#inFlight.has(job.id)) return; // released at shutdown
       // The slot frees now; the completion is group-committed by the flusher. Until then the job
       // stays leased to us (and heartbeated), so a crash in between only means it runs again.
-      this.#completions.push({ id: job.id, attempts: job.attempts });
+      this.#completions.push({ id: job.id, attempts: job.attempts, orderingKey: job.orderingKey });
       this.#scheduleFlush();
       emit('done');
     } catch (err) {
@@ -325,9 +350,15 @@ export class WorkerPool {
     }
     const dead = err instanceof PermanentJobError || job.attempts >= job.maxAttempts;
     if (dead) {
-      await sql`update bridge_jobs set state = 'dead', last_error = ${message}, finished_at = now(),
-          locked_by = null, locked_until = null, updated_at = now()
-        where ${fence}`.execute(this.#qdb);
+      // A dead job no longer holds back its ordering key: promote the next one.
+      await sql`
+        with f as (
+          update bridge_jobs set state = 'dead', last_error = ${message}, finished_at = now(),
+            locked_by = null, locked_until = null, updated_at = now()
+          where ${fence}
+          returning ordering_key
+        )
+        ${promoteNextSql(sql`select ordering_key from f where ordering_key is not null`)}`.execute(this.opts.db);
       log.error({ err }, `job dead after ${job.attempts} attempt(s)`);
       return 'dead';
     }
@@ -358,11 +389,17 @@ export class WorkerPool {
         const ids = batch.map((b) => b.id);
         const attempts = batch.map((b) => b.attempts);
         try {
+          // Delete the finished jobs and, in the same statement, promote the next blocked job of
+          // each of their ordering keys.
           await sql`
-            delete from bridge_jobs
-            where id = any(${ids}::bigint[])
-              and attempts = (${attempts}::int[])[array_position(${ids}::bigint[], id)]
-              and state = 'running' and locked_by = ${this.workerId}`.execute(this.#qdb);
+            with d as (
+              delete from bridge_jobs
+              where id = any(${ids}::bigint[])
+                and attempts = (${attempts}::int[])[array_position(${ids}::bigint[], id)]
+                and state = 'running' and locked_by = ${this.workerId}
+              returning ordering_key
+            )
+            ${promoteNextSql(sql`select ordering_key from d where ordering_key is not null`)}`.execute(this.#qdb);
           failures = 0;
           this.notify(); // ordering-key successors may now be claimable
         } catch (e) {
@@ -382,6 +419,12 @@ export class WorkerPool {
   async drained(): Promise<void> {
     while (this.#flushing || this.#completions.length) await this.#flush();
   }
+}
+
+/** UPDATE that makes the oldest blocked job of each key in `keys` (a subquery) ready. */
+function promoteNextSql(keys: ReturnType<typeof sql>) {
+  return sql`update bridge_jobs b set state = 'ready', updated_at = now()
+    where b.id in (select min(x.id) from bridge_jobs x where x.state = 'blocked' and x.ordering_key in (${keys}) group by x.ordering_key)`;
 }
 
 function errorText(err: unknown): string {

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/index.js';
-import { PRIORITY, type NewJob } from '../queue/index.js';
+import { initialStateSql, PRIORITY, type NewJob } from '../queue/index.js';
 import type { WebhookSource, WebhookStatus } from './tables.js';
 import './tables.js';
 
@@ -181,10 +181,10 @@ export class GroupCommitter {
         returning id, source, dedupe_key, status, ordering_key, location_id
       ), jobs as (
         -- Job ids follow event ids, so events sharing an ordering key run in arrival order.
-        insert into bridge_jobs (kind, payload, ordering_key, scope, priority, max_attempts)
+        insert into bridge_jobs (kind, payload, ordering_key, scope, priority, max_attempts, state)
         select ${DISPATCH_JOB}::text, jsonb_build_object('eventId', ev.id), ev.ordering_key,
           case when ev.location_id is null then null else 'loc:' || ev.location_id end,
-          ${PRIORITY.normal}::smallint, ${this.opts.maxAttempts}::int
+          ${PRIORITY.normal}::smallint, ${this.opts.maxAttempts}::int, ${initialStateSql(sql`ev.ordering_key`)}
         from ev where ev.status = 'received' order by ev.id
         returning id
       ), woke as (

@@ -124,6 +124,37 @@ describe(`queue on ${STORE}`, () => {
     for (let k = 0; k < keys; k++) expect(seen.get(k)).toEqual(Array.from({ length: perKey }, (_, i) => i));
   });
 
+  it('parks successors of an ordering key as blocked and promotes the next one when the head finishes or dies', async () => {
+    const s = await store();
+    const [a, b, c] = await enqueue(s.db, { kind: 'chain', payload: { n: 1 }, orderingKey: 'conv-x' })
+      .then(async (x) => [...x, ...(await enqueue(s.db, { kind: 'chain', payload: { n: 2 }, orderingKey: 'conv-x' })), ...(await enqueue(s.db, { kind: 'chain', payload: { n: 3 }, orderingKey: 'conv-x' }))]);
+    const [other] = await enqueue(s.db, { kind: 'chain', payload: { n: 9 }, orderingKey: 'conv-y' });
+    expect([(await state(s, a!)).state, (await state(s, b!)).state, (await state(s, c!)).state, (await state(s, other!)).state]).toEqual(['ready', 'blocked', 'blocked', 'ready']);
+    const order: number[] = [];
+    const p = pool(s).register<{ n: number }>('chain', async (job) => {
+      order.push(job.payload.n);
+      if (job.payload.n === 2) throw new PermanentJobError('second fails for good');
+    });
+    await p.start();
+    await waitFor(async () => (await isDone(s, c!)) && (await isDone(s, other!)));
+    expect(order.filter((n) => n !== 9)).toEqual([1, 2, 3]); // the dead job released its successor
+    expect((await state(s, b!)).state).toBe('dead');
+  });
+
+  it('promotes a job left blocked by a race (its head finished before it was committed)', async () => {
+    const s = await store();
+    // Simulate the race's outcome directly: a blocked job whose key has nothing unfinished ahead.
+    const [id] = await enqueue(s.db, { kind: 'stranded', payload: {}, orderingKey: 'conv-z' });
+    await sql`update bridge_jobs set state = 'blocked' where id = ${id!}`.execute(s.db);
+    let ran = 0;
+    const p = pool(s).register('stranded', async () => {
+      ran++;
+    });
+    await p.start();
+    await waitFor(() => isDone(s, id!), { what: 'stranded job promoted by the sweep and run' });
+    expect(ran).toBe(1);
+  });
+
   it('backs off exponentially with jitter, then marks the job dead keeping its error', async () => {
     const s = await store();
     const base = 200;
