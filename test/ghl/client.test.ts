@@ -166,4 +166,18 @@ describe('rate limiter (shared state in the database)', () => {
     // At most the calls sent before the first answer came back can be refused.
     expect(w.observed.api429).toBeLessThanOrEqual(5);
   });
+
+  it('daily budget: bulk stops at its share, live still gets the rest, nothing goes over', async () => {
+    const limit = { burst: 100, intervalMs: 10_000, daily: 20 };
+    const { w, b, loc } = await setup({ emulator: { rateLimit: limit } }, { limits: limit });
+    const bulk = (signal?: AbortSignal) => b.s.ghl.customFields.list(loc, { installation: { locationId: loc }, lane: 'bulk', ...(signal ? { signal } : {}) });
+    // The install itself used none of the location's budget; 18 = 90 % of 20 for bulk.
+    for (let i = 0; i < 18; i++) await bulk();
+    await expect(bulk(AbortSignal.timeout(1500))).rejects.toThrow();
+    await b.s.ghl.customFields.list(loc, { installation: { locationId: loc }, lane: 'live' });
+    await b.s.ghl.customFields.list(loc, { installation: { locationId: loc }, lane: 'live' });
+    await expect(b.s.ghl.customFields.list(loc, { installation: { locationId: loc }, lane: 'live', signal: AbortSignal.timeout(1500) })).rejects.toThrow();
+    expect(w.observed.calls.filter((c) => c.path.endsWith('/customFields'))).toHaveLength(20);
+    expect(w.observed.api429).toBe(0);
+  });
 });
