@@ -243,7 +243,8 @@ export class InstallationsService {
     const loc = await this.getRow(`loc:${p.locationId}`);
     if (loc?.status === 'active' && loc.token_source !== 'company') return;
     // Company token not here yet (INSTALL before the code exchange): the sync after the exchange covers it.
-    if (!company || company.status !== 'active') return;
+    // Only bulk installs mint location tokens; a location's own install brings its own token.
+    if (!company || company.status !== 'active' || !company.is_bulk) return;
     await enqueue(db, {
       kind: JOB_MINT_LOCATION,
       payload: { companyId: p.companyId, locationId: p.locationId },
