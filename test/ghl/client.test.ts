@@ -95,6 +95,19 @@ describe('GHL client against the emulator', () => {
     expect((dup as GhlApiError).maybeApplied).toBe(false);
   });
 
+  it('accepts the spec\'s flat GET …/messages shape as well as the wrapped one', async () => {
+    const { w, b, loc, inst } = await setup({ emulator: { wrapMessagesResponse: false } });
+    const c = w.emu.control.createContact({ locationId: loc, email: 'flat@example.com', phone: '+15550009999' } as never);
+    for (let i = 0; i < 3; i++) w.emu.control.sendMessageAsUser({ locationId: loc, contactId: c.id, message: `f${i}`, type: 'SMS' } as never);
+    const conversationId = w.emu.control.listConversations({ locationId: loc, contactId: c.id })[0]!.id;
+    const page = await b.s.ghl.messages.list(conversationId, { limit: 2 }, inst);
+    expect(page.messages).toHaveLength(2);
+    expect(page.nextPage).toBe(true);
+    const all: string[] = [];
+    for await (const m of b.s.ghl.messages.iterate(conversationId, { limit: 2 }, inst)) all.push(m.id);
+    expect(all).toHaveLength(3);
+  });
+
   it('pagination helpers walk contacts, conversations and messages', async () => {
     const { w, b, loc, inst } = await setup();
     for (let i = 0; i < 23; i++) w.emu.control.createContact({ locationId: loc, email: `p${i}@example.com`, firstName: `P${i}`, phone: `+1555000${String(i).padStart(4, '0')}` } as never);
