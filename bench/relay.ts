@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 /**
  * npm run bench:relay — relay overhead of the conversation provider.
  *
@@ -116,6 +117,19 @@ row('messages reported', `${reported}/${N}`);
 row('throughput', `${(reported / secs).toFixed(1)} msg/s`);
 row('ceiling (GHL limit: 1 status call per msg)', `${ceiling.toFixed(1)} msg/s`);
 row('throughput / ceiling', `${((100 * reported) / secs / ceiling).toFixed(0)} %`);
+// Where the outbound time goes, per stage (from the bridge's own timestamps).
+const stages = await sql<{ message_id: string; intake: Date; recorded: Date; sending: Date | null }>`
+  select po.message_id, we.received_at as intake, po.received_at as recorded, po.send_started_at as sending
+  from provider_outbound po join webhook_events we on we.source = 'provider' and (we.payload->>'messageId') = po.message_id`.execute(b.ctx.db);
+const legs = { 'GHL send → stored by intake': [] as number[], 'stored → dispatched (webhook job)': [] as number[], 'dispatched → channel send (send job)': [] as number[] };
+for (const r of stages.rows) {
+  const fired = firedAt.get(r.message_id);
+  if (fired !== undefined) legs['GHL send → stored by intake'].push(r.intake.getTime() - fired);
+  legs['stored → dispatched (webhook job)'].push(r.recorded.getTime() - r.intake.getTime());
+  if (r.sending) legs['dispatched → channel send (send job)'].push(r.sending.getTime() - r.recorded.getTime());
+}
+console.log('');
+for (const [k, v] of Object.entries(legs)) row(`  ${k}`, `p50 ${pct(v, 50)} / p99 ${pct(v, 99)} ms`);
 console.log('\nThe status-call leg includes the wait for a GHL rate-limit slot once the burst is used up (by design: the limit is the ceiling).');
 await b.close();
 await emu.close();

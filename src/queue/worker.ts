@@ -70,7 +70,9 @@ interface InFlight {
 export class WorkerPool {
   readonly workerId: string;
   readonly events = new EventEmitter();
-  readonly #handlers = new Map<string, { fn: JobHandler; backoff?: BackoffPolicy }>();
+  readonly #handlers = new Map<string, { fn: JobHandler; backoff?: BackoffPolicy; maxConcurrent?: number }>();
+  /** Running jobs per kind (for per-kind concurrency caps). */
+  readonly #runningByKind = new Map<string, number>();
   readonly #inFlight = new Map<number, InFlight>();
   #running = false;
   #stopping = false;
@@ -93,10 +95,42 @@ export class WorkerPool {
     this.#qdb = opts.queueDb ?? opts.db;
   }
 
-  register<P>(kind: string, fn: JobHandler<P>, options: { backoff?: BackoffPolicy } = {}): this {
+  /**
+   * `maxConcurrent` caps how many jobs of this kind run at once in this pool. Use it for kinds that
+   * can wait a long time inside the handler (e.g. for a GHL rate-limit slot), so they never take
+   * every slot and starve other kinds.
+   */
+  register<P>(kind: string, fn: JobHandler<P>, options: { backoff?: BackoffPolicy; maxConcurrent?: number } = {}): this {
     if (this.#handlers.has(kind)) throw new Error(`a handler for job kind "${kind}" is already registered`);
-    this.#handlers.set(kind, { fn: fn as JobHandler, ...(options.backoff ? { backoff: options.backoff } : {}) });
+    this.#handlers.set(kind, {
+      fn: fn as JobHandler,
+      ...(options.backoff ? { backoff: options.backoff } : {}),
+      ...(options.maxConcurrent ? { maxConcurrent: Math.max(1, options.maxConcurrent) } : {}),
+    });
     return this;
+  }
+
+  #capacity(kind: string, extra = 0): boolean {
+    const cap = this.#handlers.get(kind)?.maxConcurrent;
+    return cap === undefined || (this.#runningByKind.get(kind) ?? 0) + extra < cap;
+  }
+
+  /** Kinds worth claiming now: uncapped, or capped with room once buffered jobs are counted. */
+  #claimableKinds(): string[] {
+    const buffered = new Map<string, number>();
+    for (const j of this.#buffer) buffered.set(j.kind, (buffered.get(j.kind) ?? 0) + 1);
+    return this.kinds.filter((k) => this.#capacity(k, buffered.get(k) ?? 0));
+  }
+
+  /** Starts buffered jobs into free slots, skipping kinds at their cap (order otherwise kept). */
+  #startRunnable(): void {
+    for (let i = 0; i < this.#buffer.length && this.#inFlight.size < this.opts.concurrency && !this.#stopping; ) {
+      const job = this.#buffer[i]!;
+      if (this.#capacity(job.kind)) {
+        this.#buffer.splice(i, 1);
+        this.#run(job);
+      } else i++;
+    }
   }
 
   get kinds(): string[] {
@@ -204,9 +238,25 @@ export class WorkerPool {
       where id in (${sql.join(ids)}) and state = 'running' and locked_by = ${this.workerId}`.execute(this.#qdb);
   }
 
+  /**
+   * Claims up to `limit` jobs. Kinds with a concurrency cap are claimed by their own statement,
+   * limited to their free room, so a backlog of them can never fill the buffer and starve others.
+   */
   async #claim(limit: number): Promise<Job[]> {
-    const kinds = this.kinds;
+    const kinds = this.#claimableKinds();
     if (!kinds.length) return [];
+    const uncapped = kinds.filter((k) => this.#handlers.get(k)?.maxConcurrent === undefined);
+    const jobs = uncapped.length ? await this.#claimKinds(uncapped, limit) : [];
+    for (const k of kinds) {
+      const cap = this.#handlers.get(k)?.maxConcurrent;
+      if (cap === undefined) continue;
+      const room = cap - (this.#runningByKind.get(k) ?? 0) - this.#buffer.filter((j) => j.kind === k).length;
+      if (room > 0) jobs.push(...(await this.#claimKinds([k], Math.min(room, limit))));
+    }
+    return jobs.sort((a, b) => a.priority - b.priority || a.id - b.id);
+  }
+
+  async #claimKinds(kinds: string[], limit: number): Promise<Job[]> {
     const r = await sql<JobRow>`
       with c as (
         select j.id from bridge_jobs j
@@ -252,10 +302,11 @@ export class WorkerPool {
           continue;
         }
       }
-      while (this.#buffer.length && this.#inFlight.size < this.opts.concurrency && !this.#stopping) this.#run(this.#buffer.shift()!);
+      this.#startRunnable();
       if (this.#stopping) break;
       const slotsFree = this.#inFlight.size < this.opts.concurrency;
-      if (this.#buffer.length && !slotsFree) {
+      const runnable = this.#buffer.some((j) => this.#capacity(j.kind));
+      if (this.#buffer.length && (!slotsFree || !runnable) && this.#buffer.length >= this.opts.concurrency) {
         await this.#sleep(this.opts.pollMs); // woken when a slot frees
         continue;
       }
@@ -296,8 +347,10 @@ export class WorkerPool {
     const controller = new AbortController();
     const entry: InFlight = { job, controller, done: Promise.resolve() };
     this.#inFlight.set(job.id, entry);
+    this.#runningByKind.set(job.kind, (this.#runningByKind.get(job.kind) ?? 0) + 1);
     entry.done = this.#execute(job, controller).finally(() => {
       this.#inFlight.delete(job.id);
+      this.#runningByKind.set(job.kind, (this.#runningByKind.get(job.kind) ?? 1) - 1);
       this.#wake?.(); // a slot is free
     });
   }

@@ -155,6 +155,33 @@ describe(`queue on ${STORE}`, () => {
     expect(ran).toBe(1);
   });
 
+  it('caps a kind at maxConcurrent so a backlog of slow jobs never takes every slot', async () => {
+    const s = await store();
+    let releaseSlow!: () => void;
+    const gate = new Promise<void>((r) => (releaseSlow = r));
+    let slowRunning = 0;
+    let maxSlow = 0;
+    const p = pool(s, { concurrency: 4 });
+    p.register('slow', async () => {
+      maxSlow = Math.max(maxSlow, ++slowRunning);
+      await gate;
+      slowRunning--;
+    }, { maxConcurrent: 2 });
+    let fast = 0;
+    p.register('fast', async () => {
+      fast++;
+    });
+    await enqueue(s.db, Array.from({ length: 30 }, () => ({ kind: 'slow', payload: {} })));
+    await enqueue(s.db, Array.from({ length: 20 }, () => ({ kind: 'fast', payload: {} })));
+    await p.start();
+    // All fast jobs finish while the slow ones hold their two slots.
+    await waitFor(() => fast === 20, { what: 'fast jobs done despite the slow backlog' });
+    expect(maxSlow).toBe(2);
+    releaseSlow();
+    await waitFor(async () => (await listJobs(s.db)).length === 0, { what: 'slow backlog drained' });
+    expect(maxSlow).toBe(2);
+  });
+
   it('backs off exponentially with jitter, then marks the job dead keeping its error', async () => {
     const s = await store();
     const base = 200;
