@@ -39,6 +39,10 @@ export const GHL_LIMITS: RateLimitOptions = {
 
 const DAY_MS = 86_400_000;
 const MAX_GRANT = 50;
+/** Rows keep at most this many slots; a larger burst makes each slot stand for several requests. */
+const MAX_SLOTS = 128;
+/** Unused requests of a multi-request slot are given up this long after its send time. */
+const SHARE_TTL_MS = 250;
 
 export class RateLimitAbortedError extends Error {
   override name = 'RateLimitAbortedError';
@@ -49,8 +53,18 @@ export interface RateTicket {
   done(): void;
 }
 
+/** One reserved slot as handed out in this process: `unit` requests, stamped when the last one finished. */
+interface Share {
+  held: number;
+  notBeforeLocal: number;
+  left: number;
+  outstanding: number;
+  lastAt: number;
+  closed: boolean;
+}
+
 interface Waiter {
-  grant: (held: number, notBeforeLocal: number) => void;
+  grant: (share: Share) => void;
   reject: (e: unknown) => void;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
@@ -68,6 +82,8 @@ interface ResourceState {
   /** Free slots after our last reservation and the daily count then (to spot GHL disagreeing). */
   lastFree: number;
   lastDailyUsed: number;
+  /** Slots with requests left over (slot unit > 1), usable until they expire. */
+  shares: Share[];
   /** Our last written copy of the row: the fast path updates it in one statement if nobody else wrote since. */
   cached: { row: Omit<Row, 'now'>; rowDay: number; cap: number; version: number; skew: number } | undefined;
 }
@@ -117,6 +133,9 @@ export class RateLimiter {
   #closed = false;
   /** Counters for tests, the benchmark and metrics. */
   readonly stats = { reservations: 0, adjustments: 0, blocked429: 0, fastPath: 0, slowPath: 0 };
+  /** Requests per slot (1 for GHL's 100 / 10 s) and slots per row. */
+  readonly #unit: number;
+  readonly #slotCount: number;
 
   constructor(
     private readonly db: Db,
@@ -124,7 +143,10 @@ export class RateLimiter {
     private readonly opts: RateLimitOptions = GHL_LIMITS,
     private readonly log?: Logger,
     private readonly onWait?: (lane: Lane, ms: number) => void,
-  ) {}
+  ) {
+    this.#unit = Math.max(1, Math.ceil(opts.burst / MAX_SLOTS));
+    this.#slotCount = Math.floor(opts.burst / this.#unit);
+  }
 
   /** Resolves when one request for `resourceId` may be sent; call `done()` on the ticket after the response. */
   acquire(resourceId: string, lane: Lane = 'bulk', signal?: AbortSignal): Promise<RateTicket> {
@@ -135,16 +157,19 @@ export class RateLimiter {
     return new Promise<RateTicket>((resolve, reject) => {
       let settled = false;
       const w: Waiter = {
-        grant: (held, notBeforeLocal) => {
+        grant: (share) => {
           let finished = false;
+          share.outstanding++;
           const ticket: RateTicket = {
             done: () => {
               if (finished) return;
               finished = true;
-              st.completions.push({ held, at: Date.now() });
-              this.#scheduleFlush(resourceId, st);
+              share.outstanding--;
+              share.lastAt = Date.now();
+              this.#settle(resourceId, st, share);
             },
           };
+          const notBeforeLocal = share.notBeforeLocal;
           const go = () => {
             if (signal) signal.removeEventListener('abort', onAbortWaiting);
             if (settled) return ticket.done();
@@ -181,6 +206,13 @@ export class RateLimiter {
           w.reject(signal.reason ?? new RateLimitAbortedError('aborted'));
         };
         signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+      // A slot reserved for several requests (large bursts) may still have some left.
+      const share = st.shares.find((x) => !x.closed && x.left > 0);
+      if (share) {
+        share.left--;
+        w.grant(share);
+        return;
       }
       st[lane].push(w);
       // A live call must not wait for a timer set for bulk: pump now.
@@ -237,7 +269,7 @@ export class RateLimiter {
   #get(resourceId: string): ResourceState {
     let st = this.#state.get(resourceId);
     if (!st) {
-      st = { live: [], bulk: [], pumping: false, again: false, timer: undefined, completions: [], flushTimer: undefined, lastFree: this.opts.burst, lastDailyUsed: 0, cached: undefined };
+      st = { live: [], bulk: [], pumping: false, again: false, timer: undefined, completions: [], flushTimer: undefined, lastFree: this.opts.burst, lastDailyUsed: 0, cached: undefined, shares: [] };
       this.#state.set(resourceId, st);
     }
     return st;
@@ -274,7 +306,7 @@ export class RateLimiter {
     try {
       for (;;) {
         st.again = false;
-        const want = { live: Math.min(st.live.length, MAX_GRANT), bulk: Math.min(st.bulk.length, MAX_GRANT) };
+        const want = { live: Math.min(Math.ceil(st.live.length / this.#unit), MAX_GRANT), bulk: Math.min(Math.ceil(st.bulk.length / this.#unit), MAX_GRANT) };
         if ((!want.live && !want.bulk) || this.#closed) return;
         let g: Grant;
         try {
@@ -287,8 +319,8 @@ export class RateLimiter {
         }
         st.lastFree = g.free;
         st.lastDailyUsed = g.dailyUsed;
-        for (const x of g.live) this.#hand(st.live.shift(), x.held, x.at - g.skew, st);
-        for (const x of g.bulk) this.#hand(st.bulk.shift(), x.held, x.at - g.skew, st);
+        for (const x of g.live) this.#hand(resourceId, st, 'live', x.held, x.at - g.skew);
+        for (const x of g.bulk) this.#hand(resourceId, st, 'bulk', x.held, x.at - g.skew);
         if (st.again) continue;
         const waits: number[] = [];
         if (st.live.length) waits.push(g.live.length < want.live ? g.liveWaitMs : 0);
@@ -305,14 +337,35 @@ export class RateLimiter {
     }
   }
 
-  #hand(w: Waiter | undefined, held: number, notBeforeLocal: number, st: ResourceState): void {
-    if (!w) {
-      // The caller gave up between asking and the grant: release the slot at once.
-      st.completions.push({ held, at: Date.now() });
-      return;
+  /** Hands a reserved slot's requests to this lane's waiters (then the other lane's); keeps the rest briefly. */
+  #hand(resourceId: string, st: ResourceState, lane: Lane, held: number, notBeforeLocal: number): void {
+    const share: Share = { held, notBeforeLocal, left: this.#unit, outstanding: 0, lastAt: 0, closed: false };
+    for (const q of lane === 'live' ? [st.live, st.bulk] : [st.bulk, st.live]) {
+      while (share.left > 0 && q.length) {
+        const w = q.shift()!;
+        if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort);
+        share.left--;
+        w.grant(share);
+      }
     }
-    if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort);
-    w.grant(held, notBeforeLocal);
+    if (share.left > 0) {
+      st.shares.push(share);
+      const t = setTimeout(() => {
+        share.left = 0;
+        this.#settle(resourceId, st, share);
+      }, Math.max(0, notBeforeLocal - Date.now()) + SHARE_TTL_MS);
+      t.unref?.();
+    }
+  }
+
+  /** A slot is stamped once none of its requests is left to hand out or still in flight. */
+  #settle(resourceId: string, st: ResourceState, share: Share): void {
+    if (share.closed || share.left > 0 || share.outstanding > 0) return;
+    share.closed = true;
+    const i = st.shares.indexOf(share);
+    if (i >= 0) st.shares.splice(i, 1);
+    st.completions.push({ held: share.held, at: share.lastAt || Date.now() });
+    this.#scheduleFlush(resourceId, st);
   }
 
   #schedule(resourceId: string, st: ResourceState, ms: number): void {
@@ -325,7 +378,7 @@ export class RateLimiter {
 
   async #ensureRow(resourceId: string): Promise<void> {
     if (this.#known.has(resourceId)) return;
-    const slots = JSON.stringify(new Array<number>(this.opts.burst).fill(0));
+    const slots = JSON.stringify(new Array<number>(this.#slotCount).fill(0));
     await this.db
       .insertInto('ghl_rate_buckets')
       .values({ client_id: this.clientId, resource_id: resourceId, slots, cap: this.opts.burst, daily_limit: this.opts.daily })
@@ -435,7 +488,10 @@ export class RateLimiter {
     const o = this.opts;
     const span = o.intervalMs + o.marginMs;
     return this.#locked(resourceId, (row, skew) => {
-      const { slots, cap, now } = row;
+      const { slots, now } = row;
+      const unit = this.#unit;
+      // Everything below counts slots; the row's cap and daily figures count requests.
+      const cap = Math.floor(row.cap / unit);
       const horizon = now + o.horizonMs;
       // When each slot frees: stamped slots `span` after the stamp; held ones (stamp > now) unknown.
       const order = slots.map((v, i) => ({ i, free: v > now ? Infinity : v + span })).sort((a, b) => a.free - b.free);
@@ -443,8 +499,8 @@ export class RateLimiter {
       const room = Math.max(0, cap - order.filter((x) => x.free > horizon).length);
       const usable = order.filter((x) => x.free <= horizon).slice(0, room);
       const freeNow = usable.filter((x) => x.free <= now).length;
-      const dailyLeftLive = Math.max(0, row.dailyLimit - row.dailyUsed);
-      const dailyLeftBulk = Math.max(0, Math.floor(row.dailyLimit * o.bulkDailyShare) - row.dailyUsed);
+      const dailyLeftLive = Math.floor(Math.max(0, row.dailyLimit - row.dailyUsed) / unit);
+      const dailyLeftBulk = Math.floor(Math.max(0, Math.floor(row.dailyLimit * o.bulkDailyShare) - row.dailyUsed) / unit);
       const mark = (i: number, at: number) => (slots[i] = at + o.holdMs + Math.random());
       const live: Grant['live'] = [];
       let k = 0;
@@ -477,10 +533,10 @@ export class RateLimiter {
         live.length + bulk.length >= dailyLeftBulk
           ? nextDay
           : Math.max(k < usable.length ? Math.max(usable[k]!.free + o.bulkDelayMs, pace) - now - lead : untilNext + o.bulkDelayMs, 1);
-      row.dailyUsed += taken;
+      row.dailyUsed += taken * unit;
       return {
         row,
-        result: { live, bulk, liveWaitMs: Math.max(1, liveWaitMs), bulkWaitMs: Math.max(1, bulkWaitMs), free: Math.max(0, freeNow - taken), dailyUsed: row.dailyUsed, skew },
+        result: { live, bulk, liveWaitMs: Math.max(1, liveWaitMs), bulkWaitMs: Math.max(1, bulkWaitMs), free: Math.max(0, freeNow - taken) * unit, dailyUsed: row.dailyUsed, skew },
       };
     });
   }
@@ -499,7 +555,8 @@ export class RateLimiter {
       }
       if (a.freeNow !== undefined) {
         const free = slots.map((v, i) => ({ v, i })).filter((x) => x.v <= now - span);
-        for (let j = 0; j < free.length - a.freeNow; j++) slots[free[j]!.i] = now;
+        const keep = Math.floor(a.freeNow / this.#unit);
+        for (let j = 0; j < free.length - keep; j++) slots[free[j]!.i] = now;
       }
       if (a.dailyUsed !== undefined) row.dailyUsed = Math.max(row.dailyUsed, a.dailyUsed);
       return { row, ...(a.cap !== undefined && a.cap < row.cap ? { cap: Math.max(1, a.cap) } : {}), result: undefined };

@@ -147,6 +147,15 @@ describe('rate limiter (shared state in the database)', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(3_900);
   });
 
+  it('large bursts (each slot standing for several requests) are still never exceeded', async () => {
+    const limit = { burst: 300, intervalMs: 1000, daily: 200_000 };
+    const { w, b, loc } = await setup({ emulator: { rateLimit: limit } }, { limits: limit });
+    const started = Date.now();
+    await Promise.all(Array.from({ length: 900 }, () => b.s.ghl.customFields.list(loc, { installation: { locationId: loc }, lane: 'bulk' })));
+    expect(w.observed.api429).toBe(0);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
+  });
+
   it('a live call is served quickly while the bulk lane is saturated', async () => {
     const limit = { burst: 10, intervalMs: 2000, daily: 200_000 };
     const { w, b, loc } = await setup({ emulator: { rateLimit: limit } }, { limits: limit });
