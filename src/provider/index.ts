@@ -115,11 +115,8 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         },
       );
       ctx.queue.register(JOB_SEND, sendHandler(outbound));
-      // Status and poll jobs may wait inside the handler for a GHL rate-limit slot: cap them at half
-      // the pool so outbound sends and inbound messages always find a free worker.
-      const waiting = { maxConcurrent: Math.max(1, Math.floor(ctx.config.WORKER_CONCURRENCY / 2)) };
-      ctx.queue.register(JOB_STATUS, statusHandler(outbound), waiting);
-      ctx.queue.register(JOB_POLL, pollHandler(outbound), waiting);
+      ctx.queue.register(JOB_STATUS, statusHandler(outbound));
+      ctx.queue.register(JOB_POLL, pollHandler(outbound));
       ctx.queue.register(JOB_INBOUND, inboundHandler(inbound));
 
       const inboundUrl = (locationId: string) => `${c.publicUrl}/channels/${encodeURIComponent(locationId)}/inbound`;

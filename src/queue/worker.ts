@@ -122,6 +122,19 @@ export class WorkerPool {
     return this.kinds.filter((k) => this.#capacity(k, buffered.get(k) ?? 0));
   }
 
+  #uncappedBuffered(): number {
+    return this.#buffer.filter((j) => this.#handlers.get(j.kind)?.maxConcurrent === undefined).length;
+  }
+
+  /** A capped kind has room that is not yet filled from the buffer: claim it even when the buffer is deep. */
+  #cappedRoom(): boolean {
+    for (const [k, h] of this.#handlers) {
+      if (h.maxConcurrent === undefined) continue;
+      if ((this.#runningByKind.get(k) ?? 0) + this.#buffer.filter((j) => j.kind === k).length < h.maxConcurrent) return true;
+    }
+    return false;
+  }
+
   /** Starts buffered jobs into free slots, skipping kinds at their cap (order otherwise kept). */
   #startRunnable(): void {
     for (let i = 0; i < this.#buffer.length && this.#inFlight.size < this.opts.concurrency && !this.#stopping; ) {
@@ -245,7 +258,7 @@ export class WorkerPool {
   async #claim(limit: number): Promise<Job[]> {
     const kinds = this.#claimableKinds();
     if (!kinds.length) return [];
-    const uncapped = kinds.filter((k) => this.#handlers.get(k)?.maxConcurrent === undefined);
+    const uncapped = this.#uncappedBuffered() < this.opts.concurrency ? kinds.filter((k) => this.#handlers.get(k)?.maxConcurrent === undefined) : [];
     const jobs = uncapped.length ? await this.#claimKinds(uncapped, limit) : [];
     for (const k of kinds) {
       const cap = this.#handlers.get(k)?.maxConcurrent;
@@ -280,8 +293,8 @@ export class WorkerPool {
     while (!this.#stopping) {
       // Refill the local buffer when it runs low, then start jobs into free slots.
       let claimed = -1;
-      if (this.#buffer.length < this.opts.concurrency) {
-        const want = batchMax - this.#buffer.length;
+      if (this.#uncappedBuffered() < this.opts.concurrency || this.#cappedRoom()) {
+        const want = Math.max(1, batchMax - this.#uncappedBuffered());
         await this.#pace();
         this.#wakePending = false;
         try {
@@ -306,7 +319,7 @@ export class WorkerPool {
       if (this.#stopping) break;
       const slotsFree = this.#inFlight.size < this.opts.concurrency;
       const runnable = this.#buffer.some((j) => this.#capacity(j.kind));
-      if (this.#buffer.length && (!slotsFree || !runnable) && this.#buffer.length >= this.opts.concurrency) {
+      if (this.#buffer.length && (!slotsFree || !runnable)) {
         await this.#sleep(this.opts.pollMs); // woken when a slot frees
         continue;
       }
