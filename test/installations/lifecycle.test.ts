@@ -81,7 +81,8 @@ describe('installation lifecycle', () => {
     b = await startBridge(w);
     expect((await install(b, { companyId: w.companyId, bulk: true })).status).toBe(200);
     const loc = w.locationIds[0]!;
-    await waitFor(async () => (await b!.s.installations.get(loc))?.status === 'active', { what: 'location token' });
+    // Every location minted (the sync job makes no more calls that the clock jump could catch mid-flight).
+    await waitFor(async () => (await b!.s.installations.list({ status: 'active', companyId: w!.companyId })).filter((i) => i.kind === 'location').length === 2, { what: 'location tokens' });
     const before = (await b.s.installations.getRow(`loc:${loc}`))!;
     w.emu.clock.advance(2 * 24 * 3600_000); // both the company and the location token expired
     await b.s.ghl.customFields.list(loc, { installation: { locationId: loc } });
