@@ -3,7 +3,16 @@ import { createBridge, type Bridge } from '../../src/app.js';
 import { createLogger } from '../../src/log/logger.js';
 import { bridgeModules } from '../../src/modules.js';
 import { sandboxModule, startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { createServer } from 'node:net';
 import { dropSchema, STORE, testConfig, waitFor } from '../helpers/store.js';
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
 
 let bridge: Bridge | undefined;
 let sandbox: Sandbox | undefined;
@@ -17,12 +26,13 @@ afterEach(async () => {
 describe(`sandbox demo on ${STORE}`, () => {
   it('relays an SMS sent by a GHL user through loopback, marks it delivered, and posts the auto-reply back', async () => {
     const log = createLogger({ level: 'silent' });
-    sandbox = await startSandbox(testConfig({ EMULATOR_PORT: '0', DATA_DIR: 'memory://' }), log);
+    // The OAuth redirect URI is built from PUBLIC_URL, so the bridge needs a known port up front.
+    const port = await freePort();
+    sandbox = await startSandbox(testConfig({ PORT: String(port), EMULATOR_PORT: '0', DATA_DIR: 'memory://' }), log);
     const modules = await bridgeModules(sandbox.config, { webhookKeys: sandbox.webhookKeys });
     modules.push(sandboxModule(sandbox));
     bridge = await createBridge(sandbox.config, { log, modules, dataDir: 'memory://' });
-    const url = await bridge.listen(0);
-    // PORT=0: the redirect URI must match where the bridge really listens.
+    const url = await bridge.listen(port);
     const notes = await sandbox.afterListen(url, bridge.ctx.services);
     expect(notes.join('\n')).toContain('channel: loopback with auto-reply');
 
