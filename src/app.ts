@@ -121,7 +121,9 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     app,
     ctx,
     async listen(port?: number) {
-      const address = await app.listen({ port: port ?? config.PORT, host: config.HOST });
+      // A deep accept backlog: GHL (and bulk actions) can open many connections at once, and a
+      // dropped SYN costs a 1 s retransmit, enough to push a webhook past the sender's timeout.
+      const address = await app.listen({ port: port ?? config.PORT, host: config.HOST, backlog: 4096 });
       await queue.start();
       for (const m of modules) await m.start?.(ctx);
       if (config.JOB_RETENTION_HOURS > 0) {

@@ -3,7 +3,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { acquireDataDirLock } from './lockfile.js';
-import { PGliteDialect } from './pglite-dialect.js';
+import { Mutex, PGliteDialect } from './pglite-dialect.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -18,6 +18,12 @@ export interface DatabaseHandle {
    * Enqueue and all business writes stay fully durable on `db`.
    */
   queueDb: Db;
+  /**
+   * Handle for latency-critical writes (webhook intake: GHL gives up on a slow answer and does not
+   * retry it). PGlite: same session, served before queued background statements. PostgreSQL: its
+   * own small pool, so busy workers cannot exhaust the connections it needs.
+   */
+  urgentDb: Db;
   kind: StoreKind;
   schema: string;
   /** Cheap reachability check for /readyz. */
@@ -78,9 +84,13 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
     });
     queuePool.on('error', () => {});
     const queueDb = new Kysely<Database>({ dialect: new PostgresDialect({ pool: queuePool }) });
+    const urgentPool = new pg.Pool({ connectionString: opts.url, max: 4, types, options: `-c search_path="${schema}"` });
+    urgentPool.on('error', () => {});
+    const urgentDb = new Kysely<Database>({ dialect: new PostgresDialect({ pool: urgentPool }) });
     return {
       db,
       queueDb,
+      urgentDb,
       kind: 'postgres',
       schema,
       ping: async () => {
@@ -88,6 +98,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
       },
       listen: (channel, onNotify) => listenPostgres(opts.url!, channel, onNotify),
       close: async () => {
+        await urgentDb.destroy();
         await queueDb.destroy();
         await db.destroy();
       },
@@ -108,11 +119,14 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
     release();
     throw e;
   }
-  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+  const mutex = new Mutex();
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite, mutex) });
+  const urgentDb = new Kysely<Database>({ dialect: new PGliteDialect(pglite, mutex, true) });
   let closed = false;
   return {
     db,
     queueDb: db,
+    urgentDb,
     kind: 'pglite',
     schema,
     ping: async () => {

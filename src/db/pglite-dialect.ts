@@ -20,20 +20,34 @@ import {
  * outside a transaction owns it for that statement. (kysely-pglite interleaves statements of
  * concurrent callers on the one session, which is how it loses writes outside transactions.)
  */
-class Mutex {
+export class Mutex {
   #locked = false;
   #waiters: Array<() => void> = [];
-  async lock(): Promise<void> {
+  #urgent: Array<() => void> = [];
+  /** `urgent` waiters go before every normal waiter (FIFO among themselves). */
+  async lock(urgent = false): Promise<void> {
     if (!this.#locked) {
       this.#locked = true;
       return;
     }
-    await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    await new Promise<void>((resolve) => (urgent ? this.#urgent : this.#waiters).push(resolve));
   }
+  /**
+   * PGlite executes on the main thread. Handing the lock over through setImmediate lets the event
+   * loop reach its I/O phase between statements; a direct (microtask) hand-over lets a queue of
+   * statements run back to back while incoming HTTP requests wait (seen: webhook answers > 10 s
+   * during a burst).
+   */
   unlock(): void {
-    const next = this.#waiters.shift();
-    if (next) next();
-    else this.#locked = false;
+    if (!this.#urgent.length && !this.#waiters.length) {
+      this.#locked = false;
+      return;
+    }
+    setImmediate(() => {
+      const next = this.#urgent.shift() ?? this.#waiters.shift();
+      if (next) next();
+      else this.#locked = false;
+    });
   }
 }
 
@@ -55,16 +69,19 @@ class PGliteConnection implements DatabaseConnection {
 }
 
 class PGliteDriver implements Driver {
-  readonly #mutex = new Mutex();
   readonly #conn: PGliteConnection;
-  constructor(private readonly pg: PGlite) {
+  constructor(
+    private readonly pg: PGlite,
+    private readonly mutex: Mutex,
+    private readonly urgent: boolean,
+  ) {
     this.#conn = new PGliteConnection(pg);
   }
   async init(): Promise<void> {
     await this.pg.waitReady;
   }
   async acquireConnection(): Promise<DatabaseConnection> {
-    await this.#mutex.lock();
+    await this.mutex.lock(this.urgent);
     return this.#conn;
   }
   async beginTransaction(conn: DatabaseConnection): Promise<void> {
@@ -77,20 +94,28 @@ class PGliteDriver implements Driver {
     await conn.executeQuery(CompiledQuery.raw('rollback'));
   }
   async releaseConnection(): Promise<void> {
-    this.#mutex.unlock();
+    this.mutex.unlock();
   }
   async destroy(): Promise<void> {
     // The owner closes the PGlite instance (it also owns the data-dir lock).
   }
 }
 
+/**
+ * Several dialects may share one PGlite and one mutex; an `urgent` one (the webhook intake, whose
+ * answer decides whether GHL keeps an event) is served before queued background work.
+ */
 export class PGliteDialect implements Dialect {
-  constructor(private readonly pg: PGlite) {}
+  constructor(
+    private readonly pg: PGlite,
+    private readonly mutex: Mutex = new Mutex(),
+    private readonly urgent = false,
+  ) {}
   createAdapter(): DialectAdapter {
     return new PostgresAdapter();
   }
   createDriver(): Driver {
-    return new PGliteDriver(this.pg);
+    return new PGliteDriver(this.pg, this.mutex, this.urgent);
   }
   createQueryCompiler(): QueryCompiler {
     return new PostgresQueryCompiler();

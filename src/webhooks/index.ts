@@ -107,7 +107,8 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
       const metrics = createWebhookMetrics(ctx.metrics.registry);
       const registry = webhooksService(ctx) as HandlerRegistry;
       const committer = new GroupCommitter({
-        db: ctx.db,
+        // Served ahead of background work: a slow answer makes GHL drop the event for good.
+        db: ctx.store.urgentDb,
         // PGlite is a single session; PostgreSQL overlaps two transactions to hide round trips.
         concurrency: ctx.store.kind === 'pglite' ? 1 : 4,
         maxBatch: opts.maxBatch ?? 256,

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { decrypt, generateKeySpec, parseKeyRing } from '../../src/crypto/aes.js';
 import { oauthToken } from '../../src/ghl/client.js';
 import { rotateTokenKeys } from '../../src/installations/vault.js';
+import { countByState } from '../../src/queue/index.js';
 import { waitFor } from '../helpers/store.js';
 import { install, startBridge, startGhl, type BridgeWithGhl, type GhlWorld } from './harness.js';
 
@@ -83,6 +84,11 @@ describe('installation lifecycle', () => {
     const loc = w.locationIds[0]!;
     // Every location minted (the sync job makes no more calls that the clock jump could catch mid-flight).
     await waitFor(async () => (await b!.s.installations.list({ status: 'active', companyId: w!.companyId })).filter((i) => i.kind === 'location').length === 2, { what: 'location tokens' });
+    // …and the sync job itself finished: a call still in flight when the clock jumps would meet a 401.
+    await waitFor(async () => {
+      const c = await countByState(b!.ctx.db);
+      return c.ready + c.running + c.blocked === 0;
+    }, { what: 'background jobs finished' });
     const before = (await b.s.installations.getRow(`loc:${loc}`))!;
     w.emu.clock.advance(2 * 24 * 3600_000); // both the company and the location token expired
     await b.s.ghl.customFields.list(loc, { installation: { locationId: loc } });

@@ -36,6 +36,9 @@ describe('burst', () => {
       return Number(r.n) === 1000;
     }, { what: '1000 done', timeoutMs: 90_000, intervalMs: 200 });
     expect(ids.every((id) => w!.emu.control.getMessage(id)!.status === 'delivered')).toBe(true);
+    // GHL saw a 2xx for every webhook (a timeout or 5xx would be an event lost for good).
+    const failedDeliveries = w.emu.control.listDeliveries({}).filter((d) => d.state !== 'delivered');
+    expect(failedDeliveries.map((d) => d.attempts.at(-1))).toEqual([]);
     expect(sent).toHaveLength(1000);
     expect(new Set(sent.map((s) => s.messageId)).size).toBe(1000);
 
