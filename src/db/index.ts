@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { Kysely, sql } from 'kysely';
+import { ScopedPostgresDialect } from './introspector.js';
 import pg from 'pg';
 import { acquireDataDirLock } from './lockfile.js';
 import { Mutex, PGliteDialect } from './pglite-dialect.js';
@@ -75,7 +76,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
     pool.on('error', () => {
       /* idle client errors (e.g. server restart) surface on the next query instead of crashing */
     });
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<Database>({ dialect: new ScopedPostgresDialect({ pool }) });
     const queuePool = new pg.Pool({
       connectionString: opts.url,
       max: 4,
@@ -83,10 +84,10 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
       options: `-c search_path="${schema}" -c synchronous_commit=off`,
     });
     queuePool.on('error', () => {});
-    const queueDb = new Kysely<Database>({ dialect: new PostgresDialect({ pool: queuePool }) });
+    const queueDb = new Kysely<Database>({ dialect: new ScopedPostgresDialect({ pool: queuePool }) });
     const urgentPool = new pg.Pool({ connectionString: opts.url, max: 4, types, options: `-c search_path="${schema}"` });
     urgentPool.on('error', () => {});
-    const urgentDb = new Kysely<Database>({ dialect: new PostgresDialect({ pool: urgentPool }) });
+    const urgentDb = new Kysely<Database>({ dialect: new ScopedPostgresDialect({ pool: urgentPool }) });
     return {
       db,
       queueDb,

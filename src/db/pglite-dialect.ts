@@ -2,7 +2,6 @@ import type { PGlite } from '@electric-sql/pglite';
 import {
   CompiledQuery,
   PostgresAdapter,
-  PostgresIntrospector,
   PostgresQueryCompiler,
   type DatabaseConnection,
   type DatabaseIntrospector,
@@ -13,6 +12,7 @@ import {
   type QueryCompiler,
   type QueryResult,
 } from 'kysely';
+import { SchemaScopedIntrospector } from './introspector.js';
 
 /**
  * A small Kysely dialect for PGlite. PGlite is a single connection, so a FIFO mutex hands it to
@@ -121,6 +121,6 @@ export class PGliteDialect implements Dialect {
     return new PostgresQueryCompiler();
   }
   createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
-    return new PostgresIntrospector(db);
+    return new SchemaScopedIntrospector(db);
   }
 }

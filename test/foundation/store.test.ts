@@ -26,6 +26,22 @@ describe('embedded store', () => {
     expect(await third.exited).toBe(0);
   });
 
+  it('introspects only its own schema (other schemas of a shared database are invisible)', async () => {
+    const a = await openTestStore();
+    const b = await openTestStore();
+    try {
+      const tables = await a.db.introspection.getTables({ withInternalKyselyTables: true });
+      expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['bridge_jobs', 'kysely_migration']));
+      expect(new Set(tables.map((t) => t.schema))).toEqual(new Set([a.schema]));
+      const jobs = tables.find((t) => t.name === 'bridge_jobs')!;
+      expect(jobs.columns.find((c) => c.name === 'id')).toMatchObject({ isAutoIncrementing: true, isNullable: false });
+      expect((await a.db.introspection.getTables()).some((t) => t.name.startsWith('kysely_'))).toBe(false);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('migrates a fresh store to the latest version', async () => {
     const s = await openTestStore();
     try {
