@@ -115,8 +115,11 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         },
       );
       ctx.queue.register(JOB_SEND, sendHandler(outbound));
-      ctx.queue.register(JOB_STATUS, statusHandler(outbound));
-      ctx.queue.register(JOB_POLL, pollHandler(outbound));
+      // Status and poll jobs mostly wait inside the handler for a GHL rate-limit slot: they run in
+      // slots of their own, so waiting never delays outbound sends or inbound messages.
+      const waiting = { maxConcurrent: Math.max(1, ctx.config.WORKER_CONCURRENCY), ownSlots: true };
+      ctx.queue.register(JOB_STATUS, statusHandler(outbound), waiting);
+      ctx.queue.register(JOB_POLL, pollHandler(outbound), waiting);
       ctx.queue.register(JOB_INBOUND, inboundHandler(inbound));
 
       const inboundUrl = (locationId: string) => `${c.publicUrl}/channels/${encodeURIComponent(locationId)}/inbound`;

@@ -70,7 +70,9 @@ interface InFlight {
 export class WorkerPool {
   readonly workerId: string;
   readonly events = new EventEmitter();
-  readonly #handlers = new Map<string, { fn: JobHandler; backoff?: BackoffPolicy; maxConcurrent?: number }>();
+  readonly #handlers = new Map<string, { fn: JobHandler; backoff?: BackoffPolicy; maxConcurrent?: number; ownSlots?: boolean }>();
+  /** Running jobs that occupy the shared `concurrency` slots (all but ownSlots kinds). */
+  #sharedInFlight = 0;
   /** Running jobs per kind (for per-kind concurrency caps). */
   readonly #runningByKind = new Map<string, number>();
   readonly #inFlight = new Map<number, InFlight>();
@@ -96,18 +98,27 @@ export class WorkerPool {
   }
 
   /**
-   * `maxConcurrent` caps how many jobs of this kind run at once in this pool. Use it for kinds that
-   * can wait a long time inside the handler (e.g. for a GHL rate-limit slot), so they never take
-   * every slot and starve other kinds.
+   * `maxConcurrent` caps how many jobs of this kind run at once in this pool. With `ownSlots` the
+   * kind runs in slots of its own beside the shared pool (up to its cap): for kinds that mostly
+   * wait inside the handler (e.g. for a GHL rate-limit slot), so waiting never takes a slot from
+   * work that could run.
    */
-  register<P>(kind: string, fn: JobHandler<P>, options: { backoff?: BackoffPolicy; maxConcurrent?: number } = {}): this {
+  register<P>(kind: string, fn: JobHandler<P>, options: { backoff?: BackoffPolicy; maxConcurrent?: number; ownSlots?: boolean } = {}): this {
     if (this.#handlers.has(kind)) throw new Error(`a handler for job kind "${kind}" is already registered`);
+    if (options.ownSlots && !options.maxConcurrent) throw new Error(`job kind "${kind}": ownSlots needs maxConcurrent`);
     this.#handlers.set(kind, {
       fn: fn as JobHandler,
       ...(options.backoff ? { backoff: options.backoff } : {}),
       ...(options.maxConcurrent ? { maxConcurrent: Math.max(1, options.maxConcurrent) } : {}),
+      ...(options.ownSlots ? { ownSlots: true } : {}),
     });
     return this;
+  }
+
+  /** Can this buffered job start now (its kind's cap, and a shared slot unless it has its own)? */
+  #canStart(job: Job): boolean {
+    if (!this.#capacity(job.kind)) return false;
+    return this.#handlers.get(job.kind)?.ownSlots === true || this.#sharedInFlight < this.opts.concurrency;
   }
 
   #capacity(kind: string, extra = 0): boolean {
@@ -135,11 +146,11 @@ export class WorkerPool {
     return false;
   }
 
-  /** Starts buffered jobs into free slots, skipping kinds at their cap (order otherwise kept). */
+  /** Starts buffered jobs that can start (free slot, kind under its cap); order otherwise kept. */
   #startRunnable(): void {
-    for (let i = 0; i < this.#buffer.length && this.#inFlight.size < this.opts.concurrency && !this.#stopping; ) {
+    for (let i = 0; i < this.#buffer.length && !this.#stopping; ) {
       const job = this.#buffer[i]!;
-      if (this.#capacity(job.kind)) {
+      if (this.#canStart(job)) {
         this.#buffer.splice(i, 1);
         this.#run(job);
       } else i++;
@@ -317,9 +328,7 @@ export class WorkerPool {
       }
       this.#startRunnable();
       if (this.#stopping) break;
-      const slotsFree = this.#inFlight.size < this.opts.concurrency;
-      const runnable = this.#buffer.some((j) => this.#capacity(j.kind));
-      if (this.#buffer.length && (!slotsFree || !runnable)) {
+      if (this.#buffer.length && !this.#buffer.some((j) => this.#canStart(j))) {
         await this.#sleep(this.opts.pollMs); // woken when a slot frees
         continue;
       }
@@ -361,8 +370,11 @@ export class WorkerPool {
     const entry: InFlight = { job, controller, done: Promise.resolve() };
     this.#inFlight.set(job.id, entry);
     this.#runningByKind.set(job.kind, (this.#runningByKind.get(job.kind) ?? 0) + 1);
+    const shared = this.#handlers.get(job.kind)?.ownSlots !== true;
+    if (shared) this.#sharedInFlight++;
     entry.done = this.#execute(job, controller).finally(() => {
       this.#inFlight.delete(job.id);
+      if (shared) this.#sharedInFlight--;
       this.#runningByKind.set(job.kind, (this.#runningByKind.get(job.kind) ?? 1) - 1);
       this.#wake?.(); // a slot is free
     });

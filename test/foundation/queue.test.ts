@@ -182,6 +182,32 @@ describe(`queue on ${STORE}`, () => {
     expect(maxSlow).toBe(2);
   });
 
+  it('runs ownSlots kinds beside the shared pool: waiting jobs never take a shared slot', async () => {
+    const s = await store();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let waiting = 0;
+    let maxWaiting = 0;
+    const p = pool(s, { concurrency: 2 });
+    p.register('waits', async () => {
+      maxWaiting = Math.max(maxWaiting, ++waiting);
+      await gate;
+      waiting--;
+    }, { maxConcurrent: 3, ownSlots: true });
+    let fast = 0;
+    p.register('fast', async () => {
+      fast++;
+    });
+    await enqueue(s.db, Array.from({ length: 10 }, () => ({ kind: 'waits', payload: {} })));
+    await enqueue(s.db, Array.from({ length: 10 }, () => ({ kind: 'fast', payload: {} })));
+    await p.start();
+    await waitFor(() => fast === 10 && waiting === 3, { what: 'fast jobs done while three waiters hold their own slots' });
+    expect(p.inFlightCount).toBe(3); // more than the shared concurrency of 2
+    release();
+    await waitFor(async () => (await listJobs(s.db)).length === 0);
+    expect(maxWaiting).toBe(3);
+  });
+
   it('backs off exponentially with jitter, then marks the job dead keeping its error', async () => {
     const s = await store();
     const base = 200;
