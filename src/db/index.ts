@@ -58,6 +58,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
     };
     // Create the schema once with a plain client, then every pooled connection starts in it.
     const boot = new pg.Client({ connectionString: opts.url });
+    boot.on('error', () => {});
     await boot.connect();
     try {
       await boot.query(`create schema if not exists "${schema}"`);
@@ -73,9 +74,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
       types,
       options: `-c search_path="${schema}"`,
     });
-    pool.on('error', () => {
-      /* idle client errors (e.g. server restart) surface on the next query instead of crashing */
-    });
+    guardPool(pool);
     const db = new Kysely<Database>({ dialect: new ScopedPostgresDialect({ pool }) });
     const queuePool = new pg.Pool({
       connectionString: opts.url,
@@ -83,10 +82,10 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
       types,
       options: `-c search_path="${schema}" -c synchronous_commit=off`,
     });
-    queuePool.on('error', () => {});
+    guardPool(queuePool);
     const queueDb = new Kysely<Database>({ dialect: new ScopedPostgresDialect({ pool: queuePool }) });
     const urgentPool = new pg.Pool({ connectionString: opts.url, max: 4, types, options: `-c search_path="${schema}"` });
-    urgentPool.on('error', () => {});
+    guardPool(urgentPool);
     const urgentDb = new Kysely<Database>({ dialect: new ScopedPostgresDialect({ pool: urgentPool }) });
     return {
       db,
@@ -185,4 +184,17 @@ async function listenPostgres(url: string, channel: string, onNotify: (payload: 
     clearTimeout(retry);
     await client?.end().catch(() => {});
   };
+}
+
+/**
+ * A connection that dies (server restart, failover, network cut) makes its pg client emit
+ * 'error'. pg-pool listens only while a client is idle and Kysely not at all while it is checked
+ * out, so an unlistened 'error' would crash the process. The failing query still rejects, and
+ * pg-pool discards the dead client when it is released.
+ */
+function guardPool(pool: pg.Pool): void {
+  pool.on('error', () => {});
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
 }
