@@ -139,7 +139,17 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
       closed = true;
       clearInterval(pruneTimer);
       // Order: stop taking requests, let jobs finish or release them, then close the store.
-      await app.close();
+      // A keep-alive connection that was busy when closing began goes idle afterwards and would be
+      // held for the keep-alive timeout (72 s): close connections as they go idle, and force the
+      // rest once the shutdown budget is spent.
+      const idleSweep = setInterval(() => app.server.closeIdleConnections(), 100);
+      const force = setTimeout(() => app.server.closeAllConnections(), config.SHUTDOWN_TIMEOUT_MS);
+      try {
+        await app.close();
+      } finally {
+        clearInterval(idleSweep);
+        clearTimeout(force);
+      }
       const { finished, released } = await queue.stop(config.SHUTDOWN_TIMEOUT_MS);
       if (finished || released) log.info({ finished, released }, 'workers stopped');
       for (const m of [...modules].reverse()) await m.stop?.(ctx);
