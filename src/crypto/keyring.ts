@@ -6,6 +6,8 @@ import { registerSecret } from '../log/logger.js';
 import { generateKeySpec, parseKeyRing, type KeyRing } from './aes.js';
 
 let ephemeral: string | undefined;
+/** Sandbox rings by data dir: every module of a bridge gets the same ring, announced once. */
+const sandboxRings = new Map<string, KeyRing>();
 
 /**
  * The key ring from TOKEN_ENCRYPTION_KEYS. Sandbox mode may run without it: a key is generated once
@@ -16,8 +18,11 @@ export function loadKeyRing(config: Config, log: Logger, dataDir?: string): KeyR
   if (config.TOKEN_ENCRYPTION_KEYS) return parseKeyRing(config.TOKEN_ENCRYPTION_KEYS);
   if (!config.sandbox) throw new Error('TOKEN_ENCRYPTION_KEYS is required outside sandbox mode');
   const dir = dataDir ?? config.DATA_DIR;
+  const memoKey = config.DATABASE_URL || dir.startsWith('memory://') ? 'memory://' : resolve(dir);
+  const known = sandboxRings.get(memoKey);
+  if (known) return known;
   let spec: string;
-  if (config.DATABASE_URL || dir.startsWith('memory://')) {
+  if (memoKey === 'memory://') {
     ephemeral ??= generateKeySpec('sandbox');
     spec = ephemeral;
     log.warn('sandbox: TOKEN_ENCRYPTION_KEYS unset; tokens are encrypted with a key that lives only in this process');
@@ -32,5 +37,7 @@ export function loadKeyRing(config: Config, log: Logger, dataDir?: string): KeyR
     log.warn({ file }, 'sandbox: TOKEN_ENCRYPTION_KEYS unset; using the generated key in the data dir (set the variable for real installs)');
   }
   for (const p of spec.split(',')) registerSecret(p.split(':')[1]);
-  return parseKeyRing(spec);
+  const ring = parseKeyRing(spec);
+  sandboxRings.set(memoKey, ring);
+  return ring;
 }

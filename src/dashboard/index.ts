@@ -1,9 +1,8 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext, BridgeModule } from '../app.js';
 import type { InstallationsService } from '../installations/index.js';
 import type { ProviderService } from '../provider/index.js';
 import { countByState, listJobs, retryJobs } from '../queue/index.js';
-import { bearerMatches } from '../webhooks/admin.js';
+import { requireAdminKey } from '../http/admin-auth.js';
 import { listEvents } from '../webhooks/index.js';
 import { DASHBOARD_HTML } from './page.js';
 
@@ -18,11 +17,7 @@ export function dashboardModule(): BridgeModule {
     routes(app, ctx) {
       const key = ctx.config.ADMIN_API_KEY;
       if (!key) return;
-      const guard = async (req: FastifyRequest, reply: FastifyReply) => {
-        if (!bearerMatches(req.headers.authorization, key)) {
-          return reply.status(401).send({ statusCode: 401, error: 'Unauthorized', message: 'admin API: send Authorization: Bearer <ADMIN_API_KEY>' });
-        }
-      };
+      const guard = requireAdminKey(key);
       app.get('/admin', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(DASHBOARD_HTML));
       app.get('/admin/api/overview', { preHandler: guard }, async () => overview(ctx));
       app.post<{ Body: { ids?: unknown; allDead?: unknown } }>('/admin/api/jobs/retry', { preHandler: guard }, async (req, reply) => {

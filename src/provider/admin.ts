@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { KeyRing } from '../crypto/aes.js';
 import type { Db } from '../db/index.js';
-import { bearerMatches } from '../webhooks/admin.js';
+import { requireAdminKey } from '../http/admin-auth.js';
 import { ChannelValidationError, configureChannel, deleteChannel, getChannelView, listChannels } from './channels.js';
 
 const putBody = z.object({
@@ -18,11 +18,7 @@ const putBody = z.object({
  * PUT /admin/channels/:locationId (validated, secrets encrypted), GET /admin/channels[/:locationId] (masked), DELETE.
  */
 export async function registerChannelAdminRoutes(app: FastifyInstance, o: { db: Db; ring: KeyRing; apiKey: string; inboundUrl: (locationId: string) => string }): Promise<void> {
-  app.addHook('onRequest', async (req, reply) => {
-    if (!bearerMatches(req.headers.authorization, o.apiKey)) {
-      return reply.code(401).header('www-authenticate', 'Bearer').send({ statusCode: 401, error: 'Unauthorized', message: 'admin API key required' });
-    }
-  });
+  app.addHook('onRequest', requireAdminKey(o.apiKey));
   const withUrl = <T extends { locationId: string }>(v: T) => ({ ...v, inboundUrl: o.inboundUrl(v.locationId) });
 
   app.get('/admin/channels', async () => ({ channels: (await listChannels(o.db, o.ring)).map(withUrl) }));

@@ -12,7 +12,7 @@ import type { Db } from '../db/index.js';
 import { GhlApiError } from '../ghl/errors.js';
 import type { GhlClient } from '../ghl/client.js';
 import type { Logger } from '../log/logger.js';
-import { enqueue, PermanentJobError, PRIORITY, RetryLaterError, type DbOrTrx, type Job } from '../queue/index.js';
+import { backoffDelay, enqueue, PermanentJobError, PRIORITY, RetryLaterError, type DbOrTrx, type Job } from '../queue/index.js';
 import type { HandlerContext } from '../queue/worker.js';
 import type { ProviderOutboundMessage } from '../webhooks/index.js';
 import type { ChannelCache } from './channels.js';
@@ -71,11 +71,8 @@ function stateFor(status: GhlStatus): OutboundState {
 const json = (v: unknown) => sql<string>`${JSON.stringify(v)}::jsonb`;
 const errText = (e: unknown) => (e instanceof Error ? e.message : String(e)).slice(0, 1000);
 
-/** Equal-jitter exponential backoff. */
-export function backoff(base: number, attempt: number, max = 300_000): number {
-  const exp = Math.min(max, base * 2 ** Math.max(0, attempt - 1));
-  return Math.round(exp / 2 + Math.random() * (exp / 2));
-}
+/** The queue's equal-jitter exponential backoff, capped at 5 minutes. */
+const backoff = (baseMs: number, attempt: number) => backoffDelay(attempt, { baseMs, maxMs: 300_000 });
 
 export const orderingKeyOf = (locationId: string, contactId: string) => `loc:${locationId}:contact:${contactId}`;
 

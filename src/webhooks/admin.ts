@@ -1,18 +1,9 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Db } from '../db/index.js';
+import { requireAdminKey } from '../http/admin-auth.js';
 import { getEvent, listEvents, replayEvents } from './replay.js';
 import { WEBHOOK_STATUSES } from './tables.js';
-
-const digest = (s: string) => createHash('sha256').update(s).digest();
-
-/** Compares in constant time (hashes first, so the lengths match). */
-export function bearerMatches(header: string | undefined, key: string): boolean {
-  const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
-  if (!m?.[1]) return false;
-  return timingSafeEqual(digest(m[1].trim()), digest(key));
-}
 
 const replayBody = z
   .object({
@@ -35,11 +26,7 @@ const listQuery = z.object({
  * all when ADMIN_API_KEY is unset.
  */
 export async function registerAdminRoutes(app: FastifyInstance, o: { db: Db; apiKey: string; maxAttempts?: number }): Promise<void> {
-  app.addHook('onRequest', async (req, reply) => {
-    if (!bearerMatches(req.headers.authorization, o.apiKey)) {
-      return reply.code(401).header('www-authenticate', 'Bearer').send({ statusCode: 401, error: 'Unauthorized', message: 'admin API key required' });
-    }
-  });
+  app.addHook('onRequest', requireAdminKey(o.apiKey));
 
   app.get('/admin/webhooks/events', async (req, reply) => {
     const q = listQuery.safeParse(req.query);

@@ -1,15 +1,7 @@
-import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/net.js';
 import { tempDataDir } from '../helpers/store.js';
 import { spawnTs } from '../fixtures/child.js';
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 describe('ghl-bridge start (sandbox, embedded store)', () => {
   it('starts with no configuration, answers /readyz, installs the demo app, and stops cleanly on SIGINT', async () => {

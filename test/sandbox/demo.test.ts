@@ -3,16 +3,8 @@ import { createBridge, type Bridge } from '../../src/app.js';
 import { createLogger } from '../../src/log/logger.js';
 import { bridgeModules } from '../../src/modules.js';
 import { sandboxModule, startSandbox, type Sandbox } from '../../src/sandbox/index.js';
-import { createServer } from 'node:net';
+import { freePort } from '../helpers/net.js';
 import { dropSchema, STORE, testConfig, waitFor } from '../helpers/store.js';
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 let bridge: Bridge | undefined;
 let sandbox: Sandbox | undefined;
