@@ -56,6 +56,7 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     schema: config.DATABASE_SCHEMA,
     dataDir: opts.dataDir ?? config.DATA_DIR,
     poolMax: config.DATABASE_POOL_MAX,
+    preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
   });
   const modules = opts.modules ?? [];
   try {

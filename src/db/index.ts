@@ -4,6 +4,7 @@ import { Kysely, sql } from 'kysely';
 import { ScopedPostgresDialect } from './introspector.js';
 import pg from 'pg';
 import { acquireDataDirLock } from './lockfile.js';
+import { enablePreparedStatements } from './prepared.js';
 import { Mutex, PGliteDialect } from './pglite-dialect.js';
 import type { Database } from './schema.js';
 
@@ -41,6 +42,8 @@ export interface OpenDatabaseOptions {
   /** PGlite data directory; 'memory://' keeps it in memory (tests). */
   dataDir?: string;
   poolMax?: number;
+  /** Send the statements marked with `prepared` as named prepared statements (PostgreSQL; default true). */
+  preparedStatements?: boolean;
 }
 
 // int8 (counts, bigserial ids) as JS numbers on both stores: ids stay far below 2^53.
@@ -68,25 +71,17 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
     } finally {
       await boot.end();
     }
-    const pool = new pg.Pool({
-      connectionString: opts.url,
-      max: opts.poolMax ?? 10,
-      types,
-      options: `-c search_path="${schema}"`,
-    });
-    guardPool(pool);
-    const db = new Kysely<Database>({ dialect: new ScopedPostgresDialect({ pool }) });
-    const queuePool = new pg.Pool({
-      connectionString: opts.url,
-      max: 4,
-      types,
-      options: `-c search_path="${schema}" -c synchronous_commit=off`,
-    });
-    guardPool(queuePool);
-    const queueDb = new Kysely<Database>({ dialect: new ScopedPostgresDialect({ pool: queuePool }) });
-    const urgentPool = new pg.Pool({ connectionString: opts.url, max: 4, types, options: `-c search_path="${schema}"` });
-    guardPool(urgentPool);
-    const urgentDb = new Kysely<Database>({ dialect: new ScopedPostgresDialect({ pool: urgentPool }) });
+    // Idle connections are kept a minute: closing them after pg's default 10 s made uneven load reconnect (and
+    // re-prepare statements) over and over.
+    const newDb = (max: number, settings = '') => {
+      const pool = new pg.Pool({ connectionString: opts.url, max, idleTimeoutMillis: 60_000, types, options: `-c search_path="${schema}"${settings}` });
+      guardPool(pool);
+      if (opts.preparedStatements !== false) enablePreparedStatements(pool);
+      return new Kysely<Database>({ dialect: new ScopedPostgresDialect({ pool }) });
+    };
+    const db = newDb(opts.poolMax ?? 10);
+    const queueDb = newDb(4, ' -c synchronous_commit=off');
+    const urgentDb = newDb(4);
     return {
       db,
       queueDb,

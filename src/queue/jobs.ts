@@ -1,4 +1,5 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { prepared } from '../db/prepared.js';
 import type { Database } from '../db/schema.js';
 import type { JobState } from './tables.js';
 import './tables.js';
@@ -100,15 +101,12 @@ export async function notifyChannel(db: DbOrTrx): Promise<string> {
   return `ghl_bridge_jobs_${r.rows[0]?.s ?? 'public'}`.slice(0, 63);
 }
 
-/**
- * Enqueues jobs inside the caller's transaction (pass `trx`), so a job exists if and only if the
- * state change it follows was committed. Wakes workers on every replica with NOTIFY, which
- * Postgres delivers at commit. Returns the new ids (duplicates by dedupeKey are skipped).
- */
-export async function enqueue(db: DbOrTrx, jobs: NewJob | NewJob[]): Promise<number[]> {
-  const list = Array.isArray(jobs) ? jobs : [jobs];
-  if (list.length === 0) return [];
-  const rows = list.map((j) => ({
+/** Wakes workers on every replica (LISTEN); PostgreSQL delivers it at commit. Same channel as notifyChannel(). */
+export const NOTIFY_WORKERS = sql`pg_notify('ghl_bridge_jobs_' || current_schema(), '')`;
+
+/** The column values of a new job, in bridge_jobs insert order (kind … state), for VALUES or SELECT lists. */
+function jobValuesSql(j: NewJob) {
+  const r = {
     kind: j.kind,
     payload: JSON.stringify(j.payload ?? {}),
     ordering_key: j.orderingKey ?? null,
@@ -117,21 +115,52 @@ export async function enqueue(db: DbOrTrx, jobs: NewJob | NewJob[]): Promise<num
     run_at: j.runAt ?? null,
     priority: j.priority ?? PRIORITY.normal,
     max_attempts: j.maxAttempts ?? defaultMaxAttempts,
-  }));
-  const values = sql.join(
-    rows.map(
-      (r) =>
-        sql`(${r.kind}, ${r.payload}::jsonb, ${r.ordering_key}::text, ${r.scope}, ${r.dedupe_key}, coalesce(${r.run_at}::timestamptz, now()), ${r.priority}::smallint, ${r.max_attempts}::int, ${initialStateSql(sql`${r.ordering_key}::text`)})`,
-    ),
+  };
+  return sql`${r.kind}, ${r.payload}::jsonb, ${r.ordering_key}::text, ${r.scope}, ${r.dedupe_key}, coalesce(${r.run_at}::timestamptz, now()), ${r.priority}::smallint, ${r.max_attempts}::int, ${initialStateSql(sql`${r.ordering_key}::text`)}`;
+}
+
+/**
+ * For a caller's single statement that changes state and queues the job that follows it (one round trip, one
+ * implicit transaction, instead of BEGIN … COMMIT around two statements): the body of a data-modifying CTE that
+ * enqueues `job` once for every row of the CTE named `from` that passes `where`. Columns, initial state and dedupe
+ * behave as in enqueue(); add `jobsNotifySql` over the CTEs so workers wake at commit. Returns `id`.
+ */
+export function enqueueFromSql(from: string, job: NewJob, where?: RawBuilder<unknown>) {
+  return sql`insert into bridge_jobs (kind, payload, ordering_key, scope, dedupe_key, run_at, priority, max_attempts, state)
+      select ${jobValuesSql(job)}
+      from ${sql.raw(from)}${where ? sql` where ${where}` : sql``}
+      on conflict (dedupe_key) where dedupe_key is not null do nothing
+      returning id`;
+}
+
+/** A select that NOTIFYs the workers (at commit) when any of the named enqueueFromSql CTEs inserted a job. */
+export function jobsNotifySql(ctes: string[]) {
+  const any = sql.join(
+    ctes.map((c) => sql`select 1 from ${sql.raw(c)}`),
+    sql` union all `,
   );
-  const res = await sql<{ id: number }>`
+  return sql`select ${NOTIFY_WORKERS} from (${any} limit 1) x`;
+}
+
+/**
+ * Enqueues jobs inside the caller's transaction (pass `trx`), so a job exists if and only if the
+ * state change it follows was committed. Wakes workers on every replica with NOTIFY, which
+ * Postgres delivers at commit. Returns the new ids (duplicates by dedupeKey are skipped).
+ */
+export async function enqueue(db: DbOrTrx, jobs: NewJob | NewJob[]): Promise<number[]> {
+  const list = Array.isArray(jobs) ? jobs : [jobs];
+  if (list.length === 0) return [];
+  const values = sql.join(list.map((j) => sql`(${jobValuesSql(j)})`));
+  // A single job's statement has a fixed text: prepared. Batches vary in length and are not.
+  const stmt = sql<{ id: number }>`
     with ins as (
       insert into bridge_jobs (kind, payload, ordering_key, scope, dedupe_key, run_at, priority, max_attempts, state)
       values ${values}
       on conflict (dedupe_key) where dedupe_key is not null do nothing
       returning id
     )
-    select id, pg_notify('ghl_bridge_jobs_' || current_schema(), '') as n from ins`.execute(db);
+    select id, ${NOTIFY_WORKERS} as n from ins`;
+  const res = await (list.length === 1 ? prepared<{ id: number }>(stmt) : stmt).execute(db);
   return res.rows.map((r) => r.id);
 }
 
@@ -167,7 +196,7 @@ export async function retryJobs(db: DbOrTrx, sel: { ids?: number[]; allDead?: bo
   if (sel.kind) q = q.where('kind', '=', sel.kind);
   const r = await q.executeTakeFirst();
   const n = Number(r.numUpdatedRows);
-  if (n > 0) await sql`select pg_notify('ghl_bridge_jobs_' || current_schema(), '')`.execute(db);
+  if (n > 0) await sql`select ${NOTIFY_WORKERS}`.execute(db);
   return n;
 }
 
@@ -190,7 +219,7 @@ export async function resumeScope(db: DbOrTrx, scope: string): Promise<number> {
     .where('state', '=', 'paused')
     .executeTakeFirst();
   const n = Number(r.numUpdatedRows);
-  if (n > 0) await sql`select pg_notify('ghl_bridge_jobs_' || current_schema(), '')`.execute(db);
+  if (n > 0) await sql`select ${NOTIFY_WORKERS}`.execute(db);
   return n;
 }
 
@@ -199,10 +228,10 @@ export async function resumeScope(db: DbOrTrx, scope: string): Promise<number> {
  * they were being enqueued). Workers run it periodically; normally promotion happens at once.
  */
 export async function promoteStranded(db: DbOrTrx): Promise<number> {
-  const r = await sql`
+  const r = await prepared(sql`
     update bridge_jobs j set state = 'ready', updated_at = now()
     where j.state = 'blocked' and not exists (
-      select 1 from bridge_jobs p where p.ordering_key = j.ordering_key and p.id < j.id and p.state in ${UNFINISHED_STATES})`.execute(db);
+      select 1 from bridge_jobs p where p.ordering_key = j.ordering_key and p.id < j.id and p.state in ${UNFINISHED_STATES})`).execute(db);
   return Number(r.numAffectedRows ?? 0);
 }
 

@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import type { Logger } from '../log/logger.js';
 import type { Db } from '../db/index.js';
 import { PauseJobError, PermanentJobError, RetryLaterError } from './errors.js';
+import { prepared } from '../db/prepared.js';
 import { promoteStranded, toJob, UNFINISHED_STATES, type Job, type JobRow } from './jobs.js';
 
 export interface HandlerContext {
@@ -241,13 +242,13 @@ export class WorkerPool {
 
   /** Resets jobs whose lease expired (their worker died) so another worker picks them up. */
   async reapExpired(): Promise<number> {
-    const r = await sql`
+    const r = await prepared(sql`
       update bridge_jobs set
         state = case when attempts >= max_attempts then 'dead' else 'ready' end,
         last_error = coalesce(last_error || ' | ', '') || 'lease expired: worker stopped without finishing (attempt ' || attempts || ')',
         finished_at = case when attempts >= max_attempts then now() else null end,
         locked_by = null, locked_until = null, updated_at = now()
-      where state = 'running' and locked_until < now()`.execute(this.#qdb);
+      where state = 'running' and locked_until < now()`).execute(this.#qdb);
     const n = Number(r.numAffectedRows ?? 0);
     if (n > 0) this.notify();
     return n;
@@ -263,39 +264,46 @@ export class WorkerPool {
   }
 
   /**
-   * Claims up to `limit` jobs. Kinds with a concurrency cap are claimed by their own statement,
-   * limited to their free room, so a backlog of them can never fill the buffer and starve others.
+   * Claims up to `limit` jobs in one statement. Kinds with a concurrency cap are claimed by their
+   * own sub-select, limited to their free room, so a backlog of them can never fill the buffer and
+   * starve others.
    */
   async #claim(limit: number): Promise<Job[]> {
     const kinds = this.#claimableKinds();
     if (!kinds.length) return [];
+    // One group for the uncapped kinds, one per capped kind with room: all claimed by one statement.
+    const groups: Array<{ kinds: string[]; limit: number }> = [];
     const uncapped = this.#uncappedBuffered() < this.opts.concurrency ? kinds.filter((k) => this.#handlers.get(k)?.maxConcurrent === undefined) : [];
-    const jobs = uncapped.length ? await this.#claimKinds(uncapped, limit) : [];
+    if (uncapped.length) groups.push({ kinds: uncapped, limit });
     for (const k of kinds) {
       const cap = this.#handlers.get(k)?.maxConcurrent;
       if (cap === undefined) continue;
       const room = cap - (this.#runningByKind.get(k) ?? 0) - this.#buffer.filter((j) => j.kind === k).length;
-      if (room > 0) jobs.push(...(await this.#claimKinds([k], Math.min(room, limit))));
+      if (room > 0) groups.push({ kinds: [k], limit: Math.min(room, limit) });
     }
-    return jobs.sort((a, b) => a.priority - b.priority || a.id - b.id);
-  }
-
-  async #claimKinds(kinds: string[], limit: number): Promise<Job[]> {
-    const r = await sql<JobRow>`
-      with c as (
+    if (!groups.length) return [];
+    const ctes = groups.map(
+      (g, i) => sql`${sql.raw(`c${i}`)} as (
         select j.id from bridge_jobs j
-        where j.state = 'ready' and j.run_at <= now() and j.kind in (${sql.join(kinds)})
+        where j.state = 'ready' and j.run_at <= now() and j.kind in (${sql.join(g.kinds)})
           and (j.ordering_key is null or not exists (
             select 1 from bridge_jobs p
             where p.ordering_key = j.ordering_key and p.id < j.id and p.state in ${UNFINISHED_STATES}))
         order by j.priority, j.run_at, j.id
-        limit ${limit}
+        limit ${g.limit}
         for update skip locked
-      )
+      )`,
+    );
+    const ids = sql.join(
+      groups.map((_, i) => sql`select id from ${sql.raw(`c${i}`)}`),
+      sql` union all `,
+    );
+    const r = await prepared<JobRow>(sql`
+      with ${sql.join(ctes)}
       update bridge_jobs j set state = 'running', attempts = j.attempts + 1, locked_by = ${this.workerId},
         locked_until = now() + make_interval(secs => ${this.opts.leaseMs / 1000}), updated_at = now()
-      from c where j.id = c.id
-      returning j.*`.execute(this.#qdb);
+      where j.id in (${ids})
+      returning j.*`).execute(this.#qdb);
     return r.rows.map((row) => toJob(row)).sort((a, b) => a.priority - b.priority || a.id - b.id);
   }
 
@@ -469,7 +477,7 @@ export class WorkerPool {
         try {
           // Delete the finished jobs and, in the same statement, promote the next blocked job of
           // each of their ordering keys.
-          await sql`
+          await prepared(sql`
             with d as (
               delete from bridge_jobs
               where id = any(${ids}::bigint[])
@@ -477,7 +485,7 @@ export class WorkerPool {
                 and state = 'running' and locked_by = ${this.workerId}
               returning ordering_key
             )
-            ${promoteNextSql(sql`select ordering_key from d where ordering_key is not null`)}`.execute(this.#qdb);
+            ${promoteNextSql(sql`select ordering_key from d where ordering_key is not null`)}`).execute(this.#qdb);
           failures = 0;
           this.notify(); // ordering-key successors may now be claimable
         } catch (e) {

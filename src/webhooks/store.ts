@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/index.js';
-import { initialStateSql, PRIORITY, type NewJob } from '../queue/index.js';
+import { prepared } from '../db/prepared.js';
+import { initialStateSql, NOTIFY_WORKERS, PRIORITY, type NewJob } from '../queue/index.js';
 import type { WebhookSource, WebhookStatus } from './tables.js';
 import './tables.js';
 
@@ -162,7 +163,7 @@ export class GroupCommitter {
    */
   async #insert(recs: EventRecord[]): Promise<PersistOutcome[]> {
     const col = <T>(f: (r: EventRecord) => T) => recs.map(f);
-    const res = await sql<{ id: number; source: string; dedupe_key: string; jobs: number }>`
+    const res = await prepared<{ id: number; source: string; dedupe_key: string; jobs: number }>(sql`
       with u as (
         select * from unnest(
           ${col((r) => r.source)}::text[], ${col((r) => r.dedupeKey)}::text[], ${col((r) => r.type)}::text[],
@@ -188,10 +189,10 @@ export class GroupCommitter {
         from ev where ev.status = 'received' order by ev.id
         returning id
       ), woke as (
-        select pg_notify('ghl_bridge_jobs_' || current_schema(), '') from (select 1 from jobs limit 1) j
+        select ${NOTIFY_WORKERS} from (select 1 from jobs limit 1) j
       )
       select ev.id, ev.source, ev.dedupe_key, (select count(*) from jobs) as jobs, (select count(*) from woke) as woke
-      from ev`.execute(this.#db);
+      from ev`).execute(this.#db);
     const ids = new Map(res.rows.map((r) => [`${r.source}\n${r.dedupe_key}`, r.id]));
     const outcomes: PersistOutcome[] = [];
     for (const r of recs) {
