@@ -58,6 +58,8 @@ export interface InstallationsServiceOptions {
  */
 export class InstallationsService {
   readonly appId: string;
+  /** isKnownLocation's remembered yes answers: key → until (epoch ms). */
+  readonly #known = new Map<string, number>();
   constructor(private readonly o: InstallationsServiceOptions) {
     this.appId = o.clientId.split('-')[0] ?? o.clientId;
     o.vault.mintLocationToken = (companyId, locationId) =>
@@ -269,6 +271,7 @@ export class InstallationsService {
     };
     const { n, cancelled } = db === this.o.db ? await db.transaction().execute(run) : await run(db);
     this.o.vault.forget(id);
+    this.#known.clear();
     this.o.log.info({ installation: id, cancelled }, 'GHL installation removed (UNINSTALL)');
     return n > 0;
   }
@@ -365,15 +368,25 @@ export class InstallationsService {
     return (await q.orderBy('id').execute()).map((r) => this.view(r as InstallationRow));
   }
 
-  /** For the webhook intake: do we act for this location (or company)? */
+  /**
+   * For webhook dispatch (asked for every event): do we act for this location (or company)? A yes is remembered for a
+   * second: an uninstall in this process forgets at once, one on another replica is seen within that second.
+   */
   async isKnownLocation(locationId: string | null, companyId: string | null): Promise<boolean> {
     const ids = [locationId ? `loc:${locationId}` : undefined, companyId ? `co:${companyId}` : undefined].filter((x): x is string => !!x);
     if (!ids.length) return false;
+    const key = ids.join('|');
+    const now = Date.now();
+    if ((this.#known.get(key) ?? 0) > now) return true;
     const rows = await this.o.db.selectFrom('ghl_installations').select(['id', 'status', 'is_bulk']).where('id', 'in', ids).execute();
     const loc = rows.find((r) => r.id.startsWith('loc:'));
-    if (loc) return loc.status !== 'uninstalled';
     // A location of a bulk-installed company whose token is not minted yet still belongs to us.
-    return rows.some((r) => r.id.startsWith('co:') && r.status !== 'uninstalled' && (!locationId || r.is_bulk));
+    const known = loc ? loc.status !== 'uninstalled' : rows.some((r) => r.id.startsWith('co:') && r.status !== 'uninstalled' && (!locationId || r.is_bulk));
+    if (known) {
+      if (this.#known.size >= 10_000) this.#known.clear();
+      this.#known.set(key, now + 1000);
+    }
+    return known;
   }
 
   view(r: InstallationRow): InstallationView {

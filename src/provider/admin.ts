@@ -17,7 +17,7 @@ const putBody = z.object({
  * Operator API for per-location channels, `Authorization: Bearer <ADMIN_API_KEY>`:
  * PUT /admin/channels/:locationId (validated, secrets encrypted), GET /admin/channels[/:locationId] (masked), DELETE.
  */
-export async function registerChannelAdminRoutes(app: FastifyInstance, o: { db: Db; ring: KeyRing; apiKey: string; inboundUrl: (locationId: string) => string }): Promise<void> {
+export async function registerChannelAdminRoutes(app: FastifyInstance, o: { db: Db; ring: KeyRing; apiKey: string; inboundUrl: (locationId: string) => string; changed: (locationId: string) => void }): Promise<void> {
   app.addHook('onRequest', requireAdminKey(o.apiKey));
   const withUrl = <T extends { locationId: string }>(v: T) => ({ ...v, inboundUrl: o.inboundUrl(v.locationId) });
 
@@ -33,6 +33,7 @@ export async function registerChannelAdminRoutes(app: FastifyInstance, o: { db: 
     try {
       const { config, ...opts } = b.data;
       const v = await configureChannel(o.db, o.ring, req.params.locationId, config as never, opts);
+      o.changed(req.params.locationId);
       return withUrl(v);
     } catch (e) {
       if (e instanceof ChannelValidationError) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: e.message });
@@ -41,6 +42,7 @@ export async function registerChannelAdminRoutes(app: FastifyInstance, o: { db: 
   });
   app.delete<{ Params: { locationId: string } }>('/admin/channels/:locationId', async (req, reply) => {
     const ok = await deleteChannel(o.db, req.params.locationId);
+    o.changed(req.params.locationId);
     if (!ok) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no channel configured for location ${req.params.locationId}` });
     return { ok: true };
   });

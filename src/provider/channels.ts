@@ -163,25 +163,36 @@ export async function deleteChannel(db: Db, locationId: string): Promise<boolean
 }
 
 /**
- * Adapters per location, rebuilt when the row changes (updated_at), so a reconfiguration on any replica takes effect
- * at the next message. One primary-key read per use.
+ * Adapters per location, rebuilt when the row changes (updated_at). The row is re-checked at most once per `freshMs`
+ * (one primary-key read), so a reconfiguration made on another replica or by the CLI takes effect within that time;
+ * changes made through this process (admin API, service) invalidate the entry at once.
  */
 export class ChannelCache {
-  readonly #cache = new Map<string, { at: number; channel: StoredChannel; adapter: ChannelAdapter }>();
+  readonly #cache = new Map<string, { at: number; checkedAt: number; channel: StoredChannel; adapter: ChannelAdapter }>();
   constructor(
     private readonly db: Db,
     private readonly ring: KeyRing,
     private readonly deps: (locationId: string) => ChannelDeps,
+    private readonly freshMs = 1000,
   ) {}
 
+  invalidate(locationId: string): void {
+    this.#cache.delete(locationId);
+  }
+
   async get(locationId: string): Promise<{ channel: StoredChannel; adapter: ChannelAdapter } | undefined> {
+    const hit = this.#cache.get(locationId);
+    const now = Date.now();
+    if (hit && now - hit.checkedAt < this.freshMs) return hit;
     const r = await this.db.selectFrom('provider_channels').select(['updated_at']).where('location_id', '=', locationId).executeTakeFirst();
     if (!r) {
       this.#cache.delete(locationId);
       return undefined;
     }
-    const hit = this.#cache.get(locationId);
-    if (hit && hit.at === r.updated_at.getTime()) return hit;
+    if (hit && hit.at === r.updated_at.getTime()) {
+      hit.checkedAt = now;
+      return hit;
+    }
     const channel = await getChannel(this.db, this.ring, locationId);
     if (!channel) return undefined;
     let adapter: ChannelAdapter;
@@ -191,7 +202,7 @@ export class ChannelCache {
       if (e instanceof ChannelConfigError) throw e;
       throw new ChannelConfigError((e as Error).message);
     }
-    const entry = { at: channel.updatedAt.getTime(), channel, adapter };
+    const entry = { at: channel.updatedAt.getTime(), checkedAt: now, channel, adapter };
     this.#cache.set(locationId, entry);
     return entry;
   }

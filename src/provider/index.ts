@@ -20,7 +20,7 @@ import { webhooksService, type ProviderOutboundMessage } from '../webhooks/index
 import { registerChannelAdminRoutes } from './admin.js';
 import { ChannelCache, configureChannel, deleteChannel, getChannelView, listChannels, type ChannelOptions, type ChannelView } from './channels.js';
 import { inboundHandler, registerInboundRoutes, storeInbound, JOB_INBOUND, type InboundRuntime } from './inbound.js';
-import { JOB_POLL, JOB_SEND, JOB_STATUS, orderingKeyOf, pollHandler, recordOutbound, sendHandler, statusHandler, type OutboundRuntime, type ProviderSettings, type RelayEvents } from './outbound.js';
+import { JOB_POLL, JOB_SEND, JOB_STATUS, orderingKeyOf, pollHandler, relayOutbound, sendHandler, statusHandler, type OutboundRuntime, type ProviderSettings, type RelayEvents } from './outbound.js';
 
 export { configureChannel, deleteChannel, getChannel, getChannelView, listChannels, parseChannelConfig, ChannelValidationError, type ChannelOptions, type ChannelView, type StoredChannel } from './channels.js';
 export { JOB_INBOUND, INBOUND_PATH, senderAddress } from './inbound.js';
@@ -107,7 +107,7 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       webhooks.on<ProviderOutboundMessage>(
         'ProviderOutboundMessage',
         async (evt, h) => {
-          if (await recordOutbound(h.db, evt.payload)) notify();
+          await relayOutbound(outbound!, evt.payload, h);
         },
         {
           name: 'provider.outbound',
@@ -124,10 +124,18 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
 
       const inboundUrl = (locationId: string) => `${c.publicUrl}/channels/${encodeURIComponent(locationId)}/inbound`;
       const service: ProviderService = {
-        configureChannel: (locationId, config, o) => configureChannel(ctx.db, keyRing, locationId, config, o),
+        configureChannel: async (locationId, config, o) => {
+          const v = await configureChannel(ctx.db, keyRing, locationId, config, o);
+          channels.invalidate(locationId);
+          return v;
+        },
         getChannel: (locationId) => getChannelView(ctx.db, keyRing, locationId),
         listChannels: () => listChannels(ctx.db, keyRing),
-        deleteChannel: (locationId) => deleteChannel(ctx.db, locationId),
+        deleteChannel: async (locationId) => {
+          const ok = await deleteChannel(ctx.db, locationId);
+          channels.invalidate(locationId);
+          return ok;
+        },
         inboundUrl,
         events,
         loopbackInbox: inbox,
@@ -140,7 +148,7 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       const apiKey = ctx.config.ADMIN_API_KEY;
       if (apiKey) {
         const inboundUrl = (ctx.services.provider as ProviderService).inboundUrl;
-        await app.register(async (scope) => registerChannelAdminRoutes(scope, { db: ctx.db, ring: ring!, apiKey, inboundUrl }));
+        await app.register(async (scope) => registerChannelAdminRoutes(scope, { db: ctx.db, ring: ring!, apiKey, inboundUrl, changed: (l) => outbound!.channels.invalidate(l) }));
       }
     },
   };

@@ -1,8 +1,9 @@
 import type { EventEmitter } from 'node:events';
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import {
   ChannelConfigError,
   ChannelRetryableError,
+  type ChannelAdapter,
   type ChannelError,
   type DeliveryReceipt,
   type OutboundMessage,
@@ -12,11 +13,12 @@ import type { Db } from '../db/index.js';
 import { GhlApiError } from '../ghl/errors.js';
 import type { GhlClient } from '../ghl/client.js';
 import type { Logger } from '../log/logger.js';
-import { backoffDelay, enqueue, PermanentJobError, PRIORITY, RetryLaterError, type DbOrTrx, type Job } from '../queue/index.js';
+import { prepared } from '../db/prepared.js';
+import { backoffDelay, enqueue, enqueueFromSql, jobsNotifySql, PermanentJobError, PRIORITY, RetryLaterError, type DbOrTrx, type Job, type NewJob } from '../queue/index.js';
 import type { HandlerContext } from '../queue/worker.js';
 import type { ProviderOutboundMessage } from '../webhooks/index.js';
 import type { ChannelCache } from './channels.js';
-import type { GhlStatus, OutboundState } from './tables.js';
+import type { GhlStatus, OutboundState, ProviderOutboundTable } from './tables.js';
 import './tables.js';
 
 export const JOB_SEND = 'provider.send';
@@ -76,29 +78,71 @@ const backoff = (baseMs: number, attempt: number) => backoffDelay(attempt, { bas
 
 export const orderingKeyOf = (locationId: string, contactId: string) => `loc:${locationId}:contact:${contactId}`;
 
+function sendJob(p: { messageId: string; locationId: string; contactId: string }, runAt?: Date): NewJob {
+  return {
+    kind: JOB_SEND,
+    payload: { messageId: p.messageId },
+    orderingKey: orderingKeyOf(p.locationId, p.contactId),
+    scope: `loc:${p.locationId}`,
+    // One send job per message at a time: a redelivered webhook or a re-run dispatch cannot queue a second one.
+    dedupeKey: `${JOB_SEND}:${p.messageId}`,
+    priority: PRIORITY.live,
+    maxAttempts: 50,
+    ...(runAt ? { runAt } : {}),
+  };
+}
+
 /**
- * Step 1 (webhook handler, inside the dispatch job): record `received` and enqueue `provider.send` in one transaction.
- * Idempotent on messageId: a redelivered or replayed webhook finds the row and does nothing.
+ * Step 1 (webhook handler, inside the dispatch job, which holds the contact's ordering key: every earlier job of the
+ * contact has finished). Inserts the row already marked `sending` (committed before the adapter is called), then sends
+ * at once in this job instead of queueing a second one; the `provider.send` job only carries retries. Idempotent on messageId: a redelivered or replayed webhook, or this job
+ * re-run after a crash, finds the row; if it is still unsent and no send job holds it, one is queued, so the adapter
+ * is called again with the same idempotency key, exactly as after a crash inside `provider.send`.
  */
-export async function recordOutbound(db: Db, p: ProviderOutboundMessage): Promise<boolean> {
-  return db.transaction().execute(async (trx) => {
-    const ins = await trx
-      .insertInto('provider_outbound')
-      .values({ message_id: p.messageId, location_id: p.locationId, contact_id: p.contactId, channel: p.type, payload: json(p) })
-      .onConflict((oc) => oc.column('message_id').doNothing())
-      .returning('message_id')
-      .executeTakeFirst();
-    if (!ins) return false;
-    await enqueue(trx, {
-      kind: JOB_SEND,
-      payload: { messageId: p.messageId },
-      orderingKey: orderingKeyOf(p.locationId, p.contactId),
-      scope: `loc:${p.locationId}`,
-      priority: PRIORITY.live,
-      maxAttempts: 50,
-    });
-    return true;
-  });
+export async function relayOutbound(rt: OutboundRuntime, p: ProviderOutboundMessage, h: { signal: AbortSignal; log: Logger }): Promise<void> {
+  const { db } = rt;
+  // The channel first, so the row is inserted already marked `sending` (one statement instead of three).
+  const ch = await usableChannel(rt, p.locationId);
+  const values = { message_id: p.messageId, location_id: p.locationId, contact_id: p.contactId, channel: p.type, payload: json(p) };
+  const row = await db
+    .insertInto('provider_outbound')
+    .values(ch.ok ? { ...values, state: 'sending', attempts: 1, channel_kind: ch.adapter.kind, send_started_at: sql`now()` } : values)
+    .onConflict((oc) => oc.column('message_id').doNothing())
+    .returning(['message_id', 'location_id', 'received_at', 'attempts'])
+    .executeTakeFirst();
+  if (!row) {
+    const old = await db.selectFrom('provider_outbound').select(['state', 'location_id', 'contact_id']).where('message_id', '=', p.messageId).executeTakeFirst();
+    if (old && (old.state === 'received' || old.state === 'sending')) {
+      if ((await enqueue(db, sendJob({ messageId: p.messageId, locationId: old.location_id, contactId: old.contact_id }))).length) rt.notify();
+    }
+    return;
+  }
+  if (!ch.ok) return finishSend(rt, row.message_id, row.location_id, ch.failure, false);
+  const retry = await sendRow(rt, { ...row, payload: p as unknown as Record<string, unknown> }, ch, h.signal, h.log);
+  if (retry) {
+    await enqueue(db, sendJob(p, new Date(Date.now() + retry.delayMs)));
+    rt.notify();
+  }
+}
+
+type Usable = { ok: true; adapter: ChannelAdapter } | { ok: false; failure: SendResult & { outcome: 'failed' } };
+
+/** The location's channel adapter, or the failed status to report when there is none to use. */
+async function usableChannel(rt: OutboundRuntime, locationId: string): Promise<Usable> {
+  let ch: Awaited<ReturnType<ChannelCache['get']>>;
+  try {
+    ch = await rt.channels.get(locationId);
+  } catch (e) {
+    return { ok: false, failure: { outcome: 'failed', error: { code: 'CHANNEL_CONFIG_INVALID', type: 'account', message: `the channel configured for this location cannot be used: ${errText(e)}` } } };
+  }
+  if (ch?.channel.enabled) return { ok: true, adapter: ch.adapter };
+  return {
+    ok: false,
+    failure: {
+      outcome: 'failed',
+      error: { code: 'CHANNEL_NOT_CONFIGURED', type: 'account', message: ch ? 'the channel of this location is disabled in ghl-bridge' : 'no channel is configured for this location in ghl-bridge' },
+    },
+  };
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
@@ -119,10 +163,10 @@ export function toOutboundMessage(p: Record<string, unknown>): OutboundMessage {
   return m;
 }
 
-async function enqueueStatus(trx: DbOrTrx, messageId: string, locationId: string): Promise<void> {
+function statusJob(messageId: string, locationId: string): NewJob {
   // One ordering key per message: its status jobs run one at a time, and a refusal-window retry never holds up
   // other messages of the contact.
-  await enqueue(trx, { kind: JOB_STATUS, payload: { messageId }, orderingKey: `status:${messageId}`, scope: `loc:${locationId}`, priority: PRIORITY.live, maxAttempts: 20 });
+  return { kind: JOB_STATUS, payload: { messageId }, orderingKey: `status:${messageId}`, scope: `loc:${locationId}`, priority: PRIORITY.live, maxAttempts: 20 };
 }
 
 /**
@@ -148,7 +192,7 @@ export async function applyStatus(
     .set({ status_target: merged, target_at: sql`now()`, updated_at: sql`now()`, ...(merged === 'failed' ? { error: json(error ?? { code: 'FAILED', type: 'provider', message: 'the channel reported the message as failed' }) } : {}) })
     .where('message_id', '=', row.message_id)
     .execute();
-  await enqueueStatus(trx, row.message_id, row.location_id);
+  await enqueue(trx, statusJob(row.message_id, row.location_id));
   return true;
 }
 
@@ -157,100 +201,104 @@ export function receiptStatus(r: DeliveryReceipt): GhlStatus {
 }
 
 /**
- * Step 2: `provider.send`. Marks `sending` durably BEFORE calling the adapter (with the GHL messageId as idempotency
- * key), then records the outcome and enqueues `provider.status` (and `provider.poll` for unconfirmed sends) in one
- * transaction. A crash between the two re-runs the adapter with the same key (see README: exactly-once).
+ * Step 2: `provider.send` (retries and crash recovery). Marks `sending` durably BEFORE calling the adapter (with the
+ * GHL messageId as idempotency key), then records the outcome and enqueues `provider.status` (and `provider.poll` for
+ * unconfirmed sends) in one statement. A crash between the two re-runs the adapter with the same key (see README:
+ * exactly-once).
  */
 export function sendHandler(rt: OutboundRuntime) {
   return async (job: Job<{ messageId: string }>, h: HandlerContext): Promise<void> => {
-    const { db } = rt;
-    const row = await db.selectFrom('provider_outbound').selectAll().where('message_id', '=', job.payload.messageId).executeTakeFirst();
-    if (!row || (row.state !== 'received' && row.state !== 'sending')) return;
-    const log = h.log.child({ messageId: row.message_id, locationId: row.location_id });
-
-    let ch: Awaited<ReturnType<ChannelCache['get']>>;
-    try {
-      ch = await rt.channels.get(row.location_id);
-    } catch (e) {
-      await finishSend(rt, row.message_id, row.location_id, { outcome: 'failed', error: { code: 'CHANNEL_CONFIG_INVALID', type: 'account', message: `the channel configured for this location cannot be used: ${errText(e)}` } }, null);
-      return;
-    }
-    if (!ch || !ch.channel.enabled) {
-      await finishSend(rt, row.message_id, row.location_id, {
-        outcome: 'failed',
-        error: { code: 'CHANNEL_NOT_CONFIGURED', type: 'account', message: ch ? 'the channel of this location is disabled in ghl-bridge' : 'no channel is configured for this location in ghl-bridge' },
-      }, null);
-      return;
-    }
-    const attempt = row.attempts + 1;
-    await db
-      .updateTable('provider_outbound')
-      .set({ state: 'sending', attempts: attempt, channel_kind: ch.adapter.kind, send_started_at: sql`coalesce(send_started_at, now())`, updated_at: sql`now()` })
-      .where('message_id', '=', row.message_id)
-      .where('state', 'in', ['received', 'sending'])
-      .execute();
-    rt.events.emit('send', { messageId: row.message_id, locationId: row.location_id, receivedAt: row.received_at.getTime(), at: Date.now(), attempt });
-
-    const msg = toOutboundMessage(row.payload);
-    let result: SendResult;
-    try {
-      result = await ch.adapter.send(msg, h.signal);
-    } catch (e) {
-      if (h.signal.aborted) throw e;
-      const retryable = e instanceof ChannelRetryableError;
-      const reason = errText(e);
-      if (e instanceof ChannelConfigError) {
-        result = { outcome: 'failed', error: { code: 'CHANNEL_CONFIG', type: 'account', message: reason } };
-      } else if (attempt >= rt.settings.sendMaxAttempts) {
-        const code = retryable ? `CHANNEL_${e.reason.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}` : 'CHANNEL_ERROR';
-        result = { outcome: 'failed', error: { code, type: 'provider', message: `not delivered after ${attempt} attempts: ${reason}` } };
-      } else {
-        await db.updateTable('provider_outbound').set({ last_error: reason, updated_at: sql`now()` }).where('message_id', '=', row.message_id).execute();
-        const delay = retryable && e.retryAfterMs !== undefined ? Math.max(e.retryAfterMs, 10) : backoff(rt.settings.retryBaseMs, attempt);
-        log.warn({ attempt, delayMs: delay, err: reason }, 'channel send failed; retrying');
-        throw new RetryLaterError(delay, `channel send attempt ${attempt} failed: ${reason}`);
-      }
-    }
-    if (result.outcome === 'failed') log.warn({ code: result.error.code, type: result.error.type }, 'channel refused the message');
-    await finishSend(rt, row.message_id, row.location_id, result, ch.adapter.pollStatus ? ch.adapter.kind : null);
+    const retry = await sendOnce(rt, job.payload.messageId, h.signal, h.log);
+    if (retry) throw new RetryLaterError(retry.delayMs, retry.reason);
   };
 }
 
-async function finishSend(rt: OutboundRuntime, messageId: string, locationId: string, result: SendResult, pollable: string | null): Promise<void> {
+type SendRow = Pick<Selectable<ProviderOutboundTable>, 'message_id' | 'location_id' | 'received_at' | 'attempts'> & { payload: Record<string, unknown> };
+
+/** One send attempt of an unsent message. Returns when to try again, or null when the outcome is recorded. */
+async function sendOnce(rt: OutboundRuntime, messageId: string, signal: AbortSignal, log: Logger): Promise<{ delayMs: number; reason: string } | null> {
+  const { db } = rt;
+  const row = await db.selectFrom('provider_outbound').selectAll().where('message_id', '=', messageId).executeTakeFirst();
+  if (!row || (row.state !== 'received' && row.state !== 'sending')) return null;
+  const ch = await usableChannel(rt, row.location_id);
+  if (!ch.ok) {
+    await finishSend(rt, row.message_id, row.location_id, ch.failure, false);
+    return null;
+  }
+  const marked = await db
+    .updateTable('provider_outbound')
+    .set({ state: 'sending', attempts: sql`attempts + 1`, channel_kind: ch.adapter.kind, send_started_at: sql`coalesce(send_started_at, now())`, updated_at: sql`now()` })
+    .where('message_id', '=', row.message_id)
+    .where('state', 'in', ['received', 'sending'])
+    .returningAll()
+    .executeTakeFirst();
+  if (!marked) return null;
+  return sendRow(rt, marked, ch, signal, log);
+}
+
+/**
+ * Calls the adapter for a row already marked `sending` (durably, before this call; `attempts` counts this attempt)
+ * and records the outcome. Returns when to try again, or null when the outcome is recorded.
+ */
+async function sendRow(rt: OutboundRuntime, row: SendRow, ch: { adapter: ChannelAdapter }, signal: AbortSignal, baseLog: Logger): Promise<{ delayMs: number; reason: string } | null> {
+  const attempt = row.attempts;
+  const log = baseLog.child({ messageId: row.message_id, locationId: row.location_id });
+  rt.events.emit('send', { messageId: row.message_id, locationId: row.location_id, receivedAt: row.received_at.getTime(), at: Date.now(), attempt });
+  const msg = toOutboundMessage(row.payload);
+  let result: SendResult;
+  try {
+    result = await ch.adapter.send(msg, signal);
+  } catch (e) {
+    if (signal.aborted) throw e;
+    const retryable = e instanceof ChannelRetryableError;
+    const reason = errText(e);
+    if (e instanceof ChannelConfigError) {
+      result = { outcome: 'failed', error: { code: 'CHANNEL_CONFIG', type: 'account', message: reason } };
+    } else if (attempt >= rt.settings.sendMaxAttempts) {
+      const code = retryable ? `CHANNEL_${e.reason.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}` : 'CHANNEL_ERROR';
+      result = { outcome: 'failed', error: { code, type: 'provider', message: `not delivered after ${attempt} attempts: ${reason}` } };
+    } else {
+      await rt.db.updateTable('provider_outbound').set({ last_error: reason, updated_at: sql`now()` }).where('message_id', '=', row.message_id).execute();
+      const delay = retryable && e.retryAfterMs !== undefined ? Math.max(e.retryAfterMs, 10) : backoff(rt.settings.retryBaseMs, attempt);
+      log.warn({ attempt, delayMs: delay, err: reason }, 'channel send failed; retrying');
+      return { delayMs: delay, reason: `channel send attempt ${attempt} failed: ${reason}` };
+    }
+  }
+  if (result.outcome === 'failed') log.warn({ code: result.error.code, type: result.error.type }, 'channel refused the message');
+  await finishSend(rt, row.message_id, row.location_id, result, ch.adapter.pollStatus !== undefined);
+  return null;
+}
+
+async function finishSend(rt: OutboundRuntime, messageId: string, locationId: string, result: SendResult, pollable: boolean): Promise<void> {
   const target: GhlStatus = result.outcome === 'delivered' ? 'delivered' : result.outcome === 'accepted' ? 'pending' : 'failed';
   const channelMessageId = result.outcome === 'failed' ? null : (result.channelMessageId ?? null);
-  await rt.db.transaction().execute(async (trx) => {
-    const row = await trx.selectFrom('provider_outbound').select(['status_target', 'state']).where('message_id', '=', messageId).forUpdate().executeTakeFirst();
-    if (!row || (row.state !== 'received' && row.state !== 'sending')) return;
-    // A receipt may have arrived before the send answer was recorded: keep whichever is further.
-    const merged = mergeStatus(row.status_target, target) ?? row.status_target ?? target;
-    await trx
-      .updateTable('provider_outbound')
-      .set({
-        state: 'sent',
-        channel_message_id: channelMessageId,
-        status_target: merged,
-        target_at: sql`now()`,
-        sent_at: sql`now()`,
-        updated_at: sql`now()`,
-        last_error: null,
-        ...(result.outcome === 'failed' ? { error: json(result.error) } : {}),
-      })
-      .where('message_id', '=', messageId)
-      .execute();
-    await enqueueStatus(trx, messageId, locationId);
-    if (merged === 'pending' && pollable && channelMessageId) {
-      await enqueue(trx, {
-        kind: JOB_POLL,
-        payload: { messageId },
-        dedupeKey: `${JOB_POLL}:${messageId}`,
-        scope: `loc:${locationId}`,
-        runAt: new Date(Date.now() + rt.settings.pollBaseMs),
-        priority: PRIORITY.normal,
-        maxAttempts: 20,
-      });
-    }
-  });
+  const error = result.outcome === 'failed' ? JSON.stringify(result.error) : null;
+  const poll: NewJob = {
+    kind: JOB_POLL,
+    payload: { messageId },
+    dedupeKey: `${JOB_POLL}:${messageId}`,
+    scope: `loc:${locationId}`,
+    runAt: new Date(Date.now() + rt.settings.pollBaseMs),
+    priority: PRIORITY.normal,
+    maxAttempts: 20,
+  };
+  // One statement (atomic, one round trip): record the outcome, queue the status report and, for an unconfirmed send
+  // on a channel that can be polled, the first poll. A receipt may have arrived before the send answer was recorded:
+  // keep whichever is further. For the statuses a send can yield (pending, delivered, failed) mergeStatus reduces to
+  // "replace nothing or pending".
+  await prepared(sql`
+    with u as (
+      update provider_outbound set
+        state = 'sent', channel_message_id = ${channelMessageId}::text,
+        status_target = case when status_target is null or status_target = 'pending' then ${target}::text else status_target end,
+        target_at = now(), sent_at = now(), updated_at = now(), last_error = null, error = coalesce(${error}::jsonb, error)
+      where message_id = ${messageId} and state in ('received', 'sending')
+      returning status_target
+    ),
+    s as (${enqueueFromSql('u', statusJob(messageId, locationId))}),
+    p as (${enqueueFromSql('u', poll, sql`u.status_target = 'pending' and ${pollable && channelMessageId !== null}::boolean`)}),
+    n as (${jobsNotifySql(['s', 'p'])})
+    select (select count(*) from n) as woke`).execute(rt.db);
   rt.notify();
 }
 
@@ -263,7 +311,11 @@ export function statusHandler(rt: OutboundRuntime) {
   return async (job: Job<{ messageId: string }>, h: HandlerContext): Promise<void> => {
     const { db } = rt;
     for (let round = 0; round < 5; round++) {
-      const row = await db.selectFrom('provider_outbound').selectAll().where('message_id', '=', job.payload.messageId).executeTakeFirst();
+      const row = await db
+        .selectFrom('provider_outbound')
+        .select(['message_id', 'location_id', 'status_target', 'ghl_status', 'error', 'target_at', 'updated_at', 'received_at', 'status_attempts'])
+        .where('message_id', '=', job.payload.messageId)
+        .executeTakeFirst();
       if (!row?.status_target) return;
       const target = row.status_target;
       if (!mergeStatus(row.ghl_status, target)) return;
@@ -292,12 +344,15 @@ export function statusHandler(rt: OutboundRuntime) {
         if (e.status === 404 || e.status === 403) throw new PermanentJobError(reason);
         throw e;
       }
-      await db
+      const after = await db
         .updateTable('provider_outbound')
         .set({ ghl_status: target, state: stateFor(target), reported_at: sql`now()`, updated_at: sql`now()`, last_error: null })
         .where('message_id', '=', row.message_id)
-        .execute();
+        .returning('status_target')
+        .executeTakeFirst();
       rt.events.emit('reported', { messageId: row.message_id, status: target, at: Date.now() });
+      // Another round only when a receipt moved the target while GHL was being called.
+      if (!after || after.status_target === target) return;
     }
   };
 }

@@ -26,7 +26,12 @@ const known = new Set(KNOWN_EVENT_TYPES);
 export function createDispatcher(deps: DispatcherDeps) {
   return async (job: Job<DispatchJobPayload>, jctx: JobContext): Promise<void> => {
     const { db, log } = jctx;
-    const row = await db.selectFrom('webhook_events').selectAll().where('id', '=', job.payload.eventId).executeTakeFirst();
+    // Not the raw body or signature: only replay and audits need those.
+    const row = await db
+      .selectFrom('webhook_events')
+      .select(['id', 'status', 'type', 'payload', 'source', 'location_id', 'company_id', 'webhook_id', 'received_at'])
+      .where('id', '=', job.payload.eventId)
+      .executeTakeFirst();
     if (!row) return; // purged meanwhile
     // Anything but 'received' was settled by an earlier run; a replay resets it to 'received'.
     if (row.status !== 'received') return;

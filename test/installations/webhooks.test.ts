@@ -30,6 +30,7 @@ describe('INSTALL / UNINSTALL through the webhook intake (signed by the emulator
     // UNINSTALL of one location: tokens gone, its waiting jobs cancelled, other locations untouched.
     const gone = w.locationIds[1]!;
     const [jobId] = await enqueue(b.ctx.db, { kind: 'test.never', payload: {}, scope: `loc:${gone}`, runAt: new Date(Date.now() + 3600_000) });
+    expect(await b.s.installations.isKnownLocation(gone, w.companyId)).toBe(true); // remembered for a second: UNINSTALL must forget it
     w.emu.control.uninstall({ clientId: w.clientId, locationId: gone });
     await waitFor(async () => (await b!.s.installations.get(gone))?.status === 'uninstalled', { what: 'UNINSTALL handled' });
     const row = (await b.s.installations.getRow(`loc:${gone}`))!;

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeCast, type FakeCast } from '../fakes/cast-server.js';
+import { replayEvents } from '../../src/webhooks/index.js';
 import { waitFor } from '../helpers/store.js';
 import { CAST_INBOUND_KEY, CAST_KEY, finalStatus, startBridge, startWorld, statusHistory, type ProviderBridge, type World } from './harness.js';
 
@@ -64,5 +65,28 @@ describe('SMS round trips', () => {
     expect(w.emu.control.listContacts({ locationId: loc })).toHaveLength(1);
     await waitFor(async () => (await b!.ctx.db.selectFrom('provider_inbound').select('state').execute()).every((x) => x.state === 'done'));
     expect(w.emu.control.listMessages({ contactId: contact.id }).filter((x) => x.direction === 'inbound')).toHaveLength(1);
+  });
+
+  it('a replayed ProviderOutboundMessage (operator replay, redelivery) does not send the message again', async () => {
+    w = await startWorld();
+    b = await startBridge(w);
+    const loc = w.locationIds[0]!;
+    await b.provider.configureChannel(loc, { kind: 'loopback' });
+    let deliveries = 0; // the inbox keeps one record per message id; count every hand-over to the channel
+    b.inbox.on('message', () => deliveries++);
+    const contact = w.emu.control.createContact({ locationId: loc, firstName: 'Ray', phone: '+15551230002' });
+    const m = w.emu.control.sendMessageAsUser({ locationId: loc, contactId: contact.id, type: 'SMS', message: 'once', conversationProviderId: w.providerId });
+    await waitFor(() => finalStatus(w!.emu, m.id) === 'delivered', { what: 'delivered' });
+    const db = b.ctx.db;
+    const events = () => db.selectFrom('webhook_events').select(['id', 'status']).where('type', '=', 'ProviderOutboundMessage').execute();
+    await waitFor(async () => (await events()).every((e) => e.status === 'dispatched'), { what: 'event dispatched' });
+    const r = await replayEvents(db, { type: 'ProviderOutboundMessage' });
+    expect(r.replayed).toHaveLength(1);
+    await waitFor(async () => (await events()).every((e) => e.status === 'dispatched'), { what: 'replayed event dispatched' });
+    // Anything the replay queued has run once the queue is empty.
+    await waitFor(async () => (await db.selectFrom('bridge_jobs').select('id').execute()).length === 0, { what: 'queue empty' });
+    expect(deliveries).toBe(1);
+    expect(statusHistory(w.emu, m.id)).toEqual(['pending', 'delivered']);
+    expect(await db.selectFrom('provider_outbound').select(['state', 'attempts']).where('message_id', '=', m.id).executeTakeFirst()).toEqual({ state: 'done', attempts: 1 });
   });
 });
