@@ -1,7 +1,9 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import pg from 'pg';
 import { openDatabase, type DatabaseHandle } from '../src/db/index.js';
 import { migrateToLatest } from '../src/db/migrations/index.js';
@@ -61,4 +63,23 @@ export function table(headers: string[], rows: Array<Array<string | number>>): s
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => String(r[i]).length)));
   const line = (r: Array<string | number>) => '| ' + r.map((c, i) => String(c).padEnd(widths[i]!)).join(' | ') + ' |';
   return [line(cells[0]!), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...cells.slice(1).map(line)].join('\n');
+}
+
+/**
+ * Runs a TypeScript file in its own Node process (a server, the emulator) so it does not share the measured process's
+ * CPU; resolves with the first line it prints on stdout, parsed as JSON (its address, ids, keys).
+ */
+export function startChild<T>(nodeArgs: string[], env?: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; ready: T }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...nodeArgs], { stdio: ['ignore', 'pipe', 'inherit'], ...(env ? { env } : {}) });
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', (l) => resolve({ child, ready: JSON.parse(l) as T }));
+    child.once('exit', (code) => reject(new Error(`${nodeArgs.join(' ')} exited (${code})`)));
+  });
+}
+
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
 }

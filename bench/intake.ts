@@ -11,12 +11,11 @@
  *
  *   npm run bench:intake -- --duration 10 --connections 50 --stores pglite,postgres
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, randomUUID, sign } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
@@ -27,8 +26,8 @@ import { createLogger } from '../src/log/logger.js';
 import { GHL_ED25519_PUBLIC_KEY_PEM, GHL_RSA_PUBLIC_KEY_PEM, loadPublicKeys } from '../src/webhooks/keys.js';
 import { WebhookVerifier } from '../src/webhooks/verify.js';
 import { webhooksModule, webhooksService } from '../src/webhooks/index.js';
+import { PG_URL, postgresAvailable, startChild, stopChild } from './common.js';
 
-const PG_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const { values } = parseArgs({
   options: {
     serve: { type: 'string' },
@@ -109,23 +108,10 @@ interface Row {
   total: number;
 }
 
-function startServer(mode: string, pubPem: string): Promise<{ child: ChildProcess; url: string }> {
+async function startServer(mode: string, pubPem: string): Promise<{ child: ChildProcess; url: string }> {
   const prof = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [];
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', 'bench/intake.ts', '--serve', mode, '--workers', values.workers!], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, BENCH_PUBLIC_KEY: pubPem },
-  });
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', (l) => resolve({ child, url: (JSON.parse(l) as { url: string }).url }));
-    child.once('exit', (code) => reject(new Error(`${mode} server exited (${code})`)));
-  });
-}
-
-async function stopServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
+  const { child, ready } = await startChild<{ url: string }>([...prof, 'bench/intake.ts', '--serve', mode, '--workers', values.workers!], { ...process.env, BENCH_PUBLIC_KEY: pubPem });
+  return { child, url: ready.url };
 }
 
 async function load(name: string, url: string, bodies: string[], sigs: string[]): Promise<Row> {
@@ -148,16 +134,6 @@ async function load(name: string, url: string, bodies: string[], sigs: string[])
   return { name, rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx + result.errors + result.timeouts, total: result.requests.total };
 }
 
-async function pgUp(): Promise<boolean> {
-  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await c.connect();
-    await c.end();
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -201,7 +177,7 @@ async function main(): Promise<void> {
   const stores = values.stores!.split(',');
   if (stores.includes('pglite')) modes.push(['intake-pglite', 'intake, PGlite (disk)']);
   if (stores.includes('postgres')) {
-    if (await pgUp()) modes.push(['intake-postgres', 'intake, PostgreSQL']);
+    if (await postgresAvailable()) modes.push(['intake-postgres', 'intake, PostgreSQL']);
     else console.error(`PostgreSQL at ${PG_URL} not reachable: skipping it`);
   }
   const rows: Row[] = [];
@@ -221,7 +197,7 @@ async function main(): Promise<void> {
         );
       }
     } finally {
-      await stopServer(child);
+      await stopChild(child);
     }
     console.log(`  done: ${name}`);
   }

@@ -6,15 +6,14 @@
  *   npm run bench:ratelimit -- [--duration 60] [--locations 50] [--concurrency 20] [--live-every 250]
  *   TEST_STORE=postgres npm run bench:ratelimit   # limiter state on PostgreSQL (127.0.0.1:5432/test)
  */
-import { spawn } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { createBridge } from '../src/app.js';
 import { generateKeySpec } from '../src/crypto/aes.js';
 import { installationsModule, type InstallationsServices } from '../src/installations/index.js';
 import { createLogger } from '../src/log/logger.js';
 import { dropSchema, STORE, testConfig } from '../test/helpers/store.js';
+import { startChild, stopChild } from './common.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -31,11 +30,7 @@ const liveEvery = Number(a['live-every']);
 const LIMIT = { burst: 100, intervalMs: 10_000, daily: 200_000 };
 
 // The emulator runs in its own process (see bench/ratelimit-emulator.ts).
-const child = spawn(process.execPath, ['--import', 'tsx', 'bench/ratelimit-emulator.ts', String(nLoc)], { stdio: ['ignore', 'pipe', 'inherit'] });
-const world = await new Promise<{ baseUrl: string; clientId: string; clientSecret: string; locationIds: string[] }>((resolve, reject) => {
-  createInterface({ input: child.stdout! }).once('line', (l) => resolve(JSON.parse(l)));
-  child.once('exit', (c) => reject(new Error(`emulator exited with ${c}`)));
-});
+const { child, ready: world } = await startChild<{ baseUrl: string; clientId: string; clientSecret: string; locationIds: string[] }>(['bench/ratelimit-emulator.ts', String(nLoc)]);
 const stats = async () => (await (await fetch(`${world.baseUrl}/_bench/stats`)).json()) as { n429: number; served: number };
 const locs = world.locationIds;
 const app = { clientId: world.clientId, clientSecret: world.clientSecret };
@@ -146,5 +141,5 @@ const pass = result.utilization >= 0.97 && n429 === 0 && jain >= 0.99 && result.
 console.log(pass ? 'PASS: ≥97% of budget, 0×429, Jain ≥ 0.99, live within one interval' : 'FAIL: targets not met');
 await bridge.close();
 if (config.DATABASE_URL) await dropSchema(config.DATABASE_SCHEMA);
-child.kill('SIGTERM');
+await stopChild(child);
 process.exit(pass ? 0 : 1);
