@@ -19,6 +19,19 @@ export interface AppContext {
   metrics: Metrics;
   /** Late-bound services modules publish for each other (e.g. the GHL client). */
   services: Record<string, unknown>;
+  /**
+   * Registers periodic housekeeping (pruning old rows). Every replica runs it once when it starts
+   * listening and then every `everyMs`, so it must be idempotent and cheap when there is nothing to do.
+   */
+  maintain(name: string, everyMs: number, task: () => Promise<unknown>): void;
+}
+
+interface MaintenanceTask {
+  name: string;
+  everyMs: number;
+  task: () => Promise<unknown>;
+  /** The run in progress: a slow run is never overlapped, and close() waits for it. */
+  running?: Promise<void> | undefined;
 }
 
 /**
@@ -38,6 +51,8 @@ export interface Bridge {
   ctx: AppContext;
   /** Listens on config HOST:PORT (or the given port) and starts the workers; returns the base URL. */
   listen(port?: number): Promise<string>;
+  /** Runs every registered housekeeping task once now (also done at listen and on their interval). */
+  runMaintenance(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -93,7 +108,29 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     },
   });
 
-  const ctx: AppContext = { config, log, store, db: store.db, queue, metrics, services: {} };
+  const tasks: MaintenanceTask[] = [];
+  const ctx: AppContext = {
+    config,
+    log,
+    store,
+    db: store.db,
+    queue,
+    metrics,
+    services: {},
+    maintain: (name, everyMs, task) => void tasks.push({ name, everyMs, task }),
+  };
+  if (config.JOB_RETENTION_HOURS > 0) ctx.maintain('prune cancelled jobs', 10 * 60_000, () => pruneFinished(store.db, config.JOB_RETENTION_HOURS));
+  const runTask = (t: MaintenanceTask): Promise<void> =>
+    (t.running ??= (async () => {
+      try {
+        const n = await t.task();
+        if (typeof n === 'number' && n > 0) log.info({ task: t.name, rows: n }, 'housekeeping');
+      } catch (e) {
+        log.warn({ err: e, task: t.name }, 'housekeeping failed; trying again on its next run');
+      } finally {
+        t.running = undefined;
+      }
+    })());
   for (const m of modules) await m.init?.(ctx);
 
   const app = buildServer({
@@ -116,7 +153,7 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
   });
   for (const m of modules) if (m.routes) await app.register(async (scope) => m.routes!(scope, ctx));
 
-  let pruneTimer: NodeJS.Timeout | undefined;
+  const timers: NodeJS.Timeout[] = [];
   let closed = false;
   return {
     app,
@@ -127,18 +164,24 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
       const address = await app.listen({ port: port ?? config.PORT, host: config.HOST, backlog: 4096 });
       await queue.start();
       for (const m of modules) await m.start?.(ctx);
-      if (config.JOB_RETENTION_HOURS > 0) {
-        pruneTimer = setInterval(() => {
-          pruneFinished(store.db, config.JOB_RETENTION_HOURS).catch((e: unknown) => log.warn({ err: e }, 'pruning finished jobs failed'));
-        }, 10 * 60_000);
-        pruneTimer.unref();
+      for (const t of tasks) {
+        void runTask(t);
+        const timer = setInterval(() => void runTask(t), t.everyMs);
+        timer.unref();
+        timers.push(timer);
       }
       return address.replace('[::1]', 'localhost').replace('0.0.0.0', 'localhost');
+    },
+    async runMaintenance() {
+      for (const t of tasks) {
+        await t.running; // a run that started earlier may not see rows written since: run again after it
+        await runTask(t);
+      }
     },
     async close() {
       if (closed) return;
       closed = true;
-      clearInterval(pruneTimer);
+      for (const t of timers) clearInterval(t);
       // Order: stop taking requests, let jobs finish or release them, then close the store.
       // A keep-alive connection that was busy when closing began goes idle afterwards and would be
       // held for the keep-alive timeout (72 s): close connections as they go idle, and force the
@@ -153,6 +196,7 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
       }
       const { finished, released } = await queue.stop(config.SHUTDOWN_TIMEOUT_MS);
       if (finished || released) log.info({ finished, released }, 'workers stopped');
+      await Promise.all(tasks.map((t) => t.running));
       for (const m of [...modules].reverse()) await m.stop?.(ctx);
       await store.close();
     },

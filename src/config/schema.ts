@@ -98,6 +98,14 @@ export const VARS = [
     example: 'true',
     description: 'Send the hot queue and intake statements as server-side prepared statements (saves planning on every call). Set false behind a pooler in transaction mode without prepared-statement support (PgBouncer < 1.21).',
   },
+  {
+    name: 'DATA_RETENTION_DAYS',
+    group: 'storage',
+    schema: int(0, 3650).default(30),
+    example: '30',
+    description:
+      'Handled webhook events and finished messages (outbound with a final status in GHL, inbound posted to GHL) older than this many days are deleted, hourly and in batches. Waiting and dead events, and inbound messages GHL never received, are kept. 0 = keep everything.',
+  },
   { name: 'DATA_DIR', group: 'storage', schema: z.string().min(1).default('./data'), example: './data', description: 'Directory of the embedded PGlite store (used when DATABASE_URL is unset).' },
   { name: 'WORKER_CONCURRENCY', group: 'queue', schema: int(0, 500).default(10), example: '10', description: 'Jobs run at once per replica (0 = this replica runs no jobs, HTTP only).' },
   { name: 'JOB_LEASE_MS', group: 'queue', schema: int(1000, 3_600_000).default(30_000), example: '30000', description: 'A claimed job is re-run by another worker if its worker stops heartbeating for this long.' },

@@ -20,12 +20,14 @@ import { webhooksService, type ProviderOutboundMessage } from '../webhooks/index
 import { registerChannelAdminRoutes } from './admin.js';
 import { ChannelCache, configureChannel, deleteChannel, getChannelView, listChannels, type ChannelOptions, type ChannelView } from './channels.js';
 import { inboundHandler, registerInboundRoutes, storeInbound, JOB_INBOUND, type InboundRuntime } from './inbound.js';
+import { pruneMessages } from './retention.js';
 import { JOB_POLL, JOB_SEND, JOB_STATUS, orderingKeyOf, pollHandler, relayOutbound, sendHandler, statusHandler, type OutboundRuntime, type ProviderSettings, type RelayEvents } from './outbound.js';
 
 export { configureChannel, deleteChannel, getChannel, getChannelView, listChannels, parseChannelConfig, ChannelValidationError, type ChannelOptions, type ChannelView, type StoredChannel } from './channels.js';
 export { JOB_INBOUND, INBOUND_PATH, senderAddress } from './inbound.js';
 export { JOB_POLL, JOB_SEND, JOB_STATUS, mergeStatus, type ProviderSettings, type RelayEvents } from './outbound.js';
 export { providerMigration } from './migration.js';
+export { pruneMessages } from './retention.js';
 export type { GhlStatus, OutboundState } from './tables.js';
 
 export interface ProviderModuleOptions {
@@ -60,6 +62,7 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       const log = ctx.log.child({ component: 'provider' });
       const keyRing = loadKeyRing(c, log);
       ring = keyRing;
+      if (c.DATA_RETENTION_DAYS > 0) ctx.maintain('prune finished messages', 3600_000, () => pruneMessages(ctx.db, c.DATA_RETENTION_DAYS));
       const inbox = opts.loopbackInbox ?? defaultInbox;
       const ghl = () => {
         const g = ctx.services.ghl as GhlClient | undefined;

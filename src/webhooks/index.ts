@@ -35,7 +35,7 @@ import { GHL_ED25519_PUBLIC_KEY_PEM, GHL_RSA_PUBLIC_KEY_PEM, loadPublicKeys, spl
 import { createWebhookMetrics, type WebhookMetrics } from './metrics.js';
 import type { HandlerRegistry} from './registry.js';
 import { webhooksService, type LocationLookup } from './registry.js';
-import { countReadyDispatchJobs, DISPATCH_JOB, GroupCommitter, type DispatchJobPayload } from './store.js';
+import { countReadyDispatchJobs, DISPATCH_JOB, GroupCommitter, pruneEvents, type DispatchJobPayload } from './store.js';
 import { WebhookVerifier } from './verify.js';
 
 export { APP_WEBHOOK_PATH, PROVIDER_WEBHOOK_PATH } from './intake.js';
@@ -43,7 +43,7 @@ export { GHL_ED25519_PUBLIC_KEY_PEM, GHL_RSA_PUBLIC_KEY_PEM } from './keys.js';
 export { webhooksService } from './registry.js';
 export type { HandlerContext, HandlerOptions, IncomingEvent, LocationLookup, StoredEvent, WebhookHandler, WebhooksService } from './registry.js';
 export { listEvents, getEvent, replayEvents, type ReplayResult, type ReplaySelection } from './replay.js';
-export { DISPATCH_JOB } from './store.js';
+export { DISPATCH_JOB, pruneEvents } from './store.js';
 export {
   PROVIDER_OUTBOUND,
   KNOWN_EVENT_TYPES,
@@ -127,6 +127,7 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
         return typeof svc?.isKnownLocation === 'function' ? (svc as LocationLookup) : undefined;
       };
       ctx.queue.register<DispatchJobPayload>(DISPATCH_JOB, createDispatcher({ registry, metrics, locations }), opts.backoff ? { backoff: opts.backoff } : {});
+      if (c.DATA_RETENTION_DAYS > 0) ctx.maintain('prune webhook events', 3600_000, () => pruneEvents(ctx.db, c.DATA_RETENTION_DAYS));
       if (c.WEBHOOK_INSECURE_SKIP_VERIFY) ctx.log.warn('WEBHOOK_INSECURE_SKIP_VERIFY is on: webhooks without a valid signature are accepted. Never use this with real traffic.');
     },
     async routes(app, ctx) {

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/index.js';
+import { deleteInBatches } from '../db/batches.js';
 import { prepared } from '../db/prepared.js';
 import { initialStateSql, NOTIFY_WORKERS, PRIORITY, type NewJob } from '../queue/index.js';
 import type { WebhookSource, WebhookStatus } from './tables.js';
@@ -242,4 +243,21 @@ export async function countReadyDispatchJobs(db: Db): Promise<number> {
     .where('state', '=', 'ready')
     .executeTakeFirst();
   return Number(r?.n ?? 0);
+}
+
+/** Statuses whose events are finished with: pruned after DATA_RETENTION_DAYS ('received' is waiting, 'dead' needs a person). */
+const PRUNABLE: WebhookStatus[] = ['dispatched', 'skipped', 'unknown_type'];
+
+/**
+ * Deletes handled events received more than `olderThanDays` ago, `batch` rows per statement so no
+ * statement holds many locks or runs long. Their dedupe keys go with them: GHL redelivers for about
+ * 70 minutes at most, far inside any retention this accepts.
+ */
+export async function pruneEvents(db: Db, olderThanDays: number, batch = 5000): Promise<number> {
+  return deleteInBatches(db, batch, (limit) => sql`
+    delete from webhook_events where id in (
+      select id from webhook_events
+      where received_at < now() - make_interval(days => ${olderThanDays}) and status in (${sql.join(PRUNABLE)})
+      order by received_at
+      limit ${limit})`);
 }

@@ -1,0 +1,21 @@
+import { sql } from 'kysely';
+import { deleteInBatches } from '../db/batches.js';
+import type { Db } from '../db/index.js';
+import './tables.js';
+
+/**
+ * Deletes finished message records last touched more than `olderThanDays` ago, `batch` rows per
+ * statement: outbound messages whose final status GHL has (done, failed) and inbound messages
+ * posted to GHL. Inbound messages that could not be posted ('failed') are kept: they are customer
+ * messages GHL never received, for a person to look at. The sender → contact map is kept too.
+ */
+export async function pruneMessages(db: Db, olderThanDays: number, batch = 5000): Promise<number> {
+  const cutoff = sql`now() - make_interval(days => ${olderThanDays})`;
+  const outbound = await deleteInBatches(db, batch, (limit) => sql`
+    delete from provider_outbound where message_id in (
+      select message_id from provider_outbound where state in ('done', 'failed') and updated_at < ${cutoff} limit ${limit})`);
+  const inbound = await deleteInBatches(db, batch, (limit) => sql`
+    delete from provider_inbound where id in (
+      select id from provider_inbound where state = 'done' and updated_at < ${cutoff} limit ${limit})`);
+  return outbound + inbound;
+}
