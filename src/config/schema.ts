@@ -152,6 +152,14 @@ export const VARS = [
     description: 'Id of the app\'s conversation provider (Marketplace app → Conversation Providers); required for inbound messages to custom providers.',
   },
   {
+    name: 'GHL_RENEW_IDLE_TOKENS_DAYS',
+    group: 'ghl',
+    schema: int(0, 300).default(30),
+    example: '30',
+    description:
+      'OAuth installations whose tokens were not refreshed for this many days are refreshed by a task every 6 hours, so the refresh token of a location without traffic (valid a year unless used) never lapses. 0 turns it off.',
+  },
+  {
     name: 'GHL_RECONCILE_INTERVAL_MIN',
     group: 'ghl',
     schema: int(0, 7 * 24 * 60).default(60),

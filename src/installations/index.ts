@@ -136,6 +136,8 @@ export function installationsModule(opts: InstallationsModuleOptions = {}): Brid
           await scheduleReconcile(ctx, h.db);
         }
       });
+      const renewAfterDays = config.GHL_RENEW_IDLE_TOKENS_DAYS;
+      if (renewAfterDays > 0 && config.GHL_CLIENT_ID) ctx.maintain('renew idle installations', 6 * 3600_000, async () => (await s.renewIdle(renewAfterDays * 24 * 3600_000)).renewed);
       registerWebhooks(ctx);
     },
     routes(app) {

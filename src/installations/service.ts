@@ -305,6 +305,38 @@ export class InstallationsService {
     return (await this.get(id))!;
   }
 
+  // ---- idle installations ----
+
+  /**
+   * Refreshes the tokens of active OAuth installations (location and company) not refreshed for
+   * `idleMs`. A location with no traffic never refreshes on its own, and its refresh token lapses a
+   * year after its last use; a refusal marks it reauth_required as any refresh would.
+   */
+  async renewIdle(idleMs: number): Promise<{ renewed: number; failed: number }> {
+    const cutoff = new Date(this.now() - idleMs);
+    const rows = await this.o.db
+      .selectFrom('ghl_installations')
+      .select('id')
+      .where('status', '=', 'active')
+      .where('token_source', '=', 'oauth')
+      .where(sql<Date>`coalesce(refreshed_at, installed_at)`, '<', cutoff)
+      .orderBy('id')
+      .execute();
+    let renewed = 0;
+    let failed = 0;
+    for (const r of rows) {
+      try {
+        await this.o.vault.renew(r.id);
+        renewed++;
+      } catch (e) {
+        failed++;
+        this.o.log.warn({ err: e, installation: r.id }, 'renewing the tokens of an idle installation failed');
+      }
+    }
+    if (rows.length) this.o.log.info({ renewed, failed }, 'idle installations renewed');
+    return { renewed, failed };
+  }
+
   // ---- reconcile ----
 
   /**

@@ -104,6 +104,18 @@ export class TokenVault implements TokenProvider {
     return this.#refresh(id, undefined);
   }
 
+  /**
+   * Refreshes an active OAuth installation now, even though its access token is still usable: keeps
+   * the refresh token of an idle installation from lapsing (GHL: valid a year unless used). If
+   * another replica refreshed it meanwhile, that refresh counts and nothing more is done.
+   */
+  async renew(id: string): Promise<void> {
+    const row = await this.#read(this.o.db, id);
+    if (!row || row.status !== 'active' || row.token_source !== 'oauth') return;
+    this.#cache.delete(id);
+    await this.#refresh(id, this.open(id, 'access', row.access_token_enc) ?? undefined);
+  }
+
   async refreshAfter401(ref: InstallationRef, staleToken: string): Promise<string> {
     const id = installationId(ref);
     this.#cache.delete(id);

@@ -47,6 +47,35 @@ describe('token vault', () => {
     expect(w.observed.invalidGrants).toBe(0);
   });
 
+  it('renews an idle installation so its refresh token (a year unless used) never lapses', async () => {
+    const { w, b, loc } = await locationInstalled(1);
+    expect(await b.s.installations.renewIdle(30 * DAY)).toEqual({ renewed: 0, failed: 0 }); // just installed
+    w.emu.clock.advance(200 * DAY); // no traffic at all
+    await b.runMaintenance(); // the bridge's own task (GHL_RENEW_IDLE_TOKENS_DAYS, default 30)
+    expect(w.observed.refreshGrants).toBe(1);
+    // 400 days after the install its original refresh token has lapsed; the renewed one has not.
+    w.emu.clock.advance(200 * DAY);
+    await b.runMaintenance();
+    expect(w.observed.refreshGrants).toBe(2);
+    expect(w.observed.invalidGrants).toBe(0);
+    expect((await b.s.installations.getRow(`loc:${loc}`))!.status).toBe('active');
+    await b.s.ghl.customFields.list(loc, { installation: { locationId: loc } });
+    expect(w.observed.api401).toBe(0);
+  });
+
+  it('an idle installation is lost after a year without renewal (GHL_RENEW_IDLE_TOKENS_DAYS=0)', async () => {
+    w = await startGhl({ locations: 1 });
+    b = await startBridge(w, { env: { GHL_RENEW_IDLE_TOKENS_DAYS: '0' } });
+    const loc = w.locationIds[0]!;
+    expect((await install(b, { locationId: loc })).status).toBe(200);
+    w.emu.clock.advance(400 * DAY);
+    await b.runMaintenance();
+    expect(w.observed.refreshGrants).toBe(0);
+    await expect(b.s.ghl.customFields.list(loc, { installation: { locationId: loc } })).rejects.toThrow();
+    expect(w.observed.invalidGrants).toBe(1);
+    expect((await b.s.installations.getRow(`loc:${loc}`))!.status).toBe('reauth_required');
+  });
+
   it('reactive refresh once on 401 (token revoked at GHL before its expiry)', async () => {
     const { w, b, loc } = await locationInstalled();
     const row = (await b.s.installations.getRow(`loc:${loc}`))!;
