@@ -20,16 +20,17 @@ export interface AppContext {
   /** Late-bound services modules publish for each other (e.g. the GHL client). */
   services: Record<string, unknown>;
   /**
-   * Registers periodic housekeeping (pruning old rows). Every replica runs it once when it starts
-   * listening and then every `everyMs`, so it must be idempotent and cheap when there is nothing to do.
+   * Registers periodic housekeeping (pruning old rows), during `init`. Every replica runs it once
+   * when it starts listening and then every `everyMs`, so it must be idempotent and cheap when there
+   * is nothing to do. The signal aborts at shutdown: stop between units of work.
    */
-  maintain(name: string, everyMs: number, task: () => Promise<unknown>): void;
+  maintain(name: string, everyMs: number, task: (signal: AbortSignal) => Promise<unknown>): void;
 }
 
 interface MaintenanceTask {
   name: string;
   everyMs: number;
-  task: () => Promise<unknown>;
+  task: (signal: AbortSignal) => Promise<unknown>;
   /** The run in progress: a slow run is never overlapped, and close() waits for it. */
   running?: Promise<void> | undefined;
 }
@@ -109,6 +110,7 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
   });
 
   const tasks: MaintenanceTask[] = [];
+  const stopping = new AbortController();
   const ctx: AppContext = {
     config,
     log,
@@ -123,7 +125,7 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
   const runTask = (t: MaintenanceTask): Promise<void> =>
     (t.running ??= (async () => {
       try {
-        const n = await t.task();
+        const n = await t.task(stopping.signal);
         if (typeof n === 'number' && n > 0) log.info({ task: t.name, rows: n }, 'housekeeping');
       } catch (e) {
         log.warn({ err: e, task: t.name }, 'housekeeping failed; trying again on its next run');
@@ -196,6 +198,7 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
       }
       const { finished, released } = await queue.stop(config.SHUTDOWN_TIMEOUT_MS);
       if (finished || released) log.info({ finished, released }, 'workers stopped');
+      stopping.abort();
       await Promise.all(tasks.map((t) => t.running));
       for (const m of [...modules].reverse()) await m.stop?.(ctx);
       await store.close();

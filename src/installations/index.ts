@@ -137,7 +137,7 @@ export function installationsModule(opts: InstallationsModuleOptions = {}): Brid
         }
       });
       const renewAfterDays = config.GHL_RENEW_IDLE_TOKENS_DAYS;
-      if (renewAfterDays > 0 && config.GHL_CLIENT_ID) ctx.maintain('renew idle installations', 6 * 3600_000, async () => (await s.renewIdle(renewAfterDays * 24 * 3600_000)).renewed);
+      if (renewAfterDays > 0 && config.GHL_CLIENT_ID) ctx.maintain('renew idle installations', 6 * 3600_000, async (signal) => (await s.renewIdle(renewAfterDays * 24 * 3600_000, { signal })).renewed);
       registerWebhooks(ctx);
     },
     routes(app) {

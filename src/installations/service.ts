@@ -310,9 +310,10 @@ export class InstallationsService {
   /**
    * Refreshes the tokens of active OAuth installations (location and company) not refreshed for
    * `idleMs`. A location with no traffic never refreshes on its own, and its refresh token lapses a
-   * year after its last use; a refusal marks it reauth_required as any refresh would.
+   * year after its last use; a refusal marks it reauth_required as any refresh would. At most `max`
+   * per run, longest idle first, so a first run over many old installations is spread out.
    */
-  async renewIdle(idleMs: number): Promise<{ renewed: number; failed: number }> {
+  async renewIdle(idleMs: number, o: { max?: number; signal?: AbortSignal } = {}): Promise<{ renewed: number; failed: number }> {
     const cutoff = new Date(this.now() - idleMs);
     const rows = await this.o.db
       .selectFrom('ghl_installations')
@@ -320,11 +321,13 @@ export class InstallationsService {
       .where('status', '=', 'active')
       .where('token_source', '=', 'oauth')
       .where(sql<Date>`coalesce(refreshed_at, installed_at)`, '<', cutoff)
-      .orderBy('id')
+      .orderBy(sql`coalesce(refreshed_at, installed_at)`)
+      .limit(o.max ?? 200)
       .execute();
     let renewed = 0;
     let failed = 0;
     for (const r of rows) {
+      if (o.signal?.aborted) break;
       try {
         await this.o.vault.renew(r.id);
         renewed++;

@@ -62,7 +62,7 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       const log = ctx.log.child({ component: 'provider' });
       const keyRing = loadKeyRing(c, log);
       ring = keyRing;
-      if (c.DATA_RETENTION_DAYS > 0) ctx.maintain('prune finished messages', 3600_000, () => pruneMessages(ctx.db, c.DATA_RETENTION_DAYS));
+      if (c.DATA_RETENTION_DAYS > 0) ctx.maintain('prune finished messages', 3600_000, (signal) => pruneMessages(ctx.db, c.DATA_RETENTION_DAYS, 5000, signal));
       const inbox = opts.loopbackInbox ?? defaultInbox;
       const ghl = () => {
         const g = ctx.services.ghl as GhlClient | undefined;

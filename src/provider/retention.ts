@@ -9,13 +9,17 @@ import './tables.js';
  * posted to GHL. Inbound messages that could not be posted ('failed') are kept: they are customer
  * messages GHL never received, for a person to look at. The sender → contact map is kept too.
  */
-export async function pruneMessages(db: Db, olderThanDays: number, batch = 5000): Promise<number> {
+export async function pruneMessages(db: Db, olderThanDays: number, batch = 5000, signal?: AbortSignal): Promise<number> {
   const cutoff = sql`now() - make_interval(days => ${olderThanDays})`;
   const outbound = await deleteInBatches(db, batch, (limit) => sql`
     delete from provider_outbound where message_id in (
-      select message_id from provider_outbound where state in ('done', 'failed') and updated_at < ${cutoff} limit ${limit})`);
+      select message_id from provider_outbound where state in ('done', 'failed') and updated_at < ${cutoff} limit ${limit})`,
+    signal,
+  );
   const inbound = await deleteInBatches(db, batch, (limit) => sql`
     delete from provider_inbound where id in (
-      select id from provider_inbound where state = 'done' and updated_at < ${cutoff} limit ${limit})`);
+      select id from provider_inbound where state = 'done' and updated_at < ${cutoff} limit ${limit})`,
+    signal,
+  );
   return outbound + inbound;
 }

@@ -127,7 +127,7 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
         return typeof svc?.isKnownLocation === 'function' ? (svc as LocationLookup) : undefined;
       };
       ctx.queue.register<DispatchJobPayload>(DISPATCH_JOB, createDispatcher({ registry, metrics, locations }), opts.backoff ? { backoff: opts.backoff } : {});
-      if (c.DATA_RETENTION_DAYS > 0) ctx.maintain('prune webhook events', 3600_000, () => pruneEvents(ctx.db, c.DATA_RETENTION_DAYS));
+      if (c.DATA_RETENTION_DAYS > 0) ctx.maintain('prune webhook events', 3600_000, (signal) => pruneEvents(ctx.db, c.DATA_RETENTION_DAYS, 5000, signal));
       if (c.WEBHOOK_INSECURE_SKIP_VERIFY) ctx.log.warn('WEBHOOK_INSECURE_SKIP_VERIFY is on: webhooks without a valid signature are accepted. Never use this with real traffic.');
     },
     async routes(app, ctx) {

@@ -253,11 +253,13 @@ const PRUNABLE: WebhookStatus[] = ['dispatched', 'skipped', 'unknown_type'];
  * statement holds many locks or runs long. Their dedupe keys go with them: GHL redelivers for about
  * 70 minutes at most, far inside any retention this accepts.
  */
-export async function pruneEvents(db: Db, olderThanDays: number, batch = 5000): Promise<number> {
+export async function pruneEvents(db: Db, olderThanDays: number, batch = 5000, signal?: AbortSignal): Promise<number> {
   return deleteInBatches(db, batch, (limit) => sql`
     delete from webhook_events where id in (
       select id from webhook_events
       where received_at < now() - make_interval(days => ${olderThanDays}) and status in (${sql.join(PRUNABLE)})
       order by received_at
-      limit ${limit})`);
+      limit ${limit})`,
+    signal,
+  );
 }

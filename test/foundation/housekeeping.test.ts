@@ -90,6 +90,7 @@ describe(`housekeeping on ${STORE}`, () => {
     const kept = await events(db, 'dispatched', 1, 2);
     for (let i = 0; i < 5; i++) await outbound(db, `m${i}`, 'done', 10);
     for (let i = 0; i < 5; i++) await inbound(db, `i${i}`, 'done', 10);
+    expect(await pruneEvents(db, 5, 3, AbortSignal.abort())).toBe(0); // shutting down: not a statement more
     expect(await pruneEvents(db, 5, 3)).toBe(7);
     expect(await keysOf(db)).toEqual(kept.sort());
     expect(await pruneMessages(db, 5, 2)).toBe(10);

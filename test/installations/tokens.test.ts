@@ -63,6 +63,27 @@ describe('token vault', () => {
     expect(w.observed.api401).toBe(0);
   });
 
+  it('renews at most `max` idle installations per run, longest idle first, and stops when aborted', async () => {
+    w = await startGhl({ locations: 3 });
+    b = await startBridge(w, { env: { GHL_RENEW_IDLE_TOKENS_DAYS: '0' } });
+    for (const loc of w.locationIds) expect((await install(b, { locationId: loc })).status).toBe(200);
+    const [a, bb, c] = w.locationIds.map((l) => `loc:${l}`) as [string, string, string];
+    // Idle for different times: c longest, then a, then bb.
+    const ago = (id: string, days: number) =>
+      b!.ctx.db.updateTable('ghl_installations').set({ refreshed_at: new Date(w!.emu.clock.now() - days * DAY) }).where('id', '=', id).execute();
+    await ago(a, 50);
+    await ago(bb, 40);
+    await ago(c, 60);
+    const counts = async () => Promise.all([a, bb, c].map(async (id) => (await b!.s.installations.getRow(id))!.refresh_count));
+    const before = await counts();
+    expect(await b.s.installations.renewIdle(30 * DAY, { signal: AbortSignal.abort() })).toEqual({ renewed: 0, failed: 0 });
+    expect(await b.s.installations.renewIdle(30 * DAY, { max: 2 })).toEqual({ renewed: 2, failed: 0 });
+    expect((await counts()).map((n, i) => n - before[i]!)).toEqual([1, 0, 1]);
+    expect(await b.s.installations.renewIdle(30 * DAY, { max: 2 })).toEqual({ renewed: 1, failed: 0 });
+    expect(await b.s.installations.renewIdle(30 * DAY, { max: 2 })).toEqual({ renewed: 0, failed: 0 });
+    expect(w.observed.invalidGrants).toBe(0);
+  });
+
   it('an idle installation is lost after a year without renewal (GHL_RENEW_IDLE_TOKENS_DAYS=0)', async () => {
     w = await startGhl({ locations: 1 });
     b = await startBridge(w, { env: { GHL_RENEW_IDLE_TOKENS_DAYS: '0' } });
