@@ -184,6 +184,8 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
       if (closed) return;
       closed = true;
       for (const t of timers) clearInterval(t);
+      // Housekeeping starts nothing new from here (a token refresh in flight still completes).
+      stopping.abort();
       // Order: stop taking requests, let jobs finish or release them, then close the store.
       // A keep-alive connection that was busy when closing began goes idle afterwards and would be
       // held for the keep-alive timeout (72 s): close connections as they go idle, and force the
@@ -198,7 +200,6 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
       }
       const { finished, released } = await queue.stop(config.SHUTDOWN_TIMEOUT_MS);
       if (finished || released) log.info({ finished, released }, 'workers stopped');
-      stopping.abort();
       await Promise.all(tasks.map((t) => t.running));
       for (const m of [...modules].reverse()) await m.stop?.(ctx);
       await store.close();

@@ -329,8 +329,7 @@ export class InstallationsService {
     for (const r of rows) {
       if (o.signal?.aborted) break;
       try {
-        await this.o.vault.renew(r.id);
-        renewed++;
+        if (await this.o.vault.renew(r.id, cutoff)) renewed++;
       } catch (e) {
         failed++;
         this.o.log.warn({ err: e, installation: r.id }, 'renewing the tokens of an idle installation failed');

@@ -106,14 +106,18 @@ export class TokenVault implements TokenProvider {
 
   /**
    * Refreshes an active OAuth installation now, even though its access token is still usable: keeps
-   * the refresh token of an idle installation from lapsing (GHL: valid a year unless used). If
-   * another replica refreshed it meanwhile, that refresh counts and nothing more is done.
+   * the refresh token of an idle installation from lapsing (GHL: valid a year unless used). Only if
+   * it was last refreshed before `cutoff`; false when there was nothing to do.
    */
-  async renew(id: string): Promise<void> {
+  async renew(id: string, cutoff: Date): Promise<boolean> {
     const row = await this.#read(this.o.db, id);
-    if (!row || row.status !== 'active' || row.token_source !== 'oauth') return;
+    if (!row || row.status !== 'active' || row.token_source !== 'oauth') return false;
+    // Refreshed since the caller listed it (another replica's renewal, or traffic): nothing to do. A
+    // refresh that commits after this read changes the access token, so the lock below sees it.
+    if ((row.refreshed_at ?? row.installed_at).getTime() >= cutoff.getTime()) return false;
     this.#cache.delete(id);
     await this.#refresh(id, this.open(id, 'access', row.access_token_enc) ?? undefined);
+    return true;
   }
 
   async refreshAfter401(ref: InstallationRef, staleToken: string): Promise<string> {

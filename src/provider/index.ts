@@ -14,6 +14,7 @@ import { Histogram } from 'prom-client';
 import type { AppContext, BridgeModule } from '../app.js';
 import { loopbackInbox as defaultInbox, type ChannelConfig, type ChannelConfigInput, type LoopbackInbox } from '../channels/index.js';
 import { loadKeyRing } from '../crypto/keyring.js';
+import { PermanentJobError } from '../queue/index.js';
 import type { KeyRing } from '../crypto/aes.js';
 import type { GhlClient } from '../ghl/client.js';
 import { webhooksService, type ProviderOutboundMessage } from '../webhooks/index.js';
@@ -110,6 +111,13 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       webhooks.on<ProviderOutboundMessage>(
         'ProviderOutboundMessage',
         async (evt, h) => {
+          // Send records are pruned DATA_RETENTION_DAYS after their last change. An event older than that (a dead
+          // event replayed late) may have been sent already with its record gone: never send it blindly.
+          const days = c.DATA_RETENTION_DAYS;
+          if (days > 0 && Date.now() - evt.receivedAt.getTime() > days * 86_400_000) {
+            const known = await ctx.db.selectFrom('provider_outbound').select('message_id').where('message_id', '=', evt.payload.messageId).executeTakeFirst();
+            if (!known) throw new PermanentJobError(`not sent: the message is older than DATA_RETENTION_DAYS (${days}) and its send record may have been pruned, so sending could repeat it`);
+          }
           await relayOutbound(outbound!, evt.payload, h);
         },
         {

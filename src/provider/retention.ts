@@ -11,14 +11,17 @@ import './tables.js';
  */
 export async function pruneMessages(db: Db, olderThanDays: number, batch = 5000, signal?: AbortSignal): Promise<number> {
   const cutoff = sql`now() - make_interval(days => ${olderThanDays})`;
+  // Conditions repeated outside the sub-select and SKIP LOCKED: see pruneEvents (a late receipt may be moving a row).
+  const finishedOut = sql`state in ('done', 'failed') and updated_at < ${cutoff}`;
   const outbound = await deleteInBatches(db, batch, (limit) => sql`
-    delete from provider_outbound where message_id in (
-      select message_id from provider_outbound where state in ('done', 'failed') and updated_at < ${cutoff} limit ${limit})`,
+    delete from provider_outbound where ${finishedOut} and message_id in (
+      select message_id from provider_outbound where ${finishedOut} limit ${limit} for update skip locked)`,
     signal,
   );
+  const finishedIn = sql`state = 'done' and updated_at < ${cutoff}`;
   const inbound = await deleteInBatches(db, batch, (limit) => sql`
-    delete from provider_inbound where id in (
-      select id from provider_inbound where state = 'done' and updated_at < ${cutoff} limit ${limit})`,
+    delete from provider_inbound where ${finishedIn} and id in (
+      select id from provider_inbound where ${finishedIn} limit ${limit} for update skip locked)`,
     signal,
   );
   return outbound + inbound;

@@ -254,12 +254,13 @@ const PRUNABLE: WebhookStatus[] = ['dispatched', 'skipped', 'unknown_type'];
  * 70 minutes at most, far inside any retention this accepts.
  */
 export async function pruneEvents(db: Db, olderThanDays: number, batch = 5000, signal?: AbortSignal): Promise<number> {
+  // The conditions are repeated outside the sub-select: PostgreSQL re-checks only those against a row
+  // another transaction changed meanwhile (a replay sets it back to 'received'); SKIP LOCKED leaves
+  // rows in use, and other replicas' batches, alone.
+  const old = sql`received_at < now() - make_interval(days => ${olderThanDays}) and status in (${sql.join(PRUNABLE)})`;
   return deleteInBatches(db, batch, (limit) => sql`
-    delete from webhook_events where id in (
-      select id from webhook_events
-      where received_at < now() - make_interval(days => ${olderThanDays}) and status in (${sql.join(PRUNABLE)})
-      order by received_at
-      limit ${limit})`,
+    delete from webhook_events where ${old} and id in (
+      select id from webhook_events where ${old} order by received_at limit ${limit} for update skip locked)`,
     signal,
   );
 }

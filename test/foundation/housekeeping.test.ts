@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateKeySpec } from '../../src/crypto/aes.js';
+import { deleteInBatches } from '../../src/db/batches.js';
 import { providerModule, pruneMessages } from '../../src/provider/index.js';
 import { pruneEvents, webhooksModule } from '../../src/webhooks/index.js';
 import { startTestBridge, STORE, type TestBridge } from '../helpers/store.js';
@@ -81,6 +82,19 @@ describe(`housekeeping on ${STORE}`, () => {
     await b.runMaintenance();
     expect(await keysOf(db)).toEqual(keys);
     expect(await db.selectFrom('provider_outbound').select('message_id').execute()).toHaveLength(1);
+  });
+
+  it('deleteInBatches runs short statements until one deletes less than a batch', async () => {
+    b = await start({ DATA_RETENTION_DAYS: '0' });
+    const db = b.ctx.db;
+    await events(db, 'dispatched', 10, 7);
+    const limits: number[] = [];
+    const n = await deleteInBatches(db, 3, (limit) => {
+      limits.push(limit);
+      return sql`delete from webhook_events where id in (select id from webhook_events order by id limit ${limit})`;
+    });
+    expect(n).toBe(7);
+    expect(limits).toEqual([3, 3, 3]); // 3 + 3 + 1
   });
 
   it('deletes in batches until nothing old is left', async () => {

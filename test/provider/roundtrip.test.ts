@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeCast, type FakeCast } from '../fakes/cast-server.js';
 import { replayEvents } from '../../src/webhooks/index.js';
@@ -88,5 +89,28 @@ describe('SMS round trips', () => {
     expect(deliveries).toBe(1);
     expect(statusHistory(w.emu, m.id)).toEqual(['pending', 'delivered']);
     expect(await db.selectFrom('provider_outbound').select(['state', 'attempts']).where('message_id', '=', m.id).executeTakeFirst()).toEqual({ state: 'done', attempts: 1 });
+  });
+
+  it('a replay older than DATA_RETENTION_DAYS whose send record was pruned is not sent again: the event goes dead saying why', async () => {
+    w = await startWorld();
+    b = await startBridge(w);
+    const loc = w.locationIds[0]!;
+    await b.provider.configureChannel(loc, { kind: 'loopback' });
+    let deliveries = 0;
+    b.inbox.on('message', () => deliveries++);
+    const contact = w.emu.control.createContact({ locationId: loc, firstName: 'Old', phone: '+15551230003' });
+    const m = w.emu.control.sendMessageAsUser({ locationId: loc, contactId: contact.id, type: 'SMS', message: 'long ago', conversationProviderId: w.providerId });
+    await waitFor(() => finalStatus(w!.emu, m.id) === 'delivered', { what: 'delivered' });
+    const db = b.ctx.db;
+    const event = () => db.selectFrom('webhook_events').select(['status', 'reason']).where('type', '=', 'ProviderOutboundMessage').executeTakeFirstOrThrow();
+    await waitFor(async () => (await event()).status === 'dispatched', { what: 'event dispatched' });
+    // 31 days later (default retention 30): the send record has been pruned; the event was kept as dead.
+    await db.updateTable('webhook_events').set({ status: 'dead', received_at: sql<Date>`now() - interval '31 days'` }).execute();
+    await db.deleteFrom('provider_outbound').where('message_id', '=', m.id).execute();
+    expect((await replayEvents(db, { dead: true })).replayed).toHaveLength(1);
+    await waitFor(async () => (await event()).status === 'dead', { what: 'replayed event settled' });
+    expect((await event()).reason).toContain('older than DATA_RETENTION_DAYS');
+    expect(deliveries).toBe(1);
+    expect(await db.selectFrom('provider_outbound').select('message_id').execute()).toEqual([]);
   });
 });
