@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { KeyRing } from '../crypto/aes.js';
-import type { Db } from '../db/index.js';
 import { requireAdminKey } from '../http/admin-auth.js';
-import { ChannelValidationError, configureChannel, deleteChannel, getChannelView, listChannels } from './channels.js';
+import { ChannelValidationError } from './channels.js';
+import type { ProviderService } from './index.js';
 
 const putBody = z.object({
   config: z.record(z.string(), z.unknown()),
@@ -17,13 +16,14 @@ const putBody = z.object({
  * Operator API for per-location channels, `Authorization: Bearer <ADMIN_API_KEY>`:
  * PUT /admin/channels/:locationId (validated, secrets encrypted), GET /admin/channels[/:locationId] (masked), DELETE.
  */
-export async function registerChannelAdminRoutes(app: FastifyInstance, o: { db: Db; ring: KeyRing; apiKey: string; inboundUrl: (locationId: string) => string; changed: (locationId: string) => void }): Promise<void> {
+export async function registerChannelAdminRoutes(app: FastifyInstance, o: { service: ProviderService; apiKey: string }): Promise<void> {
+  const s = o.service;
   app.addHook('onRequest', requireAdminKey(o.apiKey));
-  const withUrl = <T extends { locationId: string }>(v: T) => ({ ...v, inboundUrl: o.inboundUrl(v.locationId) });
+  const withUrl = <T extends { locationId: string }>(v: T) => ({ ...v, inboundUrl: s.inboundUrl(v.locationId) });
 
-  app.get('/admin/channels', async () => ({ channels: (await listChannels(o.db, o.ring)).map(withUrl) }));
+  app.get('/admin/channels', async () => ({ channels: (await s.listChannels()).map(withUrl) }));
   app.get<{ Params: { locationId: string } }>('/admin/channels/:locationId', async (req, reply) => {
-    const v = await getChannelView(o.db, o.ring, req.params.locationId);
+    const v = await s.getChannel(req.params.locationId);
     if (!v) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no channel configured for location ${req.params.locationId}` });
     return withUrl(v);
   });
@@ -32,17 +32,14 @@ export async function registerChannelAdminRoutes(app: FastifyInstance, o: { db: 
     if (!b.success) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: z.prettifyError(b.error) });
     try {
       const { config, ...opts } = b.data;
-      const v = await configureChannel(o.db, o.ring, req.params.locationId, config as never, opts);
-      o.changed(req.params.locationId);
-      return withUrl(v);
+      return withUrl(await s.configureChannel(req.params.locationId, config as never, opts));
     } catch (e) {
       if (e instanceof ChannelValidationError) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: e.message });
       throw e;
     }
   });
   app.delete<{ Params: { locationId: string } }>('/admin/channels/:locationId', async (req, reply) => {
-    const ok = await deleteChannel(o.db, req.params.locationId);
-    o.changed(req.params.locationId);
+    const ok = await s.deleteChannel(req.params.locationId);
     if (!ok) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no channel configured for location ${req.params.locationId}` });
     return { ok: true };
   });

@@ -15,7 +15,6 @@ import type { AppContext, BridgeModule } from '../app.js';
 import { loopbackInbox as defaultInbox, type ChannelConfig, type ChannelConfigInput, type LoopbackInbox } from '../channels/index.js';
 import { loadKeyRing } from '../crypto/keyring.js';
 import { PermanentJobError } from '../queue/index.js';
-import type { KeyRing } from '../crypto/aes.js';
 import type { GhlClient } from '../ghl/client.js';
 import { webhooksService, type ProviderOutboundMessage } from '../webhooks/index.js';
 import { registerChannelAdminRoutes } from './admin.js';
@@ -54,7 +53,6 @@ export interface ProviderService {
 export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
   let outbound: OutboundRuntime | undefined;
   let inbound: InboundRuntime | undefined;
-  let ring: KeyRing | undefined;
 
   return {
     name: 'provider',
@@ -62,7 +60,6 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       const c = ctx.config;
       const log = ctx.log.child({ component: 'provider' });
       const keyRing = loadKeyRing(c, log);
-      ring = keyRing;
       if (c.DATA_RETENTION_DAYS > 0) ctx.maintain('prune finished messages', 3600_000, (signal) => pruneMessages(ctx.db, c.DATA_RETENTION_DAYS, 5000, signal));
       const inbox = opts.loopbackInbox ?? defaultInbox;
       const ghl = () => {
@@ -158,8 +155,9 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       await app.register(async (scope) => registerInboundRoutes(scope, rt));
       const apiKey = ctx.config.ADMIN_API_KEY;
       if (apiKey) {
-        const inboundUrl = (ctx.services.provider as ProviderService).inboundUrl;
-        await app.register(async (scope) => registerChannelAdminRoutes(scope, { db: ctx.db, ring: ring!, apiKey, inboundUrl, changed: (l) => outbound!.channels.invalidate(l) }));
+        // Through the service: its configure/delete also drop this process's cached adapter for the location.
+        const service = ctx.services.provider as ProviderService;
+        await app.register(async (scope) => registerChannelAdminRoutes(scope, { service, apiKey }));
       }
     },
   };

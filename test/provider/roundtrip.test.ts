@@ -15,6 +15,21 @@ afterEach(async () => {
   b = w = cast = undefined;
 });
 
+/** One SMS sent through a loopback channel and delivered; `deliveries()` counts every hand-over to the channel
+ * (the inbox keeps one record per message id). */
+async function deliveredOnce(phone: string, text: string) {
+  w = await startWorld();
+  b = await startBridge(w);
+  const loc = w.locationIds[0]!;
+  await b.provider.configureChannel(loc, { kind: 'loopback' });
+  let n = 0;
+  b.inbox.on('message', () => n++);
+  const contact = w.emu.control.createContact({ locationId: loc, firstName: 'Ray', phone });
+  const m = w.emu.control.sendMessageAsUser({ locationId: loc, contactId: contact.id, type: 'SMS', message: text, conversationProviderId: w.providerId });
+  await waitFor(() => finalStatus(w!.emu, m.id) === 'delivered', { what: 'delivered' });
+  return { m, db: b.ctx.db, deliveries: () => n };
+}
+
 describe('SMS round trips', () => {
   it('loopback: ProviderOutboundMessage → delivered in GHL; the auto-reply lands as an inbound message in the same conversation', async () => {
     w = await startWorld();
@@ -69,16 +84,7 @@ describe('SMS round trips', () => {
   });
 
   it('a replayed ProviderOutboundMessage (operator replay, redelivery) does not send the message again', async () => {
-    w = await startWorld();
-    b = await startBridge(w);
-    const loc = w.locationIds[0]!;
-    await b.provider.configureChannel(loc, { kind: 'loopback' });
-    let deliveries = 0; // the inbox keeps one record per message id; count every hand-over to the channel
-    b.inbox.on('message', () => deliveries++);
-    const contact = w.emu.control.createContact({ locationId: loc, firstName: 'Ray', phone: '+15551230002' });
-    const m = w.emu.control.sendMessageAsUser({ locationId: loc, contactId: contact.id, type: 'SMS', message: 'once', conversationProviderId: w.providerId });
-    await waitFor(() => finalStatus(w!.emu, m.id) === 'delivered', { what: 'delivered' });
-    const db = b.ctx.db;
+    const { m, db, deliveries } = await deliveredOnce('+15551230002', 'once');
     const events = () => db.selectFrom('webhook_events').select(['id', 'status']).where('type', '=', 'ProviderOutboundMessage').execute();
     await waitFor(async () => (await events()).every((e) => e.status === 'dispatched'), { what: 'event dispatched' });
     const r = await replayEvents(db, { type: 'ProviderOutboundMessage' });
@@ -86,22 +92,13 @@ describe('SMS round trips', () => {
     await waitFor(async () => (await events()).every((e) => e.status === 'dispatched'), { what: 'replayed event dispatched' });
     // Anything the replay queued has run once the queue is empty.
     await waitFor(async () => (await db.selectFrom('bridge_jobs').select('id').execute()).length === 0, { what: 'queue empty' });
-    expect(deliveries).toBe(1);
-    expect(statusHistory(w.emu, m.id)).toEqual(['pending', 'delivered']);
+    expect(deliveries()).toBe(1);
+    expect(statusHistory(w!.emu, m.id)).toEqual(['pending', 'delivered']);
     expect(await db.selectFrom('provider_outbound').select(['state', 'attempts']).where('message_id', '=', m.id).executeTakeFirst()).toEqual({ state: 'done', attempts: 1 });
   });
 
   it('a replay older than DATA_RETENTION_DAYS whose send record was pruned is not sent again: the event goes dead saying why', async () => {
-    w = await startWorld();
-    b = await startBridge(w);
-    const loc = w.locationIds[0]!;
-    await b.provider.configureChannel(loc, { kind: 'loopback' });
-    let deliveries = 0;
-    b.inbox.on('message', () => deliveries++);
-    const contact = w.emu.control.createContact({ locationId: loc, firstName: 'Old', phone: '+15551230003' });
-    const m = w.emu.control.sendMessageAsUser({ locationId: loc, contactId: contact.id, type: 'SMS', message: 'long ago', conversationProviderId: w.providerId });
-    await waitFor(() => finalStatus(w!.emu, m.id) === 'delivered', { what: 'delivered' });
-    const db = b.ctx.db;
+    const { m, db, deliveries } = await deliveredOnce('+15551230003', 'long ago');
     const event = () => db.selectFrom('webhook_events').select(['status', 'reason']).where('type', '=', 'ProviderOutboundMessage').executeTakeFirstOrThrow();
     await waitFor(async () => (await event()).status === 'dispatched', { what: 'event dispatched' });
     // 31 days later (default retention 30): the send record has been pruned; the event was kept as dead.
@@ -110,7 +107,7 @@ describe('SMS round trips', () => {
     expect((await replayEvents(db, { dead: true })).replayed).toHaveLength(1);
     await waitFor(async () => (await event()).status === 'dead', { what: 'replayed event settled' });
     expect((await event()).reason).toContain('older than DATA_RETENTION_DAYS');
-    expect(deliveries).toBe(1);
+    expect(deliveries()).toBe(1);
     expect(await db.selectFrom('provider_outbound').select('message_id').execute()).toEqual([]);
   });
 });
