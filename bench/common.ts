@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import pg from 'pg';
 import { openDatabase, type DatabaseHandle } from '../src/db/index.js';
 import { migrateToLatest } from '../src/db/migrations/index.js';
+import { allMigrations } from '../src/modules.js';
 
 export const PG_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -21,7 +22,7 @@ export async function benchStore(kind: 'pglite' | 'postgres'): Promise<BenchStor
   const schema = `bench_${randomBytes(4).toString('hex')}`;
   if (kind === 'postgres') {
     const handle = await openDatabase({ url: PG_URL, schema, poolMax: 12 });
-    await migrateToLatest(handle.db, schema);
+    await migrateToLatest(handle.db, schema, await allMigrations());
     return {
       name: 'PostgreSQL',
       handle,
@@ -36,7 +37,7 @@ export async function benchStore(kind: 'pglite' | 'postgres'): Promise<BenchStor
   }
   const dir = mkdtempSync(join(tmpdir(), 'ghl-bridge-bench-'));
   const handle = await openDatabase({ schema, dataDir: dir });
-  await migrateToLatest(handle.db, schema);
+  await migrateToLatest(handle.db, schema, await allMigrations());
   return {
     name: 'PGlite',
     handle,

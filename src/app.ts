@@ -2,12 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import { Gauge } from 'prom-client';
 import type { Config } from './config/index.js';
 import { openDatabase, type DatabaseHandle, type Db } from './db/index.js';
-import { migrateToLatest, pendingMigrations } from './db/migrations/index.js';
+import { mergeMigrations, migrateToLatest, pendingMigrations, type Migrations } from './db/migrations/index.js';
 import { buildServer } from './http/server.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { countByState, pruneFinished, setDefaultMaxAttempts, WorkerPool } from './queue/index.js';
 import { listenForJobs } from './queue/listen.js';
+import { queueMigration } from './queue/migration.js';
 
 /** Everything a feature module needs; built once per bridge. */
 export interface AppContext {
@@ -41,10 +42,23 @@ interface MaintenanceTask {
  */
 export interface BridgeModule {
   name: string;
+  /**
+   * The migrations of the tables this module owns, by name (Kysely applies all of a bridge's
+   * migrations in name order, so names are global: `NNNN_<module>`). Never edit an applied one.
+   */
+  migrations?: Migrations;
   init?(ctx: AppContext): Promise<void> | void;
   routes?(app: FastifyInstance, ctx: AppContext): Promise<void> | void;
   start?(ctx: AppContext): Promise<void> | void;
   stop?(ctx: AppContext): Promise<void> | void;
+}
+
+/** Migrations of the kernel itself (the job queue), applied by every bridge. */
+export const CORE_MIGRATIONS: Migrations = { '0001_queue': queueMigration };
+
+/** The migrations a bridge with these modules applies: the kernel's, then each module's. */
+export function bridgeMigrations(modules: readonly BridgeModule[]): Migrations {
+  return mergeMigrations({ owner: 'core', migrations: CORE_MIGRATIONS }, ...modules.map((m) => ({ owner: m.name, migrations: m.migrations })));
 }
 
 export interface Bridge {
@@ -75,8 +89,10 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
   });
   const modules = opts.modules ?? [];
+  let migrations: Migrations;
   try {
-    const applied = await migrateToLatest(store.db, store.schema);
+    migrations = bridgeMigrations(modules);
+    const applied = await migrateToLatest(store.db, store.schema, migrations);
     if (applied.length) log.info({ applied }, 'database migrated');
   } catch (e) {
     await store.close();
@@ -143,7 +159,7 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
       const checks: Record<string, string | null> = { database: null, migrations: null, workers: null };
       try {
         await store.ping();
-        const pending = await pendingMigrations(store.db, store.schema);
+        const pending = await pendingMigrations(store.db, store.schema, migrations);
         checks.migrations = pending.length ? `pending: ${pending.join(', ')}` : null;
       } catch (e) {
         checks.database = `unreachable: ${(e as Error).message}`;

@@ -1,5 +1,6 @@
-import type { BridgeModule } from './app.js';
+import { bridgeMigrations, type BridgeModule } from './app.js';
 import type { Config } from './config/index.js';
+import type { Migrations } from './db/migrations/index.js';
 import { dashboardModule } from './dashboard/index.js';
 import { installationsModule } from './installations/index.js';
 import { providerModule } from './provider/index.js';
@@ -14,11 +15,19 @@ export interface ModuleOptions {
   webhookKeys?: { ed25519: string[]; rsa: string[] };
 }
 
-export async function bridgeModules(_config: Config, opts: ModuleOptions = {}): Promise<BridgeModule[]> {
+export async function bridgeModules(_config?: Config, opts: ModuleOptions = {}): Promise<BridgeModule[]> {
   return [
     webhooksModule(opts.webhookKeys ? { extraEd25519Keys: opts.webhookKeys.ed25519, extraRsaKeys: opts.webhookKeys.rsa } : {}),
     installationsModule(),
     providerModule(),
     dashboardModule(),
   ];
+}
+
+/**
+ * Every migration of a full bridge (the kernel's and each module's), for `ghl-bridge migrate`,
+ * `doctor` and the CLI commands that open the store without starting a bridge.
+ */
+export async function allMigrations(config?: Config): Promise<Migrations> {
+  return bridgeMigrations(await bridgeModules(config));
 }

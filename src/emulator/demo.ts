@@ -1,4 +1,4 @@
-import type { Emulator } from './index.js';
+import type { EmulatorControl } from './control.js';
 
 /** Scopes a bridge-style conversation-provider app asks for (FACTS §4.1) plus custom fields and agency OAuth. */
 export const DEMO_SCOPES = [
@@ -25,7 +25,7 @@ export interface DemoSeed {
  * app's webhook URL (`/webhooks/ghl`), delivery URL (`/provider/outbound`) and redirect URI (`/oauth/callback`);
  * change them later with control.updateApp() once the bridge listens.
  */
-export function seedDemo(emu: Emulator, o: { bridgeUrl?: string; redirectUri?: string; providerType?: 'SMS' | 'Email' } = {}): DemoSeed {
+export function seedDemo(emu: { control: EmulatorControl; baseUrl: string }, o: { bridgeUrl?: string; redirectUri?: string; providerType?: 'SMS' | 'Email' } = {}): DemoSeed {
   const c = emu.control;
   const agency = c.createAgency({ name: 'Demo Agency' });
   const user = c.createUser({ companyId: agency.id, name: 'Demo Admin', email: 'admin@demo.local', type: 'agency' });

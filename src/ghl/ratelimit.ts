@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/index.js';
 import type { Logger } from '../log/logger.js';
-import '../installations/tables.js';
+import './tables.js';
 
 export type Lane = 'live' | 'bulk';
 

@@ -7,6 +7,7 @@ import { enqueue, PRIORITY } from '../queue/index.js';
 import { CALLBACK_PATH, registerInstallRoutes } from './routes.js';
 import { InstallationsService, JOB_MINT_LOCATION, JOB_RECONCILE, JOB_SYNC_COMPANY } from './service.js';
 import { TokenVault } from './vault.js';
+import { installationsMigration } from './migration.js';
 
 export { InstallationsService, OAuthStateError, JOB_MINT_LOCATION, JOB_RECONCILE, JOB_SYNC_COMPANY, type InstallationView } from './service.js';
 export { TokenVault, ReauthRequiredError, NotInstalledError, installationId, rotateTokenKeys } from './vault.js';
@@ -59,6 +60,7 @@ export function installationsModule(opts: InstallationsModuleOptions = {}): Brid
 
   return {
     name: 'installations',
+    migrations: { '0002_installations': installationsMigration },
     init(ctx) {
       const { config, log, metrics } = ctx;
       const ilog = log.child({ component: 'installations' });

@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Selectable } from 'kysely';
+import type { Generated, Selectable } from 'kysely';
 
 export type InstallationStatus = 'active' | 'reauth_required' | 'uninstalled';
 export type TokenSource = 'oauth' | 'company' | 'pit';
@@ -37,23 +37,9 @@ export interface OAuthStatesTable {
   created_at: Generated<Date>;
 }
 
-export interface RateBucketsTable {
-  client_id: string;
-  resource_id: string;
-  slots: ColumnType<number[], string, string>;
-  cap: number;
-  day: Generated<number>;
-  daily_used: Generated<number>;
-  daily_limit: number;
-  bulk_next_at: Generated<number>;
-  version: Generated<number>;
-  updated_at: Generated<Date>;
-}
-
 declare module '../db/schema.js' {
   interface Database {
     ghl_installations: InstallationsTable;
     ghl_oauth_states: OAuthStatesTable;
-    ghl_rate_buckets: RateBucketsTable;
   }
 }

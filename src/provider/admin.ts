@@ -1,8 +1,17 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import type { ChannelConfig, ChannelConfigInput } from '../channels/index.js';
 import { requireAdminKey } from '../http/admin-auth.js';
-import { ChannelValidationError } from './channels.js';
-import type { ProviderService } from './index.js';
+import { ChannelValidationError, type ChannelOptions, type ChannelView } from './channels.js';
+
+/** The part of the provider service (index.ts) these routes use; declared here so admin.ts does not import index.ts. */
+export interface ChannelAdminService {
+  configureChannel(locationId: string, config: ChannelConfigInput | ChannelConfig, opts?: ChannelOptions): Promise<ChannelView>;
+  getChannel(locationId: string): Promise<ChannelView | undefined>;
+  listChannels(): Promise<ChannelView[]>;
+  deleteChannel(locationId: string): Promise<boolean>;
+  inboundUrl(locationId: string): string;
+}
 
 const putBody = z.object({
   config: z.record(z.string(), z.unknown()),
@@ -16,7 +25,7 @@ const putBody = z.object({
  * Operator API for per-location channels, `Authorization: Bearer <ADMIN_API_KEY>`:
  * PUT /admin/channels/:locationId (validated, secrets encrypted), GET /admin/channels[/:locationId] (masked), DELETE.
  */
-export async function registerChannelAdminRoutes(app: FastifyInstance, o: { service: ProviderService; apiKey: string }): Promise<void> {
+export async function registerChannelAdminRoutes(app: FastifyInstance, o: { service: ChannelAdminService; apiKey: string }): Promise<void> {
   const s = o.service;
   app.addHook('onRequest', requireAdminKey(o.apiKey));
   const withUrl = <T extends { locationId: string }>(v: T) => ({ ...v, inboundUrl: s.inboundUrl(v.locationId) });

@@ -22,6 +22,7 @@ import { ChannelCache, configureChannel, deleteChannel, getChannelView, listChan
 import { inboundHandler, registerInboundRoutes, storeInbound, JOB_INBOUND, type InboundRuntime } from './inbound.js';
 import { pruneMessages } from './retention.js';
 import { JOB_POLL, JOB_SEND, JOB_STATUS, orderingKeyOf, pollHandler, relayOutbound, sendHandler, statusHandler, type OutboundRuntime, type ProviderSettings, type RelayEvents } from './outbound.js';
+import { providerMigration } from './migration.js';
 
 export { configureChannel, deleteChannel, getChannel, getChannelView, listChannels, parseChannelConfig, ChannelValidationError, type ChannelOptions, type ChannelView, type StoredChannel } from './channels.js';
 export { JOB_INBOUND, INBOUND_PATH, senderAddress } from './inbound.js';
@@ -56,6 +57,7 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
 
   return {
     name: 'provider',
+    migrations: { '0004_provider': providerMigration },
     init(ctx: AppContext) {
       const c = ctx.config;
       const log = ctx.log.child({ component: 'provider' });

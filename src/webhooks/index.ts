@@ -37,6 +37,7 @@ import type { HandlerRegistry} from './registry.js';
 import { webhooksService, type LocationLookup } from './registry.js';
 import { countReadyDispatchJobs, DISPATCH_JOB, GroupCommitter, pruneEvents, type DispatchJobPayload } from './store.js';
 import { WebhookVerifier } from './verify.js';
+import { webhooksMigration } from './migration.js';
 
 export { APP_WEBHOOK_PATH, PROVIDER_WEBHOOK_PATH } from './intake.js';
 export { GHL_ED25519_PUBLIC_KEY_PEM, GHL_RSA_PUBLIC_KEY_PEM } from './keys.js';
@@ -91,6 +92,7 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
 
   return {
     name: 'webhooks',
+    migrations: { '0003_webhooks': webhooksMigration },
     init(ctx: AppContext) {
       const c = ctx.config;
       const ed = loadPublicKeys(

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MIGRATIONS } from '../../src/db/migrations/index.js';
 import { openDatabase } from '../../src/db/index.js';
+import { allMigrations } from '../../src/modules.js';
 import { dropSchema, freshSchema, PG_URL } from '../helpers/store.js';
 import { spawnTs } from '../fixtures/child.js';
 
@@ -8,6 +8,7 @@ describe('migrations on PostgreSQL', () => {
   it('two processes starting at once apply each migration exactly once', async () => {
     const schema = freshSchema();
     const env = { DATABASE_URL: PG_URL, DATABASE_SCHEMA: schema };
+    const MIGRATIONS = await allMigrations();
     try {
       const a = spawnTs('src/cli/main.ts', ['migrate'], env);
       const b = spawnTs('src/cli/main.ts', ['migrate'], env);

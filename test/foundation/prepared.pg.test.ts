@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase, type DatabaseHandle } from '../../src/db/index.js';
 import { prepared, PREPARED_MARK } from '../../src/db/prepared.js';
 import { migrateToLatest } from '../../src/db/migrations/index.js';
+import { allMigrations } from '../../src/modules.js';
 import { enqueue } from '../../src/queue/index.js';
 import { dropSchema, freshSchema, PG_URL } from '../helpers/store.js';
 
@@ -17,7 +18,7 @@ afterEach(async () => {
 async function open(preparedStatements: boolean): Promise<DatabaseHandle> {
   schema = freshSchema();
   store = await openDatabase({ url: PG_URL, schema, poolMax: 2, preparedStatements });
-  await migrateToLatest(store.db, schema);
+  await migrateToLatest(store.db, schema, await allMigrations());
   return store;
 }
 

@@ -1,5 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { MIGRATIONS, pendingMigrations } from '../../src/db/migrations/index.js';
+import { bridgeMigrations, CORE_MIGRATIONS } from '../../src/app.js';
+import { migrateToLatest, pendingMigrations } from '../../src/db/migrations/index.js';
+import { installationsModule } from '../../src/installations/index.js';
+import { allMigrations } from '../../src/modules.js';
+import { providerModule } from '../../src/provider/index.js';
+import { webhooksModule } from '../../src/webhooks/index.js';
 import { openTestStore, tempDataDir } from '../helpers/store.js';
 import { spawnTs, type Child } from '../fixtures/child.js';
 
@@ -45,11 +50,37 @@ describe('embedded store', () => {
   it('migrates a fresh store to the latest version', async () => {
     const s = await openTestStore();
     try {
-      expect(await pendingMigrations(s.db, s.schema)).toEqual([]);
+      expect(await pendingMigrations(s.db, s.schema, await allMigrations())).toEqual([]);
       const applied = await s.db.withSchema(s.schema).selectFrom('kysely_migration' as never).select('name' as never).execute();
-      expect(applied.map((r) => (r as { name: string }).name)).toEqual(Object.keys(MIGRATIONS));
+      // The names databases already carry: renaming one would make Kysely run it again.
+      expect(applied.map((r) => (r as { name: string }).name).sort()).toEqual(['0001_queue', '0002_installations', '0003_webhooks', '0004_provider']);
     } finally {
       await s.close();
     }
+  });
+
+  it('applies the migrations of the modules given, leaves others alone and adds a module later', async () => {
+    const s = await openTestStore({ migrate: false });
+    try {
+      const withWebhooks = bridgeMigrations([webhooksModule()]);
+      expect(Object.keys(withWebhooks)).toEqual(['0001_queue', '0003_webhooks']);
+      expect(await migrateToLatest(s.db, s.schema, withWebhooks)).toEqual(['0001_queue', '0003_webhooks']);
+      // A module added later whose migration sorts before one already applied still gets it.
+      const all = await allMigrations();
+      expect(await pendingMigrations(s.db, s.schema, all)).toEqual(['0002_installations', '0004_provider']);
+      expect(await migrateToLatest(s.db, s.schema, bridgeMigrations([webhooksModule(), installationsModule()]))).toEqual(['0002_installations']);
+      // A bridge running fewer modules than the database has seen starts (nothing to apply, nothing undone).
+      expect(await migrateToLatest(s.db, s.schema, CORE_MIGRATIONS)).toEqual([]);
+      expect(await migrateToLatest(s.db, s.schema, all)).toEqual(['0004_provider']);
+      expect(await pendingMigrations(s.db, s.schema, all)).toEqual([]);
+      expect(await s.db.selectFrom('provider_channels' as never).select('location_id' as never).execute()).toEqual([]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('refuses two modules declaring one migration name', () => {
+    const twin = { ...providerModule(), name: 'twin', migrations: { '0003_webhooks': CORE_MIGRATIONS['0001_queue']! } };
+    expect(() => bridgeMigrations([webhooksModule(), twin])).toThrow('migration 0003_webhooks is declared by both webhooks and twin');
   });
 });

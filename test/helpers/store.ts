@@ -6,6 +6,7 @@ import pg from 'pg';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { openDatabase, type DatabaseHandle } from '../../src/db/index.js';
 import { migrateToLatest } from '../../src/db/migrations/index.js';
+import { allMigrations } from '../../src/modules.js';
 import { createBridge, type Bridge, type BridgeModule } from '../../src/app.js';
 import { createLogger } from '../../src/log/logger.js';
 
@@ -35,7 +36,7 @@ export async function openTestStore(opts: { onDisk?: boolean; migrate?: boolean 
   const schema = freshSchema();
   if (STORE === 'postgres') {
     const h = await openDatabase({ url: PG_URL, schema, poolMax: 12 });
-    if (opts.migrate !== false) await migrateToLatest(h.db, schema);
+    if (opts.migrate !== false) await migrateToLatest(h.db, schema, await allMigrations());
     const close = h.close;
     return {
       ...h,
@@ -48,7 +49,7 @@ export async function openTestStore(opts: { onDisk?: boolean; migrate?: boolean 
   }
   const dataDir = opts.onDisk ? tempDataDir() : 'memory://';
   const h = await openDatabase({ schema, dataDir });
-  if (opts.migrate !== false) await migrateToLatest(h.db, schema);
+  if (opts.migrate !== false) await migrateToLatest(h.db, schema, await allMigrations());
   return { ...h, env: { DATA_DIR: dataDir, DATABASE_SCHEMA: schema } };
 }
 

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { loadKeyRing } from '../../crypto/keyring.js';
 import { createLogger } from '../../log/logger.js';
 import { migrateToLatest } from '../../db/migrations/index.js';
+import { allMigrations } from '../../modules.js';
 import { ChannelValidationError, configureChannel, deleteChannel, getChannelView, listChannels, type ChannelView } from '../../provider/index.js';
 import { configOrExit, fail, openStore } from '../common.js';
 
@@ -85,7 +86,7 @@ export function registerChannelsCommand(program: Command): void {
       const config = configOrExit();
       const store = await openStore(config);
       try {
-        await migrateToLatest(store.db, store.schema);
+        await migrateToLatest(store.db, store.schema, await allMigrations(config));
         const ring = loadKeyRing(config, createLogger({ level: 'silent' }));
         const v = await configureChannel(store.db, ring, locationId, buildConfig(o) as never, {
           defaultRegion: o.region ?? 'US',

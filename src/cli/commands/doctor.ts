@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { pendingMigrations } from '../../db/migrations/index.js';
+import { allMigrations } from '../../modules.js';
 import { countByState } from '../../queue/index.js';
 import { configOrExit, openStore } from '../common.js';
 
@@ -15,7 +16,7 @@ export function registerDoctorCommand(program: Command): void {
       let problems = 0;
       try {
         await store.ping();
-        const pending = await pendingMigrations(store.db, store.schema);
+        const pending = await pendingMigrations(store.db, store.schema, await allMigrations(config));
         if (pending.length) {
           problems++;
           console.log(`migrations: ${pending.length} pending (${pending.join(', ')}); run \`ghl-bridge migrate\``);

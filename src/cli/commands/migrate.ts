@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { migrateToLatest } from '../../db/migrations/index.js';
+import { allMigrations } from '../../modules.js';
 import { configOrExit, fail, openStore } from '../common.js';
 
 export function registerMigrateCommand(program: Command): void {
@@ -10,7 +11,7 @@ export function registerMigrateCommand(program: Command): void {
       const config = configOrExit();
       const store = await openStore(config);
       try {
-        const applied = await migrateToLatest(store.db, store.schema);
+        const applied = await migrateToLatest(store.db, store.schema, await allMigrations(config));
         console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
       } catch (e) {
         fail(e);

@@ -1,21 +1,13 @@
-import { Migrator, type Migration, type MigrationResultSet } from 'kysely';
+import { Migrator, sql, type Migration, type MigrationResultSet } from 'kysely';
 import type { Db } from '../index.js';
-import { queueMigration } from '../../queue/migration.js';
-import { installationsMigration } from '../../installations/migration.js';
-import { webhooksMigration } from '../../webhooks/migration.js';
-import { providerMigration } from '../../provider/migration.js';
 
 /**
- * Ordered, append-only list of migrations. Each module owns the SQL for its tables
- * (next to its code) and is registered here once; names sort in apply order.
- * Never edit an applied migration: add a new one.
+ * Migrations by name; Kysely applies them in name order. The db layer knows no feature: each
+ * `BridgeModule` declares the migrations of its own tables and `createBridge` (or `ghl-bridge
+ * migrate`) passes the union of its modules' lists here (see `bridgeMigrations` in src/app.ts).
+ * Names are recorded in `kysely_migration`; never rename or edit an applied migration: add one.
  */
-export const MIGRATIONS: Record<string, Migration> = {
-  '0001_queue': queueMigration,
-  '0002_installations': installationsMigration,
-  '0003_webhooks': webhooksMigration,
-  '0004_provider': providerMigration,
-};
+export type Migrations = Record<string, Migration>;
 
 export class MigrationError extends Error {
   constructor(
@@ -27,11 +19,42 @@ export class MigrationError extends Error {
   }
 }
 
-function migrator(db: Db, schema: string): Migrator {
+/** Joins migration lists, refusing two migrations with one name (two modules would fight over it). */
+export function mergeMigrations(...lists: Array<{ owner: string; migrations: Migrations | undefined }>): Migrations {
+  const out: Migrations = {};
+  const ownerOf = new Map<string, string>();
+  for (const { owner, migrations } of lists) {
+    for (const [name, m] of Object.entries(migrations ?? {})) {
+      const prev = ownerOf.get(name);
+      if (prev) throw new MigrationError(`migration ${name} is declared by both ${prev} and ${owner}`, undefined);
+      ownerOf.set(name, owner);
+      out[name] = m;
+    }
+  }
+  return out;
+}
+
+/** Names already applied in this schema ([] before the first migration). */
+async function executedNames(db: Db, schema: string): Promise<string[]> {
+  const exists = await sql<{ t: string | null }>`select to_regclass(${`"${schema}".kysely_migration`}) as t`.execute(db);
+  if (!exists.rows[0]?.t) return [];
+  const rows = await sql<{ name: string }>`select name from ${sql.table(`${schema}.kysely_migration`)}`.execute(db);
+  return rows.rows.map((r) => r.name);
+}
+
+/**
+ * A bridge may run a subset of the modules (an HTTP-only replica, a test, a module added later):
+ * migrations other modules applied are left alone (known to Kysely as no-ops, so it does not call
+ * the history corrupt), and a module's migration named before ones already applied still runs.
+ */
+async function migrator(db: Db, schema: string, migrations: Migrations): Promise<Migrator> {
+  const known: Migrations = { ...migrations };
+  for (const name of await executedNames(db, schema)) known[name] ??= { up: async () => {} };
   return new Migrator({
     db,
-    provider: { getMigrations: async () => MIGRATIONS },
+    provider: { getMigrations: async () => known },
     migrationTableSchema: schema,
+    allowUnorderedMigrations: true,
   });
 }
 
@@ -40,8 +63,8 @@ function migrator(db: Db, schema: string): Migrator {
  * lock around the run, so replicas starting together apply each migration exactly once;
  * on PGlite the single connection serialises them anyway.
  */
-export async function migrateToLatest(db: Db, schema: string): Promise<string[]> {
-  const { error, results }: MigrationResultSet = await migrator(db, schema).migrateToLatest();
+export async function migrateToLatest(db: Db, schema: string, migrations: Migrations): Promise<string[]> {
+  const { error, results }: MigrationResultSet = await (await migrator(db, schema, migrations)).migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
     throw new MigrationError(`migration ${failed ?? '(unknown)'} failed: ${(error as Error).message ?? String(error)}`, error);
@@ -49,8 +72,10 @@ export async function migrateToLatest(db: Db, schema: string): Promise<string[]>
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
 
-/** Names of migrations not yet applied (for /readyz and `ghl-bridge doctor`). */
-export async function pendingMigrations(db: Db, schema: string): Promise<string[]> {
-  const list = await migrator(db, schema).getMigrations();
-  return list.filter((m) => !m.executedAt).map((m) => m.name);
+/** Names of the given migrations not yet applied (for /readyz and `ghl-bridge doctor`). */
+export async function pendingMigrations(db: Db, schema: string, migrations: Migrations): Promise<string[]> {
+  const done = new Set(await executedNames(db, schema));
+  return Object.keys(migrations)
+    .sort()
+    .filter((name) => !done.has(name));
 }
