@@ -28,7 +28,7 @@ export interface ChannelError {
   message: string;
 }
 
-/** One GHL ProviderOutboundMessage, already parsed by the webhook layer (FACTS §4.2). */
+/** One GHL ProviderOutboundMessage, already parsed by the webhook layer (docs/ghl-behaviour.md#provider-outbound-message). */
 export interface OutboundMessage {
   /** GHL messageId; used as the idempotency key on every attempt. */
   messageId: string;

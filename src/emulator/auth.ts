@@ -3,7 +3,7 @@ import type { Ctx } from './context.js';
 import { badRequest, forbidden, tooManyRequests, unauthorized } from './errors.js';
 import type { AccessToken } from './state.js';
 
-/** Versions accepted in lenient mode (FACTS §1: the SDK sends 2023-02-21 everywhere). */
+/** Versions accepted in lenient mode (the SDK sends 2023-02-21 everywhere: docs/ghl-behaviour.md#api-versions). */
 export const KNOWN_VERSIONS = ['2021-04-15', '2021-07-28', '2023-02-21', 'v3'];
 
 /**

@@ -42,7 +42,7 @@ function resolveCustomFields(ctx: Ctx, locationId: string, input: ContactInput['
     }
     const def = id ? ctx.state.customFields.get(id) : undefined;
     if (!id || !def || def.locationId !== locationId) throw badRequest(`Custom field ${f.id ?? f.key ?? ''} not found`);
-    // GHL writes `field_value`; `value` accepted too (UNCONFIRMED, FACTS §6.7).
+    // GHL writes `field_value`; `value` accepted too (unconfirmed, docs/ghl-behaviour.md#custom-field-values).
     const value = f.field_value !== undefined ? f.field_value : f.value;
     const i = out.findIndex((c) => c.id === id);
     if (value === null || value === '') {
@@ -126,7 +126,7 @@ function contactEvent(type: string, c: Contact): Record<string, unknown> & { typ
 }
 
 /**
- * Existing contact matching email/phone, in the location's configured priority order (FACTS §6.2): if one contact
+ * Existing contact matching email/phone, in the location's configured priority order (docs/ghl-behaviour.md#contact-upsert): if one contact
  * matches the email and another the phone, the first field in the sequence wins.
  */
 export function findDuplicate(ctx: Ctx, loc: Location, email?: string | null, phone?: string | null): { contact: Contact; field: 'email' | 'phone' } | undefined {
@@ -186,7 +186,7 @@ export function changeTags(ctx: Ctx, c: Contact, add: string[], remove: string[]
   return c.tags;
 }
 
-/** Upsert per the location's duplicate settings (FACTS §6.2). */
+/** Upsert per the location's duplicate settings (docs/ghl-behaviour.md#contact-upsert). */
 export function upsertContact(ctx: Ctx, loc: Location, input: ContactInput & { createNewIfDuplicateAllowed?: boolean }): { contact: Contact; isNew: boolean } {
   if (!(input.createNewIfDuplicateAllowed && loc.duplicates.allowDuplicateContact)) {
     const dup = findDuplicate(ctx, loc, input.email, input.phone);

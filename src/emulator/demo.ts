@@ -1,6 +1,6 @@
 import type { EmulatorControl } from './control.js';
 
-/** Scopes a bridge-style conversation-provider app asks for (FACTS §4.1) plus custom fields and agency OAuth. */
+/** Scopes a bridge-style conversation-provider app asks for (docs/ghl-behaviour.md#provider-types) plus custom fields and agency OAuth. */
 export const DEMO_SCOPES = [
   'contacts.readonly', 'contacts.write', 'conversations.readonly', 'conversations.write',
   'conversations/message.readonly', 'conversations/message.write', 'locations.readonly',

@@ -5,7 +5,7 @@ import { emitLocationEvent } from './events.js';
 import type { App, Contact, Conversation, Location, Message, MessageStatus } from './state.js';
 
 /**
- * Numeric message `type` (GetMessageResponseDto.type). FACTS §5.7 confirms 1 = call, 3 = email, 10 = voicemail,
+ * Numeric message `type` (GetMessageResponseDto.type). The spec (docs/ghl-behaviour.md#message-types) confirms 1 = call, 3 = email, 10 = voicemail,
  * 34 = custom call; the others are emulator choices (UNCONFIRMED) kept stable so tests can rely on them.
  */
 const NUMERIC_TYPE: Record<string, number> = {

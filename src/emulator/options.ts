@@ -1,14 +1,14 @@
-/** Emulator options. Defaults follow FACTS.md (§14 register for UNCONFIRMED behaviour). */
+/** Emulator options. Defaults follow docs/ghl-behaviour.md (#emulator-defaults where no source documents the behaviour). */
 export interface EmulatorOptions {
   /** Deterministic ids (and retry jitter) when set. */
   seed?: number;
-  /** Access-token lifetime, default 86399 s (FACTS §2.3). */
+  /** Access-token lifetime, default 86399 s (docs/ghl-behaviour.md#token-lifetimes). */
   accessTokenTtlSec?: number;
   /** Refresh-token lifetime, default 365 days. */
   refreshTokenTtlSec?: number;
   /** Authorization-code lifetime, default 600 s (UNCONFIRMED, §14). */
   authCodeTtlSec?: number;
-  /** Per app per location/company: burst window and daily cap (FACTS §7.1). */
+  /** Per app per location/company: burst window and daily cap (docs/ghl-behaviour.md#rate-limits). */
   rateLimit?: { burst: number; intervalMs: number; daily: number };
   /** Interval between 429-retries of a webhook, default 600000 (10 min). */
   webhookRetryIntervalMs?: number;

@@ -16,7 +16,7 @@ export interface RateDecision {
 const DAY_MS = 86_400_000;
 
 /**
- * GHL limits (FACTS §7.1): N requests per interval and a daily cap, per app per resource (location or company).
+ * GHL limits (docs/ghl-behaviour.md#rate-limits): N requests per interval and a daily cap, per app per resource (location or company).
  * Fixed windows: the burst window opens on the first request after the previous one closed; likewise the daily
  * window is 24 h from its first request (GHL's reset time zone is UNCONFIRMED; this keeps tests deterministic).
  * Rejected (429) calls do not consume quota.

@@ -19,7 +19,7 @@ export interface EnqueueArgs {
 
 /**
  * Outgoing webhooks: body = JSON.stringify(payload) and the signatures cover exactly those UTF-8 bytes
- * (FACTS §3.3). Retry policy (§3.5): only a 429 answer is retried, up to N times, interval + jitter; 2xx done;
+ * (docs/ghl-behaviour.md#signed-bytes). Retry policy (#webhook-retries): only a 429 answer is retried, up to N times, interval + jitter; 2xx done;
  * other 4xx, 5xx, timeouts and connection errors are final.
  */
 export class WebhookDispatcher {

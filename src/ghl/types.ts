@@ -13,7 +13,7 @@ export type UpsertContactBody = BodyOf<CoOps['upsert-contact']>;
 export type UpsertContactResponse = Ok<CoOps['upsert-contact']>;
 export type GetContactResponse = Ok<CoOps['get-contact']>;
 export type Contact = Co['schemas']['ContactsSearchSuccessfulResponseDto'] extends { contacts: Array<infer C> } ? C : Record<string, unknown>;
-// The spec declares SearchBodyV2DTO without properties; shape per FACTS §6.4.
+// The spec declares SearchBodyV2DTO without properties; shape per docs/ghl-behaviour.md#contact-search.
 export interface SearchContactsBody {
   locationId: string;
   pageLimit?: number;

@@ -1,5 +1,5 @@
 /**
- * `Version` header per endpoint family (FACTS §1; declared per operation in the official specs).
+ * `Version` header per endpoint family (declared per operation in the official specs; docs/ghl-behaviour.md#api-versions).
  * /oauth/token declares none. First match wins.
  */
 const TABLE: Array<[RegExp, string | null]> = [

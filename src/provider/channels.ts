@@ -22,7 +22,7 @@ export interface ChannelOptions {
   defaultRegion?: string;
   /** Overrides GHL_CONVERSATION_PROVIDER_ID for this location. */
   conversationProviderId?: string | null;
-  /** 'Custom' when the app is an *extra* (custom) Email provider: inbound e-mail must be added as type Custom (FACTS §4.4). */
+  /** 'Custom' when the app is an *extra* (custom) Email provider: inbound e-mail must be added as type Custom (docs/ghl-behaviour.md#provider-types). */
   emailInboundType?: 'Email' | 'Custom';
   enabled?: boolean;
 }

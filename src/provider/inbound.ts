@@ -150,7 +150,8 @@ async function findOrCreateConversation(ghl: GhlClient, locationId: string, cont
 
 /**
  * `provider.inbound`: resolve (or create) the sender's contact and conversation, then Add Inbound Message with
- * `direction: inbound`, the provider's conversationProviderId and the attachments. Runs once per sender at a time.
+ * `direction: inbound`, the provider's conversationProviderId and the attachments (docs/ghl-behaviour.md#inbound-messages).
+ * Runs once per sender at a time.
  */
 export function inboundHandler(rt: InboundRuntime) {
   return async (job: Job<{ id: number }>, h: HandlerContext): Promise<void> => {

@@ -305,7 +305,7 @@ async function finishSend(rt: OutboundRuntime, messageId: string, locationId: st
 /**
  * Step 3: `provider.status`. PUTs the row's target status if it is ahead of what GHL last accepted (forward-only),
  * loops while a receipt moved the target meanwhile. GHL's 400 refusal shortly after a message is created →
- * RetryLaterError with a growing delay (not a failure) for PROVIDER_STATUS_REFUSAL_MAX_MS.
+ * RetryLaterError with a growing delay (not a failure) for PROVIDER_STATUS_REFUSAL_MAX_MS (docs/ghl-behaviour.md#message-status).
  */
 export function statusHandler(rt: OutboundRuntime) {
   return async (job: Job<{ messageId: string }>, h: HandlerContext): Promise<void> => {

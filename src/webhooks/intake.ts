@@ -41,7 +41,7 @@ function sha256(b: Buffer): string {
 /**
  * The two GHL-facing routes. Order of work per delivery: raw bytes → signature → parse →
  * replay window → backlog check → durable write (group commit) → 200. Anything that prevents
- * the write answers 429, the only status GHL retries (FACTS §3.5).
+ * the write answers 429, the only status GHL retries (docs/ghl-behaviour.md#webhook-retries).
  */
 export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOptions): Promise<void> {
   const now = o.now ?? Date.now;

@@ -1,7 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 
 /**
- * GHL's published Ed25519 key for `X-GHL-Signature` (FACTS §3.2a; raw key 8b61d1d6…88e8).
+ * GHL's published Ed25519 key for `X-GHL-Signature` (docs/ghl-behaviour.md#webhook-signatures; raw key 8b61d1d6…88e8).
  * Reported by several independent implementations citing the Webhook Integration Guide;
  * re-check against the live guide before go-live. Rotations: add the new key via
  * WEBHOOK_EXTRA_ED25519_KEYS until a release ships it.
@@ -11,7 +11,7 @@ MCowBQYDK2VwAyEAi2HR1srL4o18O8BRa7gVJY7G7bupbN3H9AwJrHCDiOg=
 -----END PUBLIC KEY-----
 `;
 
-/** GHL's legacy RSA-4096 key for `X-WH-Signature` (FACTS §3.2b, D:docs/oauth/WebhookAuthentication.md). */
+/** GHL's legacy RSA-4096 key for `X-WH-Signature` (docs/ghl-behaviour.md#webhook-signatures). */
 export const GHL_RSA_PUBLIC_KEY_PEM = `-----BEGIN PUBLIC KEY-----
 MIICIjANBgkqhkiG9w0BAQEFAAOCAg8AMIICCgKCAgEAokvo/r9tVgcfZ5DysOSC
 Frm602qYV0MaAiNnX9O8KxMbiyRKWeL9JpCpVpt4XHIcBOK4u3cLSqJGOLaPuXw6

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * Zod schemas for the event types documented in shared/ghl/webhook-events (FACTS §8–9).
+ * Zod schemas for the event types of GHL's official per-event pages (docs/ghl-behaviour.md#webhook-envelope).
  *
  * Deliberately lenient: every object is loose (GHL adds fields without notice), every field but
  * the discriminator is optional and may be null (the docs' examples omit fields their schemas
@@ -61,7 +61,7 @@ const message = {
   conversationProviderId: str,
   callDuration: num,
   callStatus: str,
-  // Email variant (FACTS §9).
+  // Email variant (docs/ghl-behaviour.md#webhook-envelope).
   emailMessageId: str,
   threadId: str,
   provider: str,
@@ -245,7 +245,7 @@ const families: Array<[readonly string[], z.core.$ZodLooseShape]> = [
   [['PLAN_CHANGE'], { appId: str, locationId: str, companyId: str, userId: str, currentPlanId: str, newPlanId: str }],
 ];
 
-/** The name used for conversation-provider deliveries (their `type` is the channel, FACTS §4.2). */
+/** The name used for conversation-provider deliveries (their `type` is the channel, docs/ghl-behaviour.md#provider-outbound-message). */
 export const PROVIDER_OUTBOUND = 'ProviderOutboundMessage';
 
 export const providerOutboundMessageSchema = z.looseObject({
@@ -258,7 +258,7 @@ export const providerOutboundMessageSchema = z.looseObject({
   attachments: z.array(z.string()).nullish(),
   message: str,
   phone: str,
-  // Schema says string, example shows an array (FACTS §4.2): accept both.
+  // Schema says string, example shows an array (docs/ghl-behaviour.md#provider-outbound-message): accept both.
   emailTo: z.union([z.string(), z.array(z.string())]).nullish(),
   emailFrom: str,
   html: str,

@@ -2,7 +2,7 @@ import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 
 export type SignatureScheme = 'ed25519' | 'rsa';
-/** Which bytes matched: the request as received, or JSON.stringify(JSON.parse(raw)) (FACTS §3.3). */
+/** Which bytes matched: the request as received, or JSON.stringify(JSON.parse(raw)) (docs/ghl-behaviour.md#signed-bytes). */
 export type SignedBytes = 'raw' | 'reserialized';
 
 export type RejectReason = 'missing_signature' | 'invalid_signature' | 'legacy_disabled';
@@ -37,7 +37,7 @@ function decodeSig(s: string): Buffer | undefined {
 
 /**
  * Verifies GHL webhook signatures on the raw request bytes, before anything parses them.
- * Rules (FACTS §3.1): a present X-GHL-Signature (Ed25519) decides alone, like GHL's SDK does;
+ * Rules (docs/ghl-behaviour.md#webhook-signatures): a present X-GHL-Signature (Ed25519) decides alone, like GHL's SDK does;
  * otherwise X-WH-Signature (RSA-SHA256) is checked only while `acceptRsa` is on. Each scheme
  * tries the raw bytes first and then the compact re-serialisation of the parsed JSON, since
  * GHL's own examples sign JSON.stringify(body).

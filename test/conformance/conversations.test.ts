@@ -65,7 +65,7 @@ describe('conversations.json', () => {
   });
 
   it('get-messages / get-message', async () => {
-    // The spec declares the flat shape; the emulator's default wraps it (observed wire, FACTS §5.4) — validate the inner object.
+    // The spec declares the flat shape; the emulator's default wraps it (docs/ghl-behaviour.md#messages-response) — validate the inner object.
     const r = await call(w.base, 'get-messages', { token: t, pathParams: { conversationId }, query: { limit: '20' }, unwrap: (b) => b.messages });
     expect(((r.body.messages as { messages: unknown[] }).messages).length).toBeGreaterThan(0);
     await call(w.base, 'get-message', { token: t, pathParams: { id: messageId } });

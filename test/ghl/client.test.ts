@@ -23,7 +23,7 @@ async function setup(o: Parameters<typeof startGhl>[0] = {}, limits?: Parameters
 }
 
 describe('GHL client against the emulator', () => {
-  it('sends the per-endpoint Version header (FACTS §1)', async () => {
+  it('sends the per-endpoint Version header (docs/ghl-behaviour.md#api-versions)', async () => {
     expect(versionFor('/conversations/messages')).toBe('2021-04-15');
     expect(versionFor('/contacts/upsert')).toBe('2021-07-28');
     expect(versionFor('/oauth/locationToken')).toBe('2021-07-28');

@@ -91,7 +91,7 @@ describe('webhook intake', () => {
     expect(await countEvents(ctx.b.ctx.db)).toBe(0);
   });
 
-  it('accepts a body whose signature covers JSON.stringify(JSON.parse(raw)) (FACTS §3.3)', async () => {
+  it('accepts a body whose signature covers JSON.stringify(JSON.parse(raw)) (docs/ghl-behaviour.md#signed-bytes)', async () => {
     const { b, app } = await start();
     const p = contactCreate({ name: 'Zoë "Z" Ünal', customFields: [{ id: 'f1', value: 3.25 }] });
     const sig = s.ed(JSON.stringify(p));
@@ -122,7 +122,7 @@ describe('webhook intake', () => {
     // Same messageId under two different webhookIds (e.g. a re-send by GHL): one SMS.
     expect((await sendSigned(providerUrl, s, { ...msg, webhookId: randomUUID(), timestamp: new Date().toISOString() })).status).toBe(200);
     expect((await sendSigned(providerUrl, s, { ...msg, webhookId: randomUUID(), timestamp: new Date().toISOString() })).status).toBe(200);
-    // A provider delivery without any envelope field (FACTS §4.2 example) is still accepted.
+    // A provider delivery without any envelope field (docs/ghl-behaviour.md#provider-outbound-message) is still accepted.
     expect((await sendSigned(providerUrl, s, { ...msg, messageId: 'm2' })).status).toBe(200);
 
     await waitFor(async () => (await events(b.ctx.db)).every((e) => e.status === 'dispatched'), { what: 'all dispatched' });

@@ -16,10 +16,10 @@ const body = JSON.stringify({ type: 'ContactCreate', locationId: 'l', webhookId:
 const raw = Buffer.from(body);
 
 describe('WebhookVerifier', () => {
-  it('builds in GHL\'s published keys (FACTS §3.2)', () => {
+  it('builds in GHL\'s published keys (docs/ghl-behaviour.md#webhook-signatures)', () => {
     const ed = createPublicKey(GHL_ED25519_PUBLIC_KEY_PEM);
     expect(ed.asymmetricKeyType).toBe('ed25519');
-    // Raw key from FACTS §3.2a.
+    // Raw key from docs/ghl-behaviour.md#webhook-signatures.
     expect(ed.export({ format: 'der', type: 'spki' }).subarray(-32).toString('hex')).toBe('8b61d1d6cacbe28d7c3bc0516bb815258ec6edbba96cddc7f40c09ac708388e8');
     const rsa = createPublicKey(GHL_RSA_PUBLIC_KEY_PEM);
     expect(rsa.asymmetricKeyType).toBe('rsa');
@@ -61,7 +61,7 @@ describe('WebhookVerifier', () => {
     expect(verifier(false).verify(raw, { 'x-wh-signature': s.rsa(raw), 'x-ghl-signature': s.ed(raw) })).toMatchObject({ ok: true, scheme: 'ed25519' });
   });
 
-  it('falls back to JSON.stringify(JSON.parse(raw)) when the raw bytes do not match (FACTS §3.3)', () => {
+  it('falls back to JSON.stringify(JSON.parse(raw)) when the raw bytes do not match (docs/ghl-behaviour.md#signed-bytes)', () => {
     const obj = { type: 'ContactCreate', name: 'Zoë', n: 1.5, nested: { a: [1, 2] } };
     const compact = JSON.stringify(obj);
     const pretty = Buffer.from(JSON.stringify(obj, null, 2));

@@ -25,7 +25,7 @@ const CreateBody = z.object({
 });
 const UpdateBody = z.object({ name: z.string().min(1).optional(), placeholder: z.string().optional(), position: z.number().optional(), options: z.array(z.string()).optional() });
 
-/** `contact.` + snake_case(name), suffixed on collision (generation rule UNCONFIRMED, FACTS §14). */
+/** `contact.` + snake_case(name), suffixed on collision (generation rule unconfirmed, docs/ghl-behaviour.md#custom-field-values). */
 function fieldKey(ctx: Ctx, locationId: string, model: string, name: string): string {
   const base = `${model}.${name.trim().toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '') || 'field'}`;
   const taken = new Set([...ctx.state.customFields.values()].filter((f) => f.locationId === locationId).map((f) => f.fieldKey));
