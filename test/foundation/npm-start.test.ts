@@ -42,8 +42,10 @@ async function npmStart(signal: NodeJS.Signals) {
   let bridgePid = 0;
   const exited = once(npm, 'exit').then(([code, sig]) => ({ code: code as number | null, signal: sig as string | null }));
   try {
-    await waitFor(() => out.includes('Stop with Ctrl-C'), { timeoutMs: 180_000, what: `npm start to be ready; output:\n${out}` });
-    bridgePid = Number(/"pid":(\d+).*"msg":"ghl-bridge started"/.exec(out)?.[1]);
+    // The text is console.log'd, the log line goes through pino: either may come out first.
+    const started = /"pid":(\d+).*"msg":"ghl-bridge started"/;
+    await waitFor(() => out.includes('Stop with Ctrl-C') && started.test(out), { timeoutMs: 180_000, what: `npm start to be ready; output:\n${out}` });
+    bridgePid = Number(started.exec(out)![1]);
     expect(bridgePid).toBeGreaterThan(0);
     expect(await listening(port)).toBe(true);
     process.kill(npm.pid!, signal);
@@ -53,6 +55,7 @@ async function npmStart(signal: NodeJS.Signals) {
     return { out };
   } finally {
     npm.kill('SIGKILL');
+    bridgePid ||= Number(/"pid":(\d+)/.exec(out)?.[1] ?? 0);
     if (bridgePid && alive(bridgePid)) process.kill(bridgePid, 'SIGKILL'); // a bridge npm left behind
   }
 }
