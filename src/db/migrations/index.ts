@@ -3,7 +3,7 @@ import type { Db } from '../index.js';
 import { queueMigration } from '../../queue/migration.js';
 import { installationsMigration } from '../../installations/migration.js';
 import { webhooksMigration } from '../../webhooks/migration.js';
-import { providerMigration } from '../../provider/migration.js';
+import { providerConfirmationMigration, providerMigration } from '../../provider/migration.js';
 
 /**
  * Ordered, append-only list of migrations. Each module owns the SQL for its tables
@@ -15,6 +15,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0002_installations': installationsMigration,
   '0003_webhooks': webhooksMigration,
   '0004_provider': providerMigration,
+  '0005_provider_confirmation': providerConfirmationMigration,
 };
 
 export class MigrationError extends Error {
