@@ -218,6 +218,16 @@ describe('unsigned deliveries with the URL token', () => {
     }
   });
 
+  it('event mode: no event within PROVIDER_CONFIRMATION_TIMEOUT_MS → rejected (not_confirmed), never looked up, never sent', async () => {
+    const s = await setup({ events: false, env: { PROVIDER_CONFIRMATION: 'event', PROVIDER_CONFIRMATION_TIMEOUT_MS: '1000' } });
+    const c = contact(s);
+    const m = s.w.emu.control.sendMessageAsUser({ locationId: s.w.locationIds[0]!, contactId: c.id, type: 'SMS', message: 'never confirmed', conversationProviderId: s.w.providerId });
+    const r = await waitFor(async () => ((await row(s, m.id))?.state === 'rejected' ? row(s, m.id) : undefined), { what: 'rejected' });
+    expect(r!.rejected_reason).toMatch(/^not_confirmed:/);
+    expect(lookups(s)).toHaveLength(0);
+    expect(s.sends).toHaveLength(0);
+  });
+
   it('a signed delivery needs no confirmation: no lookup call is made', async () => {
     w = await startWorld({ emulator: { signProviderDeliveries: true } });
     b = await startBridge(w, { env: { PROVIDER_CONFIRMATION: 'lookup' } });
