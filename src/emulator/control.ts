@@ -231,6 +231,11 @@ export class EmulatorControl {
   injectFault(f: FaultSpec): void { this.ctx.faults.add(f); }
   listFaults(): FaultSpec[] { return this.ctx.faults.list(); }
 
+  /** Sign Delivery-URL calls from now on (true) or send them unsigned like real GHL (false, the default). */
+  setSignProviderDeliveries(on: boolean): void {
+    this.ctx.opts.signProviderDeliveries = on;
+  }
+
   /** Answered GHL API calls (method, path without query, status), optionally filtered. */
   listApiCalls(f: { method?: string; pathPattern?: string } = {}): ApiCall[] {
     const re = f.pathPattern ? new RegExp(f.pathPattern) : undefined;
