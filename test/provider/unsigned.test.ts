@@ -206,6 +206,30 @@ describe('unsigned deliveries with the URL token', () => {
     for (const r of stored) expect(r.token_enc).not.toContain(fresh);
   });
 
+  it('rotation with an overlap period: the previous token works until its retire_at, then it is refused', async () => {
+    const s = await setup({ events: false, delivery: false });
+    const post = (t: string, id: string) =>
+      fetch(`${s.b.url}/webhooks/ghl/provider/${t}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ contactId: 'c1', locationId: s.w.locationIds[0], messageId: id, type: 'SMS', phone: '+1', message: 'x', attachments: [] }),
+      });
+    const old = s.token;
+    const fresh = await s.b.provider.tokens.rotate({ overlapHours: 72 });
+    const rows = await s.b.ctx.db.selectFrom('provider_delivery_tokens').select(['generation', 'retire_at']).orderBy('generation').execute();
+    expect(rows).toHaveLength(2);
+    const hours = (rows[0]!.retire_at!.getTime() - Date.now()) / 3_600_000;
+    expect(hours).toBeGreaterThan(71.9);
+    expect(hours).toBeLessThanOrEqual(72);
+    expect(rows[1]!.retire_at).toBeNull();
+    expect((await post(old, 'overlapMessage000001')).status).toBe(200);
+    // The overlap period ends (moved into the past rather than waiting 72 h).
+    await s.b.ctx.db.updateTable('provider_delivery_tokens').set({ retire_at: new Date(Date.now() - 1000) }).where('generation', '=', rows[0]!.generation).execute();
+    s.b.provider.tokens.invalidate();
+    expect((await post(old, 'overlapMessage000002')).status).toBe(401);
+    expect((await post(fresh, 'overlapMessage000003')).status).toBe(200);
+  });
+
   it('PROVIDER_DELIVERY_TOKENS overrides the stored token and accepts each listed token', async () => {
     const t1 = 'A'.repeat(22) + 'first-token';
     const t2 = 'B'.repeat(22) + 'second-token';
