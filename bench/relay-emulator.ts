@@ -7,6 +7,7 @@
  *   stdout: one JSON line when ready (base URL, keys, app, locations)
  *   POST /_bench/contacts {locationId, n}          → contact ids
  *   POST /_bench/run {contacts, n, rate, providerId} → starts offering messages; GET /_bench/fired → {done, fired: [[id, ms]]}
+ *   POST /_bench/sign {on} → sign Delivery-URL calls or not; GET /_bench/calls → GHL API calls answered so far
  */
 import { createEmulator } from '../src/emulator/index.js';
 import { SCOPES } from '../test/provider/harness.js';
@@ -42,6 +43,16 @@ emu.app.post('/_bench/run', async (req) => {
   return { started: true };
 });
 emu.app.get('/_bench/fired', async () => ({ done, fired }));
+// Phase switches of bench/relay.ts: signed or unsigned Delivery-URL calls; API calls answered so far, by kind.
+emu.app.post('/_bench/sign', async (req) => {
+  c.setSignProviderDeliveries((req.body as { on: boolean }).on);
+  return { ok: true };
+});
+emu.app.get('/_bench/calls', async () => ({
+  status: c.listApiCalls({ method: 'PUT', pathPattern: '/status$' }).length,
+  lookup: c.listApiCalls({ method: 'GET', pathPattern: '^/conversations/messages/[^/]+$' }).length,
+  all: c.listApiCalls().length,
+}));
 
 await emu.listen();
 const ag = c.createAgency({ name: 'Bench' });

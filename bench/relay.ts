@@ -1,8 +1,10 @@
 /**
  * npm run bench:relay — relay overhead of the conversation provider.
  *
- * 10 locations, 5,000 ProviderOutboundMessages (emulator → signed webhook → bridge → loopback channel → GHL status),
- * after a short warm-up. The emulator (GHL) runs in its own process (bench/relay-emulator.ts), as GHL is never in ours,
+ * 10 locations, 5,000 ProviderOutboundMessages per path (emulator → Delivery URL → bridge → loopback channel → GHL
+ * status), after a short warm-up, on two paths in one run: signed Delivery-URL calls (no confirmation), then unsigned
+ * calls to the token URL confirmed by the signed OutboundMessage event (as real GHL sends them; PROVIDER_CONFIRMATION
+ * decides, default event_then_lookup). Per path it also counts GHL API calls per message (from the emulator). The emulator (GHL) runs in its own process (bench/relay-emulator.ts), as GHL is never in ours,
  * with GHL's real rate limit (100 requests / 10 s per location) in both the emulator and the bridge's limiter.
  * Messages are offered at a steady rate just under the ceiling the rate limit allows (one status
  * call per message: LOCATIONS × 100 / 10 s), so the figures show the bridge's own overhead rather
@@ -76,7 +78,6 @@ const b = await startTestBridge({
     LOG_LEVEL: 'silent',
   },
 });
-await emu(`/_emulator/apps/${world.clientId}`, { providerDeliveryUrl: `${b.url}/webhooks/ghl/provider` }, 'PATCH');
 const provider = b.ctx.services.provider as ProviderService;
 const contacts: Array<{ loc: string; id: string }> = [];
 for (const loc of locs) {
@@ -87,82 +88,137 @@ for (const loc of locs) {
 // Let the install-time API calls leave the rate window before measuring.
 await new Promise((r) => setTimeout(r, INTERVAL));
 
-let status: number[] = [];
-// The webhook may reach the bridge before the emulator reports the message id: match up at the end.
-let sentAt = new Map<string, number>();
-let reported = 0;
-let lastReport = 0;
-provider.events.on('send', (e) => {
-  if (e.attempt === 1) sentAt.set(e.messageId, e.at);
-});
-provider.events.on('status', (e) => status.push(e.at - e.since));
-provider.events.on('reported', () => {
-  reported++;
-  lastReport = Date.now();
-});
-
 const ceiling = (LOCS * BURST) / (INTERVAL / 1000);
 const rate = process.env.BENCH_RATE === 'max' ? Infinity : Number(process.env.BENCH_RATE ?? ceiling * 0.95);
-const offer = async (n: number) => {
-  await emu('/_bench/run', { contacts, n, rate: Number.isFinite(rate) ? rate : null, providerId: world.conversationProviderId });
-  const deadline = Date.now() + 15 * 60_000;
-  while (reported < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-};
-// Warm-up (not measured): opens the pool's connections, prepares statements, fills the token and channel caches
-// and lets the JIT settle, as a bridge in service has done long before. The measured run follows without a pause.
-await offer(WARMUP);
-status = [];
-sentAt = new Map();
-reported = 0;
 
-const loopDelay = monitorEventLoopDelay({ resolution: 5 });
-loopDelay.enable();
-const elu0 = performance.eventLoopUtilization();
-const t0 = Date.now();
-await offer(N);
-const elu = performance.eventLoopUtilization(elu0);
-loopDelay.disable();
-const secs = (lastReport - t0) / 1000;
-const firedAt = new Map((await emu<{ fired: Array<[string, number]> }>('/_bench/fired')).fired);
-const outbound = [...sentAt].flatMap(([id, at]) => (firedAt.has(id) ? [at - firedAt.get(id)!] : []));
-if (process.env.BENCH_TIMELINE) {
-  // Outbound overhead per second of the run (p50/max), to spot warm-up effects and stalls.
-  const per = new Map<number, number[]>();
-  for (const [id, at] of sentAt) {
-    const f = firedAt.get(id);
-    if (f === undefined) continue;
-    const k = Math.floor((f - t0) / 1000);
-    per.set(k, [...(per.get(k) ?? []), at - f]);
+interface PhaseResult {
+  label: string;
+  outbound: number[];
+  status: number[];
+  reported: number;
+  secs: number;
+  callsPerMsg: { status: number; lookup: number; all: number };
+  confirmedBy: Record<string, number>;
+  elu: number;
+  loopP99: number;
+  legs: Record<string, number[]>;
+}
+
+/** One measured phase: warm-up, then N messages offered at `rate`; figures from this phase only. */
+async function phase(label: string, deliveryUrl: string, signed: boolean, appWebhooks: boolean): Promise<PhaseResult> {
+  await emu('/_bench/sign', { on: signed });
+  await emu(`/_emulator/apps/${world.clientId}`, { providerDeliveryUrl: deliveryUrl, webhookUrl: appWebhooks ? `${b.url}/webhooks/ghl` : 'http://127.0.0.1:9/none' }, 'PATCH');
+  let status: number[] = [];
+  // The webhook may reach the bridge before the emulator reports the message id: match up at the end.
+  let sentAt = new Map<string, number>();
+  let reported = 0;
+  let lastReport = 0;
+  const onSend = (e: { messageId: string; attempt: number; at: number }) => {
+    if (e.attempt === 1) sentAt.set(e.messageId, e.at);
+  };
+  const onStatus = (e: { at: number; since: number }) => status.push(e.at - e.since);
+  const onReported = () => {
+    reported++;
+    lastReport = Date.now();
+  };
+  provider.events.on('send', onSend);
+  provider.events.on('status', onStatus);
+  provider.events.on('reported', onReported);
+  const offer = async (n: number) => {
+    await emu('/_bench/run', { contacts, n, rate: Number.isFinite(rate) ? rate : null, providerId: world.conversationProviderId });
+    const deadline = Date.now() + 15 * 60_000;
+    while (reported < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  };
+  // Warm-up (not measured): opens the pool's connections, prepares statements, fills the token and channel caches
+  // and lets the JIT settle, as a bridge in service has done long before. The measured run follows without a pause.
+  await offer(WARMUP);
+  status = [];
+  sentAt = new Map();
+  reported = 0;
+  // Let the warm-up's API calls leave the rate window, so each phase starts with the same budget.
+  await new Promise((r) => setTimeout(r, INTERVAL));
+  const calls0 = await emu<{ status: number; lookup: number; all: number }>('/_bench/calls', undefined, 'GET');
+
+  const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+  loopDelay.enable();
+  const elu0 = performance.eventLoopUtilization();
+  const t0 = Date.now();
+  await offer(N);
+  const elu = performance.eventLoopUtilization(elu0);
+  loopDelay.disable();
+  provider.events.off('send', onSend);
+  provider.events.off('status', onStatus);
+  provider.events.off('reported', onReported);
+  const calls1 = await emu<{ status: number; lookup: number; all: number }>('/_bench/calls', undefined, 'GET');
+  const secs = (lastReport - t0) / 1000;
+  const firedAt = new Map((await emu<{ fired: Array<[string, number]> }>('/_bench/fired', undefined, 'GET')).fired);
+  const outbound = [...sentAt].flatMap(([id, at]) => (firedAt.has(id) ? [at - firedAt.get(id)!] : []));
+  if (process.env.BENCH_TIMELINE) {
+    // Outbound overhead per second of the run (p50/max), to spot warm-up effects and stalls.
+    const per = new Map<number, number[]>();
+    for (const [id, at] of sentAt) {
+      const f = firedAt.get(id);
+      if (f === undefined) continue;
+      const k = Math.floor((f - t0) / 1000);
+      per.set(k, [...(per.get(k) ?? []), at - f]);
+    }
+    console.log(label, [...per].sort((x, y) => x[0] - y[0]).map(([k, v]) => `${k}s:${pct(v, 50)}/${Math.max(...v)}`).join(' '));
   }
-  console.log([...per].sort((x, y) => x[0] - y[0]).map(([k, v]) => `${k}s:${pct(v, 50)}/${Math.max(...v)}`).join(' '));
+  // Where the outbound time goes, per stage (the bridge's own timestamps; the channel send runs inside a job).
+  const stages = await sql<{ message_id: string; intake: Date; sending: Date | null; confirmed_by: string | null }>`
+    select po.message_id, we.received_at as intake, po.send_started_at as sending, po.confirmed_by
+    from provider_outbound po join webhook_events we on we.source = 'provider' and (we.payload->>'messageId') = po.message_id`.execute(b.ctx.db);
+  const legs = { 'GHL send → stored by intake': [] as number[], 'stored → channel send': [] as number[] };
+  const confirmedBy: Record<string, number> = {};
+  for (const r of stages.rows) {
+    const fired = firedAt.get(r.message_id);
+    if (fired === undefined) continue; // warm-up or the other phase
+    legs['GHL send → stored by intake'].push(r.intake.getTime() - fired);
+    if (r.sending) legs['stored → channel send'].push(r.sending.getTime() - r.intake.getTime());
+    confirmedBy[r.confirmed_by ?? 'none'] = (confirmedBy[r.confirmed_by ?? 'none'] ?? 0) + 1;
+  }
+  const per = (k: 'status' | 'lookup' | 'all') => (calls1[k] - calls0[k]) / N;
+  return {
+    label,
+    outbound,
+    status,
+    reported,
+    secs,
+    callsPerMsg: { status: per('status'), lookup: per('lookup'), all: per('all') },
+    confirmedBy,
+    elu: elu.utilization,
+    loopP99: loopDelay.percentile(99) / 1e6,
+    legs,
+  };
 }
-const row = (k: string, v: string) => console.log(`| ${k.padEnd(44)} | ${v.padStart(14)} |`);
-console.log(`\nbench:relay — ${N} messages, ${LOCS} locations, loopback channel, store ${b.ctx.store.kind}, offered ${Number.isFinite(rate) ? rate.toFixed(0) + ' msg/s' : 'all at once'}\n`);
-console.log(`| ${'metric'.padEnd(44)} | ${'value'.padStart(14)} |`);
-console.log(`|${'-'.repeat(46)}|${'-'.repeat(16)}|`);
-row('outbound overhead p50 (GHL send → channel send)', `${pct(outbound, 50)} ms`);
-row('outbound overhead p99', `${pct(outbound, 99)} ms`);
-row('status overhead p50 (result → GHL call)', `${pct(status, 50)} ms`);
-row('status overhead p99', `${pct(status, 99)} ms`);
-row('messages reported', `${reported}/${N}`);
-row('throughput', `${(reported / secs).toFixed(1)} msg/s`);
-row('ceiling (GHL limit: 1 status call per msg)', `${ceiling.toFixed(1)} msg/s`);
-row('throughput / ceiling', `${((100 * reported) / secs / ceiling).toFixed(0)} %`);
-// Where the outbound time goes, per stage (the bridge's own timestamps; the channel send runs inside the dispatch job).
-const stages = await sql<{ message_id: string; intake: Date; sending: Date | null }>`
-  select po.message_id, we.received_at as intake, po.send_started_at as sending
-  from provider_outbound po join webhook_events we on we.source = 'provider' and (we.payload->>'messageId') = po.message_id`.execute(b.ctx.db);
-const legs = { 'GHL send → stored by intake': [] as number[], 'stored → channel send (dispatch job)': [] as number[] };
-for (const r of stages.rows) {
-  const fired = firedAt.get(r.message_id);
-  if (fired === undefined) continue; // warm-up
-  legs['GHL send → stored by intake'].push(r.intake.getTime() - fired);
-  if (r.sending) legs['stored → channel send (dispatch job)'].push(r.sending.getTime() - r.intake.getTime());
-}
-console.log('');
-for (const [k, v] of Object.entries(legs)) row(`  ${k}`, `p50 ${pct(v, 50)} / p99 ${pct(v, 99)} / max ${pct(v, 100)} ms`);
-row('  bridge event loop: busy / delay p99', `${(elu.utilization * 100).toFixed(0)} % / ${(loopDelay.percentile(99) / 1e6).toFixed(0)} ms`);
-console.log('\nThe status-call leg includes the wait for a GHL rate-limit slot once the burst is used up (by design: the limit is the ceiling).');
+
+const token = await provider.tokens.current();
+const results = [
+  await phase('signed', `${b.url}/webhooks/ghl/provider`, true, false),
+  await phase('unsigned+confirmed', `${b.url}/webhooks/ghl/provider/${token}`, false, true),
+];
+
+const col = (r: PhaseResult[], f: (x: PhaseResult) => string) => r.map((x) => f(x).padStart(22)).join(' | ');
+const row = (k: string, v: string) => console.log(`| ${k.padEnd(50)} | ${v} |`);
+console.log(`\nbench:relay — ${N} messages per path, ${LOCS} locations, loopback channel, store ${b.ctx.store.kind}, offered ${Number.isFinite(rate) ? rate.toFixed(0) + ' msg/s' : 'all at once'}; confirmation ${b.ctx.config.PROVIDER_CONFIRMATION}\n`);
+row('metric', col(results, (x) => x.label));
+console.log(`|${'-'.repeat(52)}|${results.map(() => '-'.repeat(24)).join('|')}|`);
+row('outbound overhead p50 (GHL send → channel send)', col(results, (x) => `${pct(x.outbound, 50)} ms`));
+row('outbound overhead p99', col(results, (x) => `${pct(x.outbound, 99)} ms`));
+for (const k of Object.keys(results[0]!.legs)) row(`  ${k} p50 / p99`, col(results, (x) => `${pct(x.legs[k]!, 50)} / ${pct(x.legs[k]!, 99)} ms`));
+row('status overhead p50 / p99 (result → GHL call)', col(results, (x) => `${pct(x.status, 50)} / ${pct(x.status, 99)} ms`));
+row('confirmed by', col(results, (x) => Object.entries(x.confirmedBy).map(([k, v]) => `${k} ${v}`).join(', ')));
+row('GHL API calls per message (status PUT + lookup GET)', col(results, (x) => `${x.callsPerMsg.all.toFixed(2)} (${x.callsPerMsg.status.toFixed(2)} + ${x.callsPerMsg.lookup.toFixed(2)})`));
+row('per-location ceiling (100 / 10 s ÷ calls per msg)', col(results, (x) => `${(BURST / (INTERVAL / 1000) / Math.max(1, x.callsPerMsg.all)).toFixed(1)} msg/s`));
+row('messages reported', col(results, (x) => `${x.reported}/${N}`));
+row('throughput', col(results, (x) => `${(x.reported / x.secs).toFixed(1)} msg/s`));
+row(`throughput / ceiling (${ceiling.toFixed(0)} msg/s at 1 call per msg)`, col(results, (x) => `${((100 * x.reported) / x.secs / ceiling).toFixed(0)} %`));
+row('bridge event loop: busy / delay p99', col(results, (x) => `${(x.elu * 100).toFixed(0)} % / ${x.loopP99.toFixed(0)} ms`));
+console.log(
+  `\nPROVIDER_CONFIRMATION=lookup (or event_then_lookup when the event comes later than PROVIDER_CONFIRMATION_WAIT_MS) adds a GET per message: 2 calls per message halve the per-location ceiling to ${(BURST / (INTERVAL / 1000) / 2).toFixed(1)} msg/s.`,
+);
+console.log('The status-call leg includes the wait for a GHL rate-limit slot once the burst is used up (by design: the limit is the ceiling).');
+const ok = results.every((x) => x.reported === N);
 await b.close();
 await stopChild(child);
-process.exit(reported === N ? 0 : 1);
+process.exit(ok ? 0 : 1);

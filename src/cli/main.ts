@@ -8,6 +8,7 @@ import { registerInstallationsCommand } from './commands/installations.js';
 import { registerJobsCommand } from './commands/jobs.js';
 import { registerKeysCommand } from './commands/keys.js';
 import { registerMigrateCommand } from './commands/migrate.js';
+import { registerProviderCommand } from './commands/provider.js';
 import { registerStartCommand } from './commands/start.js';
 import { registerWebhooksCommand } from './commands/webhooks.js';
 
@@ -28,5 +29,6 @@ registerWebhooksCommand(program);
 registerConfigCommand(program);
 registerEmulatorCommand(program);
 registerChannelsCommand(program);
+registerProviderCommand(program);
 
 await program.parseAsync(process.argv);

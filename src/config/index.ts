@@ -57,6 +57,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       secretValues.push(value);
       // Also scrub the individual parts of composite secrets (key lists, URL passwords).
       if (spec.name === 'TOKEN_ENCRYPTION_KEYS') for (const p of value.split(',')) secretValues.push(p.split(':')[1] ?? '');
+      if (spec.name === 'PROVIDER_DELIVERY_TOKENS') for (const t of value.split(',')) secretValues.push(t.trim());
       if (spec.name === 'DATABASE_URL') {
         try {
           const pw = decodeURIComponent(new URL(value).password);

@@ -248,6 +248,49 @@ export const VARS = [
     description: 'Stop polling a message still unconfirmed this long after it was sent; it stays "pending" in GHL (delivery unknown) unless a late receipt arrives.',
   },
   {
+    name: 'PROVIDER_DELIVERY_TOKENS',
+    group: 'provider',
+    secret: true,
+    schema: z
+      .string()
+      .refine((s) => s.split(',').every((t) => /^[A-Za-z0-9_-]{22,128}$/.test(t.trim())), {
+        message: 'expected one or more comma-separated URL-safe tokens of 22–128 characters [A-Za-z0-9_-] (at least 128 random bits: openssl rand -base64 32 | tr "+/" "-_" | tr -d "=")',
+      })
+      .optional(),
+    example: 'q3Jx…43 chars…,old-token-still-accepted',
+    description:
+      'Secret token(s) of the provider Delivery URL <PUBLIC_URL>/webhooks/ghl/provider/<token>. The first is the one to paste into GHL; all are accepted (several during a rotation). When set, the tokens stored in the database (generated at first start, rotated with `ghl-bridge provider rotate-token`) are ignored.',
+  },
+  {
+    name: 'PROVIDER_CONFIRMATION',
+    group: 'provider',
+    schema: z.enum(['event_then_lookup', 'event', 'lookup', 'none'], { message: 'expected one of event_then_lookup, event, lookup, none' }).default('event_then_lookup'),
+    example: 'event_then_lookup',
+    description:
+      'How a delivery authenticated only by the URL token (GHL does not sign Delivery-URL calls) is confirmed before it is sent: event_then_lookup = wait for the signed OutboundMessage app event, then read the message from GHL (GET /conversations/messages/{id}); event = the event only; lookup = read at once (one API call per message); none = send unconfirmed (not recommended). Signed deliveries are never confirmed.',
+  },
+  {
+    name: 'PROVIDER_CONFIRMATION_WAIT_MS',
+    group: 'provider',
+    schema: int(0, 3_600_000).default(10_000),
+    example: '10000',
+    description: 'event_then_lookup: how long to wait for the OutboundMessage event before looking the message up in GHL.',
+  },
+  {
+    name: 'PROVIDER_CONFIRMATION_TIMEOUT_MS',
+    group: 'provider',
+    schema: int(1000, 7 * 24 * 3_600_000).default(15 * 60_000),
+    example: '900000',
+    description: 'event mode: a delivery whose OutboundMessage event has not arrived this long after it is rejected (not sent), reason not_confirmed.',
+  },
+  {
+    name: 'PROVIDER_TOKEN_OVERLAP_HOURS',
+    group: 'provider',
+    schema: int(0, 24 * 365).default(72),
+    example: '72',
+    description: 'After `ghl-bridge provider rotate-token`, the previous stored token keeps working this long (0 = until `provider rotate-token --retire-previous` or `provider retire-previous`).',
+  },
+  {
     name: 'SANDBOX',
     group: 'sandbox',
     schema: bool.optional(),

@@ -60,6 +60,8 @@ export async function overview(ctx: AppContext) {
     },
     webhooks: { recent: await listEvents(ctx.db, { limit: 25 }) },
     channels: channels.map((c) => ({ locationId: c.locationId, kind: c.kind, enabled: c.enabled, config: c.config })),
+    // The Delivery URL only masked: its token is a secret.
+    provider: provider ? { deliveryUrl: await provider.maskedDeliveryUrl(), ...(await provider.confirmationOverview()) } : null,
   };
 }
 

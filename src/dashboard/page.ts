@@ -23,6 +23,7 @@ export const DASHBOARD_HTML = `<!doctype html>
  <section><h2>Installations</h2><div id="inst"></div></section>
  <section><h2>Channels</h2><div id="chan"></div></section>
  <section><h2>Recent webhooks</h2><div id="hooks"></div></section>
+ <section><h2>Unsigned deliveries</h2><div id="prov"></div><h2 style="margin-top:12px">Rejected (not sent)</h2><div id="rej"></div></section>
 </main></div>
 <script>
 const $ = (id) => document.getElementById(id);
@@ -51,6 +52,9 @@ async function load() {
     table(o.installations.needingAttention, [['installation', (i) => esc(i.id)], ['status', (i) => esc(i.status)], ['reason', (i) => '<span class="err">' + esc(i.reason) + '</span>']]);
   $('chan').innerHTML = table(o.channels, [['location', (c) => esc(c.locationId)], ['kind', (c) => esc(c.kind)], ['enabled', (c) => c.enabled ? 'yes' : 'no']]);
   $('hooks').innerHTML = table(o.webhooks.recent, [['id', (e) => e.id], ['type', (e) => esc(e.type)], ['status', (e) => esc(e.status)], ['location', (e) => esc(e.location_id)], ['received', (e) => esc(new Date(e.received_at).toLocaleTimeString())]]);
+  const p = o.provider;
+  $('prov').innerHTML = p ? '<p>Delivery URL <code>' + esc(p.deliveryUrl) + '</code></p><span class="pill">confirmation ' + esc(p.mode) + '</span><span class="pill">awaiting ' + p.awaiting + '</span><span class="pill ' + (p.rejected.length ? 'bad' : '') + '">rejected ' + p.rejected.length + '</span>' : '<p>provider module not loaded</p>';
+  $('rej').innerHTML = table(p ? p.rejected : [], [['message', (r) => esc(r.messageId)], ['location', (r) => esc(r.locationId)], ['reason', (r) => '<span class="err">' + esc(r.reason) + '</span>'], ['at', (r) => esc(new Date(r.at).toLocaleTimeString())]]);
   document.querySelectorAll('[data-retry]').forEach((b) => b.onclick = () => api('/admin/api/jobs/retry', { method: 'POST', body: JSON.stringify({ ids: [Number(b.dataset.retry)] }) }).then(load));
   const all = $('retryall'); if (all) all.onclick = () => api('/admin/api/jobs/retry', { method: 'POST', body: JSON.stringify({ allDead: true }) }).then(load);
 }

@@ -4,6 +4,7 @@ import type { FaultSpec } from './faults.js';
 import { messageToApi, sendOutbound } from './messaging.js';
 import { authorize, installOnLocation, uninstall, type AuthorizeInput, type AuthorizeResult } from './oauth-service.js';
 import type {
+  ApiCall,
   Agency, App, Contact, Conversation, Delivery, Distribution, Location, Message, ProviderType, User,
 } from './state.js';
 
@@ -229,6 +230,17 @@ export class EmulatorControl {
 
   injectFault(f: FaultSpec): void { this.ctx.faults.add(f); }
   listFaults(): FaultSpec[] { return this.ctx.faults.list(); }
+
+  /** Sign Delivery-URL calls from now on (true) or send them unsigned like real GHL (false, the default). */
+  setSignProviderDeliveries(on: boolean): void {
+    this.ctx.opts.signProviderDeliveries = on;
+  }
+
+  /** Answered GHL API calls (method, path without query, status), optionally filtered. */
+  listApiCalls(f: { method?: string; pathPattern?: string } = {}): ApiCall[] {
+    const re = f.pathPattern ? new RegExp(f.pathPattern) : undefined;
+    return this.ctx.state.apiCalls.filter((c) => (!f.method || c.method === f.method.toUpperCase()) && (!re || re.test(c.path)));
+  }
 
   /** Revoke one access or refresh token (it then fails like an invalid one). */
   revokeToken(token: string): boolean {

@@ -94,6 +94,9 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
 
   app.addHook('onSend', async (req, reply, payload) => {
     if (isControlPath(req.url)) return payload;
+    const calls = ctx.state.apiCalls;
+    if (calls.length >= 100_000) calls.splice(0, 10_000);
+    calls.push({ method: req.method, path: req.url.split('?')[0] ?? req.url, status: reply.statusCode, at: clock.now() });
     const h = rateHeadersOf(req) ?? limiter.take(undefined).headers;
     for (const [k, v] of Object.entries(h)) if (!reply.hasHeader(k)) reply.header(k, v);
     return payload;

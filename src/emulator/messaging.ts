@@ -118,8 +118,9 @@ export function messageToApi(m: Message): Record<string, unknown> {
 
 /** Inbound/OutboundMessage webhook body (flat; webhook-events/InboundMessage.md). */
 function messageEvent(type: 'InboundMessage' | 'OutboundMessage', m: Message): Record<string, unknown> & { type: string } {
-  const short = Object.values(CHANNEL).find((c) => c.messageType === m.messageType)?.short
-    ?? (m.messageType.endsWith('EMAIL') ? 'Email' : 'SMS');
+  // Messages of a custom (extra) provider carry the full enum name in OutboundMessage (observed #224).
+  const short = m.messageType.startsWith('TYPE_CUSTOM_PROVIDER_') ? m.messageType
+    : Object.values(CHANNEL).find((c) => c.messageType === m.messageType)?.short ?? (m.messageType.endsWith('EMAIL') ? 'Email' : 'SMS');
   return {
     type, locationId: m.locationId, attachments: m.attachments, body: m.body ?? '', contactId: m.contactId,
     contentType: m.contentType, conversationId: m.conversationId, dateAdded: new Date(m.dateAdded).toISOString(),

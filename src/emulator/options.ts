@@ -22,6 +22,11 @@ export interface EmulatorOptions {
   signWithRsa?: boolean;
   /** Sign with Ed25519 in X-GHL-Signature, default true. */
   signWithEd25519?: boolean;
+  /**
+   * Sign ProviderOutboundMessage calls to the Delivery URL, default false: real GHL sends them unsigned (docs/ghl-behaviour.md#unsigned-provider-deliveries,
+   * observed #224). App webhooks (incl. OutboundMessage) are always signed.
+   */
+  signProviderDeliveries?: boolean;
   /** Include webhookId/timestamp in ProviderOutboundMessage bodies (UNCONFIRMED), default true. */
   providerWebhookEnvelope?: boolean;
   /** Include webhookId/timestamp in app webhooks, default true. */
@@ -68,6 +73,7 @@ export function resolveOptions(o: EmulatorOptions = {}): ResolvedOptions {
     webhookTimeoutMs: o.webhookTimeoutMs ?? 10_000,
     signWithRsa: o.signWithRsa ?? true,
     signWithEd25519: o.signWithEd25519 ?? true,
+    signProviderDeliveries: o.signProviderDeliveries ?? false,
     providerWebhookEnvelope: o.providerWebhookEnvelope ?? true,
     appWebhookEnvelope: o.appWebhookEnvelope ?? true,
     statusTransitions: o.statusTransitions ?? 'forward-only',

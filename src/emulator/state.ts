@@ -262,7 +262,17 @@ export interface Delivery {
   createdAt: number;
 }
 
+/** One answered call to the GHL surface (not /_emulator), for tests and benchmarks that count API calls. */
+export interface ApiCall {
+  method: string;
+  path: string;
+  status: number;
+  at: number;
+}
+
 export class State {
+  /** Answered API calls, oldest first (capped at 100,000). */
+  apiCalls: ApiCall[] = [];
   agencies = new Map<string, Agency>();
   locations = new Map<string, Location>();
   users = new Map<string, User>();

@@ -67,7 +67,8 @@ export class WebhookDispatcher {
       eventType: a.eventType,
       payload,
       body,
-      headers: { 'content-type': 'application/json', ...this.sign(body) },
+      // Delivery-URL calls are unsigned unless signProviderDeliveries (as real GHL's: observed #224).
+      headers: { 'content-type': 'application/json', ...(a.kind === 'app' || this.opts.signProviderDeliveries ? this.sign(body) : {}) },
       attempts: [],
       state: 'scheduled',
       createdAt: this.clock.now(),

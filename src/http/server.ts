@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Logger } from '../log/logger.js';
+import { redactUrl, type Logger } from '../log/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 
 export interface ServerOptions {
@@ -47,7 +47,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     });
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no route for ${req.method} ${req.url.split('?')[0]}` });
+    void reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no route for ${req.method} ${redactUrl(req.url.split('?')[0] ?? '')}` });
   });
 
   app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }));

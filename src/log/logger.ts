@@ -49,6 +49,24 @@ export function scrub(line: string, secrets: readonly string[]): string {
   return out;
 }
 
+/** Path segments that are secrets (the provider Delivery URL's token) are masked wherever a URL is logged or echoed. */
+const SECRET_PATH = /(\/webhooks\/ghl\/provider\/)[^/?#]+/g;
+
+export function redactUrl(url: string): string {
+  return url.replace(SECRET_PATH, '$1[REDACTED]');
+}
+
+/** Fastify's request serializer, with the URL's secret segments masked. */
+function reqSerializer(req: { method?: string; url?: string; headers?: Record<string, unknown>; host?: string; ip?: string; socket?: { remotePort?: number } }) {
+  return {
+    method: req.method,
+    url: typeof req.url === 'string' ? redactUrl(req.url) : req.url,
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort,
+  };
+}
+
 export interface LoggerOptions {
   level?: string;
   secrets?: readonly string[];
@@ -64,7 +82,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       level: opts.level ?? 'info',
       redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
       hooks: { streamWrite: (s) => scrub(s, secrets) },
-      serializers: { err: pino.stdSerializers.err },
+      serializers: { err: pino.stdSerializers.err, req: reqSerializer },
     },
     opts.destination,
   );

@@ -10,24 +10,28 @@
  * - `configureChannel(db, ring, locationId, config, opts)` — the same without a running bridge (CLI, sandbox).
  */
 import { EventEmitter } from 'node:events';
-import { Histogram } from 'prom-client';
+import { Counter, Histogram } from 'prom-client';
 import type { AppContext, BridgeModule } from '../app.js';
 import { loopbackInbox as defaultInbox, type ChannelConfig, type ChannelConfigInput, type LoopbackInbox } from '../channels/index.js';
 import { loadKeyRing } from '../crypto/keyring.js';
 import { PermanentJobError } from '../queue/index.js';
 import type { GhlClient } from '../ghl/client.js';
-import { webhooksService, type ProviderOutboundMessage } from '../webhooks/index.js';
+import { URL_TOKEN_SIGNATURE, webhooksService, type ProviderOutboundMessage } from '../webhooks/index.js';
+import { acceptUnconfirmed, confirmHandler, countAwaiting, JOB_CONFIRM, listRejected, onOutboundMessageEvent, type ConfirmationSettings, type ConfirmRuntime } from './confirm.js';
+import { deliveryUrl, DeliveryTokens, maskToken } from './delivery-tokens.js';
 import { registerChannelAdminRoutes } from './admin.js';
 import { ChannelCache, configureChannel, deleteChannel, getChannelView, listChannels, type ChannelOptions, type ChannelView } from './channels.js';
 import { inboundHandler, registerInboundRoutes, storeInbound, JOB_INBOUND, type InboundRuntime } from './inbound.js';
 import { pruneMessages } from './retention.js';
 import { JOB_POLL, JOB_SEND, JOB_STATUS, orderingKeyOf, pollHandler, relayOutbound, sendHandler, statusHandler, type OutboundRuntime, type ProviderSettings, type RelayEvents } from './outbound.js';
-import { providerMigration } from './migration.js';
+import { providerConfirmationMigration, providerMigration } from './migration.js';
 
 export { configureChannel, deleteChannel, getChannel, getChannelView, listChannels, parseChannelConfig, ChannelValidationError, type ChannelOptions, type ChannelView, type StoredChannel } from './channels.js';
 export { JOB_INBOUND, INBOUND_PATH, senderAddress } from './inbound.js';
 export { JOB_POLL, JOB_SEND, JOB_STATUS, mergeStatus, type ProviderSettings, type RelayEvents } from './outbound.js';
-export { providerMigration } from './migration.js';
+export { providerConfirmationMigration, providerMigration } from './migration.js';
+export { JOB_CONFIRM, compareWithGhl, type ConfirmationMode, type ConfirmationSettings } from './confirm.js';
+export { DeliveryTokens, deliveryUrl, maskToken, newDeliveryToken, rotateDeliveryTokenKeys, PROVIDER_TOKEN_PATH } from './delivery-tokens.js';
 export { pruneMessages } from './retention.js';
 export type { GhlStatus, OutboundState } from './tables.js';
 
@@ -38,6 +42,8 @@ export interface ProviderModuleOptions {
   loopbackInbox?: LoopbackInbox;
   /** Overrides GHL_CONVERSATION_PROVIDER_ID. */
   conversationProviderId?: string;
+  /** Overrides of the PROVIDER_CONFIRMATION* settings (tests, benchmark). */
+  confirmation?: Partial<ConfirmationSettings>;
 }
 
 export interface ProviderService {
@@ -49,16 +55,24 @@ export interface ProviderService {
   inboundUrl(locationId: string): string;
   events: EventEmitter<RelayEvents>;
   loopbackInbox: LoopbackInbox;
+  /** The exact Delivery URL to paste into the Marketplace app (contains the secret token: never log it). */
+  deliveryUrl(): Promise<string>;
+  /** The same with the token masked (doctor, dashboard). */
+  maskedDeliveryUrl(): Promise<string>;
+  tokens: DeliveryTokens;
+  /** Unsigned deliveries refused by confirmation (latest first) and how many wait. */
+  confirmationOverview(): Promise<{ mode: string; awaiting: number; rejected: Awaited<ReturnType<typeof listRejected>> }>;
 }
 
 export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
   let outbound: OutboundRuntime | undefined;
   let inbound: InboundRuntime | undefined;
+  let tokens: DeliveryTokens | undefined;
 
   return {
     name: 'provider',
-    migrations: { '0004_provider': providerMigration },
-    init(ctx: AppContext) {
+    migrations: { '0004_provider': providerMigration, '0005_provider_confirmation': providerConfirmationMigration },
+    async init(ctx: AppContext) {
       const c = ctx.config;
       const log = ctx.log.child({ component: 'provider' });
       const keyRing = loadKeyRing(c, log);
@@ -100,6 +114,33 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       events.on('status', (e) => relay.observe({ leg: 'status' }, Math.max(0, e.at - e.since) / 1000));
 
       outbound = { db: ctx.db, log, ghl, channels, settings, events, notify };
+      const confirm: ConfirmRuntime = {
+        out: outbound,
+        settings: {
+          mode: c.PROVIDER_CONFIRMATION,
+          waitMs: c.PROVIDER_CONFIRMATION_WAIT_MS,
+          timeoutMs: c.PROVIDER_CONFIRMATION_TIMEOUT_MS,
+          notFoundGraceMs: 30_000,
+          ...opts.confirmation,
+        },
+        confirmed: new Counter({ name: 'ghl_bridge_provider_confirmed_total', help: 'Unsigned deliveries confirmed, by how (event, lookup)', labelNames: ['by'], registers: [ctx.metrics.registry] }),
+        rejected: new Counter({
+          name: 'ghl_bridge_provider_rejected_total',
+          help: 'Unsigned deliveries that failed confirmation and were not sent, by reason',
+          labelNames: ['reason'],
+          registers: [ctx.metrics.registry],
+        }),
+        lookups: new Counter({
+          name: 'ghl_bridge_provider_confirm_lookups_total',
+          help: 'GET /conversations/messages/{id} calls made to confirm deliveries, by outcome (answered, refused, transient)',
+          labelNames: ['outcome'],
+          registers: [ctx.metrics.registry],
+        }),
+      };
+      tokens = new DeliveryTokens(ctx.db, keyRing, c.PROVIDER_DELIVERY_TOKENS);
+      ctx.services.providerDeliveryTokens = tokens;
+      // Generation 1 of the Delivery-URL token at first start (idempotent; replicas starting together agree).
+      await tokens.ensure();
       const isKnownLocation = async (locationId: string) => {
         const svc = ctx.services.installations as { isKnownLocation?: (l: string | null, co: string | null) => Promise<boolean> } | undefined;
         return svc?.isKnownLocation ? svc.isKnownLocation(locationId, null) : false;
@@ -117,19 +158,23 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
             const known = await ctx.db.selectFrom('provider_outbound').select('message_id').where('message_id', '=', evt.payload.messageId).executeTakeFirst();
             if (!known) throw new PermanentJobError(`not sent: the message is older than DATA_RETENTION_DAYS (${days}) and its send record may have been pruned, so sending could repeat it`);
           }
-          await relayOutbound(outbound!, evt.payload, h);
+          if (evt.signature === URL_TOKEN_SIGNATURE && confirm.settings.mode !== 'none') return acceptUnconfirmed(confirm, evt.payload, h);
+          await relayOutbound(outbound!, evt.payload, h, evt.signature === URL_TOKEN_SIGNATURE ? 'unconfirmed' : 'signature');
         },
         {
           name: 'provider.outbound',
           orderingKey: (e) => (e.locationId && typeof e.payload.contactId === 'string' ? orderingKeyOf(e.locationId, e.payload.contactId) : null),
         },
       );
+      // The signed app event that confirms unsigned deliveries (it may come before or after the delivery).
+      webhooks.on('OutboundMessage', (evt, h) => onOutboundMessageEvent(confirm, evt, h.log), { name: 'provider.confirm-event' });
       ctx.queue.register(JOB_SEND, sendHandler(outbound));
       // Status and poll jobs mostly wait inside the handler for a GHL rate-limit slot: they run in
       // slots of their own, so waiting never delays outbound sends or inbound messages.
       const waiting = { maxConcurrent: Math.max(1, ctx.config.WORKER_CONCURRENCY), ownSlots: true };
       ctx.queue.register(JOB_STATUS, statusHandler(outbound), waiting);
       ctx.queue.register(JOB_POLL, pollHandler(outbound), waiting);
+      ctx.queue.register(JOB_CONFIRM, confirmHandler(confirm), waiting);
       ctx.queue.register(JOB_INBOUND, inboundHandler(inbound));
 
       const inboundUrl = (locationId: string) => `${c.publicUrl}/channels/${encodeURIComponent(locationId)}/inbound`;
@@ -149,6 +194,10 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         inboundUrl,
         events,
         loopbackInbox: inbox,
+        tokens,
+        deliveryUrl: async () => deliveryUrl(c.publicUrl, await tokens!.current()),
+        maskedDeliveryUrl: async () => deliveryUrl(c.publicUrl, maskToken(await tokens!.current())),
+        confirmationOverview: async () => ({ mode: confirm.settings.mode, awaiting: await countAwaiting(ctx.db), rejected: await listRejected(ctx.db) }),
       };
       ctx.services.provider = service;
     },

@@ -81,3 +81,49 @@ export const providerMigration: Migration = {
     for (const t of ['provider_contacts', 'provider_inbound', 'provider_outbound', 'provider_channels']) await sql`drop table if exists ${sql.table(t)}`.execute(db);
   },
 };
+
+/**
+ * Unsigned deliveries (issue 10): the Delivery-URL tokens, the signed OutboundMessage events that confirm a delivery,
+ * and two more outbound states: `awaiting_confirmation` (stored, never sent before it is confirmed) and `rejected`.
+ */
+export const providerConfirmationMigration: Migration = {
+  async up(db: Kysely<unknown>) {
+    // Generation 1 is created at first start; each rotation adds the next. Accepted: not retired and retire_at ahead.
+    await sql`
+      create table provider_delivery_tokens (
+        generation integer primary key,
+        token_enc text not null,
+        key_id text not null,
+        created_at timestamptz not null default now(),
+        retire_at timestamptz,
+        retired_at timestamptz
+      )`.execute(db);
+    // What the signed OutboundMessage app event said about a message (it may come before or after the delivery).
+    await sql`
+      create table provider_confirmations (
+        message_id text primary key,
+        location_id text not null,
+        contact_id text,
+        event_id bigint,
+        message_type text,
+        direction text,
+        received_at timestamptz not null default now()
+      )`.execute(db);
+    await sql`create index provider_confirmations_received on provider_confirmations (received_at)`.execute(db);
+    await sql`alter table provider_outbound drop constraint provider_outbound_state_check`.execute(db);
+    await sql`alter table provider_outbound add constraint provider_outbound_state_check
+      check (state in ('awaiting_confirmation', 'rejected', 'received', 'sending', 'sent', 'status_pending', 'done', 'failed'))`.execute(db);
+    // How the delivery was authenticated: signature | event | lookup | unconfirmed (PROVIDER_CONFIRMATION=none).
+    await sql`alter table provider_outbound add column confirmed_by text`.execute(db);
+    await sql`alter table provider_outbound add column rejected_reason text`.execute(db);
+    await sql`alter table provider_outbound add column confirm_lookups integer not null default 0`.execute(db);
+  },
+  async down(db: Kysely<unknown>) {
+    await sql`delete from provider_outbound where state in ('awaiting_confirmation', 'rejected')`.execute(db);
+    await sql`alter table provider_outbound drop constraint provider_outbound_state_check`.execute(db);
+    await sql`alter table provider_outbound add constraint provider_outbound_state_check check (state in ('received', 'sending', 'sent', 'status_pending', 'done', 'failed'))`.execute(db);
+    for (const c of ['confirmed_by', 'rejected_reason', 'confirm_lookups']) await sql`alter table provider_outbound drop column ${sql.ref(c)}`.execute(db);
+    await sql`drop table provider_confirmations`.execute(db);
+    await sql`drop table provider_delivery_tokens`.execute(db);
+  },
+};

@@ -78,7 +78,7 @@ const backoff = (baseMs: number, attempt: number) => backoffDelay(attempt, { bas
 
 export const orderingKeyOf = (locationId: string, contactId: string) => `loc:${locationId}:contact:${contactId}`;
 
-function sendJob(p: { messageId: string; locationId: string; contactId: string }, runAt?: Date): NewJob {
+export function sendJob(p: { messageId: string; locationId: string; contactId: string }, runAt?: Date): NewJob {
   return {
     kind: JOB_SEND,
     payload: { messageId: p.messageId },
@@ -99,11 +99,16 @@ function sendJob(p: { messageId: string; locationId: string; contactId: string }
  * re-run after a crash, finds the row; if it is still unsent and no send job holds it, one is queued, so the adapter
  * is called again with the same idempotency key, exactly as after a crash inside `provider.send`.
  */
-export async function relayOutbound(rt: OutboundRuntime, p: ProviderOutboundMessage, h: { signal: AbortSignal; log: Logger }): Promise<void> {
+export async function relayOutbound(
+  rt: OutboundRuntime,
+  p: ProviderOutboundMessage,
+  h: { signal: AbortSignal; log: Logger },
+  confirmedBy: 'signature' | 'unconfirmed' = 'signature',
+): Promise<void> {
   const { db } = rt;
   // The channel first, so the row is inserted already marked `sending` (one statement instead of three).
   const ch = await usableChannel(rt, p.locationId);
-  const values = { message_id: p.messageId, location_id: p.locationId, contact_id: p.contactId, channel: p.type, payload: json(p) };
+  const values = { message_id: p.messageId, location_id: p.locationId, contact_id: p.contactId, channel: p.type, payload: json(p), confirmed_by: confirmedBy };
   const row = await db
     .insertInto('provider_outbound')
     .values(ch.ok ? { ...values, state: 'sending', attempts: 1, channel_kind: ch.adapter.kind, send_started_at: sql`now()` } : values)
@@ -216,7 +221,7 @@ export function sendHandler(rt: OutboundRuntime) {
 type SendRow = Pick<Selectable<ProviderOutboundTable>, 'message_id' | 'location_id' | 'received_at' | 'attempts'> & { payload: Record<string, unknown> };
 
 /** One send attempt of an unsent message. Returns when to try again, or null when the outcome is recorded. */
-async function sendOnce(rt: OutboundRuntime, messageId: string, signal: AbortSignal, log: Logger): Promise<{ delayMs: number; reason: string } | null> {
+export async function sendOnce(rt: OutboundRuntime, messageId: string, signal: AbortSignal, log: Logger): Promise<{ delayMs: number; reason: string } | null> {
   const { db } = rt;
   const row = await db.selectFrom('provider_outbound').selectAll().where('message_id', '=', messageId).executeTakeFirst();
   if (!row || (row.state !== 'received' && row.state !== 'sending')) return null;

@@ -1,7 +1,7 @@
 import type { ColumnType, Generated } from 'kysely';
 import type { ChannelError } from '../channels/index.js';
 
-export type OutboundState = 'received' | 'sending' | 'sent' | 'status_pending' | 'done' | 'failed';
+export type OutboundState = 'awaiting_confirmation' | 'rejected' | 'received' | 'sending' | 'sent' | 'status_pending' | 'done' | 'failed';
 export type GhlStatus = 'pending' | 'delivered' | 'read' | 'failed';
 type Json<T> = ColumnType<T, string, string>;
 
@@ -44,6 +44,29 @@ export interface ProviderOutboundTable {
   target_at: Date | null;
   reported_at: Date | null;
   updated_at: Generated<Date>;
+  /** signature | event | lookup | unconfirmed; null while awaiting confirmation. */
+  confirmed_by: string | null;
+  rejected_reason: string | null;
+  confirm_lookups: Generated<number>;
+}
+
+export interface ProviderDeliveryTokensTable {
+  generation: number;
+  token_enc: string;
+  key_id: string;
+  created_at: Generated<Date>;
+  retire_at: Date | null;
+  retired_at: Date | null;
+}
+
+export interface ProviderConfirmationsTable {
+  message_id: string;
+  location_id: string;
+  contact_id: string | null;
+  event_id: number | null;
+  message_type: string | null;
+  direction: string | null;
+  received_at: Generated<Date>;
 }
 
 export interface ProviderInboundTable {
@@ -77,5 +100,7 @@ declare module '../db/schema.js' {
     provider_outbound: ProviderOutboundTable;
     provider_inbound: ProviderInboundTable;
     provider_contacts: ProviderContactsTable;
+    provider_delivery_tokens: ProviderDeliveryTokensTable;
+    provider_confirmations: ProviderConfirmationsTable;
   }
 }

@@ -49,9 +49,13 @@ export async function startSandbox(config: Config, log: Logger): Promise<Sandbox
     config: bridgeConfig,
     webhookKeys: { ed25519: [emulator.keys.ed25519PublicKeyPem], rsa: [emulator.keys.rsaPublicKeyPem] },
     async afterListen(bridgeUrl, services) {
+      // As in production: the emulator calls the Delivery URL unsigned, with the bridge's secret token in the path, and
+      // the bridge waits for the signed OutboundMessage event (the app webhook URL below) before it sends.
+      const tokens = (services.provider as { tokens?: { current(): Promise<string> } } | undefined)?.tokens;
+      const token = tokens ? await tokens.current() : undefined;
       emulator.control.updateApp(seed.clientId, {
         webhookUrl: `${bridgeUrl}/webhooks/ghl`,
-        providerDeliveryUrl: `${bridgeUrl}/webhooks/ghl/provider`,
+        providerDeliveryUrl: token ? `${bridgeUrl}/webhooks/ghl/provider/${token}` : `${bridgeUrl}/webhooks/ghl/provider`,
         // The bridge builds its redirect URI from PUBLIC_URL; webhooks go to where it listens.
         redirectUri: `${config.publicUrl}/oauth/callback`,
       });
@@ -69,6 +73,9 @@ export async function startSandbox(config: Config, log: Logger): Promise<Sandbox
         `  emulator:  ${emuUrl}   (GHL API + /_emulator control API)`,
         `  installed: demo location ${seed.locationId} (agency ${seed.companyId}) via OAuth`,
         channelNote,
+        token
+          ? `  delivery:  unsigned Delivery-URL calls to ${bridgeUrl}/webhooks/ghl/provider/${token.slice(0, 4)}…, confirmed by the signed OutboundMessage event (as with real GHL)`
+          : '',
         config.ADMIN_API_KEY ? '  admin API: Authorization: Bearer $ADMIN_API_KEY' : `  admin API: Authorization: Bearer $(cat ${adminKeyFile(config.DATA_DIR)})`,
         '',
         '  Try it — send an SMS as a GHL user, then watch the conversation:',

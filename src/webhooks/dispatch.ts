@@ -29,7 +29,7 @@ export function createDispatcher(deps: DispatcherDeps) {
     // Not the raw body or signature: only replay and audits need those.
     const row = await db
       .selectFrom('webhook_events')
-      .select(['id', 'status', 'type', 'payload', 'source', 'location_id', 'company_id', 'webhook_id', 'received_at'])
+      .select(['id', 'status', 'type', 'payload', 'source', 'location_id', 'company_id', 'webhook_id', 'received_at', 'signature'])
       .where('id', '=', job.payload.eventId)
       .executeTakeFirst();
     if (!row) return; // purged meanwhile
@@ -77,6 +77,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       receivedAt: row.received_at,
       payload: valid.value,
       replay: job.payload.replay === true,
+      signature: row.signature,
     };
     const hctx = { signal: jctx.signal, log: log.child({ webhookEventId: row.id, eventType: type }), db, jobId: job.id, attempt: job.attempts, maxAttempts: job.maxAttempts };
     for (const h of runnable) {

@@ -5,7 +5,9 @@
  * Public API
  * ----------
  * - `webhooksModule(opts?)` → BridgeModule. Routes: POST /webhooks/ghl (app Default Webhook URL),
- *   POST /webhooks/ghl/provider (conversation provider Delivery URL), and /admin/webhooks/* when
+ *   POST /webhooks/ghl/provider (conversation provider Delivery URL, signed calls) and
+ *   POST /webhooks/ghl/provider/:token (the same with the URL token; unsigned calls stored as signature 'url_token',
+ *   which the provider confirms before acting; tokens checked by ctx.services.providerDeliveryTokens), and /admin/webhooks/* when
  *   ADMIN_API_KEY is set.
  * - `webhooksService(ctx): WebhooksService` (also published as `ctx.services.webhooks`) —
  *   register handlers during your module's `init`. Any module order works: the registry is
@@ -30,7 +32,7 @@ import type { AppContext, BridgeModule } from '../app.js';
 import type { BackoffPolicy } from '../queue/index.js';
 import { registerAdminRoutes } from './admin.js';
 import { createDispatcher } from './dispatch.js';
-import { registerIntakeRoutes } from './intake.js';
+import { registerIntakeRoutes, type DeliveryTokenCheck } from './intake.js';
 import { GHL_ED25519_PUBLIC_KEY_PEM, GHL_RSA_PUBLIC_KEY_PEM, loadPublicKeys, splitPemList } from './keys.js';
 import { createWebhookMetrics, type WebhookMetrics } from './metrics.js';
 import type { HandlerRegistry} from './registry.js';
@@ -39,7 +41,7 @@ import { countReadyDispatchJobs, DISPATCH_JOB, GroupCommitter, pruneEvents, type
 import { WebhookVerifier } from './verify.js';
 import { webhooksMigration } from './migration.js';
 
-export { APP_WEBHOOK_PATH, PROVIDER_WEBHOOK_PATH } from './intake.js';
+export { APP_WEBHOOK_PATH, PROVIDER_TOKEN_WEBHOOK_PATH, PROVIDER_WEBHOOK_PATH, URL_TOKEN_SIGNATURE, type DeliveryTokenCheck } from './intake.js';
 export { GHL_ED25519_PUBLIC_KEY_PEM, GHL_RSA_PUBLIC_KEY_PEM } from './keys.js';
 export { webhooksService } from './registry.js';
 export type { HandlerContext, HandlerOptions, IncomingEvent, LocationLookup, StoredEvent, WebhookHandler, WebhooksService } from './registry.js';
@@ -165,6 +167,7 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
           maxBodyBytes: c.WEBHOOK_MAX_BODY_BYTES,
           persistTimeoutMs: c.WEBHOOK_PERSIST_TIMEOUT_MS,
           overBacklog,
+          deliveryTokens: () => ctx.services.providerDeliveryTokens as DeliveryTokenCheck | undefined,
           ...(opts.now ? { now: opts.now } : {}),
         }),
       );

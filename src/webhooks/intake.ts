@@ -10,6 +10,15 @@ import type { WebhookVerifier } from './verify.js';
 
 export const APP_WEBHOOK_PATH = '/webhooks/ghl';
 export const PROVIDER_WEBHOOK_PATH = '/webhooks/ghl/provider';
+/** The Delivery URL with its secret token (GHL does not sign Delivery-URL calls: docs/ghl-behaviour.md#unsigned-provider-deliveries, #224). */
+export const PROVIDER_TOKEN_WEBHOOK_PATH = '/webhooks/ghl/provider/:token';
+/** `signature` of a provider delivery authenticated only by the URL token: stored, acted on once confirmed. */
+export const URL_TOKEN_SIGNATURE = 'url_token';
+
+/** Checks a Delivery-URL token (published by the provider module). */
+export interface DeliveryTokenCheck {
+  check(token: string): Promise<boolean>;
+}
 
 export interface IntakeOptions {
   verifier: WebhookVerifier;
@@ -21,6 +30,8 @@ export interface IntakeOptions {
   insecureSkipVerify: boolean;
   maxBodyBytes: number;
   persistTimeoutMs: number;
+  /** Looked up per request (the provider module publishes it); without it every URL token is refused. */
+  deliveryTokens?: () => DeliveryTokenCheck | undefined;
   /** True while the dispatch backlog is above the high-water mark. */
   overBacklog: () => boolean;
   now?: () => number;
@@ -49,7 +60,12 @@ export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOption
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: o.maxBodyBytes }, (_req, body, done) => done(null, body));
 
-  const handle = async (source: WebhookSource, req: FastifyRequest, reply: FastifyReply) => {
+  const checkToken = async (t: string): Promise<boolean> => {
+    const c = o.deliveryTokens?.();
+    return c ? c.check(t) : false;
+  };
+
+  const handle = async (source: WebhookSource, req: FastifyRequest, reply: FastifyReply, urlToken?: string) => {
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const reject = (status: number, reason: string, message: string) => {
       o.metrics.rejected.inc({ source, reason });
@@ -66,8 +82,12 @@ export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOption
 
     const v = o.verifier.verify(raw, req.headers);
     let signature: string;
+    // Provider route: a valid signature decides alone; otherwise a valid URL token admits the delivery as unconfirmed.
     if (v.ok) signature = v.bytes === 'raw' ? v.scheme : `${v.scheme}+reserialized`;
-    else if (o.insecureSkipVerify) {
+    else if (urlToken !== undefined && (await checkToken(urlToken))) signature = URL_TOKEN_SIGNATURE;
+    else if (urlToken !== undefined && !o.insecureSkipVerify) {
+      return reject(401, v.reason === 'missing_signature' ? 'invalid_token' : v.reason, 'signature or delivery token missing or invalid');
+    } else if (o.insecureSkipVerify) {
       signature = 'none';
       req.log.warn({ source, verification: v.reason }, 'WEBHOOK_INSECURE_SKIP_VERIFY is on: accepting a webhook without a valid signature');
     } else {
@@ -174,4 +194,5 @@ export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOption
 
   app.post(APP_WEBHOOK_PATH, (req, reply) => handle('app', req, reply));
   app.post(PROVIDER_WEBHOOK_PATH, (req, reply) => handle('provider', req, reply));
+  app.post<{ Params: { token: string } }>(PROVIDER_TOKEN_WEBHOOK_PATH, (req, reply) => handle('provider', req, reply, req.params.token));
 }

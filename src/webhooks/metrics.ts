@@ -19,7 +19,7 @@ export function createWebhookMetrics(registry: Registry): WebhookMetrics {
     intake: new Counter({ name: 'ghl_bridge_webhook_intake_total', help: 'Webhook deliveries answered, by outcome', labelNames: ['source', 'outcome'], registers }),
     rejected: new Counter({
       name: 'ghl_bridge_webhook_rejected_total',
-      help: 'Webhook deliveries rejected (401/400) by reason: missing_signature, invalid_signature, legacy_disabled, stale, bad_timestamp',
+      help: 'Webhook deliveries rejected (401/400) by reason: missing_signature, invalid_signature, legacy_disabled, invalid_token (provider URL token), stale, bad_timestamp',
       labelNames: ['source', 'reason'],
       registers,
     }),

@@ -15,6 +15,8 @@ export interface StoredEvent<P = Record<string, unknown>> {
   payload: P;
   /** True when an operator re-ran the event (CLI / admin API). */
   replay: boolean;
+  /** How the delivery was authenticated: ed25519 | rsa (+reserialized), 'url_token' (provider, unsigned), 'none'. */
+  signature: string;
 }
 
 export interface HandlerContext {

@@ -67,8 +67,8 @@ const message = {
   provider: str,
   from: str,
   to: z.union([z.string(), z.array(z.string())]).nullish(),
-  cc: z.unknown(),
-  bcc: z.unknown(),
+  cc: z.unknown().optional(),
+  bcc: z.unknown().optional(),
   subject: str,
 };
 
@@ -186,7 +186,7 @@ const price = {
   createdAt: str,
   updatedAt: str,
   compareAtPrice: num,
-  trackInventory: z.unknown(),
+  trackInventory: z.unknown().optional(),
   availableQuantity: num,
   allowOutOfStockPurchases: bool,
 };

@@ -87,6 +87,23 @@ describe('conversations.json', () => {
     }
   });
 
+  it('get-message of a custom provider message (what the bridge reads to confirm an unsigned delivery); another location → 403', async () => {
+    const cw = await world({}, { type: 'SMS', isCustom: true });
+    try {
+      const ct = String((await tokenFor(cw, { locationId: cw.locationId })).access_token);
+      const c = cw.emu.control.createContact({ locationId: cw.locationId, phone: '+15551113333' });
+      const m = cw.emu.control.sendMessageAsUser({ locationId: cw.locationId, contactId: c.id, type: 'SMS', message: 'confirm me', conversationProviderId: cw.app.conversationProviderId! });
+      const r = await call(cw.base, 'get-message', { token: ct, pathParams: { id: m.id } });
+      expect(r.body).toMatchObject({ id: m.id, locationId: cw.locationId, contactId: c.id, direction: 'outbound', messageType: 'TYPE_CUSTOM_PROVIDER_SMS', body: 'confirm me', status: 'pending' });
+      const other = cw.emu.control.createLocation({ companyId: cw.companyId, name: 'Other' });
+      const ot = String((await tokenFor(cw, { locationId: other.id })).access_token);
+      const denied = await call(cw.base, 'get-message', { token: ot, pathParams: { id: m.id } }, 'invalid');
+      expect(denied.status).toBe(403);
+    } finally {
+      await closeWorld(cw);
+    }
+  });
+
   it('delete-conversation', async () => {
     await call(w.base, 'delete-conversation', { token: t, pathParams: { conversationId } });
     await call(w.base, 'delete-conversation', { token: t, pathParams: { conversationId } }, 'invalid');

@@ -44,8 +44,30 @@ describe('webhooks', () => {
     expect(w.receiver.received[0]!.headers['x-ghl-signature']).toBeDefined();
   });
 
-  it('send-message on a custom-provider location produces a signed ProviderOutboundMessage', async () => {
+  it('send-message on a custom-provider location produces an unsigned ProviderOutboundMessage (as GHL: observed #224) and a signed OutboundMessage', async () => {
     w = await world();
+    const t = await tokenFor(w, { locationId: w.locationId });
+    const contact = w.emu.control.createContact({ locationId: w.locationId, firstName: 'Ann', phone: '+15551234567' });
+    const res = await api(w, String(t.access_token), 'POST', '/conversations/messages', { type: 'SMS', contactId: contact.id, message: 'hello' });
+    await w.emu.idle();
+    const p = w.receiver.received.find((r) => r.path === '/provider')!;
+    expect(p.json).toMatchObject({ type: 'SMS', messageId: res.body.messageId, message: 'hello' });
+    expect(p.headers['x-ghl-signature']).toBeUndefined();
+    expect(p.headers['x-wh-signature']).toBeUndefined();
+    const ev = w.receiver.received.find((r) => r.path === '/webhooks' && r.json.type === 'OutboundMessage')!;
+    // The fields of webhook-events/OutboundMessage.md (a default provider's message: short type name).
+    expect(ev.json).toMatchObject({
+      type: 'OutboundMessage', locationId: w.locationId, contactId: contact.id, messageId: res.body.messageId, body: 'hello',
+      direction: 'outbound', messageType: 'SMS', status: 'pending', source: 'api', contentType: 'text/plain',
+      conversationProviderId: w.app.conversationProviderId, attachments: [],
+    });
+    expect(typeof ev.json.conversationId).toBe('string');
+    expect(typeof ev.json.dateAdded).toBe('string');
+    verifyBoth(w, ev);
+  });
+
+  it('send-message with signProviderDeliveries produces a signed ProviderOutboundMessage', async () => {
+    w = await world({ signProviderDeliveries: true });
     const t = await tokenFor(w, { locationId: w.locationId });
     const contact = w.emu.control.createContact({ locationId: w.locationId, firstName: 'Ann', phone: '+15551234567' });
     const res = await api(w, String(t.access_token), 'POST', '/conversations/messages', { type: 'SMS', contactId: contact.id, message: 'hello' });
@@ -69,7 +91,7 @@ describe('webhooks', () => {
   });
 
   it('UI send (sendMessageAsUser) of an Email via a custom Email provider', async () => {
-    w = await world({}, { type: 'Email', isCustom: true });
+    w = await world({ signProviderDeliveries: true }, { type: 'Email', isCustom: true });
     await tokenFor(w, { locationId: w.locationId });
     const contact = w.emu.control.createContact({ locationId: w.locationId, email: 'ann@example.com' });
     const m = w.emu.control.sendMessageAsUser({
@@ -81,6 +103,9 @@ describe('webhooks', () => {
     expect(p.json).toMatchObject({ type: 'Email', emailTo: ['ann@example.com'], subject: 'Hi', html: '<p>x</p>', messageId: m.id, emailMessageId: m.id });
     expect(m.messageType).toBe('TYPE_CUSTOM_PROVIDER_EMAIL');
     verifyBoth(w, p);
+    // A custom provider's message carries the full type name in OutboundMessage (observed #224).
+    const ev = w.receiver.received.find((r) => r.path === '/webhooks' && r.json.type === 'OutboundMessage');
+    expect(ev?.json).toMatchObject({ messageId: m.id, messageType: 'TYPE_CUSTOM_PROVIDER_EMAIL', direction: 'outbound' });
   });
 
   it('provider envelope fields can be switched off', async () => {

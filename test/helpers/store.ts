@@ -8,7 +8,7 @@ import { openDatabase, type DatabaseHandle } from '../../src/db/index.js';
 import { migrateToLatest } from '../../src/db/migrations/index.js';
 import { allMigrations } from '../../src/modules.js';
 import { createBridge, type Bridge, type BridgeModule } from '../../src/app.js';
-import { createLogger } from '../../src/log/logger.js';
+import { createLogger, type Logger } from '../../src/log/logger.js';
 
 /**
  * Which store the suite runs on: TEST_STORE=postgres uses the real server at TEST_DATABASE_URL
@@ -84,10 +84,12 @@ export interface TestBridge extends Bridge {
  * Starts a real bridge (HTTP on 127.0.0.1:0, workers running) on a fresh store. On PostgreSQL
  * the schema is dropped on close.
  */
-export async function startTestBridge(opts: { modules?: BridgeModule[]; env?: Record<string, string | undefined>; config?: Config; dataDir?: string } = {}): Promise<TestBridge> {
+export async function startTestBridge(
+  opts: { modules?: BridgeModule[]; env?: Record<string, string | undefined>; config?: Config; dataDir?: string; log?: (config: Config) => Logger } = {},
+): Promise<TestBridge> {
   const config = opts.config ?? testConfig(opts.env);
   const bridge = await createBridge(config, {
-    log: createLogger({ level: config.LOG_LEVEL, secrets: config.secretValues }),
+    log: opts.log ? opts.log(config) : createLogger({ level: config.LOG_LEVEL, secrets: config.secretValues }),
     modules: opts.modules ?? [],
     dataDir: opts.dataDir ?? (config.DATABASE_URL ? undefined : 'memory://') ?? 'memory://',
   });

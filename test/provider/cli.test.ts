@@ -34,3 +34,37 @@ describe('ghl-bridge channels (CLI)', () => {
     }
   });
 });
+
+describe('ghl-bridge provider (CLI)', () => {
+  it('prints the exact Delivery URL, rotates the token (old kept, then retired) and doctor shows the URL masked', async () => {
+    const store = await openTestStore({ onDisk: true });
+    if (STORE === 'pglite') await store.close();
+    const env = { ...process.env, ...store.env, TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'), SANDBOX: 'true', LOG_LEVEL: 'silent', PUBLIC_URL: 'https://bridge.example.com' };
+    const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env });
+    const url = /^https:\/\/bridge\.example\.com\/webhooks\/ghl\/provider\/([A-Za-z0-9_-]{43})$/;
+    try {
+      const first = (await cli('provider', 'delivery-url')).stdout.trim();
+      expect(first).toMatch(url);
+      expect((await cli('provider', 'delivery-url')).stdout.trim()).toBe(first); // stable: generated once
+      const token1 = url.exec(first)![1]!;
+      const rotated = await cli('provider', 'rotate-token', '--overlap-hours', '0');
+      const token2 = url.exec(rotated.stdout.trim())![1]!;
+      expect(token2).not.toBe(token1);
+      expect(rotated.stderr).toMatch(/previous token stays accepted until/);
+      const listed = (await cli('provider', 'tokens')).stdout;
+      expect(listed).toMatch(/current .*\n.*previous/s);
+      expect(listed).not.toContain(token1);
+      expect(listed).not.toContain(token2);
+      expect((await cli('provider', 'retire-previous')).stdout).toMatch(/^1 previous token/);
+      expect((await cli('provider', 'tokens')).stdout).not.toMatch(/previous/);
+      const doctor = await cli('doctor').catch((e: { stdout: string }) => e);
+      expect(doctor.stdout).toContain(`provider Delivery URL: https://bridge.example.com/webhooks/ghl/provider/${token2.slice(0, 4)}…`);
+      expect(doctor.stdout).not.toContain(token2);
+      const bad = await cli('provider', 'rotate-token', '--overlap-hours', 'soon').then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/--overlap-hours/);
+    } finally {
+      if (STORE === 'postgres') await store.close();
+    }
+  }, 60_000);
+});

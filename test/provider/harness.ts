@@ -2,7 +2,10 @@ import { generateKeySpec } from '../../src/crypto/aes.js';
 import { LoopbackInbox } from '../../src/channels/index.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
 import { installationsModule } from '../../src/installations/index.js';
-import { providerModule, type ProviderService, type ProviderSettings } from '../../src/provider/index.js';
+import { providerModule, type ConfirmationSettings, type ProviderService, type ProviderSettings } from '../../src/provider/index.js';
+import type { BridgeModule } from '../../src/app.js';
+import type { Config } from '../../src/config/index.js';
+import type { Logger } from '../../src/log/logger.js';
 import { webhooksModule } from '../../src/webhooks/index.js';
 import type { RateLimitOptions } from '../../src/ghl/ratelimit.js';
 import { startTestBridge, type TestBridge } from '../helpers/store.js';
@@ -23,7 +26,8 @@ export interface World {
 
 /** An emulator with `locations` sub-accounts and our app registered as a conversation provider. */
 export async function startWorld(o: { locations?: number; emulator?: EmulatorOptions; provider?: { type: 'SMS' | 'Email'; isCustom: boolean }; locationPhones?: string[] } = {}): Promise<World> {
-  const emu = await createEmulator({ rsaModulusLength: 1024, seed: 11, ...o.emulator });
+  // Signed Delivery-URL calls unless a test asks for GHL's real (unsigned) behaviour: test/provider/unsigned.test.ts.
+  const emu = await createEmulator({ rsaModulusLength: 1024, seed: 11, signProviderDeliveries: true, ...o.emulator });
   await emu.listen();
   const c = emu.control;
   const ag = c.createAgency({ name: 'Agency' });
@@ -56,16 +60,27 @@ export type ProviderBridge = TestBridge & { provider: ProviderService; inbox: Lo
 
 export async function startBridge(
   w: World,
-  o: { env?: Record<string, string>; settings?: Partial<ProviderSettings>; limits?: Partial<RateLimitOptions>; install?: boolean } = {},
+  o: {
+    env?: Record<string, string>;
+    settings?: Partial<ProviderSettings>;
+    confirmation?: Partial<ConfirmationSettings>;
+    limits?: Partial<RateLimitOptions>;
+    install?: boolean;
+    log?: (config: Config) => Logger;
+    /** Extra modules (e.g. the dashboard). */
+    modules?: BridgeModule[];
+  } = {},
 ): Promise<ProviderBridge> {
   const inbox = new LoopbackInbox(100_000);
   const b = await startTestBridge({
     modules: [
       webhooksModule({ extraEd25519Keys: [w.emu.keys.ed25519PublicKeyPem], extraRsaKeys: [w.emu.keys.rsaPublicKeyPem] }),
       installationsModule({ now: () => w.emu.clock.now(), ...(o.limits ? { limits: o.limits } : {}) }),
-      providerModule({ loopbackInbox: inbox, settings: { retryBaseMs: 20, pollBaseMs: 50, ...o.settings } }),
+      providerModule({ loopbackInbox: inbox, settings: { retryBaseMs: 20, pollBaseMs: 50, ...o.settings }, ...(o.confirmation ? { confirmation: o.confirmation } : {}) }),
+      ...(o.modules ?? []),
     ],
     env: { JOB_POLL_MS: '50', ...w.env, ...o.env },
+    ...(o.log ? { log: o.log } : {}),
   });
   w.emu.control.updateApp(w.clientId, { providerDeliveryUrl: `${b.url}/webhooks/ghl/provider` });
   if (o.install !== false) for (const l of w.locationIds) await install(b.url, l);

@@ -65,6 +65,8 @@ describe('webhooks from the GHL emulator', () => {
   it('accepts INSTALL, ContactCreate and ProviderOutboundMessage signed by the emulator and dispatches each once', async () => {
     const seen: StoredEvent[] = [];
     const s = await setup({
+      // Real GHL does not sign Delivery-URL calls (observed #224); the signed path still has to work.
+      emu: { signProviderDeliveries: true },
       register: (w) => {
         w.on('INSTALL', async (e) => void seen.push(e), { requireKnownLocation: false });
         w.on('ContactCreate', async (e) => void seen.push(e));

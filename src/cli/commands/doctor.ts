@@ -2,6 +2,9 @@ import type { Command } from 'commander';
 import { pendingMigrations } from '../../db/migrations/index.js';
 import { allMigrations } from '../../modules.js';
 import { countByState } from '../../queue/index.js';
+import { loadKeyRing } from '../../crypto/keyring.js';
+import { createLogger } from '../../log/logger.js';
+import { deliveryUrl, DeliveryTokens, maskToken } from '../../provider/delivery-tokens.js';
 import { configOrExit, openStore } from '../common.js';
 
 export function registerDoctorCommand(program: Command): void {
@@ -25,6 +28,14 @@ export function registerDoctorCommand(program: Command): void {
           const counts = await countByState(store.db);
           console.log(`jobs: ${Object.entries(counts).map(([k, v]) => `${k}=${v}`).join(' ')}`);
           if (counts.dead > 0) console.log('  dead jobs: inspect with `ghl-bridge jobs list --dead`, retry with `ghl-bridge jobs retry --all-dead`');
+        }
+        if (!pending.includes('0005_provider_confirmation')) {
+          const t = new DeliveryTokens(store.db, loadKeyRing(config, createLogger({ level: 'warn' })), config.PROVIDER_DELIVERY_TOKENS, 0);
+          const l = await t.list().catch(() => undefined);
+          if (l) {
+            console.log(`provider Delivery URL: ${deliveryUrl(config.publicUrl, maskToken(await t.current()))}  (token masked; \`ghl-bridge provider delivery-url\` prints it)`);
+            console.log(`  tokens accepted: ${l.tokens.length} (${l.source === 'env' ? 'PROVIDER_DELIVERY_TOKENS' : 'stored'}); confirmation: ${config.PROVIDER_CONFIRMATION}`);
+          } else console.log('provider Delivery URL: no token yet (created at first start, or by `ghl-bridge provider delivery-url`)');
         }
       } catch (e) {
         problems++;

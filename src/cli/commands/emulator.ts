@@ -12,7 +12,9 @@ export function registerEmulatorCommand(program: Command): void {
     .option('--bridge-url <url>', 'base URL of the bridge: sets the demo app webhook, delivery and redirect URLs')
     .option('--redirect-uri <uri>', 'OAuth redirect URI of the demo app (default <bridge-url>/oauth/callback)')
     .option('--retry-interval-ms <n>', 'interval between 429 webhook retries (default 600000)')
-    .action(async (o: { port: string; host: string; seed?: string; bridgeUrl?: string; redirectUri?: string; retryIntervalMs?: string }) => {
+    .option('--delivery-url <url>', 'the demo provider app Delivery URL, token included (`ghl-bridge provider delivery-url` prints it)')
+    .option('--sign-provider-deliveries', 'sign Delivery-URL calls (real GHL sends them unsigned)')
+    .action(async (o: { port: string; host: string; seed?: string; bridgeUrl?: string; redirectUri?: string; retryIntervalMs?: string; deliveryUrl?: string; signProviderDeliveries?: boolean }) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) {
         console.error(`invalid --port ${o.port}`);
@@ -22,12 +24,14 @@ export function registerEmulatorCommand(program: Command): void {
       const emu = await createEmulator({
         ...(o.seed !== undefined ? { seed: Number(o.seed) } : {}),
         ...(o.retryIntervalMs !== undefined ? { webhookRetryIntervalMs: Number(o.retryIntervalMs) } : {}),
+        ...(o.signProviderDeliveries ? { signProviderDeliveries: true } : {}),
       });
       const base = await emu.listen({ port, host: o.host });
       const demo = seedDemo(emu, {
         ...(o.bridgeUrl ? { bridgeUrl: o.bridgeUrl.replace(/\/$/, '') } : {}),
         ...(o.redirectUri ? { redirectUri: o.redirectUri } : {}),
       });
+      if (o.deliveryUrl) emu.control.updateApp(demo.clientId, { providerDeliveryUrl: o.deliveryUrl });
       console.log(`GHL emulator listening on ${base}`);
       console.log(`  API base URL        ${base}   (use instead of https://services.leadconnectorhq.com)`);
       console.log(`  install page        ${demo.installUrl}`);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { loadKeyRing } from '../../crypto/keyring.js';
 import { generateKeySpec } from '../../crypto/aes.js';
 import { rotateTokenKeys } from '../../installations/vault.js';
+import { rotateDeliveryTokenKeys } from '../../provider/delivery-tokens.js';
 import { createLogger } from '../../log/logger.js';
 import { configOrExit, fail, openStore } from '../common.js';
 
@@ -29,6 +30,8 @@ export function registerKeysCommand(program: Command): void {
       try {
         const r = await rotateTokenKeys(store.db, ring);
         console.log(`${r.rotated} installation(s) re-encrypted with key ${ring.primaryId}; ${r.current} already current; ${r.total} total`);
+        const d = await rotateDeliveryTokenKeys(store.db, ring).catch(() => 0);
+        if (d) console.log(`${d} Delivery-URL token(s) re-encrypted`);
         if (ring.keys.size > 1) console.log('Once every replica runs with the new first key, older keys can be removed from TOKEN_ENCRYPTION_KEYS.');
       } catch (e) {
         fail(e);

@@ -57,6 +57,7 @@ export function registerControlRoutes(
     return m;
   }));
   app.get(`${p}/deliveries`, wrap((_b, r) => c.listDeliveries(query(r))));
+  app.get(`${p}/api-calls`, wrap((_b, r) => c.listApiCalls(query(r))));
   app.get(`${p}/installations`, wrap((_b, r) => c.listInstallations(query(r))));
 
   app.post(`${p}/faults`, wrap((b) => c.injectFault(b as unknown as Parameters<typeof c.injectFault>[0]), 201));

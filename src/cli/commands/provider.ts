@@ -1,0 +1,78 @@
+import type { Command } from 'commander';
+import type { Config } from '../../config/index.js';
+import { loadKeyRing } from '../../crypto/keyring.js';
+import { migrateToLatest } from '../../db/migrations/index.js';
+import { createLogger } from '../../log/logger.js';
+import { allMigrations } from '../../modules.js';
+import { deliveryUrl, DeliveryTokens } from '../../provider/delivery-tokens.js';
+import { configOrExit, fail, openStore } from '../common.js';
+
+async function withTokens<T>(config: Config, fn: (t: DeliveryTokens) => Promise<T>): Promise<T> {
+  let ring;
+  try {
+    ring = loadKeyRing(config, createLogger({ level: 'warn' }));
+  } catch (e) {
+    fail(e);
+  }
+  const store = await openStore(config);
+  try {
+    await migrateToLatest(store.db, store.schema, await allMigrations(config));
+    const t = new DeliveryTokens(store.db, ring, config.PROVIDER_DELIVERY_TOKENS, 0);
+    await t.ensure();
+    return await fn(t);
+  } catch (e) {
+    fail(e);
+  } finally {
+    await store.close();
+  }
+}
+
+/** `ghl-bridge provider …`: the conversation provider's Delivery URL and its secret token. */
+export function registerProviderCommand(program: Command): void {
+  const provider = program.command('provider').description('the conversation provider Delivery URL and its secret token');
+  provider
+    .command('delivery-url')
+    .description('print the exact Delivery URL to paste into the Marketplace app (Conversation Providers → Delivery URL); it contains the secret token')
+    .action(async () => {
+      const config = configOrExit();
+      const url = await withTokens(config, async (t) => deliveryUrl(config.publicUrl, await t.current()));
+      console.log(url);
+    });
+  provider
+    .command('tokens')
+    .description('list the accepted Delivery-URL tokens (masked)')
+    .action(async () => {
+      const config = configOrExit();
+      const l = await withTokens(config, (t) => t.list());
+      console.log(`source: ${l.source === 'env' ? 'PROVIDER_DELIVERY_TOKENS' : 'database (encrypted)'}`);
+      for (const v of l.tokens) console.log(`  ${v.current ? 'current ' : 'previous'} ${v.masked}${v.retireAt ? `  refused after ${v.retireAt.toISOString()}` : ''}`);
+    });
+  provider
+    .command('rotate-token')
+    .description('make a new token current and print the new Delivery URL; the previous token keeps working for the overlap period')
+    .option('--overlap-hours <h>', 'how long the previous token stays accepted (default PROVIDER_TOKEN_OVERLAP_HOURS; 0 = until retired)')
+    .option('--retire-previous', 'refuse the previous token(s) at once')
+    .action(async (o: { overlapHours?: string; retirePrevious?: boolean }) => {
+      const config = configOrExit();
+      const overlapHours = o.overlapHours !== undefined ? Number(o.overlapHours) : config.PROVIDER_TOKEN_OVERLAP_HOURS;
+      if (!Number.isInteger(overlapHours) || overlapHours < 0) {
+        console.error(`invalid --overlap-hours ${o.overlapHours}: expected a whole number of hours ≥ 0`);
+        process.exit(2);
+      }
+      const token = await withTokens(config, (t) => t.rotate({ overlapHours, retirePrevious: o.retirePrevious === true }));
+      console.log(deliveryUrl(config.publicUrl, token));
+      console.error(
+        o.retirePrevious
+          ? 'Paste this URL into the Marketplace app now: the previous token is refused from now on.'
+          : `Paste this URL into the Marketplace app. The previous token stays accepted ${overlapHours ? `for ${overlapHours} h` : 'until `ghl-bridge provider retire-previous`'}.`,
+      );
+    });
+  provider
+    .command('retire-previous')
+    .description('refuse every Delivery-URL token but the current one')
+    .action(async () => {
+      const config = configOrExit();
+      const n = await withTokens(config, (t) => t.retirePrevious());
+      console.log(`${n} previous token(s) retired`);
+    });
+}
