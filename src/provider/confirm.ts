@@ -115,7 +115,8 @@ async function enqueueSend(cr: ConfirmRuntime, messageId: string, delayMs: numbe
  * The signed OutboundMessage app event (dispatched through the webhook registry). Remembers it (a delivery may come
  * later), and confirms a waiting delivery of the same message whose location and contact match.
  */
-export async function onOutboundMessageEvent(cr: ConfirmRuntime, evt: { id: number; payload: Record<string, unknown> }, log: Logger): Promise<void> {
+export async function onOutboundMessageEvent(cr: ConfirmRuntime, evt: { id: number; payload: Record<string, unknown> }, h: { signal: AbortSignal; log: Logger }): Promise<void> {
+  const log = h.log;
   const p = evt.payload;
   const messageId = typeof p.messageId === 'string' ? p.messageId : undefined;
   const locationId = typeof p.locationId === 'string' ? p.locationId : undefined;
@@ -132,7 +133,15 @@ export async function onOutboundMessageEvent(cr: ConfirmRuntime, evt: { id: numb
     })
     .onConflict((oc) => oc.column('message_id').doNothing())
     .execute();
-  if ((await confirmFromEvent(cr, messageId, log)) === 'confirmed') await enqueueSend(cr, messageId, 0);
+  // A re-run of this job after a crash between the confirmation and the send: the row is confirmed but unsent.
+  const now = await cr.out.db.selectFrom('provider_outbound').select(['state', 'confirmed_by']).where('message_id', '=', messageId).executeTakeFirst();
+  if (now?.confirmed_by === 'event' && (now.state === 'received' || now.state === 'sending')) return enqueueSend(cr, messageId, 0);
+  // Confirmed here: send in this job (as the delivery's own job would), a queue hop less per message; retries and
+  // crash recovery go through provider.send. Unconfirmed messages of a contact go out in confirmation order.
+  if ((await confirmFromEvent(cr, messageId, log)) === 'confirmed') {
+    const retry = await sendOnce(cr.out, messageId, h.signal, log);
+    if (retry) await enqueueSend(cr, messageId, retry.delayMs);
+  }
 }
 
 /**
@@ -210,7 +219,13 @@ export function confirmHandler(cr: ConfirmRuntime) {
   return async (job: Job<{ messageId: string }>, h: HandlerContext): Promise<void> => {
     const { db } = cr.out;
     const messageId = job.payload.messageId;
-    const row = await db.selectFrom('provider_outbound').select(['state', 'location_id', 'contact_id', 'channel', 'payload', 'confirm_lookups', 'received_at']).where('message_id', '=', messageId).executeTakeFirst();
+    const row = await db
+      .selectFrom('provider_outbound')
+      .select(['state', 'location_id', 'contact_id', 'channel', 'payload', 'confirm_lookups', 'received_at', 'confirmed_by'])
+      .where('message_id', '=', messageId)
+      .executeTakeFirst();
+    // A re-run after a crash between a lookup confirmation and queueing its send.
+    if (row?.state === 'received' && row.confirmed_by === 'lookup') return enqueueSend(cr, messageId, 0);
     if (!row || row.state !== 'awaiting_confirmation') return;
     const viaEvent = await confirmFromEvent(cr, messageId, h.log);
     if (viaEvent === 'confirmed') return enqueueSend(cr, messageId, 0);

@@ -167,7 +167,7 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         },
       );
       // The signed app event that confirms unsigned deliveries (it may come before or after the delivery).
-      webhooks.on('OutboundMessage', (evt, h) => onOutboundMessageEvent(confirm, evt, h.log), { name: 'provider.confirm-event' });
+      webhooks.on('OutboundMessage', (evt, h) => onOutboundMessageEvent(confirm, evt, h), { name: 'provider.confirm-event' });
       ctx.queue.register(JOB_SEND, sendHandler(outbound));
       // Status and poll jobs mostly wait inside the handler for a GHL rate-limit slot: they run in
       // slots of their own, so waiting never delays outbound sends or inbound messages.
