@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import pg from 'pg';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { openDatabase, type DatabaseHandle } from '../../src/db/index.js';
 import { migrateToLatest } from '../../src/db/migrations/index.js';
 import { createBridge, type Bridge, type BridgeModule } from '../../src/app.js';
-import { createLogger } from '../../src/log/logger.js';
+import { createLogger, type Logger } from '../../src/log/logger.js';
 
 /**
  * Which store the suite runs on: TEST_STORE=postgres uses the real server at TEST_DATABASE_URL
@@ -83,10 +84,10 @@ export interface TestBridge extends Bridge {
  * Starts a real bridge (HTTP on 127.0.0.1:0, workers running) on a fresh store. On PostgreSQL
  * the schema is dropped on close.
  */
-export async function startTestBridge(opts: { modules?: BridgeModule[]; env?: Record<string, string | undefined>; config?: Config; dataDir?: string } = {}): Promise<TestBridge> {
+export async function startTestBridge(opts: { modules?: BridgeModule[]; env?: Record<string, string | undefined>; config?: Config; dataDir?: string; log?: Logger } = {}): Promise<TestBridge> {
   const config = opts.config ?? testConfig(opts.env);
   const bridge = await createBridge(config, {
-    log: createLogger({ level: config.LOG_LEVEL, secrets: config.secretValues }),
+    log: opts.log ?? createLogger({ level: config.LOG_LEVEL, secrets: config.secretValues }),
     modules: opts.modules ?? [],
     dataDir: opts.dataDir ?? (config.DATABASE_URL ? undefined : 'memory://') ?? 'memory://',
   });
@@ -118,3 +119,16 @@ export async function waitFor<T>(check: () => Promise<T> | T, opts: { timeoutMs?
 }
 
 export const quietLog = createLogger({ level: 'silent' });
+
+/** A logger at `level` whose JSON lines are kept, for asserting on what was (not) logged. */
+export function captureLog(level = 'info'): { log: Logger; lines: Array<{ level: number; msg?: string; [k: string]: unknown }>; errors: () => Array<{ level: number; msg?: string }> } {
+  const lines: Array<{ level: number; msg?: string }> = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of String(chunk).split('\n')) if (l.trim()) lines.push(JSON.parse(l) as { level: number; msg?: string });
+      cb();
+    },
+  });
+  const log = createLogger({ level, destination });
+  return { log, lines, errors: () => lines.filter((l) => l.level >= 50) };
+}

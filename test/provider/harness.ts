@@ -5,6 +5,7 @@ import { installationsModule } from '../../src/installations/index.js';
 import { providerModule, type ProviderService, type ProviderSettings } from '../../src/provider/index.js';
 import { webhooksModule } from '../../src/webhooks/index.js';
 import type { RateLimitOptions } from '../../src/ghl/ratelimit.js';
+import type { Logger } from '../../src/log/logger.js';
 import { startTestBridge, type TestBridge } from '../helpers/store.js';
 
 export const PUBLIC_URL = 'http://bridge.test';
@@ -56,7 +57,7 @@ export type ProviderBridge = TestBridge & { provider: ProviderService; inbox: Lo
 
 export async function startBridge(
   w: World,
-  o: { env?: Record<string, string>; settings?: Partial<ProviderSettings>; limits?: Partial<RateLimitOptions>; install?: boolean } = {},
+  o: { env?: Record<string, string>; settings?: Partial<ProviderSettings>; limits?: Partial<RateLimitOptions>; install?: boolean; log?: Logger } = {},
 ): Promise<ProviderBridge> {
   const inbox = new LoopbackInbox(100_000);
   const b = await startTestBridge({
@@ -66,6 +67,7 @@ export async function startBridge(
       providerModule({ loopbackInbox: inbox, settings: { retryBaseMs: 20, pollBaseMs: 50, ...o.settings } }),
     ],
     env: { JOB_POLL_MS: '50', ...w.env, ...o.env },
+    ...(o.log ? { log: o.log } : {}),
   });
   w.emu.control.updateApp(w.clientId, { providerDeliveryUrl: `${b.url}/webhooks/ghl/provider` });
   if (o.install !== false) for (const l of w.locationIds) await install(b.url, l);
