@@ -139,6 +139,12 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     log,
     metrics,
     bodyLimit: config.BODY_LIMIT_BYTES,
+    timeouts: {
+      headersMs: config.HTTP_HEADERS_TIMEOUT_MS,
+      requestMs: config.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      connectionMs: config.HTTP_CONNECTION_TIMEOUT_MS,
+    },
     readiness: async () => {
       const checks: Record<string, string | null> = { database: null, migrations: null, workers: null };
       try {

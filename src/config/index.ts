@@ -92,6 +92,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       message: 'refused with production settings (NODE_ENV=production or real GHL credentials); unsigned webhooks would be accepted from anyone',
     });
   }
+  if (v.HTTP_HEADERS_TIMEOUT_MS > v.HTTP_REQUEST_TIMEOUT_MS && !issues.some((i) => i.name.startsWith('HTTP_'))) {
+    issues.push({ name: 'HTTP_HEADERS_TIMEOUT_MS', message: `expected at most HTTP_REQUEST_TIMEOUT_MS (${v.HTTP_REQUEST_TIMEOUT_MS}); got ${v.HTTP_HEADERS_TIMEOUT_MS}` });
+  }
   if (issues.length) throw new ConfigError(issues);
 
   const publicUrl = (v.PUBLIC_URL ?? `http://localhost:${v.PORT}`).replace(/\/+$/, '');

@@ -7,6 +7,8 @@ export interface ServerOptions {
   log: Logger;
   metrics: Metrics;
   bodyLimit: number;
+  /** Slow-client limits (see HTTP_*_TIMEOUT_MS); Fastify and Node leave requests and connections unbounded otherwise. */
+  timeouts?: { headersMs: number; requestMs: number; keepAliveMs: number; connectionMs: number };
   /** Readiness checks: each returns null when fine or a short reason. */
   readiness: () => Promise<Record<string, string | null>>;
 }
@@ -24,6 +26,20 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     trustProxy: true,
+    ...(opts.timeouts
+      ? {
+          requestTimeout: opts.timeouts.requestMs,
+          keepAliveTimeout: opts.timeouts.keepAliveMs,
+          connectionTimeout: opts.timeouts.connectionMs,
+          // Node checks the header and request deadlines on an interval (default 30 s): check every second so a slow
+          // client is cut close to its deadline.
+          http: {
+            headersTimeout: opts.timeouts.headersMs,
+            requestTimeout: opts.timeouts.requestMs,
+            connectionsCheckingInterval: Math.min(1000, opts.timeouts.headersMs),
+          },
+        }
+      : {}),
   });
 
   app.addHook('onResponse', async (req, reply) => {
