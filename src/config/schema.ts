@@ -217,7 +217,14 @@ export const VARS = [
     description: 'Additional RSA public keys (PEM, separated by blank lines or "|") accepted for the legacy X-WH-Signature besides GHL\'s published key.',
   },
   { name: 'WEBHOOK_ACCEPT_LEGACY_RSA', group: 'webhooks', schema: bool.default(true), example: 'true', description: 'Also accept the legacy RSA X-WH-Signature (GHL is retiring it; set false once it is gone).' },
-  { name: 'WEBHOOK_TOLERANCE_SEC', group: 'webhooks', schema: int(1, 86_400).default(300), example: '300', description: 'Reject webhooks whose timestamp is further than this from now.' },
+  {
+    name: 'WEBHOOK_TOLERANCE_SEC',
+    group: 'webhooks',
+    schema: int(1, 86_400).default(7200),
+    example: '7200',
+    description:
+      "Reject webhooks whose timestamp is further than this from now. The default covers GHL's 429-retry horizon (6 retries 10 min apart plus jitter, about 70 min), so a redelivery that keeps its original timestamp is still accepted; replays inside the window are stopped by deduplication on webhookId. Below 4500 s, redeliveries of webhooks answered 429 can be refused as stale.",
+  },
   {
     name: 'WEBHOOK_INSECURE_SKIP_VERIFY',
     group: 'webhooks',
