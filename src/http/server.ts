@@ -11,6 +11,8 @@ export interface ServerOptions {
   timeouts?: { headersMs: number; requestMs: number; keepAliveMs: number; connectionMs: number };
   /** Readiness checks: each returns null when fine or a short reason. */
   readiness: () => Promise<Record<string, string | null>>;
+  /** Extra state shown by /readyz that does not make the replica unready (e.g. the LISTEN connection). */
+  readinessDetail?: () => Record<string, unknown>;
 }
 
 /**
@@ -70,7 +72,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   app.get('/readyz', { logLevel: 'warn' }, async (_req, reply) => {
     const checks = await opts.readiness();
     const failing = Object.entries(checks).filter(([, v]) => v !== null);
-    return reply.status(failing.length ? 503 : 200).send({ status: failing.length ? 'unavailable' : 'ready', checks });
+    return reply.status(failing.length ? 503 : 200).send({ status: failing.length ? 'unavailable' : 'ready', checks, ...(opts.readinessDetail ? { detail: opts.readinessDetail() } : {}) });
   });
   app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) => {
     const body = await opts.metrics.registry.metrics();
