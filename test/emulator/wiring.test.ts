@@ -83,7 +83,7 @@ describe('standalone emulator wired to ghl-bridge as documented (two real CLI pr
     const msg = await waitFor(
       async () => {
         const m = (await (await fetch(`${base}/_emulator/messages/${id}`)).json()) as { status?: string };
-        return m.status === 'delivered' && m;
+        return m.status === 'delivered' ? m : undefined;
       },
       { what: 'message delivered', timeoutMs: 30_000 },
     );
