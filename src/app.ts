@@ -125,6 +125,28 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     },
   });
 
+  const listenDetail = () => {
+    if (config.WORKER_CONCURRENCY <= 0) return { used: false };
+    const st = store.listenStatus;
+    return { used: true, listening: st.listening, reconnects: st.reconnects, lastError: st.lastError };
+  };
+  new Gauge({
+    name: 'ghl_bridge_listen_connected',
+    help: 'Whether the LISTEN connection that wakes workers on NOTIFY is up (1) or being re-established (0); workers poll meanwhile',
+    registers: [metrics.registry],
+    collect() {
+      this.set(store.listenStatus.listening ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'ghl_bridge_listen_reconnects',
+    help: 'Times the LISTEN connection was re-established after it dropped, since start',
+    registers: [metrics.registry],
+    collect() {
+      this.set(store.listenStatus.reconnects);
+    },
+  });
+
   const tasks: MaintenanceTask[] = [];
   const stopping = new AbortController();
   const ctx: AppContext = {
@@ -155,6 +177,12 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     log,
     metrics,
     bodyLimit: config.BODY_LIMIT_BYTES,
+    timeouts: {
+      headersMs: config.HTTP_HEADERS_TIMEOUT_MS,
+      requestMs: config.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      connectionMs: config.HTTP_CONNECTION_TIMEOUT_MS,
+    },
     readiness: async () => {
       const checks: Record<string, string | null> = { database: null, migrations: null, workers: null };
       try {
@@ -168,6 +196,8 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
       if (config.WORKER_CONCURRENCY > 0 && !queue.running) checks.workers = 'not running';
       return checks;
     },
+    // Not a readiness condition: without LISTEN, workers still find jobs by polling (JOB_POLL_MS).
+    readinessDetail: () => ({ listen: listenDetail() }),
   });
   for (const m of modules) if (m.routes) await app.register(async (scope) => m.routes!(scope, ctx));
 

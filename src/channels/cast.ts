@@ -29,7 +29,7 @@ import {
   readText,
   silentLogger,
   tryJson,
-  withTimeout,
+  withDeadline,
   type ChannelLogger,
 } from './util.js';
 
@@ -140,18 +140,20 @@ export function createCastChannel(cfg: CastChannelConfig, deps: CastChannelDeps 
     let res: Response;
     let text: string;
     try {
-      res = await fetch(`${base}/api/v1/sms/send`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json',
-          'x-api-key': cfg.apiKey,
-          'x-idempotency-key': idempotencyKey(msg.messageId),
-        },
-        body,
-        signal: withTimeout(cfg.timeoutMs, signal),
+      [res, text] = await withDeadline(cfg.timeoutMs, signal, async (sig) => {
+        const r = await fetch(`${base}/api/v1/sms/send`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json',
+            'x-api-key': cfg.apiKey,
+            'x-idempotency-key': idempotencyKey(msg.messageId),
+          },
+          body,
+          signal: sig,
+        });
+        return [r, await readText(r)] as const;
       });
-      text = await readText(res);
     } catch (err) {
       throw networkError(err, what, signal);
     }
@@ -191,11 +193,13 @@ export function createCastChannel(cfg: CastChannelConfig, deps: CastChannelDeps 
     let res: Response;
     let text: string;
     try {
-      res = await fetch(`${base}/api/v1/sms/status/${encodeURIComponent(channelMessageId)}`, {
-        headers: { accept: 'application/json', 'x-api-key': cfg.apiKey },
-        signal: withTimeout(cfg.timeoutMs, signal),
+      [res, text] = await withDeadline(cfg.timeoutMs, signal, async (sig) => {
+        const r = await fetch(`${base}/api/v1/sms/status/${encodeURIComponent(channelMessageId)}`, {
+          headers: { accept: 'application/json', 'x-api-key': cfg.apiKey },
+          signal: sig,
+        });
+        return [r, await readText(r)] as const;
       });
-      text = await readText(res);
     } catch (err) {
       throw networkError(err, what, signal);
     }

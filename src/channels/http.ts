@@ -24,7 +24,7 @@ import {
   readText,
   silentLogger,
   tryJson,
-  withTimeout,
+  withDeadline,
   type ChannelLogger,
 } from './util.js';
 
@@ -147,8 +147,10 @@ export function createHttpChannel(cfg: HttpChannelConfig, deps: HttpChannelDeps 
     let text: string;
     const what = `POST ${where}`;
     try {
-      res = await fetch(cfg.url, { method: 'POST', headers, body, redirect: 'manual', signal: withTimeout(cfg.timeoutMs, signal) });
-      text = await readText(res);
+      [res, text] = await withDeadline(cfg.timeoutMs, signal, async (sig) => {
+        const r = await fetch(cfg.url, { method: 'POST', headers, body, redirect: 'manual', signal: sig });
+        return [r, await readText(r)] as const;
+      });
     } catch (err) {
       throw networkError(err, what, signal);
     }

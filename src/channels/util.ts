@@ -31,11 +31,8 @@ export function parseRetryAfter(value: string | null | undefined, now: number = 
   return Math.max(0, at - now);
 }
 
-/** Combine the caller's signal with a per-request timeout. */
-export function withTimeout(timeoutMs: number, signal?: AbortSignal): AbortSignal {
-  const t = AbortSignal.timeout(timeoutMs);
-  return signal ? AbortSignal.any([signal, t]) : t;
-}
+/** Caller's signal plus a per-request deadline that GC cannot lose (see src/util/deadline.ts). */
+export { withDeadline } from '../util/deadline.js';
 
 /**
  * Turn a fetch()/body-read exception into a ChannelRetryableError. The request may or may not have reached the

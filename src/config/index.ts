@@ -93,6 +93,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       message: 'refused with production settings (NODE_ENV=production or real GHL credentials); unsigned webhooks would be accepted from anyone',
     });
   }
+  if (v.DATA_RETENTION_DAYS > 0 && v.DATA_RETENTION_DAYS * 86_400 <= v.WEBHOOK_TOLERANCE_SEC && !issues.some((i) => i.name === 'WEBHOOK_TOLERANCE_SEC' || i.name === 'DATA_RETENTION_DAYS')) {
+    // Deduplication is what stops replays inside the window; its keys must outlive the window.
+    issues.push({ name: 'WEBHOOK_TOLERANCE_SEC', message: `expected less than DATA_RETENTION_DAYS (${v.DATA_RETENTION_DAYS} d = ${v.DATA_RETENTION_DAYS * 86_400} s): deduplication keys are pruned with the events, so a replay inside the window could be processed again` });
+  }
+  if (v.HTTP_HEADERS_TIMEOUT_MS > v.HTTP_REQUEST_TIMEOUT_MS && !issues.some((i) => i.name.startsWith('HTTP_'))) {
+    issues.push({ name: 'HTTP_HEADERS_TIMEOUT_MS', message: `expected at most HTTP_REQUEST_TIMEOUT_MS (${v.HTTP_REQUEST_TIMEOUT_MS}); got ${v.HTTP_HEADERS_TIMEOUT_MS}` });
+  }
   if (issues.length) throw new ConfigError(issues);
 
   const publicUrl = (v.PUBLIC_URL ?? `http://localhost:${v.PORT}`).replace(/\/+$/, '');

@@ -68,6 +68,34 @@ export const VARS = [
     description: 'On SIGTERM/SIGINT: how long in-flight requests and jobs may take before jobs are released back to the queue.',
   },
   {
+    name: 'HTTP_HEADERS_TIMEOUT_MS',
+    group: 'server',
+    schema: int(1000, 600_000).default(10_000),
+    example: '10000',
+    description: 'A client must send the complete request headers within this time of connecting (or of its previous request), else the connection is closed (slow clients, slowloris). At most HTTP_REQUEST_TIMEOUT_MS.',
+  },
+  {
+    name: 'HTTP_REQUEST_TIMEOUT_MS',
+    group: 'server',
+    schema: int(1000, 3_600_000).default(30_000),
+    example: '30000',
+    description: 'A client must send the whole request, headers and body, within this time, else it gets 408 and the connection is closed.',
+  },
+  {
+    name: 'HTTP_KEEP_ALIVE_TIMEOUT_MS',
+    group: 'server',
+    schema: int(1000, 600_000).default(72_000),
+    example: '72000',
+    description: 'An idle keep-alive connection is closed after this long. Keep it above the idle timeout of a load balancer in front (60 s on AWS ALB).',
+  },
+  {
+    name: 'HTTP_CONNECTION_TIMEOUT_MS',
+    group: 'server',
+    schema: int(1000, 3_600_000).default(120_000),
+    example: '120000',
+    description: 'A connection with no traffic in either direction for this long is destroyed (socket inactivity timeout).',
+  },
+  {
     name: 'ADMIN_API_KEY',
     group: 'security',
     secret: true,
@@ -189,7 +217,14 @@ export const VARS = [
     description: 'Additional RSA public keys (PEM, separated by blank lines or "|") accepted for the legacy X-WH-Signature besides GHL\'s published key.',
   },
   { name: 'WEBHOOK_ACCEPT_LEGACY_RSA', group: 'webhooks', schema: bool.default(true), example: 'true', description: 'Also accept the legacy RSA X-WH-Signature (GHL is retiring it; set false once it is gone).' },
-  { name: 'WEBHOOK_TOLERANCE_SEC', group: 'webhooks', schema: int(1, 86_400).default(300), example: '300', description: 'Reject webhooks whose timestamp is further than this from now.' },
+  {
+    name: 'WEBHOOK_TOLERANCE_SEC',
+    group: 'webhooks',
+    schema: int(1, 86_400).default(7200),
+    example: '7200',
+    description:
+      "Reject webhooks whose timestamp is further than this from now. The default covers GHL's 429-retry horizon (6 retries 10 min apart plus jitter, about 70 min), so a redelivery that keeps its original timestamp is still accepted; replays inside the window are stopped by deduplication on webhookId. Below 4500 s, redeliveries of webhooks answered 429 can be refused as stale.",
+  },
   {
     name: 'WEBHOOK_INSECURE_SKIP_VERIFY',
     group: 'webhooks',

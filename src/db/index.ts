@@ -32,8 +32,22 @@ export interface DatabaseHandle {
   ping(): Promise<void>;
   /** LISTEN on a channel; returns the unsubscribe function. */
   listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  /** State of the LISTEN connection (PostgreSQL reconnects it after an outage; PGlite's never drops). */
+  readonly listenStatus: ListenStatus;
   close(): Promise<void>;
 }
+
+export interface ListenStatus {
+  /** A LISTEN is in place now. */
+  listening: boolean;
+  /** Times the LISTEN connection was re-established after it dropped. */
+  reconnects: number;
+  /** Why the last connection or attempt failed (null while listening). */
+  lastError: string | null;
+  connectedOnce: boolean;
+}
+
+const newListenStatus = (): ListenStatus => ({ listening: false, reconnects: 0, lastError: null, connectedOnce: false });
 
 export interface OpenDatabaseOptions {
   /** postgres:// URL; when absent the embedded PGlite store is used. */
@@ -82,6 +96,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
     const db = newDb(opts.poolMax ?? 10);
     const queueDb = newDb(4, ' -c synchronous_commit=off');
     const urgentDb = newDb(4);
+    const listenStatus = newListenStatus();
     return {
       db,
       queueDb,
@@ -91,7 +106,8 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
       ping: async () => {
         await sql`select 1`.execute(db);
       },
-      listen: (channel, onNotify) => listenPostgres(opts.url!, channel, onNotify),
+      listen: (channel, onNotify) => listenPostgres(opts.url!, channel, onNotify, listenStatus),
+      listenStatus,
       close: async () => {
         await urgentDb.destroy();
         await queueDb.destroy();
@@ -115,6 +131,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
     throw e;
   }
   const mutex = new Mutex();
+  const listenStatus = newListenStatus();
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite, mutex) });
   const urgentDb = new Kysely<Database>({ dialect: new PGliteDialect(pglite, mutex, true) });
   let closed = false;
@@ -131,10 +148,13 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
     // another caller's transaction.
     listen: async (channel, onNotify) => {
       const unlisten = await db.connection().execute(() => pglite.listen(quoteIdent(channel), onNotify));
+      listenStatus.listening = true;
       return async () => {
+        listenStatus.listening = false;
         if (!closed) await db.connection().execute(() => unlisten());
       };
     },
+    listenStatus,
     close: async () => {
       if (closed) return;
       closed = true;
@@ -150,26 +170,61 @@ function quoteIdent(name: string): string {
 }
 
 /**
- * A dedicated connection for LISTEN (pooled connections cannot hold it). If it drops, it is
- * re-established with a delay; workers keep polling meanwhile, so nothing is missed for long.
+ * A dedicated connection for LISTEN (pooled connections cannot hold it). If it drops (server restart, failover, a
+ * killed backend, an outage), it is re-established with exponential backoff (0.5 s doubling to 30 s, jittered) until
+ * it succeeds, however long that takes; workers keep polling meanwhile, so nothing is missed for long. Its state is
+ * in `status` (a metric and /readyz detail).
  */
-async function listenPostgres(url: string, channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>> {
+async function listenPostgres(url: string, channel: string, onNotify: (payload: string) => void, status: ListenStatus): Promise<() => Promise<void>> {
   let client: pg.Client | undefined;
   let stopped = false;
   let retry: NodeJS.Timeout | undefined;
+  let failures = 0;
+  const schedule = (err: unknown) => {
+    status.listening = false;
+    status.lastError = err instanceof Error ? err.message : String(err);
+    if (stopped || retry) return;
+    const ms = Math.min(30_000, 500 * 2 ** Math.min(failures++, 6)) * (0.5 + Math.random() / 2);
+    retry = setTimeout(() => {
+      retry = undefined;
+      connect().catch(schedule);
+    }, ms);
+    retry.unref();
+  };
   const connect = async (): Promise<void> => {
     const c = new pg.Client({ connectionString: url });
+    let dead = false;
+    const drop = (err: unknown) => {
+      if (dead) return;
+      dead = true;
+      if (client === c) client = undefined;
+      void c.end().catch(() => {});
+      schedule(err);
+    };
     c.on('notification', (n) => {
       if (n.channel === channel) onNotify(n.payload ?? '');
     });
-    c.on('error', () => {
-      if (stopped) return;
+    c.on('error', drop);
+    c.on('end', () => drop(new Error('LISTEN connection closed')));
+    try {
+      await c.connect();
+      await c.query(`listen ${quoteIdent(channel)}`);
+    } catch (e) {
+      dead = true;
       void c.end().catch(() => {});
-      retry = setTimeout(() => void connect().catch(() => {}), 1000);
-      retry.unref();
-    });
-    await c.connect();
-    await c.query(`listen ${quoteIdent(channel)}`);
+      throw e;
+    }
+    if (dead) throw new Error('LISTEN connection closed while connecting');
+    if (stopped) {
+      dead = true;
+      await c.end().catch(() => {});
+      return;
+    }
+    if (status.connectedOnce) status.reconnects++;
+    status.connectedOnce = true;
+    status.listening = true;
+    status.lastError = null;
+    failures = 0;
     client = c;
     onNotify(''); // catch up on anything enqueued while we were not listening
   };
@@ -177,7 +232,10 @@ async function listenPostgres(url: string, channel: string, onNotify: (payload: 
   return async () => {
     stopped = true;
     clearTimeout(retry);
-    await client?.end().catch(() => {});
+    status.listening = false;
+    const c = client;
+    client = undefined;
+    await c?.end().catch(() => {});
   };
 }
 

@@ -22,7 +22,7 @@ export interface DemoSeed {
 
 /**
  * Seed a demo agency, sub-account, user, contact and an SMS default-provider app. `bridgeUrl` (if known) becomes the
- * app's webhook URL (`/webhooks/ghl`), delivery URL (`/provider/outbound`) and redirect URI (`/oauth/callback`);
+ * app's webhook URL (`/webhooks/ghl`), delivery URL (`/webhooks/ghl/provider`, where the bridge serves it) and redirect URI (`/oauth/callback`);
  * change them later with control.updateApp() once the bridge listens.
  */
 export function seedDemo(emu: { control: EmulatorControl; baseUrl: string }, o: { bridgeUrl?: string; redirectUri?: string; providerType?: 'SMS' | 'Email' } = {}): DemoSeed {
@@ -34,7 +34,7 @@ export function seedDemo(emu: { control: EmulatorControl; baseUrl: string }, o: 
   const redirectUri = o.redirectUri ?? (o.bridgeUrl ? `${o.bridgeUrl}/oauth/callback` : 'http://127.0.0.1:3000/oauth/callback');
   const app = c.createApp({
     name: 'ghl-bridge (demo)', redirectUri, scopes: DEMO_SCOPES,
-    ...(o.bridgeUrl ? { webhookUrl: `${o.bridgeUrl}/webhooks/ghl`, providerDeliveryUrl: `${o.bridgeUrl}/provider/outbound` } : {}),
+    ...(o.bridgeUrl ? { webhookUrl: `${o.bridgeUrl}/webhooks/ghl`, providerDeliveryUrl: `${o.bridgeUrl}/webhooks/ghl/provider` } : {}),
     conversationProvider: { type: o.providerType ?? 'SMS', isCustom: false },
   });
   const base = emu.baseUrl || 'http://127.0.0.1';

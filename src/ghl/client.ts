@@ -4,6 +4,7 @@ import { GhlApiError, ghlMessage, traceIdOf } from './errors.js';
 import type { Lane, RateLimiter } from './ratelimit.js';
 import type * as T from './types.js';
 import { versionFor } from './versions.js';
+import { withDeadline } from '../util/deadline.js';
 
 /** The installation a call acts for: its token and its rate-limit bucket. */
 export type InstallationRef = { locationId: string; companyId?: undefined } | { companyId: string; locationId?: undefined };
@@ -115,10 +116,14 @@ export function createGhlClient(o: GhlClientOptions) {
         body = JSON.stringify(op.body);
       }
       const started = Date.now();
-      const signal = c.signal ? AbortSignal.any([c.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
       let res: Response;
+      let text: string;
       try {
-        res = await fetch(base + op.path + qs(op.query), { method: op.method, headers, body, signal });
+        // The deadline covers the body too: a peer that sends headers and then stalls is cut as well.
+        [res, text] = await withDeadline(timeoutMs, c.signal, async (signal) => {
+          const r = await fetch(base + op.path + qs(op.query), { method: op.method, headers, body, signal });
+          return [r, await r.text()] as const;
+        });
       } catch (e) {
         ticket.done();
         if (c.signal?.aborted) throw e;
@@ -137,7 +142,6 @@ export function createGhlClient(o: GhlClientOptions) {
         continue;
       }
       ticket.done();
-      const text = await res.text();
       let parsed: unknown = text;
       try {
         parsed = text ? JSON.parse(text) : undefined;
@@ -298,13 +302,15 @@ export type GhlClient = ReturnType<typeof createGhlClient>;
  * code exchange and refreshes. Registers the returned tokens for log scrubbing.
  */
 export async function oauthToken(apiBase: string, form: Record<string, string>, timeoutMs = 30_000): Promise<T.TokenResponse> {
-  const res = await fetch(apiBase.replace(/\/+$/, '') + '/oauth/token', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
-    body: new URLSearchParams(form).toString(),
-    signal: AbortSignal.timeout(timeoutMs),
+  const [res, text] = await withDeadline(timeoutMs, undefined, async (signal) => {
+    const r = await fetch(apiBase.replace(/\/+$/, '') + '/oauth/token', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+      body: new URLSearchParams(form).toString(),
+      signal,
+    });
+    return [r, await r.text()] as const;
   });
-  const text = await res.text();
   let body: unknown = text;
   try {
     body = text ? JSON.parse(text) : undefined;

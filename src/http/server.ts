@@ -7,8 +7,12 @@ export interface ServerOptions {
   log: Logger;
   metrics: Metrics;
   bodyLimit: number;
+  /** Slow-client limits (see HTTP_*_TIMEOUT_MS); Fastify and Node leave requests and connections unbounded otherwise. */
+  timeouts?: { headersMs: number; requestMs: number; keepAliveMs: number; connectionMs: number };
   /** Readiness checks: each returns null when fine or a short reason. */
   readiness: () => Promise<Record<string, string | null>>;
+  /** Extra state shown by /readyz that does not make the replica unready (e.g. the LISTEN connection). */
+  readinessDetail?: () => Record<string, unknown>;
 }
 
 /**
@@ -24,6 +28,20 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     trustProxy: true,
+    ...(opts.timeouts
+      ? {
+          requestTimeout: opts.timeouts.requestMs,
+          keepAliveTimeout: opts.timeouts.keepAliveMs,
+          connectionTimeout: opts.timeouts.connectionMs,
+          // Node checks the header and request deadlines on an interval (default 30 s): check every second so a slow
+          // client is cut close to its deadline.
+          http: {
+            headersTimeout: opts.timeouts.headersMs,
+            requestTimeout: opts.timeouts.requestMs,
+            connectionsCheckingInterval: Math.min(1000, opts.timeouts.headersMs),
+          },
+        }
+      : {}),
   });
 
   app.addHook('onResponse', async (req, reply) => {
@@ -54,7 +72,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   app.get('/readyz', { logLevel: 'warn' }, async (_req, reply) => {
     const checks = await opts.readiness();
     const failing = Object.entries(checks).filter(([, v]) => v !== null);
-    return reply.status(failing.length ? 503 : 200).send({ status: failing.length ? 'unavailable' : 'ready', checks });
+    return reply.status(failing.length ? 503 : 200).send({ status: failing.length ? 'unavailable' : 'ready', checks, ...(opts.readinessDetail ? { detail: opts.readinessDetail() } : {}) });
   });
   app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) => {
     const body = await opts.metrics.registry.metrics();

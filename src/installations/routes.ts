@@ -9,6 +9,13 @@ const page = (title: string, text: string) =>
   `<!doctype html><meta charset="utf-8"><title>${title}</title><body style="font-family:sans-serif;max-width:40em;margin:4em auto"><h1>${title}</h1><p>${text}</p></body>`;
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+// Printable ASCII only, bounded: GHL's codes and our states are short tokens; anything else is refused with a 400.
+const token = (maxLength: number) => ({ type: 'string', maxLength, pattern: '^[\\x21-\\x7e]*$' }) as const;
+const callbackQuery = {
+  type: 'object',
+  properties: { code: token(4096), state: token(256), error: { type: 'string', maxLength: 500 } },
+} as const;
+
 export function registerInstallRoutes(app: FastifyInstance, svc: () => InstallationsService | undefined): void {
   app.get(INSTALL_PATH, async (_req, reply) => {
     const s = svc();
@@ -16,7 +23,7 @@ export function registerInstallRoutes(app: FastifyInstance, svc: () => Installat
     return reply.redirect(await s.authorizeUrl(), 302);
   });
 
-  app.get(CALLBACK_PATH, async (req, reply) => {
+  app.get(CALLBACK_PATH, { schema: { querystring: callbackQuery } }, async (req, reply) => {
     const s = svc();
     if (!s) return reply.code(503).type('text/html').send(page('Not configured', 'Set GHL_CLIENT_ID and GHL_CLIENT_SECRET to install the app.'));
     const q = req.query as { code?: string; state?: string; error?: string };

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { sql } from 'kysely';
 import { mask } from '../crypto/aes.js';
 import type { Db } from '../db/index.js';
@@ -72,13 +72,14 @@ export class InstallationsService {
 
   // ---- install flow ----
 
-  /** chooselocation URL (v2 path) with a fresh single-use state. */
+  /**
+   * chooselocation URL (v2 path) with a fresh single-use state. The state is self-contained and writes nothing:
+   * `<expiry ms>.<nonce>.<HMAC-SHA256 of both>`, keyed from the client secret, so an unauthenticated caller cannot
+   * grow any table by asking for install links.
+   */
   async authorizeUrl(): Promise<string> {
-    const state = randomBytes(24).toString('base64url');
-    await this.o.db
-      .insertInto('ghl_oauth_states')
-      .values({ state, expires_at: new Date(this.now() + (this.o.stateTtlMs ?? 10 * 60_000)), used_at: null })
-      .execute();
+    const payload = `${this.now() + (this.o.stateTtlMs ?? 10 * 60_000)}.${randomBytes(16).toString('base64url')}`;
+    const state = `${payload}.${this.#stateMac(payload)}`;
     const u = new URL('/v2/oauth/chooselocation', this.o.marketplaceBase);
     u.searchParams.set('response_type', 'code');
     u.searchParams.set('redirect_uri', this.o.redirectUri);
@@ -88,20 +89,36 @@ export class InstallationsService {
     return u.toString();
   }
 
-  /** Consumes a state exactly once (atomic), rejecting unknown, used and expired ones. */
+  #stateMac(payload: string): string {
+    this.#stateKey ??= createHmac('sha256', this.o.clientSecret).update('ghl-bridge oauth state v1').digest();
+    return createHmac('sha256', this.#stateKey).update(payload).digest('base64url');
+  }
+
+  #stateKey: Buffer | undefined;
+
+  /**
+   * Consumes a state exactly once, rejecting forged, expired and used ones. Single use without a row written at
+   * install time: the nonce of a genuine, unexpired state is inserted here under its unique key, and a second
+   * callback with the same state finds it taken (atomic on both stores). Nonces are kept until their state expires,
+   * after which the expiry check alone refuses the state, so they are pruned then.
+   */
   async consumeState(state: string | undefined): Promise<void> {
     if (!state) throw new OAuthStateError('missing state');
+    const m = /^(\d{13,15})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/.exec(state);
+    if (!m) throw new OAuthStateError('malformed state');
+    const [, exp, nonce, mac] = m as unknown as [string, string, string, string];
+    const expected = Buffer.from(this.#stateMac(`${exp}.${nonce}`));
+    if (!timingSafeEqual(expected, Buffer.from(mac))) throw new OAuthStateError('state signature does not match');
+    const expiresAt = Number(exp);
+    if (expiresAt <= this.now()) throw new OAuthStateError('expired state');
     const r = await this.o.db
-      .updateTable('ghl_oauth_states')
-      .set({ used_at: new Date(this.now()) })
-      .where('state', '=', state)
-      .where('used_at', 'is', null)
-      .where('expires_at', '>', new Date(this.now()))
+      .insertInto('ghl_oauth_states')
+      .values({ state: nonce, expires_at: new Date(expiresAt), used_at: new Date(this.now()) })
+      .onConflict((oc) => oc.column('state').doNothing())
       .returning('state')
       .executeTakeFirst();
-    if (!r) throw new OAuthStateError('unknown, expired or already used state');
-    // Housekeeping: drop states that can no longer be used.
-    await this.o.db.deleteFrom('ghl_oauth_states').where('expires_at', '<', new Date(this.now() - 24 * 3600_000)).execute();
+    if (!r) throw new OAuthStateError('state already used');
+    await this.o.db.deleteFrom('ghl_oauth_states').where('expires_at', '<', new Date(this.now())).execute();
   }
 
   /** GET /oauth/callback: state check, code exchange (form-encoded), installation recorded. */

@@ -49,6 +49,8 @@ export interface VaultOptions {
 interface Cached {
   token: string;
   expiresAt: number;
+  /** Refreshed this long before expiresAt. */
+  aheadMs: number;
   at: number;
 }
 
@@ -97,7 +99,7 @@ export class TokenVault implements TokenProvider {
     const id = installationId(ref);
     const c = this.#cache.get(id);
     const now = this.now();
-    if (c && c.expiresAt - this.refreshAheadMs > now && Date.now() - c.at < CACHE_MS) return c.token;
+    if (c && c.expiresAt - c.aheadMs > now && Date.now() - c.at < CACHE_MS) return c.token;
     const row = await this.#read(this.o.db, id);
     const usable = this.#usable(id, row);
     if (usable) return usable;
@@ -134,9 +136,20 @@ export class TokenVault implements TokenProvider {
     if (!token || token === stale) return undefined;
     if (row.token_source === 'pit') return token;
     const exp = row.expires_at?.getTime() ?? 0;
-    if (exp - this.refreshAheadMs <= this.now()) return undefined;
-    this.#cache.set(id, { token, expiresAt: exp, at: Date.now() });
+    const aheadMs = this.#aheadMs(exp, row.refreshed_at ?? row.installed_at);
+    if (exp - aheadMs <= this.now()) return undefined;
+    this.#cache.set(id, { token, expiresAt: exp, aheadMs, at: Date.now() });
     return token;
+  }
+
+  /**
+   * How long before expiry a token is refreshed: `refreshAheadMs` (5 min), but at most half the token's lifetime, so
+   * that short-lived tokens are refreshed once per lifetime (a margin larger than the lifetime would refresh on every
+   * call) and still well before GHL would answer 401.
+   */
+  #aheadMs(expiresAt: number, issuedAt: Date | null | undefined): number {
+    const lifetime = issuedAt ? expiresAt - issuedAt.getTime() : Infinity;
+    return lifetime > 0 ? Math.min(this.refreshAheadMs, lifetime / 2) : this.refreshAheadMs;
   }
 
   async #read(q: Db, id: string): Promise<InstallationRow | undefined> {
@@ -207,7 +220,7 @@ export class TokenVault implements TokenProvider {
       })
       .where('id', '=', id)
       .execute();
-    this.#cache.set(id, { token: access, expiresAt: expiresAt.getTime(), at: Date.now() });
+    this.#cache.set(id, { token: access, expiresAt: expiresAt.getTime(), aheadMs: this.#aheadMs(expiresAt.getTime(), new Date(this.now())), at: Date.now() });
   }
 
   async #markReauth(q: Db, id: string, reason: string): Promise<string> {

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ChannelConfig, ChannelConfigInput } from '../channels/index.js';
 import { requireAdminKey } from '../http/admin-auth.js';
+import { locationIdParams } from '../http/ids.js';
 import { ChannelValidationError, type ChannelOptions, type ChannelView } from './channels.js';
 
 /** The part of the provider service (index.ts) these routes use; declared here so admin.ts does not import index.ts. */
@@ -31,12 +32,12 @@ export async function registerChannelAdminRoutes(app: FastifyInstance, o: { serv
   const withUrl = <T extends { locationId: string }>(v: T) => ({ ...v, inboundUrl: s.inboundUrl(v.locationId) });
 
   app.get('/admin/channels', async () => ({ channels: (await s.listChannels()).map(withUrl) }));
-  app.get<{ Params: { locationId: string } }>('/admin/channels/:locationId', async (req, reply) => {
+  app.get<{ Params: { locationId: string } }>('/admin/channels/:locationId', { schema: { params: locationIdParams } }, async (req, reply) => {
     const v = await s.getChannel(req.params.locationId);
     if (!v) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no channel configured for location ${req.params.locationId}` });
     return withUrl(v);
   });
-  app.put<{ Params: { locationId: string } }>('/admin/channels/:locationId', async (req, reply) => {
+  app.put<{ Params: { locationId: string } }>('/admin/channels/:locationId', { schema: { params: locationIdParams } }, async (req, reply) => {
     const b = putBody.safeParse(req.body);
     if (!b.success) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: z.prettifyError(b.error) });
     try {
@@ -47,7 +48,7 @@ export async function registerChannelAdminRoutes(app: FastifyInstance, o: { serv
       throw e;
     }
   });
-  app.delete<{ Params: { locationId: string } }>('/admin/channels/:locationId', async (req, reply) => {
+  app.delete<{ Params: { locationId: string } }>('/admin/channels/:locationId', { schema: { params: locationIdParams } }, async (req, reply) => {
     const ok = await s.deleteChannel(req.params.locationId);
     if (!ok) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no channel configured for location ${req.params.locationId}` });
     return { ok: true };

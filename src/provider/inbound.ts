@@ -4,6 +4,7 @@ import { ChannelInputError, normalizeE164, type InboundMessage } from '../channe
 import type { Db } from '../db/index.js';
 import { GhlApiError } from '../ghl/errors.js';
 import type { GhlClient } from '../ghl/client.js';
+import { locationIdParams } from '../http/ids.js';
 import type { Logger } from '../log/logger.js';
 import { enqueue, PermanentJobError, PRIORITY, type DbOrTrx, type Job } from '../queue/index.js';
 import type { HandlerContext } from '../queue/worker.js';
@@ -73,10 +74,16 @@ export async function storeInbound(trx: DbOrTrx, locationId: string, items: Arra
   return { accepted, duplicates: items.length - accepted };
 }
 
+const UNAUTHORIZED = {
+  ok: false,
+  error: 'unauthorized',
+  message: 'missing or invalid credentials for this location (or no channel is configured for it); nothing was stored',
+};
+
 export function registerInboundRoutes(app: FastifyInstance, rt: InboundRuntime): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-  app.post<{ Params: { locationId: string } }>(INBOUND_PATH, async (req, reply) => {
+  app.post<{ Params: { locationId: string } }>(INBOUND_PATH, { schema: { params: locationIdParams } }, async (req, reply) => {
     const { locationId } = req.params;
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const ch = await rt.channels.get(locationId).catch((e: unknown) => {
@@ -84,10 +91,14 @@ export function registerInboundRoutes(app: FastifyInstance, rt: InboundRuntime):
       return null;
     });
     if (ch === null) return reply.code(500).send({ ok: false, error: 'channel_config_unreadable', message: 'the channel configuration of this location cannot be read; nothing was stored, retry later' });
-    if (!ch) return reply.code(404).send({ ok: false, error: 'unknown_location', message: `no channel is configured for location ${locationId}; nothing was stored` });
+    // A location without a channel answers exactly like bad credentials, so the endpoint does not reveal which
+    // locations have a channel; the precise reason is in the log.
     const headers = req.headers as Record<string, string | string[] | undefined>;
-    const v = ch.adapter.verifyInbound({ headers, rawBody: raw });
-    if (!v.ok) return reply.code(401).send({ ok: false, error: 'unauthorized', message: v.reason });
+    const v = ch ? ch.adapter.verifyInbound({ headers, rawBody: raw }) : { ok: false as const, reason: 'no channel is configured for this location' };
+    if (!ch || !v.ok) {
+      req.log.info({ locationId, reason: v.ok ? undefined : v.reason }, 'inbound request not authenticated');
+      return reply.code(401).send(UNAUTHORIZED);
+    }
     // Authenticated; now: do we act for this location? If not, refuse so the sender keeps the message and retries.
     if (!ch.channel.enabled || !(await rt.isKnownLocation(locationId))) {
       return reply

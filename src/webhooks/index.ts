@@ -86,6 +86,12 @@ export interface WebhooksRuntime {
   metrics: WebhookMetrics;
 }
 
+/**
+ * How long after the first attempt GHL may still redeliver a webhook it got 429 for: 6 retries 10 minutes apart plus
+ * a jitter "from seconds to minutes", about 70 minutes in all (docs/ghl-behaviour.md#webhook-retries), rounded up to 75.
+ */
+export const GHL_RETRY_HORIZON_SEC = 4500;
+
 export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
   let runtime: WebhooksRuntime | undefined;
   let backlog = 0;
@@ -97,6 +103,12 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
     migrations: { '0003_webhooks': webhooksMigration },
     init(ctx: AppContext) {
       const c = ctx.config;
+      if (c.WEBHOOK_TOLERANCE_SEC < GHL_RETRY_HORIZON_SEC) {
+        ctx.log.warn(
+          { WEBHOOK_TOLERANCE_SEC: c.WEBHOOK_TOLERANCE_SEC, retryHorizonSec: GHL_RETRY_HORIZON_SEC },
+          "WEBHOOK_TOLERANCE_SEC is shorter than GHL's 429-retry horizon: a redelivery that keeps its original timestamp would be refused as stale",
+        );
+      }
       const ed = loadPublicKeys(
         [...(opts.omitGhlKeys ? [] : [GHL_ED25519_PUBLIC_KEY_PEM]), ...splitPemList(c.WEBHOOK_EXTRA_ED25519_KEYS), ...(opts.extraEd25519Keys ?? [])],
         'ed25519',

@@ -6,7 +6,7 @@ import { eventScope, type HandlerRegistry } from './registry.js';
 import { KNOWN_EVENT_TYPES, PROVIDER_OUTBOUND } from './schemas.js';
 import { ThrottledError, type EventRecord, type GroupCommitter, type PersistOutcome } from './store.js';
 import type { WebhookSource, WebhookStatus } from './tables.js';
-import type { WebhookVerifier } from './verify.js';
+import { parseWebhookJson, type WebhookVerifier } from './verify.js';
 
 export const APP_WEBHOOK_PATH = '/webhooks/ghl';
 export const PROVIDER_WEBHOOK_PATH = '/webhooks/ghl/provider';
@@ -98,7 +98,7 @@ export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOption
     let parseError = v.parseError;
     if (parsed === undefined && parseError === undefined) {
       try {
-        parsed = JSON.parse(raw.toString('utf8'));
+        parsed = parseWebhookJson(raw);
       } catch (e) {
         parseError = (e as Error).message;
       }

@@ -21,6 +21,36 @@ export interface VerifierOptions {
 // base64 of a 64-byte Ed25519 signature is 88 chars; RSA-4096 is 684. Anything far longer is junk.
 const MAX_SIG_CHARS = 2048;
 
+/**
+ * Deepest nesting a webhook body may have. GHL's payloads nest a handful of levels; a body nested deeper than this is
+ * refused before anything parses or re-serialises it (JSON.parse accepts nesting that JSON.stringify then overflows
+ * the stack on).
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** True when the JSON text nests objects/arrays deeper than `max` (one pass over the bytes; strings are skipped). */
+export function jsonTooDeep(raw: Buffer, max = MAX_JSON_DEPTH): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
+/** JSON.parse of a webhook body, refusing bodies nested deeper than MAX_JSON_DEPTH. */
+export function parseWebhookJson(raw: Buffer): unknown {
+  if (jsonTooDeep(raw)) throw new SyntaxError(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
+  return JSON.parse(raw.toString('utf8'));
+}
+
 function header(h: IncomingHttpHeaders, name: string): string | undefined {
   const v = h[name];
   const s = Array.isArray(v) ? v[0] : v;
@@ -72,10 +102,11 @@ export class WebhookVerifier {
       return i >= 0;
     };
     if (matches(raw)) return { ok: true, scheme, bytes: 'raw' };
-    // Fallback only for bodies that parse; a body that does not parse can only match as raw bytes.
+    // Fallback only for bodies that parse (and nest at most MAX_JSON_DEPTH levels, so re-serialising cannot overflow
+    // the stack); any other body can only match as raw bytes.
     let parsed: unknown;
     try {
-      parsed = JSON.parse(raw.toString('utf8'));
+      parsed = parseWebhookJson(raw);
     } catch (e) {
       return { ok: false, reason: 'invalid_signature', parseError: (e as Error).message };
     }

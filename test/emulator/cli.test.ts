@@ -41,4 +41,16 @@ describe('ghl-bridge emulator (standalone)', () => {
     expect(code2).toBe(0);
     expect(out).toContain('SIGTERM: stopping emulator');
   });
+
+  it('exposes token lifetime and rate limits as flags; a bad value exits 2 naming the flag', async () => {
+    const { emulatorOptions } = await import('../../src/cli/commands/emulator.js');
+    expect(emulatorOptions({ port: '0', host: 'h', accessTokenTtlSec: '120', rateLimit: '5/1000/50' })).toEqual({ accessTokenTtlSec: 120, rateLimit: { burst: 5, intervalMs: 1000, daily: 50 } });
+    expect(emulatorOptions({ port: '0', host: 'h', rateLimit: false }).rateLimit!.burst).toBeGreaterThan(1e6);
+    const child = spawn(process.execPath, [tsx, fixture, 'emulator', '--port', '0', '--access-token-ttl-sec', 'soon'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(2);
+    expect(err).toMatch(/invalid --access-token-ttl-sec soon: expected a whole number/);
+  });
 });

@@ -48,6 +48,12 @@ describe('configuration', () => {
     expect(found.GHL_CLIENT_ID).toMatch(/<appId>-<suffix>/);
   });
 
+  it("the replay window defaults to GHL's 429-retry horizon and must be shorter than the retention of dedupe keys", () => {
+    expect(loadConfig({}).WEBHOOK_TOLERANCE_SEC).toBe(7200);
+    expect(() => loadConfig({ DATA_RETENTION_DAYS: '1', WEBHOOK_TOLERANCE_SEC: '86400' })).toThrow(/WEBHOOK_TOLERANCE_SEC: expected less than DATA_RETENTION_DAYS/);
+    expect(loadConfig({ DATA_RETENTION_DAYS: '0', WEBHOOK_TOLERANCE_SEC: '86400' }).WEBHOOK_TOLERANCE_SEC).toBe(86400);
+  });
+
   it('never echoes the value of a secret variable in an error', () => {
     const secret = 'postgres-password-xyz';
     const found = issues({ DATABASE_URL: `mysql://u:${secret}@h/db`, ADMIN_API_KEY: 'short-secret' });

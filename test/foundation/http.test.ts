@@ -23,7 +23,7 @@ describe(`HTTP edge on ${STORE}`, () => {
     expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
     const ready = await fetch(`${bridge.url}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready', checks: { database: null, migrations: null, workers: null } });
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { database: null, migrations: null, workers: null }, detail: { listen: { used: true, listening: true, reconnects: 0, lastError: null } } });
     await enqueue(bridge.ctx.db, [{ kind: 'noop', payload: {} }, { kind: 'noop', payload: {} }]);
     await waitFor(async () => /ghl_bridge_job_duration_seconds_count\{kind="noop",outcome="done"\} 2/.test(await (await fetch(`${bridge!.url}/metrics`)).text()));
     await bridge.ctx.queue.drained();

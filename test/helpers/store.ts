@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import pg from 'pg';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { openDatabase, type DatabaseHandle } from '../../src/db/index.js';
@@ -121,3 +122,16 @@ export async function waitFor<T>(check: () => Promise<T> | T, opts: { timeoutMs?
 }
 
 export const quietLog = createLogger({ level: 'silent' });
+
+/** A logger at `level` whose JSON lines are kept, for asserting on what was (not) logged. */
+export function captureLog(level = 'info'): { log: Logger; lines: Array<{ level: number; msg?: string; [k: string]: unknown }>; errors: () => Array<{ level: number; msg?: string }> } {
+  const lines: Array<{ level: number; msg?: string }> = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of String(chunk).split('\n')) if (l.trim()) lines.push(JSON.parse(l) as { level: number; msg?: string });
+      cb();
+    },
+  });
+  const log = createLogger({ level, destination });
+  return { log, lines, errors: () => lines.filter((l) => l.level >= 50) };
+}

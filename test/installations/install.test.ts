@@ -23,7 +23,7 @@ describe('install flow (emulator over HTTP)', () => {
     expect(u.searchParams.get('scope')).toBe(w.env.GHL_SCOPES);
     expect(u.searchParams.get('client_id')).toBe(w.clientId);
     expect(u.searchParams.get('redirect_uri')).toBe('http://bridge.test/oauth/callback');
-    expect(u.searchParams.get('state')).toMatch(/^[A-Za-z0-9_-]{20,}$/);
+    expect(u.searchParams.get('state')).toMatch(/^\d{13}\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/);
 
     const res = await install(b, { locationId: w.locationIds[0]! });
     expect(res.status).toBe(200);
@@ -63,8 +63,39 @@ describe('install flow (emulator over HTTP)', () => {
     w.emu.clock.advance(11 * 60_000);
     const a3 = w.emu.control.authorize({ clientId: w.clientId, locationId: w.locationIds[1]!, state: state2 });
     expect((await fetch(`${b.url}/oauth/callback?code=${a3.code}&state=${state2}`)).status).toBe(400);
+    // Tampered: a later expiry or another nonce with the original signature.
+    const [exp, nonce, mac] = state2.split('.') as [string, string, string];
+    for (const forged of [`${Number(exp) + 3_600_000}.${nonce}.${mac}`, `${exp}.${'A'.repeat(22)}.${mac}`, `${exp}.${nonce}.${'A'.repeat(43)}`, '%00', 'x'.repeat(300)]) {
+      expect((await fetch(`${b.url}/oauth/callback?code=${a3.code}&state=${forged}`)).status, forged).toBe(400);
+    }
     expect(w.observed.codeGrants).toBe(1); // bad states never reach the code exchange
   });
+
+  it('10,000 unauthenticated /oauth/install calls write nothing; a state is still single-use when two callbacks race', async () => {
+    w = await startGhl();
+    b = await startBridge(w);
+    const rows = async () => Number((await b!.ctx.db.selectFrom('ghl_oauth_states').select(b!.ctx.db.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    let last = '';
+    for (let i = 0; i < 100; i++) {
+      const batch = await Promise.all(Array.from({ length: 100 }, () => b!.app.inject({ method: 'GET', url: '/oauth/install' })));
+      expect(batch.every((r) => r.statusCode === 302)).toBe(true);
+      last = batch[0]!.headers.location as string;
+    }
+    expect(await rows()).toBe(0);
+    const state = new URL(last).searchParams.get('state')!;
+    const codes = w.locationIds.slice(0, 2).map((locationId) => w!.emu.control.authorize({ clientId: w!.clientId, locationId, state }).code);
+    const answers = await Promise.all(codes.map((code) => fetch(`${b!.url}/oauth/callback?code=${code}&state=${state}`)));
+    expect(answers.map((r) => r.status).sort()).toEqual([200, 400]);
+    expect(w.observed.codeGrants).toBe(1);
+    expect(await rows()).toBe(1); // the used nonce, until its state expires
+    // Expired nonces are pruned at the next callback.
+    w.emu.clock.advance(11 * 60_000);
+    const r = await fetch(`${b.url}/oauth/install`, { redirect: 'manual' });
+    const fresh = new URL(r.headers.get('location')!).searchParams.get('state')!;
+    const code = w.emu.control.authorize({ clientId: w.clientId, locationId: w.locationIds[1]!, state: fresh }).code;
+    expect((await fetch(`${b.url}/oauth/callback?code=${code}&state=${fresh}`)).status).toBe(200);
+    expect(await rows()).toBe(1);
+  }, 120_000);
 
   it('agency bulk install with 20 locations: a location token minted for each; INSTALL adds a new one; UNINSTALL removes one and cancels its jobs', async () => {
     w = await startGhl({ locations: 20 });

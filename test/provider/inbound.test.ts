@@ -59,7 +59,7 @@ describe('inbound (channel → GHL)', () => {
     expect(rows.every((r) => r.state === 'done')).toBe(true);
   });
 
-  it('refuses inbound for a location without installation (503, nothing stored) and for an unknown location (404); bad signature → 401', async () => {
+  it('refuses inbound for a location without installation (503, nothing stored) ; an unknown location and a bad signature get the same 401', async () => {
     w = await startWorld({ locations: 2 });
     b = await startBridge(w, { install: false });
     const [installed, notInstalled] = w.locationIds as [string, string];
@@ -70,11 +70,12 @@ describe('inbound (channel → GHL)', () => {
     expect(r1.status).toBe(503);
     expect(r1.headers.get('retry-after')).toBe('300');
     expect(await r1.json()).toMatchObject({ error: 'location_not_installed', message: expect.stringContaining('nothing was stored') });
+    // An unknown location answers exactly like bad credentials (it must not reveal which locations have a channel).
     const r2 = await signedPost(`${b.url}/channels/nope-location/inbound`, { type: 'message', id: 'x1', from: '+12133734299', text: 'hi' });
-    expect(r2.status).toBe(404);
-    expect(await r2.json()).toMatchObject({ error: 'unknown_location' });
     const r3 = await signedPost(`${b.url}/channels/${notInstalled}/inbound`, { type: 'message', id: 'x1', from: '+12133734299', text: 'hi' }, SIGNING);
+    expect(r2.status).toBe(401);
     expect(r3.status).toBe(401);
+    expect(await r2.text()).toBe(await r3.text());
     expect(await b.ctx.db.selectFrom('provider_inbound').selectAll().execute()).toHaveLength(0);
     // Once installed, the sender's retry goes through.
     await install(b.url, notInstalled);

@@ -188,6 +188,49 @@ describe('webhooks from the GHL emulator', () => {
     expect(m?.values.reduce((a, v) => a + v.value, 0)).toBeGreaterThanOrEqual(1);
   });
 
+  it('a 429, then a redelivery 10 minutes later with its original timestamp (emulator clock) → accepted once, with the default window', async () => {
+    let calls = 0;
+    // The bridge reads the emulator's clock, so advancing it is the 10 minutes GHL waits before redelivering.
+    const s = await setup({ env: { WEBHOOK_PERSIST_TIMEOUT_MS: '500' }, module: { now: () => emu!.clock.now() }, register: (w) => w.on('ContactCreate', async () => void calls++) });
+    // A transaction holding an exclusive lock on the table stalls every intake write (both stores): intake answers 429.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const held = s.b.ctx.db.transaction().execute(async (trx) => {
+      await sql`lock table webhook_events in access exclusive mode`.execute(trx);
+      locked();
+      await gate;
+    });
+    cleanups.push(async () => {
+      release();
+      await held;
+    });
+    await isLocked;
+
+    s.emu.control.createContact({ locationId: s.locationId, firstName: 'A' });
+    const first = await waitFor(() => delivered(s.emu, 'ContactCreate')[0]?.attempts[0], { what: 'first attempt' });
+    expect(first.status).toBe(429);
+    s.emu.clock.advance(10 * 60_000);
+    release();
+    await held;
+    await s.emu.idle();
+    const d = delivered(s.emu, 'ContactCreate')[0]!;
+    // The redelivery carried the original timestamp, 10 minutes old by now.
+    expect(s.emu.clock.now() - new Date(JSON.parse(d.body).timestamp as string).getTime()).toBeGreaterThanOrEqual(10 * 60_000);
+    expect(d.state).toBe('delivered');
+    expect(d.attempts.at(-1)?.status).toBe(200);
+    await waitFor(async () => (await contactRows(s.b))[0]?.status === 'dispatched', { what: 'dispatched', timeoutMs: 30_000 });
+    // A further copy is a duplicate, not processed again.
+    const again = await post(d.url, d.body, d.headers);
+    expect([again.status, JSON.parse(again.body).duplicate]).toEqual([200, true]);
+    expect(await contactRows(s.b)).toHaveLength(1);
+    expect(calls).toBe(1);
+    // Past GHL's retry horizon and the window, a captured delivery is refused as stale again.
+    s.emu.clock.advance(2 * 3600_000);
+    expect((await post(d.url, d.body, d.headers)).status).toBe(401);
+  });
+
   it('a throwing handler is retried, goes dead, and a replay succeeds after the fix', async () => {
     let broken = true;
     let ok = 0;

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { createBridge } from '../../app.js';
 import { createLogger } from '../../log/logger.js';
 import { bridgeModules } from '../../modules.js';
-import { sandboxModule, startSandbox, type Sandbox } from '../../sandbox/index.js';
+import type { Sandbox } from '../../sandbox/index.js';
 import { configOrExit, fail } from '../common.js';
 
 export function registerStartCommand(program: Command): void {
@@ -15,13 +15,15 @@ export function registerStartCommand(program: Command): void {
       let bridge;
       let sandbox: Sandbox | undefined;
       try {
-        if (config.sandbox) {
-          sandbox = await startSandbox(config, log);
+        // The sandbox (and the emulator it runs) is loaded only in sandbox mode.
+        const sb = config.sandbox ? await import('../../sandbox/index.js') : undefined;
+        if (sb) {
+          sandbox = await sb.startSandbox(config, log);
           config = sandbox.config;
           log = createLogger({ level: config.LOG_LEVEL, secrets: config.secretValues });
         }
         const modules = await bridgeModules(config, sandbox ? { webhookKeys: sandbox.webhookKeys } : {});
-        if (sandbox) modules.push(sandboxModule(sandbox));
+        if (sb && sandbox) modules.push(sb.sandboxModule(sandbox));
         bridge = await createBridge(config, { log, modules });
       } catch (e) {
         await sandbox?.close();
