@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateKeySpec } from '../../src/crypto/aes.js';
 import { spawnTs, type Child } from '../fixtures/child.js';
@@ -22,7 +23,9 @@ describe('standalone emulator wired to ghl-bridge as documented (two real CLI pr
   it('ghl-bridge emulator --bridge-url … and ghl-bridge start: a message sent by a GHL user is delivered', async () => {
     const [emuPort, bridgePort] = [await freePort(), await freePort()];
     const bridgeUrl = `http://127.0.0.1:${bridgePort}`;
-    const emu = spawnTs('src/cli/main.ts', ['emulator', '--port', String(emuPort), '--seed', '5', '--bridge-url', bridgeUrl, '--access-token-ttl-sec', '120', '--no-rate-limit'], {});
+    // Delivery-URL calls are unsigned (as real GHL's): the bridge takes them on the URL with its token.
+    const token = randomBytes(24).toString('base64url');
+    const emu = spawnTs('src/cli/main.ts', ['emulator', '--port', String(emuPort), '--seed', '5', '--bridge-url', bridgeUrl, '--delivery-token', token, '--access-token-ttl-sec', '120', '--no-rate-limit'], {});
     children.push(emu);
     await emu.waitForLine(/END PUBLIC KEY/, 60_000);
     const out = emu.output();
@@ -52,6 +55,7 @@ describe('standalone emulator wired to ghl-bridge as documented (two real CLI pr
       ADMIN_API_KEY: ADMIN,
       WEBHOOK_EXTRA_ED25519_KEYS: keys.ed25519PublicKeyPem.replace(/\n/g, '\\n'),
       GHL_RECONCILE_INTERVAL_MIN: '0',
+      PROVIDER_DELIVERY_TOKENS: token,
     });
     children.push(bridge);
     await bridge.waitForLine(/Stop with Ctrl-C/, 60_000);

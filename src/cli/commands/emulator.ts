@@ -17,6 +17,7 @@ interface EmulatorCliOptions {
   rateLimit?: string | boolean;
   statusRefusalWindowMs?: string;
   deliveryUrl?: string;
+  deliveryToken?: string;
   signProviderDeliveries?: boolean;
 }
 
@@ -70,6 +71,7 @@ export function registerEmulatorCommand(program: Command): void {
     .option('--rate-limit <burst/intervalMs/daily>', 'per app and location: burst per interval and daily cap (default 100/10000/200000)')
     .option('--no-rate-limit', 'lift the rate limits (load tests)')
     .option('--delivery-url <url>', 'the demo provider app Delivery URL, token included (`ghl-bridge provider delivery-url` prints it)')
+    .option('--delivery-token <token>', 'with --bridge-url: the Delivery URL becomes <bridge-url>/webhooks/ghl/provider/<token> (the bridge\'s PROVIDER_DELIVERY_TOKENS)')
     .option('--sign-provider-deliveries', 'sign Delivery-URL calls (real GHL sends them unsigned)')
     .option('--status-refusal-window-ms <n>', 'refuse message status updates this long after a message is created (default 0)')
     .action(async (o: EmulatorCliOptions) => {
@@ -93,7 +95,10 @@ export function registerEmulatorCommand(program: Command): void {
         ...(o.bridgeUrl ? { bridgeUrl: o.bridgeUrl.replace(/\/$/, '') } : {}),
         ...(o.redirectUri ? { redirectUri: o.redirectUri } : {}),
       });
-      if (o.deliveryUrl) emu.control.updateApp(demo.clientId, { providerDeliveryUrl: o.deliveryUrl });
+      const deliveryUrl = o.deliveryUrl ?? (o.bridgeUrl && o.deliveryToken ? `${o.bridgeUrl.replace(/\/$/, '')}/webhooks/ghl/provider/${encodeURIComponent(o.deliveryToken)}` : undefined);
+      if (deliveryUrl) emu.control.updateApp(demo.clientId, { providerDeliveryUrl: deliveryUrl });
+      else if (o.bridgeUrl && !o.signProviderDeliveries)
+        console.error('note: Delivery-URL calls are unsigned (as real GHL sends them), so the bridge refuses them without its token: pass --delivery-token (the bridge\'s PROVIDER_DELIVERY_TOKENS) or --delivery-url (`ghl-bridge provider delivery-url`)');
       console.log(`GHL emulator listening on ${base}`);
       console.log(`  API base URL        ${base}   (use instead of https://services.leadconnectorhq.com)`);
       console.log(`  install page        ${demo.installUrl}`);
