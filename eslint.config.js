@@ -2,16 +2,20 @@ import js from '@eslint/js';
 import { createNodeResolver, importX } from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
-// Layers, lowest first (README "Architecture"). A folder may import its own layer's peers only where
-// listed and anything below; never above. Feature modules reach each other through services or
-// the functions they export, never through the composition root (src/modules.ts, sandbox, cli).
+// Layers, lowest first (README "Architecture"): infra → platform → capabilities → console → composition.
+// A folder imports its own layer's peers only where listed and anything below; never above. Capabilities reach
+// each other through the functions they export, never through the composition root (src/modules.ts, sandbox, cli).
 const composition = ['**/modules.js', '**/sandbox/**', '**/cli/**'];
-const features = ['**/webhooks/**', '**/installations/**', '**/provider/**', '**/dashboard/**'];
 const kernel = ['**/app.js'];
+const platform = ['**/platform/**'];
+const capabilities = ['**/capabilities/**'];
+const consoleUi = ['**/console/**'];
+const emulator = ['**/emulator/**'];
 const above = (...groups) => ({ patterns: [{ group: groups.flat(), message: 'a lower layer imports nothing from a higher one (see README "Architecture")' }] });
+const forbid = (...groups) => ({ '@typescript-eslint/no-restricted-imports': ['error', above(...groups)] });
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'data/', 'coverage/', 'src/ghl/generated/'] },
+  { ignores: ['dist/', 'node_modules/', 'data/', 'coverage/', 'src/platform/ghl/generated/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -33,20 +37,18 @@ export default tseslint.config(
     },
     rules: { 'import-x/no-cycle': ['error', { ignoreExternal: true }] },
   },
-  // Foundation: config, log, observability, crypto, db, http, queue, ghl, channels, emulator.
-  {
-    files: ['src/{config,log,observability,crypto,db,http,queue,ghl,channels,emulator}/**/*.ts'],
-    rules: { '@typescript-eslint/no-restricted-imports': ['error', above(kernel, features, composition)] },
-  },
+  // Infrastructure (config, log, observability, crypto, db, queue, http, util) and the emulator: no bridge feature.
+  { files: ['src/infra/**/*.ts', 'src/emulator/**/*.ts'], rules: forbid(kernel, platform, capabilities, consoleUi, composition) },
+  { files: ['src/infra/**/*.ts'], rules: forbid(kernel, platform, capabilities, consoleUi, composition, emulator) },
   // The database layer knows no table owner: modules hand it their migrations.
-  {
-    files: ['src/db/**/*.ts'],
-    rules: { '@typescript-eslint/no-restricted-imports': ['error', above(kernel, features, composition, ['**/queue/**', '**/ghl/**', '**/http/**', '**/channels/**', '**/emulator/**', '**/crypto/**'])] },
-  },
-  // The kernel (src/app.ts) and the feature modules: nothing from the composition root.
-  {
-    files: ['src/app.ts', 'src/{webhooks,installations,provider,dashboard}/**/*.ts'],
-    rules: { '@typescript-eslint/no-restricted-imports': ['error', above(composition)] },
-  },
-  { files: ['src/app.ts'], rules: { '@typescript-eslint/no-restricted-imports': ['error', above(features, composition)] } },
+  { files: ['src/infra/db/**/*.ts'], rules: forbid(kernel, platform, capabilities, consoleUi, composition, emulator, ['**/queue/**', '**/http/**', '**/crypto/**']) },
+  // The GHL platform: the client and rate limiter know no module; installations and intake build on them.
+  { files: ['src/platform/**/*.ts'], rules: forbid(capabilities, consoleUi, composition, emulator) },
+  { files: ['src/platform/ghl/**/*.ts'], rules: forbid(kernel, capabilities, consoleUi, composition, emulator, ['**/installations/**', '**/webhooks/**']) },
+  // Capabilities build on the platform; channel adapters know no capability.
+  { files: ['src/capabilities/**/*.ts'], rules: forbid(consoleUi, composition, emulator) },
+  { files: ['src/capabilities/channels/**/*.ts'], rules: forbid(kernel, platform, consoleUi, composition, emulator, ['**/provider/**']) },
+  { files: ['src/console/**/*.ts'], rules: forbid(composition, emulator) },
+  // The kernel (src/app.ts) knows only infrastructure.
+  { files: ['src/app.ts'], rules: forbid(platform, capabilities, consoleUi, composition, emulator) },
 );

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
-import { openDatabase, type DatabaseHandle } from '../src/db/index.js';
-import { migrateToLatest } from '../src/db/migrations/index.js';
+import { openDatabase, type DatabaseHandle } from '../src/infra/db/index.js';
+import { migrateToLatest } from '../src/infra/db/migrations/index.js';
 import { allMigrations } from '../src/modules.js';
 
 export const PG_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -21,11 +21,11 @@ import autocannon from 'autocannon';
 import Fastify from 'fastify';
 import pg from 'pg';
 import { createBridge, type BridgeModule } from '../src/app.js';
-import { loadConfig } from '../src/config/index.js';
-import { createLogger } from '../src/log/logger.js';
-import { GHL_ED25519_PUBLIC_KEY_PEM, GHL_RSA_PUBLIC_KEY_PEM, loadPublicKeys } from '../src/webhooks/keys.js';
-import { WebhookVerifier } from '../src/webhooks/verify.js';
-import { webhooksModule, webhooksService } from '../src/webhooks/index.js';
+import { loadConfig } from '../src/infra/config/index.js';
+import { createLogger } from '../src/infra/log/logger.js';
+import { GHL_ED25519_PUBLIC_KEY_PEM, GHL_RSA_PUBLIC_KEY_PEM, loadPublicKeys } from '../src/platform/webhooks/keys.js';
+import { WebhookVerifier } from '../src/platform/webhooks/verify.js';
+import { webhooksModule, webhooksService } from '../src/platform/webhooks/index.js';
 import { PG_URL, postgresAvailable, startChild, stopChild } from './common.js';
 
 const { values } = parseArgs({

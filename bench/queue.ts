@@ -8,8 +8,8 @@
  */
 import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
-import { createLogger } from '../src/log/logger.js';
-import { enqueue, WorkerPool } from '../src/queue/index.js';
+import { createLogger } from '../src/infra/log/logger.js';
+import { enqueue, WorkerPool } from '../src/infra/queue/index.js';
 import { benchStore, postgresAvailable, table } from './common.js';
 
 const { values } = parseArgs({

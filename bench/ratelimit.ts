@@ -9,9 +9,9 @@
 import { setMaxListeners } from 'node:events';
 import { parseArgs } from 'node:util';
 import { createBridge } from '../src/app.js';
-import { generateKeySpec } from '../src/crypto/aes.js';
-import { installationsModule, type InstallationsServices } from '../src/installations/index.js';
-import { createLogger } from '../src/log/logger.js';
+import { generateKeySpec } from '../src/infra/crypto/aes.js';
+import { installationsModule, type InstallationsServices } from '../src/platform/installations/index.js';
+import { createLogger } from '../src/infra/log/logger.js';
 import { dropSchema, STORE, testConfig } from '../test/helpers/store.js';
 import { startChild, stopChild } from './common.js';
 

@@ -20,11 +20,11 @@
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { sql } from 'kysely';
-import { generateKeySpec } from '../src/crypto/aes.js';
-import { LoopbackInbox } from '../src/channels/index.js';
-import { installationsModule } from '../src/installations/index.js';
-import { providerModule, type ProviderService } from '../src/provider/index.js';
-import { webhooksModule } from '../src/webhooks/index.js';
+import { generateKeySpec } from '../src/infra/crypto/aes.js';
+import { LoopbackInbox } from '../src/capabilities/channels/index.js';
+import { installationsModule } from '../src/platform/installations/index.js';
+import { providerModule, type ProviderService } from '../src/capabilities/provider/index.js';
+import { webhooksModule } from '../src/platform/webhooks/index.js';
 import { startTestBridge } from '../test/helpers/store.js';
 import { install, SCOPES } from '../test/provider/harness.js';
 import { startChild, stopChild } from './common.js';

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateKeySpec } from '../src/crypto/aes.js';
+import { generateKeySpec } from '../src/infra/crypto/aes.js';
 
 const runs = Number(process.env.BENCH_RUNS ?? 7);
 // BENCH_CLI: the built entry point to measure (default dist/cli/main.js), e.g. a copy of an older build to compare.

@@ -1,5 +1,5 @@
 /**
- * Generates src/ghl/generated/*.ts from GHL's official OpenAPI specs (GHL_SPEC_DIR, default
+ * Generates src/platform/ghl/generated/*.ts from GHL's official OpenAPI specs (GHL_SPEC_DIR, default
  * ../shared/ghl/spec). The spec is transformed in memory only — descriptions and examples are
  * stripped so no spec prose lands in the repo — and the known spec defects (spec/SOURCE.md) are
  * patched before openapi-typescript sees it.
@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import openapiTS, { astToString } from 'openapi-typescript';
 
 const SPEC_DIR = resolve(process.env.GHL_SPEC_DIR ?? '../shared/ghl/spec');
-const OUT_DIR = resolve('src/ghl/generated');
+const OUT_DIR = resolve('src/platform/ghl/generated');
 const FILES = ['oauth', 'contacts', 'conversations', 'locations', 'custom-fields'] as const;
 const PROSE_KEYS = new Set(['description', 'example', 'examples', 'summary', 'externalDocs', 'x-codeSamples']);
 

@@ -1,14 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { Gauge } from 'prom-client';
-import type { Config } from './config/index.js';
-import { openDatabase, type DatabaseHandle, type Db } from './db/index.js';
-import { mergeMigrations, migrateToLatest, pendingMigrations, type Migrations } from './db/migrations/index.js';
-import { buildServer } from './http/server.js';
-import { createLogger, type Logger } from './log/logger.js';
-import { createMetrics, type Metrics } from './observability/metrics.js';
-import { countByState, pruneFinished, setDefaultMaxAttempts, WorkerPool } from './queue/index.js';
-import { listenForJobs } from './queue/listen.js';
-import { queueMigration } from './queue/migration.js';
+import type { Config } from './infra/config/index.js';
+import { openDatabase, type DatabaseHandle, type Db } from './infra/db/index.js';
+import { mergeMigrations, migrateToLatest, pendingMigrations, type Migrations } from './infra/db/migrations/index.js';
+import { buildServer } from './infra/http/server.js';
+import { createLogger, type Logger } from './infra/log/logger.js';
+import { createMetrics, type Metrics } from './infra/observability/metrics.js';
+import { countByState, pruneFinished, setDefaultMaxAttempts, WorkerPool } from './infra/queue/index.js';
+import { listenForJobs } from './infra/queue/listen.js';
+import { queueMigration } from './infra/queue/migration.js';
 
 /** Everything a feature module needs; built once per bridge. */
 export interface AppContext {

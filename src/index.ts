@@ -7,11 +7,11 @@
  *   await bridge.listen();
  */
 export { bridgeMigrations, createBridge, CORE_MIGRATIONS, type AppContext, type Bridge, type BridgeModule, type CreateBridgeOptions } from './app.js';
-export { ConfigError, loadConfig, type Config } from './config/index.js';
-export type { Migrations } from './db/migrations/index.js';
-export { createLogger, type Logger, type LoggerOptions } from './log/logger.js';
+export { ConfigError, loadConfig, type Config } from './infra/config/index.js';
+export type { Migrations } from './infra/db/migrations/index.js';
+export { createLogger, type Logger, type LoggerOptions } from './infra/log/logger.js';
 export { allMigrations, bridgeModules, type ModuleOptions } from './modules.js';
-export { dashboardModule } from './dashboard/index.js';
-export { installationsModule } from './installations/index.js';
-export { providerModule } from './provider/index.js';
-export { webhooksModule } from './webhooks/index.js';
+export { dashboardModule } from './console/index.js';
+export { installationsModule } from './platform/installations/index.js';
+export { providerModule } from './capabilities/provider/index.js';
+export { webhooksModule } from './platform/webhooks/index.js';

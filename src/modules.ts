@@ -1,10 +1,10 @@
 import { bridgeMigrations, type BridgeModule } from './app.js';
-import type { Config } from './config/index.js';
-import type { Migrations } from './db/migrations/index.js';
-import { dashboardModule } from './dashboard/index.js';
-import { installationsModule } from './installations/index.js';
-import { providerModule } from './provider/index.js';
-import { webhooksModule } from './webhooks/index.js';
+import type { Config } from './infra/config/index.js';
+import type { Migrations } from './infra/db/migrations/index.js';
+import { dashboardModule } from './console/index.js';
+import { installationsModule } from './platform/installations/index.js';
+import { providerModule } from './capabilities/provider/index.js';
+import { webhooksModule } from './platform/webhooks/index.js';
 
 /**
  * The feature modules of a running bridge, in dependency order (a module's `init` may use the

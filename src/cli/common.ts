@@ -1,6 +1,6 @@
-import { ConfigError, loadConfig, loadDotEnv, type Config } from '../config/index.js';
-import { openDatabase, type DatabaseHandle } from '../db/index.js';
-import { DataDirLockedError } from '../db/lockfile.js';
+import { ConfigError, loadConfig, loadDotEnv, type Config } from '../infra/config/index.js';
+import { openDatabase, type DatabaseHandle } from '../infra/db/index.js';
+import { DataDirLockedError } from '../infra/db/lockfile.js';
 
 /** Loads .env + environment; on a bad configuration prints every problem and exits 2. */
 export function configOrExit(): Config {

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { BridgeModule } from '../app.js';
-import type { Config } from '../config/index.js';
+import type { Config } from '../infra/config/index.js';
 import { createEmulator, seedDemo, type DemoSeed, type Emulator } from '../emulator/index.js';
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../infra/log/logger.js';
 
 /**
  * Sandbox mode (no GHL credentials): runs the built-in GHL emulator next to the bridge, seeds a

@@ -9,7 +9,7 @@ import {
   type ChannelConfigInput,
   type InboundRequest,
   type OutboundMessage,
-} from '../../src/channels/index.js';
+} from '../../src/capabilities/channels/index.js';
 import { startFakeCast, type FakeCast, type FakeCastOptions } from '../fakes/cast-server.js';
 
 const newKey = (): string => `cast_${randomBytes(32).toString('hex')}`;

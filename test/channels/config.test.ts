@@ -6,7 +6,7 @@ import {
   channelConfigSchema,
   createChannel,
   maskChannelConfig,
-} from '../../src/channels/index.js';
+} from '../../src/capabilities/channels/index.js';
 
 const castKey = `cast_${'ab'.repeat(32)}`;
 const whsec = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;

@@ -10,7 +10,7 @@ import {
   type ChannelAdapter,
   type InboundRequest,
   type OutboundMessage,
-} from '../../src/channels/index.js';
+} from '../../src/capabilities/channels/index.js';
 import { startFakeReceiver, type FakeReceiver } from '../fakes/http-receiver.js';
 
 const newSecret = (): string => `whsec_${randomBytes(32).toString('base64')}`;

@@ -8,7 +8,7 @@ import {
   type LoopbackInboundContext,
   type LoopbackRecord,
   type OutboundMessage,
-} from '../../src/channels/index.js';
+} from '../../src/capabilities/channels/index.js';
 
 const msg = (over: Partial<OutboundMessage> = {}): OutboundMessage => ({
   messageId: 'ghl-1',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { castToE164, castToLocal, normalizeE164, PhoneFormatError } from '../../src/channels/phone.js';
+import { castToE164, castToLocal, normalizeE164, PhoneFormatError } from '../../src/capabilities/channels/phone.js';
 
 describe('Cast ToLocal / ToE164 (CAST.md §6 table)', () => {
   it.each([

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { countSmsSegments } from '../../src/channels/sms.js';
+import { countSmsSegments } from '../../src/capabilities/channels/sms.js';
 
 describe('countSmsSegments (CAST.md §5)', () => {
   it.each([

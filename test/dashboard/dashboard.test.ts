@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { bridgeModules } from '../../src/modules.js';
-import { enqueue, getJob, PermanentJobError } from '../../src/queue/index.js';
+import { enqueue, getJob, PermanentJobError } from '../../src/infra/queue/index.js';
 import { startTestBridge, STORE, testConfig, waitFor, type TestBridge } from '../helpers/store.js';
 
 const KEY = 'dashboard-test-key-0123456789abcdef';

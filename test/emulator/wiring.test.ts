@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateKeySpec } from '../../src/crypto/aes.js';
+import { generateKeySpec } from '../../src/infra/crypto/aes.js';
 import { spawnTs, type Child } from '../fixtures/child.js';
 import { freePort } from '../helpers/net.js';
 import { dropSchema, freshSchema, PG_URL, STORE, tempDataDir, waitFor } from '../helpers/store.js';

@@ -14,7 +14,7 @@
  */
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { AddressInfo } from 'node:net';
-import { countSmsSegments } from '../../src/channels/sms.js';
+import { countSmsSegments } from '../../src/capabilities/channels/sms.js';
 
 export type FakeCastFault = 500 | 502 | 503 | 429 | 'timeout';
 

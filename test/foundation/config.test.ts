@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
-import { createLogger } from '../../src/log/logger.js';
+import { ConfigError, loadConfig } from '../../src/infra/config/index.js';
+import { createLogger } from '../../src/infra/log/logger.js';
 
 function issues(env: Record<string, string>): Record<string, string> {
   try {

@@ -5,7 +5,7 @@ import { DockerfileParser, type Instruction, type JSONInstruction } from 'docker
 import { validate } from 'dockerfile-utils';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { loadConfig, VARS } from '../../src/config/index.js';
+import { loadConfig, VARS } from '../../src/infra/config/index.js';
 import { freePort } from '../helpers/net.js';
 import { startTestBridge } from '../helpers/store.js';
 

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import { webhooksModule, pruneEvents } from '../../src/webhooks/index.js';
+import { webhooksModule, pruneEvents } from '../../src/platform/webhooks/index.js';
 import { PG_URL, startTestBridge, type TestBridge } from '../helpers/store.js';
 
 let b: TestBridge | undefined;

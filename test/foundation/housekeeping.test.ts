@@ -1,9 +1,9 @@
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateKeySpec } from '../../src/crypto/aes.js';
-import { deleteInBatches } from '../../src/db/batches.js';
-import { providerModule, pruneMessages } from '../../src/provider/index.js';
-import { pruneEvents, webhooksModule } from '../../src/webhooks/index.js';
+import { generateKeySpec } from '../../src/infra/crypto/aes.js';
+import { deleteInBatches } from '../../src/infra/db/batches.js';
+import { providerModule, pruneMessages } from '../../src/capabilities/provider/index.js';
+import { pruneEvents, webhooksModule } from '../../src/platform/webhooks/index.js';
 import { startTestBridge, STORE, type TestBridge } from '../helpers/store.js';
 
 let b: TestBridge | undefined;

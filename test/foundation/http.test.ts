@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { enqueue } from '../../src/queue/index.js';
+import { enqueue } from '../../src/infra/queue/index.js';
 import { startTestBridge, STORE, waitFor, type TestBridge } from '../helpers/store.js';
 
 let bridge: TestBridge | undefined;

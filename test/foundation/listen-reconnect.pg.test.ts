@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { notifyChannel } from '../../src/queue/jobs.js';
+import { notifyChannel } from '../../src/infra/queue/jobs.js';
 import { PG_URL, startTestBridge, waitFor, type TestBridge } from '../helpers/store.js';
 import { TcpProxy } from '../webhooks/tcp-proxy.js';
 

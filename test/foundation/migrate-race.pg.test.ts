@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { openDatabase } from '../../src/db/index.js';
+import { openDatabase } from '../../src/infra/db/index.js';
 import { allMigrations } from '../../src/modules.js';
 import { dropSchema, freshSchema, PG_URL } from '../helpers/store.js';
 import { spawnTs } from '../fixtures/child.js';

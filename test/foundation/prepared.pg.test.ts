@@ -1,10 +1,10 @@
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openDatabase, type DatabaseHandle } from '../../src/db/index.js';
-import { prepared, PREPARED_MARK } from '../../src/db/prepared.js';
-import { migrateToLatest } from '../../src/db/migrations/index.js';
+import { openDatabase, type DatabaseHandle } from '../../src/infra/db/index.js';
+import { prepared, PREPARED_MARK } from '../../src/infra/db/prepared.js';
+import { migrateToLatest } from '../../src/infra/db/migrations/index.js';
 import { allMigrations } from '../../src/modules.js';
-import { enqueue } from '../../src/queue/index.js';
+import { enqueue } from '../../src/infra/queue/index.js';
 import { dropSchema, freshSchema, PG_URL } from '../helpers/store.js';
 
 let store: DatabaseHandle | undefined;

@@ -14,7 +14,7 @@ import {
   RetryLaterError,
   WorkerPool,
   type JobHandler,
-} from '../../src/queue/index.js';
+} from '../../src/infra/queue/index.js';
 import { openTestStore, quietLog, STORE, waitFor, type TestStore } from '../helpers/store.js';
 import { spawnTs } from '../fixtures/child.js';
 
@@ -364,7 +364,7 @@ describe(`queue on ${STORE}`, () => {
 
 /** Another connection pool onto the same PostgreSQL schema (a second replica). */
 async function openTestStoreSameSchema(s: TestStore): Promise<TestStore> {
-  const { openDatabase } = await import('../../src/db/index.js');
+  const { openDatabase } = await import('../../src/infra/db/index.js');
   const h = await openDatabase({ url: s.env.DATABASE_URL, schema: s.schema, poolMax: 12 });
   cleanups.push(() => h.close());
   return { ...h, env: s.env };
@@ -372,7 +372,7 @@ async function openTestStoreSameSchema(s: TestStore): Promise<TestStore> {
 
 /** Re-opens the embedded store after the test closed it for a child process. */
 async function openTestStoreAt(s: TestStore): Promise<TestStore> {
-  const { openDatabase } = await import('../../src/db/index.js');
+  const { openDatabase } = await import('../../src/infra/db/index.js');
   const h = await openDatabase({ schema: s.schema, dataDir: s.env.DATA_DIR });
   cleanups.push(() => h.close());
   return { ...h, env: s.env };

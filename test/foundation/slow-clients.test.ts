@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestBridge, type TestBridge } from '../helpers/store.js';
-import { webhooksModule } from '../../src/webhooks/index.js';
+import { webhooksModule } from '../../src/platform/webhooks/index.js';
 
 let b: TestBridge | undefined;
 const sockets: Socket[] = [];
@@ -80,7 +80,7 @@ describe('slow clients are cut at the configured timeouts', () => {
   }, 30_000);
 
   it('refuses a headers timeout longer than the request timeout at start, naming the variable', async () => {
-    const { loadConfig } = await import('../../src/config/index.js');
+    const { loadConfig } = await import('../../src/infra/config/index.js');
     expect(() => loadConfig({ HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' })).toThrow(/HTTP_HEADERS_TIMEOUT_MS: expected at most HTTP_REQUEST_TIMEOUT_MS/);
   });
 });

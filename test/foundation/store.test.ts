@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { bridgeMigrations, CORE_MIGRATIONS } from '../../src/app.js';
-import { migrateToLatest, pendingMigrations } from '../../src/db/migrations/index.js';
-import { installationsModule } from '../../src/installations/index.js';
+import { migrateToLatest, pendingMigrations } from '../../src/infra/db/migrations/index.js';
+import { installationsModule } from '../../src/platform/installations/index.js';
 import { allMigrations } from '../../src/modules.js';
-import { providerModule } from '../../src/provider/index.js';
-import { webhooksModule } from '../../src/webhooks/index.js';
+import { providerModule } from '../../src/capabilities/provider/index.js';
+import { webhooksModule } from '../../src/platform/webhooks/index.js';
 import { openTestStore, tempDataDir } from '../helpers/store.js';
 import { spawnTs, type Child } from '../fixtures/child.js';
 

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { GhlApiError } from '../../src/ghl/errors.js';
-import { RateLimiter, GHL_LIMITS } from '../../src/ghl/ratelimit.js';
-import { versionFor } from '../../src/ghl/versions.js';
-import { createGhlClient } from '../../src/ghl/client.js';
+import { GhlApiError } from '../../src/platform/ghl/errors.js';
+import { RateLimiter, GHL_LIMITS } from '../../src/platform/ghl/ratelimit.js';
+import { versionFor } from '../../src/platform/ghl/versions.js';
+import { createGhlClient } from '../../src/platform/ghl/client.js';
 import { quietLog } from '../helpers/store.js';
 import { install, startBridge, startGhl, type BridgeWithGhl, type GhlWorld } from '../installations/harness.js';
 

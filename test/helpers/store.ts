@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pg from 'pg';
-import { loadConfig, type Config } from '../../src/config/index.js';
-import { openDatabase, type DatabaseHandle } from '../../src/db/index.js';
-import { migrateToLatest } from '../../src/db/migrations/index.js';
+import { loadConfig, type Config } from '../../src/infra/config/index.js';
+import { openDatabase, type DatabaseHandle } from '../../src/infra/db/index.js';
+import { migrateToLatest } from '../../src/infra/db/migrations/index.js';
 import { allMigrations } from '../../src/modules.js';
 import { createBridge, type Bridge, type BridgeModule } from '../../src/app.js';
-import { createLogger, type Logger } from '../../src/log/logger.js';
+import { createLogger, type Logger } from '../../src/infra/log/logger.js';
 
 /**
  * Which store the suite runs on: TEST_STORE=postgres uses the real server at TEST_DATABASE_URL

@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { decrypt, encrypt, generateKeySpec, parseKeyRing } from '../../src/crypto/aes.js';
-import { openDatabase } from '../../src/db/index.js';
+import { decrypt, encrypt, generateKeySpec, parseKeyRing } from '../../src/infra/crypto/aes.js';
+import { openDatabase } from '../../src/infra/db/index.js';
 import { openTestStore, STORE } from '../helpers/store.js';
 
 const run = promisify(execFile);

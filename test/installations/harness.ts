@@ -1,6 +1,6 @@
 import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
-import { installationsModule, type InstallationsModuleOptions, type InstallationsServices } from '../../src/installations/index.js';
-import { generateKeySpec } from '../../src/crypto/aes.js';
+import { installationsModule, type InstallationsModuleOptions, type InstallationsServices } from '../../src/platform/installations/index.js';
+import { generateKeySpec } from '../../src/infra/crypto/aes.js';
 import type { BridgeModule } from '../../src/app.js';
 import { startTestBridge, type TestBridge } from '../helpers/store.js';
 

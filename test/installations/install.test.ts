@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { listJobs } from '../../src/queue/index.js';
+import { listJobs } from '../../src/infra/queue/index.js';
 import { waitFor } from '../helpers/store.js';
 import { install, startBridge, startGhl, type BridgeWithGhl, type GhlWorld } from './harness.js';
 
@@ -121,7 +121,7 @@ describe('install flow (emulator over HTTP)', () => {
 
     // UNINSTALL: tokens deleted, pending jobs cancelled.
     const gone = w.locationIds[5]!;
-    const { enqueue } = await import('../../src/queue/index.js');
+    const { enqueue } = await import('../../src/infra/queue/index.js');
     await enqueue(b.ctx.db, { kind: 'test.never', payload: {}, scope: `loc:${gone}`, runAt: new Date(Date.now() + 3600_000) });
     await b.s.installations.onUninstall({ companyId: w.companyId, locationId: gone });
     const row = await b.ctx.db.selectFrom('ghl_installations').selectAll().where('id', '=', `loc:${gone}`).executeTakeFirstOrThrow();

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { decrypt, generateKeySpec, parseKeyRing } from '../../src/crypto/aes.js';
-import { oauthToken } from '../../src/ghl/client.js';
-import { rotateTokenKeys } from '../../src/installations/vault.js';
-import { countByState } from '../../src/queue/index.js';
+import { decrypt, generateKeySpec, parseKeyRing } from '../../src/infra/crypto/aes.js';
+import { oauthToken } from '../../src/platform/ghl/client.js';
+import { rotateTokenKeys } from '../../src/platform/installations/vault.js';
+import { countByState } from '../../src/infra/queue/index.js';
 import { waitFor } from '../helpers/store.js';
 import { install, startBridge, startGhl, type BridgeWithGhl, type GhlWorld } from './harness.js';
 

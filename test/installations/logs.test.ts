@@ -1,8 +1,8 @@
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBridge, type Bridge } from '../../src/app.js';
-import { installationsModule, type InstallationsServices } from '../../src/installations/index.js';
-import { createLogger } from '../../src/log/logger.js';
+import { installationsModule, type InstallationsServices } from '../../src/platform/installations/index.js';
+import { createLogger } from '../../src/infra/log/logger.js';
 import { dropSchema, testConfig } from '../helpers/store.js';
 import { install, startGhl, type GhlWorld } from './harness.js';
 

@@ -4,9 +4,9 @@
  */
 import { createInterface } from 'node:readline';
 import { createBridge } from '../../src/app.js';
-import { loadConfig } from '../../src/config/index.js';
-import { installationsModule, type InstallationsServices } from '../../src/installations/index.js';
-import { createLogger } from '../../src/log/logger.js';
+import { loadConfig } from '../../src/infra/config/index.js';
+import { installationsModule, type InstallationsServices } from '../../src/platform/installations/index.js';
+import { createLogger } from '../../src/infra/log/logger.js';
 
 const offset = Number(process.env.CLOCK_OFFSET_MS ?? 0);
 const locationId = process.env.RACE_LOCATION_ID!;

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { installationsModule, type InstallationsServices } from '../../src/installations/index.js';
+import { installationsModule, type InstallationsServices } from '../../src/platform/installations/index.js';
 import { startTestBridge, type TestBridge } from '../helpers/store.js';
 
 let b: TestBridge | undefined;

@@ -2,11 +2,11 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { generateKeySpec, parseKeyRing, decrypt } from '../../src/crypto/aes.js';
-import { createGhlClient } from '../../src/ghl/client.js';
-import { RateLimiter } from '../../src/ghl/ratelimit.js';
-import { TokenVault } from '../../src/installations/vault.js';
-import { getJob, enqueue } from '../../src/queue/index.js';
+import { generateKeySpec, parseKeyRing, decrypt } from '../../src/infra/crypto/aes.js';
+import { createGhlClient } from '../../src/platform/ghl/client.js';
+import { RateLimiter } from '../../src/platform/ghl/ratelimit.js';
+import { TokenVault } from '../../src/platform/installations/vault.js';
+import { getJob, enqueue } from '../../src/infra/queue/index.js';
 import { STORE, waitFor, quietLog } from '../helpers/store.js';
 import { install, startBridge, startGhl, type BridgeWithGhl, type GhlWorld } from './harness.js';
 

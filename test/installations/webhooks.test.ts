@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { enqueue, getJob } from '../../src/queue/index.js';
-import { webhooksModule } from '../../src/webhooks/index.js';
+import { enqueue, getJob } from '../../src/infra/queue/index.js';
+import { webhooksModule } from '../../src/platform/webhooks/index.js';
 import { waitFor } from '../helpers/store.js';
 import { install, startBridge, startGhl, type BridgeWithGhl, type GhlWorld } from './harness.js';
 

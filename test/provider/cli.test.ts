@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { generateKeySpec } from '../../src/crypto/aes.js';
+import { generateKeySpec } from '../../src/infra/crypto/aes.js';
 import { openTestStore, STORE } from '../helpers/store.js';
 
 const run = promisify(execFile);

@@ -1,13 +1,13 @@
-import { generateKeySpec } from '../../src/crypto/aes.js';
-import { LoopbackInbox } from '../../src/channels/index.js';
+import { generateKeySpec } from '../../src/infra/crypto/aes.js';
+import { LoopbackInbox } from '../../src/capabilities/channels/index.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
-import { installationsModule } from '../../src/installations/index.js';
-import { providerModule, type ConfirmationSettings, type ProviderService, type ProviderSettings } from '../../src/provider/index.js';
+import { installationsModule } from '../../src/platform/installations/index.js';
+import { providerModule, type ConfirmationSettings, type ProviderService, type ProviderSettings } from '../../src/capabilities/provider/index.js';
 import type { BridgeModule } from '../../src/app.js';
-import type { Config } from '../../src/config/index.js';
-import type { Logger } from '../../src/log/logger.js';
-import { webhooksModule } from '../../src/webhooks/index.js';
-import type { RateLimitOptions } from '../../src/ghl/ratelimit.js';
+import type { Config } from '../../src/infra/config/index.js';
+import type { Logger } from '../../src/infra/log/logger.js';
+import { webhooksModule } from '../../src/platform/webhooks/index.js';
+import type { RateLimitOptions } from '../../src/platform/ghl/ratelimit.js';
 import { startTestBridge, type TestBridge } from '../helpers/store.js';
 
 export const PUBLIC_URL = 'http://bridge.test';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/store.js';
-import { senderAddress } from '../../src/provider/index.js';
+import { senderAddress } from '../../src/capabilities/provider/index.js';
 import { startBridge, startWorld, type ProviderBridge, type World } from './harness.js';
 
 const SIGNING = `whsec_${Buffer.from('s'.repeat(32)).toString('base64')}`;

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeCast, type FakeCast } from '../fakes/cast-server.js';
 import { startFakeReceiver, type FakeReceiver } from '../fakes/http-receiver.js';
 import { waitFor } from '../helpers/store.js';
-import { mergeStatus } from '../../src/provider/index.js';
+import { mergeStatus } from '../../src/capabilities/provider/index.js';
 import { adminPut, ADMIN, CAST_INBOUND_KEY, CAST_KEY, finalStatus, startBridge, startWorld, statusHistory, type ProviderBridge, type World } from './harness.js';
 
 const SIGNING = `whsec_${Buffer.from('o'.repeat(32)).toString('base64')}`;

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startFakeCast, type FakeCast } from '../fakes/cast-server.js';
-import { replayEvents } from '../../src/webhooks/index.js';
+import { replayEvents } from '../../src/platform/webhooks/index.js';
 import { waitFor } from '../helpers/store.js';
 import { CAST_INBOUND_KEY, CAST_KEY, finalStatus, startBridge, startWorld, statusHistory, type ProviderBridge, type World } from './harness.js';
 

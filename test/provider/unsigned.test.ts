@@ -1,10 +1,10 @@
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { LoopbackRecord } from '../../src/channels/index.js';
+import type { LoopbackRecord } from '../../src/capabilities/channels/index.js';
 import type { Delivery } from '../../src/emulator/index.js';
-import { dashboardModule } from '../../src/dashboard/index.js';
-import { createLogger } from '../../src/log/logger.js';
-import type { ConfirmationSettings } from '../../src/provider/index.js';
+import { dashboardModule } from '../../src/console/index.js';
+import { createLogger } from '../../src/infra/log/logger.js';
+import type { ConfirmationSettings } from '../../src/capabilities/provider/index.js';
 import { waitFor } from '../helpers/store.js';
 import { adminPut, ADMIN, finalStatus, startBridge, startWorld, type ProviderBridge, type World } from './harness.js';
 

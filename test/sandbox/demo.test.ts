@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBridge, type Bridge } from '../../src/app.js';
-import { createLogger } from '../../src/log/logger.js';
+import { createLogger } from '../../src/infra/log/logger.js';
 import { bridgeModules } from '../../src/modules.js';
 import { sandboxModule, startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { freePort } from '../helpers/net.js';

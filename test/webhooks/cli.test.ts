@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { openDatabase } from '../../src/db/index.js';
-import { DISPATCH_JOB } from '../../src/webhooks/index.js';
+import { openDatabase } from '../../src/infra/db/index.js';
+import { DISPATCH_JOB } from '../../src/platform/webhooks/index.js';
 import { openTestStore, STORE } from '../helpers/store.js';
-import '../../src/webhooks/tables.js';
+import '../../src/platform/webhooks/tables.js';
 
 const run = promisify(execFile);
 

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import type { BridgeModule } from '../../src/app.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
-import { webhooksModule, webhooksService, type StoredEvent, type WebhooksModuleOptions, type WebhooksService } from '../../src/webhooks/index.js';
+import { webhooksModule, webhooksService, type StoredEvent, type WebhooksModuleOptions, type WebhooksService } from '../../src/platform/webhooks/index.js';
 import { openTestStore, PG_URL, startTestBridge, STORE, waitFor, type TestBridge } from '../helpers/store.js';
 import { countEvents, events, post } from './helpers.js';
 import { TcpProxy } from './tcp-proxy.js';

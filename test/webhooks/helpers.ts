@@ -1,6 +1,6 @@
 import { createSign, generateKeyPairSync, randomUUID, sign as edSign, type KeyObject } from 'node:crypto';
-import type { Db } from '../../src/db/index.js';
-import '../../src/webhooks/tables.js';
+import type { Db } from '../../src/infra/db/index.js';
+import '../../src/platform/webhooks/tables.js';
 
 /** A GHL-like signer with its own key pairs (GHL's private keys are not public). */
 export interface TestSigner {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BridgeModule } from '../../src/app.js';
-import { webhooksModule, webhooksService, type StoredEvent, type WebhooksModuleOptions, type WebhooksService } from '../../src/webhooks/index.js';
+import { webhooksModule, webhooksService, type StoredEvent, type WebhooksModuleOptions, type WebhooksService } from '../../src/platform/webhooks/index.js';
 import { startTestBridge, waitFor, type TestBridge } from '../helpers/store.js';
 import { contactCreate, countEvents, events, makeSigner, post, sendSigned } from './helpers.js';
 

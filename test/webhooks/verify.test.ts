@@ -1,7 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { GHL_ED25519_PUBLIC_KEY_PEM, GHL_RSA_PUBLIC_KEY_PEM, loadPublicKeys, splitPemList } from '../../src/webhooks/keys.js';
-import { WebhookVerifier } from '../../src/webhooks/verify.js';
+import { GHL_ED25519_PUBLIC_KEY_PEM, GHL_RSA_PUBLIC_KEY_PEM, loadPublicKeys, splitPemList } from '../../src/platform/webhooks/keys.js';
+import { WebhookVerifier } from '../../src/platform/webhooks/verify.js';
 import { makeSigner } from './helpers.js';
 
 const s = makeSigner();

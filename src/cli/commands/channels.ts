@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { loadKeyRing } from '../../crypto/keyring.js';
-import { createLogger } from '../../log/logger.js';
-import { migrateToLatest } from '../../db/migrations/index.js';
+import { loadKeyRing } from '../../infra/crypto/keyring.js';
+import { createLogger } from '../../infra/log/logger.js';
+import { migrateToLatest } from '../../infra/db/migrations/index.js';
 import { allMigrations } from '../../modules.js';
-import { ChannelValidationError, configureChannel, deleteChannel, getChannelView, listChannels, type ChannelView } from '../../provider/index.js';
+import { ChannelValidationError, configureChannel, deleteChannel, getChannelView, listChannels, type ChannelView } from '../../capabilities/provider/index.js';
 import { configOrExit, fail, openStore } from '../common.js';
 
 interface SetOptions {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { VARS } from '../../config/index.js';
+import { VARS } from '../../infra/config/index.js';
 
 export function configTable(): string {
   const rows = VARS.map((v) => {

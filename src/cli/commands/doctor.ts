@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import { pendingMigrations } from '../../db/migrations/index.js';
+import { pendingMigrations } from '../../infra/db/migrations/index.js';
 import { allMigrations } from '../../modules.js';
-import { countByState } from '../../queue/index.js';
-import { loadKeyRing } from '../../crypto/keyring.js';
-import { createLogger } from '../../log/logger.js';
-import { deliveryUrl, DeliveryTokens, maskToken } from '../../provider/delivery-tokens.js';
+import { countByState } from '../../infra/queue/index.js';
+import { loadKeyRing } from '../../infra/crypto/keyring.js';
+import { createLogger } from '../../infra/log/logger.js';
+import { deliveryUrl, DeliveryTokens, maskToken } from '../../capabilities/provider/delivery-tokens.js';
 import { configOrExit, openStore } from '../common.js';
 
 export function registerDoctorCommand(program: Command): void {

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { loadKeyRing } from '../../crypto/keyring.js';
-import { createGhlClient } from '../../ghl/client.js';
-import { RateLimiter } from '../../ghl/ratelimit.js';
-import { InstallationsService } from '../../installations/service.js';
-import { TokenVault } from '../../installations/vault.js';
-import { CALLBACK_PATH } from '../../installations/routes.js';
-import { createLogger } from '../../log/logger.js';
+import { loadKeyRing } from '../../infra/crypto/keyring.js';
+import { createGhlClient } from '../../platform/ghl/client.js';
+import { RateLimiter } from '../../platform/ghl/ratelimit.js';
+import { InstallationsService } from '../../platform/installations/service.js';
+import { TokenVault } from '../../platform/installations/vault.js';
+import { CALLBACK_PATH } from '../../platform/installations/routes.js';
+import { createLogger } from '../../infra/log/logger.js';
 import { configOrExit, fail, openStore } from '../common.js';
 
 async function withService<T>(fn: (s: InstallationsService) => Promise<T>): Promise<T> {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { JOB_STATES, type JobState } from '../../queue/tables.js';
-import { listJobs, retryJobs } from '../../queue/index.js';
+import { JOB_STATES, type JobState } from '../../infra/queue/tables.js';
+import { listJobs, retryJobs } from '../../infra/queue/index.js';
 import { configOrExit, fail, openStore } from '../common.js';
 
 export function registerJobsCommand(program: Command): void {

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { loadKeyRing } from '../../crypto/keyring.js';
-import { generateKeySpec } from '../../crypto/aes.js';
-import { rotateTokenKeys } from '../../installations/vault.js';
-import { rotateDeliveryTokenKeys } from '../../provider/delivery-tokens.js';
-import { createLogger } from '../../log/logger.js';
+import { loadKeyRing } from '../../infra/crypto/keyring.js';
+import { generateKeySpec } from '../../infra/crypto/aes.js';
+import { rotateTokenKeys } from '../../platform/installations/vault.js';
+import { rotateDeliveryTokenKeys } from '../../capabilities/provider/delivery-tokens.js';
+import { createLogger } from '../../infra/log/logger.js';
 import { configOrExit, fail, openStore } from '../common.js';
 
 export function registerKeysCommand(program: Command): void {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { migrateToLatest } from '../../db/migrations/index.js';
+import { migrateToLatest } from '../../infra/db/migrations/index.js';
 import { allMigrations } from '../../modules.js';
 import { configOrExit, fail, openStore } from '../common.js';
 

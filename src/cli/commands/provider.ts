@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import type { Config } from '../../config/index.js';
-import { loadKeyRing } from '../../crypto/keyring.js';
-import { migrateToLatest } from '../../db/migrations/index.js';
-import { createLogger } from '../../log/logger.js';
+import type { Config } from '../../infra/config/index.js';
+import { loadKeyRing } from '../../infra/crypto/keyring.js';
+import { migrateToLatest } from '../../infra/db/migrations/index.js';
+import { createLogger } from '../../infra/log/logger.js';
 import { allMigrations } from '../../modules.js';
-import { deliveryUrl, DeliveryTokens } from '../../provider/delivery-tokens.js';
+import { deliveryUrl, DeliveryTokens } from '../../capabilities/provider/delivery-tokens.js';
 import { configOrExit, fail, openStore } from '../common.js';
 
 async function withTokens<T>(config: Config, fn: (t: DeliveryTokens) => Promise<T>): Promise<T> {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { createBridge } from '../../app.js';
-import { createLogger } from '../../log/logger.js';
+import { createLogger } from '../../infra/log/logger.js';
 import { bridgeModules } from '../../modules.js';
 import type { Sandbox } from '../../sandbox/index.js';
 import { configOrExit, fail } from '../common.js';

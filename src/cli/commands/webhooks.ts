@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { WEBHOOK_STATUSES, type WebhookStatus } from '../../webhooks/tables.js';
-import { listEvents, replayEvents } from '../../webhooks/replay.js';
+import { WEBHOOK_STATUSES, type WebhookStatus } from '../../platform/webhooks/tables.js';
+import { listEvents, replayEvents } from '../../platform/webhooks/replay.js';
 import { configOrExit, fail, openStore } from '../common.js';
 
 function parseSince(v: string | undefined): Date | undefined {

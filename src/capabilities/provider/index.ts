@@ -1,0 +1,215 @@
+/**
+ * Conversation-provider orchestration (issue 6): GHL ProviderOutboundMessage → the location's channel → GHL status,
+ * and channel inbound → contact/conversation → GHL Add Inbound Message. See README.md next to this file.
+ *
+ * Public API
+ * - `providerModule(opts?)` → BridgeModule (after webhooks and installations in src/modules.ts).
+ *   Routes: POST /channels/:locationId/inbound; /admin/channels/* when ADMIN_API_KEY is set.
+ * - `ctx.services.provider: ProviderService` — `configureChannel(locationId, config, opts)`, `getChannel`,
+ *   `listChannels`, `deleteChannel`, `events` (relay timings), `inboundUrl(locationId)`.
+ * - `configureChannel(db, ring, locationId, config, opts)` — the same without a running bridge (CLI, sandbox).
+ */
+import { EventEmitter } from 'node:events';
+import { Counter, Histogram } from 'prom-client';
+import type { AppContext, BridgeModule } from '../../app.js';
+import { loopbackInbox as defaultInbox, type ChannelConfig, type ChannelConfigInput, type LoopbackInbox } from '../channels/index.js';
+import { loadKeyRing } from '../../infra/crypto/keyring.js';
+import { PermanentJobError } from '../../infra/queue/index.js';
+import type { GhlClient } from '../../platform/ghl/client.js';
+import { URL_TOKEN_SIGNATURE, webhooksService, type ProviderOutboundMessage } from '../../platform/webhooks/index.js';
+import { acceptUnconfirmed, confirmHandler, countAwaiting, JOB_CONFIRM, listRejected, onOutboundMessageEvent, type ConfirmationSettings, type ConfirmRuntime } from './confirm.js';
+import { deliveryUrl, DeliveryTokens, maskToken } from './delivery-tokens.js';
+import { registerChannelAdminRoutes } from './admin.js';
+import { ChannelCache, configureChannel, deleteChannel, getChannelView, listChannels, type ChannelOptions, type ChannelView } from './channels.js';
+import { inboundHandler, registerInboundRoutes, storeInbound, JOB_INBOUND, type InboundRuntime } from './inbound.js';
+import { pruneMessages } from './retention.js';
+import { JOB_POLL, JOB_SEND, JOB_STATUS, orderingKeyOf, pollHandler, relayOutbound, sendHandler, statusHandler, type OutboundRuntime, type ProviderSettings, type RelayEvents } from './outbound.js';
+import { providerConfirmationMigration, providerMigration } from './migration.js';
+
+export { configureChannel, deleteChannel, getChannel, getChannelView, listChannels, parseChannelConfig, ChannelValidationError, type ChannelOptions, type ChannelView, type StoredChannel } from './channels.js';
+export { JOB_INBOUND, INBOUND_PATH, senderAddress } from './inbound.js';
+export { JOB_POLL, JOB_SEND, JOB_STATUS, mergeStatus, type ProviderSettings, type RelayEvents } from './outbound.js';
+export { providerConfirmationMigration, providerMigration } from './migration.js';
+export { JOB_CONFIRM, compareWithGhl, type ConfirmationMode, type ConfirmationSettings } from './confirm.js';
+export { DeliveryTokens, deliveryUrl, maskToken, newDeliveryToken, rotateDeliveryTokenKeys, PROVIDER_TOKEN_PATH } from './delivery-tokens.js';
+export { pruneMessages } from './retention.js';
+export type { GhlStatus, OutboundState } from './tables.js';
+
+export interface ProviderModuleOptions {
+  /** Overrides of the PROVIDER_* settings (tests, benchmark). */
+  settings?: Partial<ProviderSettings>;
+  /** Inbox the loopback channel delivers into (default: the process-wide one the sandbox shows). */
+  loopbackInbox?: LoopbackInbox;
+  /** Overrides GHL_CONVERSATION_PROVIDER_ID. */
+  conversationProviderId?: string;
+  /** Overrides of the PROVIDER_CONFIRMATION* settings (tests, benchmark). */
+  confirmation?: Partial<ConfirmationSettings>;
+}
+
+export interface ProviderService {
+  configureChannel(locationId: string, config: ChannelConfigInput | ChannelConfig, opts?: ChannelOptions): Promise<ChannelView>;
+  getChannel(locationId: string): Promise<ChannelView | undefined>;
+  listChannels(): Promise<ChannelView[]>;
+  deleteChannel(locationId: string): Promise<boolean>;
+  /** Public URL the location's channel posts inbound messages and receipts to. */
+  inboundUrl(locationId: string): string;
+  events: EventEmitter<RelayEvents>;
+  loopbackInbox: LoopbackInbox;
+  /** The exact Delivery URL to paste into the Marketplace app (contains the secret token: never log it). */
+  deliveryUrl(): Promise<string>;
+  /** The same with the token masked (doctor, dashboard). */
+  maskedDeliveryUrl(): Promise<string>;
+  tokens: DeliveryTokens;
+  /** Unsigned deliveries refused by confirmation (latest first) and how many wait. */
+  confirmationOverview(): Promise<{ mode: string; awaiting: number; rejected: Awaited<ReturnType<typeof listRejected>> }>;
+}
+
+export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
+  let outbound: OutboundRuntime | undefined;
+  let inbound: InboundRuntime | undefined;
+  let tokens: DeliveryTokens | undefined;
+
+  return {
+    name: 'provider',
+    migrations: { '0004_provider': providerMigration, '0005_provider_confirmation': providerConfirmationMigration },
+    async init(ctx: AppContext) {
+      const c = ctx.config;
+      const log = ctx.log.child({ component: 'provider' });
+      const keyRing = loadKeyRing(c, log);
+      if (c.DATA_RETENTION_DAYS > 0) ctx.maintain('prune finished messages', 3600_000, (signal) => pruneMessages(ctx.db, c.DATA_RETENTION_DAYS, 5000, signal));
+      const inbox = opts.loopbackInbox ?? defaultInbox;
+      const ghl = () => {
+        const g = ctx.services.ghl as GhlClient | undefined;
+        if (!g) throw new Error('the installations module (GHL client) is not loaded');
+        return g;
+      };
+      const notify = () => ctx.queue.notify();
+      const channels = new ChannelCache(ctx.db, keyRing, (locationId) => ({
+        logger: log.child({ channelLocation: locationId }),
+        loopbackInbox: inbox,
+        // A loopback auto-reply is an inbound message from the contact: store it and let provider.inbound add it to GHL.
+        onLoopbackInbound: async (msg) => {
+          await ctx.db.transaction().execute((trx) => storeInbound(trx, locationId, [{ msg, address: `contact:${msg.contactId ?? ''}` }]));
+          notify();
+        },
+      }));
+      const settings: ProviderSettings = {
+        sendMaxAttempts: c.PROVIDER_SEND_MAX_ATTEMPTS,
+        retryBaseMs: c.PROVIDER_RETRY_BASE_MS,
+        statusRefusalMaxMs: c.PROVIDER_STATUS_REFUSAL_MAX_MS,
+        pollBaseMs: c.PROVIDER_POLL_BASE_MS,
+        pollGiveUpMs: c.PROVIDER_POLL_GIVE_UP_MS,
+        ...opts.settings,
+      };
+      const events = new EventEmitter<RelayEvents>();
+      events.setMaxListeners(50);
+      const relay = new Histogram({
+        name: 'ghl_bridge_provider_relay_seconds',
+        help: 'Relay overhead: webhook stored → channel send (leg=outbound); channel result/receipt → GHL status call (leg=status)',
+        labelNames: ['leg'],
+        buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+        registers: [ctx.metrics.registry],
+      });
+      events.on('send', (e) => e.attempt === 1 && relay.observe({ leg: 'outbound' }, Math.max(0, e.at - e.receivedAt) / 1000));
+      events.on('status', (e) => relay.observe({ leg: 'status' }, Math.max(0, e.at - e.since) / 1000));
+
+      outbound = { db: ctx.db, log, ghl, channels, settings, events, notify };
+      const confirm: ConfirmRuntime = {
+        out: outbound,
+        settings: {
+          mode: c.PROVIDER_CONFIRMATION,
+          waitMs: c.PROVIDER_CONFIRMATION_WAIT_MS,
+          timeoutMs: c.PROVIDER_CONFIRMATION_TIMEOUT_MS,
+          notFoundGraceMs: 30_000,
+          ...opts.confirmation,
+        },
+        confirmed: new Counter({ name: 'ghl_bridge_provider_confirmed_total', help: 'Unsigned deliveries confirmed, by how (event, lookup)', labelNames: ['by'], registers: [ctx.metrics.registry] }),
+        rejected: new Counter({
+          name: 'ghl_bridge_provider_rejected_total',
+          help: 'Unsigned deliveries that failed confirmation and were not sent, by reason',
+          labelNames: ['reason'],
+          registers: [ctx.metrics.registry],
+        }),
+        lookups: new Counter({
+          name: 'ghl_bridge_provider_confirm_lookups_total',
+          help: 'GET /conversations/messages/{id} calls made to confirm deliveries, by outcome (answered, refused, transient)',
+          labelNames: ['outcome'],
+          registers: [ctx.metrics.registry],
+        }),
+      };
+      tokens = new DeliveryTokens(ctx.db, keyRing, c.PROVIDER_DELIVERY_TOKENS);
+      ctx.services.providerDeliveryTokens = tokens;
+      // Generation 1 of the Delivery-URL token at first start (idempotent; replicas starting together agree).
+      await tokens.ensure();
+      const isKnownLocation = async (locationId: string) => {
+        const svc = ctx.services.installations as { isKnownLocation?: (l: string | null, co: string | null) => Promise<boolean> } | undefined;
+        return svc?.isKnownLocation ? svc.isKnownLocation(locationId, null) : false;
+      };
+      inbound = { db: ctx.db, log, ghl, channels, conversationProviderId: opts.conversationProviderId ?? c.GHL_CONVERSATION_PROVIDER_ID, isKnownLocation, notify };
+
+      const webhooks = webhooksService(ctx);
+      webhooks.on<ProviderOutboundMessage>(
+        'ProviderOutboundMessage',
+        async (evt, h) => {
+          // Send records are pruned DATA_RETENTION_DAYS after their last change. An event older than that (a dead
+          // event replayed late) may have been sent already with its record gone: never send it blindly.
+          const days = c.DATA_RETENTION_DAYS;
+          if (days > 0 && Date.now() - evt.receivedAt.getTime() > days * 86_400_000) {
+            const known = await ctx.db.selectFrom('provider_outbound').select('message_id').where('message_id', '=', evt.payload.messageId).executeTakeFirst();
+            if (!known) throw new PermanentJobError(`not sent: the message is older than DATA_RETENTION_DAYS (${days}) and its send record may have been pruned, so sending could repeat it`);
+          }
+          if (evt.signature === URL_TOKEN_SIGNATURE && confirm.settings.mode !== 'none') return acceptUnconfirmed(confirm, evt.payload, h);
+          await relayOutbound(outbound!, evt.payload, h, evt.signature === URL_TOKEN_SIGNATURE ? 'unconfirmed' : 'signature');
+        },
+        {
+          name: 'provider.outbound',
+          orderingKey: (e) => (e.locationId && typeof e.payload.contactId === 'string' ? orderingKeyOf(e.locationId, e.payload.contactId) : null),
+        },
+      );
+      // The signed app event that confirms unsigned deliveries (it may come before or after the delivery).
+      webhooks.on('OutboundMessage', (evt, h) => onOutboundMessageEvent(confirm, evt, h), { name: 'provider.confirm-event' });
+      ctx.queue.register(JOB_SEND, sendHandler(outbound));
+      // Status and poll jobs mostly wait inside the handler for a GHL rate-limit slot: they run in
+      // slots of their own, so waiting never delays outbound sends or inbound messages.
+      const waiting = { maxConcurrent: Math.max(1, ctx.config.WORKER_CONCURRENCY), ownSlots: true };
+      ctx.queue.register(JOB_STATUS, statusHandler(outbound), waiting);
+      ctx.queue.register(JOB_POLL, pollHandler(outbound), waiting);
+      ctx.queue.register(JOB_CONFIRM, confirmHandler(confirm), waiting);
+      ctx.queue.register(JOB_INBOUND, inboundHandler(inbound));
+
+      const inboundUrl = (locationId: string) => `${c.publicUrl}/channels/${encodeURIComponent(locationId)}/inbound`;
+      const service: ProviderService = {
+        configureChannel: async (locationId, config, o) => {
+          const v = await configureChannel(ctx.db, keyRing, locationId, config, o);
+          channels.invalidate(locationId);
+          return v;
+        },
+        getChannel: (locationId) => getChannelView(ctx.db, keyRing, locationId),
+        listChannels: () => listChannels(ctx.db, keyRing),
+        deleteChannel: async (locationId) => {
+          const ok = await deleteChannel(ctx.db, locationId);
+          channels.invalidate(locationId);
+          return ok;
+        },
+        inboundUrl,
+        events,
+        loopbackInbox: inbox,
+        tokens,
+        deliveryUrl: async () => deliveryUrl(c.publicUrl, await tokens!.current()),
+        maskedDeliveryUrl: async () => deliveryUrl(c.publicUrl, maskToken(await tokens!.current())),
+        confirmationOverview: async () => ({ mode: confirm.settings.mode, awaiting: await countAwaiting(ctx.db), rejected: await listRejected(ctx.db) }),
+      };
+      ctx.services.provider = service;
+    },
+    async routes(app, ctx) {
+      const rt = inbound!;
+      await app.register(async (scope) => registerInboundRoutes(scope, rt));
+      const apiKey = ctx.config.ADMIN_API_KEY;
+      if (apiKey) {
+        // Through the service: its configure/delete also drop this process's cached adapter for the location.
+        const service = ctx.services.provider as ProviderService;
+        await app.register(async (scope) => registerChannelAdminRoutes(scope, { service, apiKey }));
+      }
+    },
+  };
+}

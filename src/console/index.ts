@@ -1,0 +1,70 @@
+import type { AppContext, BridgeModule } from '../app.js';
+import type { InstallationsService } from '../platform/installations/index.js';
+import type { ProviderService } from '../capabilities/provider/index.js';
+import { countByState, listJobs, retryJobs } from '../infra/queue/index.js';
+import { requireAdminKey } from '../infra/http/admin-auth.js';
+import { listEvents } from '../platform/webhooks/index.js';
+import { DASHBOARD_HTML } from './page.js';
+
+/**
+ * Ops dashboard: GET /admin serves a static page (it holds no data); the page asks for the admin
+ * key and reads /admin/api/overview with it. Everything is read through the owning modules'
+ * functions. Disabled when ADMIN_API_KEY is unset.
+ */
+export function dashboardModule(): BridgeModule {
+  return {
+    name: 'dashboard',
+    routes(app, ctx) {
+      const key = ctx.config.ADMIN_API_KEY;
+      if (!key) return;
+      const guard = requireAdminKey(key);
+      app.get('/admin', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(DASHBOARD_HTML));
+      app.get('/admin/api/overview', { preHandler: guard }, async () => overview(ctx));
+      app.post<{ Body: { ids?: unknown; allDead?: unknown } }>('/admin/api/jobs/retry', { preHandler: guard }, async (req, reply) => {
+        const body = req.body ?? {};
+        const ids = Array.isArray(body.ids) ? body.ids.map(Number) : undefined;
+        if (ids && ids.some((n) => !Number.isInteger(n) || n <= 0)) {
+          return reply.status(400).send({ statusCode: 400, error: 'Bad Request', message: 'ids must be positive whole numbers' });
+        }
+        if (!ids && body.allDead !== true) {
+          return reply.status(400).send({ statusCode: 400, error: 'Bad Request', message: 'send {"ids":[…]} or {"allDead":true}' });
+        }
+        const retried = await retryJobs(ctx.db, ids ? { ids } : { allDead: true });
+        ctx.queue.notify();
+        return { retried };
+      });
+    },
+  };
+}
+
+export async function overview(ctx: AppContext) {
+  const installations = ctx.services.installations as InstallationsService | undefined;
+  const provider = ctx.services.provider as ProviderService | undefined;
+  const inst = installations ? await installations.list() : [];
+  const byStatus: Record<string, number> = {};
+  for (const i of inst) byStatus[i.status] = (byStatus[i.status] ?? 0) + 1;
+  const channels = provider ? await provider.listChannels() : [];
+  return {
+    generatedAt: new Date().toISOString(),
+    mode: ctx.config.sandbox ? 'sandbox' : 'live',
+    store: ctx.store.kind,
+    jobs: { byState: await countByState(ctx.db), dead: (await listJobs(ctx.db, { state: 'dead', limit: 25 })).map(jobView) },
+    installations: {
+      byStatus,
+      // Only what an operator needs; tokens never leave the vault.
+      needingAttention: inst
+        .filter((i) => i.status !== 'active')
+        .slice(0, 50)
+        .map((i) => ({ id: i.id, companyId: i.companyId, locationId: i.locationId, status: i.status, reason: i.statusReason })),
+      total: inst.length,
+    },
+    webhooks: { recent: await listEvents(ctx.db, { limit: 25 }) },
+    channels: channels.map((c) => ({ locationId: c.locationId, kind: c.kind, enabled: c.enabled, config: c.config })),
+    // The Delivery URL only masked: its token is a secret.
+    provider: provider ? { deliveryUrl: await provider.maskedDeliveryUrl(), ...(await provider.confirmationOverview()) } : null,
+  };
+}
+
+function jobView(j: Awaited<ReturnType<typeof listJobs>>[number]) {
+  return { id: j.id, kind: j.kind, attempts: j.attempts, maxAttempts: j.max_attempts, lastError: j.last_error, scope: j.scope, updatedAt: j.updated_at };
+}

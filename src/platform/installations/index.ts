@@ -1,0 +1,156 @@
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { AppContext, BridgeModule } from '../../app.js';
+import { loadKeyRing } from '../../infra/crypto/keyring.js';
+import { createGhlClient, type GhlClient } from '../ghl/client.js';
+import { GHL_LIMITS, RateLimiter, type RateLimitOptions } from '../ghl/ratelimit.js';
+import { enqueue, PRIORITY } from '../../infra/queue/index.js';
+import { CALLBACK_PATH, registerInstallRoutes } from './routes.js';
+import { InstallationsService, JOB_MINT_LOCATION, JOB_RECONCILE, JOB_SYNC_COMPANY } from './service.js';
+import { TokenVault } from './vault.js';
+import { installationsMigration } from './migration.js';
+
+export { InstallationsService, OAuthStateError, JOB_MINT_LOCATION, JOB_RECONCILE, JOB_SYNC_COMPANY, type InstallationView } from './service.js';
+export { TokenVault, ReauthRequiredError, NotInstalledError, installationId, rotateTokenKeys } from './vault.js';
+export { CALLBACK_PATH, INSTALL_PATH } from './routes.js';
+
+export interface InstallationsModuleOptions {
+  /** Clock for token expiry and state TTL (tests pass the emulator's). */
+  now?: () => number;
+  limits?: Partial<RateLimitOptions>;
+  /** Default from GHL_RECONCILE_INTERVAL_MIN. */
+  reconcileIntervalMs?: number;
+}
+
+/** What this module publishes in ctx.services. */
+export interface InstallationsServices {
+  ghl: GhlClient;
+  installations: InstallationsService;
+  tokenVault: TokenVault;
+  rateLimiter: RateLimiter;
+}
+
+interface WebhooksLike {
+  on(type: string, handler: (evt: { payload: Record<string, unknown>; locationId: string | null; companyId: string | null }, ctx: { db: AppContext['db'] }) => Promise<void>, opts?: { requireKnownLocation?: boolean; name?: string }): () => void;
+}
+
+export function installationsModule(opts: InstallationsModuleOptions = {}): BridgeModule {
+  let svc: InstallationsService | undefined;
+  let limiter: RateLimiter | undefined;
+  let webhooksRegistered = false;
+  const registerWebhooks = (ctx: AppContext) => {
+    const wh = ctx.services.webhooks as WebhooksLike | undefined;
+    if (webhooksRegistered || !wh || typeof wh.on !== 'function' || !svc) return;
+    webhooksRegistered = true;
+    const s = svc;
+    const ids = (e: { payload: Record<string, unknown>; locationId: string | null; companyId: string | null }) => ({
+      locationId: (e.payload.locationId as string | undefined) ?? e.locationId,
+      companyId: (e.payload.companyId as string | undefined) ?? e.companyId,
+    });
+    wh.on('INSTALL', async (e, c) => s.onInstall(ids(e), c.db), { requireKnownLocation: false, name: 'installations.install' });
+    wh.on('UNINSTALL', async (e, c) => void (await s.onUninstall(ids(e), c.db)), { requireKnownLocation: false, name: 'installations.uninstall' });
+  };
+  const reconcileEvery = (ctx: AppContext) => opts.reconcileIntervalMs ?? ctx.config.GHL_RECONCILE_INTERVAL_MIN * 60_000;
+  const scheduleReconcile = async (ctx: AppContext, db = ctx.db) => {
+    const every = reconcileEvery(ctx);
+    if (!every) return;
+    const slot = Math.floor(Date.now() / every) + 1;
+    // dedupeKey per slot: every replica schedules, one job runs.
+    await enqueue(db, { kind: JOB_RECONCILE, payload: {}, dedupeKey: `ghl.reconcile:${slot}`, runAt: new Date(slot * every), priority: PRIORITY.bulk, maxAttempts: 1 });
+  };
+
+  return {
+    name: 'installations',
+    migrations: { '0002_installations': installationsMigration },
+    init(ctx) {
+      const { config, log, metrics } = ctx;
+      const ilog = log.child({ component: 'installations' });
+      const ring = loadKeyRing(config, ilog);
+      const clientId = config.GHL_CLIENT_ID ?? 'sandbox-app';
+      const clientSecret = config.GHL_CLIENT_SECRET ?? '';
+      const reg = [metrics.registry];
+      const requests = new Counter({ name: 'ghl_bridge_ghl_requests_total', help: 'Calls to the GHL API by operation and status (0 = network error)', labelNames: ['op', 'status'], registers: reg });
+      const duration = new Histogram({ name: 'ghl_bridge_ghl_request_duration_seconds', help: 'GHL API call duration', labelNames: ['op'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15], registers: reg });
+      const waits = new Histogram({ name: 'ghl_bridge_ghl_ratelimit_wait_seconds', help: 'Time a GHL call waited for its rate-limit slot, by lane', labelNames: ['lane'], buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30], registers: reg });
+      const refreshes = new Counter({ name: 'ghl_bridge_token_refreshes_total', help: 'Token refreshes (oauth refresh_token grant or location token minted from the company)', labelNames: ['source'], registers: reg });
+      const reauth = new Counter({ name: 'ghl_bridge_installation_reauth_total', help: 'Installations that needed re-authorization (refresh rejected)', registers: reg });
+      new Gauge({
+        name: 'ghl_bridge_installations',
+        help: 'Installations by status',
+        labelNames: ['status'],
+        registers: reg,
+        async collect() {
+          const rows = await ctx.db.selectFrom('ghl_installations').select(['status', ctx.db.fn.countAll<number>().as('n')]).groupBy('status').execute();
+          this.reset();
+          for (const r of rows) this.set({ status: r.status }, Number(r.n));
+        },
+      });
+
+      limiter = new RateLimiter(ctx.db, clientId, { ...GHL_LIMITS, ...opts.limits }, ilog, (lane, ms) => waits.observe({ lane }, ms / 1000));
+      const vault = new TokenVault({
+        db: ctx.db,
+        kind: ctx.store.kind,
+        ring,
+        log: ilog,
+        apiBase: config.GHL_API_BASE,
+        clientId,
+        clientSecret,
+        ...(opts.now ? { now: opts.now } : {}),
+        onRefresh: (_id, source) => refreshes.inc({ source }),
+        onReauth: () => reauth.inc(),
+      });
+      const client = createGhlClient({
+        apiBase: config.GHL_API_BASE,
+        tokens: vault,
+        limiter,
+        log: log.child({ component: 'ghl' }),
+        metrics: {
+          request: (op, status, ms) => {
+            requests.inc({ op, status: String(status) });
+            duration.observe({ op }, ms / 1000);
+          },
+        },
+      });
+      svc = new InstallationsService({
+        db: ctx.db,
+        vault,
+        client,
+        log: ilog,
+        apiBase: config.GHL_API_BASE,
+        marketplaceBase: config.GHL_MARKETPLACE_BASE,
+        clientId,
+        clientSecret,
+        scopes: config.GHL_SCOPES,
+        redirectUri: `${config.publicUrl}${CALLBACK_PATH}`,
+      });
+      const s = svc;
+      Object.assign(ctx.services, { ghl: client, installations: s, tokenVault: vault, rateLimiter: limiter } satisfies InstallationsServices);
+
+      ctx.queue.register<{ companyId: string; approvedLocations?: string[] }>(JOB_SYNC_COMPANY, async (job, h) => {
+        await s.syncCompany(job.payload.companyId, job.payload.approvedLocations ?? [], h.signal);
+      });
+      ctx.queue.register<{ companyId: string; locationId: string }>(JOB_MINT_LOCATION, async (job) => {
+        await s.mintLocation(job.payload.companyId, job.payload.locationId, 'bulk');
+      });
+      ctx.queue.register(JOB_RECONCILE, async (_job, h) => {
+        try {
+          await s.reconcile(h.signal);
+        } finally {
+          await scheduleReconcile(ctx, h.db);
+        }
+      });
+      const renewAfterDays = config.GHL_RENEW_IDLE_TOKENS_DAYS;
+      if (renewAfterDays > 0 && config.GHL_CLIENT_ID) ctx.maintain('renew idle installations', 6 * 3600_000, async (signal) => (await s.renewIdle(renewAfterDays * 24 * 3600_000, { signal })).renewed);
+      registerWebhooks(ctx);
+    },
+    routes(app) {
+      registerInstallRoutes(app, () => (svc && svc.appId !== 'sandbox' ? svc : undefined));
+    },
+    async start(ctx) {
+      registerWebhooks(ctx);
+      await scheduleReconcile(ctx);
+    },
+    async stop() {
+      await limiter?.close();
+    },
+  };
+}

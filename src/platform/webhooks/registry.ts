@@ -1,0 +1,152 @@
+import type { Db } from '../../infra/db/index.js';
+import type { Logger } from '../../infra/log/logger.js';
+import type { WebhookSource } from './tables.js';
+
+/** An event as handlers see it: the stored row with its validated payload. */
+export interface StoredEvent<P = Record<string, unknown>> {
+  id: number;
+  source: WebhookSource;
+  /** Event type; 'ProviderOutboundMessage' for provider deliveries. */
+  type: string;
+  locationId: string | null;
+  companyId: string | null;
+  webhookId: string | null;
+  receivedAt: Date;
+  payload: P;
+  /** True when an operator re-ran the event (CLI / admin API). */
+  replay: boolean;
+  /** How the delivery was authenticated: ed25519 | rsa (+reserialized), 'url_token' (provider, unsigned), 'none'. */
+  signature: string;
+}
+
+export interface HandlerContext {
+  /** Aborted when the worker shuts down; pass it to I/O. */
+  signal: AbortSignal;
+  log: Logger;
+  db: Db;
+  jobId: number;
+  /** 1-based attempt of the dispatch job; handlers may be re-run, so they must be idempotent. */
+  attempt: number;
+  maxAttempts: number;
+}
+
+export type WebhookHandler<P = Record<string, unknown>> = (event: StoredEvent<P>, ctx: HandlerContext) => Promise<void>;
+
+/** What intake knows about an event before it is stored (for ordering keys). */
+export interface IncomingEvent {
+  source: WebhookSource;
+  type: string;
+  locationId: string | null;
+  companyId: string | null;
+  payload: Record<string, unknown>;
+}
+
+export interface HandlerOptions {
+  /**
+   * Jobs with the same key run one at a time in arrival order. Default: per location + contact
+   * when the event names a contact, else none (parallel). Return null for "no ordering".
+   */
+  orderingKey?: (evt: IncomingEvent) => string | null;
+  /**
+   * Skip this handler for events whose location (or company) the installations service does not
+   * know. Default true; INSTALL-style handlers that must run regardless pass false.
+   */
+  requireKnownLocation?: boolean;
+  /** For logs and metrics; defaults to the type. */
+  name?: string;
+}
+
+export interface RegisteredHandler {
+  fn: WebhookHandler;
+  orderingKey?: (evt: IncomingEvent) => string | null;
+  requireKnownLocation: boolean;
+  name: string;
+}
+
+/** Published as ctx.services.webhooks. */
+export interface WebhooksService {
+  /**
+   * Registers a handler for an event type (the payload `type`, e.g. 'ContactCreate', 'INSTALL',
+   * or 'ProviderOutboundMessage' for the provider Delivery URL). Several handlers per type run in
+   * registration order inside one job. Returns an unregister function.
+   */
+  on<P = Record<string, unknown>>(type: string, handler: WebhookHandler<P>, opts?: HandlerOptions): () => void;
+  /** Types with at least one handler. */
+  handledTypes(): string[];
+}
+
+/** Location lookup published by the installations module as ctx.services.installations. */
+export interface LocationLookup {
+  isKnownLocation(locationId: string | null, companyId: string | null): Promise<boolean>;
+}
+
+export class HandlerRegistry implements WebhooksService {
+  readonly #byType = new Map<string, RegisteredHandler[]>();
+
+  on<P = Record<string, unknown>>(type: string, handler: WebhookHandler<P>, opts: HandlerOptions = {}): () => void {
+    if (!type) throw new Error('webhooks.on: event type is required');
+    const entry: RegisteredHandler = {
+      fn: handler as unknown as WebhookHandler,
+      requireKnownLocation: opts.requireKnownLocation ?? true,
+      name: opts.name ?? type,
+      ...(opts.orderingKey ? { orderingKey: opts.orderingKey } : {}),
+    };
+    const list = this.#byType.get(type) ?? [];
+    list.push(entry);
+    this.#byType.set(type, list);
+    return () => {
+      const l = this.#byType.get(type);
+      if (!l) return;
+      const i = l.indexOf(entry);
+      if (i >= 0) l.splice(i, 1);
+      if (!l.length) this.#byType.delete(type);
+    };
+  }
+
+  get(type: string | null): readonly RegisteredHandler[] {
+    return (type && this.#byType.get(type)) || [];
+  }
+
+  handledTypes(): string[] {
+    return [...this.#byType.keys()];
+  }
+
+  /** The first handler-supplied ordering key wins; otherwise location + contact. */
+  orderingKey(evt: IncomingEvent): string | null {
+    for (const h of this.get(evt.type)) if (h.orderingKey) return h.orderingKey(evt);
+    return defaultOrderingKey(evt);
+  }
+}
+
+function s(v: unknown): string | undefined {
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+/** Contact-scoped events of one location are applied in arrival order (create before update). */
+export function defaultOrderingKey(evt: IncomingEvent): string | null {
+  const p = evt.payload;
+  const contact = s(p.contactId) ?? (evt.type.startsWith('Contact') ? s(p.id) : undefined);
+  if (!contact || !evt.locationId) return null;
+  return `wh:${evt.locationId}:${contact}`;
+}
+
+/** Where an event belongs: locationId, or altId for location-scoped orders/invoices; companyId. */
+export function eventScope(type: string, p: Record<string, unknown>): { locationId: string | null; companyId: string | null } {
+  let locationId = s(p.locationId) ?? (p.altType === 'location' ? s(p.altId) : undefined) ?? null;
+  // LocationCreate/Update describe a location of a company; they are company-level events.
+  if (type === 'LocationCreate' || type === 'LocationUpdate') locationId = null;
+  const companyId = s(p.companyId) ?? (p.altType === 'company' ? s(p.altId) : undefined) ?? null;
+  return { locationId, companyId };
+}
+
+/**
+ * The webhook handler registry of a bridge, created on first use: a module listed before the
+ * webhooks module can register in its `init` too (`webhooksService(ctx).on(...)`).
+ */
+export function webhooksService(ctx: { services: Record<string, unknown> }): WebhooksService {
+  const existing = ctx.services.webhooks;
+  if (existing instanceof HandlerRegistry) return existing;
+  const r = new HandlerRegistry();
+  ctx.services.webhooks = r;
+  return r;
+}
