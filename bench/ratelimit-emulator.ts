@@ -5,7 +5,12 @@
 import { createEmulator } from '../src/emulator/index.js';
 
 const nLoc = Number(process.argv[2] ?? 50);
-const emu = await createEmulator({ rsaModulusLength: 1024, rateLimit: { burst: 100, intervalMs: 10_000, daily: 200_000 } });
+// 'lifted': no GHL limits, for the same-run baseline of what the harness and this emulator can do at all.
+const lifted = process.argv[3] === 'lifted';
+const emu = await createEmulator({
+  rsaModulusLength: 1024,
+  rateLimit: lifted ? { burst: 1_000_000_000, intervalMs: 1000, daily: 1_000_000_000 } : { burst: 100, intervalMs: 10_000, daily: 200_000 },
+});
 let n429 = 0;
 let served = 0;
 emu.app.addHook('onResponse', async (req, reply) => {
