@@ -66,5 +66,7 @@ describe('ghl-bridge provider (CLI)', () => {
     } finally {
       if (STORE === 'postgres') await store.close();
     }
-  }, 60_000);
+    // Nine CLI processes, each loading tsx and (on PGlite) opening the embedded store: ~4 s apiece on a loaded
+    // 2-core machine, which crossed 60 s once when other suites ran beside this one.
+  }, 180_000);
 });
