@@ -138,7 +138,7 @@ describe('conversations.json', () => {
         query: { locationId: ew.locationId, sortOrder: 'desc', contactId: c.id, startDate: new Date(ew.emu.clock.now() - 5500).toISOString() },
       });
       expect((since.body.messages as Array<{ id: string }>).map((m) => m.id)).toEqual(ids.slice(-5).reverse());
-      for (const bad of [{ limit: '5' }, { limit: '501' }, { sortBy: 'size' }, { sortOrder: 'up' }, { channel: 'Pigeon' }, { cursor: 'not-a-cursor' }, { startDate: 'yesterday' }]) {
+      for (const bad of <Record<string, string>[]>[{ limit: '5' }, { limit: '501' }, { sortBy: 'size' }, { sortOrder: 'up' }, { channel: 'Pigeon' }, { cursor: 'not-a-cursor' }, { startDate: 'yesterday' }]) {
         const r = await call(ew.base, 'export-messages-by-location', { token: et, query: { locationId: ew.locationId, ...bad } }, 'invalid');
         expect(r.status).toBe(400);
       }
