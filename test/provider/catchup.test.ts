@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBridge, type Bridge } from '../../src/app.js';
 import { LoopbackInbox, type LoopbackRecord } from '../../src/capabilities/channels/index.js';
@@ -200,5 +202,40 @@ describe('catch-up on provider messages GHL never delivered', () => {
     expect(perRun).toBe(2); // one export page per stream (non-email types, Email)
     const perHour = perRun * (3_600_000 / testConfig().PROVIDER_CATCHUP_INTERVAL_MS);
     expect(perHour).toBeLessThan((200_000 * 0.02) / 24);
+  });
+
+  it('ghl-bridge provider catch-up --location --since (CLI): finds the missed message, the next start sends it', async () => {
+    w = await startWorld({ locations: 1 });
+    const dataDir = STORE === 'pglite' ? tempDataDir() : undefined;
+    const env = { JOB_POLL_MS: '50', ...w.env, PROVIDER_CATCHUP_INTERVAL_MS: '0', PROVIDER_CATCHUP_SETTLE_MS: '0', ...(dataDir ? { DATA_DIR: dataDir } : {}) };
+    const config = testConfig(env);
+    if (config.DATABASE_URL) cleanups.push(() => dropSchema(config.DATABASE_SCHEMA));
+    const loc = w.locationIds[0]!;
+    const first = await openBridge(w, config, dataDir, new LoopbackInbox(), FAST);
+    await install(first.url, loc);
+    expect((await adminPut(first.url, loc, { config: { kind: 'loopback', autoReply: false } })).status).toBe(200);
+    await first.bridge.close();
+    w.emu.control.updateApp(w.clientId, { providerDeliveryUrl: DEAD_URL });
+    const c = w.emu.control.createContact({ locationId: loc, phone: '+15550600000' });
+    const since = new Date(Date.now() - 1000).toISOString();
+    const m = w.emu.control.sendMessageAsUser({ locationId: loc, contactId: c.id, type: 'SMS', message: 'via the CLI', conversationProviderId: w.providerId });
+    await waitFor(() => providerDeliveries(w!, m.id)[0]?.state === 'failed', { what: 'delivery lost' });
+
+    const run = promisify(execFile);
+    const cliEnv = { ...process.env, ...env, LOG_LEVEL: 'silent', DATABASE_SCHEMA: config.DATABASE_SCHEMA, ...(config.DATABASE_URL ? { DATABASE_URL: config.DATABASE_URL } : {}) };
+    const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env: cliEnv });
+    const bad = await cli('provider', 'catch-up', '--since', 'yesterday').then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--since');
+    const out = await cli('provider', 'catch-up', '--location', loc, '--since', since);
+    expect(out.stdout).toContain(`${loc}: caught up 1, confirmed 0, expired (reported failed) 0`);
+    expect(finalStatus(w.emu, m.id)).toBe('pending'); // queued, not sent by the CLI
+
+    const inbox = new LoopbackInbox();
+    const sends = countSends(inbox);
+    const second = await openBridge(w, config, dataDir, inbox, FAST);
+    cleanups.push(() => second.bridge.close());
+    await waitFor(() => finalStatus(w!.emu, m.id) === 'delivered', { what: 'sent by the next start' });
+    expect(sends.get(m.id)).toBe(1);
   });
 });
