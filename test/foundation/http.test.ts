@@ -9,6 +9,40 @@ afterEach(async () => {
 });
 
 describe(`HTTP edge on ${STORE}`, () => {
+  it('while closing, requests get 429 + Retry-After (GHL retries 429, never 503) and /readyz says draining', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let closing!: () => void;
+    const closingStarted = new Promise<void>((r) => (closing = r));
+    bridge = await startTestBridge({
+      modules: [
+        {
+          name: 'hold-close',
+          routes: async (app) => {
+            app.post('/hold-test', async () => ({ ok: true }));
+            // Keeps the listener open during the drain until the test has sent its requests.
+            app.addHook('preClose', async () => {
+              closing();
+              await held;
+            });
+          },
+        },
+      ],
+    });
+    const url = bridge.url;
+    expect((await fetch(`${url}/hold-test`, { method: 'POST' })).status).toBe(200);
+    const closed = bridge.close();
+    bridge = undefined;
+    await closingStarted;
+    const r = await fetch(`${url}/hold-test`, { method: 'POST' });
+    expect(r.status).toBe(429);
+    expect(r.headers.get('retry-after')).toBe('5');
+    expect((await fetch(`${url}/readyz`)).status).toBe(503);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    release();
+    await closed;
+  });
+
   it('answers health, readiness and Prometheus metrics including queue depth by state', async () => {
     bridge = await startTestBridge({
       modules: [
