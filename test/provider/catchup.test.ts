@@ -7,6 +7,7 @@ import { EXPIRED_CODE, providerModule, type CatchupSettings, type ProviderServic
 import type { Config } from '../../src/infra/config/index.js';
 import { installationsModule } from '../../src/platform/installations/index.js';
 import { webhooksModule } from '../../src/platform/webhooks/index.js';
+import { dashboardModule } from '../../src/console/index.js';
 import { dropSchema, quietLog, STORE, tempDataDir, testConfig, waitFor } from '../helpers/store.js';
 import { adminPut, ADMIN, finalStatus, install, startBridge, startWorld, type ProviderBridge, type World } from './harness.js';
 
@@ -148,7 +149,7 @@ describe('catch-up on provider messages GHL never delivered', () => {
 
   it('a missed message older than the age limit is reported failed with the reason and never sent; another provider\'s messages are never touched', async () => {
     w = await startWorld({ locations: 1 });
-    b = await startBridge(w, { env: { PROVIDER_CATCHUP_INTERVAL_MS: '0' }, catchup: { settleMs: 0, maxAgeMs: 1 } });
+    b = await startBridge(w, { env: { PROVIDER_CATCHUP_INTERVAL_MS: '0' }, catchup: { settleMs: 0, maxAgeMs: 1 }, modules: [dashboardModule()] });
     const loc = w.locationIds[0]!;
     expect((await adminPut(b.url, loc, { config: { kind: 'loopback', autoReply: false } })).status).toBe(200);
     const sends = countSends(b.inbox);
@@ -174,6 +175,9 @@ describe('catch-up on provider messages GHL never delivered', () => {
     const metrics = await (await fetch(`${b.url}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`ghl_bridge_provider_catchup_messages_total\\{location="${loc}",outcome="expired"\\} 1`));
 
+    // The console's location list shows the last catch-up.
+    const o = (await (await fetch(`${b.url}/admin/api/overview`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { channels: Array<{ locationId: string; catchup: { expired: number; lastRunAt: string } | null }> };
+    expect(o.channels.find((x) => x.locationId === loc)!.catchup).toMatchObject({ expired: 1, lastRunAt: expect.any(String) });
     // The admin API: the last run per stream, and an on-demand run (which finds nothing new).
     const view = (await (await fetch(`${b.url}/admin/provider/catch-up`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { locations: Array<{ locationId: string; expiredTotal: number }> };
     expect(view.locations.filter((l) => l.locationId === loc).reduce((s, l) => s + l.expiredTotal, 0)).toBe(1);
