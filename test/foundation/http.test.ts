@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { enqueue } from '../../src/infra/queue/index.js';
 import { startTestBridge, STORE, waitFor, type TestBridge } from '../helpers/store.js';
@@ -34,11 +35,21 @@ describe(`HTTP edge on ${STORE}`, () => {
     const closed = bridge.close();
     bridge = undefined;
     await closingStarted;
-    const r = await fetch(`${url}/hold-test`, { method: 'POST' });
+    // A fresh connection per request: the drain closes idle keep-alive connections as it goes.
+    const once = (method: string, path: string) =>
+      new Promise<{ status: number; retryAfter: string | undefined }>((resolve, reject) => {
+        const req = request(`${url}${path}`, { method, agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const r = await once('POST', '/hold-test');
     expect(r.status).toBe(429);
-    expect(r.headers.get('retry-after')).toBe('5');
-    expect((await fetch(`${url}/readyz`)).status).toBe(503);
-    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect(r.retryAfter).toBe('5');
+    expect((await once('GET', '/readyz')).status).toBe(503);
+    expect((await once('GET', '/healthz')).status).toBe(200);
     release();
     await closed;
   });

@@ -106,5 +106,5 @@ describe('SIGKILL at random points during a relay, with restarts and catch-up', 
     expect([...perKey.values()].every((n) => n === 1)).toBe(true);
     expect(ids.filter((id) => finalStatus(w!.emu, id) === 'pending')).toEqual([]);
     expect(lost.length).toBeGreaterThanOrEqual(KILLS); // GHL really lost some deliveries; catch-up recovered them
-  });
+  }, 240_000);
 });
