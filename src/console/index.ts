@@ -44,6 +44,19 @@ export async function overview(ctx: AppContext) {
   const byStatus: Record<string, number> = {};
   for (const i of inst) byStatus[i.status] = (byStatus[i.status] ?? 0) + 1;
   const channels = provider ? await provider.listChannels() : [];
+  // Last catch-up per location (both streams: the older run and checkpoint, the sums of the last runs).
+  const catchup = new Map<string, { lastRunAt: Date | null; checkpointAt: Date; caughtUp: number; expired: number; error: string | null }>();
+  for (const r of provider ? await provider.catchupOverview() : []) {
+    const c = catchup.get(r.locationId);
+    if (!c) catchup.set(r.locationId, { lastRunAt: r.lastRunAt, checkpointAt: r.checkpointAt, caughtUp: r.lastCaughtUp, expired: r.lastExpired, error: r.lastError });
+    else {
+      if (r.lastRunAt && (!c.lastRunAt || r.lastRunAt < c.lastRunAt)) c.lastRunAt = r.lastRunAt;
+      if (r.checkpointAt < c.checkpointAt) c.checkpointAt = r.checkpointAt;
+      c.caughtUp += r.lastCaughtUp;
+      c.expired += r.lastExpired;
+      c.error ??= r.lastError;
+    }
+  }
   return {
     generatedAt: new Date().toISOString(),
     mode: ctx.config.sandbox ? 'sandbox' : 'live',
@@ -59,7 +72,7 @@ export async function overview(ctx: AppContext) {
       total: inst.length,
     },
     webhooks: { recent: await listEvents(ctx.db, { limit: 25 }) },
-    channels: channels.map((c) => ({ locationId: c.locationId, kind: c.kind, enabled: c.enabled, config: c.config })),
+    channels: channels.map((c) => ({ locationId: c.locationId, kind: c.kind, enabled: c.enabled, config: c.config, catchup: catchup.get(c.locationId) ?? null })),
     // The Delivery URL only masked: its token is a secret.
     provider: provider ? { deliveryUrl: await provider.maskedDeliveryUrl(), ...(await provider.confirmationOverview()) } : null,
   };

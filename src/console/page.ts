@@ -50,7 +50,8 @@ async function load() {
     (o.jobs.dead.length ? '<button id="retryall">retry all dead</button>' : '');
   $('inst').innerHTML = Object.entries(o.installations.byStatus).map(([k, v]) => '<span class="pill ' + (k === 'active' ? 'ok' : 'bad') + '">' + esc(k) + ' ' + v + '</span>').join('') +
     table(o.installations.needingAttention, [['installation', (i) => esc(i.id)], ['status', (i) => esc(i.status)], ['reason', (i) => '<span class="err">' + esc(i.reason) + '</span>']]);
-  $('chan').innerHTML = table(o.channels, [['location', (c) => esc(c.locationId)], ['kind', (c) => esc(c.kind)], ['enabled', (c) => c.enabled ? 'yes' : 'no']]);
+  $('chan').innerHTML = table(o.channels, [['location', (c) => esc(c.locationId)], ['kind', (c) => esc(c.kind)], ['enabled', (c) => c.enabled ? 'yes' : 'no'],
+    ['last catch-up', (c) => c.catchup && c.catchup.lastRunAt ? esc(new Date(c.catchup.lastRunAt).toLocaleTimeString()) + ' · caught up ' + c.catchup.caughtUp + ' · expired ' + c.catchup.expired + (c.catchup.error ? ' <span class="err">' + esc(c.catchup.error.slice(0, 200)) + '</span>' : '') : 'never']]);
   $('hooks').innerHTML = table(o.webhooks.recent, [['id', (e) => e.id], ['type', (e) => esc(e.type)], ['status', (e) => esc(e.status)], ['location', (e) => esc(e.location_id)], ['received', (e) => esc(new Date(e.received_at).toLocaleTimeString())]]);
   const p = o.provider;
   $('prov').innerHTML = p ? '<p>Delivery URL <code>' + esc(p.deliveryUrl) + '</code></p><span class="pill">confirmation ' + esc(p.mode) + '</span><span class="pill">awaiting ' + p.awaiting + '</span><span class="pill ' + (p.rejected.length ? 'bad' : '') + '">rejected ' + p.rejected.length + '</span>' : '<p>provider module not loaded</p>';

@@ -104,6 +104,53 @@ describe('conversations.json', () => {
     }
   });
 
+  it('export-messages-by-location: cursor pages ascending by createdAt, filters, errors', async () => {
+    const ew = await world({}, { type: 'SMS', isCustom: true });
+    try {
+      const et = String((await tokenFor(ew, { locationId: ew.locationId })).access_token);
+      const c = ew.emu.control.createContact({ locationId: ew.locationId, phone: '+15551114444', email: 'e@example.com' });
+      const ids: string[] = [];
+      for (let i = 0; i < 25; i++) {
+        ids.push(ew.emu.control.sendMessageAsUser({ locationId: ew.locationId, contactId: c.id, type: 'SMS', message: `m${i}`, conversationProviderId: ew.app.conversationProviderId! }).id);
+        ew.emu.clock.advance(1000);
+      }
+      ew.emu.control.sendMessageAsUser({ locationId: ew.locationId, contactId: c.id, type: 'Email', html: '<p>e</p>', subject: 's' });
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const r = await call(ew.base, 'export-messages-by-location', { token: et, query: { locationId: ew.locationId, limit: '10', sortBy: 'createdAt', sortOrder: 'asc', ...(cursor ? { cursor } : {}) } });
+        expect(r.body.total).toBe(25); // no channel: every non-email message
+        for (const m of r.body.messages as Array<{ id: string; messageType: string; conversationProviderId?: string }>) {
+          seen.push(m.id);
+          expect(m.messageType).toBe('TYPE_CUSTOM_PROVIDER_SMS');
+          expect(m.conversationProviderId).toBe(ew.app.conversationProviderId);
+        }
+        cursor = r.body.nextCursor as string | undefined;
+        pages++;
+      } while (cursor);
+      expect(pages).toBe(3);
+      expect(seen).toEqual(ids);
+      const email = await call(ew.base, 'export-messages-by-location', { token: et, query: { locationId: ew.locationId, channel: 'Email' } });
+      expect(email.body.total).toBe(1);
+      const since = await call(ew.base, 'export-messages-by-location', {
+        token: et,
+        query: { locationId: ew.locationId, sortOrder: 'desc', contactId: c.id, startDate: new Date(ew.emu.clock.now() - 5500).toISOString() },
+      });
+      expect((since.body.messages as Array<{ id: string }>).map((m) => m.id)).toEqual(ids.slice(-5).reverse());
+      for (const bad of <Record<string, string>[]>[{ limit: '5' }, { limit: '501' }, { sortBy: 'size' }, { sortOrder: 'up' }, { channel: 'Pigeon' }, { cursor: 'not-a-cursor' }, { startDate: 'yesterday' }]) {
+        const r = await call(ew.base, 'export-messages-by-location', { token: et, query: { locationId: ew.locationId, ...bad } }, 'invalid');
+        expect(r.status).toBe(400);
+      }
+      await call(ew.base, 'export-messages-by-location', { token: et, query: {} }, 'invalid');
+      const other = ew.emu.control.createLocation({ companyId: ew.companyId, name: 'Other' });
+      const ot = String((await tokenFor(ew, { locationId: other.id })).access_token);
+      expect((await call(ew.base, 'export-messages-by-location', { token: ot, query: { locationId: ew.locationId } }, 'invalid')).status).toBe(403);
+    } finally {
+      await closeWorld(ew);
+    }
+  });
+
   it('delete-conversation', async () => {
     await call(w.base, 'delete-conversation', { token: t, pathParams: { conversationId } });
     await call(w.base, 'delete-conversation', { token: t, pathParams: { conversationId } }, 'invalid');

@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { enqueue } from '../../src/infra/queue/index.js';
 import { startTestBridge, STORE, waitFor, type TestBridge } from '../helpers/store.js';
@@ -9,6 +10,50 @@ afterEach(async () => {
 });
 
 describe(`HTTP edge on ${STORE}`, () => {
+  it('while closing, requests get 429 + Retry-After (GHL retries 429, never 503) and /readyz says draining', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let closing!: () => void;
+    const closingStarted = new Promise<void>((r) => (closing = r));
+    bridge = await startTestBridge({
+      modules: [
+        {
+          name: 'hold-close',
+          routes: async (app) => {
+            app.post('/hold-test', async () => ({ ok: true }));
+            // Keeps the listener open during the drain until the test has sent its requests.
+            app.addHook('preClose', async () => {
+              closing();
+              await held;
+            });
+          },
+        },
+      ],
+    });
+    const url = bridge.url;
+    expect((await fetch(`${url}/hold-test`, { method: 'POST' })).status).toBe(200);
+    const closed = bridge.close();
+    bridge = undefined;
+    await closingStarted;
+    // A fresh connection per request: the drain closes idle keep-alive connections as it goes.
+    const once = (method: string, path: string) =>
+      new Promise<{ status: number; retryAfter: string | undefined }>((resolve, reject) => {
+        const req = request(`${url}${path}`, { method, agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const r = await once('POST', '/hold-test');
+    expect(r.status).toBe(429);
+    expect(r.retryAfter).toBe('5');
+    expect((await once('GET', '/readyz')).status).toBe(503);
+    expect((await once('GET', '/healthz')).status).toBe(200);
+    release();
+    await closed;
+  });
+
   it('answers health, readiness and Prometheus metrics including queue depth by state', async () => {
     bridge = await startTestBridge({
       modules: [

@@ -2,7 +2,7 @@ import { generateKeySpec } from '../../src/infra/crypto/aes.js';
 import { LoopbackInbox } from '../../src/capabilities/channels/index.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
 import { installationsModule } from '../../src/platform/installations/index.js';
-import { providerModule, type ConfirmationSettings, type ProviderService, type ProviderSettings } from '../../src/capabilities/provider/index.js';
+import { providerModule, type CatchupSettings, type ConfirmationSettings, type ProviderService, type ProviderSettings } from '../../src/capabilities/provider/index.js';
 import type { BridgeModule } from '../../src/app.js';
 import type { Config } from '../../src/infra/config/index.js';
 import type { Logger } from '../../src/infra/log/logger.js';
@@ -64,6 +64,7 @@ export async function startBridge(
     env?: Record<string, string>;
     settings?: Partial<ProviderSettings>;
     confirmation?: Partial<ConfirmationSettings>;
+    catchup?: Partial<CatchupSettings>;
     limits?: Partial<RateLimitOptions>;
     install?: boolean;
     log?: (config: Config) => Logger;
@@ -76,7 +77,7 @@ export async function startBridge(
     modules: [
       webhooksModule({ extraEd25519Keys: [w.emu.keys.ed25519PublicKeyPem], extraRsaKeys: [w.emu.keys.rsaPublicKeyPem] }),
       installationsModule({ now: () => w.emu.clock.now(), ...(o.limits ? { limits: o.limits } : {}) }),
-      providerModule({ loopbackInbox: inbox, settings: { retryBaseMs: 20, pollBaseMs: 50, ...o.settings }, ...(o.confirmation ? { confirmation: o.confirmation } : {}) }),
+      providerModule({ loopbackInbox: inbox, settings: { retryBaseMs: 20, pollBaseMs: 50, ...o.settings }, ...(o.confirmation ? { confirmation: o.confirmation } : {}), ...(o.catchup ? { catchup: o.catchup } : {}) }),
       ...(o.modules ?? []),
     ],
     env: { JOB_POLL_MS: '50', ...w.env, ...o.env },

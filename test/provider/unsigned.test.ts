@@ -23,7 +23,7 @@ afterEach(async () => {
 });
 
 const DEAD_URL = 'http://127.0.0.1:9/unreachable';
-const GET_MESSAGE = '^/conversations/messages/[^/]+$';
+const GET_MESSAGE = '^/conversations/messages/(?!export$)[^/]+$';
 
 interface Setup {
   w: World;
@@ -266,8 +266,8 @@ describe('unsigned deliveries with the URL token', () => {
 
   it('lookup answered 429 and 5xx → retried (never a rejection), then sent', async () => {
     const s = await setup({ events: false, env: { PROVIDER_CONFIRMATION: 'lookup' } });
-    s.w.emu.control.injectFault({ pathPattern: '^/conversations/messages/[^/]+$', method: 'GET', times: 1, kind: '429' });
-    s.w.emu.control.injectFault({ pathPattern: '^/conversations/messages/[^/]+$', method: 'GET', times: 6, kind: '500' });
+    s.w.emu.control.injectFault({ pathPattern: '^/conversations/messages/(?!export$)[^/]+$', method: 'GET', times: 1, kind: '429' });
+    s.w.emu.control.injectFault({ pathPattern: '^/conversations/messages/(?!export$)[^/]+$', method: 'GET', times: 6, kind: '500' });
     const c = contact(s);
     const m = s.w.emu.control.sendMessageAsUser({ locationId: s.w.locationIds[0]!, contactId: c.id, type: 'SMS', message: 'flaky', conversationProviderId: s.w.providerId });
     await waitFor(() => finalStatus(s.w.emu, m.id) === 'delivered', { what: 'delivered after retries', timeoutMs: 60_000 });

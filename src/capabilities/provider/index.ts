@@ -10,7 +10,7 @@
  * - `configureChannel(db, ring, locationId, config, opts)` — the same without a running bridge (CLI, sandbox).
  */
 import { EventEmitter } from 'node:events';
-import { Counter, Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 import type { AppContext, BridgeModule } from '../../app.js';
 import { loopbackInbox as defaultInbox, type ChannelConfig, type ChannelConfigInput, type LoopbackInbox } from '../channels/index.js';
 import { loadKeyRing } from '../../infra/crypto/keyring.js';
@@ -25,6 +25,7 @@ import { inboundHandler, registerInboundRoutes, storeInbound, JOB_INBOUND, type 
 import { pruneMessages } from './retention.js';
 import { JOB_POLL, JOB_SEND, JOB_STATUS, orderingKeyOf, pollHandler, relayOutbound, sendHandler, statusHandler, type OutboundRuntime, type ProviderSettings, type RelayEvents } from './outbound.js';
 import { providerConfirmationMigration, providerMigration } from './migration.js';
+import { catchupOverview, providerCatchupMigration, registerCatchupAdminRoutes, runCatchup, type CatchupResult, type CatchupRuntime, type CatchupSettings } from './catchup.js';
 
 export { configureChannel, deleteChannel, getChannel, getChannelView, listChannels, parseChannelConfig, ChannelValidationError, type ChannelOptions, type ChannelView, type StoredChannel } from './channels.js';
 export { JOB_INBOUND, INBOUND_PATH, senderAddress } from './inbound.js';
@@ -33,6 +34,7 @@ export { providerConfirmationMigration, providerMigration } from './migration.js
 export { JOB_CONFIRM, compareWithGhl, type ConfirmationMode, type ConfirmationSettings } from './confirm.js';
 export { DeliveryTokens, deliveryUrl, maskToken, newDeliveryToken, rotateDeliveryTokenKeys, PROVIDER_TOKEN_PATH } from './delivery-tokens.js';
 export { pruneMessages } from './retention.js';
+export { EXPIRED_CODE, isOurPending, providerCatchupMigration, type CatchupResult, type CatchupSettings } from './catchup.js';
 export type { GhlStatus, OutboundState } from './tables.js';
 
 export interface ProviderModuleOptions {
@@ -44,6 +46,8 @@ export interface ProviderModuleOptions {
   conversationProviderId?: string;
   /** Overrides of the PROVIDER_CONFIRMATION* settings (tests, benchmark). */
   confirmation?: Partial<ConfirmationSettings>;
+  /** Overrides of the PROVIDER_CATCHUP_* settings (tests, benchmark). */
+  catchup?: Partial<CatchupSettings>;
 }
 
 export interface ProviderService {
@@ -62,16 +66,21 @@ export interface ProviderService {
   tokens: DeliveryTokens;
   /** Unsigned deliveries refused by confirmation (latest first) and how many wait. */
   confirmationOverview(): Promise<{ mode: string; awaiting: number; rejected: Awaited<ReturnType<typeof listRejected>> }>;
+  /** Reads GHL's recent messages and relays this provider's outbound messages GHL never delivered (catchup.ts). */
+  catchUp(o?: { locationId?: string | undefined; since?: Date | undefined; signal?: AbortSignal | undefined }): Promise<CatchupResult[]>;
+  /** Last catch-up per location and stream. */
+  catchupOverview(locationId?: string): ReturnType<typeof catchupOverview>;
 }
 
 export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
   let outbound: OutboundRuntime | undefined;
   let inbound: InboundRuntime | undefined;
   let tokens: DeliveryTokens | undefined;
+  let catchup: CatchupRuntime | undefined;
 
   return {
     name: 'provider',
-    migrations: { '0004_provider': providerMigration, '0005_provider_confirmation': providerConfirmationMigration },
+    migrations: { '0004_provider': providerMigration, '0005_provider_confirmation': providerConfirmationMigration, '0006_provider_catchup': providerCatchupMigration },
     async init(ctx: AppContext) {
       const c = ctx.config;
       const log = ctx.log.child({ component: 'provider' });
@@ -177,6 +186,43 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       ctx.queue.register(JOB_CONFIRM, confirmHandler(confirm), waiting);
       ctx.queue.register(JOB_INBOUND, inboundHandler(inbound));
 
+      catchup = {
+        out: outbound,
+        settings: { maxAgeMs: c.PROVIDER_CATCHUP_MAX_AGE_MS, settleMs: c.PROVIDER_CATCHUP_SETTLE_MS, pageLimit: 500, maxPages: 100, ...opts.catchup },
+        conversationProviderId: opts.conversationProviderId ?? c.GHL_CONVERSATION_PROVIDER_ID,
+        // Locations with an active installation or an enabled channel.
+        locations: async () => {
+          const svc = ctx.services.installations as { list?: (f: { status?: 'active' }) => Promise<Array<{ locationId: string | null }>> } | undefined;
+          const installed = svc?.list ? (await svc.list({ status: 'active' })).map((i) => i.locationId) : [];
+          const channels = await ctx.db.selectFrom('provider_channels').select('location_id').where('enabled', '=', true).execute();
+          return [...new Set([...installed, ...channels.map((r) => r.location_id)].filter((x): x is string => !!x))].sort();
+        },
+        metrics: {
+          messages: new Counter({
+            name: 'ghl_bridge_provider_catchup_messages_total',
+            help: 'Provider messages found by catch-up that GHL never delivered, by location and outcome (caught_up = relayed, expired = reported failed as too old, confirmed = an unsigned delivery confirmed by the read)',
+            labelNames: ['location', 'outcome'],
+            registers: [ctx.metrics.registry],
+          }),
+          lag: new Gauge({
+            name: 'ghl_bridge_provider_catchup_lag_seconds',
+            help: 'How far behind now the catch-up checkpoint of a location is after its last run (includes PROVIDER_CATCHUP_SETTLE_MS)',
+            labelNames: ['location'],
+            registers: [ctx.metrics.registry],
+          }),
+          calls: new Counter({ name: 'ghl_bridge_provider_catchup_api_calls_total', help: 'GHL API calls made by catch-up (export pages, contact reads), by location', labelNames: ['location'], registers: [ctx.metrics.registry] }),
+        },
+      };
+      const cu: CatchupRuntime = catchup;
+      // At start-up (the window since the last checkpoint: downtime), then every PROVIDER_CATCHUP_INTERVAL_MS.
+      ctx.maintain('provider catch-up', c.PROVIDER_CATCHUP_INTERVAL_MS > 0 ? c.PROVIDER_CATCHUP_INTERVAL_MS : 2_147_000_000, async (signal) => {
+        const results = await runCatchup(cu, { signal });
+        for (const r of results) {
+          if (r.error) log.warn({ locationId: r.locationId, err: r.error }, 'catch-up incomplete; the next run continues from the checkpoint');
+          if (r.caughtUp || r.expired || r.confirmed) log.info({ locationId: r.locationId, caughtUp: r.caughtUp, expired: r.expired, confirmed: r.confirmed }, 'caught up on provider messages GHL never delivered');
+        }
+      });
+
       const inboundUrl = (locationId: string) => `${c.publicUrl}/channels/${encodeURIComponent(locationId)}/inbound`;
       const service: ProviderService = {
         configureChannel: async (locationId, config, o) => {
@@ -197,6 +243,8 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         tokens,
         deliveryUrl: async () => deliveryUrl(c.publicUrl, await tokens!.current()),
         maskedDeliveryUrl: async () => deliveryUrl(c.publicUrl, maskToken(await tokens!.current())),
+        catchUp: (o = {}) => runCatchup(cu, o),
+        catchupOverview: (locationId) => catchupOverview(ctx.db, locationId),
         confirmationOverview: async () => ({ mode: confirm.settings.mode, awaiting: await countAwaiting(ctx.db), rejected: await listRejected(ctx.db) }),
       };
       ctx.services.provider = service;
@@ -209,6 +257,7 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         // Through the service: its configure/delete also drop this process's cached adapter for the location.
         const service = ctx.services.provider as ProviderService;
         await app.register(async (scope) => registerChannelAdminRoutes(scope, { service, apiKey }));
+        await app.register(async (scope) => registerCatchupAdminRoutes(scope, { apiKey, run: (locationId, since) => service.catchUp({ locationId, since }), overview: () => service.catchupOverview() }));
       }
     },
   };

@@ -168,7 +168,7 @@ export function toOutboundMessage(p: Record<string, unknown>): OutboundMessage {
   return m;
 }
 
-function statusJob(messageId: string, locationId: string): NewJob {
+export function statusJob(messageId: string, locationId: string): NewJob {
   // One ordering key per message: its status jobs run one at a time, and a refusal-window retry never holds up
   // other messages of the contact.
   return { kind: JOB_STATUS, payload: { messageId }, orderingKey: `status:${messageId}`, scope: `loc:${locationId}`, priority: PRIORITY.live, maxAttempts: 20 };

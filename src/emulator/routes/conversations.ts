@@ -9,6 +9,7 @@ import {
 } from '../messaging.js';
 import type { Conversation, Message } from '../state.js';
 import { parseBody } from '../validate.js';
+import { exportMessages, type ExportQuery } from '../export.js';
 import { callerApp, mustLocation, op, params, query } from './util.js';
 
 const V = '2021-04-15';
@@ -144,6 +145,13 @@ export function registerConversationRoutes(app: FastifyInstance, ctx: Ctx): void
       messages: page.map(messageToApi),
     };
     return ctx.opts.wrapMessagesResponse ? { messages: inner } : inner;
+  });
+
+  op(app, ctx, 'GET', '/conversations/messages/export', MRD, (req, _r, auth) => {
+    const q = query(req);
+    if (!q.locationId) throw badRequest('locationId should not be empty');
+    assertLocationAccess(ctx, auth, q.locationId);
+    return exportMessages(ctx, { ...q, locationId: q.locationId } as ExportQuery);
   });
 
   op(app, ctx, 'GET', '/conversations/messages/:id', MRD, (req, _r, auth) => messageToApi(msgFor(auth, params(req).id ?? '')));

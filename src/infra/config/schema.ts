@@ -326,6 +326,28 @@ export const VARS = [
     description: 'After `ghl-bridge provider rotate-token`, the previous stored token keeps working this long (0 = until `provider rotate-token --retire-previous` or `provider retire-previous`).',
   },
   {
+    name: 'PROVIDER_CATCHUP_INTERVAL_MS',
+    group: 'provider',
+    schema: int(0, 24 * 3_600_000).default(5 * 60_000),
+    example: '300000',
+    description:
+      'Catch-up: how often each location\'s recent messages are read from GHL (GET /conversations/messages/export, bulk lane) to find outbound messages of this provider that GHL never delivered (bridge down, network). Also runs at start-up and on demand (`ghl-bridge provider catch-up`). The default costs about 24 API calls per location per hour when idle (0.3 % of the daily budget). 0 = only at start-up and on demand.',
+  },
+  {
+    name: 'PROVIDER_CATCHUP_MAX_AGE_MS',
+    group: 'provider',
+    schema: int(60_000, 30 * 24 * 3_600_000).default(3_600_000),
+    example: '3600000',
+    description: 'Catch-up: a missed message older than this is not sent late but reported failed to GHL ("not delivered to the provider in time") and counted in ghl_bridge_provider_catchup_messages_total{outcome="expired"}.',
+  },
+  {
+    name: 'PROVIDER_CATCHUP_SETTLE_MS',
+    group: 'provider',
+    schema: int(0, 3_600_000).default(30_000),
+    example: '30000',
+    description: 'Catch-up: messages younger than this are left to GHL\'s own delivery (the checkpoint stops before them).',
+  },
+  {
     name: 'SANDBOX',
     group: 'sandbox',
     schema: bool.optional(),

@@ -25,7 +25,8 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     bodyLimit: opts.bodyLimit,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-    return503OnClosing: true,
+    // GHL does not retry a webhook answered 503 (only 429): a draining bridge answers 429 (below), never 503.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
     trustProxy: true,
     ...(opts.timeouts
@@ -42,6 +43,22 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
           },
         }
       : {}),
+  });
+
+  // Draining (close() started, listener still open or a keep-alive connection still busy): 429 + Retry-After, which
+  // GHL retries (docs/ghl-behaviour.md#webhook-retries), and the connection is closed after the answer. Probes answer
+  // as usual (/readyz is 503 "draining" so a load balancer stops routing here).
+  let draining = false;
+  app.addHook('preClose', async () => {
+    draining = true;
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    if (!draining) return;
+    const path = req.url.split('?')[0];
+    if (path === '/healthz' || path === '/metrics') return;
+    reply.header('connection', 'close');
+    if (path === '/readyz') return reply.code(503).send({ status: 'unavailable', checks: { draining: 'shutting down' } });
+    return reply.code(429).header('retry-after', '5').send({ statusCode: 429, error: 'Too Many Requests', message: 'the bridge is restarting; retry shortly' });
   });
 
   app.addHook('onResponse', async (req, reply) => {

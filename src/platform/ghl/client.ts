@@ -268,6 +268,9 @@ export function createGhlClient(o: GhlClientOptions) {
           lastMessageId = page.lastMessageId;
         }
       },
+      /** One page of the location's messages (cursor-paginated; `nextCursor` absent or null on the last page). */
+      export: (query: T.ExportMessagesQuery, c: CallOptions) =>
+        call<T.ExportMessagesResponse>({ name: 'messages.export', method: 'GET', path: '/conversations/messages/export', query, idempotent: true }, c),
       get: (messageId: string, c: CallOptions) =>
         call<T.GetMessageResponse>({ name: 'messages.get', method: 'GET', path: `/conversations/messages/${enc(messageId)}`, idempotent: true }, c),
     },

@@ -48,6 +48,8 @@ export type ListMessagesQuery = QueryOf<CvOps['get-messages']>;
 export type MessagesPage = Cv['schemas']['GetMessagesByConversationResponseDto'];
 export type Message = Cv['schemas']['GetMessageResponseDto'];
 export type GetMessageResponse = Ok<CvOps['get-message']>;
+export type ExportMessagesQuery = QueryOf<CvOps['export-messages-by-location']>;
+export type ExportMessagesResponse = Ok<CvOps['export-messages-by-location']>;
 
 export type TokenResponse = OA['schemas']['GetAccessCodeSuccessfulResponseDto'] & { refreshTokenId?: string };
 export type LocationTokenResponse = Ok<OAOps['get-location-access-token']>;
