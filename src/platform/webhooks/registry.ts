@@ -1,3 +1,4 @@
+import type { ServiceRegistry } from '../../app.js';
 import type { Db } from '../../infra/db/index.js';
 import type { Logger } from '../../infra/log/logger.js';
 import type { WebhookSource } from './tables.js';
@@ -63,7 +64,7 @@ export interface RegisteredHandler {
   name: string;
 }
 
-/** Published as ctx.services.webhooks. */
+/** Published as ctx.services `webhooks` (see `webhooksService`). */
 export interface WebhooksService {
   /**
    * Registers a handler for an event type (the payload `type`, e.g. 'ContactCreate', 'INSTALL',
@@ -75,7 +76,7 @@ export interface WebhooksService {
   handledTypes(): string[];
 }
 
-/** Location lookup published by the installations module as ctx.services.installations. */
+/** Location lookup this module needs, published as ctx.services `knownLocations` (by the installations module). */
 export interface LocationLookup {
   isKnownLocation(locationId: string | null, companyId: string | null): Promise<boolean>;
 }
@@ -143,10 +144,11 @@ export function eventScope(type: string, p: Record<string, unknown>): { location
  * The webhook handler registry of a bridge, created on first use: a module listed before the
  * webhooks module can register in its `init` too (`webhooksService(ctx).on(...)`).
  */
-export function webhooksService(ctx: { services: Record<string, unknown> }): WebhooksService {
-  const existing = ctx.services.webhooks;
-  if (existing instanceof HandlerRegistry) return existing;
-  const r = new HandlerRegistry();
-  ctx.services.webhooks = r;
-  return r;
+export function webhooksService(ctx: { services: ServiceRegistry }): WebhooksService {
+  return handlerRegistry(ctx);
+}
+
+/** The registry itself (the webhooks module's dispatcher and intake read it). */
+export function handlerRegistry(ctx: { services: ServiceRegistry }): HandlerRegistry {
+  return ctx.services.find('webhooks') ?? ctx.services.provide('webhooks', new HandlerRegistry());
 }
