@@ -7,6 +7,7 @@ import type { HandlerContext } from '../../infra/queue/worker.js';
 import type { ProviderOutboundMessage } from '../../platform/webhooks/index.js';
 import { sendJob, sendOnce, type OutboundRuntime } from './outbound.js';
 import './tables.js';
+import { locationKey } from '../../platform/keys.js';
 
 export const JOB_CONFIRM = 'provider.confirm';
 
@@ -57,7 +58,7 @@ function confirmJob(messageId: string, locationId: string, runAt: Date): NewJob 
     kind: JOB_CONFIRM,
     payload: { messageId },
     dedupeKey: `${JOB_CONFIRM}:${messageId}`,
-    scope: `loc:${locationId}`,
+    scope: locationKey(locationId),
     priority: PRIORITY.live,
     maxAttempts: 50,
     runAt,

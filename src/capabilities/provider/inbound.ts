@@ -11,6 +11,7 @@ import type { HandlerContext } from '../../infra/queue/worker.js';
 import type { ChannelCache, StoredChannel } from './channels.js';
 import { applyStatus } from './outbound.js';
 import './tables.js';
+import { locationKey, orderingKeys } from '../../platform/keys.js';
 
 export const JOB_INBOUND = 'provider.inbound';
 export const INBOUND_PATH = '/channels/:locationId/inbound';
@@ -65,8 +66,8 @@ export async function storeInbound(trx: DbOrTrx, locationId: string, items: Arra
     await enqueue(trx, {
       kind: JOB_INBOUND,
       payload: { id: Number(ins.id) },
-      orderingKey: `in:${locationId}:${address}`,
-      scope: `loc:${locationId}`,
+      orderingKey: orderingKeys.inboundSender(locationId, address),
+      scope: locationKey(locationId),
       priority: PRIORITY.live,
       maxAttempts: 15,
     });

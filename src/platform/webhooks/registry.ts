@@ -2,6 +2,7 @@ import type { ServiceRegistry } from '../../app.js';
 import type { Db } from '../../infra/db/index.js';
 import type { Logger } from '../../infra/log/logger.js';
 import type { WebhookSource } from './tables.js';
+import { orderingKeys } from '../keys.js';
 
 /** An event as handlers see it: the stored row with its validated payload. */
 export interface StoredEvent<P = Record<string, unknown>> {
@@ -128,7 +129,7 @@ export function defaultOrderingKey(evt: IncomingEvent): string | null {
   const p = evt.payload;
   const contact = s(p.contactId) ?? (evt.type.startsWith('Contact') ? s(p.id) : undefined);
   if (!contact || !evt.locationId) return null;
-  return `wh:${evt.locationId}:${contact}`;
+  return orderingKeys.webhookContact(evt.locationId, contact);
 }
 
 /** Where an event belongs: locationId, or altId for location-scoped orders/invoices; companyId. */

@@ -5,6 +5,7 @@ import { prepared } from '../../infra/db/prepared.js';
 import { initialStateSql, NOTIFY_WORKERS, PRIORITY, type NewJob } from '../../infra/queue/index.js';
 import type { WebhookSource, WebhookStatus } from './tables.js';
 import './tables.js';
+import { locationKey, locationKeySql } from '../keys.js';
 
 export const DISPATCH_JOB = 'webhook.dispatch';
 
@@ -185,7 +186,7 @@ export class GroupCommitter {
         -- Job ids follow event ids, so events sharing an ordering key run in arrival order.
         insert into bridge_jobs (kind, payload, ordering_key, scope, priority, max_attempts, state)
         select ${DISPATCH_JOB}::text, jsonb_build_object('eventId', ev.id), ev.ordering_key,
-          case when ev.location_id is null then null else 'loc:' || ev.location_id end,
+          ${locationKeySql(sql`ev.location_id`)},
           ${PRIORITY.normal}::smallint, ${this.opts.maxAttempts}::int, ${initialStateSql(sql`ev.ordering_key`)}
         from ev where ev.status = 'received' order by ev.id
         returning id
@@ -224,7 +225,7 @@ export function dispatchJob(
     payload: replay ? { eventId, replay: true } : { eventId },
     orderingKey: r.orderingKey,
     // Same scope convention as the rest of the bridge, so pausing a location pauses its events.
-    scope: r.locationId ? `loc:${r.locationId}` : null,
+    scope: r.locationId ? locationKey(r.locationId) : null,
     ...(maxAttempts ? { maxAttempts } : {}),
   };
 }
