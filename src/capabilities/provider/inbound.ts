@@ -6,7 +6,7 @@ import { GhlApiError } from '../../platform/ghl/errors.js';
 import type { GhlClient } from '../../platform/ghl/client.js';
 import { locationIdParams } from '../../infra/http/ids.js';
 import type { Logger } from '../../infra/log/logger.js';
-import { enqueue, PermanentJobError, PRIORITY, type DbOrTrx, type Job } from '../../infra/queue/index.js';
+import { enqueue, PRIORITY, type DbOrTrx, type Job } from '../../infra/queue/index.js';
 import type { HandlerContext } from '../../infra/queue/worker.js';
 import type { ChannelCache, StoredChannel } from './channels.js';
 import { applyStatus } from './outbound.js';
@@ -234,7 +234,7 @@ export function inboundHandler(rt: InboundRuntime) {
         .execute();
     } catch (e) {
       const reason = (e instanceof Error ? e.message : String(e)).slice(0, 1000);
-      const last = job.attempts >= job.maxAttempts || e instanceof PermanentJobError;
+      const last = h.isFinalFailure(e);
       await db
         .updateTable('provider_inbound')
         .set({ last_error: reason, updated_at: sql`now()`, ...(last ? { state: 'failed' as const } : {}) })
