@@ -329,7 +329,7 @@ export function statusHandler(rt: OutboundRuntime) {
       if (target === 'failed') body.error = (row.error as ChannelError | null) ?? { code: 'FAILED', type: 'provider', message: 'not delivered' };
       rt.events.emit('status', { messageId: row.message_id, status: target, since: (row.target_at ?? row.updated_at).getTime(), at: Date.now() });
       try {
-        await rt.ghl().messages.updateStatus(row.message_id, body as never, { installation: { locationId: row.location_id }, lane: 'live', signal: h.signal });
+        await rt.ghl().messages.updateStatus(row.message_id, body, { installation: { locationId: row.location_id }, lane: 'live', signal: h.signal });
       } catch (e) {
         if (!(e instanceof GhlApiError) || h.signal.aborted) throw e;
         const reason = errText(e);
