@@ -15,7 +15,7 @@ import { setMaxListeners } from 'node:events';
 import { parseArgs } from 'node:util';
 import { createBridge } from '../src/app.js';
 import { generateKeySpec } from '../src/infra/crypto/aes.js';
-import { installationsModule, type InstallationsServices } from '../src/platform/installations/index.js';
+import { installationsModule, installationsServices } from '../src/platform/installations/index.js';
 import { createLogger } from '../src/infra/log/logger.js';
 import { dropSchema, STORE, testConfig } from '../test/helpers/store.js';
 import { startChild, stopChild } from './common.js';
@@ -77,7 +77,7 @@ const config = testConfig({
   DATABASE_POOL_MAX: '20',
 });
 const bridge = await createBridge(config, { log: createLogger({ level: 'silent' }), modules: [installationsModule(o.lifted ? { limits: NO_LIMIT } : {})], dataDir: 'memory://' });
-const s = bridge.ctx.services as unknown as InstallationsServices;
+const s = installationsServices(bridge.ctx.services);
 for (const loc of locs) {
   const state = new URL(await s.installations.authorizeUrl()).searchParams.get('state')!;
   const r = await fetch(`${emuBase}/_emulator/authorize`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ clientId: app.clientId, locationId: loc, state }) });

@@ -23,7 +23,7 @@ import { sql } from 'kysely';
 import { generateKeySpec } from '../src/infra/crypto/aes.js';
 import { LoopbackInbox } from '../src/capabilities/channels/index.js';
 import { installationsModule } from '../src/platform/installations/index.js';
-import { providerModule, type ProviderService } from '../src/capabilities/provider/index.js';
+import { providerModule } from '../src/capabilities/provider/index.js';
 import { webhooksModule } from '../src/platform/webhooks/index.js';
 import { startTestBridge } from '../test/helpers/store.js';
 import { install, SCOPES } from '../test/provider/harness.js';
@@ -78,7 +78,7 @@ const b = await startTestBridge({
     LOG_LEVEL: 'silent',
   },
 });
-const provider = b.ctx.services.provider as ProviderService;
+const provider = b.ctx.services.get('provider');
 const contacts: Array<{ loc: string; id: string }> = [];
 for (const loc of locs) {
   await install(b.url, loc);

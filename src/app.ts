@@ -10,6 +10,47 @@ import { countByState, pruneFinished, setDefaultMaxAttempts, WorkerPool } from '
 import { listenForJobs } from './infra/queue/listen.js';
 import { queueMigration } from './infra/queue/migration.js';
 
+/**
+ * The services modules publish for each other, by name. Empty here: each module adds what it provides by module
+ * augmentation, next to its implementation, so the compiler sees every name and type:
+ *
+ *     declare module '../../app.js' { interface Services { provider: ProviderService } }
+ *
+ * A module publishes with `ctx.services.provide('provider', service)` during `init` and reads another's with
+ * `ctx.services.get('ghl')` (throws, naming the missing service, when the module that provides it is not loaded) or
+ * `ctx.services.find('installations')` (undefined when absent: optional dependencies).
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled by module augmentation
+export interface Services {}
+
+/** The typed registry behind `ctx.services`. */
+export class ServiceRegistry {
+  readonly #values: Partial<Services> = {};
+
+  /** Publishes a service; a second module providing the same name is a wiring error. */
+  provide<K extends keyof Services>(name: K, value: Services[K]): Services[K] {
+    if (this.#values[name] !== undefined) throw new Error(`service '${String(name)}' is provided twice`);
+    this.#values[name] = value;
+    return value;
+  }
+
+  /** The service, or an error naming it (its module is missing from the bridge, or listed after the caller). */
+  get<K extends keyof Services>(name: K): Services[K] {
+    const v = this.#values[name];
+    if (v === undefined) throw new Error(`service '${String(name)}' is not available: the module that provides it is not loaded (or runs later)`);
+    return v;
+  }
+
+  /** The service, or undefined when no module provides it. */
+  find<K extends keyof Services>(name: K): Services[K] | undefined {
+    return this.#values[name];
+  }
+
+  has(name: keyof Services): boolean {
+    return this.#values[name] !== undefined;
+  }
+}
+
 /** Everything a feature module needs; built once per bridge. */
 export interface AppContext {
   config: Config;
@@ -18,8 +59,8 @@ export interface AppContext {
   db: Db;
   queue: WorkerPool;
   metrics: Metrics;
-  /** Late-bound services modules publish for each other (e.g. the GHL client). */
-  services: Record<string, unknown>;
+  /** The services modules publish for each other (e.g. the GHL client), typed through `Services`. */
+  services: ServiceRegistry;
   /**
    * Registers periodic housekeeping (pruning old rows), during `init`. Every replica runs it once
    * when it starts listening and then every `everyMs`, so it must be idempotent and cheap when there
@@ -156,7 +197,7 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     db: store.db,
     queue,
     metrics,
-    services: {},
+    services: new ServiceRegistry(),
     maintain: (name, everyMs, task) => void tasks.push({ name, everyMs, task }),
   };
   if (config.JOB_RETENTION_HOURS > 0) ctx.maintain('prune cancelled jobs', 10 * 60_000, () => pruneFinished(store.db, config.JOB_RETENTION_HOURS));

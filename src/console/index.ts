@@ -38,8 +38,9 @@ export function dashboardModule(): BridgeModule {
 }
 
 export async function overview(ctx: AppContext) {
-  const installations = ctx.services.installations as InstallationsService | undefined;
-  const provider = ctx.services.provider as ProviderService | undefined;
+  // Both optional: the console shows what the loaded modules provide.
+  const installations: InstallationsService | undefined = ctx.services.find('installations');
+  const provider: ProviderService | undefined = ctx.services.find('provider');
   const inst = installations ? await installations.list() : [];
   const byStatus: Record<string, number> = {};
   for (const i of inst) byStatus[i.status] = (byStatus[i.status] ?? 0) + 1;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { BridgeModule } from '../app.js';
+import type { BridgeModule, ServiceRegistry } from '../app.js';
 import type { Config } from '../infra/config/index.js';
 import { createEmulator, seedDemo, type DemoSeed, type Emulator } from '../emulator/index.js';
 import type { Logger } from '../infra/log/logger.js';
@@ -20,7 +20,7 @@ export interface Sandbox {
   /** Extra webhook verification keys (the emulator signs with its own keys). */
   webhookKeys: { ed25519: string[]; rsa: string[] };
   /** Runs after the bridge listens: registers its URLs with the emulator and installs the app. */
-  afterListen(bridgeUrl: string, services: Record<string, unknown>): Promise<string[]>;
+  afterListen(bridgeUrl: string, services: ServiceRegistry): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -51,8 +51,8 @@ export async function startSandbox(config: Config, log: Logger): Promise<Sandbox
     async afterListen(bridgeUrl, services) {
       // As in production: the emulator calls the Delivery URL unsigned, with the bridge's secret token in the path, and
       // the bridge waits for the signed OutboundMessage event (the app webhook URL below) before it sends.
-      const tokens = (services.provider as { tokens?: { current(): Promise<string> } } | undefined)?.tokens;
-      const token = tokens ? await tokens.current() : undefined;
+      const provider = services.find('provider');
+      const token = provider ? await provider.tokens.current() : undefined;
       emulator.control.updateApp(seed.clientId, {
         webhookUrl: `${bridgeUrl}/webhooks/ghl`,
         providerDeliveryUrl: token ? `${bridgeUrl}/webhooks/ghl/provider/${token}` : `${bridgeUrl}/webhooks/ghl/provider`,
@@ -60,9 +60,8 @@ export async function startSandbox(config: Config, log: Logger): Promise<Sandbox
         redirectUri: `${config.publicUrl}/oauth/callback`,
       });
       await installThroughOAuth(bridgeUrl, seed.locationId);
-      const provider = services.provider as { configureChannel?: (locationId: string, cfg: unknown) => Promise<unknown> } | undefined;
       let channelNote = '  (no conversation-provider module loaded: outbound messages are stored but not relayed)';
-      if (provider?.configureChannel) {
+      if (provider) {
         await provider.configureChannel(seed.locationId, { kind: 'loopback', autoReply: true });
         channelNote = `  channel: loopback with auto-reply for location ${seed.locationId}`;
       }
@@ -104,12 +103,18 @@ async function installThroughOAuth(bridgeUrl: string, locationId: string): Promi
   if (done.status >= 400) throw new Error(`sandbox install: callback answered ${done.status}: ${await done.text()}`);
 }
 
+declare module '../app.js' {
+  interface Services {
+    sandbox: Sandbox;
+  }
+}
+
 /** Module that publishes the sandbox in ctx.services (for diagnostics and tests). */
 export function sandboxModule(sandbox: Sandbox): BridgeModule {
   return {
     name: 'sandbox',
     init(ctx) {
-      ctx.services.sandbox = sandbox;
+      ctx.services.provide('sandbox', sandbox);
     },
   };
 }

@@ -1,5 +1,5 @@
 import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
-import { installationsModule, type InstallationsModuleOptions, type InstallationsServices } from '../../src/platform/installations/index.js';
+import { installationsModule, type InstallationsModuleOptions, installationsServices, type InstallationsServices } from '../../src/platform/installations/index.js';
 import { generateKeySpec } from '../../src/infra/crypto/aes.js';
 import type { BridgeModule } from '../../src/app.js';
 import { startTestBridge, type TestBridge } from '../helpers/store.js';
@@ -70,7 +70,7 @@ export type BridgeWithGhl = TestBridge & { s: InstallationsServices };
 export async function startBridge(w: GhlWorld, o: InstallationsModuleOptions & { env?: Record<string, string>; before?: BridgeModule[] } = {}): Promise<BridgeWithGhl> {
   const { env, before, ...mod } = o;
   const b = await startTestBridge({ modules: [...(before ?? []), installationsModule({ now: () => w.emu.clock.now(), ...mod })], env: { ...w.env, ...env } });
-  return Object.assign(b, { s: b.ctx.services as unknown as InstallationsServices });
+  return Object.assign(b, { s: installationsServices(b.ctx.services) });
 }
 
 /** Drives the real install flow: bridge /oauth/install → emulator chooselocation → bridge callback. */

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBridge, type Bridge } from '../../src/app.js';
-import { installationsModule, type InstallationsServices } from '../../src/platform/installations/index.js';
+import { installationsModule, installationsServices } from '../../src/platform/installations/index.js';
 import { createLogger } from '../../src/infra/log/logger.js';
 import { dropSchema, testConfig } from '../helpers/store.js';
 import { install, startGhl, type GhlWorld } from './harness.js';
@@ -27,7 +27,7 @@ describe('tokens never reach the logs', () => {
     const b = await createBridge(config, { log, modules: [installationsModule({ now: () => world.emu.clock.now() })], ...(config.DATABASE_URL ? {} : { dataDir: 'memory://' }) });
     if (config.DATABASE_URL) schemaToDrop = config.DATABASE_SCHEMA;
     bridge = Object.assign(b, { url: await b.listen(0) });
-    const s = b.ctx.services as unknown as InstallationsServices;
+    const s = installationsServices(b.ctx.services);
     const loc = w.locationIds[0]!;
     expect((await install(bridge, { locationId: loc })).status).toBe(200);
     const tokens: string[] = [];

@@ -5,7 +5,7 @@
 import { createInterface } from 'node:readline';
 import { createBridge } from '../../src/app.js';
 import { loadConfig } from '../../src/infra/config/index.js';
-import { installationsModule, type InstallationsServices } from '../../src/platform/installations/index.js';
+import { installationsModule, installationsServices } from '../../src/platform/installations/index.js';
 import { createLogger } from '../../src/infra/log/logger.js';
 
 const offset = Number(process.env.CLOCK_OFFSET_MS ?? 0);
@@ -13,7 +13,7 @@ const locationId = process.env.RACE_LOCATION_ID!;
 const calls = Number(process.env.RACE_CALLS ?? 20);
 const config = loadConfig({ ...process.env, WORKER_CONCURRENCY: '0', LOG_LEVEL: 'silent' });
 const bridge = await createBridge(config, { log: createLogger({ level: 'silent' }), modules: [installationsModule({ now: () => Date.now() + offset })] });
-const s = bridge.ctx.services as unknown as InstallationsServices;
+const s = installationsServices(bridge.ctx.services);
 const rl = createInterface({ input: process.stdin });
 console.log('ready');
 await new Promise<void>((r) => rl.once('line', () => r()));

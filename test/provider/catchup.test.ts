@@ -52,7 +52,7 @@ async function openBridge(world: World, config: Config, dataDir: string | undefi
   });
   const url = await bridge.listen(0);
   world.emu.control.updateApp(world.clientId, { providerDeliveryUrl: `${url}/webhooks/ghl/provider` });
-  return { bridge, url, provider: bridge.ctx.services.provider as ProviderService };
+  return { bridge, url, provider: bridge.ctx.services.get('provider') };
 }
 
 describe('catch-up on provider messages GHL never delivered', () => {

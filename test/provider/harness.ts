@@ -85,7 +85,7 @@ export async function startBridge(
   });
   w.emu.control.updateApp(w.clientId, { providerDeliveryUrl: `${b.url}/webhooks/ghl/provider` });
   if (o.install !== false) for (const l of w.locationIds) await install(b.url, l);
-  return Object.assign(b, { provider: b.ctx.services.provider as ProviderService, inbox });
+  return Object.assign(b, { provider: b.ctx.services.get('provider'), inbox });
 }
 
 /** Drives the real install flow: bridge /oauth/install → emulator chooselocation → bridge callback. */

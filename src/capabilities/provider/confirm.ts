@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import type { GetMessageResponse } from '../../platform/ghl/types.js';
 import type { Counter } from 'prom-client';
 import { GhlApiError } from '../../platform/ghl/errors.js';
 import type { Logger } from '../../infra/log/logger.js';
@@ -7,6 +8,7 @@ import type { HandlerContext } from '../../infra/queue/worker.js';
 import type { ProviderOutboundMessage } from '../../platform/webhooks/index.js';
 import { sendJob, sendOnce, type OutboundRuntime } from './outbound.js';
 import './tables.js';
+import { locationKey } from '../../platform/keys.js';
 
 export const JOB_CONFIRM = 'provider.confirm';
 
@@ -57,7 +59,7 @@ function confirmJob(messageId: string, locationId: string, runAt: Date): NewJob 
     kind: JOB_CONFIRM,
     payload: { messageId },
     dedupeKey: `${JOB_CONFIRM}:${messageId}`,
-    scope: `loc:${locationId}`,
+    scope: locationKey(locationId),
     priority: PRIORITY.live,
     maxAttempts: 50,
     runAt,
@@ -195,7 +197,7 @@ const norm = (s: unknown) => (typeof s === 'string' ? s.replace(/\r\n/g, '\n').t
 /** Compares GHL's copy of the message (GET /conversations/messages/{id}) with the delivery. */
 export function compareWithGhl(
   row: { location_id: string; contact_id: string; channel: string; payload: Record<string, unknown> },
-  m: Record<string, unknown>,
+  m: Pick<GetMessageResponse, 'locationId' | 'contactId' | 'direction' | 'messageType' | 'body'>,
 ): { ok: true } | { ok: false; reason: RejectReason; detail?: string } {
   if (m.locationId !== row.location_id) return { ok: false, reason: 'other_location' };
   if (m.contactId !== row.contact_id) return { ok: false, reason: 'other_contact' };
@@ -235,9 +237,9 @@ export function confirmHandler(cr: ConfirmRuntime) {
       return;
     }
     await db.updateTable('provider_outbound').set({ confirm_lookups: sql`confirm_lookups + 1` }).where('message_id', '=', messageId).execute();
-    let m: Record<string, unknown>;
+    let m: GetMessageResponse;
     try {
-      m = (await cr.out.ghl().messages.get(messageId, { installation: { locationId: row.location_id }, lane: 'live', signal: h.signal })) as unknown as Record<string, unknown>;
+      m = await cr.out.ghl().messages.get(messageId, { installation: { locationId: row.location_id }, lane: 'live', signal: h.signal });
     } catch (e) {
       // Not an answer from GHL (shutdown, installation paused for re-authorization, not installed): the queue decides.
       if (h.signal.aborted || !(e instanceof GhlApiError)) throw e;

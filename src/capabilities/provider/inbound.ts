@@ -4,13 +4,15 @@ import { ChannelInputError, normalizeE164, type InboundMessage } from '../channe
 import type { Db } from '../../infra/db/index.js';
 import { GhlApiError } from '../../platform/ghl/errors.js';
 import type { GhlClient } from '../../platform/ghl/client.js';
+import type { InboundMessageBody } from '../../platform/ghl/types.js';
 import { locationIdParams } from '../../infra/http/ids.js';
 import type { Logger } from '../../infra/log/logger.js';
-import { enqueue, PermanentJobError, PRIORITY, type DbOrTrx, type Job } from '../../infra/queue/index.js';
+import { enqueue, PRIORITY, type DbOrTrx, type Job } from '../../infra/queue/index.js';
 import type { HandlerContext } from '../../infra/queue/worker.js';
 import type { ChannelCache, StoredChannel } from './channels.js';
 import { applyStatus } from './outbound.js';
 import './tables.js';
+import { locationKey, orderingKeys } from '../../platform/keys.js';
 
 export const JOB_INBOUND = 'provider.inbound';
 export const INBOUND_PATH = '/channels/:locationId/inbound';
@@ -65,8 +67,8 @@ export async function storeInbound(trx: DbOrTrx, locationId: string, items: Arra
     await enqueue(trx, {
       kind: JOB_INBOUND,
       payload: { id: Number(ins.id) },
-      orderingKey: `in:${locationId}:${address}`,
-      scope: `loc:${locationId}`,
+      orderingKey: orderingKeys.inboundSender(locationId, address),
+      scope: locationKey(locationId),
       priority: PRIORITY.live,
       maxAttempts: 15,
     });
@@ -136,14 +138,14 @@ export function registerInboundRoutes(app: FastifyInstance, rt: InboundRuntime):
 async function findOrCreateConversation(ghl: GhlClient, locationId: string, contactId: string, signal: AbortSignal): Promise<string> {
   const opts = { installation: { locationId }, lane: 'live' as const, signal };
   const search = async () => {
-    const r = await ghl.conversations.search({ locationId, contactId, limit: 1 } as never, opts);
-    return (r.conversations ?? [])[0]?.id as string | undefined;
+    const r = await ghl.conversations.search({ locationId, contactId, limit: 1 }, opts);
+    return (r.conversations ?? [])[0]?.id;
   };
   const found = await search();
   if (found) return found;
   try {
     const r = await ghl.conversations.create({ locationId, contactId }, opts);
-    const id = (r as { conversation?: { id?: string } }).conversation?.id;
+    const id = r.conversation?.id;
     if (id) return id;
   } catch (e) {
     // "Conversation already exists" (one per contact): the answer may name it; otherwise search again.
@@ -188,8 +190,8 @@ export function inboundHandler(rt: InboundRuntime) {
         if (m.contactId) contactId = m.contactId;
         else {
           const body = row.address.includes('@') ? { locationId: loc, email: row.address } : { locationId: loc, phone: row.address };
-          const r = await ghl.contacts.upsert({ ...body, source: 'ghl-bridge' } as never, opts);
-          contactId = (r as { contact?: { id?: string } }).contact?.id;
+          const r = await ghl.contacts.upsert({ ...body, source: 'ghl-bridge' }, opts);
+          contactId = r.contact?.id;
           if (!contactId) throw new Error('contact upsert answered without a contact id');
         }
         await db
@@ -207,7 +209,7 @@ export function inboundHandler(rt: InboundRuntime) {
 
       const providerId = ch?.conversationProviderId ?? rt.conversationProviderId;
       const type = m.channel === 'Email' && ch?.emailInboundType === 'Custom' ? 'Custom' : m.channel;
-      const body: Record<string, unknown> = { type, conversationId, contactId, direction: 'inbound', attachments: m.attachments ?? [] };
+      const body: InboundMessageBody = { type, conversationId, contactId, direction: 'inbound', attachments: m.attachments ?? [] };
       if (providerId) body.conversationProviderId = providerId;
       if (m.text !== undefined) body.message = m.text;
       if (m.html !== undefined) body.html = m.html;
@@ -217,7 +219,7 @@ export function inboundHandler(rt: InboundRuntime) {
       if (type !== 'SMS' && m.from.includes('@')) body.emailFrom = m.from;
       let res;
       try {
-        res = await ghl.messages.addInbound(body as never, opts);
+        res = await ghl.messages.addInbound(body, opts);
       } catch (e) {
         // A remembered conversation (or contact) deleted in GHL: forget the mapping and resolve again on retry.
         if (e instanceof GhlApiError && e.status === 400 && /conversation|contact/i.test(e.message) && map) {
@@ -225,7 +227,7 @@ export function inboundHandler(rt: InboundRuntime) {
         }
         throw e;
       }
-      const ghlMessageId = (res as { messageId?: string }).messageId ?? null;
+      const ghlMessageId = res.messageId ?? null;
       await db
         .updateTable('provider_inbound')
         .set({ state: 'done', contact_id: contactId, conversation_id: conversationId, ghl_message_id: ghlMessageId, last_error: null, updated_at: sql`now()` })
@@ -233,7 +235,7 @@ export function inboundHandler(rt: InboundRuntime) {
         .execute();
     } catch (e) {
       const reason = (e instanceof Error ? e.message : String(e)).slice(0, 1000);
-      const last = job.attempts >= job.maxAttempts || e instanceof PermanentJobError;
+      const last = h.isFinalFailure(e);
       await db
         .updateTable('provider_inbound')
         .set({ last_error: reason, updated_at: sql`now()`, ...(last ? { state: 'failed' as const } : {}) })

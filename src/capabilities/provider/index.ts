@@ -5,7 +5,7 @@
  * Public API
  * - `providerModule(opts?)` → BridgeModule (after webhooks and installations in src/modules.ts).
  *   Routes: POST /channels/:locationId/inbound; /admin/channels/* when ADMIN_API_KEY is set.
- * - `ctx.services.provider: ProviderService` — `configureChannel(locationId, config, opts)`, `getChannel`,
+ * - service `provider: ProviderService` (`ctx.services.get('provider')`) — `configureChannel(locationId, config, opts)`, `getChannel`,
  *   `listChannels`, `deleteChannel`, `events` (relay timings), `inboundUrl(locationId)`.
  * - `configureChannel(db, ring, locationId, config, opts)` — the same without a running bridge (CLI, sandbox).
  */
@@ -15,7 +15,6 @@ import type { AppContext, BridgeModule } from '../../app.js';
 import { loopbackInbox as defaultInbox, type ChannelConfig, type ChannelConfigInput, type LoopbackInbox } from '../channels/index.js';
 import { loadKeyRing } from '../../infra/crypto/keyring.js';
 import { PermanentJobError } from '../../infra/queue/index.js';
-import type { GhlClient } from '../../platform/ghl/client.js';
 import { URL_TOKEN_SIGNATURE, webhooksService, type ProviderOutboundMessage } from '../../platform/webhooks/index.js';
 import { acceptUnconfirmed, confirmHandler, countAwaiting, JOB_CONFIRM, listRejected, onOutboundMessageEvent, type ConfirmationSettings, type ConfirmRuntime } from './confirm.js';
 import { deliveryUrl, DeliveryTokens, maskToken } from './delivery-tokens.js';
@@ -72,6 +71,13 @@ export interface ProviderService {
   catchupOverview(locationId?: string): ReturnType<typeof catchupOverview>;
 }
 
+declare module '../../app.js' {
+  interface Services {
+    /** Provided here. Needs `ghl` (installations) for GHL calls, `knownLocations` for inbound, `webhooks`. */
+    provider: ProviderService;
+  }
+}
+
 export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
   let outbound: OutboundRuntime | undefined;
   let inbound: InboundRuntime | undefined;
@@ -88,9 +94,8 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       if (c.DATA_RETENTION_DAYS > 0) ctx.maintain('prune finished messages', 3600_000, (signal) => pruneMessages(ctx.db, c.DATA_RETENTION_DAYS, 5000, signal));
       const inbox = opts.loopbackInbox ?? defaultInbox;
       const ghl = () => {
-        const g = ctx.services.ghl as GhlClient | undefined;
-        if (!g) throw new Error('the installations module (GHL client) is not loaded');
-        return g;
+        // Looked up when a job calls GHL: a bridge without the installations module still stores and relays locally.
+        return ctx.services.get('ghl');
       };
       const notify = () => ctx.queue.notify();
       const channels = new ChannelCache(ctx.db, keyRing, (locationId) => ({
@@ -147,12 +152,12 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         }),
       };
       tokens = new DeliveryTokens(ctx.db, keyRing, c.PROVIDER_DELIVERY_TOKENS);
-      ctx.services.providerDeliveryTokens = tokens;
+      ctx.services.provide('providerDeliveryTokens', tokens);
       // Generation 1 of the Delivery-URL token at first start (idempotent; replicas starting together agree).
       await tokens.ensure();
       const isKnownLocation = async (locationId: string) => {
-        const svc = ctx.services.installations as { isKnownLocation?: (l: string | null, co: string | null) => Promise<boolean> } | undefined;
-        return svc?.isKnownLocation ? svc.isKnownLocation(locationId, null) : false;
+        const known = ctx.services.find('knownLocations');
+        return known ? known.isKnownLocation(locationId, null) : false;
       };
       inbound = { db: ctx.db, log, ghl, channels, conversationProviderId: opts.conversationProviderId ?? c.GHL_CONVERSATION_PROVIDER_ID, isKnownLocation, notify };
 
@@ -192,8 +197,8 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         conversationProviderId: opts.conversationProviderId ?? c.GHL_CONVERSATION_PROVIDER_ID,
         // Locations with an active installation or an enabled channel.
         locations: async () => {
-          const svc = ctx.services.installations as { list?: (f: { status?: 'active' }) => Promise<Array<{ locationId: string | null }>> } | undefined;
-          const installed = svc?.list ? (await svc.list({ status: 'active' })).map((i) => i.locationId) : [];
+          const svc = ctx.services.find('installations');
+          const installed = svc ? (await svc.list({ status: 'active' })).map((i) => i.locationId) : [];
           const channels = await ctx.db.selectFrom('provider_channels').select('location_id').where('enabled', '=', true).execute();
           return [...new Set([...installed, ...channels.map((r) => r.location_id)].filter((x): x is string => !!x))].sort();
         },
@@ -247,7 +252,7 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         catchupOverview: (locationId) => catchupOverview(ctx.db, locationId),
         confirmationOverview: async () => ({ mode: confirm.settings.mode, awaiting: await countAwaiting(ctx.db), rejected: await listRejected(ctx.db) }),
       };
-      ctx.services.provider = service;
+      ctx.services.provide('provider', service);
     },
     async routes(app, ctx) {
       const rt = inbound!;
@@ -255,7 +260,7 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       const apiKey = ctx.config.ADMIN_API_KEY;
       if (apiKey) {
         // Through the service: its configure/delete also drop this process's cached adapter for the location.
-        const service = ctx.services.provider as ProviderService;
+        const service = ctx.services.get('provider');
         await app.register(async (scope) => registerChannelAdminRoutes(scope, { service, apiKey }));
         await app.register(async (scope) => registerCatchupAdminRoutes(scope, { apiKey, run: (locationId, since) => service.catchUp({ locationId, since }), overview: () => service.catchupOverview() }));
       }

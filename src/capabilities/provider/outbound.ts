@@ -20,6 +20,7 @@ import type { ProviderOutboundMessage } from '../../platform/webhooks/index.js';
 import type { ChannelCache } from './channels.js';
 import type { GhlStatus, OutboundState, ProviderOutboundTable } from './tables.js';
 import './tables.js';
+import { locationKey, orderingKeys } from '../../platform/keys.js';
 
 export const JOB_SEND = 'provider.send';
 export const JOB_STATUS = 'provider.status';
@@ -76,14 +77,14 @@ const errText = (e: unknown) => (e instanceof Error ? e.message : String(e)).sli
 /** The queue's equal-jitter exponential backoff, capped at 5 minutes. */
 const backoff = (baseMs: number, attempt: number) => backoffDelay(attempt, { baseMs, maxMs: 300_000 });
 
-export const orderingKeyOf = (locationId: string, contactId: string) => `loc:${locationId}:contact:${contactId}`;
+export const orderingKeyOf = orderingKeys.contact;
 
 export function sendJob(p: { messageId: string; locationId: string; contactId: string }, runAt?: Date): NewJob {
   return {
     kind: JOB_SEND,
     payload: { messageId: p.messageId },
     orderingKey: orderingKeyOf(p.locationId, p.contactId),
-    scope: `loc:${p.locationId}`,
+    scope: locationKey(p.locationId),
     // One send job per message at a time: a redelivered webhook or a re-run dispatch cannot queue a second one.
     dedupeKey: `${JOB_SEND}:${p.messageId}`,
     priority: PRIORITY.live,
@@ -171,7 +172,7 @@ export function toOutboundMessage(p: Record<string, unknown>): OutboundMessage {
 export function statusJob(messageId: string, locationId: string): NewJob {
   // One ordering key per message: its status jobs run one at a time, and a refusal-window retry never holds up
   // other messages of the contact.
-  return { kind: JOB_STATUS, payload: { messageId }, orderingKey: `status:${messageId}`, scope: `loc:${locationId}`, priority: PRIORITY.live, maxAttempts: 20 };
+  return { kind: JOB_STATUS, payload: { messageId }, orderingKey: orderingKeys.messageStatus(messageId), scope: locationKey(locationId), priority: PRIORITY.live, maxAttempts: 20 };
 }
 
 /**
@@ -282,7 +283,7 @@ async function finishSend(rt: OutboundRuntime, messageId: string, locationId: st
     kind: JOB_POLL,
     payload: { messageId },
     dedupeKey: `${JOB_POLL}:${messageId}`,
-    scope: `loc:${locationId}`,
+    scope: locationKey(locationId),
     runAt: new Date(Date.now() + rt.settings.pollBaseMs),
     priority: PRIORITY.normal,
     maxAttempts: 20,
@@ -328,7 +329,7 @@ export function statusHandler(rt: OutboundRuntime) {
       if (target === 'failed') body.error = (row.error as ChannelError | null) ?? { code: 'FAILED', type: 'provider', message: 'not delivered' };
       rt.events.emit('status', { messageId: row.message_id, status: target, since: (row.target_at ?? row.updated_at).getTime(), at: Date.now() });
       try {
-        await rt.ghl().messages.updateStatus(row.message_id, body as never, { installation: { locationId: row.location_id }, lane: 'live', signal: h.signal });
+        await rt.ghl().messages.updateStatus(row.message_id, body, { installation: { locationId: row.location_id }, lane: 'live', signal: h.signal });
       } catch (e) {
         if (!(e instanceof GhlApiError) || h.signal.aborted) throw e;
         const reason = errText(e);

@@ -101,7 +101,7 @@ export function registerProviderCommand(program: Command): void {
         fail(e);
       }
       try {
-        const svc = bridge.ctx.services.provider as { catchUp: (x: { locationId?: string; since?: Date }) => Promise<Array<{ locationId: string; caughtUp: number; confirmed: number; expired: number; calls: number; error?: string }>> };
+        const svc = bridge.ctx.services.get('provider');
         const results = await svc.catchUp({ ...(o.location ? { locationId: o.location } : {}), ...(since ? { since } : {}) });
         if (!results.length) console.log('no installed locations');
         for (const r of results) {

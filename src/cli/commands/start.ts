@@ -30,9 +30,10 @@ export function registerStartCommand(program: Command): void {
         fail(e);
       }
       const url = await bridge.listen();
+      let startupNotes: string[] = [];
       if (sandbox) {
         try {
-          bridge.ctx.services.startupNotes = await sandbox.afterListen(url, bridge.ctx.services);
+          startupNotes = await sandbox.afterListen(url, bridge.ctx.services);
         } catch (e) {
           log.error({ err: e }, 'sandbox setup failed');
         }
@@ -44,7 +45,7 @@ export function registerStartCommand(program: Command): void {
           `  ghl-bridge is running at ${url}`,
           `  store:   ${bridge.ctx.store.kind === 'postgres' ? `PostgreSQL (schema ${config.DATABASE_SCHEMA})` : `embedded PGlite in ${config.DATA_DIR}`}`,
           `  health:  ${url}/readyz    metrics: ${url}/metrics`,
-          ...((bridge.ctx.services.startupNotes as string[] | undefined) ?? []),
+          ...startupNotes,
           '  Stop with Ctrl-C.',
           '',
         ].join('\n'),

@@ -104,6 +104,34 @@ export async function notifyChannel(db: DbOrTrx): Promise<string> {
 /** Wakes workers on every replica (LISTEN); PostgreSQL delivers it at commit. Same channel as notifyChannel(). */
 export const NOTIFY_WORKERS = sql`pg_notify('ghl_bridge_jobs_' || current_schema(), '')`;
 
+/** The bridge_jobs columns a new job writes, in the order of `jobColumnsSql`: the one list every job insert uses. */
+export const JOB_INSERT_COLUMNS = sql`kind, payload, ordering_key, scope, dedupe_key, run_at, priority, max_attempts, state`;
+
+/** SQL expressions for the columns of new jobs (per row of a SELECT, or constants). */
+export interface JobColumnsSql {
+  kind: RawBuilder<unknown>;
+  /** jsonb */
+  payload: RawBuilder<unknown>;
+  /** text or null */
+  orderingKey: RawBuilder<unknown>;
+  scope: RawBuilder<unknown>;
+  priority: number;
+  maxAttempts: number;
+  dedupeKey?: RawBuilder<unknown>;
+  /** timestamptz or null (= now) */
+  runAt?: RawBuilder<unknown>;
+}
+
+/**
+ * The values of JOB_INSERT_COLUMNS for a VALUES row or a SELECT list, for statements that insert jobs themselves
+ * (one round trip instead of enqueue() in a transaction): `insert into bridge_jobs (${JOB_INSERT_COLUMNS}) select
+ * ${jobColumnsSql({...})} from …`. The initial state (ready, or blocked behind its ordering key) is the queue's.
+ * Add NOTIFY_WORKERS (or jobsNotifySql) so workers wake at commit.
+ */
+export function jobColumnsSql(c: JobColumnsSql) {
+  return sql`${c.kind}, ${c.payload}, ${c.orderingKey}, ${c.scope}, ${c.dedupeKey ?? sql`null::text`}, coalesce(${c.runAt ?? sql`null`}::timestamptz, now()), ${c.priority}::smallint, ${c.maxAttempts}::int, ${initialStateSql(c.orderingKey)}`;
+}
+
 /** The column values of a new job, in bridge_jobs insert order (kind … state), for VALUES or SELECT lists. */
 function jobValuesSql(j: NewJob) {
   const r = {
@@ -116,7 +144,16 @@ function jobValuesSql(j: NewJob) {
     priority: j.priority ?? PRIORITY.normal,
     max_attempts: j.maxAttempts ?? defaultMaxAttempts,
   };
-  return sql`${r.kind}, ${r.payload}::jsonb, ${r.ordering_key}::text, ${r.scope}, ${r.dedupe_key}, coalesce(${r.run_at}::timestamptz, now()), ${r.priority}::smallint, ${r.max_attempts}::int, ${initialStateSql(sql`${r.ordering_key}::text`)}`;
+  return jobColumnsSql({
+    kind: sql`${r.kind}`,
+    payload: sql`${r.payload}::jsonb`,
+    orderingKey: sql`${r.ordering_key}::text`,
+    scope: sql`${r.scope}`,
+    dedupeKey: sql`${r.dedupe_key}`,
+    runAt: sql`${r.run_at}`,
+    priority: r.priority,
+    maxAttempts: r.max_attempts,
+  });
 }
 
 /**
@@ -126,7 +163,7 @@ function jobValuesSql(j: NewJob) {
  * behave as in enqueue(); add `jobsNotifySql` over the CTEs so workers wake at commit. Returns `id`.
  */
 export function enqueueFromSql(from: string, job: NewJob, where?: RawBuilder<unknown>) {
-  return sql`insert into bridge_jobs (kind, payload, ordering_key, scope, dedupe_key, run_at, priority, max_attempts, state)
+  return sql`insert into bridge_jobs (${JOB_INSERT_COLUMNS})
       select ${jobValuesSql(job)}
       from ${sql.raw(from)}${where ? sql` where ${where}` : sql``}
       on conflict (dedupe_key) where dedupe_key is not null do nothing
@@ -154,7 +191,7 @@ export async function enqueue(db: DbOrTrx, jobs: NewJob | NewJob[]): Promise<num
   // A single job's statement has a fixed text: prepared. Batches vary in length and are not.
   const stmt = sql<{ id: number }>`
     with ins as (
-      insert into bridge_jobs (kind, payload, ordering_key, scope, dedupe_key, run_at, priority, max_attempts, state)
+      insert into bridge_jobs (${JOB_INSERT_COLUMNS})
       values ${values}
       on conflict (dedupe_key) where dedupe_key is not null do nothing
       returning id

@@ -12,6 +12,11 @@ export interface HandlerContext {
   signal: AbortSignal;
   log: Logger;
   db: Db;
+  /**
+   * Whether failing with `err` now makes the job dead (the queue's rule: a PermanentJobError, or this was the last
+   * attempt; RetryLaterError and PauseJobError never do). Handlers that record a final state of their own ask this.
+   */
+  isFinalFailure(err: unknown): boolean;
 }
 export type JobHandler<P = unknown> = (job: Job<P>, ctx: HandlerContext) => Promise<void>;
 
@@ -19,6 +24,12 @@ export interface BackoffPolicy {
   baseMs: number;
   maxMs: number;
 }
+/** The queue's one rule for "this failure is the job's last": see HandlerContext.isFinalFailure. */
+export function isFinalFailure(job: Pick<Job, 'attempts' | 'maxAttempts'>, err: unknown): boolean {
+  if (err instanceof RetryLaterError || err instanceof PauseJobError) return false;
+  return err instanceof PermanentJobError || job.attempts >= job.maxAttempts;
+}
+
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 1000, maxMs: 60 * 60 * 1000 };
 
 /**
@@ -399,7 +410,7 @@ export class WorkerPool {
     };
     try {
       if (!handler) throw new PermanentJobError(`no handler registered for job kind "${job.kind}"`);
-      await handler.fn(job, { signal: controller.signal, log, db: this.opts.db });
+      await handler.fn(job, { signal: controller.signal, log, db: this.opts.db, isFinalFailure: (e) => isFinalFailure(job, e) });
       if (controller.signal.aborted && !this.#inFlight.has(job.id)) return; // released at shutdown
       // The slot frees now; the completion is group-committed by the flusher. Until then the job
       // stays leased to us (and heartbeated), so a crash in between only means it runs again.
@@ -434,8 +445,7 @@ export class WorkerPool {
       log.warn({ reason: message }, 'job paused');
       return 'paused';
     }
-    const dead = err instanceof PermanentJobError || job.attempts >= job.maxAttempts;
-    if (dead) {
+    if (isFinalFailure(job, err)) {
       // A dead job no longer holds back its ordering key: promote the next one.
       await sql`
         with f as (

@@ -1,9 +1,10 @@
 import { Counter, Gauge, Histogram } from 'prom-client';
-import type { AppContext, BridgeModule } from '../../app.js';
+import type { AppContext, BridgeModule, ServiceRegistry } from '../../app.js';
 import { loadKeyRing } from '../../infra/crypto/keyring.js';
 import { createGhlClient, type GhlClient } from '../ghl/client.js';
 import { GHL_LIMITS, RateLimiter, type RateLimitOptions } from '../ghl/ratelimit.js';
 import { enqueue, PRIORITY } from '../../infra/queue/index.js';
+import { webhooksService, type StoredEvent } from '../webhooks/index.js';
 import { CALLBACK_PATH, registerInstallRoutes } from './routes.js';
 import { InstallationsService, JOB_MINT_LOCATION, JOB_RECONCILE, JOB_SYNC_COMPANY } from './service.js';
 import { TokenVault } from './vault.js';
@@ -21,7 +22,7 @@ export interface InstallationsModuleOptions {
   reconcileIntervalMs?: number;
 }
 
-/** What this module publishes in ctx.services. */
+/** What this module publishes in ctx.services (and the `knownLocations` lookup the webhooks module needs). */
 export interface InstallationsServices {
   ghl: GhlClient;
   installations: InstallationsService;
@@ -29,26 +30,28 @@ export interface InstallationsServices {
   rateLimiter: RateLimiter;
 }
 
-interface WebhooksLike {
-  on(type: string, handler: (evt: { payload: Record<string, unknown>; locationId: string | null; companyId: string | null }, ctx: { db: AppContext['db'] }) => Promise<void>, opts?: { requireKnownLocation?: boolean; name?: string }): () => void;
+/** This module's services of a bridge, in one object (tests, benchmark, CLI diagnostics). */
+export function installationsServices(services: ServiceRegistry): InstallationsServices {
+  return { ghl: services.get('ghl'), installations: services.get('installations'), tokenVault: services.get('tokenVault'), rateLimiter: services.get('rateLimiter') };
 }
+
+declare module '../../app.js' {
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- the merge is the point
+  interface Services extends InstallationsServices {}
+}
+
+/** The part of INSTALL / UNINSTALL payloads this module reads (validated by the webhooks module's schemas). */
+interface InstallPayload {
+  companyId?: string | null;
+  locationId?: string | null;
+}
+
+/** The payload's ids win over the ones intake derived (same values for a well-formed event). */
+const installIds = (e: StoredEvent<InstallPayload>) => ({ locationId: e.payload.locationId ?? e.locationId, companyId: e.payload.companyId ?? e.companyId });
 
 export function installationsModule(opts: InstallationsModuleOptions = {}): BridgeModule {
   let svc: InstallationsService | undefined;
   let limiter: RateLimiter | undefined;
-  let webhooksRegistered = false;
-  const registerWebhooks = (ctx: AppContext) => {
-    const wh = ctx.services.webhooks as WebhooksLike | undefined;
-    if (webhooksRegistered || !wh || typeof wh.on !== 'function' || !svc) return;
-    webhooksRegistered = true;
-    const s = svc;
-    const ids = (e: { payload: Record<string, unknown>; locationId: string | null; companyId: string | null }) => ({
-      locationId: (e.payload.locationId as string | undefined) ?? e.locationId,
-      companyId: (e.payload.companyId as string | undefined) ?? e.companyId,
-    });
-    wh.on('INSTALL', async (e, c) => s.onInstall(ids(e), c.db), { requireKnownLocation: false, name: 'installations.install' });
-    wh.on('UNINSTALL', async (e, c) => void (await s.onUninstall(ids(e), c.db)), { requireKnownLocation: false, name: 'installations.uninstall' });
-  };
   const reconcileEvery = (ctx: AppContext) => opts.reconcileIntervalMs ?? ctx.config.GHL_RECONCILE_INTERVAL_MIN * 60_000;
   const scheduleReconcile = async (ctx: AppContext, db = ctx.db) => {
     const every = reconcileEvery(ctx);
@@ -123,7 +126,11 @@ export function installationsModule(opts: InstallationsModuleOptions = {}): Brid
         redirectUri: `${config.publicUrl}${CALLBACK_PATH}`,
       });
       const s = svc;
-      Object.assign(ctx.services, { ghl: client, installations: s, tokenVault: vault, rateLimiter: limiter } satisfies InstallationsServices);
+      ctx.services.provide('ghl', client);
+      ctx.services.provide('installations', s);
+      ctx.services.provide('tokenVault', vault);
+      ctx.services.provide('rateLimiter', limiter);
+      ctx.services.provide('knownLocations', s);
 
       ctx.queue.register<{ companyId: string; approvedLocations?: string[] }>(JOB_SYNC_COMPANY, async (job, h) => {
         await s.syncCompany(job.payload.companyId, job.payload.approvedLocations ?? [], h.signal);
@@ -140,13 +147,15 @@ export function installationsModule(opts: InstallationsModuleOptions = {}): Brid
       });
       const renewAfterDays = config.GHL_RENEW_IDLE_TOKENS_DAYS;
       if (renewAfterDays > 0 && config.GHL_CLIENT_ID) ctx.maintain('renew idle installations', 6 * 3600_000, async (signal) => (await s.renewIdle(renewAfterDays * 24 * 3600_000, { signal })).renewed);
-      registerWebhooks(ctx);
+      // The registry exists whatever the module order (created by whoever asks first).
+      const webhooks = webhooksService(ctx);
+      webhooks.on<InstallPayload>('INSTALL', async (e, c) => s.onInstall(installIds(e), c.db), { requireKnownLocation: false, name: 'installations.install' });
+      webhooks.on<InstallPayload>('UNINSTALL', async (e, c) => void (await s.onUninstall(installIds(e), c.db)), { requireKnownLocation: false, name: 'installations.uninstall' });
     },
     routes(app) {
       registerInstallRoutes(app, () => (svc && svc.appId !== 'sandbox' ? svc : undefined));
     },
     async start(ctx) {
-      registerWebhooks(ctx);
       await scheduleReconcile(ctx);
     },
     async stop() {

@@ -2,7 +2,7 @@ import { sql, type Kysely, type Migration } from 'kysely';
 
 export const installationsMigration: Migration = {
   async up(db: Kysely<unknown>) {
-    // One row per GHL resource the app acts for: id = "loc:<locationId>" or "co:<companyId>" (= job scope).
+    // One row per GHL resource the app acts for: id = the resource key of src/platform/keys.ts (= job scope).
     await sql`
       create table ghl_installations (
         id text primary key,

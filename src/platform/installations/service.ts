@@ -9,6 +9,7 @@ import type { Logger } from '../../infra/log/logger.js';
 import { cancelScope, enqueue, PRIORITY, resumeScope } from '../../infra/queue/index.js';
 import type { InstallationRow } from './tables.js';
 import { installationId, type TokenVault } from './vault.js';
+import { companyKey, isCompanyKey, isLocationKey, isResourceKey, locationKey, resourceKey } from '../keys.js';
 
 export const JOB_SYNC_COMPANY = 'ghl.installations.sync_company';
 export const JOB_MINT_LOCATION = 'ghl.installations.mint_location';
@@ -138,7 +139,7 @@ export class InstallationsService {
   async recordOAuthInstall(t: TokenResponse): Promise<InstallationView> {
     const isCompany = t.userType === 'Company' || !t.locationId;
     if (!t.companyId || (!isCompany && !t.locationId)) throw new Error('token response without companyId/locationId');
-    const id = isCompany ? `co:${t.companyId}` : `loc:${t.locationId}`;
+    const id = isCompany ? companyKey(t.companyId) : locationKey(t.locationId!);
     await this.o.db.transaction().execute(async (trx) => {
       await this.#upsert(trx, id, {
         kind: isCompany ? 'company' : 'location',
@@ -193,10 +194,10 @@ export class InstallationsService {
 
   /** Mints and stores a location token from the company installation. */
   async mintLocation(companyId: string, locationId: string, lane: 'live' | 'bulk' = 'bulk'): Promise<void> {
-    const company = await this.getRow(`co:${companyId}`);
+    const company = await this.getRow(companyKey(companyId));
     if (!company || company.status !== 'active') throw new Error(`company ${companyId} is not installed`);
     const t = await this.o.client.oauth.locationToken({ companyId, locationId }, { installation: { companyId }, lane });
-    const id = `loc:${locationId}`;
+    const id = locationKey(locationId);
     await this.o.db.transaction().execute(async (trx) => {
       await this.#upsert(trx, id, {
         kind: 'location',
@@ -233,7 +234,7 @@ export class InstallationsService {
     const worker = async () => {
       while (next < todo.length) {
         const loc = todo[next++]!;
-        const existing = await this.getRow(`loc:${loc}`);
+        const existing = await this.getRow(locationKey(loc));
         // A location installed by its own user (oauth) keeps its own tokens.
         if (existing?.status === 'active' && existing.token_source !== 'company') continue;
         try {
@@ -258,8 +259,8 @@ export class InstallationsService {
   /** INSTALL: a new location of a bulk install gets a token (if the company token is already here). */
   async onInstall(p: { companyId?: string | null; locationId?: string | null }, db: Db = this.o.db): Promise<void> {
     if (!p.companyId || !p.locationId) return; // agency-level INSTALL: tokens come with the code exchange
-    const company = await this.getRow(`co:${p.companyId}`);
-    const loc = await this.getRow(`loc:${p.locationId}`);
+    const company = await this.getRow(companyKey(p.companyId));
+    const loc = await this.getRow(locationKey(p.locationId));
     if (loc?.status === 'active' && loc.token_source !== 'company') return;
     // Company token not here yet (INSTALL before the code exchange): the sync after the exchange covers it.
     // Only bulk installs mint location tokens; a location's own install brings its own token.
@@ -267,7 +268,7 @@ export class InstallationsService {
     await enqueue(db, {
       kind: JOB_MINT_LOCATION,
       payload: { companyId: p.companyId, locationId: p.locationId },
-      scope: `co:${p.companyId}`,
+      scope: companyKey(p.companyId),
       dedupeKey: `mint:${p.locationId}:${Math.floor(this.now() / 60_000)}`,
       priority: PRIORITY.normal,
     });
@@ -275,7 +276,7 @@ export class InstallationsService {
 
   /** UNINSTALL: tokens deleted, pending jobs of that installation cancelled. */
   async onUninstall(p: { companyId?: string | null; locationId?: string | null }, db: Db = this.o.db): Promise<boolean> {
-    const id = p.locationId ? `loc:${p.locationId}` : p.companyId ? `co:${p.companyId}` : undefined;
+    const id = resourceKey(p);
     if (!id) return false;
     const run = async (trx: Db) => {
       const r = await trx
@@ -297,7 +298,7 @@ export class InstallationsService {
 
   /** A static token for one location (or company): never refreshed; a 401 marks it reauth_required. */
   async configurePit(ref: { locationId: string; companyId: string } | { companyId: string; locationId?: undefined }, token: string): Promise<InstallationView> {
-    const id = ref.locationId ? `loc:${ref.locationId}` : `co:${ref.companyId}`;
+    const id = ref.locationId ? locationKey(ref.locationId) : companyKey(ref.companyId);
     await this.o.db.transaction().execute(async (trx) => {
       await this.#upsert(trx, id, {
         kind: ref.locationId ? 'location' : 'company',
@@ -407,7 +408,7 @@ export class InstallationsService {
   }
 
   async get(idOrLocationId: string): Promise<InstallationView | undefined> {
-    const id = idOrLocationId.includes(':') ? idOrLocationId : `loc:${idOrLocationId}`;
+    const id = isResourceKey(idOrLocationId) ? idOrLocationId : locationKey(idOrLocationId);
     const r = await this.getRow(id);
     return r ? this.view(r) : undefined;
   }
@@ -424,15 +425,15 @@ export class InstallationsService {
    * second: an uninstall in this process forgets at once, one on another replica is seen within that second.
    */
   async isKnownLocation(locationId: string | null, companyId: string | null): Promise<boolean> {
-    const ids = [locationId ? `loc:${locationId}` : undefined, companyId ? `co:${companyId}` : undefined].filter((x): x is string => !!x);
+    const ids = [locationId ? locationKey(locationId) : undefined, companyId ? companyKey(companyId) : undefined].filter((x): x is string => !!x);
     if (!ids.length) return false;
     const key = ids.join('|');
     const now = Date.now();
     if ((this.#known.get(key) ?? 0) > now) return true;
     const rows = await this.o.db.selectFrom('ghl_installations').select(['id', 'status', 'is_bulk']).where('id', 'in', ids).execute();
-    const loc = rows.find((r) => r.id.startsWith('loc:'));
+    const loc = rows.find((r) => isLocationKey(r.id));
     // A location of a bulk-installed company whose token is not minted yet still belongs to us.
-    const known = loc ? loc.status !== 'uninstalled' : rows.some((r) => r.id.startsWith('co:') && r.status !== 'uninstalled' && (!locationId || r.is_bulk));
+    const known = loc ? loc.status !== 'uninstalled' : rows.some((r) => isCompanyKey(r.id) && r.status !== 'uninstalled' && (!locationId || r.is_bulk));
     if (known) {
       if (this.#known.size >= 10_000) this.#known.clear();
       this.#known.set(key, now + 1000);

@@ -11,6 +11,7 @@ import { pauseScope, PauseJobError, PermanentJobError } from '../../infra/queue/
 import { withInstallationLock } from './lock.js';
 import type { InstallationRow, TokenSource } from './tables.js';
 import './tables.js';
+import { companyKey, locationKey } from '../keys.js';
 
 /** The installation cannot act until someone re-installs the app: jobs get parked (PauseJobError). */
 export class ReauthRequiredError extends PauseJobError {
@@ -28,7 +29,7 @@ export class NotInstalledError extends PermanentJobError {
   }
 }
 
-export const installationId = (ref: InstallationRef): string => (ref.locationId ? `loc:${ref.locationId}` : `co:${ref.companyId}`);
+export const installationId = (ref: InstallationRef): string => (ref.locationId !== undefined ? locationKey(ref.locationId) : companyKey(ref.companyId));
 
 export interface VaultOptions {
   db: Db;

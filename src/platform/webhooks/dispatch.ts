@@ -1,6 +1,5 @@
 import { sql } from 'kysely';
 import type { Job } from '../../infra/queue/index.js';
-import { PermanentJobError } from '../../infra/queue/index.js';
 import type { HandlerContext as JobContext } from '../../infra/queue/worker.js';
 import type { WebhookMetrics } from './metrics.js';
 import type { HandlerRegistry, LocationLookup, StoredEvent } from './registry.js';
@@ -85,7 +84,7 @@ export function createDispatcher(deps: DispatcherDeps) {
         await h.fn(event, hctx);
       } catch (err) {
         const reason = `handler ${h.name} failed (attempt ${job.attempts}/${job.maxAttempts}): ${err instanceof Error ? err.message : String(err)}`.slice(0, 2000);
-        const last = err instanceof PermanentJobError || job.attempts >= job.maxAttempts;
+        const last = jctx.isFinalFailure(err);
         const aborted = jctx.signal.aborted;
         // Keep the latest reason on the event; on the last attempt the event is dead too.
         await db

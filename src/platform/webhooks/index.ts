@@ -7,9 +7,9 @@
  * - `webhooksModule(opts?)` → BridgeModule. Routes: POST /webhooks/ghl (app Default Webhook URL),
  *   POST /webhooks/ghl/provider (conversation provider Delivery URL, signed calls) and
  *   POST /webhooks/ghl/provider/:token (the same with the URL token; unsigned calls stored as signature 'url_token',
- *   which the provider confirms before acting; tokens checked by ctx.services.providerDeliveryTokens), and /admin/webhooks/* when
+ *   which the provider confirms before acting; tokens checked by the `providerDeliveryTokens` service), and /admin/webhooks/* when
  *   ADMIN_API_KEY is set.
- * - `webhooksService(ctx): WebhooksService` (also published as `ctx.services.webhooks`) —
+ * - `webhooksService(ctx): WebhooksService` (also the `webhooks` service) —
  *   register handlers during your module's `init`. Any module order works: the registry is
  *   created by whoever asks first, and handlers are looked up when an event arrives / its job runs.
  *
@@ -22,7 +22,7 @@
  *   Throw to retry with backoff; `PermanentJobError` (src/infra/queue) → dead at once;
  *   `RetryLaterError` / `PauseJobError` behave as in the queue. Options: `orderingKey(evt)`
  *   (default: location + contact), `requireKnownLocation` (default true).
- * - Location hook: if `ctx.services.installations` has `isKnownLocation(locationId, companyId)`,
+ * - Location hook: if a module provides the `knownLocations` service (`isKnownLocation(locationId, companyId)`),
  *   events of unknown locations are stored with status 'skipped' instead of reaching handlers
  *   that require a known location.
  * - `replayEvents(db, selection)` (also: CLI `ghl-bridge webhooks replay`, POST /admin/webhooks/replay).
@@ -35,8 +35,7 @@ import { createDispatcher } from './dispatch.js';
 import { registerIntakeRoutes, type DeliveryTokenCheck } from './intake.js';
 import { GHL_ED25519_PUBLIC_KEY_PEM, GHL_RSA_PUBLIC_KEY_PEM, loadPublicKeys, splitPemList } from './keys.js';
 import { createWebhookMetrics, type WebhookMetrics } from './metrics.js';
-import type { HandlerRegistry} from './registry.js';
-import { webhooksService, type LocationLookup } from './registry.js';
+import { handlerRegistry, type HandlerRegistry, type LocationLookup } from './registry.js';
 import { countReadyDispatchJobs, DISPATCH_JOB, GroupCommitter, pruneEvents, type DispatchJobPayload } from './store.js';
 import { WebhookVerifier } from './verify.js';
 import { webhooksMigration } from './migration.js';
@@ -66,7 +65,7 @@ export interface WebhooksModuleOptions {
   extraRsaKeys?: Array<string | KeyObject>;
   /** Leave GHL's published keys out (tests proving that only configured keys verify). */
   omitGhlKeys?: boolean;
-  /** Overrides ctx.services.installations (tests, single-tenant setups). */
+  /** Overrides the `knownLocations` service (tests, single-tenant setups). */
   isKnownLocation?: LocationLookup['isKnownLocation'];
   /** Attempts per dispatch job; default JOB_MAX_ATTEMPTS. */
   maxAttempts?: number;
@@ -78,12 +77,25 @@ export interface WebhooksModuleOptions {
   now?: () => number;
 }
 
-/** Internal handle, reachable as ctx.services.webhooksInternal for tests and the benchmark. */
+/** Internal handle, the `webhooksInternal` service (tests and the benchmark). */
 export interface WebhooksRuntime {
   registry: HandlerRegistry;
   committer: GroupCommitter;
   verifier: WebhookVerifier;
   metrics: WebhookMetrics;
+}
+
+declare module '../../app.js' {
+  interface Services {
+    /** Provided here (created by the first module that registers a handler). */
+    webhooks: HandlerRegistry;
+    /** Provided here: internal handle for tests and the benchmark. */
+    webhooksInternal: WebhooksRuntime;
+    /** Needed here, provided by the installations module: events of unknown locations are skipped. */
+    knownLocations: LocationLookup;
+    /** Needed here, provided by the provider module: checks the Delivery-URL token of unsigned deliveries. */
+    providerDeliveryTokens: DeliveryTokenCheck;
+  }
 }
 
 /**
@@ -121,7 +133,7 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
       );
       const verifier = new WebhookVerifier({ ed25519Keys: ed, rsaKeys: rsa, acceptRsa: c.WEBHOOK_ACCEPT_LEGACY_RSA });
       const metrics = createWebhookMetrics(ctx.metrics.registry);
-      const registry = webhooksService(ctx) as HandlerRegistry;
+      const registry = handlerRegistry(ctx);
       const committer = new GroupCommitter({
         // Served ahead of background work: a slow answer makes GHL drop the event for good.
         db: ctx.store.urgentDb,
@@ -136,11 +148,10 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
         },
       });
       runtime = { registry, committer, verifier, metrics };
-      ctx.services.webhooksInternal = runtime;
+      ctx.services.provide('webhooksInternal', runtime);
       const locations = (): LocationLookup | undefined => {
         if (opts.isKnownLocation) return { isKnownLocation: opts.isKnownLocation };
-        const svc = ctx.services.installations as Partial<LocationLookup> | undefined;
-        return typeof svc?.isKnownLocation === 'function' ? (svc as LocationLookup) : undefined;
+        return ctx.services.find('knownLocations');
       };
       ctx.queue.register<DispatchJobPayload>(DISPATCH_JOB, createDispatcher({ registry, metrics, locations }), opts.backoff ? { backoff: opts.backoff } : {});
       if (c.DATA_RETENTION_DAYS > 0) ctx.maintain('prune webhook events', 3600_000, (signal) => pruneEvents(ctx.db, c.DATA_RETENTION_DAYS, 5000, signal));
@@ -179,7 +190,7 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
           maxBodyBytes: c.WEBHOOK_MAX_BODY_BYTES,
           persistTimeoutMs: c.WEBHOOK_PERSIST_TIMEOUT_MS,
           overBacklog,
-          deliveryTokens: () => ctx.services.providerDeliveryTokens as DeliveryTokenCheck | undefined,
+          deliveryTokens: () => ctx.services.find('providerDeliveryTokens'),
           ...(opts.now ? { now: opts.now } : {}),
         }),
       );

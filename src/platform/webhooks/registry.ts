@@ -1,6 +1,8 @@
+import type { ServiceRegistry } from '../../app.js';
 import type { Db } from '../../infra/db/index.js';
 import type { Logger } from '../../infra/log/logger.js';
 import type { WebhookSource } from './tables.js';
+import { orderingKeys } from '../keys.js';
 
 /** An event as handlers see it: the stored row with its validated payload. */
 export interface StoredEvent<P = Record<string, unknown>> {
@@ -63,7 +65,7 @@ export interface RegisteredHandler {
   name: string;
 }
 
-/** Published as ctx.services.webhooks. */
+/** Published as ctx.services `webhooks` (see `webhooksService`). */
 export interface WebhooksService {
   /**
    * Registers a handler for an event type (the payload `type`, e.g. 'ContactCreate', 'INSTALL',
@@ -75,7 +77,7 @@ export interface WebhooksService {
   handledTypes(): string[];
 }
 
-/** Location lookup published by the installations module as ctx.services.installations. */
+/** Location lookup this module needs, published as ctx.services `knownLocations` (by the installations module). */
 export interface LocationLookup {
   isKnownLocation(locationId: string | null, companyId: string | null): Promise<boolean>;
 }
@@ -127,7 +129,7 @@ export function defaultOrderingKey(evt: IncomingEvent): string | null {
   const p = evt.payload;
   const contact = s(p.contactId) ?? (evt.type.startsWith('Contact') ? s(p.id) : undefined);
   if (!contact || !evt.locationId) return null;
-  return `wh:${evt.locationId}:${contact}`;
+  return orderingKeys.webhookContact(evt.locationId, contact);
 }
 
 /** Where an event belongs: locationId, or altId for location-scoped orders/invoices; companyId. */
@@ -143,10 +145,11 @@ export function eventScope(type: string, p: Record<string, unknown>): { location
  * The webhook handler registry of a bridge, created on first use: a module listed before the
  * webhooks module can register in its `init` too (`webhooksService(ctx).on(...)`).
  */
-export function webhooksService(ctx: { services: Record<string, unknown> }): WebhooksService {
-  const existing = ctx.services.webhooks;
-  if (existing instanceof HandlerRegistry) return existing;
-  const r = new HandlerRegistry();
-  ctx.services.webhooks = r;
-  return r;
+export function webhooksService(ctx: { services: ServiceRegistry }): WebhooksService {
+  return handlerRegistry(ctx);
+}
+
+/** The registry itself (the webhooks module's dispatcher and intake read it). */
+export function handlerRegistry(ctx: { services: ServiceRegistry }): HandlerRegistry {
+  return ctx.services.find('webhooks') ?? ctx.services.provide('webhooks', new HandlerRegistry());
 }

@@ -2,9 +2,10 @@ import { sql } from 'kysely';
 import type { Db } from '../../infra/db/index.js';
 import { deleteInBatches } from '../../infra/db/batches.js';
 import { prepared } from '../../infra/db/prepared.js';
-import { initialStateSql, NOTIFY_WORKERS, PRIORITY, type NewJob } from '../../infra/queue/index.js';
+import { JOB_INSERT_COLUMNS, jobColumnsSql, NOTIFY_WORKERS, PRIORITY, type NewJob } from '../../infra/queue/index.js';
 import type { WebhookSource, WebhookStatus } from './tables.js';
 import './tables.js';
+import { locationKey, locationKeySql } from '../keys.js';
 
 export const DISPATCH_JOB = 'webhook.dispatch';
 
@@ -183,10 +184,15 @@ export class GroupCommitter {
         returning id, source, dedupe_key, status, ordering_key, location_id
       ), jobs as (
         -- Job ids follow event ids, so events sharing an ordering key run in arrival order.
-        insert into bridge_jobs (kind, payload, ordering_key, scope, priority, max_attempts, state)
-        select ${DISPATCH_JOB}::text, jsonb_build_object('eventId', ev.id), ev.ordering_key,
-          case when ev.location_id is null then null else 'loc:' || ev.location_id end,
-          ${PRIORITY.normal}::smallint, ${this.opts.maxAttempts}::int, ${initialStateSql(sql`ev.ordering_key`)}
+        insert into bridge_jobs (${JOB_INSERT_COLUMNS})
+        select ${jobColumnsSql({
+          kind: sql`${DISPATCH_JOB}::text`,
+          payload: sql`jsonb_build_object('eventId', ev.id)`,
+          orderingKey: sql`ev.ordering_key`,
+          scope: locationKeySql(sql`ev.location_id`),
+          priority: PRIORITY.normal,
+          maxAttempts: this.opts.maxAttempts,
+        })}
         from ev where ev.status = 'received' order by ev.id
         returning id
       ), woke as (
@@ -224,7 +230,7 @@ export function dispatchJob(
     payload: replay ? { eventId, replay: true } : { eventId },
     orderingKey: r.orderingKey,
     // Same scope convention as the rest of the bridge, so pausing a location pauses its events.
-    scope: r.locationId ? `loc:${r.locationId}` : null,
+    scope: r.locationId ? locationKey(r.locationId) : null,
     ...(maxAttempts ? { maxAttempts } : {}),
   };
 }
