@@ -39,7 +39,7 @@ export type GetConversationResponse = Ok<CvOps['get-conversation']>;
 export type SendMessageBody = BodyOf<CvOps['send-a-new-message']>;
 export type SendMessageResponse = Ok<CvOps['send-a-new-message']>;
 // conversationProviderId is required by the spec but only needed for extra (custom) providers, and GHL may answer an
-// empty 201 body (the message did not land): docs/ghl-behaviour.md#posting-inbound-messages.
+// empty 201 body (the message did not land): docs/ghl-behaviour.md#inbound-messages.
 export type InboundMessageBody = Omit<BodyOf<CvOps['add-an-inbound-message']>, 'conversationProviderId'> & { conversationProviderId?: string };
 export type InboundMessageResponse = Partial<Ok<CvOps['add-an-inbound-message']>>;
 export type OutboundCallBody = BodyOf<CvOps['add-an-outbound-message']>;
