@@ -384,6 +384,16 @@ export class RateLimiter {
       .values({ client_id: this.clientId, resource_id: resourceId, slots, cap: this.opts.burst, daily_limit: this.opts.daily })
       .onConflict((oc) => oc.columns(['client_id', 'resource_id']).doNothing())
       .execute();
+    // A row written under other limits (another build, or a deployment given other limits) would be read with
+    // this process's slot unit and could grant nothing at all. Re-shape it to these limits. Every slot is stamped with
+    // the database's now, so the first interval after the change stays within what GHL may already have counted.
+    await sql`
+      update ghl_rate_buckets
+      set slots = (select coalesce(jsonb_agg(to_jsonb((extract(epoch from clock_timestamp()) * 1000)::float8)), '[]'::jsonb)
+                   from generate_series(1, ${this.#slotCount})),
+          cap = ${this.opts.burst}, daily_limit = ${this.opts.daily}, version = version + 1, updated_at = now()
+      where client_id = ${this.clientId} and resource_id = ${resourceId}
+        and (jsonb_array_length(slots) <> ${this.#slotCount} or daily_limit <> ${this.opts.daily} or cap > ${this.opts.burst})`.execute(this.db);
     this.#known.add(resourceId);
   }
 
