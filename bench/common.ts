@@ -73,7 +73,21 @@ export function table(headers: string[], rows: Array<Array<string | number>>): s
 export function startChild<T>(nodeArgs: string[], env?: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; ready: T }> {
   const child = spawn(process.execPath, ['--import', 'tsx', ...nodeArgs], { stdio: ['ignore', 'pipe', 'inherit'], ...(env ? { env } : {}) });
   return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', (l) => resolve({ child, ready: JSON.parse(l) as T }));
+    // The ready line is the first JSON line that is not a pino log line (a child logging at info prints those first);
+    // the interface keeps draining stdout afterwards, as a log shipper would.
+    const lines = createInterface({ input: child.stdout! });
+    const onLine = (l: string) => {
+      let v: unknown;
+      try {
+        v = JSON.parse(l);
+      } catch {
+        return;
+      }
+      if (typeof v === 'object' && v !== null && 'level' in v && 'msg' in v) return;
+      lines.off('line', onLine);
+      resolve({ child, ready: v as T });
+    };
+    lines.on('line', onLine);
     child.once('exit', (code) => reject(new Error(`${nodeArgs.join(' ')} exited (${code})`)));
   });
 }

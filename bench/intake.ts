@@ -9,7 +9,10 @@
  * Dispatch workers are off during (c) (WORKER_CONCURRENCY=0): the figure is the intake path;
  * pass --workers N to run N worker slots at the same time.
  *
- *   npm run bench:intake -- --duration 10 --connections 50 --stores pglite,postgres
+ * The real intake runs once per log level in --log-levels (default "info,warn"): `info` is the shipped default (pino
+ * writes its request lines to stdout, which the parent keeps draining like a log shipper would), `warn` is quiet.
+ *
+ *   npm run bench:intake -- --duration 10 --connections 50 --stores pglite,postgres --log-levels info,warn
  */
 import type { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, randomUUID, sign } from 'node:crypto';
@@ -37,6 +40,8 @@ const { values } = parseArgs({
     only: { type: 'string' },
     'cpu-prof': { type: 'string' },
     workers: { type: 'string', default: '0' },
+    'log-levels': { type: 'string', default: 'info,warn' },
+    'log-level': { type: 'string', default: 'warn' },
   },
 });
 
@@ -68,10 +73,11 @@ async function serve(mode: string, publicPem: string): Promise<void> {
     return;
   }
   const kind = mode === 'intake-postgres' ? 'postgres' : 'pglite';
+  const level = values['log-level']!;
   const schema = `bench_${randomBytes(4).toString('hex')}`;
   const dir = kind === 'pglite' ? mkdtempSync(join(tmpdir(), 'ghl-bridge-bench-')) : undefined;
   const config = loadConfig({
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: level,
     HOST: '127.0.0.1',
     PORT: '0',
     DATABASE_SCHEMA: schema,
@@ -80,7 +86,7 @@ async function serve(mode: string, publicPem: string): Promise<void> {
     ...(kind === 'postgres' ? { DATABASE_URL: PG_URL } : { DATA_DIR: dir }),
   });
   const handlers: BridgeModule = { name: 'bench', init: (ctx) => void webhooksService(ctx).on('ContactCreate', async () => {}) };
-  const bridge = await createBridge(config, { log: createLogger({ level: 'warn' }), modules: [webhooksModule({ extraEd25519Keys: [publicPem] }), handlers] });
+  const bridge = await createBridge(config, { log: createLogger({ level }), modules: [webhooksModule({ extraEd25519Keys: [publicPem] }), handlers] });
   print(await bridge.listen(0));
   process.on('SIGTERM', () => {
     void (async () => {
@@ -108,9 +114,9 @@ interface Row {
   total: number;
 }
 
-async function startServer(mode: string, pubPem: string): Promise<{ child: ChildProcess; url: string }> {
+async function startServer(mode: string, pubPem: string, level = 'warn'): Promise<{ child: ChildProcess; url: string }> {
   const prof = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [];
-  const { child, ready } = await startChild<{ url: string }>([...prof, 'bench/intake.ts', '--serve', mode, '--workers', values.workers!], { ...process.env, BENCH_PUBLIC_KEY: pubPem });
+  const { child, ready } = await startChild<{ url: string }>([...prof, 'bench/intake.ts', '--serve', mode, '--workers', values.workers!, '--log-level', level], { ...process.env, BENCH_PUBLIC_KEY: pubPem });
   return { child, url: ready.url };
 }
 
@@ -170,19 +176,22 @@ async function main(): Promise<void> {
   }
   console.log(`payload ${Buffer.byteLength(bodies[0]!)} bytes; ${values.connections} connections, ${values.duration} s each; dispatch workers: ${values.workers}`);
 
-  const modes: Array<[string, string]> = [
-    ['bare', '(a) bare Fastify 200'],
-    ['verify', '(b) verify-only'],
+  const modes: Array<[string, string, string]> = [
+    ['bare', '(a) bare Fastify 200', 'warn'],
+    ['verify', '(b) verify-only', 'warn'],
   ];
   const stores = values.stores!.split(',');
-  if (stores.includes('pglite')) modes.push(['intake-pglite', 'intake, PGlite (disk)']);
-  if (stores.includes('postgres')) {
-    if (await postgresAvailable()) modes.push(['intake-postgres', 'intake, PostgreSQL']);
-    else console.error(`PostgreSQL at ${PG_URL} not reachable: skipping it`);
+  const levels = values['log-levels']!.split(',');
+  const pgUp = stores.includes('postgres') && (await postgresAvailable());
+  if (stores.includes('postgres') && !pgUp) console.error(`PostgreSQL at ${PG_URL} not reachable: skipping it`);
+  for (const level of levels) {
+    const tag = level === 'info' ? 'log info (shipped default)' : `log ${level}`;
+    if (stores.includes('pglite')) modes.push(['intake-pglite', `intake, PGlite (disk), ${tag}`, level]);
+    if (pgUp) modes.push(['intake-postgres', `intake, PostgreSQL, ${tag}`, level]);
   }
   const rows: Row[] = [];
-  for (const [mode, name] of modes.filter(([m]) => !values.only || values.only.split(',').includes(m))) {
-    const { child, url } = await startServer(mode, pubPem);
+  for (const [mode, name, level] of modes.filter(([m]) => !values.only || values.only.split(',').includes(m))) {
+    const { child, url } = await startServer(mode, pubPem, level);
     try {
       // Short warm-up (JIT, connection pool) with distinct payloads not reused later.
       await autocannon({ url: `${url}/healthz`, connections: 10, duration: 1 });
