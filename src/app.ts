@@ -218,6 +218,7 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     log,
     metrics,
     bodyLimit: config.BODY_LIMIT_BYTES,
+    quietRoutePrefixes: config.LOG_HOT_PATH_REQUESTS ? [] : ['/webhooks/', '/channels/'],
     timeouts: {
       headersMs: config.HTTP_HEADERS_TIMEOUT_MS,
       requestMs: config.HTTP_REQUEST_TIMEOUT_MS,

@@ -54,6 +54,15 @@ export const VARS = [
   },
   { name: 'LOG_LEVEL', group: 'server', schema: level.default('info'), example: 'info', description: 'pino log level.' },
   {
+    name: 'LOG_HOT_PATH_REQUESTS',
+    group: 'server',
+    schema: bool.default(false),
+    example: 'false',
+    description:
+      'Log every GHL webhook and channel-inbound request at info. Off by default: those requests are counted in ghl_bridge_http_requests_total and only ' +
+      'warnings and errors are logged (request logging cost about a quarter of intake throughput in bench:intake).',
+  },
+  {
     name: 'BODY_LIMIT_BYTES',
     group: 'server',
     schema: int(1024, 50 * 1024 * 1024).default(1024 * 1024),

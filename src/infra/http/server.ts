@@ -13,6 +13,11 @@ export interface ServerOptions {
   readiness: () => Promise<Record<string, string | null>>;
   /** Extra state shown by /readyz that does not make the replica unready (e.g. the LISTEN connection). */
   readinessDetail?: () => Record<string, unknown>;
+  /**
+   * Hot paths (GHL webhooks, channel inbound): URL prefixes whose routes log at warn unless they set a level of their
+   * own, so a burst does not cost two info lines per request. They are still counted in the request metrics.
+   */
+  quietRoutePrefixes?: string[];
 }
 
 /**
@@ -44,6 +49,13 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
         }
       : {}),
   });
+
+  const quiet = opts.quietRoutePrefixes ?? [];
+  if (quiet.length) {
+    app.addHook('onRoute', (route) => {
+      if (!route.logLevel && quiet.some((p) => route.url.startsWith(p))) route.logLevel = 'warn';
+    });
+  }
 
   // Draining (close() started, listener still open or a keep-alive connection still busy): 429 + Retry-After, which
   // GHL retries (docs/ghl-behaviour.md#webhook-retries), and the connection is closed after the answer. Probes answer
