@@ -9,10 +9,11 @@
  * Dispatch workers are off during (c) (WORKER_CONCURRENCY=0): the figure is the intake path;
  * pass --workers N to run N worker slots at the same time.
  *
- * The real intake runs once per log level in --log-levels (default "info,warn"): `info` is the shipped default (pino
- * writes its request lines to stdout, which the parent keeps draining like a log shipper would), `warn` is quiet.
+ * The real intake runs once per log level in --log-levels (default "info-all,info,warn"): `info` is the shipped default
+ * (webhook requests counted in metrics, not logged one by one), `info-all` adds LOG_HOT_PATH_REQUESTS=true (two pino
+ * lines per request on stdout, which the parent keeps draining like a log shipper would), `warn` is quiet.
  *
- *   npm run bench:intake -- --duration 10 --connections 50 --stores pglite,postgres --log-levels info,warn
+ *   npm run bench:intake -- --duration 10 --connections 50 --stores pglite,postgres --log-levels info-all,info,warn
  */
 import type { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, randomUUID, sign } from 'node:crypto';
@@ -40,7 +41,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     'cpu-prof': { type: 'string' },
     workers: { type: 'string', default: '0' },
-    'log-levels': { type: 'string', default: 'info,warn' },
+    'log-levels': { type: 'string', default: 'info-all,info,warn' },
     'log-level': { type: 'string', default: 'warn' },
   },
 });
@@ -77,7 +78,8 @@ async function serve(mode: string, publicPem: string): Promise<void> {
   const schema = `bench_${randomBytes(4).toString('hex')}`;
   const dir = kind === 'pglite' ? mkdtempSync(join(tmpdir(), 'ghl-bridge-bench-')) : undefined;
   const config = loadConfig({
-    LOG_LEVEL: level,
+    LOG_LEVEL: level === 'info-all' ? 'info' : level,
+    LOG_HOT_PATH_REQUESTS: level === 'info-all' ? 'true' : 'false',
     HOST: '127.0.0.1',
     PORT: '0',
     DATABASE_SCHEMA: schema,
@@ -86,7 +88,7 @@ async function serve(mode: string, publicPem: string): Promise<void> {
     ...(kind === 'postgres' ? { DATABASE_URL: PG_URL } : { DATA_DIR: dir }),
   });
   const handlers: BridgeModule = { name: 'bench', init: (ctx) => void webhooksService(ctx).on('ContactCreate', async () => {}) };
-  const bridge = await createBridge(config, { log: createLogger({ level }), modules: [webhooksModule({ extraEd25519Keys: [publicPem] }), handlers] });
+  const bridge = await createBridge(config, { log: createLogger({ level: config.LOG_LEVEL }), modules: [webhooksModule({ extraEd25519Keys: [publicPem] }), handlers] });
   print(await bridge.listen(0));
   process.on('SIGTERM', () => {
     void (async () => {
@@ -185,7 +187,7 @@ async function main(): Promise<void> {
   const pgUp = stores.includes('postgres') && (await postgresAvailable());
   if (stores.includes('postgres') && !pgUp) console.error(`PostgreSQL at ${PG_URL} not reachable: skipping it`);
   for (const level of levels) {
-    const tag = level === 'info' ? 'log info (shipped default)' : `log ${level}`;
+    const tag = level === 'info' ? 'log info (shipped default)' : level === 'info-all' ? 'log info + every request' : `log ${level}`;
     if (stores.includes('pglite')) modes.push(['intake-pglite', `intake, PGlite (disk), ${tag}`, level]);
     if (pgUp) modes.push(['intake-postgres', `intake, PostgreSQL, ${tag}`, level]);
   }
