@@ -22,7 +22,8 @@ import { registerChannelAdminRoutes } from './admin.js';
 import { ChannelCache, configureChannel, deleteChannel, getChannelView, listChannels, type ChannelOptions, type ChannelView } from './channels.js';
 import { inboundHandler, registerInboundRoutes, storeInbound, JOB_INBOUND, type InboundRuntime } from './inbound.js';
 import { pruneMessages } from './retention.js';
-import { JOB_POLL, JOB_SEND, JOB_STATUS, orderingKeyOf, pollHandler, relayOutbound, sendHandler, statusHandler, type OutboundRuntime, type ProviderSettings, type RelayEvents } from './outbound.js';
+import { JOB_POLL, JOB_SEND, JOB_STATUS, pollHandler, relayOutbound, sendHandler, statusHandler, type OutboundRuntime, type ProviderSettings, type RelayEvents } from './outbound.js';
+import { orderingKeys } from '../../platform/keys.js';
 import { providerConfirmationMigration, providerMigration } from './migration.js';
 import { catchupOverview, providerCatchupMigration, registerCatchupAdminRoutes, runCatchup, type CatchupResult, type CatchupRuntime, type CatchupSettings } from './catchup.js';
 
@@ -177,7 +178,7 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         },
         {
           name: 'provider.outbound',
-          orderingKey: (e) => (e.locationId && typeof e.payload.contactId === 'string' ? orderingKeyOf(e.locationId, e.payload.contactId) : null),
+          orderingKey: (e) => (e.locationId && typeof e.payload.contactId === 'string' ? orderingKeys.contact(e.locationId, e.payload.contactId) : null),
         },
       );
       // The signed app event that confirms unsigned deliveries (it may come before or after the delivery).

@@ -77,13 +77,11 @@ const errText = (e: unknown) => (e instanceof Error ? e.message : String(e)).sli
 /** The queue's equal-jitter exponential backoff, capped at 5 minutes. */
 const backoff = (baseMs: number, attempt: number) => backoffDelay(attempt, { baseMs, maxMs: 300_000 });
 
-export const orderingKeyOf = orderingKeys.contact;
-
 export function sendJob(p: { messageId: string; locationId: string; contactId: string }, runAt?: Date): NewJob {
   return {
     kind: JOB_SEND,
     payload: { messageId: p.messageId },
-    orderingKey: orderingKeyOf(p.locationId, p.contactId),
+    orderingKey: orderingKeys.contact(p.locationId, p.contactId),
     scope: locationKey(p.locationId),
     // One send job per message at a time: a redelivered webhook or a re-run dispatch cannot queue a second one.
     dedupeKey: `${JOB_SEND}:${p.messageId}`,
@@ -164,7 +162,10 @@ export function toOutboundMessage(p: Record<string, unknown>): OutboundMessage {
     attachments: att,
   };
   const opt = { phone: str(p.phone), message: typeof p.message === 'string' ? p.message : undefined, subject: str(p.subject), html: str(p.html), emailFrom: str(p.emailFrom), replyToAltId: str(p.replyToAltId), userId: str(p.userId) };
-  for (const [k, v] of Object.entries(opt)) if (v !== undefined) (m as unknown as Record<string, unknown>)[k] = v;
+  for (const k of Object.keys(opt) as Array<keyof typeof opt>) {
+    const v = opt[k];
+    if (v !== undefined) m[k] = v;
+  }
   if (emailTo?.length) m.emailTo = emailTo;
   return m;
 }

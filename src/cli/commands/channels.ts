@@ -3,7 +3,7 @@ import { loadKeyRing } from '../../infra/crypto/keyring.js';
 import { createLogger } from '../../infra/log/logger.js';
 import { migrateToLatest } from '../../infra/db/migrations/index.js';
 import { allMigrations } from '../../modules.js';
-import { ChannelValidationError, configureChannel, deleteChannel, getChannelView, listChannels, type ChannelView } from '../../capabilities/provider/index.js';
+import { ChannelValidationError, configureChannel, parseChannelConfig, deleteChannel, getChannelView, listChannels, type ChannelView } from '../../capabilities/provider/index.js';
 import { configOrExit, fail, openStore } from '../common.js';
 
 interface SetOptions {
@@ -88,7 +88,7 @@ export function registerChannelsCommand(program: Command): void {
       try {
         await migrateToLatest(store.db, store.schema, await allMigrations(config));
         const ring = loadKeyRing(config, createLogger({ level: 'silent' }));
-        const v = await configureChannel(store.db, ring, locationId, buildConfig(o) as never, {
+        const v = await configureChannel(store.db, ring, locationId, parseChannelConfig(buildConfig(o)), {
           defaultRegion: o.region ?? 'US',
           conversationProviderId: o.providerId ?? null,
           emailInboundType: o.emailCustom ? 'Custom' : 'Email',
