@@ -3,6 +3,7 @@ import { Gauge } from 'prom-client';
 import type { Config } from './infra/config/index.js';
 import { openDatabase, type DatabaseHandle, type Db } from './infra/db/index.js';
 import { mergeMigrations, migrateToLatest, pendingMigrations, type Migrations } from './infra/db/migrations/index.js';
+import { requireAdminKey } from './infra/http/admin-auth.js';
 import { buildServer } from './infra/http/server.js';
 import { createLogger, type Logger } from './infra/log/logger.js';
 import { createMetrics, type Metrics } from './infra/observability/metrics.js';
@@ -90,6 +91,12 @@ export interface BridgeModule {
   migrations?: Migrations;
   init?(ctx: AppContext): Promise<void> | void;
   routes?(app: FastifyInstance, ctx: AppContext): Promise<void> | void;
+  /**
+   * The module's operator API (paths under /admin/). Registered inside the one admin scope, whose onRequest hook
+   * checks `Authorization: Bearer <ADMIN_API_KEY>` before any handler runs; not registered at all when
+   * ADMIN_API_KEY is unset. Admin routes go here, never in `routes`.
+   */
+  adminRoutes?(admin: FastifyInstance, ctx: AppContext): Promise<void> | void;
   start?(ctx: AppContext): Promise<void> | void;
   stop?(ctx: AppContext): Promise<void> | void;
 }
@@ -242,6 +249,14 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     readinessDetail: () => ({ listen: listenDetail() }),
   });
   for (const m of modules) if (m.routes) await app.register(async (scope) => m.routes!(scope, ctx));
+  // The one guarded admin scope: every module's /admin/* API, behind one auth hook.
+  const adminKey = config.ADMIN_API_KEY;
+  if (adminKey) {
+    await app.register(async (admin) => {
+      admin.addHook('onRequest', requireAdminKey(adminKey));
+      for (const m of modules) if (m.adminRoutes) await admin.register(async (scope) => m.adminRoutes!(scope, ctx));
+    });
+  }
 
   const timers: NodeJS.Timeout[] = [];
   let closed = false;

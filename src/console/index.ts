@@ -2,32 +2,33 @@ import type { AppContext, BridgeModule } from '../app.js';
 import type { InstallationsService } from '../platform/installations/index.js';
 import type { ProviderService } from '../capabilities/provider/index.js';
 import { countByState, listJobs, retryJobs } from '../infra/queue/index.js';
-import { requireAdminKey } from '../infra/http/admin-auth.js';
+import { httpError } from '../infra/http/errors.js';
 import { listEvents } from '../platform/webhooks/index.js';
 import { DASHBOARD_HTML } from './page.js';
 
 /**
- * Ops dashboard: GET /admin serves a static page (it holds no data); the page asks for the admin
- * key and reads /admin/api/overview with it. Everything is read through the owning modules'
- * functions. Disabled when ADMIN_API_KEY is unset.
+ * Ops dashboard: GET /admin serves a static page to anyone (a login form holding no data: a browser navigation
+ * cannot send a bearer key); the page asks for the admin key and reads /admin/api/overview with it. The data calls
+ * are in the kernel's guarded admin scope (adminRoutes). Everything is read through the owning modules' functions.
+ * Disabled when ADMIN_API_KEY is unset.
  */
 export function dashboardModule(): BridgeModule {
   return {
     name: 'dashboard',
     routes(app, ctx) {
-      const key = ctx.config.ADMIN_API_KEY;
-      if (!key) return;
-      const guard = requireAdminKey(key);
+      if (!ctx.config.ADMIN_API_KEY) return;
       app.get('/admin', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(DASHBOARD_HTML));
-      app.get('/admin/api/overview', { preHandler: guard }, async () => overview(ctx));
-      app.post<{ Body: { ids?: unknown; allDead?: unknown } }>('/admin/api/jobs/retry', { preHandler: guard }, async (req, reply) => {
+    },
+    adminRoutes(app, ctx) {
+      app.get('/admin/api/overview', async () => overview(ctx));
+      app.post<{ Body: { ids?: unknown; allDead?: unknown } }>('/admin/api/jobs/retry', async (req) => {
         const body = req.body ?? {};
         const ids = Array.isArray(body.ids) ? body.ids.map(Number) : undefined;
         if (ids && ids.some((n) => !Number.isInteger(n) || n <= 0)) {
-          return reply.status(400).send({ statusCode: 400, error: 'Bad Request', message: 'ids must be positive whole numbers' });
+          throw httpError(400, 'ids must be positive whole numbers', [{ path: 'body.ids', message: 'expected positive whole numbers' }]);
         }
         if (!ids && body.allDead !== true) {
-          return reply.status(400).send({ statusCode: 400, error: 'Bad Request', message: 'send {"ids":[…]} or {"allDead":true}' });
+          throw httpError(400, 'send {"ids":[…]} or {"allDead":true}');
         }
         const retried = await retryJobs(ctx.db, ids ? { ids } : { allDead: true });
         ctx.queue.notify();

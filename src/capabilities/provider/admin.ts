@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ChannelConfig, ChannelConfigInput } from '../channels/index.js';
-import { requireAdminKey } from '../../infra/http/admin-auth.js';
+import { channelConfigSchema } from '../channels/config.js';
+import { httpError, parseOr400, zodDetails } from '../../infra/http/errors.js';
 import { locationIdParams } from '../../infra/http/ids.js';
 import { ChannelValidationError, type ChannelOptions, type ChannelView } from './channels.js';
 
@@ -23,34 +24,38 @@ const putBody = z.object({
 });
 
 /**
- * Operator API for per-location channels, `Authorization: Bearer <ADMIN_API_KEY>`:
+ * Operator API for per-location channels (registered in the kernel's guarded admin scope, app.ts adminRoutes):
  * PUT /admin/channels/:locationId (validated, secrets encrypted), GET /admin/channels[/:locationId] (masked), DELETE.
  */
-export async function registerChannelAdminRoutes(app: FastifyInstance, o: { service: ChannelAdminService; apiKey: string }): Promise<void> {
+export async function registerChannelAdminRoutes(app: FastifyInstance, o: { service: ChannelAdminService }): Promise<void> {
   const s = o.service;
-  app.addHook('onRequest', requireAdminKey(o.apiKey));
+  const missing = (locationId: string) => httpError(404, `no channel configured for location ${locationId}`);
   const withUrl = <T extends { locationId: string }>(v: T) => ({ ...v, inboundUrl: s.inboundUrl(v.locationId) });
 
   app.get('/admin/channels', async () => ({ channels: (await s.listChannels()).map(withUrl) }));
-  app.get<{ Params: { locationId: string } }>('/admin/channels/:locationId', { schema: { params: locationIdParams } }, async (req, reply) => {
+  app.get<{ Params: { locationId: string } }>('/admin/channels/:locationId', { schema: { params: locationIdParams } }, async (req) => {
     const v = await s.getChannel(req.params.locationId);
-    if (!v) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no channel configured for location ${req.params.locationId}` });
+    if (!v) throw missing(req.params.locationId);
     return withUrl(v);
   });
-  app.put<{ Params: { locationId: string } }>('/admin/channels/:locationId', { schema: { params: locationIdParams } }, async (req, reply) => {
-    const b = putBody.safeParse(req.body);
-    if (!b.success) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: z.prettifyError(b.error) });
+  app.put<{ Params: { locationId: string } }>('/admin/channels/:locationId', { schema: { params: locationIdParams } }, async (req) => {
+    const { config: raw, ...opts } = parseOr400(putBody, req.body, 'body');
+    // The channel config typed by its own schema (no cast); failures name each field under body.config.
+    const c = channelConfigSchema.safeParse(raw);
+    if (!c.success) {
+      const details = zodDetails('body.config', c.error);
+      throw httpError(400, `invalid channel config: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`, details);
+    }
     try {
-      const { config, ...opts } = b.data;
-      return withUrl(await s.configureChannel(req.params.locationId, config as never, opts));
+      return withUrl(await s.configureChannel(req.params.locationId, c.data, opts));
     } catch (e) {
-      if (e instanceof ChannelValidationError) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: e.message });
+      if (e instanceof ChannelValidationError) throw httpError(400, e.message);
       throw e;
     }
   });
-  app.delete<{ Params: { locationId: string } }>('/admin/channels/:locationId', { schema: { params: locationIdParams } }, async (req, reply) => {
+  app.delete<{ Params: { locationId: string } }>('/admin/channels/:locationId', { schema: { params: locationIdParams } }, async (req) => {
     const ok = await s.deleteChannel(req.params.locationId);
-    if (!ok) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no channel configured for location ${req.params.locationId}` });
+    if (!ok) throw missing(req.params.locationId);
     return { ok: true };
   });
 }

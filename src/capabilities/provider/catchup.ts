@@ -19,7 +19,7 @@ import { sql, type ColumnType, type Kysely, type Migration } from 'kysely';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Counter, Gauge } from 'prom-client';
-import { requireAdminKey } from '../../infra/http/admin-auth.js';
+import { parseOr400 } from '../../infra/http/errors.js';
 import { enqueue } from '../../infra/queue/index.js';
 import type { Message as GhlMessage } from '../../platform/ghl/types.js';
 import { GhlApiError } from '../../platform/ghl/errors.js';
@@ -346,12 +346,10 @@ const catchupBody = z
   .strict();
 
 /** POST /admin/provider/catch-up {locationId?, since?} → {results}; GET /admin/provider/catch-up → last runs. */
-export async function registerCatchupAdminRoutes(app: FastifyInstance, o: { apiKey: string; run: (locationId?: string, since?: Date) => Promise<CatchupResult[]>; overview: () => Promise<unknown> }): Promise<void> {
-  app.addHook('onRequest', requireAdminKey(o.apiKey));
-  app.post('/admin/provider/catch-up', async (req, reply) => {
-    const b = catchupBody.safeParse(req.body ?? {});
-    if (!b.success) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: z.prettifyError(b.error) });
-    return { results: await o.run(b.data.locationId, b.data.since ? new Date(b.data.since) : undefined) };
+export async function registerCatchupAdminRoutes(app: FastifyInstance, o: { run: (locationId?: string, since?: Date) => Promise<CatchupResult[]>; overview: () => Promise<unknown> }): Promise<void> {
+  app.post('/admin/provider/catch-up', async (req) => {
+    const b = parseOr400(catchupBody, req.body ?? {}, 'body');
+    return { results: await o.run(b.locationId, b.since ? new Date(b.since) : undefined) };
   });
   app.get('/admin/provider/catch-up', async () => ({ locations: await o.overview() }));
 }

@@ -255,16 +255,15 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       };
       ctx.services.provide('provider', service);
     },
-    async routes(app, ctx) {
+    async routes(app) {
       const rt = inbound!;
       await app.register(async (scope) => registerInboundRoutes(scope, rt));
-      const apiKey = ctx.config.ADMIN_API_KEY;
-      if (apiKey) {
-        // Through the service: its configure/delete also drop this process's cached adapter for the location.
-        const service = ctx.services.get('provider');
-        await app.register(async (scope) => registerChannelAdminRoutes(scope, { service, apiKey }));
-        await app.register(async (scope) => registerCatchupAdminRoutes(scope, { apiKey, run: (locationId, since) => service.catchUp({ locationId, since }), overview: () => service.catchupOverview() }));
-      }
+    },
+    async adminRoutes(admin, ctx) {
+      // Through the service: its configure/delete also drop this process's cached adapter for the location.
+      const service = ctx.services.get('provider');
+      await registerChannelAdminRoutes(admin, { service });
+      await registerCatchupAdminRoutes(admin, { run: (locationId, since) => service.catchUp({ locationId, since }), overview: () => service.catchupOverview() });
     },
   };
 }

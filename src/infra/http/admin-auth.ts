@@ -17,7 +17,7 @@ export function requireAdminKey(apiKey: string) {
       return reply
         .code(401)
         .header('www-authenticate', 'Bearer')
-        .send({ statusCode: 401, error: 'Unauthorized', message: 'admin API: send Authorization: Bearer <ADMIN_API_KEY>' });
+        .send({ statusCode: 401, error: 'Unauthorized', message: 'admin API: send Authorization: Bearer <ADMIN_API_KEY>', requestId: req.id });
     }
   };
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { redactUrl, type Logger } from '../log/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { HttpError, reasonPhrase, type ApiError, type ErrorDetail } from './errors.js';
 
 export interface ServerOptions {
   log: Logger;
@@ -82,19 +83,28 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     reply.header('x-request-id', req.id);
   });
 
-  // Errors carry a stable shape; 5xx never leak internals to the caller.
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
+  // The one error shape (errors.ts): { statusCode, error, message, requestId, details? }; 5xx never leak internals.
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: { instancePath?: string; params?: Record<string, unknown>; message?: string }[]; validationContext?: string }, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'request failed');
-    void reply.status(status).send({
+    const details: ErrorDetail[] | undefined =
+      err instanceof HttpError
+        ? err.details
+        : err.validation?.map((v) => {
+            const missing = typeof v.params?.missingProperty === 'string' ? `/${v.params.missingProperty}` : '';
+            return { path: [err.validationContext ?? 'request', ...`${v.instancePath ?? ''}${missing}`.split('/').filter(Boolean)].join('.'), message: v.message ?? 'invalid' };
+          });
+    const body: ApiError = {
       statusCode: status,
-      error: status >= 500 ? 'Internal Server Error' : err.code ?? 'Bad Request',
+      error: status >= 500 ? 'Internal Server Error' : err instanceof HttpError ? err.errorCode ?? reasonPhrase(status) : err.code ?? reasonPhrase(status),
       message: status >= 500 ? 'internal error; see the server log for request ' + req.id : err.message,
       requestId: req.id,
-    });
+      ...(details?.length && status < 500 ? { details } : {}),
+    };
+    void reply.status(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no route for ${req.method} ${redactUrl(req.url.split('?')[0] ?? '')}` });
+    void reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no route for ${req.method} ${redactUrl(req.url.split('?')[0] ?? '')}`, requestId: req.id });
   });
 
   app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }));

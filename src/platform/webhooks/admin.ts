@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Db } from '../../infra/db/index.js';
-import { requireAdminKey } from '../../infra/http/admin-auth.js';
+import { httpError, parseOr400 } from '../../infra/http/errors.js';
 import { getEvent, listEvents, replayEvents } from './replay.js';
 import { WEBHOOK_STATUSES } from './tables.js';
 
@@ -21,16 +21,13 @@ const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).optional(),
 });
 
-/**
- * Operator API under /admin/webhooks, `Authorization: Bearer <ADMIN_API_KEY>`. Not registered at
- * all when ADMIN_API_KEY is unset.
- */
-export async function registerAdminRoutes(app: FastifyInstance, o: { db: Db; apiKey: string; maxAttempts?: number }): Promise<void> {
-  app.addHook('onRequest', requireAdminKey(o.apiKey));
+const idParams = z.object({ id: z.coerce.number().int('expected a positive integer').positive('expected a positive integer') });
 
-  app.get('/admin/webhooks/events', async (req, reply) => {
-    const q = listQuery.safeParse(req.query);
-    if (!q.success) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: z.prettifyError(q.error) });
+/** Operator API under /admin/webhooks; registered in the kernel's guarded admin scope (app.ts adminRoutes). */
+export async function registerAdminRoutes(app: FastifyInstance, o: { db: Db; maxAttempts?: number }): Promise<void> {
+
+  app.get('/admin/webhooks/events', async (req) => {
+    const q = { data: parseOr400(listQuery, req.query, 'query') };
     const rows = await listEvents(o.db, {
       ...(q.data.status ? { status: q.data.status as (typeof WEBHOOK_STATUSES)[number] } : {}),
       ...(q.data.type ? { type: q.data.type } : {}),
@@ -40,18 +37,16 @@ export async function registerAdminRoutes(app: FastifyInstance, o: { db: Db; api
     return { events: rows };
   });
 
-  app.get<{ Params: { id: string } }>('/admin/webhooks/events/:id', async (req, reply) => {
-    const id = Number(req.params.id);
-    if (!Number.isSafeInteger(id) || id <= 0) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: 'id must be a positive integer' });
+  app.get('/admin/webhooks/events/:id', async (req) => {
+    const { id } = parseOr400(idParams, req.params, 'params');
     const row = await getEvent(o.db, id);
-    if (!row) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no webhook event ${id}` });
+    if (!row) throw httpError(404, `no webhook event ${id}`);
     const { raw, ...rest } = row;
     return { ...rest, raw: raw ? Buffer.from(raw).toString('base64') : null };
   });
 
-  app.post('/admin/webhooks/replay', async (req, reply) => {
-    const b = replayBody.safeParse(req.body ?? {});
-    if (!b.success) return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: z.prettifyError(b.error) });
+  app.post('/admin/webhooks/replay', async (req) => {
+    const b = { data: parseOr400(replayBody, req.body ?? {}, 'body') };
     const r = await replayEvents(
       o.db,
       {

@@ -194,10 +194,9 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
           ...(opts.now ? { now: opts.now } : {}),
         }),
       );
-      if (c.ADMIN_API_KEY) {
-        const apiKey = c.ADMIN_API_KEY;
-        await app.register(async (scope) => registerAdminRoutes(scope, { db: ctx.db, apiKey, ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}) }));
-      }
+    },
+    async adminRoutes(admin, ctx) {
+      await registerAdminRoutes(admin, { db: ctx.db, ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}) });
     },
     async stop() {
       // Requests already answered are committed; let in-flight writes finish before the store closes.
