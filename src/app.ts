@@ -112,6 +112,8 @@ export function bridgeMigrations(modules: readonly BridgeModule[]): Migrations {
 export interface Bridge {
   app: FastifyInstance;
   ctx: AppContext;
+  /** Every route of the guarded admin scope (empty without ADMIN_API_KEY): for the console, the API document and tests. */
+  adminRouteTable: ReadonlyArray<{ method: string; url: string }>;
   /** Listens on config HOST:PORT (or the given port) and starts the workers; returns the base URL. */
   listen(port?: number): Promise<string>;
   /** Runs every registered housekeeping task once now (also done at listen and on their interval). */
@@ -251,9 +253,13 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
   for (const m of modules) if (m.routes) await app.register(async (scope) => m.routes!(scope, ctx));
   // The one guarded admin scope: every module's /admin/* API, behind one auth hook.
   const adminKey = config.ADMIN_API_KEY;
+  const adminRouteTable: Array<{ method: string; url: string }> = [];
   if (adminKey) {
     await app.register(async (admin) => {
       admin.addHook('onRequest', requireAdminKey(adminKey));
+      admin.addHook('onRoute', (r) => {
+        for (const method of [r.method].flat()) if (method !== 'HEAD') adminRouteTable.push({ method, url: r.url });
+      });
       for (const m of modules) if (m.adminRoutes) await admin.register(async (scope) => m.adminRoutes!(scope, ctx));
     });
   }
@@ -263,6 +269,7 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
   return {
     app,
     ctx,
+    adminRouteTable,
     async listen(port?: number) {
       // A deep accept backlog: GHL (and bulk actions) can open many connections at once, and a
       // dropped SYN costs a 1 s retransmit, enough to push a webhook past the sender's timeout.
