@@ -11,7 +11,11 @@ const platform = ['**/platform/**'];
 const capabilities = ['**/capabilities/**'];
 const consoleUi = ['**/console/**'];
 const emulator = ['**/emulator/**'];
-const above = (...groups) => ({ patterns: [{ group: groups.flat(), message: 'a lower layer imports nothing from a higher one (see README "Architecture")' }] });
+const above = (...groups) => ({
+  patterns: [
+    { group: groups.flat(), message: 'a lower layer imports nothing from a higher one (see README "Architecture")' },
+  ],
+});
 const forbid = (...groups) => ({ '@typescript-eslint/no-restricted-imports': ['error', above(...groups)] });
 
 export default tseslint.config(
@@ -38,16 +42,32 @@ export default tseslint.config(
     rules: { 'import-x/no-cycle': ['error', { ignoreExternal: true }] },
   },
   // Infrastructure (config, log, observability, crypto, db, queue, http, util) and the emulator: no bridge feature.
-  { files: ['src/infra/**/*.ts', 'src/emulator/**/*.ts'], rules: forbid(kernel, platform, capabilities, consoleUi, composition) },
+  {
+    files: ['src/infra/**/*.ts', 'src/emulator/**/*.ts'],
+    rules: forbid(kernel, platform, capabilities, consoleUi, composition),
+  },
   { files: ['src/infra/**/*.ts'], rules: forbid(kernel, platform, capabilities, consoleUi, composition, emulator) },
   // The database layer knows no table owner: modules hand it their migrations.
-  { files: ['src/infra/db/**/*.ts'], rules: forbid(kernel, platform, capabilities, consoleUi, composition, emulator, ['**/queue/**', '**/http/**', '**/crypto/**']) },
+  {
+    files: ['src/infra/db/**/*.ts'],
+    rules: forbid(kernel, platform, capabilities, consoleUi, composition, emulator, [
+      '**/queue/**',
+      '**/http/**',
+      '**/crypto/**',
+    ]),
+  },
   // The GHL platform: the client and rate limiter know no module; installations and intake build on them.
   { files: ['src/platform/**/*.ts'], rules: forbid(capabilities, consoleUi, composition, emulator) },
-  { files: ['src/platform/ghl/**/*.ts'], rules: forbid(kernel, capabilities, consoleUi, composition, emulator, ['**/installations/**', '**/webhooks/**']) },
+  {
+    files: ['src/platform/ghl/**/*.ts'],
+    rules: forbid(kernel, capabilities, consoleUi, composition, emulator, ['**/installations/**', '**/webhooks/**']),
+  },
   // Capabilities build on the platform; channel adapters know no capability.
   { files: ['src/capabilities/**/*.ts'], rules: forbid(consoleUi, composition, emulator) },
-  { files: ['src/capabilities/channels/**/*.ts'], rules: forbid(kernel, platform, consoleUi, composition, emulator, ['**/provider/**']) },
+  {
+    files: ['src/capabilities/channels/**/*.ts'],
+    rules: forbid(kernel, platform, consoleUi, composition, emulator, ['**/provider/**']),
+  },
   { files: ['src/console/**/*.ts'], rules: forbid(composition, emulator) },
   // The kernel (src/app.ts) knows only infrastructure.
   { files: ['src/app.ts'], rules: forbid(platform, capabilities, consoleUi, composition, emulator) },

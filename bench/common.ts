@@ -9,7 +9,8 @@ import { openDatabase, type DatabaseHandle } from '../src/infra/db/index.js';
 import { migrateToLatest } from '../src/infra/db/migrations/index.js';
 import { allMigrations } from '../src/modules.js';
 
-export const PG_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const PG_URL =
+  process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 export interface BenchStore {
   name: 'PGlite' | 'PostgreSQL';
@@ -60,10 +61,19 @@ export async function postgresAvailable(): Promise<boolean> {
 }
 
 export function table(headers: string[], rows: Array<Array<string | number>>): string {
-  const cells = [headers, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? c.toLocaleString('en-US', { maximumFractionDigits: 1 }) : c)))];
+  const cells = [
+    headers,
+    ...rows.map((r) =>
+      r.map((c) => (typeof c === 'number' ? c.toLocaleString('en-US', { maximumFractionDigits: 1 }) : c)),
+    ),
+  ];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => String(r[i]).length)));
   const line = (r: Array<string | number>) => '| ' + r.map((c, i) => String(c).padEnd(widths[i]!)).join(' | ') + ' |';
-  return [line(cells[0]!), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...cells.slice(1).map(line)].join('\n');
+  return [
+    line(cells[0]!),
+    '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|',
+    ...cells.slice(1).map(line),
+  ].join('\n');
 }
 
 /**
@@ -71,7 +81,10 @@ export function table(headers: string[], rows: Array<Array<string | number>>): s
  * CPU; resolves with the first line it prints on stdout, parsed as JSON (its address, ids, keys).
  */
 export function startChild<T>(nodeArgs: string[], env?: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; ready: T }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...nodeArgs], { stdio: ['ignore', 'pipe', 'inherit'], ...(env ? { env } : {}) });
+  const child = spawn(process.execPath, ['--import', 'tsx', ...nodeArgs], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    ...(env ? { env } : {}),
+  });
   return new Promise((resolve, reject) => {
     // The ready line is the first JSON line that is not a pino log line (a child logging at info prints those first);
     // the interface keeps draining stdout afterwards, as a log shipper would.

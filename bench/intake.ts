@@ -87,8 +87,14 @@ async function serve(mode: string, publicPem: string): Promise<void> {
     WEBHOOK_MAX_BACKLOG: '10000000',
     ...(kind === 'postgres' ? { DATABASE_URL: PG_URL } : { DATA_DIR: dir }),
   });
-  const handlers: BridgeModule = { name: 'bench', init: (ctx) => void webhooksService(ctx).on('ContactCreate', async () => {}) };
-  const bridge = await createBridge(config, { log: createLogger({ level: config.LOG_LEVEL }), modules: [webhooksModule({ extraEd25519Keys: [publicPem] }), handlers] });
+  const handlers: BridgeModule = {
+    name: 'bench',
+    init: (ctx) => void webhooksService(ctx).on('ContactCreate', async () => {}),
+  };
+  const bridge = await createBridge(config, {
+    log: createLogger({ level: config.LOG_LEVEL }),
+    modules: [webhooksModule({ extraEd25519Keys: [publicPem] }), handlers],
+  });
   print(await bridge.listen(0));
   process.on('SIGTERM', () => {
     void (async () => {
@@ -116,9 +122,16 @@ interface Row {
   total: number;
 }
 
-async function startServer(mode: string, pubPem: string, level = 'warn'): Promise<{ child: ChildProcess; url: string }> {
+async function startServer(
+  mode: string,
+  pubPem: string,
+  level = 'warn',
+): Promise<{ child: ChildProcess; url: string }> {
   const prof = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [];
-  const { child, ready } = await startChild<{ url: string }>([...prof, 'bench/intake.ts', '--serve', mode, '--workers', values.workers!, '--log-level', level], { ...process.env, BENCH_PUBLIC_KEY: pubPem });
+  const { child, ready } = await startChild<{ url: string }>(
+    [...prof, 'bench/intake.ts', '--serve', mode, '--workers', values.workers!, '--log-level', level],
+    { ...process.env, BENCH_PUBLIC_KEY: pubPem },
+  );
   return { child, url: ready.url };
 }
 
@@ -133,15 +146,26 @@ async function load(name: string, url: string, bodies: string[], sigs: string[])
         method: 'POST',
         setupRequest: (req) => {
           const k = i++ % bodies.length;
-          return { ...req, body: bodies[k]!, headers: { 'content-type': 'application/json', 'x-ghl-signature': sigs[k]! } };
+          return {
+            ...req,
+            body: bodies[k]!,
+            headers: { 'content-type': 'application/json', 'x-ghl-signature': sigs[k]! },
+          };
         },
       },
     ],
   });
-  if (i > bodies.length) console.error(`note: ${name} used ${i} requests > ${bodies.length} distinct payloads; the rest were duplicates`);
-  return { name, rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx + result.errors + result.timeouts, total: result.requests.total };
+  if (i > bodies.length)
+    console.error(`note: ${name} used ${i} requests > ${bodies.length} distinct payloads; the rest were duplicates`);
+  return {
+    name,
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx + result.errors + result.timeouts,
+    total: result.requests.total,
+  };
 }
-
 
 function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -176,7 +200,9 @@ async function main(): Promise<void> {
     bodies.push(body);
     sigs.push(sign(null, Buffer.from(body), privateKey).toString('base64'));
   }
-  console.log(`payload ${Buffer.byteLength(bodies[0]!)} bytes; ${values.connections} connections, ${values.duration} s each; dispatch workers: ${values.workers}`);
+  console.log(
+    `payload ${Buffer.byteLength(bodies[0]!)} bytes; ${values.connections} connections, ${values.duration} s each; dispatch workers: ${values.workers}`,
+  );
 
   const modes: Array<[string, string, string]> = [
     ['bare', '(a) bare Fastify 200', 'warn'],
@@ -187,7 +213,12 @@ async function main(): Promise<void> {
   const pgUp = stores.includes('postgres') && (await postgresAvailable());
   if (stores.includes('postgres') && !pgUp) console.error(`PostgreSQL at ${PG_URL} not reachable: skipping it`);
   for (const level of levels) {
-    const tag = level === 'info' ? 'log info (shipped default)' : level === 'info-all' ? 'log info + every request' : `log ${level}`;
+    const tag =
+      level === 'info'
+        ? 'log info (shipped default)'
+        : level === 'info-all'
+          ? 'log info + every request'
+          : `log ${level}`;
     if (stores.includes('pglite')) modes.push(['intake-pglite', `intake, PGlite (disk), ${tag}`, level]);
     if (pgUp) modes.push(['intake-postgres', `intake, PostgreSQL, ${tag}`, level]);
   }
@@ -213,12 +244,21 @@ async function main(): Promise<void> {
     console.log(`  done: ${name}`);
   }
   const verifyRps = rows.find((r) => r.name.startsWith('(b)'))?.rps ?? NaN;
-  if (values.only) console.log(rows.map((r) => `${r.name}: ${r.rps.toFixed(0)} req/s p50 ${r.p50} p99 ${r.p99}`).join('\n'));
+  if (values.only)
+    console.log(rows.map((r) => `${r.name}: ${r.rps.toFixed(0)} req/s p50 ${r.p50} p99 ${r.p99}`).join('\n'));
   console.log(
     '\n' +
       table(
         ['server', 'req/s', 'p50 ms', 'p99 ms', 'requests', 'non-2xx/errors', 'vs verify-only'],
-        rows.map((r) => [r.name, r.rps.toFixed(0), String(r.p50), String(r.p99), String(r.total), String(r.non2xx), `${((r.rps / verifyRps) * 100).toFixed(0)}%`]),
+        rows.map((r) => [
+          r.name,
+          r.rps.toFixed(0),
+          String(r.p50),
+          String(r.p99),
+          String(r.total),
+          String(r.non2xx),
+          `${((r.rps / verifyRps) * 100).toFixed(0)}%`,
+        ]),
       ),
   );
   console.log('\ntargets: intake on PostgreSQL ≥ 60% of verify-only req/s, p99 ≤ 25 ms');

@@ -13,7 +13,11 @@ import { enqueue, WorkerPool } from '../src/infra/queue/index.js';
 import { benchStore, postgresAvailable, table } from './common.js';
 
 const { values } = parseArgs({
-  options: { jobs: { type: 'string', default: '20000' }, concurrency: { type: 'string', default: '10' }, stores: { type: 'string', default: 'pglite,postgres' } },
+  options: {
+    jobs: { type: 'string', default: '20000' },
+    concurrency: { type: 'string', default: '10' },
+    stores: { type: 'string', default: 'pglite,postgres' },
+  },
 });
 const N = Number(values.jobs);
 const C = Number(values.concurrency);
@@ -42,7 +46,14 @@ async function producers(db: Parameters<typeof enqueue>[0], n: number, c: number
 }
 
 async function drain(handle: Awaited<ReturnType<typeof benchStore>>['handle'], n: number): Promise<void> {
-  const pool = new WorkerPool({ db: handle.db, log, concurrency: C, leaseMs: 30_000, pollMs: 50, ...(process.env.BENCH_BATCH ? { batchSize: Number(process.env.BENCH_BATCH) } : {}) });
+  const pool = new WorkerPool({
+    db: handle.db,
+    log,
+    concurrency: C,
+    leaseMs: 30_000,
+    pollMs: 50,
+    ...(process.env.BENCH_BATCH ? { batchSize: Number(process.env.BENCH_BATCH) } : {}),
+  });
   let done = 0;
   let resolve!: () => void;
   const all = new Promise<void>((r) => (resolve = r));
@@ -94,7 +105,13 @@ for (const kind of stores) {
     rows.push([s.name, 'enqueue (1 job / statement)', N / tEnq, '', '']);
     rows.push([s.name, 'enqueue (100 jobs / statement)', N / tEnqBatch, '', '']);
     rows.push([s.name, 'claim+complete, naive baseline', N / tNaive, '1.00×', '']);
-    rows.push([s.name, 'claim+complete, ghl-bridge queue', N / tDrain, `${(tNaive / tDrain).toFixed(2)}×`, `${N / tDrain >= target ? '✓' : '✗'} ≥ ${target.toLocaleString()}`]);
+    rows.push([
+      s.name,
+      'claim+complete, ghl-bridge queue',
+      N / tDrain,
+      `${(tNaive / tDrain).toFixed(2)}×`,
+      `${N / tDrain >= target ? '✓' : '✗'} ≥ ${target.toLocaleString()}`,
+    ]);
   } finally {
     await s.dispose();
   }

@@ -9,7 +9,9 @@ const nLoc = Number(process.argv[2] ?? 50);
 const lifted = process.argv[3] === 'lifted';
 const emu = await createEmulator({
   rsaModulusLength: 1024,
-  rateLimit: lifted ? { burst: 1_000_000_000, intervalMs: 1000, daily: 1_000_000_000 } : { burst: 100, intervalMs: 10_000, daily: 200_000 },
+  rateLimit: lifted
+    ? { burst: 1_000_000_000, intervalMs: 1000, daily: 1_000_000_000 }
+    : { burst: 100, intervalMs: 10_000, daily: 200_000 },
 });
 let n429 = 0;
 let served = 0;
@@ -21,7 +23,16 @@ emu.app.addHook('onResponse', async (req, reply) => {
 emu.app.get('/_bench/stats', async () => ({ n429, served }));
 await emu.listen();
 const agency = emu.control.createAgency({ name: 'Bench agency' });
-const locationIds = Array.from({ length: nLoc }, (_, i) => emu.control.createLocation({ companyId: agency.id, name: `L${i}` }).id);
-const app = emu.control.createApp({ name: 'bench', redirectUri: 'http://bench.test/oauth/callback', scopes: 'locations/customFields.readonly locations/customFields.write contacts.readonly' });
-console.log(JSON.stringify({ baseUrl: emu.baseUrl, clientId: app.clientId, clientSecret: app.clientSecret, locationIds }));
+const locationIds = Array.from(
+  { length: nLoc },
+  (_, i) => emu.control.createLocation({ companyId: agency.id, name: `L${i}` }).id,
+);
+const app = emu.control.createApp({
+  name: 'bench',
+  redirectUri: 'http://bench.test/oauth/callback',
+  scopes: 'locations/customFields.readonly locations/customFields.write contacts.readonly',
+});
+console.log(
+  JSON.stringify({ baseUrl: emu.baseUrl, clientId: app.clientId, clientSecret: app.clientSecret, locationIds }),
+);
 process.on('SIGTERM', () => void emu.close().then(() => process.exit(0)));

@@ -13,17 +13,34 @@ import { createEmulator } from '../src/emulator/index.js';
 import { SCOPES } from '../test/provider/harness.js';
 
 const [nLoc, burst, intervalMs] = process.argv.slice(2).map(Number) as [number, number, number];
-const emu = await createEmulator({ rsaModulusLength: 1024, seed: 5, rateLimit: { burst, intervalMs, daily: 1_000_000 } });
+const emu = await createEmulator({
+  rsaModulusLength: 1024,
+  seed: 5,
+  rateLimit: { burst, intervalMs, daily: 1_000_000 },
+});
 const c = emu.control;
 const fired: Array<[string, number]> = [];
 let done = false;
 
 emu.app.post('/_bench/contacts', async (req) => {
   const { locationId, n, offset } = req.body as { locationId: string; n: number; offset: number };
-  return Array.from({ length: n }, (_, i) => c.createContact({ locationId, firstName: `C${i}`, phone: `+1213555${String(1000 + offset + i).padStart(4, '0')}` }).id);
+  return Array.from(
+    { length: n },
+    (_, i) =>
+      c.createContact({
+        locationId,
+        firstName: `C${i}`,
+        phone: `+1213555${String(1000 + offset + i).padStart(4, '0')}`,
+      }).id,
+  );
 });
 emu.app.post('/_bench/run', async (req) => {
-  const { contacts, n, rate, providerId } = req.body as { contacts: Array<{ loc: string; id: string }>; n: number; rate: number | null; providerId: string };
+  const { contacts, n, rate, providerId } = req.body as {
+    contacts: Array<{ loc: string; id: string }>;
+    n: number;
+    rate: number | null;
+    providerId: string;
+  };
   fired.length = 0;
   done = false;
   void (async () => {
@@ -35,7 +52,13 @@ emu.app.post('/_bench/run', async (req) => {
       if (due > Date.now() + 2) await new Promise((r) => setTimeout(r, due - Date.now()));
       else if (i % 200 === 199) await new Promise((r) => setImmediate(r));
       const at = Date.now();
-      const m = c.sendMessageAsUser({ locationId: ct.loc, contactId: ct.id, type: 'SMS', message: `bench ${i}`, conversationProviderId: providerId });
+      const m = c.sendMessageAsUser({
+        locationId: ct.loc,
+        contactId: ct.id,
+        type: 'SMS',
+        message: `bench ${i}`,
+        conversationProviderId: providerId,
+      });
       fired.push([m.id, at]);
     }
     done = true;
@@ -58,7 +81,12 @@ await emu.listen();
 const ag = c.createAgency({ name: 'Bench' });
 c.createUser({ companyId: ag.id, type: 'agency' });
 const locationIds = Array.from({ length: nLoc }, (_, i) => c.createLocation({ companyId: ag.id, name: `L${i}` }).id);
-const app = c.createApp({ name: 'ghl-bridge', redirectUri: 'http://bridge.test/oauth/callback', scopes: SCOPES, conversationProvider: { type: 'SMS', isCustom: true } });
+const app = c.createApp({
+  name: 'ghl-bridge',
+  redirectUri: 'http://bridge.test/oauth/callback',
+  scopes: SCOPES,
+  conversationProvider: { type: 'SMS', isCustom: true },
+});
 console.log(
   JSON.stringify({
     baseUrl: emu.baseUrl,

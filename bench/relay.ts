@@ -51,7 +51,10 @@ const { child, ready: world } = await startChild<{
   locationIds: string[];
 }>(['bench/relay-emulator.ts', String(LOCS), String(BURST), String(INTERVAL)]);
 const emu = async <T>(path: string, body?: unknown, method = 'POST'): Promise<T> => {
-  const r = await fetch(`${world.baseUrl}${path}`, body === undefined ? {} : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const r = await fetch(
+    `${world.baseUrl}${path}`,
+    body === undefined ? {} : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
+  );
   if (!r.ok) throw new Error(`emulator ${path}: ${r.status} ${await r.text()}`);
   return (await r.json()) as T;
 };
@@ -83,7 +86,8 @@ const contacts: Array<{ loc: string; id: string }> = [];
 for (const loc of locs) {
   await install(b.url, loc);
   await provider.configureChannel(loc, { kind: 'loopback' });
-  for (const id of await emu<string[]>('/_bench/contacts', { locationId: loc, n: 20, offset: contacts.length })) contacts.push({ loc, id });
+  for (const id of await emu<string[]>('/_bench/contacts', { locationId: loc, n: 20, offset: contacts.length }))
+    contacts.push({ loc, id });
 }
 // Let the install-time API calls leave the rate window before measuring.
 await new Promise((r) => setTimeout(r, INTERVAL));
@@ -107,7 +111,11 @@ interface PhaseResult {
 /** One measured phase: warm-up, then N messages offered at `rate`; figures from this phase only. */
 async function phase(label: string, deliveryUrl: string, signed: boolean, appWebhooks: boolean): Promise<PhaseResult> {
   await emu('/_bench/sign', { on: signed });
-  await emu(`/_emulator/apps/${world.clientId}`, { providerDeliveryUrl: deliveryUrl, webhookUrl: appWebhooks ? `${b.url}/webhooks/ghl` : 'http://127.0.0.1:9/none' }, 'PATCH');
+  await emu(
+    `/_emulator/apps/${world.clientId}`,
+    { providerDeliveryUrl: deliveryUrl, webhookUrl: appWebhooks ? `${b.url}/webhooks/ghl` : 'http://127.0.0.1:9/none' },
+    'PATCH',
+  );
   let status: number[] = [];
   // The webhook may reach the bridge before the emulator reports the message id: match up at the end.
   let sentAt = new Map<string, number>();
@@ -125,7 +133,12 @@ async function phase(label: string, deliveryUrl: string, signed: boolean, appWeb
   provider.events.on('status', onStatus);
   provider.events.on('reported', onReported);
   const offer = async (n: number) => {
-    await emu('/_bench/run', { contacts, n, rate: Number.isFinite(rate) ? rate : null, providerId: world.conversationProviderId });
+    await emu('/_bench/run', {
+      contacts,
+      n,
+      rate: Number.isFinite(rate) ? rate : null,
+      providerId: world.conversationProviderId,
+    });
     const deadline = Date.now() + 15 * 60_000;
     while (reported < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   };
@@ -162,12 +175,20 @@ async function phase(label: string, deliveryUrl: string, signed: boolean, appWeb
       const k = Math.floor((f - t0) / 1000);
       per.set(k, [...(per.get(k) ?? []), at - f]);
     }
-    console.log(label, [...per].sort((x, y) => x[0] - y[0]).map(([k, v]) => `${k}s:${pct(v, 50)}/${Math.max(...v)}`).join(' '));
+    console.log(
+      label,
+      [...per]
+        .sort((x, y) => x[0] - y[0])
+        .map(([k, v]) => `${k}s:${pct(v, 50)}/${Math.max(...v)}`)
+        .join(' '),
+    );
   }
   // Where the outbound time goes, per stage (the bridge's own timestamps; the channel send runs inside a job).
   const stages = await sql<{ message_id: string; intake: Date; sending: Date | null; confirmed_by: string | null }>`
     select po.message_id, we.received_at as intake, po.send_started_at as sending, po.confirmed_by
-    from provider_outbound po join webhook_events we on we.source = 'provider' and (we.payload->>'messageId') = po.message_id`.execute(b.ctx.db);
+    from provider_outbound po join webhook_events we on we.source = 'provider' and (we.payload->>'messageId') = po.message_id`.execute(
+    b.ctx.db,
+  );
   const legs = { 'GHL send → stored by intake': [] as number[], 'stored → channel send': [] as number[] };
   const confirmedBy: Record<string, number> = {};
   for (const r of stages.rows) {
@@ -200,24 +221,72 @@ const results = [
 
 const col = (r: PhaseResult[], f: (x: PhaseResult) => string) => r.map((x) => f(x).padStart(22)).join(' | ');
 const row = (k: string, v: string) => console.log(`| ${k.padEnd(50)} | ${v} |`);
-console.log(`\nbench:relay — ${N} messages per path, ${LOCS} locations, loopback channel, store ${b.ctx.store.kind}, offered ${Number.isFinite(rate) ? rate.toFixed(0) + ' msg/s' : 'all at once'}; confirmation ${b.ctx.config.PROVIDER_CONFIRMATION}\n`);
-row('metric', col(results, (x) => x.label));
+console.log(
+  `\nbench:relay — ${N} messages per path, ${LOCS} locations, loopback channel, store ${b.ctx.store.kind}, offered ${Number.isFinite(rate) ? rate.toFixed(0) + ' msg/s' : 'all at once'}; confirmation ${b.ctx.config.PROVIDER_CONFIRMATION}\n`,
+);
+row(
+  'metric',
+  col(results, (x) => x.label),
+);
 console.log(`|${'-'.repeat(52)}|${results.map(() => '-'.repeat(24)).join('|')}|`);
-row('outbound overhead p50 (GHL send → channel send)', col(results, (x) => `${pct(x.outbound, 50)} ms`));
-row('outbound overhead p99', col(results, (x) => `${pct(x.outbound, 99)} ms`));
-for (const k of Object.keys(results[0]!.legs)) row(`  ${k} p50 / p99`, col(results, (x) => `${pct(x.legs[k]!, 50)} / ${pct(x.legs[k]!, 99)} ms`));
-row('status overhead p50 / p99 (result → GHL call)', col(results, (x) => `${pct(x.status, 50)} / ${pct(x.status, 99)} ms`));
-row('confirmed by', col(results, (x) => Object.entries(x.confirmedBy).map(([k, v]) => `${k} ${v}`).join(', ')));
-row('GHL API calls per message (status PUT + lookup GET)', col(results, (x) => `${x.callsPerMsg.all.toFixed(2)} (${x.callsPerMsg.status.toFixed(2)} + ${x.callsPerMsg.lookup.toFixed(2)})`));
-row('per-location ceiling (100 / 10 s ÷ calls per msg)', col(results, (x) => `${(BURST / (INTERVAL / 1000) / Math.max(1, x.callsPerMsg.all)).toFixed(1)} msg/s`));
-row('messages reported', col(results, (x) => `${x.reported}/${N}`));
-row('throughput', col(results, (x) => `${(x.reported / x.secs).toFixed(1)} msg/s`));
-row(`throughput / ceiling (${ceiling.toFixed(0)} msg/s at 1 call per msg)`, col(results, (x) => `${((100 * x.reported) / x.secs / ceiling).toFixed(0)} %`));
-row('bridge event loop: busy / delay p99', col(results, (x) => `${(x.elu * 100).toFixed(0)} % / ${x.loopP99.toFixed(0)} ms`));
+row(
+  'outbound overhead p50 (GHL send → channel send)',
+  col(results, (x) => `${pct(x.outbound, 50)} ms`),
+);
+row(
+  'outbound overhead p99',
+  col(results, (x) => `${pct(x.outbound, 99)} ms`),
+);
+for (const k of Object.keys(results[0]!.legs))
+  row(
+    `  ${k} p50 / p99`,
+    col(results, (x) => `${pct(x.legs[k]!, 50)} / ${pct(x.legs[k]!, 99)} ms`),
+  );
+row(
+  'status overhead p50 / p99 (result → GHL call)',
+  col(results, (x) => `${pct(x.status, 50)} / ${pct(x.status, 99)} ms`),
+);
+row(
+  'confirmed by',
+  col(results, (x) =>
+    Object.entries(x.confirmedBy)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', '),
+  ),
+);
+row(
+  'GHL API calls per message (status PUT + lookup GET)',
+  col(
+    results,
+    (x) => `${x.callsPerMsg.all.toFixed(2)} (${x.callsPerMsg.status.toFixed(2)} + ${x.callsPerMsg.lookup.toFixed(2)})`,
+  ),
+);
+row(
+  'per-location ceiling (100 / 10 s ÷ calls per msg)',
+  col(results, (x) => `${(BURST / (INTERVAL / 1000) / Math.max(1, x.callsPerMsg.all)).toFixed(1)} msg/s`),
+);
+row(
+  'messages reported',
+  col(results, (x) => `${x.reported}/${N}`),
+);
+row(
+  'throughput',
+  col(results, (x) => `${(x.reported / x.secs).toFixed(1)} msg/s`),
+);
+row(
+  `throughput / ceiling (${ceiling.toFixed(0)} msg/s at 1 call per msg)`,
+  col(results, (x) => `${((100 * x.reported) / x.secs / ceiling).toFixed(0)} %`),
+);
+row(
+  'bridge event loop: busy / delay p99',
+  col(results, (x) => `${(x.elu * 100).toFixed(0)} % / ${x.loopP99.toFixed(0)} ms`),
+);
 console.log(
   `\nPROVIDER_CONFIRMATION=lookup (or event_then_lookup when the event comes later than PROVIDER_CONFIRMATION_WAIT_MS) adds a GET per message: 2 calls per message halve the per-location ceiling to ${(BURST / (INTERVAL / 1000) / 2).toFixed(1)} msg/s.`,
 );
-console.log('The status-call leg includes the wait for a GHL rate-limit slot once the burst is used up (by design: the limit is the ceiling).');
+console.log(
+  'The status-call leg includes the wait for a GHL rate-limit slot once the burst is used up (by design: the limit is the ceiling).',
+);
 const ok = results.every((x) => x.reported === N);
 await b.close();
 await stopChild(child);

@@ -61,7 +61,10 @@ async function once(): Promise<number> {
   });
   try {
     for (;;) {
-      const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
+      const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
       if (ok) {
         const wall = performance.now() - started;
         cpu.push(cpuMs(child.pid));
@@ -90,6 +93,12 @@ for (let i = 0; i < runs; i++) {
   help.push(performance.now() - t);
 }
 rmSync(dir, { recursive: true, force: true });
-console.log(`spawn → /readyz 200 (restart on ${pg ? 'PostgreSQL' : 'the embedded store'}, ${runs} runs): median ${median(ready).toFixed(0)} ms (min ${Math.min(...ready).toFixed(0)}, max ${Math.max(...ready).toFixed(0)})`);
-console.log(`  CPU time of the bridge process until ready: median ${median(cpu).toFixed(0)} ms (min ${Math.min(...cpu).toFixed(0)}, max ${Math.max(...cpu).toFixed(0)})`);
-console.log(`--help: median ${median(help).toFixed(0)} ms (min ${Math.min(...help).toFixed(0)}, max ${Math.max(...help).toFixed(0)})`);
+console.log(
+  `spawn → /readyz 200 (restart on ${pg ? 'PostgreSQL' : 'the embedded store'}, ${runs} runs): median ${median(ready).toFixed(0)} ms (min ${Math.min(...ready).toFixed(0)}, max ${Math.max(...ready).toFixed(0)})`,
+);
+console.log(
+  `  CPU time of the bridge process until ready: median ${median(cpu).toFixed(0)} ms (min ${Math.min(...cpu).toFixed(0)}, max ${Math.max(...cpu).toFixed(0)})`,
+);
+console.log(
+  `--help: median ${median(help).toFixed(0)} ms (min ${Math.min(...help).toFixed(0)}, max ${Math.max(...help).toFixed(0)})`,
+);

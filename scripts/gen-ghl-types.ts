@@ -61,7 +61,14 @@ function patch(spec: Record<string, Json>): string[] {
       if (pname === 'direction' && ps.type === 'object') {
         props[pname] = { type: 'string', enum: ['inbound', 'outbound'], default: ps.default ?? 'outbound' };
         applied.push(`${name}.direction → 'inbound' | 'outbound'`);
-      } else if (ps.type === 'object' && !ps.properties && !ps.additionalProperties && !ps.$ref && !ps.allOf && !ps.oneOf) {
+      } else if (
+        ps.type === 'object' &&
+        !ps.properties &&
+        !ps.additionalProperties &&
+        !ps.$ref &&
+        !ps.allOf &&
+        !ps.oneOf
+      ) {
         props[pname] = { ...ps, additionalProperties: true };
         applied.push(`${name}.${pname} → Record<string, unknown>`);
       }

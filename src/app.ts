@@ -38,7 +38,10 @@ export class ServiceRegistry {
   /** The service, or an error naming it (its module is missing from the bridge, or listed after the caller). */
   get<K extends keyof Services>(name: K): Services[K] {
     const v = this.#values[name];
-    if (v === undefined) throw new Error(`service '${String(name)}' is not available: the module that provides it is not loaded (or runs later)`);
+    if (v === undefined)
+      throw new Error(
+        `service '${String(name)}' is not available: the module that provides it is not loaded (or runs later)`,
+      );
     return v;
   }
 
@@ -106,7 +109,10 @@ export const CORE_MIGRATIONS: Migrations = { '0001_queue': queueMigration };
 
 /** The migrations a bridge with these modules applies: the kernel's, then each module's. */
 export function bridgeMigrations(modules: readonly BridgeModule[]): Migrations {
-  return mergeMigrations({ owner: 'core', migrations: CORE_MIGRATIONS }, ...modules.map((m) => ({ owner: m.name, migrations: m.migrations })));
+  return mergeMigrations(
+    { owner: 'core', migrations: CORE_MIGRATIONS },
+    ...modules.map((m) => ({ owner: m.name, migrations: m.migrations })),
+  );
 }
 
 export interface Bridge {
@@ -209,7 +215,8 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     services: new ServiceRegistry(),
     maintain: (name, everyMs, task) => void tasks.push({ name, everyMs, task }),
   };
-  if (config.JOB_RETENTION_HOURS > 0) ctx.maintain('prune cancelled jobs', 10 * 60_000, () => pruneFinished(store.db, config.JOB_RETENTION_HOURS));
+  if (config.JOB_RETENTION_HOURS > 0)
+    ctx.maintain('prune cancelled jobs', 10 * 60_000, () => pruneFinished(store.db, config.JOB_RETENTION_HOURS));
   const runTask = (t: MaintenanceTask): Promise<void> =>
     (t.running ??= (async () => {
       try {

@@ -6,7 +6,15 @@
  *   const bridge = await createBridge(config, { modules: await bridgeModules(config) });
  *   await bridge.listen();
  */
-export { bridgeMigrations, createBridge, CORE_MIGRATIONS, type AppContext, type Bridge, type BridgeModule, type CreateBridgeOptions } from './app.js';
+export {
+  bridgeMigrations,
+  createBridge,
+  CORE_MIGRATIONS,
+  type AppContext,
+  type Bridge,
+  type BridgeModule,
+  type CreateBridgeOptions,
+} from './app.js';
 export { ConfigError, loadConfig, type Config } from './infra/config/index.js';
 export type { Migrations } from './infra/db/migrations/index.js';
 export { createLogger, type Logger, type LoggerOptions } from './infra/log/logger.js';

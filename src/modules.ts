@@ -17,7 +17,9 @@ export interface ModuleOptions {
 
 export async function bridgeModules(_config?: Config, opts: ModuleOptions = {}): Promise<BridgeModule[]> {
   return [
-    webhooksModule(opts.webhookKeys ? { extraEd25519Keys: opts.webhookKeys.ed25519, extraRsaKeys: opts.webhookKeys.rsa } : {}),
+    webhooksModule(
+      opts.webhookKeys ? { extraEd25519Keys: opts.webhookKeys.ed25519, extraRsaKeys: opts.webhookKeys.rsa } : {},
+    ),
     installationsModule(),
     providerModule(),
     dashboardModule(),

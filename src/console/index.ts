@@ -17,7 +17,9 @@ export function dashboardModule(): BridgeModule {
     name: 'dashboard',
     routes(app, ctx) {
       if (!ctx.config.ADMIN_API_KEY) return;
-      app.get('/admin', async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(DASHBOARD_HTML));
+      app.get('/admin', async (_req, reply) =>
+        reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(DASHBOARD_HTML),
+      );
     },
     adminRoutes(app, ctx) {
       app.get('/admin/api/overview', async () => overview(ctx));
@@ -25,7 +27,9 @@ export function dashboardModule(): BridgeModule {
         const body = req.body ?? {};
         const ids = Array.isArray(body.ids) ? body.ids.map(Number) : undefined;
         if (ids && ids.some((n) => !Number.isInteger(n) || n <= 0)) {
-          throw httpError(400, 'ids must be positive whole numbers', [{ path: 'body.ids', message: 'expected positive whole numbers' }]);
+          throw httpError(400, 'ids must be positive whole numbers', [
+            { path: 'body.ids', message: 'expected positive whole numbers' },
+          ]);
         }
         if (!ids && body.allDead !== true) {
           throw httpError(400, 'send {"ids":[…]} or {"allDead":true}');
@@ -47,10 +51,20 @@ export async function overview(ctx: AppContext) {
   for (const i of inst) byStatus[i.status] = (byStatus[i.status] ?? 0) + 1;
   const channels = provider ? await provider.listChannels() : [];
   // Last catch-up per location (both streams: the older run and checkpoint, the sums of the last runs).
-  const catchup = new Map<string, { lastRunAt: Date | null; checkpointAt: Date; caughtUp: number; expired: number; error: string | null }>();
+  const catchup = new Map<
+    string,
+    { lastRunAt: Date | null; checkpointAt: Date; caughtUp: number; expired: number; error: string | null }
+  >();
   for (const r of provider ? await provider.catchupOverview() : []) {
     const c = catchup.get(r.locationId);
-    if (!c) catchup.set(r.locationId, { lastRunAt: r.lastRunAt, checkpointAt: r.checkpointAt, caughtUp: r.lastCaughtUp, expired: r.lastExpired, error: r.lastError });
+    if (!c)
+      catchup.set(r.locationId, {
+        lastRunAt: r.lastRunAt,
+        checkpointAt: r.checkpointAt,
+        caughtUp: r.lastCaughtUp,
+        expired: r.lastExpired,
+        error: r.lastError,
+      });
     else {
       if (r.lastRunAt && (!c.lastRunAt || r.lastRunAt < c.lastRunAt)) c.lastRunAt = r.lastRunAt;
       if (r.checkpointAt < c.checkpointAt) c.checkpointAt = r.checkpointAt;
@@ -63,23 +77,48 @@ export async function overview(ctx: AppContext) {
     generatedAt: new Date().toISOString(),
     mode: ctx.config.sandbox ? 'sandbox' : 'live',
     store: ctx.store.kind,
-    jobs: { byState: await countByState(ctx.db), dead: (await listJobs(ctx.db, { state: 'dead', limit: 25 })).map(jobView) },
+    jobs: {
+      byState: await countByState(ctx.db),
+      dead: (await listJobs(ctx.db, { state: 'dead', limit: 25 })).map(jobView),
+    },
     installations: {
       byStatus,
       // Only what an operator needs; tokens never leave the vault.
       needingAttention: inst
         .filter((i) => i.status !== 'active')
         .slice(0, 50)
-        .map((i) => ({ id: i.id, companyId: i.companyId, locationId: i.locationId, status: i.status, reason: i.statusReason })),
+        .map((i) => ({
+          id: i.id,
+          companyId: i.companyId,
+          locationId: i.locationId,
+          status: i.status,
+          reason: i.statusReason,
+        })),
       total: inst.length,
     },
     webhooks: { recent: await listEvents(ctx.db, { limit: 25 }) },
-    channels: channels.map((c) => ({ locationId: c.locationId, kind: c.kind, enabled: c.enabled, config: c.config, catchup: catchup.get(c.locationId) ?? null })),
+    channels: channels.map((c) => ({
+      locationId: c.locationId,
+      kind: c.kind,
+      enabled: c.enabled,
+      config: c.config,
+      catchup: catchup.get(c.locationId) ?? null,
+    })),
     // The Delivery URL only masked: its token is a secret.
-    provider: provider ? { deliveryUrl: await provider.maskedDeliveryUrl(), ...(await provider.confirmationOverview()) } : null,
+    provider: provider
+      ? { deliveryUrl: await provider.maskedDeliveryUrl(), ...(await provider.confirmationOverview()) }
+      : null,
   };
 }
 
 function jobView(j: Awaited<ReturnType<typeof listJobs>>[number]) {
-  return { id: j.id, kind: j.kind, attempts: j.attempts, maxAttempts: j.max_attempts, lastError: j.last_error, scope: j.scope, updatedAt: j.updated_at };
+  return {
+    id: j.id,
+    kind: j.kind,
+    attempts: j.attempts,
+    maxAttempts: j.max_attempts,
+    lastError: j.last_error,
+    scope: j.scope,
+    updatedAt: j.updated_at,
+  };
 }

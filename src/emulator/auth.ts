@@ -66,10 +66,15 @@ export function makeGate(ctx: Ctx, sec: OpSecurity) {
     if (!rl.allowed) throw tooManyRequests(rl.retryAfterSec);
     checkVersion(ctx, req, sec.version);
     if (sec.access === 'location' && tok.userType !== 'Location')
-      throw unauthorized('This authClass type is not allowed to access this scope. Please reach out to the Platform team to get it added.');
+      throw unauthorized(
+        'This authClass type is not allowed to access this scope. Please reach out to the Platform team to get it added.',
+      );
     if (sec.access === 'agency' && tok.userType !== 'Company')
-      throw unauthorized('This authClass type is not allowed to access this scope. Please reach out to the Platform team to get it added.');
-    for (const s of sec.scopes) if (!hasScope(tok.scopes, s)) throw unauthorized('The token is not authorized for this scope.');
+      throw unauthorized(
+        'This authClass type is not allowed to access this scope. Please reach out to the Platform team to get it added.',
+      );
+    for (const s of sec.scopes)
+      if (!hasScope(tok.scopes, s)) throw unauthorized('The token is not authorized for this scope.');
     authByReq.set(req, { token: tok, resourceId });
   };
 }

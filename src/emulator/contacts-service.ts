@@ -31,7 +31,12 @@ export interface ContactInput {
 export const normPhone = (p: string | null | undefined) => (p ? p.replace(/[^\d+]/g, '') : '');
 export const normEmail = (e: string | null | undefined) => (e ? e.trim().toLowerCase() : '');
 
-function resolveCustomFields(ctx: Ctx, locationId: string, input: ContactInput['customFields'], current: ContactCustomFieldValue[]) {
+function resolveCustomFields(
+  ctx: Ctx,
+  locationId: string,
+  input: ContactInput['customFields'],
+  current: ContactCustomFieldValue[],
+) {
   if (!input) return current;
   const out = current.map((c) => ({ ...c }));
   for (const f of input) {
@@ -54,8 +59,27 @@ function resolveCustomFields(ctx: Ctx, locationId: string, input: ContactInput['
 }
 
 function applyFields(ctx: Ctx, c: Contact, input: ContactInput): void {
-  const keys = ['firstName', 'lastName', 'name', 'email', 'phone', 'gender', 'address1', 'city', 'state', 'postalCode',
-    'website', 'timezone', 'dnd', 'dndSettings', 'inboundDndSettings', 'source', 'country', 'companyName', 'assignedTo'] as const;
+  const keys = [
+    'firstName',
+    'lastName',
+    'name',
+    'email',
+    'phone',
+    'gender',
+    'address1',
+    'city',
+    'state',
+    'postalCode',
+    'website',
+    'timezone',
+    'dnd',
+    'dndSettings',
+    'inboundDndSettings',
+    'source',
+    'country',
+    'companyName',
+    'assignedTo',
+  ] as const;
   const target = c as unknown as Record<string, unknown>;
   for (const k of keys) if (input[k] !== undefined) target[k] = input[k];
   if (input.dateOfBirth !== undefined) c.dateOfBirth = input.dateOfBirth === null ? null : String(input.dateOfBirth);
@@ -64,7 +88,7 @@ function applyFields(ctx: Ctx, c: Contact, input: ContactInput): void {
   if (input.name && input.firstName === undefined && input.lastName === undefined) {
     const [first, ...rest] = input.name.trim().split(/\s+/);
     c.firstName = first ?? null;
-    c.lastName = rest.length ? rest.join(' ') : c.lastName ?? null;
+    c.lastName = rest.length ? rest.join(' ') : (c.lastName ?? null);
   }
 }
 
@@ -129,7 +153,12 @@ function contactEvent(type: string, c: Contact): Record<string, unknown> & { typ
  * Existing contact matching email/phone, in the location's configured priority order (docs/ghl-behaviour.md#contact-upsert): if one contact
  * matches the email and another the phone, the first field in the sequence wins.
  */
-export function findDuplicate(ctx: Ctx, loc: Location, email?: string | null, phone?: string | null): { contact: Contact; field: 'email' | 'phone' } | undefined {
+export function findDuplicate(
+  ctx: Ctx,
+  loc: Location,
+  email?: string | null,
+  phone?: string | null,
+): { contact: Contact; field: 'email' | 'phone' } | undefined {
   const e = normEmail(email);
   const p = normPhone(phone);
   for (const field of loc.duplicates.priority) {
@@ -142,7 +171,12 @@ export function findDuplicate(ctx: Ctx, loc: Location, email?: string | null, ph
   return undefined;
 }
 
-export function createContact(ctx: Ctx, loc: Location, input: ContactInput, opts: { checkDuplicates: boolean }): Contact {
+export function createContact(
+  ctx: Ctx,
+  loc: Location,
+  input: ContactInput,
+  opts: { checkDuplicates: boolean },
+): Contact {
   if (opts.checkDuplicates && !loc.duplicates.allowDuplicateContact) {
     const dup = findDuplicate(ctx, loc, input.email, input.phone);
     if (dup)
@@ -152,7 +186,14 @@ export function createContact(ctx: Ctx, loc: Location, input: ContactInput, opts
   }
   const now = ctx.clock.now();
   const c: Contact = {
-    id: ctx.ids.id(), locationId: loc.id, dnd: false, tags: [], customFields: [], type: 'lead', dateAdded: now, dateUpdated: now,
+    id: ctx.ids.id(),
+    locationId: loc.id,
+    dnd: false,
+    tags: [],
+    customFields: [],
+    type: 'lead',
+    dateAdded: now,
+    dateUpdated: now,
   };
   applyFields(ctx, c, input);
   ctx.state.contacts.set(c.id, c);
@@ -167,7 +208,8 @@ export function updateContact(ctx: Ctx, c: Contact, input: ContactInput): Contac
   c.dateUpdated = ctx.clock.now();
   emitLocationEvent(ctx, c.locationId, contactEvent('ContactUpdate', c));
   if (tagsBefore !== c.tags.join('\u0000')) emitLocationEvent(ctx, c.locationId, contactEvent('ContactTagUpdate', c));
-  if (dndBefore !== JSON.stringify([c.dnd, c.dndSettings])) emitLocationEvent(ctx, c.locationId, contactEvent('ContactDndUpdate', c));
+  if (dndBefore !== JSON.stringify([c.dnd, c.dndSettings]))
+    emitLocationEvent(ctx, c.locationId, contactEvent('ContactDndUpdate', c));
   return c;
 }
 
@@ -187,13 +229,22 @@ export function changeTags(ctx: Ctx, c: Contact, add: string[], remove: string[]
 }
 
 /** Upsert per the location's duplicate settings (docs/ghl-behaviour.md#contact-upsert). */
-export function upsertContact(ctx: Ctx, loc: Location, input: ContactInput & { createNewIfDuplicateAllowed?: boolean }): { contact: Contact; isNew: boolean } {
+export function upsertContact(
+  ctx: Ctx,
+  loc: Location,
+  input: ContactInput & { createNewIfDuplicateAllowed?: boolean },
+): { contact: Contact; isNew: boolean } {
   if (!(input.createNewIfDuplicateAllowed && loc.duplicates.allowDuplicateContact)) {
     const dup = findDuplicate(ctx, loc, input.email, input.phone);
     if (dup) {
       // The other field, if it identifies a different contact, is ignored to prevent duplication.
       const other = dup.field === 'email' ? 'phone' : 'email';
-      const clash = findDuplicate(ctx, { ...loc, duplicates: { ...loc.duplicates, priority: [other] } }, input.email, input.phone);
+      const clash = findDuplicate(
+        ctx,
+        { ...loc, duplicates: { ...loc.duplicates, priority: [other] } },
+        input.email,
+        input.phone,
+      );
       const patch = clash && clash.contact.id !== dup.contact.id ? { ...input, [other]: undefined } : input;
       return { contact: updateContact(ctx, dup.contact, patch), isNew: false };
     }

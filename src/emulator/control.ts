@@ -5,7 +5,16 @@ import { messageToApi, sendOutbound } from './messaging.js';
 import { authorize, installOnLocation, uninstall, type AuthorizeInput, type AuthorizeResult } from './oauth-service.js';
 import type {
   ApiCall,
-  Agency, App, Contact, Conversation, Delivery, Distribution, Location, Message, ProviderType, User,
+  Agency,
+  App,
+  Contact,
+  Conversation,
+  Delivery,
+  Distribution,
+  Location,
+  Message,
+  ProviderType,
+  User,
 } from './state.js';
 
 export interface CreateAppInput {
@@ -42,7 +51,10 @@ export interface DeliveryFilter {
 
 /** Control API (not part of GHL): seeding, installs, UI simulation, inspection, fault injection. */
 export class EmulatorControl {
-  constructor(private readonly getCtx: () => Ctx, private readonly onReset: () => void) {}
+  constructor(
+    private readonly getCtx: () => Ctx,
+    private readonly onReset: () => void,
+  ) {}
 
   private get ctx(): Ctx {
     return this.getCtx();
@@ -50,7 +62,9 @@ export class EmulatorControl {
 
   createAgency(input: { name: string; id?: string; isWhitelabelCompany?: boolean; whitelabelDomain?: string }): Agency {
     const a: Agency = {
-      id: input.id ?? this.ctx.ids.id(), name: input.name, isWhitelabelCompany: input.isWhitelabelCompany ?? false,
+      id: input.id ?? this.ctx.ids.id(),
+      name: input.name,
+      isWhitelabelCompany: input.isWhitelabelCompany ?? false,
       ...(input.whitelabelDomain ? { whitelabelDomain: input.whitelabelDomain } : {}),
     };
     this.ctx.state.agencies.set(a.id, a);
@@ -58,16 +72,30 @@ export class EmulatorControl {
   }
 
   createLocation(input: {
-    companyId: string; name: string; id?: string; phone?: string; email?: string; address?: string; timezone?: string;
-    allowDuplicateContact?: boolean; duplicatePriority?: ('email' | 'phone')[];
+    companyId: string;
+    name: string;
+    id?: string;
+    phone?: string;
+    email?: string;
+    address?: string;
+    timezone?: string;
+    allowDuplicateContact?: boolean;
+    duplicatePriority?: ('email' | 'phone')[];
   }): Location {
     const { state, ids, clock } = this.ctx;
     if (!state.agencies.has(input.companyId)) throw new Error(`unknown companyId ${input.companyId}`);
     const l: Location = {
-      id: input.id ?? ids.id(), companyId: input.companyId, name: input.name, address: input.address ?? '',
+      id: input.id ?? ids.id(),
+      companyId: input.companyId,
+      name: input.name,
+      address: input.address ?? '',
       timezone: input.timezone ?? 'UTC',
-      duplicates: { allowDuplicateContact: input.allowDuplicateContact ?? false, priority: input.duplicatePriority ?? ['email', 'phone'] },
-      defaultProvider: {}, createdAt: clock.now(),
+      duplicates: {
+        allowDuplicateContact: input.allowDuplicateContact ?? false,
+        priority: input.duplicatePriority ?? ['email', 'phone'],
+      },
+      defaultProvider: {},
+      createdAt: clock.now(),
       ...(input.phone ? { phone: input.phone } : {}),
       ...(input.email ? { email: input.email } : {}),
     };
@@ -77,12 +105,22 @@ export class EmulatorControl {
       const [appId, companyId] = key.split('|');
       const app = appId ? state.apps.get(appId) : undefined;
       const inst = appId && companyId ? state.companyInstall(appId, companyId) : undefined;
-      if (opt.installToFutureLocations && companyId === l.companyId && app && inst) installOnLocation(this.ctx, app, l.id, inst.userId, true);
+      if (opt.installToFutureLocations && companyId === l.companyId && app && inst)
+        installOnLocation(this.ctx, app, l.id, inst.userId, true);
     }
     return l;
   }
 
-  updateLocation(locationId: string, patch: { allowDuplicateContact?: boolean; duplicatePriority?: ('email' | 'phone')[]; name?: string; phone?: string; email?: string }): Location {
+  updateLocation(
+    locationId: string,
+    patch: {
+      allowDuplicateContact?: boolean;
+      duplicatePriority?: ('email' | 'phone')[];
+      name?: string;
+      phone?: string;
+      email?: string;
+    },
+  ): Location {
     const l = this.mustLocation(locationId);
     if (patch.allowDuplicateContact !== undefined) l.duplicates.allowDuplicateContact = patch.allowDuplicateContact;
     if (patch.duplicatePriority) l.duplicates.priority = patch.duplicatePriority;
@@ -92,12 +130,24 @@ export class EmulatorControl {
     return l;
   }
 
-  createUser(input: { companyId: string; name?: string; email?: string; locationIds?: string[]; type?: 'agency' | 'account'; role?: 'admin' | 'user'; id?: string }): User {
+  createUser(input: {
+    companyId: string;
+    name?: string;
+    email?: string;
+    locationIds?: string[];
+    type?: 'agency' | 'account';
+    role?: 'admin' | 'user';
+    id?: string;
+  }): User {
     const { state, ids } = this.ctx;
     const u: User = {
-      id: input.id ?? ids.id(), companyId: input.companyId, locationIds: input.locationIds ?? [],
-      name: input.name ?? 'Emulator User', email: input.email ?? 'user@emulator.local',
-      type: input.type ?? (input.locationIds?.length ? 'account' : 'agency'), role: input.role ?? 'admin',
+      id: input.id ?? ids.id(),
+      companyId: input.companyId,
+      locationIds: input.locationIds ?? [],
+      name: input.name ?? 'Emulator User',
+      email: input.email ?? 'user@emulator.local',
+      type: input.type ?? (input.locationIds?.length ? 'account' : 'agency'),
+      role: input.role ?? 'admin',
     };
     state.users.set(u.id, u);
     return u;
@@ -109,32 +159,55 @@ export class EmulatorControl {
     const clientId = input.clientId ?? `${appId}-${ids.lowerAlnum(8)}`;
     const cp = input.conversationProvider;
     const app: App = {
-      appId, clientId, clientSecret: input.clientSecret ?? ids.uuid(), name: input.name,
+      appId,
+      clientId,
+      clientSecret: input.clientSecret ?? ids.uuid(),
+      name: input.name,
       redirectUris: Array.isArray(input.redirectUri) ? input.redirectUri : [input.redirectUri],
       scopes: Array.isArray(input.scopes) ? input.scopes : input.scopes.split(/\s+/).filter(Boolean),
-      distribution: input.distribution ?? 'both', versionId: ids.hex24(),
+      distribution: input.distribution ?? 'both',
+      versionId: ids.hex24(),
       ...(input.webhookUrl ? { webhookUrl: input.webhookUrl } : {}),
       ...(input.webhookEvents ? { webhookEvents: input.webhookEvents } : {}),
       ...(input.providerDeliveryUrl ? { providerDeliveryUrl: input.providerDeliveryUrl } : {}),
       ...(input.planId ? { planId: input.planId } : {}),
-      ...(cp ? { conversationProvider: { id: ids.hex24(), type: cp.type, isCustom: cp.isCustom ?? false, ...(cp.alias ? { alias: cp.alias } : {}) } } : {}),
+      ...(cp
+        ? {
+            conversationProvider: {
+              id: ids.hex24(),
+              type: cp.type,
+              isCustom: cp.isCustom ?? false,
+              ...(cp.alias ? { alias: cp.alias } : {}),
+            },
+          }
+        : {}),
     };
     state.apps.set(appId, app);
     state.appsByClientId.set(clientId, appId);
     return {
-      appId, clientId, clientSecret: app.clientSecret, versionId: app.versionId,
+      appId,
+      clientId,
+      clientSecret: app.clientSecret,
+      versionId: app.versionId,
       ...(app.conversationProvider ? { conversationProviderId: app.conversationProvider.id } : {}),
     };
   }
 
   /** Change URLs/scopes later (the bridge's URL is known only after it listens). */
-  updateApp(clientId: string, patch: Partial<Pick<CreateAppInput, 'webhookUrl' | 'providerDeliveryUrl' | 'redirectUri' | 'scopes' | 'webhookEvents'>>): App {
+  updateApp(
+    clientId: string,
+    patch: Partial<
+      Pick<CreateAppInput, 'webhookUrl' | 'providerDeliveryUrl' | 'redirectUri' | 'scopes' | 'webhookEvents'>
+    >,
+  ): App {
     const app = this.mustApp(clientId);
     if (patch.webhookUrl !== undefined) app.webhookUrl = patch.webhookUrl;
     if (patch.providerDeliveryUrl !== undefined) app.providerDeliveryUrl = patch.providerDeliveryUrl;
     if (patch.webhookEvents !== undefined) app.webhookEvents = patch.webhookEvents;
-    if (patch.redirectUri !== undefined) app.redirectUris = Array.isArray(patch.redirectUri) ? patch.redirectUri : [patch.redirectUri];
-    if (patch.scopes !== undefined) app.scopes = Array.isArray(patch.scopes) ? patch.scopes : patch.scopes.split(/\s+/).filter(Boolean);
+    if (patch.redirectUri !== undefined)
+      app.redirectUris = Array.isArray(patch.redirectUri) ? patch.redirectUri : [patch.redirectUri];
+    if (patch.scopes !== undefined)
+      app.scopes = Array.isArray(patch.scopes) ? patch.scopes : patch.scopes.split(/\s+/).filter(Boolean);
     return app;
   }
 
@@ -167,7 +240,8 @@ export class EmulatorControl {
     const app = this.mustApp(input.clientId);
     if (!app.conversationProvider || app.conversationProvider.type !== input.type)
       throw new Error(`app ${app.clientId} is not a ${input.type} conversation provider`);
-    if (!this.ctx.state.locationInstall(app.appId, loc.id)) throw new Error(`app ${app.clientId} is not installed on ${loc.id}`);
+    if (!this.ctx.state.locationInstall(app.appId, loc.id))
+      throw new Error(`app ${app.clientId} is not installed on ${loc.id}`);
     loc.defaultProvider[input.type] = app.appId;
     return loc;
   }
@@ -179,13 +253,23 @@ export class EmulatorControl {
 
   /** A GHL user sends from the conversations screen (source 'app'); custom providers get ProviderOutboundMessage. */
   sendMessageAsUser(input: {
-    locationId: string; contactId: string; type: 'SMS' | 'Email'; message?: string; subject?: string; html?: string;
-    attachments?: string[]; userId?: string; conversationProviderId?: string; replyMessageId?: string;
+    locationId: string;
+    contactId: string;
+    type: 'SMS' | 'Email';
+    message?: string;
+    subject?: string;
+    html?: string;
+    attachments?: string[];
+    userId?: string;
+    conversationProviderId?: string;
+    replyMessageId?: string;
   }): Message {
     const loc = this.mustLocation(input.locationId);
     const userId = input.userId ?? [...this.ctx.state.users.values()].find((u) => u.companyId === loc.companyId)?.id;
     const { message } = sendOutbound(this.ctx, loc, {
-      type: input.type, contactId: input.contactId, source: 'app',
+      type: input.type,
+      contactId: input.contactId,
+      source: 'app',
       ...(input.message !== undefined ? { message: input.message } : {}),
       ...(input.subject !== undefined ? { subject: input.subject } : {}),
       ...(input.html !== undefined ? { html: input.html } : {}),
@@ -197,39 +281,65 @@ export class EmulatorControl {
     return message;
   }
 
-  listAgencies(): Agency[] { return [...this.ctx.state.agencies.values()]; }
+  listAgencies(): Agency[] {
+    return [...this.ctx.state.agencies.values()];
+  }
   listLocations(f: { companyId?: string } = {}): Location[] {
     return [...this.ctx.state.locations.values()].filter((l) => !f.companyId || l.companyId === f.companyId);
   }
-  listApps(): App[] { return [...this.ctx.state.apps.values()]; }
+  listApps(): App[] {
+    return [...this.ctx.state.apps.values()];
+  }
   listInstallations(f: { clientId?: string; locationId?: string; companyId?: string } = {}) {
     const appId = f.clientId ? this.mustApp(f.clientId).appId : undefined;
-    return this.ctx.state.installations.filter((i) => (!appId || i.appId === appId)
-      && (!f.locationId || i.locationId === f.locationId) && (!f.companyId || i.companyId === f.companyId));
+    return this.ctx.state.installations.filter(
+      (i) =>
+        (!appId || i.appId === appId) &&
+        (!f.locationId || i.locationId === f.locationId) &&
+        (!f.companyId || i.companyId === f.companyId),
+    );
   }
   listContacts(f: { locationId?: string } = {}): Contact[] {
     return [...this.ctx.state.contacts.values()].filter((c) => !f.locationId || c.locationId === f.locationId);
   }
   listConversations(f: { locationId?: string; contactId?: string } = {}): Conversation[] {
-    return [...this.ctx.state.conversations.values()].filter((c) => (!f.locationId || c.locationId === f.locationId) && (!f.contactId || c.contactId === f.contactId));
+    return [...this.ctx.state.conversations.values()].filter(
+      (c) => (!f.locationId || c.locationId === f.locationId) && (!f.contactId || c.contactId === f.contactId),
+    );
   }
   listMessages(f: { locationId?: string; conversationId?: string; contactId?: string } = {}): Message[] {
-    return [...this.ctx.state.messages.values()].filter((m) => (!f.locationId || m.locationId === f.locationId)
-      && (!f.conversationId || m.conversationId === f.conversationId) && (!f.contactId || m.contactId === f.contactId));
+    return [...this.ctx.state.messages.values()].filter(
+      (m) =>
+        (!f.locationId || m.locationId === f.locationId) &&
+        (!f.conversationId || m.conversationId === f.conversationId) &&
+        (!f.contactId || m.contactId === f.contactId),
+    );
   }
-  getMessage(id: string): Message | undefined { return this.ctx.state.messages.get(id); }
+  getMessage(id: string): Message | undefined {
+    return this.ctx.state.messages.get(id);
+  }
   /** The message as GET /conversations/messages/{id} would render it. */
   getMessageApi(id: string): Record<string, unknown> | undefined {
     const m = this.ctx.state.messages.get(id);
     return m ? messageToApi(m) : undefined;
   }
   listDeliveries(f: DeliveryFilter = {}): Delivery[] {
-    return this.ctx.state.deliveries.filter((d) => (!f.appId || d.appId === f.appId) && (!f.kind || d.kind === f.kind)
-      && (!f.eventType || d.eventType === f.eventType) && (!f.locationId || d.locationId === f.locationId) && (!f.state || d.state === f.state));
+    return this.ctx.state.deliveries.filter(
+      (d) =>
+        (!f.appId || d.appId === f.appId) &&
+        (!f.kind || d.kind === f.kind) &&
+        (!f.eventType || d.eventType === f.eventType) &&
+        (!f.locationId || d.locationId === f.locationId) &&
+        (!f.state || d.state === f.state),
+    );
   }
 
-  injectFault(f: FaultSpec): void { this.ctx.faults.add(f); }
-  listFaults(): FaultSpec[] { return this.ctx.faults.list(); }
+  injectFault(f: FaultSpec): void {
+    this.ctx.faults.add(f);
+  }
+  listFaults(): FaultSpec[] {
+    return this.ctx.faults.list();
+  }
 
   /** Sign Delivery-URL calls from now on (true) or send them unsigned like real GHL (false, the default). */
   setSignProviderDeliveries(on: boolean): void {
@@ -239,7 +349,9 @@ export class EmulatorControl {
   /** Answered GHL API calls (method, path without query, status), optionally filtered. */
   listApiCalls(f: { method?: string; pathPattern?: string } = {}): ApiCall[] {
     const re = f.pathPattern ? new RegExp(f.pathPattern) : undefined;
-    return this.ctx.state.apiCalls.filter((c) => (!f.method || c.method === f.method.toUpperCase()) && (!re || re.test(c.path)));
+    return this.ctx.state.apiCalls.filter(
+      (c) => (!f.method || c.method === f.method.toUpperCase()) && (!re || re.test(c.path)),
+    );
   }
 
   /** Revoke one access or refresh token (it then fails like an invalid one). */
@@ -251,12 +363,21 @@ export class EmulatorControl {
     return Boolean(a ?? r);
   }
 
-  dropWebhooks(n: number): void { this.ctx.webhooks.dropWebhooks(n); }
-  delayWebhooks(ms: number): void { this.ctx.webhooks.delayWebhooks(ms); }
-  advanceClock(ms: number): number { this.ctx.clock.advance(ms); return this.ctx.clock.now(); }
+  dropWebhooks(n: number): void {
+    this.ctx.webhooks.dropWebhooks(n);
+  }
+  delayWebhooks(ms: number): void {
+    this.ctx.webhooks.delayWebhooks(ms);
+  }
+  advanceClock(ms: number): number {
+    this.ctx.clock.advance(ms);
+    return this.ctx.clock.now();
+  }
 
   /** Forget all state, faults and rate-limit counters (keys and options stay). */
-  reset(): void { this.onReset(); }
+  reset(): void {
+    this.onReset();
+  }
 
   private mustLocation(id: string): Location {
     const l = this.ctx.state.locations.get(id);

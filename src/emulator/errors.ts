@@ -18,11 +18,9 @@ export const badRequest = (message: string, extra: Record<string, unknown> = {})
 export const unauthorized = (message = 'Invalid token: access token is invalid') =>
   new GhlError(401, { statusCode: 401, message, error: 'Unauthorized' });
 
-export const forbidden = (message: string) =>
-  new GhlError(403, { statusCode: 403, message, error: 'Forbidden' });
+export const forbidden = (message: string) => new GhlError(403, { statusCode: 403, message, error: 'Forbidden' });
 
-export const notFound = (message: string) =>
-  new GhlError(404, { statusCode: 404, message, error: 'Not Found' });
+export const notFound = (message: string) => new GhlError(404, { statusCode: 404, message, error: 'Not Found' });
 
 export const unprocessable = (messages: string[]) =>
   new GhlError(422, { statusCode: 422, message: messages, error: 'Unprocessable Entity' });
@@ -30,5 +28,4 @@ export const unprocessable = (messages: string[]) =>
 export const tooManyRequests = (retryAfterSec: number) =>
   new GhlError(429, { statusCode: 429, message: 'Too Many Requests' }, { 'retry-after': String(retryAfterSec) });
 
-export const internalError = () =>
-  new GhlError(500, { statusCode: 500, message: 'Internal Server Error' });
+export const internalError = () => new GhlError(500, { statusCode: 500, message: 'Internal Server Error' });

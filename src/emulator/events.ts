@@ -29,7 +29,11 @@ export function sendToApp(ctx: Ctx, app: App, payload: Record<string, unknown> &
   const locationId = typeof payload.locationId === 'string' ? payload.locationId : undefined;
   const companyId = typeof payload.companyId === 'string' ? payload.companyId : undefined;
   ctx.webhooks.enqueue({
-    kind: 'app', appId: app.appId, url: app.webhookUrl, eventType: payload.type, payload,
+    kind: 'app',
+    appId: app.appId,
+    url: app.webhookUrl,
+    eventType: payload.type,
+    payload,
     envelope: ctx.opts.appWebhookEnvelope,
     ...(locationId !== undefined ? { locationId } : {}),
     ...(companyId !== undefined ? { companyId } : {}),
@@ -37,6 +41,10 @@ export function sendToApp(ctx: Ctx, app: App, payload: Record<string, unknown> &
 }
 
 /** Fan an event out to every app installed on the location that subscribed and has the scope. */
-export function emitLocationEvent(ctx: Ctx, locationId: string, payload: Record<string, unknown> & { type: string }): void {
+export function emitLocationEvent(
+  ctx: Ctx,
+  locationId: string,
+  payload: Record<string, unknown> & { type: string },
+): void {
   for (const app of ctx.state.appsInstalledOn(locationId)) sendToApp(ctx, app, payload);
 }

@@ -63,14 +63,19 @@ function decodeCursor(s: string): Cursor {
  * names the last message returned (a keyset, so messages added meanwhile are neither skipped nor repeated).
  * `total` counts every message matching the filters.
  */
-export function exportMessages(ctx: Ctx, q: ExportQuery): { messages: Record<string, unknown>[]; nextCursor?: string; total: number } {
+export function exportMessages(
+  ctx: Ctx,
+  q: ExportQuery,
+): { messages: Record<string, unknown>[]; nextCursor?: string; total: number } {
   const limit = q.limit === undefined || q.limit === '' ? 100 : Number(q.limit);
-  if (!Number.isInteger(limit) || limit < 10 || limit > 500) throw badRequest('limit must be an integer between 10 and 500');
+  if (!Number.isInteger(limit) || limit < 10 || limit > 500)
+    throw badRequest('limit must be an integer between 10 and 500');
   const sortBy = q.sortBy ?? 'createdAt';
   if (sortBy !== 'createdAt' && sortBy !== 'updatedAt') throw badRequest('sortBy must be one of: createdAt, updatedAt');
   const sortOrder = q.sortOrder ?? 'desc';
   if (sortOrder !== 'asc' && sortOrder !== 'desc') throw badRequest('sortOrder must be one of: asc, desc');
-  if (q.channel !== undefined && !CHANNEL_TYPES[q.channel]) throw badRequest(`channel must be one of: ${Object.keys(CHANNEL_TYPES).join(', ')}`);
+  if (q.channel !== undefined && !CHANNEL_TYPES[q.channel])
+    throw badRequest(`channel must be one of: ${Object.keys(CHANNEL_TYPES).join(', ')}`);
   const start = parseDate('startDate', q.startDate);
   const end = parseDate('endDate', q.endDate);
   const wanted = q.channel ? CHANNEL_TYPES[q.channel]! : (t: string) => !t.endsWith('EMAIL');
@@ -92,12 +97,17 @@ export function exportMessages(ctx: Ctx, q: ExportQuery): { messages: Record<str
   let from = 0;
   if (q.cursor) {
     const c = decodeCursor(q.cursor);
-    const after = (r: { m: Message; v: number }) => dir * (r.v - c.v) > 0 || (r.v === c.v && dir * (r.m.id < c.id ? -1 : r.m.id > c.id ? 1 : 0) > 0);
+    const after = (r: { m: Message; v: number }) =>
+      dir * (r.v - c.v) > 0 || (r.v === c.v && dir * (r.m.id < c.id ? -1 : r.m.id > c.id ? 1 : 0) > 0);
     from = rows.findIndex(after);
     if (from < 0) from = rows.length;
   }
   const page = rows.slice(from, from + limit);
   const last = page.at(-1);
   const more = from + limit < rows.length;
-  return { messages: page.map((r) => messageToApi(r.m)), ...(more && last ? { nextCursor: encodeCursor({ v: last.v, id: last.m.id }) } : {}), total };
+  return {
+    messages: page.map((r) => messageToApi(r.m)),
+    ...(more && last ? { nextCursor: encodeCursor({ v: last.v, id: last.m.id }) } : {}),
+    total,
+  };
 }

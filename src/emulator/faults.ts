@@ -14,7 +14,14 @@ interface ActiveFault extends FaultSpec {
 }
 
 const globToRe = (g: string) =>
-  new RegExp('^' + g.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
+  new RegExp(
+    '^' +
+      g
+        .split('*')
+        .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*') +
+      '$',
+  );
 
 /** Fault injection for the GHL surface: the next N matching calls fail in the requested way. */
 export class Faults {
@@ -39,7 +46,10 @@ export class Faults {
 
   list(): FaultSpec[] {
     return this.faults.map(({ pathPattern, method, remaining, kind }) => ({
-      pathPattern, kind, times: remaining, ...(method ? { method } : {}),
+      pathPattern,
+      kind,
+      times: remaining,
+      ...(method ? { method } : {}),
     }));
   }
 

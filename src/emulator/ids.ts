@@ -22,8 +22,7 @@ export class IdGen {
   private readonly rand: () => number;
 
   constructor(seed?: number) {
-    this.rand =
-      seed === undefined ? () => (randomBytes(4).readUInt32BE(0) / 4294967296) : mulberry32(seed);
+    this.rand = seed === undefined ? () => randomBytes(4).readUInt32BE(0) / 4294967296 : mulberry32(seed);
   }
 
   /** Uniform float in [0,1) from this generator (used for jitter too, so seeded runs replay). */

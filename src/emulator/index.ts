@@ -54,7 +54,15 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
   const ids = new IdGen(opts.seed);
   const limiter = new RateLimiter(clock, opts.rateLimit);
   const faults = new Faults();
-  const ctx: Ctx = { state: new State(), clock, ids, opts, limiter, faults, webhooks: undefined as unknown as WebhookDispatcher };
+  const ctx: Ctx = {
+    state: new State(),
+    clock,
+    ids,
+    opts,
+    limiter,
+    faults,
+    webhooks: undefined as unknown as WebhookDispatcher,
+  };
   ctx.webhooks = new WebhookDispatcher(ctx.state, clock, ids, keys, opts);
   const resetAll = () => {
     ctx.state = new State();
@@ -75,7 +83,10 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
     const kind = faults.take(req.method, req.url.split('?')[0] ?? req.url);
     if (!kind) return;
     if (kind === '429') {
-      return reply.code(429).header('retry-after', '10').header('x-ratelimit-remaining', '0')
+      return reply
+        .code(429)
+        .header('retry-after', '10')
+        .header('x-ratelimit-remaining', '0')
         .send({ statusCode: 429, message: 'Too Many Requests' });
     }
     if (kind === '500') return reply.code(500).send({ statusCode: 500, message: 'Internal server error' });
@@ -96,7 +107,12 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
     if (isControlPath(req.url)) return payload;
     const calls = ctx.state.apiCalls;
     if (calls.length >= 100_000) calls.splice(0, 10_000);
-    calls.push({ method: req.method, path: req.url.split('?')[0] ?? req.url, status: reply.statusCode, at: clock.now() });
+    calls.push({
+      method: req.method,
+      path: req.url.split('?')[0] ?? req.url,
+      status: reply.statusCode,
+      at: clock.now(),
+    });
     const h = rateHeadersOf(req) ?? limiter.take(undefined).headers;
     for (const [k, v] of Object.entries(h)) if (!reply.hasHeader(k)) reply.header(k, v);
     return payload;
@@ -108,10 +124,15 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
     const e = err as { statusCode?: number; message?: string };
     const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
     if (status === 500) app.log.error(err);
-    return reply.code(status).send({ statusCode: status, message: status === 500 ? 'Internal server error' : e.message ?? 'Bad Request' });
+    return reply
+      .code(status)
+      .send({ statusCode: status, message: status === 500 ? 'Internal server error' : (e.message ?? 'Bad Request') });
   });
   app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({ statusCode: 404, message: `Cannot ${req.method} ${req.url.split('?')[0]}`, error: 'Not Found' }));
+    reply
+      .code(404)
+      .send({ statusCode: 404, message: `Cannot ${req.method} ${req.url.split('?')[0]}`, error: 'Not Found' }),
+  );
 
   registerOAuthRoutes(app, ctx);
   registerInstallPage(app, ctx);
@@ -133,7 +154,7 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
       const host = o.host ?? '127.0.0.1';
       await app.listen({ port: o.port ?? 0, host });
       const addr = app.server.address();
-      const port = typeof addr === 'object' && addr ? addr.port : o.port ?? 0;
+      const port = typeof addr === 'object' && addr ? addr.port : (o.port ?? 0);
       const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
       emu.baseUrl = `http://${h}:${port}`;
       return emu.baseUrl;

@@ -18,12 +18,14 @@ export function registerInstallPage(app: FastifyInstance, ctx: Ctx): void {
     if (q.response_type !== undefined && q.response_type !== 'code')
       return reply.code(400).type('text/html').send('<h1>Unsupported response_type</h1>');
     const redirectUri = q.redirect_uri ?? target.redirectUris[0] ?? '';
-    if (!target.redirectUris.includes(redirectUri)) return reply.code(400).type('text/html').send('<h1>Invalid redirect_uri</h1>');
+    if (!target.redirectUris.includes(redirectUri))
+      return reply.code(400).type('text/html').send('<h1>Invalid redirect_uri</h1>');
     const pick = q.locationId ?? q.companyId;
     if (pick) {
       try {
         const r = authorize(ctx, {
-          clientId, redirectUri,
+          clientId,
+          redirectUri,
           ...(q.locationId ? { locationId: q.locationId } : { companyId: String(q.companyId) }),
           ...(q.state !== undefined ? { state: q.state } : {}),
           ...(q.locationIds ? { locationIds: q.locationIds.split(',').filter(Boolean) } : {}),
@@ -31,13 +33,18 @@ export function registerInstallPage(app: FastifyInstance, ctx: Ctx): void {
         });
         return reply.redirect(r.redirectUrl, 302);
       } catch (e) {
-        if (e instanceof OAuthError) return reply.code(e.status).type('text/html').send(`<h1>${esc(e.message)}</h1>`);
+        if (e instanceof OAuthError)
+          return reply
+            .code(e.status)
+            .type('text/html')
+            .send(`<h1>${esc(e.message)}</h1>`);
         throw e;
       }
     }
     const hidden = ['client_id', 'redirect_uri', 'response_type', 'scope', 'state']
       .filter((k) => q[k] !== undefined)
-      .map((k) => `<input type="hidden" name="${k}" value="${esc(String(q[k]))}">`).join('');
+      .map((k) => `<input type="hidden" name="${k}" value="${esc(String(q[k]))}">`)
+      .join('');
     const locs = target.distribution === 'agency' ? [] : [...ctx.state.locations.values()];
     const ags = [...ctx.state.agencies.values()];
     const html = `<!doctype html><html><head><meta charset="utf-8"><title>Choose location · ${esc(target.name)}</title></head>

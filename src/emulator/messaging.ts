@@ -9,10 +9,25 @@ import type { App, Contact, Conversation, Location, Message, MessageStatus } fro
  * 34 = custom call; the others are emulator choices (UNCONFIRMED) kept stable so tests can rely on them.
  */
 const NUMERIC_TYPE: Record<string, number> = {
-  TYPE_CALL: 1, TYPE_SMS: 2, TYPE_EMAIL: 3, TYPE_CAMPAIGN_VOICEMAIL: 10, TYPE_FACEBOOK: 11, TYPE_INSTAGRAM: 18,
-  TYPE_WHATSAPP: 19, TYPE_CUSTOM_SMS: 20, TYPE_CUSTOM_EMAIL: 21, TYPE_CUSTOM_PROVIDER_SMS: 22,
-  TYPE_CUSTOM_PROVIDER_EMAIL: 23, TYPE_LIVE_CHAT: 29, TYPE_GMB: 12, TYPE_WEBCHAT: 6, TYPE_RCS: 35, TYPE_CUSTOM_CALL: 34,
-  TYPE_IVR_CALL: 25, TYPE_TIKTOK: 36, TYPE_FORM_SUBMISSION: 37,
+  TYPE_CALL: 1,
+  TYPE_SMS: 2,
+  TYPE_EMAIL: 3,
+  TYPE_CAMPAIGN_VOICEMAIL: 10,
+  TYPE_FACEBOOK: 11,
+  TYPE_INSTAGRAM: 18,
+  TYPE_WHATSAPP: 19,
+  TYPE_CUSTOM_SMS: 20,
+  TYPE_CUSTOM_EMAIL: 21,
+  TYPE_CUSTOM_PROVIDER_SMS: 22,
+  TYPE_CUSTOM_PROVIDER_EMAIL: 23,
+  TYPE_LIVE_CHAT: 29,
+  TYPE_GMB: 12,
+  TYPE_WEBCHAT: 6,
+  TYPE_RCS: 35,
+  TYPE_CUSTOM_CALL: 34,
+  TYPE_IVR_CALL: 25,
+  TYPE_TIKTOK: 36,
+  TYPE_FORM_SUBMISSION: 37,
 };
 
 /** API channel → REST messageType (and the short name used in Inbound/OutboundMessage webhooks). */
@@ -54,8 +69,18 @@ export function ensureConversation(ctx: Ctx, loc: Location, contact: Contact): C
 export function createConversationRecord(ctx: Ctx, locationId: string, contactId: string): Conversation {
   const now = ctx.clock.now();
   const c: Conversation = {
-    id: ctx.ids.id(), locationId, contactId, dateAdded: now, dateUpdated: now, lastMessageDate: now,
-    lastMessageBody: '', unreadCount: 0, starred: false, inbox: true, deleted: false, type: 1,
+    id: ctx.ids.id(),
+    locationId,
+    contactId,
+    dateAdded: now,
+    dateUpdated: now,
+    lastMessageDate: now,
+    lastMessageBody: '',
+    unreadCount: 0,
+    starred: false,
+    inbox: true,
+    deleted: false,
+    type: 1,
   };
   ctx.state.conversations.set(c.id, c);
   return c;
@@ -72,16 +97,26 @@ export function createConversation(ctx: Ctx, locationId: string, contactId: stri
 
 export function conversationToApi(c: Conversation): Record<string, unknown> {
   return {
-    id: c.id, contactId: c.contactId, locationId: c.locationId, deleted: c.deleted, inbox: c.inbox,
-    type: c.type, unreadCount: c.unreadCount, starred: c.starred,
+    id: c.id,
+    contactId: c.contactId,
+    locationId: c.locationId,
+    deleted: c.deleted,
+    inbox: c.inbox,
+    type: c.type,
+    unreadCount: c.unreadCount,
+    starred: c.starred,
     ...(c.assignedTo ? { assignedTo: c.assignedTo } : {}),
   };
 }
 
 export function conversationCreateToApi(c: Conversation): Record<string, unknown> {
   return {
-    id: c.id, dateUpdated: new Date(c.dateUpdated).toISOString(), dateAdded: new Date(c.dateAdded).toISOString(),
-    deleted: c.deleted, contactId: c.contactId, locationId: c.locationId,
+    id: c.id,
+    dateUpdated: new Date(c.dateUpdated).toISOString(),
+    dateAdded: new Date(c.dateAdded).toISOString(),
+    deleted: c.deleted,
+    contactId: c.contactId,
+    locationId: c.locationId,
     lastMessageDate: new Date(c.lastMessageDate).toISOString(),
     ...(c.assignedTo ? { assignedTo: c.assignedTo } : {}),
   };
@@ -92,19 +127,41 @@ export function conversationSearchRow(ctx: Ctx, c: Conversation): Record<string,
   const contact = ctx.state.contacts.get(c.contactId);
   const name = contact ? fullName(contact) : '';
   return {
-    id: c.id, contactId: c.contactId, locationId: c.locationId, lastMessageBody: c.lastMessageBody,
-    lastMessageType: c.lastMessageType ?? 'TYPE_SMS', type: c.type === 2 ? 'TYPE_EMAIL' : 'TYPE_PHONE',
-    unreadCount: c.unreadCount, fullName: name, contactName: name, email: contact?.email ?? '', phone: contact?.phone ?? '',
-    dateAdded: c.dateAdded, dateUpdated: c.dateUpdated, lastMessageDate: c.lastMessageDate,
-    lastMessageDirection: c.lastMessageDirection ?? 'outbound', starred: c.starred, sort: [c.lastMessageDate],
+    id: c.id,
+    contactId: c.contactId,
+    locationId: c.locationId,
+    lastMessageBody: c.lastMessageBody,
+    lastMessageType: c.lastMessageType ?? 'TYPE_SMS',
+    type: c.type === 2 ? 'TYPE_EMAIL' : 'TYPE_PHONE',
+    unreadCount: c.unreadCount,
+    fullName: name,
+    contactName: name,
+    email: contact?.email ?? '',
+    phone: contact?.phone ?? '',
+    dateAdded: c.dateAdded,
+    dateUpdated: c.dateUpdated,
+    lastMessageDate: c.lastMessageDate,
+    lastMessageDirection: c.lastMessageDirection ?? 'outbound',
+    starred: c.starred,
+    sort: [c.lastMessageDate],
   };
 }
 
 export function messageToApi(m: Message): Record<string, unknown> {
   return {
-    id: m.id, type: m.type, messageType: m.messageType, locationId: m.locationId, contactId: m.contactId,
-    conversationId: m.conversationId, dateAdded: new Date(m.dateAdded).toISOString(), body: m.body ?? '',
-    direction: m.direction, status: m.status, contentType: m.contentType, attachments: m.attachments, source: m.source,
+    id: m.id,
+    type: m.type,
+    messageType: m.messageType,
+    locationId: m.locationId,
+    contactId: m.contactId,
+    conversationId: m.conversationId,
+    dateAdded: new Date(m.dateAdded).toISOString(),
+    body: m.body ?? '',
+    direction: m.direction,
+    status: m.status,
+    contentType: m.contentType,
+    attachments: m.attachments,
+    source: m.source,
     ...(m.userId ? { userId: m.userId } : {}),
     ...(m.conversationProviderId ? { conversationProviderId: m.conversationProviderId } : {}),
     ...(m.altId ? { altId: m.altId } : {}),
@@ -117,14 +174,28 @@ export function messageToApi(m: Message): Record<string, unknown> {
 }
 
 /** Inbound/OutboundMessage webhook body (flat; webhook-events/InboundMessage.md). */
-function messageEvent(type: 'InboundMessage' | 'OutboundMessage', m: Message): Record<string, unknown> & { type: string } {
+function messageEvent(
+  type: 'InboundMessage' | 'OutboundMessage',
+  m: Message,
+): Record<string, unknown> & { type: string } {
   // Messages of a custom (extra) provider carry the full enum name in OutboundMessage (observed #224).
-  const short = m.messageType.startsWith('TYPE_CUSTOM_PROVIDER_') ? m.messageType
-    : Object.values(CHANNEL).find((c) => c.messageType === m.messageType)?.short ?? (m.messageType.endsWith('EMAIL') ? 'Email' : 'SMS');
+  const short = m.messageType.startsWith('TYPE_CUSTOM_PROVIDER_')
+    ? m.messageType
+    : (Object.values(CHANNEL).find((c) => c.messageType === m.messageType)?.short ??
+      (m.messageType.endsWith('EMAIL') ? 'Email' : 'SMS'));
   return {
-    type, locationId: m.locationId, attachments: m.attachments, body: m.body ?? '', contactId: m.contactId,
-    contentType: m.contentType, conversationId: m.conversationId, dateAdded: new Date(m.dateAdded).toISOString(),
-    direction: m.direction, messageType: short, messageId: m.id, status: m.status,
+    type,
+    locationId: m.locationId,
+    attachments: m.attachments,
+    body: m.body ?? '',
+    contactId: m.contactId,
+    contentType: m.contentType,
+    conversationId: m.conversationId,
+    dateAdded: new Date(m.dateAdded).toISOString(),
+    direction: m.direction,
+    messageType: short,
+    messageId: m.id,
+    status: m.status,
     ...(type === 'OutboundMessage' ? { source: m.source } : {}),
     ...(m.userId ? { userId: m.userId } : {}),
     ...(m.conversationProviderId ? { conversationProviderId: m.conversationProviderId } : {}),
@@ -147,8 +218,14 @@ function touchConversation(ctx: Ctx, conv: Conversation, m: Message): void {
   if (m.direction === 'inbound') {
     conv.unreadCount++;
     emitLocationEvent(ctx, conv.locationId, {
-      type: 'ConversationUnreadUpdate', locationId: conv.locationId, id: conv.id, contactId: conv.contactId,
-      deleted: conv.deleted, inbox: conv.inbox, starred: conv.starred, unreadCount: conv.unreadCount,
+      type: 'ConversationUnreadUpdate',
+      locationId: conv.locationId,
+      id: conv.id,
+      contactId: conv.contactId,
+      deleted: conv.deleted,
+      inbox: conv.inbox,
+      starred: conv.starred,
+      unreadCount: conv.unreadCount,
     });
   }
 }
@@ -181,7 +258,11 @@ export interface OutboundInput {
  * explicitly chosen extra provider — is a custom conversation provider, GHL POSTs ProviderOutboundMessage to its
  * Delivery URL and the message stays `pending` until the provider reports a status.
  */
-export function sendOutbound(ctx: Ctx, loc: Location, input: OutboundInput): { message: Message; conversation: Conversation } {
+export function sendOutbound(
+  ctx: Ctx,
+  loc: Location,
+  input: OutboundInput,
+): { message: Message; conversation: Conversation } {
   const contact = ctx.state.contacts.get(input.contactId);
   if (!contact || contact.locationId !== loc.id) throw badRequest('Contact not found');
   const channel = input.type;
@@ -200,25 +281,39 @@ export function sendOutbound(ctx: Ctx, loc: Location, input: OutboundInput): { m
   const emailTo = input.emailTo ? [input.emailTo] : contact.email ? [contact.email] : [];
   if (isEmail && emailTo.length === 0) throw badRequest('Contact does not have an email address');
   if (isEmail && !input.html && !input.message) throw badRequest('Email body (html or message) is required');
-  if (!isEmail && !input.message && !(input.attachments?.length)) throw badRequest('Message body is required');
+  if (!isEmail && !input.message && !input.attachments?.length) throw badRequest('Message body is required');
   const conversation = ensureConversation(ctx, loc, contact);
   const now = ctx.clock.now();
   const messageType = messageTypeFor(channel, provider);
   const viaProvider = provider?.providerDeliveryUrl !== undefined;
   const m: Message = {
-    id: ctx.ids.id(), locationId: loc.id, contactId: contact.id, conversationId: conversation.id,
-    type: NUMERIC_TYPE[messageType] ?? 2, messageType, channel, direction: 'outbound',
+    id: ctx.ids.id(),
+    locationId: loc.id,
+    contactId: contact.id,
+    conversationId: conversation.id,
+    type: NUMERIC_TYPE[messageType] ?? 2,
+    messageType,
+    channel,
+    direction: 'outbound',
     status: provider ? 'pending' : 'delivered',
-    contentType: isEmail ? 'text/html' : 'text/plain', attachments: input.attachments ?? [], source: input.source,
-    dateAdded: now, createdAtMs: now, statusHistory: [],
+    contentType: isEmail ? 'text/html' : 'text/plain',
+    attachments: input.attachments ?? [],
+    source: input.source,
+    dateAdded: now,
+    createdAtMs: now,
+    statusHistory: [],
     ...(input.message !== undefined ? { body: input.message } : input.html !== undefined ? { body: input.html } : {}),
     ...(input.html !== undefined ? { html: input.html } : {}),
     ...(input.subject !== undefined ? { subject: input.subject } : {}),
     ...(input.userId !== undefined ? { userId: input.userId } : {}),
-    ...(isEmail ? { emailTo, emailFrom: input.emailFrom ?? `${loc.name} <${loc.email ?? 'no-reply@emulator.local'}>` } : {}),
+    ...(isEmail
+      ? { emailTo, emailFrom: input.emailFrom ?? `${loc.name} <${loc.email ?? 'no-reply@emulator.local'}>` }
+      : {}),
     ...(input.emailCc ? { emailCc: input.emailCc } : {}),
     ...(input.emailBcc ? { emailBcc: input.emailBcc } : {}),
-    ...(provider?.conversationProvider ? { conversationProviderId: provider.conversationProvider.id, providerAppId: provider.appId } : {}),
+    ...(provider?.conversationProvider
+      ? { conversationProviderId: provider.conversationProvider.id, providerAppId: provider.appId }
+      : {}),
   };
   if (isEmail) m.emailMessageId = m.id;
   m.statusHistory.push({ status: m.status, at: now, by: 'ghl' });
@@ -228,18 +323,38 @@ export function sendOutbound(ctx: Ctx, loc: Location, input: OutboundInput): { m
     const replyTo = input.replyMessageId ? ctx.state.messages.get(input.replyMessageId)?.altId : undefined;
     const payload: Record<string, unknown> = isEmail
       ? {
-          contactId: contact.id, locationId: loc.id, messageId: m.id, emailMessageId: m.emailMessageId, type: 'Email',
-          emailTo, emailFrom: m.emailFrom, attachments: m.attachments, html: m.html ?? m.body ?? '', subject: m.subject ?? '',
+          contactId: contact.id,
+          locationId: loc.id,
+          messageId: m.id,
+          emailMessageId: m.emailMessageId,
+          type: 'Email',
+          emailTo,
+          emailFrom: m.emailFrom,
+          attachments: m.attachments,
+          html: m.html ?? m.body ?? '',
+          subject: m.subject ?? '',
           ...(m.userId ? { userId: m.userId } : {}),
           ...(provider.conversationProvider?.isCustom && replyTo ? { replyToAltId: replyTo } : {}),
         }
       : {
-          contactId: contact.id, locationId: loc.id, messageId: m.id, type: 'SMS', phone: contact.phone ?? '',
-          message: m.body ?? '', attachments: m.attachments, ...(m.userId ? { userId: m.userId } : {}),
+          contactId: contact.id,
+          locationId: loc.id,
+          messageId: m.id,
+          type: 'SMS',
+          phone: contact.phone ?? '',
+          message: m.body ?? '',
+          attachments: m.attachments,
+          ...(m.userId ? { userId: m.userId } : {}),
         };
     ctx.webhooks.enqueue({
-      kind: 'provider', appId: provider.appId, url: provider.providerDeliveryUrl, eventType: 'ProviderOutboundMessage',
-      payload, envelope: ctx.opts.providerWebhookEnvelope, locationId: loc.id, companyId: loc.companyId,
+      kind: 'provider',
+      appId: provider.appId,
+      url: provider.providerDeliveryUrl,
+      eventType: 'ProviderOutboundMessage',
+      payload,
+      envelope: ctx.opts.providerWebhookEnvelope,
+      locationId: loc.id,
+      companyId: loc.companyId,
     });
   }
   emitLocationEvent(ctx, loc.id, messageEvent('OutboundMessage', m));
@@ -267,10 +382,17 @@ export interface ProcessInput {
 }
 
 /** Add an inbound (or external outbound) message posted by a provider app. */
-export function addProcessedMessage(ctx: Ctx, locationId: string, caller: App, input: ProcessInput, kind: 'inbound' | 'outbound-call'): Message {
+export function addProcessedMessage(
+  ctx: Ctx,
+  locationId: string,
+  caller: App,
+  input: ProcessInput,
+  kind: 'inbound' | 'outbound-call',
+): Message {
   const conv = ctx.state.conversations.get(input.conversationId);
   if (!conv || conv.deleted || conv.locationId !== locationId) throw badRequest('Conversation not found');
-  if (kind === 'inbound' && conv.contactId !== input.contactId) throw badRequest('Conversation does not belong to this contact');
+  if (kind === 'inbound' && conv.contactId !== input.contactId)
+    throw badRequest('Conversation does not belong to this contact');
   const contact = ctx.state.contacts.get(conv.contactId);
   if (!contact) throw badRequest('Contact not found');
   let provider: App | undefined;
@@ -280,14 +402,15 @@ export function addProcessedMessage(ctx: Ctx, locationId: string, caller: App, i
   } else {
     // Default SMS/Email providers need no conversationProviderId (ConversationProviders.md).
     const cp = caller.conversationProvider;
-    const isDefault = cp && !cp.isCustom && (input.type === cp.type);
+    const isDefault = cp && !cp.isCustom && input.type === cp.type;
     if (!isDefault) throw badRequest('conversationProviderId is required');
     provider = caller;
   }
   if (input.type === 'Call' || kind === 'outbound-call') {
     const num = kind === 'outbound-call' ? input.call?.to : input.call?.from;
     const p = (s: string | null | undefined) => (s ?? '').replace(/[^\d+]/g, '');
-    if (!num || p(num) !== p(contact.phone)) throw badRequest(`The ${kind === 'outbound-call' ? 'to' : 'from'} number must match the contact's phone`);
+    if (!num || p(num) !== p(contact.phone))
+      throw badRequest(`The ${kind === 'outbound-call' ? 'to' : 'from'} number must match the contact's phone`);
   }
   const direction = kind === 'outbound-call' ? 'outbound' : (input.direction ?? ctx.opts.inboundDefaultDirection);
   const now = ctx.clock.now();
@@ -295,12 +418,22 @@ export function addProcessedMessage(ctx: Ctx, locationId: string, caller: App, i
   const messageType = messageTypeFor(input.type, provider);
   const isEmail = messageType.includes('EMAIL');
   const m: Message = {
-    id: ctx.ids.id(), locationId, contactId: contact.id, conversationId: conv.id, type: NUMERIC_TYPE[messageType] ?? 2,
-    messageType, channel: input.type, direction,
+    id: ctx.ids.id(),
+    locationId,
+    contactId: contact.id,
+    conversationId: conv.id,
+    type: NUMERIC_TYPE[messageType] ?? 2,
+    messageType,
+    channel: input.type,
+    direction,
     // Provider-posted messages are already delivered; call outcomes live in meta.callStatus.
     status: 'delivered',
-    contentType: isEmail ? 'text/html' : 'text/plain', attachments: input.attachments ?? [], source: 'api',
-    dateAdded: Number.isNaN(dateAdded) ? now : dateAdded, createdAtMs: now, statusHistory: [],
+    contentType: isEmail ? 'text/html' : 'text/plain',
+    attachments: input.attachments ?? [],
+    source: 'api',
+    dateAdded: Number.isNaN(dateAdded) ? now : dateAdded,
+    createdAtMs: now,
+    statusHistory: [],
     ...(input.message !== undefined ? { body: input.message } : input.html !== undefined ? { body: input.html } : {}),
     ...(input.html !== undefined ? { html: input.html } : {}),
     ...(input.subject !== undefined ? { subject: input.subject } : {}),
@@ -308,7 +441,9 @@ export function addProcessedMessage(ctx: Ctx, locationId: string, caller: App, i
     ...(input.call ? { call: input.call } : {}),
     ...(input.emailFrom !== undefined ? { emailFrom: input.emailFrom } : {}),
     ...(input.emailTo !== undefined ? { emailTo: [input.emailTo] } : {}),
-    ...(provider.conversationProvider ? { conversationProviderId: provider.conversationProvider.id, providerAppId: provider.appId } : {}),
+    ...(provider.conversationProvider
+      ? { conversationProviderId: provider.conversationProvider.id, providerAppId: provider.appId }
+      : {}),
   };
   if (isEmail) m.emailMessageId = input.emailMessageId ?? m.id;
   m.statusHistory.push({ status: m.status, at: now, by: caller.appId });
@@ -318,7 +453,14 @@ export function addProcessedMessage(ctx: Ctx, locationId: string, caller: App, i
   return m;
 }
 
-const RANK: Partial<Record<MessageStatus, number>> = { pending: 0, queued: 0, scheduled: 0, sent: 1, delivered: 2, read: 3 };
+const RANK: Partial<Record<MessageStatus, number>> = {
+  pending: 0,
+  queued: 0,
+  scheduled: 0,
+  sent: 1,
+  delivered: 2,
+  read: 3,
+};
 
 /** PUT …/status: only the provider app may update; forward-only by default; optional refusal window. */
 export function updateStatus(
@@ -334,13 +476,21 @@ export function updateStatus(
   if (ctx.opts.statusTransitions === 'forward-only' && body.status !== m.status) {
     const from = RANK[m.status];
     const to = RANK[body.status];
-    const ok = m.status === 'failed' ? false
-      : body.status === 'failed' ? m.status !== 'read'
-      : from !== undefined && to !== undefined && to > from;
+    const ok =
+      m.status === 'failed'
+        ? false
+        : body.status === 'failed'
+          ? m.status !== 'read'
+          : from !== undefined && to !== undefined && to > from;
     if (!ok) throw badRequest(`Cannot update message status from ${m.status} to ${body.status}`);
   }
   m.status = body.status;
   if (body.error) m.error = body.error;
-  m.statusHistory.push({ status: body.status, at: ctx.clock.now(), by: caller.appId, ...(body.error ? { error: body.error } : {}) });
+  m.statusHistory.push({
+    status: body.status,
+    at: ctx.clock.now(),
+    by: caller.appId,
+    ...(body.error ? { error: body.error } : {}),
+  });
   return m;
 }

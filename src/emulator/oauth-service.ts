@@ -25,7 +25,10 @@ export interface AuthorizeResult {
 }
 
 export class OAuthError extends Error {
-  constructor(readonly status: number, readonly body: Record<string, unknown>) {
+  constructor(
+    readonly status: number,
+    readonly body: Record<string, unknown>,
+  ) {
     super(String(body.message ?? body.error_description ?? body.error));
   }
 }
@@ -37,7 +40,8 @@ function installingUser(ctx: Ctx, companyId: string, locationId?: string, userId
   if (userId) return userId;
   for (const u of ctx.state.users.values()) {
     if (u.companyId !== companyId) continue;
-    if (locationId === undefined ? u.type === 'agency' : u.locationIds.includes(locationId) || u.type === 'agency') return u.id;
+    if (locationId === undefined ? u.type === 'agency' : u.locationIds.includes(locationId) || u.type === 'agency')
+      return u.id;
   }
   return ctx.ids.id();
 }
@@ -60,12 +64,22 @@ export function installOnLocation(ctx: Ctx, app: App, locationId: string, userId
   const loc = ctx.state.locations.get(locationId);
   if (!loc) throw new Error(`unknown location ${locationId}`);
   if (ctx.state.locationInstall(app.appId, locationId)) return;
-  const inst: Installation = { appId: app.appId, companyId: loc.companyId, locationId, installedAt: ctx.clock.now(), userId, isBulk };
+  const inst: Installation = {
+    appId: app.appId,
+    companyId: loc.companyId,
+    locationId,
+    installedAt: ctx.clock.now(),
+    userId,
+    isBulk,
+  };
   ctx.state.installations.push(inst);
   const cp = app.conversationProvider;
   if (cp && !cp.isCustom && ctx.opts.autoSelectDefaultProvider) loc.defaultProvider[cp.type] = app.appId;
   sendToApp(ctx, app, {
-    type: 'INSTALL', ...installPayloadBase(ctx, app, loc.companyId), locationId, userId,
+    type: 'INSTALL',
+    ...installPayloadBase(ctx, app, loc.companyId),
+    locationId,
+    userId,
     installType: 'Location',
   });
 }
@@ -115,7 +129,8 @@ export function authorize(ctx: Ctx, input: AuthorizeInput): AuthorizeResult {
     approved = input.locationIds ?? all;
     for (const id of approved) {
       const loc = ctx.state.locations.get(id);
-      if (!loc || loc.companyId !== companyId) throw new OAuthError(400, { statusCode: 400, message: `Location ${id} not in company` });
+      if (!loc || loc.companyId !== companyId)
+        throw new OAuthError(400, { statusCode: 400, message: `Location ${id} not in company` });
     }
     installOnCompany(ctx, app, companyId, userId, true);
     ctx.state.companyInstallOptions.set(`${app.appId}|${companyId}`, {
@@ -130,7 +145,15 @@ export function authorize(ctx: Ctx, input: AuthorizeInput): AuthorizeResult {
 function finish(
   ctx: Ctx,
   app: App,
-  c: { userType: UserType; companyId: string; locationId?: string; userId: string; redirectUri: string; isBulk: boolean; approved: string[] },
+  c: {
+    userType: UserType;
+    companyId: string;
+    locationId?: string;
+    userId: string;
+    redirectUri: string;
+    isBulk: boolean;
+    approved: string[];
+  },
   state: string | undefined,
 ): AuthorizeResult {
   const code: AuthCode = {
@@ -202,11 +225,21 @@ function tokenResponse(ctx: Ctx, app: App, at: AccessToken, rt: RefreshToken): R
   };
 }
 
-function mintPair(ctx: Ctx, app: App, g: Omit<RefreshToken, 'token' | 'id' | 'appId' | 'clientId' | 'expiresAt' | 'used' | 'revoked'>, origin: AccessToken['origin']) {
+function mintPair(
+  ctx: Ctx,
+  app: App,
+  g: Omit<RefreshToken, 'token' | 'id' | 'appId' | 'clientId' | 'expiresAt' | 'used' | 'revoked'>,
+  origin: AccessToken['origin'],
+) {
   const at = mintAccess(ctx, app, g, origin);
   const rt: RefreshToken = {
     ...g,
-    token: ctx.ids.token({ authClass: g.userType, authClassId: g.locationId ?? g.companyId, sub: app.clientId, refresh: true }),
+    token: ctx.ids.token({
+      authClass: g.userType,
+      authClassId: g.locationId ?? g.companyId,
+      sub: app.clientId,
+      refresh: true,
+    }),
     id: ctx.ids.hex24(),
     appId: app.appId,
     clientId: app.clientId,
@@ -235,7 +268,9 @@ export function exchangeToken(ctx: Ctx, r: TokenRequest): Record<string, unknown
   if (!r.client_secret) missing.push('client_secret should not be empty');
   if (!r.grant_type) missing.push('grant_type should not be empty');
   else if (!['authorization_code', 'refresh_token', 'client_credentials'].includes(r.grant_type))
-    missing.push('grant_type must be one of the following values: authorization_code, refresh_token, client_credentials');
+    missing.push(
+      'grant_type must be one of the following values: authorization_code, refresh_token, client_credentials',
+    );
   if (r.user_type !== undefined && r.user_type !== 'Company' && r.user_type !== 'Location')
     missing.push('user_type must be one of the following values: Company, Location');
   if (missing.length) throw new OAuthError(422, { statusCode: 422, message: missing, error: 'Unprocessable Entity' });
@@ -244,34 +279,70 @@ export function exchangeToken(ctx: Ctx, r: TokenRequest): Record<string, unknown
     throw new OAuthError(401, { statusCode: 401, message: 'Invalid client credentials', error: 'Unauthorized' });
   const now = ctx.clock.now();
   if (r.grant_type === 'authorization_code') {
-    if (!r.code) throw new OAuthError(422, { statusCode: 422, message: ['code should not be empty'], error: 'Unprocessable Entity' });
+    if (!r.code)
+      throw new OAuthError(422, {
+        statusCode: 422,
+        message: ['code should not be empty'],
+        error: 'Unprocessable Entity',
+      });
     const c = ctx.state.codes.get(r.code);
     if (!c || c.clientId !== app.clientId) throw invalidGrant('Invalid authorization code');
     if (c.used) throw invalidGrant('Authorization code has already been used');
     if (now >= c.expiresAt) throw invalidGrant('Authorization code has expired');
-    if (r.redirect_uri !== undefined && r.redirect_uri !== c.redirectUri) throw invalidGrant('redirect_uri does not match');
+    if (r.redirect_uri !== undefined && r.redirect_uri !== c.redirectUri)
+      throw invalidGrant('redirect_uri does not match');
     if (r.user_type !== undefined && r.user_type !== c.userType)
-      throw new OAuthError(400, { statusCode: 400, message: `This authorization code was issued for user_type ${c.userType}` });
+      throw new OAuthError(400, {
+        statusCode: 400,
+        message: `This authorization code was issued for user_type ${c.userType}`,
+      });
     c.used = true;
-    return mintPair(ctx, app, {
-      userType: c.userType, companyId: c.companyId, userId: c.userId, scopes: app.scopes, isBulk: c.isBulk,
-      approvedLocations: c.approvedLocations, ...(c.locationId !== undefined ? { locationId: c.locationId } : {}),
-    }, 'authorization_code');
+    return mintPair(
+      ctx,
+      app,
+      {
+        userType: c.userType,
+        companyId: c.companyId,
+        userId: c.userId,
+        scopes: app.scopes,
+        isBulk: c.isBulk,
+        approvedLocations: c.approvedLocations,
+        ...(c.locationId !== undefined ? { locationId: c.locationId } : {}),
+      },
+      'authorization_code',
+    );
   }
   if (r.grant_type === 'refresh_token') {
     if (!r.refresh_token)
-      throw new OAuthError(422, { statusCode: 422, message: ['refresh_token should not be empty'], error: 'Unprocessable Entity' });
+      throw new OAuthError(422, {
+        statusCode: 422,
+        message: ['refresh_token should not be empty'],
+        error: 'Unprocessable Entity',
+      });
     const rt = ctx.state.refreshTokens.get(r.refresh_token);
     if (!rt || rt.clientId !== app.clientId || rt.revoked) throw invalidGrant('Invalid refresh token');
     if (rt.used) throw invalidGrant('Refresh token has already been used');
     if (now >= rt.expiresAt) throw invalidGrant('Refresh token has expired');
     if (r.user_type !== undefined && r.user_type !== rt.userType)
-      throw new OAuthError(400, { statusCode: 400, message: `This refresh token was issued for user_type ${rt.userType}` });
+      throw new OAuthError(400, {
+        statusCode: 400,
+        message: `This refresh token was issued for user_type ${rt.userType}`,
+      });
     rt.used = true;
-    return mintPair(ctx, app, {
-      userType: rt.userType, companyId: rt.companyId, userId: rt.userId, scopes: rt.scopes, isBulk: rt.isBulk,
-      approvedLocations: rt.approvedLocations, ...(rt.locationId !== undefined ? { locationId: rt.locationId } : {}),
-    }, 'refresh_token');
+    return mintPair(
+      ctx,
+      app,
+      {
+        userType: rt.userType,
+        companyId: rt.companyId,
+        userId: rt.userId,
+        scopes: rt.scopes,
+        isBulk: rt.isBulk,
+        approvedLocations: rt.approvedLocations,
+        ...(rt.locationId !== undefined ? { locationId: rt.locationId } : {}),
+      },
+      'refresh_token',
+    );
   }
   throw new OAuthError(400, { statusCode: 400, message: 'client_credentials grant is not supported for this app' });
 }
@@ -290,7 +361,8 @@ export function uninstall(ctx: Ctx, clientId: string, where: { locationId?: stri
   if (!app) throw new Error(`unknown clientId ${clientId}`);
   const removed: Installation[] = [];
   ctx.state.installations = ctx.state.installations.filter((i) => {
-    const match = i.appId === app.appId &&
+    const match =
+      i.appId === app.appId &&
       (where.locationId !== undefined ? i.locationId === where.locationId : i.companyId === where.companyId);
     if (match) removed.push(i);
     return !match;
@@ -298,7 +370,9 @@ export function uninstall(ctx: Ctx, clientId: string, where: { locationId?: stri
   for (const i of removed) {
     if (i.locationId !== undefined) {
       const loc = ctx.state.locations.get(i.locationId);
-      if (loc) for (const k of ['SMS', 'Email'] as const) if (loc.defaultProvider[k] === app.appId) delete loc.defaultProvider[k];
+      if (loc)
+        for (const k of ['SMS', 'Email'] as const)
+          if (loc.defaultProvider[k] === app.appId) delete loc.defaultProvider[k];
       revokeFor(ctx, app.appId, { locationId: i.locationId });
       sendToApp(ctx, app, { type: 'UNINSTALL', appId: app.appId, locationId: i.locationId, companyId: i.companyId });
     } else {

@@ -3,8 +3,18 @@
 export type UserType = 'Location' | 'Company';
 export type ProviderType = 'SMS' | 'Email';
 export type MessageStatus =
-  | 'pending' | 'sent' | 'delivered' | 'read' | 'failed' | 'undelivered' | 'connected' | 'opened'
-  | 'scheduled' | 'clicked' | 'opt_out' | 'queued';
+  | 'pending'
+  | 'sent'
+  | 'delivered'
+  | 'read'
+  | 'failed'
+  | 'undelivered'
+  | 'connected'
+  | 'opened'
+  | 'scheduled'
+  | 'clicked'
+  | 'opt_out'
+  | 'queued';
 
 export interface Agency {
   id: string;

@@ -42,8 +42,10 @@ export class WebhookDispatcher {
   sign(body: string): Record<string, string> {
     const bytes = Buffer.from(body, 'utf8');
     const h: Record<string, string> = {};
-    if (this.opts.signWithEd25519) h['x-ghl-signature'] = edSign(null, bytes, this.keys.ed25519Private).toString('base64');
-    if (this.opts.signWithRsa) h['x-wh-signature'] = createSign('SHA256').update(bytes).sign(this.keys.rsaPrivate, 'base64');
+    if (this.opts.signWithEd25519)
+      h['x-ghl-signature'] = edSign(null, bytes, this.keys.ed25519Private).toString('base64');
+    if (this.opts.signWithRsa)
+      h['x-wh-signature'] = createSign('SHA256').update(bytes).sign(this.keys.rsaPrivate, 'base64');
     return h;
   }
 
@@ -68,7 +70,10 @@ export class WebhookDispatcher {
       payload,
       body,
       // Delivery-URL calls are unsigned unless signProviderDeliveries (as real GHL's: observed #224).
-      headers: { 'content-type': 'application/json', ...(a.kind === 'app' || this.opts.signProviderDeliveries ? this.sign(body) : {}) },
+      headers: {
+        'content-type': 'application/json',
+        ...(a.kind === 'app' || this.opts.signProviderDeliveries ? this.sign(body) : {}),
+      },
       attempts: [],
       state: 'scheduled',
       createdAt: this.clock.now(),
@@ -119,7 +124,12 @@ export class WebhookDispatcher {
     try {
       const res = await fetch(d.url, { method: 'POST', headers: d.headers, body: d.body, signal: ac.signal });
       const text = await res.text().catch(() => '');
-      d.attempts.push({ at: this.clock.now(), status: res.status, responseBody: text.slice(0, 2000), durationMs: Date.now() - started });
+      d.attempts.push({
+        at: this.clock.now(),
+        status: res.status,
+        responseBody: text.slice(0, 2000),
+        durationMs: Date.now() - started,
+      });
       if (res.status >= 200 && res.status < 300) d.state = 'delivered';
       else if (res.status === 429 && d.attempts.length <= this.opts.webhookMaxRetries && !this.closed) {
         d.state = 'retry_scheduled';
@@ -127,7 +137,13 @@ export class WebhookDispatcher {
         this.schedule(d, this.opts.webhookRetryIntervalMs + jitter);
       } else d.state = 'failed';
     } catch (err) {
-      const msg = ac.signal.aborted ? 'timeout' : err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+      const msg = ac.signal.aborted
+        ? 'timeout'
+        : err instanceof Error
+          ? err.cause instanceof Error
+            ? err.cause.message
+            : err.message
+          : String(err);
       d.attempts.push({ at: this.clock.now(), error: msg, durationMs: Date.now() - started });
       d.state = 'failed';
     } finally {

@@ -19,7 +19,10 @@ export const locationKey = (locationId: string): string => `${LOCATION}${locatio
 export const companyKey = (companyId: string): string => `${COMPANY}${companyId}`;
 
 /** The key of a resource reference: the location's when it names one, else the company's. */
-export const resourceKey = (ref: { locationId?: string | null | undefined; companyId?: string | null | undefined }): string | undefined =>
+export const resourceKey = (ref: {
+  locationId?: string | null | undefined;
+  companyId?: string | null | undefined;
+}): string | undefined =>
   ref.locationId ? locationKey(ref.locationId) : ref.companyId ? companyKey(ref.companyId) : undefined;
 
 export const isLocationKey = (key: string): boolean => key.startsWith(LOCATION);

@@ -55,7 +55,9 @@ export async function startSandbox(config: Config, log: Logger): Promise<Sandbox
       const token = provider ? await provider.tokens.current() : undefined;
       emulator.control.updateApp(seed.clientId, {
         webhookUrl: `${bridgeUrl}/webhooks/ghl`,
-        providerDeliveryUrl: token ? `${bridgeUrl}/webhooks/ghl/provider/${token}` : `${bridgeUrl}/webhooks/ghl/provider`,
+        providerDeliveryUrl: token
+          ? `${bridgeUrl}/webhooks/ghl/provider/${token}`
+          : `${bridgeUrl}/webhooks/ghl/provider`,
         // The bridge builds its redirect URI from PUBLIC_URL; webhooks go to where it listens.
         redirectUri: `${config.publicUrl}/oauth/callback`,
       });
@@ -75,7 +77,9 @@ export async function startSandbox(config: Config, log: Logger): Promise<Sandbox
         token
           ? `  delivery:  unsigned Delivery-URL calls to ${bridgeUrl}/webhooks/ghl/provider/${token.slice(0, 4)}…, confirmed by the signed OutboundMessage event (as with real GHL)`
           : '',
-        config.ADMIN_API_KEY ? '  admin API: Authorization: Bearer $ADMIN_API_KEY' : `  admin API: Authorization: Bearer $(cat ${adminKeyFile(config.DATA_DIR)})`,
+        config.ADMIN_API_KEY
+          ? '  admin API: Authorization: Bearer $ADMIN_API_KEY'
+          : `  admin API: Authorization: Bearer $(cat ${adminKeyFile(config.DATA_DIR)})`,
         '',
         '  Try it — send an SMS as a GHL user, then watch the conversation:',
         `    ${send}`,

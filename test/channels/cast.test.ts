@@ -62,7 +62,14 @@ describe('Cast send', () => {
     const r = await cast.send(msg);
     expect(r).toEqual({ outcome: 'accepted', channelMessageId: expect.stringMatching(/^CAST[0-9A-F]+$/) });
     expect(fake.sends).toHaveLength(1);
-    expect(fake.sends[0]).toMatchObject({ to: '09171234567', message: 'Hello from GHL', senderId: 'MYBRAND', idempotencyKey: msg.messageId, parts: 1, path: '/api/v1/sms/send' });
+    expect(fake.sends[0]).toMatchObject({
+      to: '09171234567',
+      message: 'Hello from GHL',
+      senderId: 'MYBRAND',
+      idempotencyKey: msg.messageId,
+      parts: 1,
+      path: '/api/v1/sms/send',
+    });
   });
 
   it('numberFormat e164 sends +63…', async () => {
@@ -73,7 +80,10 @@ describe('Cast send', () => {
 
   it('sandbox key → SANDBOX_ id', async () => {
     const { cast } = await setup({ apiKey: `cast_test_${randomBytes(8).toString('hex')}` });
-    expect(await cast.send(sms())).toEqual({ outcome: 'accepted', channelMessageId: expect.stringMatching(/^SANDBOX_/) });
+    expect(await cast.send(sms())).toEqual({
+      outcome: 'accepted',
+      channelMessageId: expect.stringMatching(/^SANDBOX_/),
+    });
   });
 
   it('a repeated send of the same GHL message is an idempotent replay: one SMS, same Cast id', async () => {
@@ -132,7 +142,9 @@ describe('Cast send', () => {
   it("without a client throttle, Cast's own rate limit answers 429 with Retry-After", async () => {
     const { fake, cast } = await setup({ ratePerSecond: 1000 }, { ratePerSecond: 3, retryAfterSeconds: 2 });
     const results = await Promise.allSettled(Array.from({ length: 6 }, () => cast.send(sms())));
-    const limited = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as unknown);
+    const limited = results
+      .filter((r) => r.status === 'rejected')
+      .map((r) => (r as PromiseRejectedResult).reason as unknown);
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
     expect(limited).toHaveLength(3);
     for (const e of limited) {
@@ -180,7 +192,11 @@ describe('Cast send', () => {
       const { cast } = await setup({ numberFormat: 'e164' }, { toFormat: 'local' });
       expect(await cast.send(sms())).toEqual({
         outcome: 'failed',
-        error: { code: 'VALIDATION_ERROR', type: 'validation', message: 'Cast rejected the SMS: Invalid phone number format' },
+        error: {
+          code: 'VALIDATION_ERROR',
+          type: 'validation',
+          message: 'Cast rejected the SMS: Invalid phone number format',
+        },
       });
     });
 
@@ -207,7 +223,10 @@ describe('Cast send', () => {
       [403, 'CHANNEL_NOT_ALLOWED'],
     ])('%s %s → failed, type account', async (status, code) => {
       const apiKey = newKey();
-      const { cast } = await setup({ apiKey }, { keyErrors: { [apiKey]: { status, code, error: `refused for key ${apiKey}` } } });
+      const { cast } = await setup(
+        { apiKey },
+        { keyErrors: { [apiKey]: { status, code, error: `refused for key ${apiKey}` } } },
+      );
       const r = await cast.send(sms());
       expect(r).toMatchObject({ outcome: 'failed', error: { code, type: 'account' } });
       // Cast's error text is passed on, but any key in it is redacted.
@@ -218,7 +237,10 @@ describe('Cast send', () => {
     it('INSUFFICIENT_CREDITS from the balance check', async () => {
       const { cast } = await setup({}, { credits: 1 });
       expect((await cast.send(sms())).outcome).toBe('accepted');
-      expect(await cast.send(sms())).toMatchObject({ outcome: 'failed', error: { code: 'INSUFFICIENT_CREDITS', type: 'account' } });
+      expect(await cast.send(sms())).toMatchObject({
+        outcome: 'failed',
+        error: { code: 'INSUFFICIENT_CREDITS', type: 'account' },
+      });
     });
   });
 
@@ -228,7 +250,11 @@ describe('Cast send', () => {
       const r = await cast.send(sms({ message: 'x'.repeat(451) }));
       expect(r).toEqual({
         outcome: 'failed',
-        error: { code: 'MESSAGE_TOO_LONG', type: 'validation', message: 'SMS is 451 characters (3 parts, GSM-7); this channel allows at most 450 characters' },
+        error: {
+          code: 'MESSAGE_TOO_LONG',
+          type: 'validation',
+          message: 'SMS is 451 characters (3 parts, GSM-7); this channel allows at most 450 characters',
+        },
       });
       expect(fake.requests).toHaveLength(0);
       expect((await cast.send(sms({ message: 'x'.repeat(450) }))).outcome).toBe('accepted');
@@ -238,14 +264,20 @@ describe('Cast send', () => {
     it('maxLength is configurable and counts characters, not UTF-16 units', async () => {
       const { cast } = await setup({ maxLength: 10 });
       expect((await cast.send(sms({ message: '😀'.repeat(10) }))).outcome).toBe('accepted');
-      expect(await cast.send(sms({ message: '😀'.repeat(11) }))).toMatchObject({ outcome: 'failed', error: { code: 'MESSAGE_TOO_LONG' } });
+      expect(await cast.send(sms({ message: '😀'.repeat(11) }))).toMatchObject({
+        outcome: 'failed',
+        error: { code: 'MESSAGE_TOO_LONG' },
+      });
     });
 
     it('maxParts caps billed parts (UCS-2 splits at 67)', async () => {
       const { cast } = await setup({ maxParts: 2 });
       expect((await cast.send(sms({ message: 'ç'.repeat(134) }))).outcome).toBe('accepted');
       const r = await cast.send(sms({ message: 'ç'.repeat(135) }));
-      expect(r).toMatchObject({ outcome: 'failed', error: { code: 'MESSAGE_TOO_LONG', message: expect.stringContaining('3 parts') } });
+      expect(r).toMatchObject({
+        outcome: 'failed',
+        error: { code: 'MESSAGE_TOO_LONG', message: expect.stringContaining('3 parts') },
+      });
     });
 
     it.each([['+14155550132'], [undefined]])('non-PH or missing phone %s → INVALID_PHONE', async (phone) => {
@@ -272,7 +304,10 @@ describe('Cast send', () => {
     it("attachments 'drop' with no text → EMPTY_MESSAGE naming the reason", async () => {
       const { cast } = await setup();
       const r = await cast.send(sms({ message: '', attachments: ['https://example.com/a.png'] }));
-      expect(r).toMatchObject({ outcome: 'failed', error: { code: 'EMPTY_MESSAGE', message: expect.stringContaining('attachments') } });
+      expect(r).toMatchObject({
+        outcome: 'failed',
+        error: { code: 'EMPTY_MESSAGE', message: expect.stringContaining('attachments') },
+      });
     });
 
     it("attachments 'fail' → ATTACHMENTS_UNSUPPORTED", async () => {
@@ -292,12 +327,26 @@ describe('Cast pollStatus', () => {
     [
       'undelivered',
       { dlr_status: 'REJECTD', error_message: 'Rejected by carrier' },
-      { status: 'failed', error: { code: 'REJECTD', type: 'provider', message: 'carrier could not deliver the SMS (REJECTD): Rejected by carrier' } },
+      {
+        status: 'failed',
+        error: {
+          code: 'REJECTD',
+          type: 'provider',
+          message: 'carrier could not deliver the SMS (REJECTD): Rejected by carrier',
+        },
+      },
     ],
     [
       'failed',
       { error_message: 'SMPP bind lost' },
-      { status: 'failed', error: { code: 'FAILED', type: 'provider', message: 'Cast could not submit the SMS to the carrier: SMPP bind lost' } },
+      {
+        status: 'failed',
+        error: {
+          code: 'FAILED',
+          type: 'provider',
+          message: 'Cast could not submit the SMS to the carrier: SMPP bind lost',
+        },
+      },
     ],
   ] as const)('Cast %s → %o', async (castStatus, extra, expected) => {
     const { fake, cast } = await setup();
@@ -353,17 +402,40 @@ describe('Cast inbound (our SIM-gateway contract)', () => {
   });
 
   it('parses one JSON message and converts the sender to E.164', () => {
-    const r = cast.parseInbound(json({ from: '09171234567', to: '09181234567', message: 'Yes please', message_id: 'gw-1', received_at: '2026-05-01T08:00:00Z' }));
+    const r = cast.parseInbound(
+      json({
+        from: '09171234567',
+        to: '09181234567',
+        message: 'Yes please',
+        message_id: 'gw-1',
+        received_at: '2026-05-01T08:00:00Z',
+      }),
+    );
     expect(r).toEqual({
       receipts: [],
       messages: [
-        { channelMessageId: 'gw-1', from: '+639171234567', to: '09181234567', text: 'Yes please', attachments: [], channel: 'SMS', receivedAt: '2026-05-01T08:00:00Z' },
+        {
+          channelMessageId: 'gw-1',
+          from: '+639171234567',
+          to: '09181234567',
+          text: 'Yes please',
+          attachments: [],
+          channel: 'SMS',
+          receivedAt: '2026-05-01T08:00:00Z',
+        },
       ],
     });
   });
 
   it('parses a batch, aliases and form-encoded bodies', () => {
-    const batch = cast.parseInbound(json({ messages: [{ sender: '639171234567', text: 'a', id: 'x1' }, { msisdn: '9171234567', message: 'b', id: 'x2' }] }));
+    const batch = cast.parseInbound(
+      json({
+        messages: [
+          { sender: '639171234567', text: 'a', id: 'x1' },
+          { msisdn: '9171234567', message: 'b', id: 'x2' },
+        ],
+      }),
+    );
     expect(batch.messages.map((m) => [m.channelMessageId, m.from, m.text])).toEqual([
       ['x1', '+639171234567', 'a'],
       ['x2', '+639171234567', 'b'],
@@ -372,7 +444,11 @@ describe('Cast inbound (our SIM-gateway contract)', () => {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       rawBody: Buffer.from('from=%2B639171234567&message=Hi+there&received_at=1777622400'),
     });
-    expect(form.messages[0]).toMatchObject({ from: '+639171234567', text: 'Hi there', receivedAt: '2026-05-01T08:00:00.000Z' });
+    expect(form.messages[0]).toMatchObject({
+      from: '+639171234567',
+      text: 'Hi there',
+      receivedAt: '2026-05-01T08:00:00.000Z',
+    });
   });
 
   it('non-PH senders are normalised with PH as home region', () => {
@@ -385,7 +461,9 @@ describe('Cast inbound (our SIM-gateway contract)', () => {
     expect(a).toMatch(/^cast-in-[0-9a-f]{32}$/);
     expect(cast.parseInbound(json(body)).messages[0]?.channelMessageId).toBe(a);
     const noTs = { from: '09171234567', message: 'yes' };
-    expect(cast.parseInbound(json(noTs)).messages[0]?.channelMessageId).not.toBe(cast.parseInbound(json(noTs)).messages[0]?.channelMessageId);
+    expect(cast.parseInbound(json(noTs)).messages[0]?.channelMessageId).not.toBe(
+      cast.parseInbound(json(noTs)).messages[0]?.channelMessageId,
+    );
   });
 
   it.each([
@@ -396,7 +474,16 @@ describe('Cast inbound (our SIM-gateway contract)', () => {
     ['unparsable sender', { from: 'GLOBE', message: 'hi' }, /from: not a phone number: "GLOBE"/],
     ['bad timestamp', { from: '09171234567', message: 'hi', received_at: 'yesterday' }, /received_at/],
     ['empty batch', { messages: [] }, /messages/],
-    ['bad batch item', { messages: [{ from: '09171234567', message: 'ok' }, { from: 'x', message: 'hi' }] }, /messages\[1\]\.from: not a phone number/],
+    [
+      'bad batch item',
+      {
+        messages: [
+          { from: '09171234567', message: 'ok' },
+          { from: 'x', message: 'hi' },
+        ],
+      },
+      /messages\[1\]\.from: not a phone number/,
+    ],
   ])('%s → ChannelInputError', (_name, body, why) => {
     const call = (): unknown => cast.parseInbound(json(body));
     expect(call).toThrow(ChannelInputError);
@@ -404,6 +491,8 @@ describe('Cast inbound (our SIM-gateway contract)', () => {
   });
 
   it('unsupported content type → ChannelInputError', () => {
-    expect(() => cast.parseInbound({ headers: { 'content-type': 'text/plain' }, rawBody: Buffer.from('hi') })).toThrow(/unsupported content-type/);
+    expect(() => cast.parseInbound({ headers: { 'content-type': 'text/plain' }, rawBody: Buffer.from('hi') })).toThrow(
+      /unsupported content-type/,
+    );
   });
 });

@@ -24,16 +24,25 @@ describe('channel config', () => {
       ratePerSecond: 10,
       timeoutMs: 30_000,
     });
-    expect(channelConfigSchema.parse({ kind: 'http', url: 'https://x.example/in', signingSecret: whsec })).toMatchObject({
+    expect(
+      channelConfigSchema.parse({ kind: 'http', url: 'https://x.example/in', signingSecret: whsec }),
+    ).toMatchObject({
       timeoutMs: 10_000,
       defaultInboundChannel: 'SMS',
     });
-    expect(channelConfigSchema.parse({ kind: 'loopback' })).toEqual({ kind: 'loopback', autoReply: false, receipt: 'delivered' });
+    expect(channelConfigSchema.parse({ kind: 'loopback' })).toEqual({
+      kind: 'loopback',
+      autoReply: false,
+      receipt: 'delivered',
+    });
   });
 
   it.each([
     [{ kind: 'http', url: 'ftp://x.example', signingSecret: whsec }, /url/],
-    [{ kind: 'http', url: 'https://x.example', signingSecret: 'not-a-secret' }, /signingSecret: must be a Standard Webhooks secret/],
+    [
+      { kind: 'http', url: 'https://x.example', signingSecret: 'not-a-secret' },
+      /signingSecret: must be a Standard Webhooks secret/,
+    ],
     [{ kind: 'http', url: 'https://x.example', signingSecret: 'whsec_AAAA' }, /at least 24 bytes/],
     [{ kind: 'cast', apiKey: 'sk_live_123456789', inboundApiKey: 'x'.repeat(16) }, /apiKey: must be a Cast API key/],
     [{ kind: 'cast', apiKey: castKey, inboundApiKey: 'short' }, /inboundApiKey: inboundApiKey must be at least 16/],
@@ -59,12 +68,25 @@ describe('channel config', () => {
   });
 
   it('lists and masks secret fields', () => {
-    expect(CHANNEL_SECRET_FIELDS).toEqual({ http: ['signingSecret', 'inboundSecret'], cast: ['apiKey', 'inboundApiKey'], loopback: [] });
-    const cfg = castChannelConfigSchema.parse({ kind: 'cast', apiKey: castKey, inboundApiKey: 'inbound-key-123456789', senderId: 'BRAND' });
+    expect(CHANNEL_SECRET_FIELDS).toEqual({
+      http: ['signingSecret', 'inboundSecret'],
+      cast: ['apiKey', 'inboundApiKey'],
+      loopback: [],
+    });
+    const cfg = castChannelConfigSchema.parse({
+      kind: 'cast',
+      apiKey: castKey,
+      inboundApiKey: 'inbound-key-123456789',
+      senderId: 'BRAND',
+    });
     const masked = maskChannelConfig(cfg);
     expect(masked).toMatchObject({ apiKey: `***${castKey.slice(-4)}`, inboundApiKey: '***6789', senderId: 'BRAND' });
     expect(JSON.stringify(masked)).not.toContain(castKey);
     expect(cfg.apiKey).toBe(castKey); // original untouched
-    expect(maskChannelConfig({ kind: 'loopback', autoReply: true, receipt: 'delivered' } as const)).toEqual({ kind: 'loopback', autoReply: true, receipt: 'delivered' });
+    expect(maskChannelConfig({ kind: 'loopback', autoReply: true, receipt: 'delivered' } as const)).toEqual({
+      kind: 'loopback',
+      autoReply: true,
+      receipt: 'delivered',
+    });
   });
 });

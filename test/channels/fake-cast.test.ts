@@ -11,7 +11,10 @@ afterAll(async () => {
   await fake.close();
 });
 
-async function call(path: string, init: RequestInit = {}): Promise<{ status: number; body: unknown; headers: Headers }> {
+async function call(
+  path: string,
+  init: RequestInit = {},
+): Promise<{ status: number; body: unknown; headers: Headers }> {
   const res = await fetch(`${fake.url}${path}`, { ...init, signal: AbortSignal.timeout(5000) });
   return { status: res.status, body: await res.json(), headers: res.headers };
 }
@@ -27,8 +30,20 @@ describe('fake Cast server follows CAST.md', () => {
     ['missing to', '{"message":"x"}', {}, 400, 'VALIDATION_ERROR'],
     ['bad to', '{"to":"abc","message":"x"}', {}, 400, 'VALIDATION_ERROR'],
     ['missing message', '{"to":"09171234567"}', {}, 400, 'VALIDATION_ERROR'],
-    ['long sender id', '{"to":"09171234567","message":"x","sender_id":"ABCDEFGHIJKLMNOPQRSTU"}', {}, 400, 'VALIDATION_ERROR'],
-    ['long idempotency key', '{"to":"09171234567","message":"x"}', { 'x-idempotency-key': 'k'.repeat(256) }, 400, 'VALIDATION_ERROR'],
+    [
+      'long sender id',
+      '{"to":"09171234567","message":"x","sender_id":"ABCDEFGHIJKLMNOPQRSTU"}',
+      {},
+      400,
+      'VALIDATION_ERROR',
+    ],
+    [
+      'long idempotency key',
+      '{"to":"09171234567","message":"x"}',
+      { 'x-idempotency-key': 'k'.repeat(256) },
+      400,
+      'VALIDATION_ERROR',
+    ],
   ])('%s → %s %s', async (_n, body, headers, status, code) => {
     const r = await post(body, headers);
     expect(r.status).toBe(status);
@@ -57,9 +72,18 @@ describe('fake Cast server follows CAST.md', () => {
     const sent = await post('{"to":"09171234567","message":"hi"}');
     const id = (sent.body as { message_id: string }).message_id;
     const get = (i: string) => call(`/api/v1/sms/status/${i}`, { headers: { 'x-api-key': KEY } });
-    expect((await get(id)).body).toMatchObject({ success: true, message_id: id, status: 'sent', sent_at: expect.any(String) });
+    expect((await get(id)).body).toMatchObject({
+      success: true,
+      message_id: id,
+      status: 'sent',
+      sent_at: expect.any(String),
+    });
     fake.setStatus(id, 'delivered');
-    expect((await get(id)).body).toMatchObject({ status: 'delivered', dlr_status: 'DELIVRD', delivered_at: expect.any(String) });
+    expect((await get(id)).body).toMatchObject({
+      status: 'delivered',
+      dlr_status: 'DELIVRD',
+      delivered_at: expect.any(String),
+    });
     expect(await get('CASTNOPE')).toMatchObject({ status: 404, body: { error_code: 'NOT_FOUND' } });
   });
 });

@@ -34,11 +34,18 @@ afterEach(async () => {
   await Promise.all(receivers.splice(0).map((r) => r.close()));
 });
 
-async function setup(opts: { timeoutMs?: number; receiverSecret?: string } = {}): Promise<{ rx: FakeReceiver; http: ChannelAdapter }> {
+async function setup(
+  opts: { timeoutMs?: number; receiverSecret?: string } = {},
+): Promise<{ rx: FakeReceiver; http: ChannelAdapter }> {
   const signingSecret = newSecret();
   const rx = await startFakeReceiver(opts.receiverSecret ?? signingSecret);
   receivers.push(rx);
-  const http = createChannel({ kind: 'http', url: rx.url, signingSecret, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+  const http = createChannel({
+    kind: 'http',
+    url: rx.url,
+    signingSecret,
+    ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+  });
   return { rx, http };
 }
 
@@ -76,14 +83,33 @@ describe('HTTP channel send', () => {
 
   it('Email fields are relayed', async () => {
     const { rx, http } = await setup();
-    const msg = out({ channel: 'Email', phone: undefined, message: undefined, subject: 'Hi', html: '<p>x</p>', emailTo: ['a@b.c'], emailFrom: 'Me <me@x.y>', replyToAltId: 'alt-1' });
+    const msg = out({
+      channel: 'Email',
+      phone: undefined,
+      message: undefined,
+      subject: 'Hi',
+      html: '<p>x</p>',
+      emailTo: ['a@b.c'],
+      emailFrom: 'Me <me@x.y>',
+      replyToAltId: 'alt-1',
+    });
     expect((await http.send(msg)).outcome).toBe('accepted');
-    expect(rx.received[0]?.body).toMatchObject({ channel: 'Email', subject: 'Hi', html: '<p>x</p>', emailTo: ['a@b.c'], emailFrom: 'Me <me@x.y>', replyToAltId: 'alt-1' });
+    expect(rx.received[0]?.body).toMatchObject({
+      channel: 'Email',
+      subject: 'Hi',
+      html: '<p>x</p>',
+      emailTo: ['a@b.c'],
+      emailFrom: 'Me <me@x.y>',
+      replyToAltId: 'alt-1',
+    });
   });
 
   it('receiver answer {status:"delivered", id} → delivered with its id; {status:"accepted"} → accepted', async () => {
     const { rx, http } = await setup();
-    rx.answer({ status: 200, body: { status: 'delivered', id: 'ext-1' } }, { status: 202, body: { status: 'accepted', id: 'ext-2' } });
+    rx.answer(
+      { status: 200, body: { status: 'delivered', id: 'ext-1' } },
+      { status: 202, body: { status: 'accepted', id: 'ext-2' } },
+    );
     expect(await http.send(out())).toEqual({ outcome: 'delivered', channelMessageId: 'ext-1' });
     expect(await http.send(out())).toEqual({ outcome: 'accepted', channelMessageId: 'ext-2' });
   });
@@ -100,10 +126,22 @@ describe('HTTP channel send', () => {
   });
 
   it.each([
-    [400, { error: { code: 'UNKNOWN_CONTACT', message: 'no such contact' } }, { code: 'UNKNOWN_CONTACT', type: 'provider', message: 'no such contact' }],
-    [422, { error: { code: 'BAD_NUMBER', type: 'validation', message: 'number blocked' } }, { code: 'BAD_NUMBER', type: 'validation', message: 'number blocked' }],
+    [
+      400,
+      { error: { code: 'UNKNOWN_CONTACT', message: 'no such contact' } },
+      { code: 'UNKNOWN_CONTACT', type: 'provider', message: 'no such contact' },
+    ],
+    [
+      422,
+      { error: { code: 'BAD_NUMBER', type: 'validation', message: 'number blocked' } },
+      { code: 'BAD_NUMBER', type: 'validation', message: 'number blocked' },
+    ],
     [422, { message: 'text too long' }, { code: 'HTTP_422', type: 'provider', message: 'text too long' }],
-    [403, { error: 'forbidden for this tenant' }, { code: 'HTTP_403', type: 'account', message: 'forbidden for this tenant' }],
+    [
+      403,
+      { error: 'forbidden for this tenant' },
+      { code: 'HTTP_403', type: 'account', message: 'forbidden for this tenant' },
+    ],
     [404, 'no route here', { code: 'HTTP_404', type: 'provider', message: 'no route here' }],
     [410, undefined, { code: 'HTTP_410', type: 'provider', message: 'receiver rejected the message (HTTP 410)' }],
   ])('HTTP %s → failed with the receiver’s message', async (status, body, error) => {
@@ -116,7 +154,10 @@ describe('HTTP channel send', () => {
     const { rx, http } = await setup({ receiverSecret: newSecret() });
     const r = await http.send(out());
     expect(rx.received[0]?.verified).toBe(false);
-    expect(r).toEqual({ outcome: 'failed', error: { code: 'BAD_SIGNATURE', type: 'account', message: 'No matching signature found' } });
+    expect(r).toEqual({
+      outcome: 'failed',
+      error: { code: 'BAD_SIGNATURE', type: 'account', message: 'No matching signature found' },
+    });
   });
 
   it('redirect → failed (configure the final URL), not followed', async () => {
@@ -174,14 +215,22 @@ describe('HTTP channel send', () => {
 
   it('nothing to deliver → EMPTY_MESSAGE without a request', async () => {
     const { rx, http } = await setup();
-    expect(await http.send(out({ message: '' }))).toMatchObject({ outcome: 'failed', error: { code: 'EMPTY_MESSAGE', type: 'validation' } });
+    expect(await http.send(out({ message: '' }))).toMatchObject({
+      outcome: 'failed',
+      error: { code: 'EMPTY_MESSAGE', type: 'validation' },
+    });
     expect(rx.received).toHaveLength(0);
   });
 });
 
 describe('HTTP channel inbound', () => {
   const inboundSecret = newSecret();
-  const http = createChannel({ kind: 'http', url: 'https://cc.example.com/ghl', signingSecret: newSecret(), inboundSecret });
+  const http = createChannel({
+    kind: 'http',
+    url: 'https://cc.example.com/ghl',
+    signingSecret: newSecret(),
+    inboundSecret,
+  });
   const external = new Webhook(inboundSecret);
 
   function signed(body: unknown, opts: { id?: string; at?: Date; secret?: string } = {}): InboundRequest {
@@ -209,10 +258,26 @@ describe('HTTP channel inbound', () => {
   });
 
   it.each([
-    ['tampered body', (r: InboundRequest): InboundRequest => ({ ...r, rawBody: Buffer.from(r.rawBody.toString().replace('hi', 'ho')) }), /No matching signature/],
-    ['missing signature', (r: InboundRequest): InboundRequest => ({ ...r, headers: { ...r.headers, 'webhook-signature': undefined } }), /missing webhook-id, webhook-timestamp or webhook-signature/],
-    ['missing id', (r: InboundRequest): InboundRequest => ({ ...r, headers: { ...r.headers, 'webhook-id': undefined } }), /missing/],
-    ['other event id', (r: InboundRequest): InboundRequest => ({ ...r, headers: { ...r.headers, 'webhook-id': 'evt_other' } }), /No matching signature/],
+    [
+      'tampered body',
+      (r: InboundRequest): InboundRequest => ({ ...r, rawBody: Buffer.from(r.rawBody.toString().replace('hi', 'ho')) }),
+      /No matching signature/,
+    ],
+    [
+      'missing signature',
+      (r: InboundRequest): InboundRequest => ({ ...r, headers: { ...r.headers, 'webhook-signature': undefined } }),
+      /missing webhook-id, webhook-timestamp or webhook-signature/,
+    ],
+    [
+      'missing id',
+      (r: InboundRequest): InboundRequest => ({ ...r, headers: { ...r.headers, 'webhook-id': undefined } }),
+      /missing/,
+    ],
+    [
+      'other event id',
+      (r: InboundRequest): InboundRequest => ({ ...r, headers: { ...r.headers, 'webhook-id': 'evt_other' } }),
+      /No matching signature/,
+    ],
   ])('%s → not ok', (_n, mutate, reason) => {
     const r = http.verifyInbound(mutate(signed({ type: 'message', id: 'm1', from: '+15551234567', text: 'hi' })));
     expect(r.ok).toBe(false);
@@ -225,13 +290,18 @@ describe('HTTP channel inbound', () => {
   });
 
   it('stale timestamp (replay) → not ok', () => {
-    const r = http.verifyInbound(signed({ type: 'message', id: 'm1', from: 'x', text: 'hi' }, { at: new Date(Date.now() - 10 * 60_000) }));
+    const r = http.verifyInbound(
+      signed({ type: 'message', id: 'm1', from: 'x', text: 'hi' }, { at: new Date(Date.now() - 10 * 60_000) }),
+    );
     expect(r).toEqual({ ok: false, reason: 'Message timestamp too old' });
   });
 
   it('no inboundSecret configured → inbound refused', () => {
     const noInbound = createChannel({ kind: 'http', url: 'https://cc.example.com/ghl', signingSecret: newSecret() });
-    expect(noInbound.verifyInbound(signed({ type: 'message' }))).toEqual({ ok: false, reason: expect.stringMatching(/not configured/) });
+    expect(noInbound.verifyInbound(signed({ type: 'message' }))).toEqual({
+      ok: false,
+      reason: expect.stringMatching(/not configured/),
+    });
   });
 
   it('parses a message event (channel defaults to SMS)', () => {
@@ -269,14 +339,25 @@ describe('HTTP channel inbound', () => {
   });
 
   it('parses a batch of messages and receipts; defaultInboundChannel applies', () => {
-    const custom = createChannel({ kind: 'http', url: 'https://cc.example.com/ghl', signingSecret: newSecret(), inboundSecret, defaultInboundChannel: 'Custom' });
+    const custom = createChannel({
+      kind: 'http',
+      url: 'https://cc.example.com/ghl',
+      signingSecret: newSecret(),
+      inboundSecret,
+      defaultInboundChannel: 'Custom',
+    });
     const r = custom.parseInbound(
       signed({
         events: [
           { type: 'message', id: 'e1', from: 'a@b.c', html: '<p>hi</p>', subject: 'Re: x', channel: 'Email' },
           { type: 'message', id: 'e2', from: 'visitor-7', text: 'hello' },
           { type: 'receipt', messageId: 'ghl-1', status: 'delivered' },
-          { type: 'receipt', channelMessageId: 'ext-9', status: 'failed', error: { code: 'UNREACHABLE', message: 'agent offline' } },
+          {
+            type: 'receipt',
+            channelMessageId: 'ext-9',
+            status: 'failed',
+            error: { code: 'UNREACHABLE', message: 'agent offline' },
+          },
           { type: 'receipt', messageId: 'ghl-2', status: 'read' },
         ],
       }),
@@ -287,7 +368,12 @@ describe('HTTP channel inbound', () => {
     ]);
     expect(r.receipts).toEqual([
       { ghlMessageId: 'ghl-1', channelMessageId: undefined, status: 'delivered', error: undefined },
-      { ghlMessageId: undefined, channelMessageId: 'ext-9', status: 'failed', error: { code: 'UNREACHABLE', type: 'provider', message: 'agent offline' } },
+      {
+        ghlMessageId: undefined,
+        channelMessageId: 'ext-9',
+        status: 'failed',
+        error: { code: 'UNREACHABLE', type: 'provider', message: 'agent offline' },
+      },
       { ghlMessageId: 'ghl-2', channelMessageId: undefined, status: 'read', error: undefined },
     ]);
   });
@@ -301,11 +387,28 @@ describe('HTTP channel inbound', () => {
     ['message without content', { type: 'message', id: 'm', from: 'x' }, /a message needs text, html or attachments/],
     ['bad attachment URL', { type: 'message', id: 'm', from: 'x', attachments: ['ftp://x/y'] }, /attachments\[0\]/],
     ['bad timestamp', { type: 'message', id: 'm', from: 'x', text: 'hi', timestamp: 'yesterday' }, /timestamp/],
-    ['receipt without ids', { type: 'receipt', status: 'delivered' }, /a receipt needs messageId \(GHL id\) or channelMessageId/],
+    [
+      'receipt without ids',
+      { type: 'receipt', status: 'delivered' },
+      /a receipt needs messageId \(GHL id\) or channelMessageId/,
+    ],
     ['receipt bad status', { type: 'receipt', messageId: 'g', status: 'sent' }, /status: /],
-    ['receipt error missing message', { type: 'receipt', messageId: 'g', status: 'failed', error: { code: 'X' } }, /error\.message/],
+    [
+      'receipt error missing message',
+      { type: 'receipt', messageId: 'g', status: 'failed', error: { code: 'X' } },
+      /error\.message/,
+    ],
     ['empty batch', { events: [] }, /events: /],
-    ['bad batch item', { events: [{ type: 'message', id: 'm', from: 'x', text: 'ok' }, { type: 'message', id: 'n', text: 'no sender' }] }, /events\[1\]\.from: /],
+    [
+      'bad batch item',
+      {
+        events: [
+          { type: 'message', id: 'm', from: 'x', text: 'ok' },
+          { type: 'message', id: 'n', text: 'no sender' },
+        ],
+      },
+      /events\[1\]\.from: /,
+    ],
   ])('%s → ChannelInputError with a precise message', (_name, body, why) => {
     const call = (): unknown => http.parseInbound(signed(body));
     expect(call).toThrow(ChannelInputError);
@@ -331,18 +434,27 @@ describe('HTTP channel inbound', () => {
     try {
       const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/inbound`;
       const post = (req: InboundRequest): Promise<Response> =>
-        fetch(url, { method: 'POST', headers: req.headers as Record<string, string>, body: new Uint8Array(req.rawBody), signal: AbortSignal.timeout(5000) });
+        fetch(url, {
+          method: 'POST',
+          headers: req.headers as Record<string, string>,
+          body: new Uint8Array(req.rawBody),
+          signal: AbortSignal.timeout(5000),
+        });
 
       const ok = await post(signed({ type: 'message', id: 'm1', from: '+15551234567', text: 'hi' }));
       expect(ok.status).toBe(200);
       expect(((await ok.json()) as { messages: unknown[] }).messages).toHaveLength(1);
 
-      const forged = await post(signed({ type: 'message', id: 'm1', from: '+15551234567', text: 'hi' }, { secret: newSecret() }));
+      const forged = await post(
+        signed({ type: 'message', id: 'm1', from: '+15551234567', text: 'hi' }, { secret: newSecret() }),
+      );
       expect(forged.status).toBe(401);
 
       const bad = await post(signed({ type: 'receipt', status: 'delivered' }));
       expect(bad.status).toBe(400);
-      expect(await bad.json()).toEqual({ error: 'inbound event: a receipt needs messageId (GHL id) or channelMessageId' });
+      expect(await bad.json()).toEqual({
+        error: 'inbound event: a receipt needs messageId (GHL id) or channelMessageId',
+      });
     } finally {
       await app.close();
     }

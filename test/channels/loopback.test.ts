@@ -21,7 +21,10 @@ const msg = (over: Partial<OutboundMessage> = {}): OutboundMessage => ({
   ...over,
 });
 
-function nextInbound(): { handler: (m: InboundMessage, ctx: LoopbackInboundContext) => void; got: Promise<[InboundMessage, LoopbackInboundContext]> } {
+function nextInbound(): {
+  handler: (m: InboundMessage, ctx: LoopbackInboundContext) => void;
+  got: Promise<[InboundMessage, LoopbackInboundContext]>;
+} {
   let resolve!: (v: [InboundMessage, LoopbackInboundContext]) => void;
   const got = new Promise<[InboundMessage, LoopbackInboundContext]>((r) => (resolve = r));
   return { handler: (m, ctx) => resolve([m, ctx]), got };
@@ -48,19 +51,43 @@ describe('loopback channel', () => {
   it('autoReply: true → Auto-reply: got "<text>" to onLoopbackInbound, after send() resolved', async () => {
     const { handler, got } = nextInbound();
     let sendResolved = false;
-    const ch = createChannel({ kind: 'loopback', autoReply: true }, { loopbackInbox: new LoopbackInbox(), onLoopbackInbound: (m, c) => (expect(sendResolved).toBe(true), handler(m, c)) });
+    const ch = createChannel(
+      { kind: 'loopback', autoReply: true },
+      {
+        loopbackInbox: new LoopbackInbox(),
+        onLoopbackInbound: (m, c) => (expect(sendResolved).toBe(true), handler(m, c)),
+      },
+    );
     await ch.send(msg());
     sendResolved = true;
     const [reply, ctx] = await got;
-    expect(reply).toMatchObject({ from: '+15551234567', text: 'Auto-reply: got "hello"', channel: 'SMS', contactId: 'c1', attachments: [] });
+    expect(reply).toMatchObject({
+      from: '+15551234567',
+      text: 'Auto-reply: got "hello"',
+      channel: 'SMS',
+      contactId: 'c1',
+      attachments: [],
+    });
     expect(reply.channelMessageId).toMatch(/^loopback-reply-/);
     expect(ctx).toEqual({ locationId: 'loc1', contactId: 'c1', inReplyTo: 'ghl-1' });
   });
 
   it('autoReply string → that text; Email replies go from the recipient with Re: subject', async () => {
     const { handler, got } = nextInbound();
-    const ch = createChannel({ kind: 'loopback', autoReply: 'Thanks!' }, { loopbackInbox: new LoopbackInbox(), onLoopbackInbound: handler });
-    await ch.send(msg({ channel: 'Email', phone: undefined, message: undefined, subject: 'Quote', html: '<p>x</p>', emailTo: ['a@b.c'] }));
+    const ch = createChannel(
+      { kind: 'loopback', autoReply: 'Thanks!' },
+      { loopbackInbox: new LoopbackInbox(), onLoopbackInbound: handler },
+    );
+    await ch.send(
+      msg({
+        channel: 'Email',
+        phone: undefined,
+        message: undefined,
+        subject: 'Quote',
+        html: '<p>x</p>',
+        emailTo: ['a@b.c'],
+      }),
+    );
     const [reply] = await got;
     expect(reply).toMatchObject({ from: 'a@b.c', text: 'Thanks!', subject: 'Re: Quote', channel: 'Email' });
   });
@@ -69,7 +96,10 @@ describe('loopback channel', () => {
     const inbox = new LoopbackInbox();
     const replies: InboundMessage[] = [];
     const { handler, got } = nextInbound();
-    const ch = createChannel({ kind: 'loopback', autoReply: true }, { loopbackInbox: inbox, onLoopbackInbound: (m, c) => (replies.push(m), handler(m, c)) });
+    const ch = createChannel(
+      { kind: 'loopback', autoReply: true },
+      { loopbackInbox: inbox, onLoopbackInbound: (m, c) => (replies.push(m), handler(m, c)) },
+    );
     await ch.send(msg());
     await ch.send(msg());
     await got;
@@ -85,21 +115,32 @@ describe('loopback channel', () => {
     inbox.on('status', (r) => statuses.push(r.status));
     const ch = createChannel({ kind: 'loopback', receipt: 'pending' }, { loopbackInbox: inbox });
     expect(await ch.send(msg())).toEqual({ outcome: 'accepted', channelMessageId: 'loopback-ghl-1' });
-    expect(await ch.pollStatus?.('loopback-ghl-1')).toEqual({ channelMessageId: 'loopback-ghl-1', status: 'delivered' });
+    expect(await ch.pollStatus?.('loopback-ghl-1')).toEqual({
+      channelMessageId: 'loopback-ghl-1',
+      status: 'delivered',
+    });
     expect(statuses).toEqual(['delivered']);
     expect(await ch.pollStatus?.('nope')).toBeNull();
   });
 
   it('receipt failed → failed with error', async () => {
     const ch = createChannel({ kind: 'loopback', receipt: 'failed' }, { loopbackInbox: new LoopbackInbox() });
-    expect(await ch.send(msg())).toMatchObject({ outcome: 'failed', error: { code: 'LOOPBACK_FAILED', type: 'provider' } });
+    expect(await ch.send(msg())).toMatchObject({
+      outcome: 'failed',
+      error: { code: 'LOOPBACK_FAILED', type: 'provider' },
+    });
   });
 
   it('handler errors are contained (logged), not thrown into the process', async () => {
     const errors: unknown[] = [];
     let resolve!: () => void;
     const logged = new Promise<void>((r) => (resolve = r));
-    const logger = { debug: () => {}, info: () => {}, warn: () => {}, error: (o: object) => (errors.push(o), resolve()) };
+    const logger = {
+      debug: () => {},
+      info: () => {},
+      warn: () => {},
+      error: (o: object) => (errors.push(o), resolve()),
+    };
     const ch = createChannel(
       { kind: 'loopback', autoReply: true },
       { loopbackInbox: new LoopbackInbox(), logger, onLoopbackInbound: () => Promise.reject(new Error('boom')) },

@@ -14,12 +14,26 @@ describe('contacts.json', () => {
   let id = '';
   it('create-contact', async () => {
     const r = await call(w.base, 'create-contact', {
-      token: t, body: { locationId: w.locationId, firstName: 'Ann', lastName: 'Lee', email: 'ann@example.com', phone: '+15551234567', tags: ['a'], source: 'api' },
+      token: t,
+      body: {
+        locationId: w.locationId,
+        firstName: 'Ann',
+        lastName: 'Lee',
+        email: 'ann@example.com',
+        phone: '+15551234567',
+        tags: ['a'],
+        source: 'api',
+      },
     });
     expect(r.status).toBe(201);
     id = (r.body.contact as { id: string }).id;
     await call(w.base, 'create-contact', { token: t, body: { firstName: 'NoLocation' } }, 'invalid');
-    const dup = await call(w.base, 'create-contact', { token: t, body: { locationId: w.locationId, email: 'ann@example.com' } }, 'invalid');
+    const dup = await call(
+      w.base,
+      'create-contact',
+      { token: t, body: { locationId: w.locationId, email: 'ann@example.com' } },
+      'invalid',
+    );
     expect(dup.status).toBe(400);
   });
 
@@ -30,25 +44,42 @@ describe('contacts.json', () => {
 
   it('update-contact', async () => {
     await call(w.base, 'update-contact', { token: t, pathParams: { contactId: id }, body: { city: 'Paris' } });
-    await call(w.base, 'update-contact', { token: t, pathParams: { contactId: id }, body: { tags: 'not-an-array' } }, 'invalid');
+    await call(
+      w.base,
+      'update-contact',
+      { token: t, pathParams: { contactId: id }, body: { tags: 'not-an-array' } },
+      'invalid',
+    );
   });
 
   it('upsert-contact', async () => {
-    const r = await call(w.base, 'upsert-contact', { token: t, body: { locationId: w.locationId, email: 'ann@example.com', firstName: 'Anne' } });
+    const r = await call(w.base, 'upsert-contact', {
+      token: t,
+      body: { locationId: w.locationId, email: 'ann@example.com', firstName: 'Anne' },
+    });
     expect(r.body.new).toBe(false);
     await call(w.base, 'upsert-contact', { token: t, body: { email: 'x@y.z' } }, 'invalid');
   });
 
   it('search-contacts-advanced', async () => {
     const r = await call(w.base, 'search-contacts-advanced', {
-      token: t, body: { locationId: w.locationId, page: 1, pageLimit: 20, filters: [{ field: 'email', operator: 'eq', value: 'ann@example.com' }] },
+      token: t,
+      body: {
+        locationId: w.locationId,
+        page: 1,
+        pageLimit: 20,
+        filters: [{ field: 'email', operator: 'eq', value: 'ann@example.com' }],
+      },
     });
     expect(r.body.total).toBe(1);
     await call(w.base, 'search-contacts-advanced', { token: t, body: { pageLimit: 20 } }, 'invalid');
   });
 
   it('get-duplicate-contact', async () => {
-    const r = await call(w.base, 'get-duplicate-contact', { token: t, query: { locationId: w.locationId, email: 'ann@example.com' } });
+    const r = await call(w.base, 'get-duplicate-contact', {
+      token: t,
+      query: { locationId: w.locationId, email: 'ann@example.com' },
+    });
     expect((r.body.contact as { id: string }).id).toBe(id);
     await call(w.base, 'get-duplicate-contact', { token: t, query: { email: 'ann@example.com' } }, 'invalid');
   });
@@ -72,7 +103,12 @@ describe('contacts.json', () => {
   });
 
   it('missing Version header and bad token are GHL-shaped errors', async () => {
-    const v = await call(w.base, 'get-contacts', { token: t, query: { locationId: w.locationId }, version: null }, 'invalid');
+    const v = await call(
+      w.base,
+      'get-contacts',
+      { token: t, query: { locationId: w.locationId }, version: null },
+      'invalid',
+    );
     expect(v.status).toBe(400);
     const u = await call(w.base, 'get-contacts', { token: 'nope', query: { locationId: w.locationId } }, 'invalid');
     expect(u.status).toBe(401);

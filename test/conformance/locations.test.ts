@@ -18,22 +18,54 @@ describe('locations.json', () => {
   });
 
   it('create-custom-field', async () => {
-    const r = await call(w.base, 'create-custom-field', { token: t, pathParams: { locationId: w.locationId }, body: { name: 'External ID', dataType: 'TEXT', model: 'contact' } });
+    const r = await call(w.base, 'create-custom-field', {
+      token: t,
+      pathParams: { locationId: w.locationId },
+      body: { name: 'External ID', dataType: 'TEXT', model: 'contact' },
+    });
     fieldId = (r.body.customField as { id: string }).id;
-    await call(w.base, 'create-custom-field', { token: t, pathParams: { locationId: w.locationId }, body: { name: 'No type' } }, 'invalid');
+    await call(
+      w.base,
+      'create-custom-field',
+      { token: t, pathParams: { locationId: w.locationId }, body: { name: 'No type' } },
+      'invalid',
+    );
   });
 
   it('get-custom-fields', async () => {
-    await call(w.base, 'get-custom-fields', { token: t, pathParams: { locationId: w.locationId }, query: { model: 'contact' } });
+    await call(w.base, 'get-custom-fields', {
+      token: t,
+      pathParams: { locationId: w.locationId },
+      query: { model: 'contact' },
+    });
     await call(w.base, 'get-custom-fields', { token: 'bad', pathParams: { locationId: w.locationId } }, 'invalid');
   });
 
   it('get-custom-field / update-custom-field / delete-custom-field', async () => {
     await call(w.base, 'get-custom-field', { token: t, pathParams: { locationId: w.locationId, id: fieldId } });
-    await call(w.base, 'get-custom-field', { token: t, pathParams: { locationId: w.locationId, id: 'missing' } }, 'invalid');
-    await call(w.base, 'update-custom-field', { token: t, pathParams: { locationId: w.locationId, id: fieldId }, body: { name: 'Ext ID' } });
-    await call(w.base, 'update-custom-field', { token: t, pathParams: { locationId: w.locationId, id: fieldId }, body: { name: '' } }, 'invalid');
+    await call(
+      w.base,
+      'get-custom-field',
+      { token: t, pathParams: { locationId: w.locationId, id: 'missing' } },
+      'invalid',
+    );
+    await call(w.base, 'update-custom-field', {
+      token: t,
+      pathParams: { locationId: w.locationId, id: fieldId },
+      body: { name: 'Ext ID' },
+    });
+    await call(
+      w.base,
+      'update-custom-field',
+      { token: t, pathParams: { locationId: w.locationId, id: fieldId }, body: { name: '' } },
+      'invalid',
+    );
     await call(w.base, 'delete-custom-field', { token: t, pathParams: { locationId: w.locationId, id: fieldId } });
-    await call(w.base, 'delete-custom-field', { token: t, pathParams: { locationId: w.locationId, id: fieldId } }, 'invalid');
+    await call(
+      w.base,
+      'delete-custom-field',
+      { token: t, pathParams: { locationId: w.locationId, id: fieldId } },
+      'invalid',
+    );
   });
 });

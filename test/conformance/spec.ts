@@ -29,7 +29,9 @@ interface Operation {
 const esc = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
 
 // ajv-formats is CJS with a default export; under NodeNext the callable sits on `.default`.
-const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (a: Ajv) => Ajv;
+const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (
+  a: Ajv,
+) => Ajv;
 
 /**
  * Known spec defects listed in spec/SOURCE.md, patched in memory (the files are untouched):
@@ -49,7 +51,10 @@ class Spec {
 
   constructor() {
     addFormats(this.ajv);
-    const common = JSON.parse(readFileSync(join(SPEC_DIR, 'common', 'common-schemas.json'), 'utf8')) as Record<string, unknown>;
+    const common = JSON.parse(readFileSync(join(SPEC_DIR, 'common', 'common-schemas.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
     this.ajv.addSchema({ ...common, $id: `${BASE}common/common-schemas.json` });
     for (const file of readdirSync(join(SPEC_DIR, 'apps')).filter((f) => f.endsWith('.json'))) {
       const doc = JSON.parse(readFileSync(join(SPEC_DIR, 'apps', file), 'utf8')) as Record<string, unknown>;
@@ -59,7 +64,14 @@ class Spec {
       for (const [path, item] of Object.entries(paths)) {
         for (const [method, op] of Object.entries(item)) {
           if (!op.operationId) continue;
-          this.ops.set(op.operationId, { id: op.operationId, file, method: method.toUpperCase(), path, op, pointer: `/paths/${esc(path)}/${method}` });
+          this.ops.set(op.operationId, {
+            id: op.operationId,
+            file,
+            method: method.toUpperCase(),
+            path,
+            op,
+            pointer: `/paths/${esc(path)}/${method}`,
+          });
         }
       }
     }
@@ -81,15 +93,19 @@ class Spec {
     return v;
   }
 
-  requestErrors(id: string, req: { body?: unknown; contentType?: string; query?: Record<string, string>; headers: Record<string, string> }): string[] {
+  requestErrors(
+    id: string,
+    req: { body?: unknown; contentType?: string; query?: Record<string, string>; headers: Record<string, string> },
+  ): string[] {
     const o = this.op(id);
     const errs: string[] = [];
     for (const p of o.op.parameters ?? []) {
-      const bag = p.in === 'header' ? lower(req.headers) : p.in === 'query' ? req.query ?? {} : undefined;
+      const bag = p.in === 'header' ? lower(req.headers) : p.in === 'query' ? (req.query ?? {}) : undefined;
       if (!bag) continue;
       const v = bag[p.in === 'header' ? p.name.toLowerCase() : p.name];
       if (p.required && v === undefined) errs.push(`missing ${p.in} ${p.name}`);
-      if (v !== undefined && p.schema?.enum && !p.schema.enum.includes(v)) errs.push(`${p.name}=${v} not in ${p.schema.enum.join('|')}`);
+      if (v !== undefined && p.schema?.enum && !p.schema.enum.includes(v))
+        errs.push(`${p.name}=${v} not in ${p.schema.enum.join('|')}`);
     }
     if (o.op.requestBody) {
       const ct = req.contentType ?? 'application/json';
@@ -114,7 +130,10 @@ class Spec {
     const errs: string[] = [];
     if (schema) {
       const v = this.validator(o.file, `${o.pointer}/responses/${status}/content/application~1json/schema`);
-      if (!v(body)) errs.push(...(v.errors ?? []).map((e) => `response${e.instancePath} ${e.message ?? ''} ${JSON.stringify(e.params)}`));
+      if (!v(body))
+        errs.push(
+          ...(v.errors ?? []).map((e) => `response${e.instancePath} ${e.message ?? ''} ${JSON.stringify(e.params)}`),
+        );
     }
     if (status >= 400) errs.push(...ghlErrorShape(status, body));
     return errs;
@@ -160,7 +179,7 @@ export interface CallInput {
 export async function call(base: string, id: string, input: CallInput, mode: 'valid' | 'invalid' = 'valid') {
   const o = spec.op(id);
   const versionParam = o.op.parameters?.find((p) => p.in === 'header' && p.name === 'Version');
-  const version = input.version === null ? undefined : input.version ?? versionParam?.schema?.enum?.[0];
+  const version = input.version === null ? undefined : (input.version ?? versionParam?.schema?.enum?.[0]);
   const headers: Record<string, string> = {};
   if (input.token) headers.authorization = `Bearer ${input.token}`;
   if (version) headers.version = version;
@@ -169,15 +188,29 @@ export async function call(base: string, id: string, input: CallInput, mode: 'va
   if (input.body !== undefined) {
     contentType = input.form ? 'application/x-www-form-urlencoded' : 'application/json';
     headers['content-type'] = contentType;
-    body = input.form ? new URLSearchParams(input.body as Record<string, string>).toString() : JSON.stringify(input.body);
+    body = input.form
+      ? new URLSearchParams(input.body as Record<string, string>).toString()
+      : JSON.stringify(input.body);
   }
   if (mode === 'valid') {
-    expect(spec.requestErrors(id, { body: input.body, headers, ...(contentType ? { contentType } : {}), ...(input.query ? { query: input.query } : {}) }), `${id} request`).toEqual([]);
+    expect(
+      spec.requestErrors(id, {
+        body: input.body,
+        headers,
+        ...(contentType ? { contentType } : {}),
+        ...(input.query ? { query: input.query } : {}),
+      }),
+      `${id} request`,
+    ).toEqual([]);
   }
   let path = o.path;
   for (const [k, v] of Object.entries(input.pathParams ?? {})) path = path.replace(`{${k}}`, encodeURIComponent(v));
   const qs = input.query ? `?${new URLSearchParams(input.query).toString()}` : '';
-  const res = await fetch(`${base}${path}${qs}`, { method: o.method, headers, ...(body !== undefined ? { body } : {}) });
+  const res = await fetch(`${base}${path}${qs}`, {
+    method: o.method,
+    headers,
+    ...(body !== undefined ? { body } : {}),
+  });
   const text = await res.text();
   const json = text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
   if (mode === 'valid') expect(res.status, `${id} status; body ${text}`).toBeLessThan(300);

@@ -32,7 +32,13 @@ describe(`ops dashboard on ${STORE}`, () => {
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('ghl-bridge ops dashboard');
     expect((await fetch(`${bridge.url}/admin/api/overview`)).status).toBe(401);
-    expect((await fetch(`${bridge.url}/admin/api/overview`, { headers: { authorization: 'Bearer wrong-key-wrong-key-wrong' } })).status).toBe(401);
+    expect(
+      (
+        await fetch(`${bridge.url}/admin/api/overview`, {
+          headers: { authorization: 'Bearer wrong-key-wrong-key-wrong' },
+        })
+      ).status,
+    ).toBe(401);
 
     const [id] = await enqueue(bridge.ctx.db, { kind: 'test.flaky', payload: {} });
     bridge.ctx.queue.notify();
@@ -47,10 +53,18 @@ describe(`ops dashboard on ${STORE}`, () => {
     expect(o.jobs.dead[0]).toMatchObject({ id, lastError: expect.stringContaining('upstream said no') });
     expect(o.installations.total).toBe(0);
 
-    const bad = await fetch(`${bridge.url}/admin/api/jobs/retry`, { method: 'POST', headers: auth, body: JSON.stringify({ ids: ['x'] }) });
+    const bad = await fetch(`${bridge.url}/admin/api/jobs/retry`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ ids: ['x'] }),
+    });
     expect(bad.status).toBe(400);
     broken = false;
-    const r = await fetch(`${bridge.url}/admin/api/jobs/retry`, { method: 'POST', headers: auth, body: JSON.stringify({ ids: [id] }) });
+    const r = await fetch(`${bridge.url}/admin/api/jobs/retry`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ ids: [id] }),
+    });
     expect(await r.json()).toEqual({ retried: 1 });
     await waitFor(async () => (await getJob(bridge!.ctx.db, id!)) === undefined, { what: 'retried job completed' });
   });

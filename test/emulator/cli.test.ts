@@ -8,9 +8,13 @@ const tsx = fileURLToPath(new URL('../../node_modules/tsx/dist/cli.mjs', import.
 
 describe('ghl-bridge emulator (standalone)', () => {
   it('starts, seeds a demo app, serves the GHL surface and stops on SIGTERM', async () => {
-    const child = spawn(process.execPath, [tsx, fixture, 'emulator', '--port', '0', '--seed', '3', '--bridge-url', 'http://127.0.0.1:9'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [tsx, fixture, 'emulator', '--port', '0', '--seed', '3', '--bridge-url', 'http://127.0.0.1:9'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     const ready = new Promise<void>((resolve, reject) => {
       child.stdout.on('data', (d: Buffer) => {
@@ -27,12 +31,20 @@ describe('ghl-bridge emulator (standalone)', () => {
     expect(clientId).toMatch(/^[0-9a-f]{24}-[a-z0-9]{8}$/);
     const keys = (await (await fetch(`${base}/_emulator/keys`)).json()) as Record<string, string>;
     expect(keys.ed25519PublicKeyPem).toContain('BEGIN PUBLIC KEY');
-    const pick = await fetch(`${base}/v2/oauth/chooselocation?client_id=${clientId}&locationId=${locationId}&state=s`, { redirect: 'manual' });
+    const pick = await fetch(`${base}/v2/oauth/chooselocation?client_id=${clientId}&locationId=${locationId}&state=s`, {
+      redirect: 'manual',
+    });
     expect(pick.status).toBe(302);
     const code = new URL(pick.headers.get('location') ?? '').searchParams.get('code') ?? '';
     const tok = await fetch(`${base}/oauth/token`, {
-      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ client_id: clientId, client_secret: clientSecret, grant_type: 'authorization_code', code }),
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        client_id: clientId,
+        client_secret: clientSecret,
+        grant_type: 'authorization_code',
+        code,
+      }),
     });
     expect(tok.status).toBe(200);
     const exited = once(child, 'exit');
@@ -44,9 +56,14 @@ describe('ghl-bridge emulator (standalone)', () => {
 
   it('exposes token lifetime and rate limits as flags; a bad value exits 2 naming the flag', async () => {
     const { emulatorOptions } = await import('../../src/cli/commands/emulator.js');
-    expect(emulatorOptions({ port: '0', host: 'h', accessTokenTtlSec: '120', rateLimit: '5/1000/50' })).toEqual({ accessTokenTtlSec: 120, rateLimit: { burst: 5, intervalMs: 1000, daily: 50 } });
+    expect(emulatorOptions({ port: '0', host: 'h', accessTokenTtlSec: '120', rateLimit: '5/1000/50' })).toEqual({
+      accessTokenTtlSec: 120,
+      rateLimit: { burst: 5, intervalMs: 1000, daily: 50 },
+    });
     expect(emulatorOptions({ port: '0', host: 'h', rateLimit: false }).rateLimit!.burst).toBeGreaterThan(1e6);
-    const child = spawn(process.execPath, [tsx, fixture, 'emulator', '--port', '0', '--access-token-ttl-sec', 'soon'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [tsx, fixture, 'emulator', '--port', '0', '--access-token-ttl-sec', 'soon'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const [code] = (await once(child, 'exit')) as [number | null];

@@ -23,7 +23,12 @@ export class Receiver {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const raw = Buffer.concat(chunks);
-        const r: Received = { path: req.url ?? '', headers: req.headers, raw, json: JSON.parse(raw.toString('utf8') || '{}') };
+        const r: Received = {
+          path: req.url ?? '',
+          headers: req.headers,
+          raw,
+          json: JSON.parse(raw.toString('utf8') || '{}'),
+        };
         this.received.push(r);
         const status = this.respond(r, this.received.length - 1);
         res.writeHead(status, { 'content-type': 'application/json' }).end('{"ok":true}');
@@ -59,13 +64,24 @@ export interface World {
 }
 
 export const ALL_SCOPES = [
-  'contacts.readonly', 'contacts.write', 'conversations.readonly', 'conversations.write',
-  'conversations/message.readonly', 'conversations/message.write', 'locations.readonly',
-  'locations/customFields.readonly', 'locations/customFields.write', 'oauth.readonly', 'oauth.write',
+  'contacts.readonly',
+  'contacts.write',
+  'conversations.readonly',
+  'conversations.write',
+  'conversations/message.readonly',
+  'conversations/message.write',
+  'locations.readonly',
+  'locations/customFields.readonly',
+  'locations/customFields.write',
+  'oauth.readonly',
+  'oauth.write',
 ];
 
 /** Emulator + agency + location + SMS provider app whose webhook and delivery URLs point at a Receiver. */
-export async function world(opts: EmulatorOptions = {}, provider: { type: 'SMS' | 'Email'; isCustom?: boolean } = { type: 'SMS' }): Promise<World> {
+export async function world(
+  opts: EmulatorOptions = {},
+  provider: { type: 'SMS' | 'Email'; isCustom?: boolean } = { type: 'SMS' },
+): Promise<World> {
   const emu = await createEmulator({ seed: 42, ...opts });
   const base = await emu.listen();
   const receiver = new Receiver();
@@ -74,19 +90,29 @@ export async function world(opts: EmulatorOptions = {}, provider: { type: 'SMS' 
   emu.control.createUser({ companyId: ag.id, name: 'Agency Admin', type: 'agency' });
   const loc = emu.control.createLocation({ companyId: ag.id, name: 'Acme Store', phone: '+15550000001' });
   const app = emu.control.createApp({
-    name: 'Bridge', redirectUri: 'http://127.0.0.1:1/callback', scopes: ALL_SCOPES,
-    webhookUrl: `${rurl}/webhooks`, providerDeliveryUrl: `${rurl}/provider`, conversationProvider: provider,
+    name: 'Bridge',
+    redirectUri: 'http://127.0.0.1:1/callback',
+    scopes: ALL_SCOPES,
+    webhookUrl: `${rurl}/webhooks`,
+    providerDeliveryUrl: `${rurl}/provider`,
+    conversationProvider: provider,
   });
   return { emu, base, companyId: ag.id, locationId: loc.id, app, receiver };
 }
 
-export async function tokenFor(w: World, where: { locationId?: string; companyId?: string }): Promise<Record<string, unknown>> {
+export async function tokenFor(
+  w: World,
+  where: { locationId?: string; companyId?: string },
+): Promise<Record<string, unknown>> {
   const { code } = w.emu.control.authorize({ clientId: w.app.clientId, ...where });
   const res = await fetch(`${w.base}/oauth/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({
-      client_id: w.app.clientId, client_secret: w.app.clientSecret, grant_type: 'authorization_code', code,
+      client_id: w.app.clientId,
+      client_secret: w.app.clientSecret,
+      grant_type: 'authorization_code',
+      code,
       user_type: where.locationId ? 'Location' : 'Company',
     }),
   });
@@ -94,17 +120,29 @@ export async function tokenFor(w: World, where: { locationId?: string; companyId
   return (await res.json()) as Record<string, unknown>;
 }
 
-export async function api(w: World, token: string, method: string, path: string, body?: unknown, version = '2021-04-15') {
+export async function api(
+  w: World,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  version = '2021-04-15',
+) {
   const res = await fetch(`${w.base}${path}`, {
     method,
     headers: {
-      authorization: `Bearer ${token}`, version,
+      authorization: `Bearer ${token}`,
+      version,
       ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
     },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.text();
-  return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : undefined) as Record<string, unknown> & { [k: string]: unknown } };
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: (text ? JSON.parse(text) : undefined) as Record<string, unknown> & { [k: string]: unknown },
+  };
 }
 
 export async function closeWorld(w: World): Promise<void> {

@@ -7,7 +7,12 @@ afterEach(async () => closeWorld(w));
 async function setup(opts = {}) {
   w = await world(opts);
   const t = String((await tokenFor(w, { locationId: w.locationId })).access_token);
-  const contact = w.emu.control.createContact({ locationId: w.locationId, firstName: 'Ann', phone: '+15551234567', email: 'ann@example.com' });
+  const contact = w.emu.control.createContact({
+    locationId: w.locationId,
+    firstName: 'Ann',
+    phone: '+15551234567',
+    email: 'ann@example.com',
+  });
   return { t, contact };
 }
 
@@ -26,27 +31,52 @@ describe('conversations and messages', () => {
 
   it('inbound message: provider id optional for a default provider, conversation must match contact', async () => {
     const { t, contact } = await setup();
-    const conv = (await api(w, t, 'POST', '/conversations/', { locationId: w.locationId, contactId: contact.id })).body.conversation as { id: string };
-    const ok = await api(w, t, 'POST', '/conversations/messages/inbound', { type: 'SMS', conversationId: conv.id, contactId: contact.id, message: 'hi', direction: 'inbound' });
+    const conv = (await api(w, t, 'POST', '/conversations/', { locationId: w.locationId, contactId: contact.id })).body
+      .conversation as { id: string };
+    const ok = await api(w, t, 'POST', '/conversations/messages/inbound', {
+      type: 'SMS',
+      conversationId: conv.id,
+      contactId: contact.id,
+      message: 'hi',
+      direction: 'inbound',
+    });
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ success: true, conversationId: conv.id });
     const other = w.emu.control.createContact({ locationId: w.locationId, firstName: 'Bob', phone: '+15550009999' });
-    const bad = await api(w, t, 'POST', '/conversations/messages/inbound', { type: 'SMS', conversationId: conv.id, contactId: other.id, message: 'hi' });
+    const bad = await api(w, t, 'POST', '/conversations/messages/inbound', {
+      type: 'SMS',
+      conversationId: conv.id,
+      contactId: other.id,
+      message: 'hi',
+    });
     expect(bad.status).toBe(400);
     await w.emu.idle();
     expect(w.receiver.received.some((r) => r.json.type === 'InboundMessage' && r.json.body === 'hi')).toBe(true);
-    expect(w.receiver.received.some((r) => r.json.type === 'ConversationUnreadUpdate' && r.json.unreadCount === 1)).toBe(true);
+    expect(
+      w.receiver.received.some((r) => r.json.type === 'ConversationUnreadUpdate' && r.json.unreadCount === 1),
+    ).toBe(true);
   });
 
   it('inbound message for an extra (custom) provider requires conversationProviderId', async () => {
     w = await world({}, { type: 'SMS', isCustom: true });
     const t = String((await tokenFor(w, { locationId: w.locationId })).access_token);
     const contact = w.emu.control.createContact({ locationId: w.locationId, phone: '+15551234567' });
-    const conv = (await api(w, t, 'POST', '/conversations/', { locationId: w.locationId, contactId: contact.id })).body.conversation as { id: string };
-    const missing = await api(w, t, 'POST', '/conversations/messages/inbound', { type: 'SMS', conversationId: conv.id, contactId: contact.id, message: 'x' });
+    const conv = (await api(w, t, 'POST', '/conversations/', { locationId: w.locationId, contactId: contact.id })).body
+      .conversation as { id: string };
+    const missing = await api(w, t, 'POST', '/conversations/messages/inbound', {
+      type: 'SMS',
+      conversationId: conv.id,
+      contactId: contact.id,
+      message: 'x',
+    });
     expect(missing.status).toBe(400);
     const ok = await api(w, t, 'POST', '/conversations/messages/inbound', {
-      type: 'SMS', conversationId: conv.id, contactId: contact.id, message: 'x', conversationProviderId: w.app.conversationProviderId, direction: 'inbound',
+      type: 'SMS',
+      conversationId: conv.id,
+      contactId: contact.id,
+      message: 'x',
+      conversationProviderId: w.app.conversationProviderId,
+      direction: 'inbound',
     });
     expect(ok.status).toBe(200);
     const m = w.emu.control.getMessage(String(ok.body.messageId));
@@ -55,7 +85,11 @@ describe('conversations and messages', () => {
 
   it('status updates: provider app only (403 otherwise), forward-only, refusal window', async () => {
     const { t, contact } = await setup({ statusRefusalWindowMs: 500 });
-    const sent = await api(w, t, 'POST', '/conversations/messages', { type: 'SMS', contactId: contact.id, message: 'out' });
+    const sent = await api(w, t, 'POST', '/conversations/messages', {
+      type: 'SMS',
+      contactId: contact.id,
+      message: 'out',
+    });
     const id = String(sent.body.messageId);
     const early = await api(w, t, 'PUT', `/conversations/messages/${id}/status`, { status: 'delivered' });
     expect(early.status).toBe(400);
@@ -64,11 +98,21 @@ describe('conversations and messages', () => {
     // Another app installed on the same location may not update the status.
     const other = w.emu.control.createApp({ name: 'Other', redirectUri: 'http://127.0.0.1:1/cb', scopes: ALL_SCOPES });
     const { code } = w.emu.control.authorize({ clientId: other.clientId, locationId: w.locationId });
-    const ot = (await (await fetch(`${w.base}/oauth/token`, {
-      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ client_id: other.clientId, client_secret: other.clientSecret, grant_type: 'authorization_code', code }),
-    })).json()) as { access_token: string };
-    const forbidden = await api(w, ot.access_token, 'PUT', `/conversations/messages/${id}/status`, { status: 'delivered' });
+    const ot = (await (
+      await fetch(`${w.base}/oauth/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          client_id: other.clientId,
+          client_secret: other.clientSecret,
+          grant_type: 'authorization_code',
+          code,
+        }),
+      })
+    ).json()) as { access_token: string };
+    const forbidden = await api(w, ot.access_token, 'PUT', `/conversations/messages/${id}/status`, {
+      status: 'delivered',
+    });
     expect(forbidden.status).toBe(403);
     const ok = await api(w, t, 'PUT', `/conversations/messages/${id}/status`, { status: 'delivered' });
     expect(ok.status).toBe(200);
@@ -82,8 +126,18 @@ describe('conversations and messages', () => {
 
   it("'any' transitions allow going back", async () => {
     const { t, contact } = await setup({ statusTransitions: 'any' });
-    const id = String((await api(w, t, 'POST', '/conversations/messages', { type: 'SMS', contactId: contact.id, message: 'o' })).body.messageId);
-    expect((await api(w, t, 'PUT', `/conversations/messages/${id}/status`, { status: 'failed', error: { code: '1', type: 'saas', message: 'x' } })).status).toBe(200);
+    const id = String(
+      (await api(w, t, 'POST', '/conversations/messages', { type: 'SMS', contactId: contact.id, message: 'o' })).body
+        .messageId,
+    );
+    expect(
+      (
+        await api(w, t, 'PUT', `/conversations/messages/${id}/status`, {
+          status: 'failed',
+          error: { code: '1', type: 'saas', message: 'x' },
+        })
+      ).status,
+    ).toBe(200);
     expect((await api(w, t, 'PUT', `/conversations/messages/${id}/status`, { status: 'pending' })).status).toBe(200);
   });
 
@@ -98,7 +152,12 @@ describe('conversations and messages', () => {
     const inner1 = p1.body.messages as { lastMessageId: string; nextPage: boolean; messages: { body: string }[] };
     expect(inner1.messages.map((m) => m.body)).toEqual(['m4', 'm3']);
     expect(inner1.nextPage).toBe(true);
-    const p3 = await api(w, t, 'GET', `/conversations/${conv.id}/messages?limit=2&lastMessageId=${inner1.lastMessageId}`);
+    const p3 = await api(
+      w,
+      t,
+      'GET',
+      `/conversations/${conv.id}/messages?limit=2&lastMessageId=${inner1.lastMessageId}`,
+    );
     const inner2 = p3.body.messages as { nextPage: boolean; messages: { body: string }[] };
     expect(inner2.messages.map((m) => m.body)).toEqual(['m2', 'm1']);
     await w.emu.close();
@@ -116,22 +175,39 @@ describe('conversations and messages', () => {
 
   it('outbound call log: to must match the contact', async () => {
     const { t, contact } = await setup();
-    const conv = (await api(w, t, 'POST', '/conversations/', { locationId: w.locationId, contactId: contact.id })).body.conversation as { id: string };
+    const conv = (await api(w, t, 'POST', '/conversations/', { locationId: w.locationId, contactId: contact.id })).body
+      .conversation as { id: string };
     const base = { type: 'Call', conversationId: conv.id, conversationProviderId: w.app.conversationProviderId };
-    expect((await api(w, t, 'POST', '/conversations/messages/outbound', { ...base, call: { to: '+15559999999', from: '+15550000001', status: 'completed' } })).status).toBe(400);
-    const ok = await api(w, t, 'POST', '/conversations/messages/outbound', { ...base, call: { to: '+15551234567', from: '+15550000001', status: 'completed' } });
+    expect(
+      (
+        await api(w, t, 'POST', '/conversations/messages/outbound', {
+          ...base,
+          call: { to: '+15559999999', from: '+15550000001', status: 'completed' },
+        })
+      ).status,
+    ).toBe(400);
+    const ok = await api(w, t, 'POST', '/conversations/messages/outbound', {
+      ...base,
+      call: { to: '+15551234567', from: '+15550000001', status: 'completed' },
+    });
     expect(ok.status).toBe(200);
     expect(w.emu.control.getMessage(String(ok.body.messageId))?.messageType).toBe('TYPE_CALL');
   });
 
   it('Version header is required; wrong scope is 401; other location is 403', async () => {
     const { t, contact } = await setup();
-    const noVersion = await fetch(`${w.base}/conversations/search?locationId=${w.locationId}`, { headers: { authorization: `Bearer ${t}` } });
+    const noVersion = await fetch(`${w.base}/conversations/search?locationId=${w.locationId}`, {
+      headers: { authorization: `Bearer ${t}` },
+    });
     expect(noVersion.status).toBe(400);
     expect(await noVersion.json()).toMatchObject({ statusCode: 400 });
     w.emu.control.updateApp(w.app.clientId, { scopes: ['contacts.readonly'] });
     const t2 = String((await tokenFor(w, { locationId: w.locationId })).access_token);
-    const noScope = await api(w, t2, 'POST', '/conversations/messages', { type: 'SMS', contactId: contact.id, message: 'x' });
+    const noScope = await api(w, t2, 'POST', '/conversations/messages', {
+      type: 'SMS',
+      contactId: contact.id,
+      message: 'x',
+    });
     expect(noScope.status).toBe(401);
     expect(noScope.body).toMatchObject({ statusCode: 401, error: 'Unauthorized' });
     const loc2 = w.emu.control.createLocation({ companyId: w.companyId, name: 'X' });

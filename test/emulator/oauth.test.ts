@@ -25,11 +25,24 @@ describe('OAuth', () => {
     const legacy = await fetch(`${w.base}/oauth/chooselocation?client_id=${w.app.clientId}`);
     expect(legacy.status).toBe(200);
 
-    const body = { client_id: w.app.clientId, client_secret: w.app.clientSecret, grant_type: 'authorization_code', code, user_type: 'Location' };
+    const body = {
+      client_id: w.app.clientId,
+      client_secret: w.app.clientSecret,
+      grant_type: 'authorization_code',
+      code,
+      user_type: 'Location',
+    };
     const res = await fetch(`${w.base}/oauth/token`, form(body));
     expect(res.status).toBe(200);
     const tok = (await res.json()) as Record<string, unknown>;
-    expect(tok).toMatchObject({ token_type: 'Bearer', expires_in: 86399, userType: 'Location', locationId: w.locationId, companyId: w.companyId, isBulkInstallation: false });
+    expect(tok).toMatchObject({
+      token_type: 'Bearer',
+      expires_in: 86399,
+      userType: 'Location',
+      locationId: w.locationId,
+      companyId: w.companyId,
+      isBulkInstallation: false,
+    });
     expect(typeof tok.refresh_token).toBe('string');
     expect(typeof tok.userId).toBe('string');
     const again = await fetch(`${w.base}/oauth/token`, form(body));
@@ -40,7 +53,10 @@ describe('OAuth', () => {
   it('rejects wrong client secret with 401 and GHL error shape', async () => {
     w = await world();
     const { code } = w.emu.control.authorize({ clientId: w.app.clientId, locationId: w.locationId });
-    const res = await fetch(`${w.base}/oauth/token`, form({ client_id: w.app.clientId, client_secret: 'nope', grant_type: 'authorization_code', code }));
+    const res = await fetch(
+      `${w.base}/oauth/token`,
+      form({ client_id: w.app.clientId, client_secret: 'nope', grant_type: 'authorization_code', code }),
+    );
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ statusCode: 401, error: 'Unauthorized' });
   });
@@ -48,9 +64,17 @@ describe('OAuth', () => {
   it('refresh rotates: the old refresh token is rejected after use', async () => {
     w = await world();
     const t1 = await tokenFor(w, { locationId: w.locationId });
-    const refresh = (rt: string) => fetch(`${w.base}/oauth/token`, form({
-      client_id: w.app.clientId, client_secret: w.app.clientSecret, grant_type: 'refresh_token', refresh_token: rt, user_type: 'Location',
-    }));
+    const refresh = (rt: string) =>
+      fetch(
+        `${w.base}/oauth/token`,
+        form({
+          client_id: w.app.clientId,
+          client_secret: w.app.clientSecret,
+          grant_type: 'refresh_token',
+          refresh_token: rt,
+          user_type: 'Location',
+        }),
+      );
     const r2 = await refresh(String(t1.refresh_token));
     expect(r2.status).toBe(200);
     const t2 = (await r2.json()) as Record<string, unknown>;
@@ -72,9 +96,15 @@ describe('OAuth', () => {
     const expired = await api(w, String(t.access_token), 'GET', `/conversations/search?locationId=${w.locationId}`);
     expect(expired.status).toBe(401);
     expect(expired.body).toMatchObject({ statusCode: 401, error: 'Unauthorized' });
-    const r = await fetch(`${w.base}/oauth/token`, form({
-      client_id: w.app.clientId, client_secret: w.app.clientSecret, grant_type: 'refresh_token', refresh_token: String(t.refresh_token),
-    }));
+    const r = await fetch(
+      `${w.base}/oauth/token`,
+      form({
+        client_id: w.app.clientId,
+        client_secret: w.app.clientSecret,
+        grant_type: 'refresh_token',
+        refresh_token: String(t.refresh_token),
+      }),
+    );
     expect(r.status).toBe(200);
   });
 
@@ -88,11 +118,20 @@ describe('OAuth', () => {
     expect(new Set(t.approvedLocations as string[])).toEqual(new Set([w.locationId, loc2.id, loc3.id]));
     await w.emu.idle();
     const installs = w.receiver.received.filter((r) => r.json.type === 'INSTALL');
-    expect(installs.map((r) => r.json.locationId).filter(Boolean).sort()).toEqual([w.locationId, loc2.id, loc3.id].sort());
+    expect(
+      installs
+        .map((r) => r.json.locationId)
+        .filter(Boolean)
+        .sort(),
+    ).toEqual([w.locationId, loc2.id, loc3.id].sort());
 
     const lt = await fetch(`${w.base}/oauth/locationToken`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${String(t.access_token)}`, version: '2021-07-28', 'content-type': 'application/x-www-form-urlencoded' },
+      headers: {
+        authorization: `Bearer ${String(t.access_token)}`,
+        version: '2021-07-28',
+        'content-type': 'application/x-www-form-urlencoded',
+      },
       body: new URLSearchParams({ companyId: w.companyId, locationId: loc2.id }),
     });
     expect(lt.status).toBe(200);
@@ -103,23 +142,48 @@ describe('OAuth', () => {
     const other = await api(w, String(ltb.access_token), 'GET', `/conversations/search?locationId=${w.locationId}`);
     expect(other.status).toBe(403);
 
-    const il = await api(w, String(t.access_token), 'GET', `/oauth/installedLocations?companyId=${w.companyId}&appId=${w.app.appId}&isInstalled=true`, undefined, '2021-07-28');
+    const il = await api(
+      w,
+      String(t.access_token),
+      'GET',
+      `/oauth/installedLocations?companyId=${w.companyId}&appId=${w.app.appId}&isInstalled=true`,
+      undefined,
+      '2021-07-28',
+    );
     expect(il.status).toBe(200);
     expect((il.body.locations as unknown[]).length).toBe(3);
 
     // A location token cannot mint location tokens.
-    const lt2 = await api(w, String(ltb.access_token), 'POST', '/oauth/locationToken', { companyId: w.companyId, locationId: loc2.id }, '2021-07-28');
+    const lt2 = await api(
+      w,
+      String(ltb.access_token),
+      'POST',
+      '/oauth/locationToken',
+      { companyId: w.companyId, locationId: loc2.id },
+      '2021-07-28',
+    );
     expect(lt2.status).toBe(401);
   });
 
   it('agency-targeted app: Company token without bulk, agency-level INSTALL without locationId', async () => {
     w = await world();
     const agencyApp = w.emu.control.createApp({
-      name: 'Agency tool', redirectUri: 'http://127.0.0.1:1/cb', scopes: ['oauth.readonly'], distribution: 'agency',
+      name: 'Agency tool',
+      redirectUri: 'http://127.0.0.1:1/cb',
+      scopes: ['oauth.readonly'],
+      distribution: 'agency',
       webhookUrl: `${w.receiver.url}/agency`,
     });
     const { code } = w.emu.control.authorize({ clientId: agencyApp.clientId, companyId: w.companyId });
-    const res = await fetch(`${w.base}/oauth/token`, form({ client_id: agencyApp.clientId, client_secret: agencyApp.clientSecret, grant_type: 'authorization_code', code }));
+    const res = await fetch(
+      `${w.base}/oauth/token`,
+      form({
+        client_id: agencyApp.clientId,
+        client_secret: agencyApp.clientSecret,
+        grant_type: 'authorization_code',
+        code,
+      }),
+    );
     const t = (await res.json()) as Record<string, unknown>;
     expect(t).toMatchObject({ userType: 'Company', companyId: w.companyId, isBulkInstallation: false });
     await w.emu.idle();

@@ -58,8 +58,13 @@ describe('rate limits', () => {
     expect((await api(w, t, 'GET', path)).status).toBe(500);
     expect((await api(w, t, 'GET', path)).status).toBe(200);
     w.emu.control.injectFault({ pathPattern: '/conversations/search', times: 1, kind: 'timeout' });
-    const err = await fetch(`${w.base}${path}`, { headers: { authorization: `Bearer ${t}`, version: '2021-04-15' }, signal: AbortSignal.timeout(100) })
-      .then(() => 'answered', (e: unknown) => (e instanceof Error ? e.name : 'error'));
+    const err = await fetch(`${w.base}${path}`, {
+      headers: { authorization: `Bearer ${t}`, version: '2021-04-15' },
+      signal: AbortSignal.timeout(100),
+    }).then(
+      () => 'answered',
+      (e: unknown) => (e instanceof Error ? e.name : 'error'),
+    );
     expect(err).toBe('TimeoutError');
   });
 });

@@ -24,7 +24,12 @@ describe('webhooks', () => {
     await w.receiver.waitFor(1);
     const r = w.receiver.received[0]!;
     expect(r.path).toBe('/webhooks');
-    expect(r.json).toMatchObject({ type: 'INSTALL', appId: w.app.appId, locationId: w.locationId, companyId: w.companyId });
+    expect(r.json).toMatchObject({
+      type: 'INSTALL',
+      appId: w.app.appId,
+      locationId: w.locationId,
+      companyId: w.companyId,
+    });
     expect(typeof r.json.webhookId).toBe('string');
     expect(typeof r.json.timestamp).toBe('string');
     verifyBoth(w, r);
@@ -33,7 +38,14 @@ describe('webhooks', () => {
     expect(keys.rsaPublicKeyPem).toContain('BEGIN PUBLIC KEY');
     // Tampered bytes fail.
     const tampered = Buffer.from(r.raw.toString('utf8').replace('INSTALL', 'INSTALX'));
-    expect(verify(null, tampered, w.emu.keys.ed25519PublicKeyPem, Buffer.from(String(r.headers['x-ghl-signature']), 'base64'))).toBe(false);
+    expect(
+      verify(
+        null,
+        tampered,
+        w.emu.keys.ed25519PublicKeyPem,
+        Buffer.from(String(r.headers['x-ghl-signature']), 'base64'),
+      ),
+    ).toBe(false);
   });
 
   it('RSA header can be switched off', async () => {
@@ -48,7 +60,11 @@ describe('webhooks', () => {
     w = await world();
     const t = await tokenFor(w, { locationId: w.locationId });
     const contact = w.emu.control.createContact({ locationId: w.locationId, firstName: 'Ann', phone: '+15551234567' });
-    const res = await api(w, String(t.access_token), 'POST', '/conversations/messages', { type: 'SMS', contactId: contact.id, message: 'hello' });
+    const res = await api(w, String(t.access_token), 'POST', '/conversations/messages', {
+      type: 'SMS',
+      contactId: contact.id,
+      message: 'hello',
+    });
     await w.emu.idle();
     const p = w.receiver.received.find((r) => r.path === '/provider')!;
     expect(p.json).toMatchObject({ type: 'SMS', messageId: res.body.messageId, message: 'hello' });
@@ -57,9 +73,18 @@ describe('webhooks', () => {
     const ev = w.receiver.received.find((r) => r.path === '/webhooks' && r.json.type === 'OutboundMessage')!;
     // The fields of webhook-events/OutboundMessage.md (a default provider's message: short type name).
     expect(ev.json).toMatchObject({
-      type: 'OutboundMessage', locationId: w.locationId, contactId: contact.id, messageId: res.body.messageId, body: 'hello',
-      direction: 'outbound', messageType: 'SMS', status: 'pending', source: 'api', contentType: 'text/plain',
-      conversationProviderId: w.app.conversationProviderId, attachments: [],
+      type: 'OutboundMessage',
+      locationId: w.locationId,
+      contactId: contact.id,
+      messageId: res.body.messageId,
+      body: 'hello',
+      direction: 'outbound',
+      messageType: 'SMS',
+      status: 'pending',
+      source: 'api',
+      contentType: 'text/plain',
+      conversationProviderId: w.app.conversationProviderId,
+      attachments: [],
     });
     expect(typeof ev.json.conversationId).toBe('string');
     expect(typeof ev.json.dateAdded).toBe('string');
@@ -70,7 +95,11 @@ describe('webhooks', () => {
     w = await world({ signProviderDeliveries: true });
     const t = await tokenFor(w, { locationId: w.locationId });
     const contact = w.emu.control.createContact({ locationId: w.locationId, firstName: 'Ann', phone: '+15551234567' });
-    const res = await api(w, String(t.access_token), 'POST', '/conversations/messages', { type: 'SMS', contactId: contact.id, message: 'hello' });
+    const res = await api(w, String(t.access_token), 'POST', '/conversations/messages', {
+      type: 'SMS',
+      contactId: contact.id,
+      message: 'hello',
+    });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ status: 'pending' });
     await w.emu.idle();
@@ -78,8 +107,13 @@ describe('webhooks', () => {
     expect(prov).toHaveLength(1);
     const p = prov[0]!;
     expect(p.json).toMatchObject({
-      type: 'SMS', contactId: contact.id, locationId: w.locationId, messageId: res.body.messageId, phone: '+15551234567',
-      message: 'hello', attachments: [],
+      type: 'SMS',
+      contactId: contact.id,
+      locationId: w.locationId,
+      messageId: res.body.messageId,
+      phone: '+15551234567',
+      message: 'hello',
+      attachments: [],
     });
     expect(typeof p.json.webhookId).toBe('string');
     verifyBoth(w, p);
@@ -95,17 +129,32 @@ describe('webhooks', () => {
     await tokenFor(w, { locationId: w.locationId });
     const contact = w.emu.control.createContact({ locationId: w.locationId, email: 'ann@example.com' });
     const m = w.emu.control.sendMessageAsUser({
-      locationId: w.locationId, contactId: contact.id, type: 'Email', subject: 'Hi', html: '<p>x</p>',
+      locationId: w.locationId,
+      contactId: contact.id,
+      type: 'Email',
+      subject: 'Hi',
+      html: '<p>x</p>',
       conversationProviderId: w.app.conversationProviderId!,
     });
     await w.emu.idle();
     const p = w.receiver.received.find((r) => r.path === '/provider')!;
-    expect(p.json).toMatchObject({ type: 'Email', emailTo: ['ann@example.com'], subject: 'Hi', html: '<p>x</p>', messageId: m.id, emailMessageId: m.id });
+    expect(p.json).toMatchObject({
+      type: 'Email',
+      emailTo: ['ann@example.com'],
+      subject: 'Hi',
+      html: '<p>x</p>',
+      messageId: m.id,
+      emailMessageId: m.id,
+    });
     expect(m.messageType).toBe('TYPE_CUSTOM_PROVIDER_EMAIL');
     verifyBoth(w, p);
     // A custom provider's message carries the full type name in OutboundMessage (observed #224).
     const ev = w.receiver.received.find((r) => r.path === '/webhooks' && r.json.type === 'OutboundMessage');
-    expect(ev?.json).toMatchObject({ messageId: m.id, messageType: 'TYPE_CUSTOM_PROVIDER_EMAIL', direction: 'outbound' });
+    expect(ev?.json).toMatchObject({
+      messageId: m.id,
+      messageType: 'TYPE_CUSTOM_PROVIDER_EMAIL',
+      direction: 'outbound',
+    });
   });
 
   it('provider envelope fields can be switched off', async () => {

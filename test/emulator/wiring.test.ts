@@ -25,7 +25,24 @@ describe('standalone emulator wired to ghl-bridge as documented (two real CLI pr
     const bridgeUrl = `http://127.0.0.1:${bridgePort}`;
     // Delivery-URL calls are unsigned (as real GHL's): the bridge takes them on the URL with its token.
     const token = randomBytes(24).toString('base64url');
-    const emu = spawnTs('src/cli/main.ts', ['emulator', '--port', String(emuPort), '--seed', '5', '--bridge-url', bridgeUrl, '--delivery-token', token, '--access-token-ttl-sec', '120', '--no-rate-limit'], {});
+    const emu = spawnTs(
+      'src/cli/main.ts',
+      [
+        'emulator',
+        '--port',
+        String(emuPort),
+        '--seed',
+        '5',
+        '--bridge-url',
+        bridgeUrl,
+        '--delivery-token',
+        token,
+        '--access-token-ttl-sec',
+        '120',
+        '--no-rate-limit',
+      ],
+      {},
+    );
     children.push(emu);
     await emu.waitForLine(/END PUBLIC KEY/, 60_000);
     const out = emu.output();
@@ -80,7 +97,12 @@ describe('standalone emulator wired to ghl-bridge as documented (two real CLI pr
     const sent = await fetch(`${base}/_emulator/send-message`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ locationId, contactId: field(out, 'contact'), type: 'SMS', message: 'hello through the wire' }),
+      body: JSON.stringify({
+        locationId,
+        contactId: field(out, 'contact'),
+        type: 'SMS',
+        message: 'hello through the wire',
+      }),
     });
     expect(sent.status).toBe(201);
     const { id } = (await sent.json()) as { id: string };
@@ -92,7 +114,11 @@ describe('standalone emulator wired to ghl-bridge as documented (two real CLI pr
       { what: 'message delivered', timeoutMs: 30_000 },
     );
     expect(msg.status).toBe('delivered');
-    const deliveries = (await (await fetch(`${base}/_emulator/deliveries`)).json()) as Array<{ url: string; state: string; kind: string }>;
+    const deliveries = (await (await fetch(`${base}/_emulator/deliveries`)).json()) as Array<{
+      url: string;
+      state: string;
+      kind: string;
+    }>;
     const provider = deliveries.filter((d) => d.url.startsWith(`${bridgeUrl}/webhooks/ghl/provider`));
     expect(provider.length).toBeGreaterThanOrEqual(1);
     expect(provider.every((d) => d.state === 'delivered')).toBe(true);

@@ -113,7 +113,9 @@ export async function startFakeCast(opts: FakeCastOptions = {}): Promise<FakeCas
       err(reply, 401, 'INVALID_API_KEY', 'API key is required');
       return undefined;
     }
-    const known = opts.apiKeys ? opts.apiKeys.includes(key) || key in (opts.keyErrors ?? {}) : WELL_FORMED_KEY.test(key) || key in (opts.keyErrors ?? {});
+    const known = opts.apiKeys
+      ? opts.apiKeys.includes(key) || key in (opts.keyErrors ?? {})
+      : WELL_FORMED_KEY.test(key) || key in (opts.keyErrors ?? {});
     if (!known) {
       err(reply, 401, 'INVALID_API_KEY', 'Invalid API key');
       return undefined;
@@ -150,16 +152,27 @@ export async function startFakeCast(opts: FakeCastOptions = {}): Promise<FakeCas
   }
 
   /** Validate and "send"; returns the response to give (and to cache). */
-  function processSend(key: string, rawBody: unknown, contentType: string | undefined, idemKey: string | undefined, path: string): CachedResponse {
-    const bad = (code: string, error: string, status = 400): CachedResponse => ({ status, body: { success: false, error, error_code: code } });
-    if (!contentType?.toLowerCase().startsWith('application/json')) return bad('INVALID_REQUEST', 'Content-Type must be application/json');
+  function processSend(
+    key: string,
+    rawBody: unknown,
+    contentType: string | undefined,
+    idemKey: string | undefined,
+    path: string,
+  ): CachedResponse {
+    const bad = (code: string, error: string, status = 400): CachedResponse => ({
+      status,
+      body: { success: false, error, error_code: code },
+    });
+    if (!contentType?.toLowerCase().startsWith('application/json'))
+      return bad('INVALID_REQUEST', 'Content-Type must be application/json');
     let body: unknown;
     try {
       body = JSON.parse(typeof rawBody === 'string' ? rawBody : '');
     } catch {
       return bad('INVALID_REQUEST', 'Invalid JSON body');
     }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) return bad('INVALID_REQUEST', 'Invalid JSON body');
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      return bad('INVALID_REQUEST', 'Invalid JSON body');
     const b = body as Record<string, unknown>;
     if (typeof b.to !== 'string' || b.to === '') return bad('VALIDATION_ERROR', 'to is required');
     const toOk = opts.toFormat === 'local' ? /^09\d{9}$/.test(b.to) : /^[0-9+()-]{7,20}$/.test(b.to);
@@ -167,8 +180,10 @@ export async function startFakeCast(opts: FakeCastOptions = {}): Promise<FakeCas
     if (typeof b.message !== 'string' || b.message === '') return bad('VALIDATION_ERROR', 'message is required');
     if (b.message.length > (opts.maxMessageLength ?? 10_000)) return bad('VALIDATION_ERROR', 'message is too long');
     if (b.sender_id !== undefined) {
-      if (typeof b.sender_id !== 'string' || b.sender_id.length > 20) return bad('VALIDATION_ERROR', 'sender_id must be at most 20 characters');
-      if (opts.senderIds && !opts.senderIds.includes(b.sender_id)) return bad('VALIDATION_ERROR', 'sender_id is not approved for this account');
+      if (typeof b.sender_id !== 'string' || b.sender_id.length > 20)
+        return bad('VALIDATION_ERROR', 'sender_id must be at most 20 characters');
+      if (opts.senderIds && !opts.senderIds.includes(b.sender_id))
+        return bad('VALIDATION_ERROR', 'sender_id is not approved for this account');
     }
     const parts = countSmsSegments(b.message).parts;
     if (parts > credits) return bad('INSUFFICIENT_CREDITS', 'Insufficient credits', 402);
@@ -188,7 +203,10 @@ export async function startFakeCast(opts: FakeCastOptions = {}): Promise<FakeCas
       at: Date.now(),
     });
     statuses.set(messageId, { apiKey: key, status: 'sent', sent_at: new Date().toISOString() });
-    return { status: 200, body: { success: true, message_id: messageId, parts, ...(sandbox ? { sandbox: true } : {}) } };
+    return {
+      status: 200,
+      body: { success: true, message_id: messageId, parts, ...(sandbox ? { sandbox: true } : {}) },
+    };
   }
 
   const sendHandler = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
@@ -197,7 +215,14 @@ export async function startFakeCast(opts: FakeCastOptions = {}): Promise<FakeCas
     const idemHeader = req.headers['x-idempotency-key'];
     const idemKey = typeof idemHeader === 'string' && idemHeader !== '' ? idemHeader : undefined;
     const log = (status: number, replay = false): void => {
-      requests.push({ method: req.method, path, ...(idemKey ? { idempotencyKey: idemKey } : {}), status, replay, at: now });
+      requests.push({
+        method: req.method,
+        path,
+        ...(idemKey ? { idempotencyKey: idemKey } : {}),
+        status,
+        replay,
+        at: now,
+      });
     };
     const key = authenticate(req, reply);
     if (!key) {
@@ -212,14 +237,25 @@ export async function startFakeCast(opts: FakeCastOptions = {}): Promise<FakeCas
     if (fault && fault.fault !== 'timeout') {
       log(fault.fault);
       if (fault.fault === 429) {
-        return err(reply.header('retry-after', String(opts.retryAfterSeconds ?? 1)), 429, 'RATE_LIMIT_EXCEEDED', 'Rate limit exceeded');
+        return err(
+          reply.header('retry-after', String(opts.retryAfterSeconds ?? 1)),
+          429,
+          'RATE_LIMIT_EXCEEDED',
+          'Rate limit exceeded',
+        );
       }
-      const code = fault.fault === 500 ? 'INTERNAL_ERROR' : fault.fault === 502 ? 'PROVIDER_ERROR' : 'SERVICE_UNAVAILABLE';
+      const code =
+        fault.fault === 500 ? 'INTERNAL_ERROR' : fault.fault === 502 ? 'PROVIDER_ERROR' : 'SERVICE_UNAVAILABLE';
       return err(reply, fault.fault, code, 'Injected fault');
     }
     if (rateLimited(key, now)) {
       log(429);
-      return err(reply.header('retry-after', String(opts.retryAfterSeconds ?? 1)), 429, 'RATE_LIMIT_EXCEEDED', 'Rate limit exceeded');
+      return err(
+        reply.header('retry-after', String(opts.retryAfterSeconds ?? 1)),
+        429,
+        'RATE_LIMIT_EXCEEDED',
+        'Rate limit exceeded',
+      );
     }
     const cacheKey = idemKey ? `${key}\n${idemKey}` : undefined;
     const cached = cacheKey ? idem.get(cacheKey) : undefined;
@@ -245,7 +281,10 @@ export async function startFakeCast(opts: FakeCastOptions = {}): Promise<FakeCas
   app.post('/api/v1/sms/send', sendHandler);
   app.post('/api/sms/send', sendHandler);
 
-  const statusHandler = async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply): Promise<FastifyReply> => {
+  const statusHandler = async (
+    req: FastifyRequest<{ Params: { id: string } }>,
+    reply: FastifyReply,
+  ): Promise<FastifyReply> => {
     const key = authenticate(req, reply);
     if (!key) return reply;
     const entry = statuses.get(req.params.id);

@@ -16,9 +16,7 @@ export interface ReceivedDelivery {
   headers: Record<string, string | string[] | undefined>;
 }
 
-export type ReceiverAnswer =
-  | { status: number; body?: unknown; headers?: Record<string, string> }
-  | { hang: true };
+export type ReceiverAnswer = { status: number; body?: unknown; headers?: Record<string, string> } | { hang: true };
 
 export interface FakeReceiver {
   url: string;
@@ -80,7 +78,9 @@ export async function startFakeReceiver(secret: string, path = '/ghl/outbound'):
       return reply.code(504).send({});
     }
     for (const [k, v] of Object.entries(next.headers ?? {})) reply.header(k, v);
-    return reply.code(next.status).send(next.body === undefined ? '' : typeof next.body === 'string' ? next.body : JSON.stringify(next.body));
+    return reply
+      .code(next.status)
+      .send(next.body === undefined ? '' : typeof next.body === 'string' ? next.body : JSON.stringify(next.body));
   });
 
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -18,18 +18,30 @@ describe('one guarded admin scope (#11 item 5)', () => {
     bridge = await startTestBridge({ config: cfg, modules: await bridgeModules(cfg) });
     const routes = bridge.adminRouteTable;
     // The table is not empty and holds each module's admin API (so a module that escapes the scope is noticed).
-    for (const prefix of ['/admin/webhooks/', '/admin/channels', '/admin/provider/', '/admin/api/']) expect(routes.some((r) => r.url.startsWith(prefix))).toBe(true);
+    for (const prefix of ['/admin/webhooks/', '/admin/channels', '/admin/provider/', '/admin/api/'])
+      expect(routes.some((r) => r.url.startsWith(prefix))).toBe(true);
     for (const r of routes) {
       expect(r.url.startsWith('/admin')).toBe(true);
       for (const auth of [undefined, 'Bearer wrong-key', `Basic ${KEY}`]) {
         const res = await fetch(bridge.url + concrete(r.url), {
           method: r.method,
-          headers: { ...(auth ? { authorization: auth } : {}), ...(r.method === 'GET' || r.method === 'DELETE' ? {} : { 'content-type': 'application/json' }) },
+          headers: {
+            ...(auth ? { authorization: auth } : {}),
+            ...(r.method === 'GET' || r.method === 'DELETE' ? {} : { 'content-type': 'application/json' }),
+          },
           ...(r.method === 'GET' || r.method === 'DELETE' ? {} : { body: '{}' }),
         });
-        expect({ route: `${r.method} ${r.url}`, auth, status: res.status }).toEqual({ route: `${r.method} ${r.url}`, auth, status: 401 });
+        expect({ route: `${r.method} ${r.url}`, auth, status: res.status }).toEqual({
+          route: `${r.method} ${r.url}`,
+          auth,
+          status: 401,
+        });
         const body = (await res.json()) as Record<string, unknown>;
-        expect(body).toMatchObject({ statusCode: 401, error: 'Unauthorized', requestId: res.headers.get('x-request-id') });
+        expect(body).toMatchObject({
+          statusCode: 401,
+          error: 'Unauthorized',
+          requestId: res.headers.get('x-request-id'),
+        });
         expect(typeof body.message).toBe('string');
         expect(JSON.stringify(body)).not.toContain(KEY);
       }

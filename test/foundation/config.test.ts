@@ -36,7 +36,16 @@ describe('configuration', () => {
       GHL_CLIENT_ID: 'no_dash',
     });
     expect(Object.keys(found).sort()).toEqual(
-      ['DATABASE_URL', 'GHL_CLIENT_ID', 'LOG_LEVEL', 'PORT', 'PUBLIC_URL', 'TOKEN_ENCRYPTION_KEYS', 'WEBHOOK_ACCEPT_LEGACY_RSA', 'WORKER_CONCURRENCY'].sort(),
+      [
+        'DATABASE_URL',
+        'GHL_CLIENT_ID',
+        'LOG_LEVEL',
+        'PORT',
+        'PUBLIC_URL',
+        'TOKEN_ENCRYPTION_KEYS',
+        'WEBHOOK_ACCEPT_LEGACY_RSA',
+        'WORKER_CONCURRENCY',
+      ].sort(),
     );
     expect(found.PORT).toMatch(/whole number.*"eighty".*example: PORT=3000/);
     expect(found.LOG_LEVEL).toMatch(/one of fatal, error/);
@@ -50,7 +59,9 @@ describe('configuration', () => {
 
   it("the replay window defaults to GHL's 429-retry horizon and must be shorter than the retention of dedupe keys", () => {
     expect(loadConfig({}).WEBHOOK_TOLERANCE_SEC).toBe(7200);
-    expect(() => loadConfig({ DATA_RETENTION_DAYS: '1', WEBHOOK_TOLERANCE_SEC: '86400' })).toThrow(/WEBHOOK_TOLERANCE_SEC: expected less than DATA_RETENTION_DAYS/);
+    expect(() => loadConfig({ DATA_RETENTION_DAYS: '1', WEBHOOK_TOLERANCE_SEC: '86400' })).toThrow(
+      /WEBHOOK_TOLERANCE_SEC: expected less than DATA_RETENTION_DAYS/,
+    );
     expect(loadConfig({ DATA_RETENTION_DAYS: '0', WEBHOOK_TOLERANCE_SEC: '86400' }).WEBHOOK_TOLERANCE_SEC).toBe(86400);
   });
 
@@ -66,15 +77,26 @@ describe('configuration', () => {
     expect(Object.keys(issues({ GHL_CLIENT_ID: 'abc-def' }))).toEqual(['GHL_CLIENT_SECRET']);
     const prod = issues({ GHL_CLIENT_ID: 'abc-def', GHL_CLIENT_SECRET: 'secret-123456' });
     expect(Object.keys(prod)).toEqual(['TOKEN_ENCRYPTION_KEYS']);
-    const ok = loadConfig({ GHL_CLIENT_ID: 'abc-def', GHL_CLIENT_SECRET: 'secret-123456', TOKEN_ENCRYPTION_KEYS: `k1:${KEY}` });
+    const ok = loadConfig({
+      GHL_CLIENT_ID: 'abc-def',
+      GHL_CLIENT_SECRET: 'secret-123456',
+      TOKEN_ENCRYPTION_KEYS: `k1:${KEY}`,
+    });
     expect(ok.sandbox).toBe(false);
   });
 
   it('refuses the insecure webhook mode with production settings', () => {
-    expect(Object.keys(issues({ WEBHOOK_INSECURE_SKIP_VERIFY: 'true', NODE_ENV: 'production' }))).toEqual(['WEBHOOK_INSECURE_SKIP_VERIFY']);
+    expect(Object.keys(issues({ WEBHOOK_INSECURE_SKIP_VERIFY: 'true', NODE_ENV: 'production' }))).toEqual([
+      'WEBHOOK_INSECURE_SKIP_VERIFY',
+    ]);
     expect(
       Object.keys(
-        issues({ WEBHOOK_INSECURE_SKIP_VERIFY: 'true', GHL_CLIENT_ID: 'abc-def', GHL_CLIENT_SECRET: 'secret-123456', TOKEN_ENCRYPTION_KEYS: `k1:${KEY}` }),
+        issues({
+          WEBHOOK_INSECURE_SKIP_VERIFY: 'true',
+          GHL_CLIENT_ID: 'abc-def',
+          GHL_CLIENT_SECRET: 'secret-123456',
+          TOKEN_ENCRYPTION_KEYS: `k1:${KEY}`,
+        }),
       ),
     ).toEqual(['WEBHOOK_INSECURE_SKIP_VERIFY']);
     expect(loadConfig({ WEBHOOK_INSECURE_SKIP_VERIFY: 'true' }).WEBHOOK_INSECURE_SKIP_VERIFY).toBe(true);
@@ -100,9 +122,20 @@ describe('configuration', () => {
     log.info({ config }, 'config dump');
     log.info(`message with ${env.GHL_CLIENT_SECRET} inline and ${env.ADMIN_API_KEY}`);
     log.error({ err: new Error(`connect failed for ${env.DATABASE_URL}`) }, 'db error');
-    log.info({ headers: { authorization: 'Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXZhbHVl' } }, 'req');
+    log.info(
+      { headers: { authorization: 'Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXZhbHVl' } },
+      'req',
+    );
     log.info({ access_token: 'opaque-token-value', nested: { refresh_token: 'opaque-refresh' } }, 'tokens');
-    for (const s of [env.GHL_CLIENT_SECRET, KEY, env.ADMIN_API_KEY, 'db-pass-777', 'opaque-token-value', 'opaque-refresh', 'c2lnbmF0dXJlLXZhbHVl'])
+    for (const s of [
+      env.GHL_CLIENT_SECRET,
+      KEY,
+      env.ADMIN_API_KEY,
+      'db-pass-777',
+      'opaque-token-value',
+      'opaque-refresh',
+      'c2lnbmF0dXJlLXZhbHVl',
+    ])
       expect(out, `secret ${s.slice(0, 6)}… leaked`).not.toContain(s);
     expect(out).toContain('[REDACTED]');
     expect(out).toContain('config dump');

@@ -13,7 +13,9 @@ describe('request deadlines survive garbage collection', () => {
       env: { ...process.env, LOG_LEVEL: 'silent', GC_CALLS: '5' },
       timeout: 60_000,
     });
-    const out = JSON.parse(stdout.trim().split('\n').pop()!) as { results: Array<{ what: string; ms: number; outcome: string }> };
+    const out = JSON.parse(stdout.trim().split('\n').pop()!) as {
+      results: Array<{ what: string; ms: number; outcome: string }>;
+    };
     expect(out.results).toHaveLength(20);
     for (const r of out.results) {
       expect(r.outcome, r.what).toMatch(/^rejected: .*timed out/);

@@ -36,13 +36,30 @@ describe('Dockerfile', () => {
   it('is multi-stage: the runtime stage copies the build output and production dependencies, and builds nothing', () => {
     expect(instructions.filter((i) => i.getKeyword() === 'FROM').length).toBeGreaterThanOrEqual(2);
     const copies = runtime.filter((i) => i.getKeyword() === 'COPY').map((i) => i.getArgumentsContent() ?? '');
-    expect(runtime.filter((i) => i.getKeyword() === 'COPY').every((i) => /--from=build/.test(i.getTextContent()))).toBe(true);
-    expect(copies).toEqual(expect.arrayContaining(['/app/dist ./dist', '/app/node_modules ./node_modules', '/app/package.json ./package.json']));
-    expect(runtime.filter((i) => i.getKeyword() === 'RUN').map((i) => i.getArgumentsContent())).not.toContainEqual(expect.stringMatching(/npm (ci|install)|tsc|npm run build/));
+    expect(runtime.filter((i) => i.getKeyword() === 'COPY').every((i) => /--from=build/.test(i.getTextContent()))).toBe(
+      true,
+    );
+    expect(copies).toEqual(
+      expect.arrayContaining([
+        '/app/dist ./dist',
+        '/app/node_modules ./node_modules',
+        '/app/package.json ./package.json',
+      ]),
+    );
+    expect(runtime.filter((i) => i.getKeyword() === 'RUN').map((i) => i.getArgumentsContent())).not.toContainEqual(
+      expect.stringMatching(/npm (ci|install)|tsc|npm run build/),
+    );
     // The build stage prunes dev dependencies before the runtime stage takes node_modules.
-    expect(instructions.slice(0, lastFrom).some((i) => i.getKeyword() === 'RUN' && /npm prune --omit=dev/.test(i.getArgumentsContent() ?? ''))).toBe(true);
+    expect(
+      instructions
+        .slice(0, lastFrom)
+        .some((i) => i.getKeyword() === 'RUN' && /npm prune --omit=dev/.test(i.getArgumentsContent() ?? '')),
+    ).toBe(true);
     // What the build stage copies exists and is not excluded from the build context.
-    const ignored = readFileSync('.dockerignore', 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+    const ignored = readFileSync('.dockerignore', 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
     for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src']) {
       expect(existsSync(f), f).toBe(true);
       expect(ignored, f).not.toContain(f);
@@ -79,7 +96,18 @@ describe('Dockerfile', () => {
 
 describe('compose.yaml', () => {
   const compose = parse(readFileSync('compose.yaml', 'utf8')) as {
-    services: Record<string, { image?: string; build?: string; depends_on?: Record<string, { condition: string }>; environment?: Record<string, string>; healthcheck?: { test: string[] }; stop_grace_period?: string; ports?: string[] }>;
+    services: Record<
+      string,
+      {
+        image?: string;
+        build?: string;
+        depends_on?: Record<string, { condition: string }>;
+        environment?: Record<string, string>;
+        healthcheck?: { test: string[] };
+        stop_grace_period?: string;
+        ports?: string[];
+      }
+    >;
   };
 
   it('runs the bridge (built from this Dockerfile) on a PostgreSQL that is healthy first', () => {

@@ -19,13 +19,21 @@ const statuses = (raw: string) => [...raw.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map
 describe('draining on SIGTERM (ghl-bridge start)', () => {
   it('a webhook arriving while the bridge drains is served (or 429), never 503', async () => {
     const port = await freePort();
-    const child = spawnTs('src/cli/main.ts', ['start'], { DATA_DIR: tempDataDir(), PORT: String(port), EMULATOR_PORT: '0', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '10000' });
+    const child = spawnTs('src/cli/main.ts', ['start'], {
+      DATA_DIR: tempDataDir(),
+      PORT: String(port),
+      EMULATOR_PORT: '0',
+      LOG_LEVEL: 'info',
+      SHUTDOWN_TIMEOUT_MS: '10000',
+    });
     try {
       await child.waitForLine(/Stop with Ctrl-C/, 60_000);
       const url = /running at (http:\/\/\S+)/.exec(child.output())![1]!;
       const body = JSON.stringify({ type: 'ContactCreate', locationId: 'loc1', id: 'c1' });
       // What the route answers to this (unsigned) webhook when the bridge is not draining.
-      const normal = (await fetch(`${url}/webhooks/ghl`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).status;
+      const normal = (
+        await fetch(`${url}/webhooks/ghl`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+      ).status;
       expect(normal).not.toBe(503);
 
       const sock = connect(port, '127.0.0.1');
@@ -40,7 +48,8 @@ describe('draining on SIGTERM (ghl-bridge start)', () => {
       // The rest of the first request and a second webhook right behind it, while the bridge drains.
       sock.write(body.slice(half) + rawRequest(body));
       const deadline = Date.now() + 15_000;
-      while (statuses(raw).length < 2 && Date.now() < deadline && !sock.closed) await new Promise((r) => sock.once('data', r).once('close', r));
+      while (statuses(raw).length < 2 && Date.now() < deadline && !sock.closed)
+        await new Promise((r) => sock.once('data', r).once('close', r));
       sock.destroy();
       const got = statuses(raw);
       expect(got.length).toBeGreaterThanOrEqual(1);

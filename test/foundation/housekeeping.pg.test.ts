@@ -19,7 +19,17 @@ describe('housekeeping on PostgreSQL, beside other transactions', () => {
     const old = sql<Date>`now() - interval '40 days'`;
     await db
       .insertInto('webhook_events')
-      .values(['a', 'b'].map((k) => ({ source: 'app' as const, dedupe_key: k, type: 'ContactCreate', payload: '{}', signature: 'ed25519', status: 'dispatched' as const, received_at: old })))
+      .values(
+        ['a', 'b'].map((k) => ({
+          source: 'app' as const,
+          dedupe_key: k,
+          type: 'ContactCreate',
+          payload: '{}',
+          signature: 'ed25519',
+          status: 'dispatched' as const,
+          received_at: old,
+        })),
+      )
       .execute();
     // Another session replays event 'a': it holds the row locked and sets it back to 'received'.
     other = new pg.Client({ connectionString: PG_URL, options: `-c search_path="${b.ctx.store.schema}"` });

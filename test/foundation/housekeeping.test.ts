@@ -13,16 +13,34 @@ afterEach(async () => {
 });
 
 const start = (env: Record<string, string> = {}) =>
-  startTestBridge({ modules: [webhooksModule(), providerModule()], env: { TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'), ...env } });
+  startTestBridge({
+    modules: [webhooksModule(), providerModule()],
+    env: { TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'), ...env },
+  });
 
 type Db = TestBridge['ctx']['db'];
 
 /** Events with the given status, received `daysAgo` days ago; returns their dedupe keys. */
-async function events(db: Db, status: 'received' | 'dispatched' | 'skipped' | 'dead' | 'unknown_type', daysAgo: number, n = 1): Promise<string[]> {
+async function events(
+  db: Db,
+  status: 'received' | 'dispatched' | 'skipped' | 'dead' | 'unknown_type',
+  daysAgo: number,
+  n = 1,
+): Promise<string[]> {
   const keys = Array.from({ length: n }, (_, i) => `${status}-${daysAgo}-${i}-${Math.random().toString(36).slice(2)}`);
   await db
     .insertInto('webhook_events')
-    .values(keys.map((k) => ({ source: 'app' as const, dedupe_key: k, type: 'ContactCreate', payload: '{}', signature: 'ed25519', status, received_at: sql<Date>`now() - make_interval(days => ${daysAgo})` })))
+    .values(
+      keys.map((k) => ({
+        source: 'app' as const,
+        dedupe_key: k,
+        type: 'ContactCreate',
+        payload: '{}',
+        signature: 'ed25519',
+        status,
+        received_at: sql<Date>`now() - make_interval(days => ${daysAgo})`,
+      })),
+    )
     .execute();
   return keys;
 }
@@ -30,18 +48,34 @@ async function events(db: Db, status: 'received' | 'dispatched' | 'skipped' | 'd
 async function outbound(db: Db, id: string, state: 'sending' | 'done' | 'failed' | 'status_pending', daysAgo: number) {
   await db
     .insertInto('provider_outbound')
-    .values({ message_id: id, location_id: 'loc1', contact_id: 'c1', channel: 'SMS', payload: '{}', state, updated_at: sql<Date>`now() - make_interval(days => ${daysAgo})` })
+    .values({
+      message_id: id,
+      location_id: 'loc1',
+      contact_id: 'c1',
+      channel: 'SMS',
+      payload: '{}',
+      state,
+      updated_at: sql<Date>`now() - make_interval(days => ${daysAgo})`,
+    })
     .execute();
 }
 
 async function inbound(db: Db, id: string, state: 'received' | 'done' | 'failed', daysAgo: number) {
   await db
     .insertInto('provider_inbound')
-    .values({ location_id: 'loc1', channel_message_id: id, address: '+15550001111', message: '{}', state, updated_at: sql<Date>`now() - make_interval(days => ${daysAgo})` })
+    .values({
+      location_id: 'loc1',
+      channel_message_id: id,
+      address: '+15550001111',
+      message: '{}',
+      state,
+      updated_at: sql<Date>`now() - make_interval(days => ${daysAgo})`,
+    })
     .execute();
 }
 
-const keysOf = async (db: Db) => (await db.selectFrom('webhook_events').select('dedupe_key').execute()).map((r) => r.dedupe_key).sort();
+const keysOf = async (db: Db) =>
+  (await db.selectFrom('webhook_events').select('dedupe_key').execute()).map((r) => r.dedupe_key).sort();
 
 describe(`housekeeping on ${STORE}`, () => {
   it('prunes handled webhook events past DATA_RETENTION_DAYS and keeps waiting, dead and recent ones', async () => {
@@ -50,7 +84,11 @@ describe(`housekeeping on ${STORE}`, () => {
     await events(db, 'dispatched', 31);
     await events(db, 'skipped', 40);
     await events(db, 'unknown_type', 31);
-    const kept = [...(await events(db, 'received', 45)), ...(await events(db, 'dead', 45)), ...(await events(db, 'dispatched', 29))];
+    const kept = [
+      ...(await events(db, 'received', 45)),
+      ...(await events(db, 'dead', 45)),
+      ...(await events(db, 'dispatched', 29)),
+    ];
     await b.runMaintenance();
     expect(await keysOf(db)).toEqual(kept.sort());
   });
@@ -68,8 +106,12 @@ describe(`housekeeping on ${STORE}`, () => {
     await inbound(db, 'i-received-old', 'received', 31);
     await inbound(db, 'i-done-new', 'done', 2);
     await b.runMaintenance();
-    const out = (await db.selectFrom('provider_outbound').select('message_id').orderBy('message_id').execute()).map((r) => r.message_id);
-    const inb = (await db.selectFrom('provider_inbound').select('channel_message_id').orderBy('channel_message_id').execute()).map((r) => r.channel_message_id);
+    const out = (await db.selectFrom('provider_outbound').select('message_id').orderBy('message_id').execute()).map(
+      (r) => r.message_id,
+    );
+    const inb = (
+      await db.selectFrom('provider_inbound').select('channel_message_id').orderBy('channel_message_id').execute()
+    ).map((r) => r.channel_message_id);
     expect(out).toEqual(['m-done-new', 'm-open-old', 'm-sending-old']);
     expect(inb).toEqual(['i-done-new', 'i-failed-old', 'i-received-old']);
   });

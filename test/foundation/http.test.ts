@@ -40,7 +40,9 @@ describe(`HTTP edge on ${STORE}`, () => {
       new Promise<{ status: number; retryAfter: string | undefined }>((resolve, reject) => {
         const req = request(`${url}${path}`, { method, agent: false }, (res) => {
           res.resume();
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined }));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined }),
+          );
         });
         req.on('error', reject);
         req.end();
@@ -68,9 +70,20 @@ describe(`HTTP edge on ${STORE}`, () => {
     expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
     const ready = await fetch(`${bridge.url}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready', checks: { database: null, migrations: null, workers: null }, detail: { listen: { used: true, listening: true, reconnects: 0, lastError: null } } });
-    await enqueue(bridge.ctx.db, [{ kind: 'noop', payload: {} }, { kind: 'noop', payload: {} }]);
-    await waitFor(async () => /ghl_bridge_job_duration_seconds_count\{kind="noop",outcome="done"\} 2/.test(await (await fetch(`${bridge!.url}/metrics`)).text()));
+    expect(await ready.json()).toEqual({
+      status: 'ready',
+      checks: { database: null, migrations: null, workers: null },
+      detail: { listen: { used: true, listening: true, reconnects: 0, lastError: null } },
+    });
+    await enqueue(bridge.ctx.db, [
+      { kind: 'noop', payload: {} },
+      { kind: 'noop', payload: {} },
+    ]);
+    await waitFor(async () =>
+      /ghl_bridge_job_duration_seconds_count\{kind="noop",outcome="done"\} 2/.test(
+        await (await fetch(`${bridge!.url}/metrics`)).text(),
+      ),
+    );
     await bridge.ctx.queue.drained();
     const metrics = await (await fetch(`${bridge.url}/metrics`)).text();
     expect(metrics).toContain('ghl_bridge_jobs{state="ready"} 0');
@@ -86,9 +99,17 @@ describe(`HTTP edge on ${STORE}`, () => {
     const withId = await fetch(`${bridge.url}/healthz`, { headers: { 'x-request-id': 'abc-123' } });
     expect(withId.headers.get('x-request-id')).toBe('abc-123');
     expect((await fetch(`${bridge.url}/healthz`)).headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
-    const big = await fetch(`${bridge.url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ x: 'a'.repeat(4096) }) });
+    const big = await fetch(`${bridge.url}/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ x: 'a'.repeat(4096) }),
+    });
     expect(big.status).toBe(413);
-    const small = await fetch(`${bridge.url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"x":1}' });
+    const small = await fetch(`${bridge.url}/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"x":1}',
+    });
     expect(await small.json()).toEqual({ got: { x: 1 } });
     const missing = await fetch(`${bridge.url}/nope`);
     expect(missing.status).toBe(404);

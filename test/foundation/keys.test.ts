@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { installationId } from '../../src/platform/installations/index.js';
-import { companyKey, isCompanyKey, isLocationKey, isResourceKey, locationKey, orderingKeys, resourceKey } from '../../src/platform/keys.js';
+import {
+  companyKey,
+  isCompanyKey,
+  isLocationKey,
+  isResourceKey,
+  locationKey,
+  orderingKeys,
+  resourceKey,
+} from '../../src/platform/keys.js';
 
 describe('resource keys', () => {
   it('an installation id is the job scope of its resource (pausing on re-authorization relies on it)', () => {

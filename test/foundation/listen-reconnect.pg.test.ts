@@ -16,7 +16,8 @@ interface Ready {
   detail: { listen: { used: boolean; listening: boolean; reconnects: number; lastError: string | null } };
 }
 const readyz = async (url: string) => (await (await fetch(`${url}/readyz`)).json()) as Ready;
-const metric = async (bridge: TestBridge, name: string) => (await bridge.ctx.metrics.registry.getSingleMetric(name)?.get())?.values[0]?.value;
+const metric = async (bridge: TestBridge, name: string) =>
+  (await bridge.ctx.metrics.registry.getSingleMetric(name)?.get())?.values[0]?.value;
 
 describe('the LISTEN connection comes back after it is lost', () => {
   it('a killed LISTEN backend, then a database outage across several reconnect attempts: LISTEN is restored each time', async () => {
@@ -30,16 +31,25 @@ describe('the LISTEN connection comes back after it is lost', () => {
     await admin.connect();
     cleanups.push(() => admin.end());
     const listeners = async () =>
-      (await admin.query<{ pid: number }>(`select pid from pg_stat_activity where query = $1 and pid <> pg_backend_pid()`, [`listen "${channel}"`])).rows.map((r) => r.pid);
+      (
+        await admin.query<{ pid: number }>(
+          `select pid from pg_stat_activity where query = $1 and pid <> pg_backend_pid()`,
+          [`listen "${channel}"`],
+        )
+      ).rows.map((r) => r.pid);
 
-    const first = await waitFor(async () => (await listeners()).length === 1 && (await listeners())[0], { what: 'LISTEN backend' });
+    const first = await waitFor(async () => (await listeners()).length === 1 && (await listeners())[0], {
+      what: 'LISTEN backend',
+    });
     expect((await readyz(b.url)).detail.listen).toMatchObject({ used: true, listening: true, reconnects: 0 });
     expect(await metric(b, 'ghl_bridge_listen_connected')).toBe(1);
 
     // 1. Kill the LISTEN backend (what a failover or an administrator does).
     await admin.query('select pg_terminate_backend($1)', [first]);
     await waitFor(async () => (await readyz(b!.url)).detail.listen.reconnects === 1, { what: 'reconnect after kill' });
-    const second = await waitFor(async () => (await listeners()).find((p) => p !== first), { what: 'new LISTEN backend' });
+    const second = await waitFor(async () => (await listeners()).find((p) => p !== first), {
+      what: 'new LISTEN backend',
+    });
     expect(await listeners()).toEqual([second]);
 
     // 2. An outage: the database refuses connections for ~4 s, so several reconnect attempts fail in a row.
@@ -50,7 +60,10 @@ describe('the LISTEN connection comes back after it is lost', () => {
     const downSince = Date.now();
     await waitFor(() => Date.now() - downSince > 4000, { what: 'outage', timeoutMs: 10_000, intervalMs: 250 });
     await proxy.start();
-    await waitFor(async () => (await readyz(b!.url)).detail.listen.listening === true, { what: 'LISTEN back after the outage', timeoutMs: 40_000 });
+    await waitFor(async () => (await readyz(b!.url)).detail.listen.listening === true, {
+      what: 'LISTEN back after the outage',
+      timeoutMs: 40_000,
+    });
     expect((await readyz(b.url)).detail.listen).toMatchObject({ listening: true, reconnects: 2, lastError: null });
     expect(await listeners()).toHaveLength(1);
     expect(await metric(b, 'ghl_bridge_listen_reconnects')).toBe(2);

@@ -14,12 +14,13 @@ describe('migrations on PostgreSQL', () => {
       const b = spawnTs('src/cli/main.ts', ['migrate'], env);
       expect(await a.exited).toBe(0);
       expect(await b.exited).toBe(0);
-      const applied = [a.output(), b.output()]
-        .flatMap((o) => /applied: (.*)/.exec(o)?.[1]?.split(', ') ?? [])
-        .sort();
+      const applied = [a.output(), b.output()].flatMap((o) => /applied: (.*)/.exec(o)?.[1]?.split(', ') ?? []).sort();
       expect(applied).toEqual(Object.keys(MIGRATIONS).sort());
       const h = await openDatabase({ url: PG_URL, schema });
-      const rows = await h.db.selectFrom('kysely_migration' as never).select('name' as never).execute();
+      const rows = await h.db
+        .selectFrom('kysely_migration' as never)
+        .select('name' as never)
+        .execute();
       await h.close();
       expect(rows).toHaveLength(Object.keys(MIGRATIONS).length);
     } finally {

@@ -23,7 +23,10 @@ async function open(preparedStatements: boolean): Promise<DatabaseHandle> {
 }
 
 /** Statements prepared in the session that runs `fn` (a transaction keeps one connection). */
-async function preparedInSession(h: DatabaseHandle, fn: (trx: DatabaseHandle['db']) => Promise<unknown>): Promise<string[]> {
+async function preparedInSession(
+  h: DatabaseHandle,
+  fn: (trx: DatabaseHandle['db']) => Promise<unknown>,
+): Promise<string[]> {
   return h.db.transaction().execute(async (trx) => {
     await fn(trx);
     const r = await sql<{ statement: string }>`select statement from pg_prepared_statements`.execute(trx);
@@ -54,7 +57,15 @@ describe('prepared statements (PostgreSQL)', () => {
     expect(statements.some((s) => s.startsWith(PREPARED_MARK) && s.includes('insert into bridge_jobs'))).toBe(true);
     const rows = await h.db.selectFrom('bridge_jobs').select(['payload', 'state']).orderBy('id').execute();
     expect(rows.map((r) => (r.payload as { i: number }).i)).toEqual([0, 1, 2, 3, 4, 5, 6]);
-    expect(rows.map((r) => r.state)).toEqual(['ready', 'blocked', 'blocked', 'blocked', 'blocked', 'blocked', 'blocked']);
+    expect(rows.map((r) => r.state)).toEqual([
+      'ready',
+      'blocked',
+      'blocked',
+      'blocked',
+      'blocked',
+      'blocked',
+      'blocked',
+    ]);
   });
 
   it('can be switched off (e.g. behind a pooler without prepared-statement support)', async () => {

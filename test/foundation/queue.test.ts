@@ -90,9 +90,18 @@ describe(`queue on ${STORE}`, () => {
     const p1 = pool(s).register('count', handler);
     const p2 = pool(s2).register('count', handler);
     await Promise.all([p1.start(), p2.start()]);
-    await waitFor(async () => (await s.db.selectFrom('bridge_jobs').select(sql<number>`count(*)`.as('n')).executeTakeFirst())?.n === 0, {
-      what: 'all jobs done',
-    });
+    await waitFor(
+      async () =>
+        (
+          await s.db
+            .selectFrom('bridge_jobs')
+            .select(sql<number>`count(*)`.as('n'))
+            .executeTakeFirst()
+        )?.n === 0,
+      {
+        what: 'all jobs done',
+      },
+    );
     expect(overlaps).toBe(0);
     expect(runs.size).toBe(N);
     expect([...runs.values()].every((n) => n === 1)).toBe(true);
@@ -103,7 +112,8 @@ describe(`queue on ${STORE}`, () => {
     const keys = 8;
     const perKey = 25;
     const jobs = [];
-    for (let n = 0; n < perKey; n++) for (let k = 0; k < keys; k++) jobs.push({ kind: 'ordered', payload: { k, n }, orderingKey: `conv-${k}` });
+    for (let n = 0; n < perKey; n++)
+      for (let k = 0; k < keys; k++) jobs.push({ kind: 'ordered', payload: { k, n }, orderingKey: `conv-${k}` });
     await enqueue(s.db, jobs);
     const seen = new Map<number, number[]>();
     const busy = new Set<number>();
@@ -119,17 +129,29 @@ describe(`queue on ${STORE}`, () => {
     const p1 = pool(s, { concurrency: 6 }).register('ordered', handler);
     const p2 = pool(s, { concurrency: 6 }).register('ordered', handler);
     await Promise.all([p1.start(), p2.start()]);
-    await waitFor(() => [...seen.values()].reduce((a, v) => a + v.length, 0) === keys * perKey, { what: 'all ordered jobs' });
+    await waitFor(() => [...seen.values()].reduce((a, v) => a + v.length, 0) === keys * perKey, {
+      what: 'all ordered jobs',
+    });
     expect(violations).toBe(0);
     for (let k = 0; k < keys; k++) expect(seen.get(k)).toEqual(Array.from({ length: perKey }, (_, i) => i));
   });
 
   it('parks successors of an ordering key as blocked and promotes the next one when the head finishes or dies', async () => {
     const s = await store();
-    const [a, b, c] = await enqueue(s.db, { kind: 'chain', payload: { n: 1 }, orderingKey: 'conv-x' })
-      .then(async (x) => [...x, ...(await enqueue(s.db, { kind: 'chain', payload: { n: 2 }, orderingKey: 'conv-x' })), ...(await enqueue(s.db, { kind: 'chain', payload: { n: 3 }, orderingKey: 'conv-x' }))]);
+    const [a, b, c] = await enqueue(s.db, { kind: 'chain', payload: { n: 1 }, orderingKey: 'conv-x' }).then(
+      async (x) => [
+        ...x,
+        ...(await enqueue(s.db, { kind: 'chain', payload: { n: 2 }, orderingKey: 'conv-x' })),
+        ...(await enqueue(s.db, { kind: 'chain', payload: { n: 3 }, orderingKey: 'conv-x' })),
+      ],
+    );
     const [other] = await enqueue(s.db, { kind: 'chain', payload: { n: 9 }, orderingKey: 'conv-y' });
-    expect([(await state(s, a!)).state, (await state(s, b!)).state, (await state(s, c!)).state, (await state(s, other!)).state]).toEqual(['ready', 'blocked', 'blocked', 'ready']);
+    expect([
+      (await state(s, a!)).state,
+      (await state(s, b!)).state,
+      (await state(s, c!)).state,
+      (await state(s, other!)).state,
+    ]).toEqual(['ready', 'blocked', 'blocked', 'ready']);
     const order: number[] = [];
     const p = pool(s).register<{ n: number }>('chain', async (job) => {
       order.push(job.payload.n);
@@ -162,17 +184,27 @@ describe(`queue on ${STORE}`, () => {
     let slowRunning = 0;
     let maxSlow = 0;
     const p = pool(s, { concurrency: 4 });
-    p.register('slow', async () => {
-      maxSlow = Math.max(maxSlow, ++slowRunning);
-      await gate;
-      slowRunning--;
-    }, { maxConcurrent: 2 });
+    p.register(
+      'slow',
+      async () => {
+        maxSlow = Math.max(maxSlow, ++slowRunning);
+        await gate;
+        slowRunning--;
+      },
+      { maxConcurrent: 2 },
+    );
     let fast = 0;
     p.register('fast', async () => {
       fast++;
     });
-    await enqueue(s.db, Array.from({ length: 30 }, () => ({ kind: 'slow', payload: {} })));
-    await enqueue(s.db, Array.from({ length: 20 }, () => ({ kind: 'fast', payload: {} })));
+    await enqueue(
+      s.db,
+      Array.from({ length: 30 }, () => ({ kind: 'slow', payload: {} })),
+    );
+    await enqueue(
+      s.db,
+      Array.from({ length: 20 }, () => ({ kind: 'fast', payload: {} })),
+    );
     await p.start();
     // All fast jobs finish while the slow ones hold their two slots.
     await waitFor(() => fast === 20, { what: 'fast jobs done despite the slow backlog' });
@@ -189,19 +221,31 @@ describe(`queue on ${STORE}`, () => {
     let waiting = 0;
     let maxWaiting = 0;
     const p = pool(s, { concurrency: 2 });
-    p.register('waits', async () => {
-      maxWaiting = Math.max(maxWaiting, ++waiting);
-      await gate;
-      waiting--;
-    }, { maxConcurrent: 3, ownSlots: true });
+    p.register(
+      'waits',
+      async () => {
+        maxWaiting = Math.max(maxWaiting, ++waiting);
+        await gate;
+        waiting--;
+      },
+      { maxConcurrent: 3, ownSlots: true },
+    );
     let fast = 0;
     p.register('fast', async () => {
       fast++;
     });
-    await enqueue(s.db, Array.from({ length: 10 }, () => ({ kind: 'waits', payload: {} })));
-    await enqueue(s.db, Array.from({ length: 10 }, () => ({ kind: 'fast', payload: {} })));
+    await enqueue(
+      s.db,
+      Array.from({ length: 10 }, () => ({ kind: 'waits', payload: {} })),
+    );
+    await enqueue(
+      s.db,
+      Array.from({ length: 10 }, () => ({ kind: 'fast', payload: {} })),
+    );
     await p.start();
-    await waitFor(() => fast === 10 && waiting === 3, { what: 'fast jobs done while three waiters hold their own slots' });
+    await waitFor(() => fast === 10 && waiting === 3, {
+      what: 'fast jobs done while three waiters hold their own slots',
+    });
     expect(p.inFlightCount).toBe(3); // more than the shared concurrency of 2
     release();
     await waitFor(async () => (await listJobs(s.db)).length === 0);
@@ -221,7 +265,8 @@ describe(`queue on ${STORE}`, () => {
     const failedAt: Array<{ attempts: number; delayMs: number }> = [];
     p.events.on('job', () => {
       void getJob(s.db, id!).then((j) => {
-        if (j && j.state === 'ready') failedAt.push({ attempts: j.attempts, delayMs: j.run_at.getTime() - j.updated_at.getTime() });
+        if (j && j.state === 'ready')
+          failedAt.push({ attempts: j.attempts, delayMs: j.run_at.getTime() - j.updated_at.getTime() });
       });
     });
     await p.start();

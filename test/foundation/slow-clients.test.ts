@@ -34,19 +34,31 @@ function slowClient(port: number, head: string, drip = ''): { closedAfter: Promi
 }
 
 /** Resolves with the value, or with Infinity if it is not settled within `ms` (the connection was never cut). */
-const within = (p: Promise<number>, ms: number) => Promise.race([p, new Promise<number>((r) => setTimeout(() => r(Infinity), ms).unref())]);
+const within = (p: Promise<number>, ms: number) =>
+  Promise.race([p, new Promise<number>((r) => setTimeout(() => r(Infinity), ms).unref())]);
 
 describe('slow clients are cut at the configured timeouts', () => {
   it('slowloris headers, a dripping body, a silent connection and an idle keep-alive connection are all closed', async () => {
     b = await startTestBridge({
       modules: [webhooksModule()],
-      env: { HTTP_HEADERS_TIMEOUT_MS: '1500', HTTP_REQUEST_TIMEOUT_MS: '3000', HTTP_KEEP_ALIVE_TIMEOUT_MS: '1500', HTTP_CONNECTION_TIMEOUT_MS: '60000' },
+      env: {
+        HTTP_HEADERS_TIMEOUT_MS: '1500',
+        HTTP_REQUEST_TIMEOUT_MS: '3000',
+        HTTP_KEEP_ALIVE_TIMEOUT_MS: '1500',
+        HTTP_CONNECTION_TIMEOUT_MS: '60000',
+      },
     });
     const port = Number(new URL(b.url).port);
     // 15 slowloris connections: headers that never end (one more header byte every 200 ms).
-    const loris = Array.from({ length: 15 }, () => slowClient(port, 'POST /webhooks/ghl HTTP/1.1\r\nHost: x\r\nX-Slow: ', 'abcdefgh'));
+    const loris = Array.from({ length: 15 }, () =>
+      slowClient(port, 'POST /webhooks/ghl HTTP/1.1\r\nHost: x\r\nX-Slow: ', 'abcdefgh'),
+    );
     // Headers complete, body promised (1000 bytes) and dripped.
-    const body = slowClient(port, 'POST /webhooks/ghl HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{', 'a');
+    const body = slowClient(
+      port,
+      'POST /webhooks/ghl HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{',
+      'a',
+    );
     // Connects and says nothing.
     const silent = slowClient(port, '');
     // One quick request on a keep-alive connection, then idle (the drip is empty: it sends nothing more).
@@ -81,6 +93,8 @@ describe('slow clients are cut at the configured timeouts', () => {
 
   it('refuses a headers timeout longer than the request timeout at start, naming the variable', async () => {
     const { loadConfig } = await import('../../src/infra/config/index.js');
-    expect(() => loadConfig({ HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' })).toThrow(/HTTP_HEADERS_TIMEOUT_MS: expected at most HTTP_REQUEST_TIMEOUT_MS/);
+    expect(() => loadConfig({ HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' })).toThrow(
+      /HTTP_HEADERS_TIMEOUT_MS: expected at most HTTP_REQUEST_TIMEOUT_MS/,
+    );
   });
 });

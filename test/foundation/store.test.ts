@@ -51,9 +51,20 @@ describe('embedded store', () => {
     const s = await openTestStore();
     try {
       expect(await pendingMigrations(s.db, s.schema, await allMigrations())).toEqual([]);
-      const applied = await s.db.withSchema(s.schema).selectFrom('kysely_migration' as never).select('name' as never).execute();
+      const applied = await s.db
+        .withSchema(s.schema)
+        .selectFrom('kysely_migration' as never)
+        .select('name' as never)
+        .execute();
       // The names databases already carry: renaming one would make Kysely run it again.
-      expect(applied.map((r) => (r as { name: string }).name).sort()).toEqual(['0001_queue', '0002_installations', '0003_webhooks', '0004_provider', '0005_provider_confirmation', '0006_provider_catchup']);
+      expect(applied.map((r) => (r as { name: string }).name).sort()).toEqual([
+        '0001_queue',
+        '0002_installations',
+        '0003_webhooks',
+        '0004_provider',
+        '0005_provider_confirmation',
+        '0006_provider_catchup',
+      ]);
     } finally {
       await s.close();
     }
@@ -67,13 +78,29 @@ describe('embedded store', () => {
       expect(await migrateToLatest(s.db, s.schema, withWebhooks)).toEqual(['0001_queue', '0003_webhooks']);
       // A module added later whose migration sorts before one already applied still gets it.
       const all = await allMigrations();
-      expect(await pendingMigrations(s.db, s.schema, all)).toEqual(['0002_installations', '0004_provider', '0005_provider_confirmation', '0006_provider_catchup']);
-      expect(await migrateToLatest(s.db, s.schema, bridgeMigrations([webhooksModule(), installationsModule()]))).toEqual(['0002_installations']);
+      expect(await pendingMigrations(s.db, s.schema, all)).toEqual([
+        '0002_installations',
+        '0004_provider',
+        '0005_provider_confirmation',
+        '0006_provider_catchup',
+      ]);
+      expect(
+        await migrateToLatest(s.db, s.schema, bridgeMigrations([webhooksModule(), installationsModule()])),
+      ).toEqual(['0002_installations']);
       // A bridge running fewer modules than the database has seen starts (nothing to apply, nothing undone).
       expect(await migrateToLatest(s.db, s.schema, CORE_MIGRATIONS)).toEqual([]);
-      expect(await migrateToLatest(s.db, s.schema, all)).toEqual(['0004_provider', '0005_provider_confirmation', '0006_provider_catchup']);
+      expect(await migrateToLatest(s.db, s.schema, all)).toEqual([
+        '0004_provider',
+        '0005_provider_confirmation',
+        '0006_provider_catchup',
+      ]);
       expect(await pendingMigrations(s.db, s.schema, all)).toEqual([]);
-      expect(await s.db.selectFrom('provider_channels' as never).select('location_id' as never).execute()).toEqual([]);
+      expect(
+        await s.db
+          .selectFrom('provider_channels' as never)
+          .select('location_id' as never)
+          .execute(),
+      ).toEqual([]);
     } finally {
       await s.close();
     }
@@ -81,6 +108,8 @@ describe('embedded store', () => {
 
   it('refuses two modules declaring one migration name', () => {
     const twin = { ...providerModule(), name: 'twin', migrations: { '0003_webhooks': CORE_MIGRATIONS['0001_queue']! } };
-    expect(() => bridgeMigrations([webhooksModule(), twin])).toThrow('migration 0003_webhooks is declared by both webhooks and twin');
+    expect(() => bridgeMigrations([webhooksModule(), twin])).toThrow(
+      'migration 0003_webhooks is declared by both webhooks and twin',
+    );
   });
 });

@@ -46,11 +46,17 @@ describe('GHL client against the emulator', () => {
     w.emu.control.injectFault({ pathPattern: '/contacts/upsert', kind: '429', times: 15 });
     const started = Date.now();
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => b.s.ghl.contacts.upsert({ locationId: loc, email: `storm${i}@example.com` }, inst)),
+      Array.from({ length: 20 }, (_, i) =>
+        b.s.ghl.contacts.upsert({ locationId: loc, email: `storm${i}@example.com` }, inst),
+      ),
     );
     expect(results.every((r) => (r as { contact?: { id?: string } }).contact?.id)).toBe(true);
     expect(w.observed.api429).toBe(15);
-    expect(w.emu.control.listContacts({ locationId: loc }).filter((c) => /^storm/.test(String((c as { email?: string }).email)))).toHaveLength(20);
+    expect(
+      w.emu.control
+        .listContacts({ locationId: loc })
+        .filter((c) => /^storm/.test(String((c as { email?: string }).email))),
+    ).toHaveLength(20);
     // The emulator's 429 says Retry-After: 10 → the limiter held the location that long.
     expect(Date.now() - started).toBeGreaterThanOrEqual(9_000);
     expect(b.s.rateLimiter.stats.blocked429).toBeGreaterThan(0);
@@ -60,12 +66,16 @@ describe('GHL client against the emulator', () => {
     const { w, b, loc, inst } = await setup();
     w.emu.control.injectFault({ pathPattern: '/locations/*/customFields', kind: '500', times: 2 });
     await b.s.ghl.customFields.list(loc, inst);
-    expect(w.observed.calls.filter((c) => c.path.endsWith('/customFields')).map((c) => c.status)).toEqual([500, 500, 200]);
+    expect(w.observed.calls.filter((c) => c.path.endsWith('/customFields')).map((c) => c.status)).toEqual([
+      500, 500, 200,
+    ]);
 
     const contact = await b.s.ghl.contacts.upsert({ locationId: loc, email: 'send@example.com' }, inst);
     const contactId = (contact as { contact: { id: string } }).contact.id;
     w.emu.control.injectFault({ pathPattern: '/conversations/messages', method: 'POST', kind: '500', times: 1 });
-    const err = await b.s.ghl.messages.send({ type: 'SMS', contactId, message: 'hi' } as never, inst).catch((e: unknown) => e);
+    const err = await b.s.ghl.messages
+      .send({ type: 'SMS', contactId, message: 'hi' } as never, inst)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GhlApiError);
     expect((err as GhlApiError).status).toBe(500);
     expect((err as GhlApiError).maybeApplied).toBe(true);
@@ -79,7 +89,7 @@ describe('GHL client against the emulator', () => {
     expect(w.observed.calls.filter((c) => c.path === '/conversations/search')).toHaveLength(1);
   });
 
-  it('typed errors carry status and GHL\'s message', async () => {
+  it("typed errors carry status and GHL's message", async () => {
     const { b, loc, inst } = await setup();
     const e = await b.s.ghl.contacts.get('does-not-exist', inst).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(GhlApiError);
@@ -95,10 +105,15 @@ describe('GHL client against the emulator', () => {
     expect((dup as GhlApiError).maybeApplied).toBe(false);
   });
 
-  it('accepts the spec\'s flat GET …/messages shape as well as the wrapped one', async () => {
+  it("accepts the spec's flat GET …/messages shape as well as the wrapped one", async () => {
     const { w, b, loc, inst } = await setup({ emulator: { wrapMessagesResponse: false } });
-    const c = w.emu.control.createContact({ locationId: loc, email: 'flat@example.com', phone: '+15550009999' } as never);
-    for (let i = 0; i < 3; i++) w.emu.control.sendMessageAsUser({ locationId: loc, contactId: c.id, message: `f${i}`, type: 'SMS' } as never);
+    const c = w.emu.control.createContact({
+      locationId: loc,
+      email: 'flat@example.com',
+      phone: '+15550009999',
+    } as never);
+    for (let i = 0; i < 3; i++)
+      w.emu.control.sendMessageAsUser({ locationId: loc, contactId: c.id, message: `f${i}`, type: 'SMS' } as never);
     const conversationId = w.emu.control.listConversations({ locationId: loc, contactId: c.id })[0]!.id;
     const page = await b.s.ghl.messages.list(conversationId, { limit: 2 }, inst);
     expect(page.messages).toHaveLength(2);
@@ -110,7 +125,13 @@ describe('GHL client against the emulator', () => {
 
   it('pagination helpers walk contacts, conversations and messages', async () => {
     const { w, b, loc, inst } = await setup();
-    for (let i = 0; i < 23; i++) w.emu.control.createContact({ locationId: loc, email: `p${i}@example.com`, firstName: `P${i}`, phone: `+1555000${String(i).padStart(4, '0')}` } as never);
+    for (let i = 0; i < 23; i++)
+      w.emu.control.createContact({
+        locationId: loc,
+        email: `p${i}@example.com`,
+        firstName: `P${i}`,
+        phone: `+1555000${String(i).padStart(4, '0')}`,
+      } as never);
     const seen = new Set<string>();
     for await (const c of b.s.ghl.contacts.iterate({ locationId: loc }, { ...inst, pageLimit: 10 })) seen.add(c.id);
     expect(seen.size).toBe(23);
@@ -118,7 +139,8 @@ describe('GHL client against the emulator', () => {
     const contactId = [...seen][0]!;
     const conv = await b.s.ghl.conversations.create({ locationId: loc, contactId }, inst);
     const conversationId = (conv as { conversation: { id: string } }).conversation.id;
-    for (let i = 0; i < 25; i++) w.emu.control.sendMessageAsUser({ locationId: loc, contactId, message: `u${i}`, type: 'SMS' } as never);
+    for (let i = 0; i < 25; i++)
+      w.emu.control.sendMessageAsUser({ locationId: loc, contactId, message: `u${i}`, type: 'SMS' } as never);
     const msgs: string[] = [];
     for await (const m of b.s.ghl.messages.iterate(conversationId, { limit: 10 }, inst)) msgs.push(m.id);
     expect(msgs.length).toBeGreaterThanOrEqual(25);
@@ -137,9 +159,16 @@ describe('rate limiter (shared state in the database)', () => {
     const limit = { burst: 10, intervalMs: 1000, daily: 200_000 };
     const { w, b, loc } = await setup({ emulator: { rateLimit: limit } }, { limits: limit });
     const limiter2 = new RateLimiter(b.ctx.db, w.clientId, { ...GHL_LIMITS, ...limit });
-    const client2 = createGhlClient({ apiBase: w.emu.baseUrl, tokens: b.s.tokenVault, limiter: limiter2, log: quietLog });
+    const client2 = createGhlClient({
+      apiBase: w.emu.baseUrl,
+      tokens: b.s.tokenVault,
+      limiter: limiter2,
+      log: quietLog,
+    });
     const started = Date.now();
-    const calls = [b.s.ghl, client2].flatMap((c) => Array.from({ length: 25 }, () => c.customFields.list(loc, { installation: { locationId: loc }, lane: 'bulk' })));
+    const calls = [b.s.ghl, client2].flatMap((c) =>
+      Array.from({ length: 25 }, () => c.customFields.list(loc, { installation: { locationId: loc }, lane: 'bulk' })),
+    );
     await Promise.all(calls);
     await limiter2.close();
     expect(w.observed.api429).toBe(0);
@@ -151,7 +180,11 @@ describe('rate limiter (shared state in the database)', () => {
     const limit = { burst: 300, intervalMs: 1000, daily: 200_000 };
     const { w, b, loc } = await setup({ emulator: { rateLimit: limit } }, { limits: limit });
     const started = Date.now();
-    await Promise.all(Array.from({ length: 900 }, () => b.s.ghl.customFields.list(loc, { installation: { locationId: loc }, lane: 'bulk' })));
+    await Promise.all(
+      Array.from({ length: 900 }, () =>
+        b.s.ghl.customFields.list(loc, { installation: { locationId: loc }, lane: 'bulk' }),
+      ),
+    );
     expect(w.observed.api429).toBe(0);
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
   });
@@ -161,7 +194,10 @@ describe('rate limiter (shared state in the database)', () => {
     const { w, b, loc } = await setup({ emulator: { rateLimit: limit } }, { limits: limit });
     const stop = new AbortController();
     const bulk = Array.from({ length: 8 }, async () => {
-      while (!stop.signal.aborted) await b.s.ghl.customFields.list(loc, { installation: { locationId: loc }, lane: 'bulk', signal: stop.signal }).catch(() => undefined);
+      while (!stop.signal.aborted)
+        await b.s.ghl.customFields
+          .list(loc, { installation: { locationId: loc }, lane: 'bulk', signal: stop.signal })
+          .catch(() => undefined);
     });
     // Let bulk fill the window first.
     await new Promise((r) => setTimeout(r, 2500));
@@ -181,9 +217,15 @@ describe('rate limiter (shared state in the database)', () => {
     const token = b.s.tokenVault.open(row.id, 'access', row.access_token_enc)!;
     // Another client of the same app spends 7 of the 10 in GHL's window.
     for (let i = 0; i < 7; i++) {
-      await fetch(`${w.emu.baseUrl}/locations/${loc}/customFields`, { headers: { Authorization: `Bearer ${token}`, Version: '2021-07-28' } });
+      await fetch(`${w.emu.baseUrl}/locations/${loc}/customFields`, {
+        headers: { Authorization: `Bearer ${token}`, Version: '2021-07-28' },
+      });
     }
-    await Promise.all(Array.from({ length: 8 }, () => b!.s.ghl.customFields.list(loc, { installation: { locationId: loc }, lane: 'bulk' })));
+    await Promise.all(
+      Array.from({ length: 8 }, () =>
+        b!.s.ghl.customFields.list(loc, { installation: { locationId: loc }, lane: 'bulk' }),
+      ),
+    );
     expect(b.s.rateLimiter.stats.adjustments + b.s.rateLimiter.stats.blocked429).toBeGreaterThan(0);
     // At most the calls sent before the first answer came back can be refused.
     expect(w.observed.api429).toBeLessThanOrEqual(5);
@@ -192,13 +234,24 @@ describe('rate limiter (shared state in the database)', () => {
   it('daily budget: bulk stops at its share, live still gets the rest, nothing goes over', async () => {
     const limit = { burst: 100, intervalMs: 10_000, daily: 20 };
     const { w, b, loc } = await setup({ emulator: { rateLimit: limit } }, { limits: limit });
-    const bulk = (signal?: AbortSignal) => b.s.ghl.customFields.list(loc, { installation: { locationId: loc }, lane: 'bulk', ...(signal ? { signal } : {}) });
+    const bulk = (signal?: AbortSignal) =>
+      b.s.ghl.customFields.list(loc, {
+        installation: { locationId: loc },
+        lane: 'bulk',
+        ...(signal ? { signal } : {}),
+      });
     // The install itself used none of the location's budget; 18 = 90 % of 20 for bulk.
     for (let i = 0; i < 18; i++) await bulk();
     await expect(bulk(AbortSignal.timeout(1500))).rejects.toThrow();
     await b.s.ghl.customFields.list(loc, { installation: { locationId: loc }, lane: 'live' });
     await b.s.ghl.customFields.list(loc, { installation: { locationId: loc }, lane: 'live' });
-    await expect(b.s.ghl.customFields.list(loc, { installation: { locationId: loc }, lane: 'live', signal: AbortSignal.timeout(1500) })).rejects.toThrow();
+    await expect(
+      b.s.ghl.customFields.list(loc, {
+        installation: { locationId: loc },
+        lane: 'live',
+        signal: AbortSignal.timeout(1500),
+      }),
+    ).rejects.toThrow();
     expect(w.observed.calls.filter((c) => c.path.endsWith('/customFields'))).toHaveLength(20);
     expect(w.observed.api429).toBe(0);
   });

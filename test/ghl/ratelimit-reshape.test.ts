@@ -33,10 +33,19 @@ describe('rate limiter: a bucket row written under other limits', () => {
     expect(await take(before, 'loc:x', 100, 5000)).toBe(100);
     // Before the fix the new limiter read the 100-slot row with its 782-requests-per-slot unit: a cap of 0 slots, and
     // every acquire waited for ever.
-    const after = new RateLimiter(store.db, 'app', { ...GHL_LIMITS, ...interval, burst: 100_000, daily: 1_000_000_000 });
+    const after = new RateLimiter(store.db, 'app', {
+      ...GHL_LIMITS,
+      ...interval,
+      burst: 100_000,
+      daily: 1_000_000_000,
+    });
     limiters.push(after);
     expect(await take(after, 'loc:x', 300, 10_000)).toBe(300);
-    const row = await store.db.selectFrom('ghl_rate_buckets').select(['cap', 'daily_limit']).where('resource_id', '=', 'loc:x').executeTakeFirstOrThrow();
+    const row = await store.db
+      .selectFrom('ghl_rate_buckets')
+      .select(['cap', 'daily_limit'])
+      .where('resource_id', '=', 'loc:x')
+      .executeTakeFirstOrThrow();
     expect(row).toEqual({ cap: 100_000, daily_limit: 1_000_000_000 });
   });
 

@@ -72,7 +72,9 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     HOST: '127.0.0.1',
     JOB_POLL_MS: '50',
     SHUTDOWN_TIMEOUT_MS: '2000',
-    ...(STORE === 'postgres' ? { DATABASE_URL: PG_URL, DATABASE_SCHEMA: freshSchema() } : { DATABASE_SCHEMA: freshSchema() }),
+    ...(STORE === 'postgres'
+      ? { DATABASE_URL: PG_URL, DATABASE_SCHEMA: freshSchema() }
+      : { DATABASE_SCHEMA: freshSchema() }),
     ...env,
   });
 }
@@ -86,7 +88,13 @@ export interface TestBridge extends Bridge {
  * the schema is dropped on close.
  */
 export async function startTestBridge(
-  opts: { modules?: BridgeModule[]; env?: Record<string, string | undefined>; config?: Config; dataDir?: string; log?: (config: Config) => Logger } = {},
+  opts: {
+    modules?: BridgeModule[];
+    env?: Record<string, string | undefined>;
+    config?: Config;
+    dataDir?: string;
+    log?: (config: Config) => Logger;
+  } = {},
 ): Promise<TestBridge> {
   const config = opts.config ?? testConfig(opts.env);
   const bridge = await createBridge(config, {
@@ -106,7 +114,10 @@ export async function startTestBridge(
 }
 
 /** Waits until `check` returns a truthy value, polling the real state (not a sleep-based sync). */
-export async function waitFor<T>(check: () => Promise<T> | T, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  check: () => Promise<T> | T,
+  opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
   let last: unknown;
   for (;;) {
@@ -116,7 +127,8 @@ export async function waitFor<T>(check: () => Promise<T> | T, opts: { timeoutMs?
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 20));
   }
 }
@@ -124,11 +136,16 @@ export async function waitFor<T>(check: () => Promise<T> | T, opts: { timeoutMs?
 export const quietLog = createLogger({ level: 'silent' });
 
 /** A logger at `level` whose JSON lines are kept, for asserting on what was (not) logged. */
-export function captureLog(level = 'info'): { log: Logger; lines: Array<{ level: number; msg?: string; [k: string]: unknown }>; errors: () => Array<{ level: number; msg?: string }> } {
+export function captureLog(level = 'info'): {
+  log: Logger;
+  lines: Array<{ level: number; msg?: string; [k: string]: unknown }>;
+  errors: () => Array<{ level: number; msg?: string }>;
+} {
   const lines: Array<{ level: number; msg?: string }> = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      for (const l of String(chunk).split('\n')) if (l.trim()) lines.push(JSON.parse(l) as { level: number; msg?: string });
+      for (const l of String(chunk).split('\n'))
+        if (l.trim()) lines.push(JSON.parse(l) as { level: number; msg?: string });
       cb();
     },
   });

@@ -17,15 +17,32 @@ describe('ghl-bridge keys rotate / installations list (CLI)', () => {
     await store.db
       .insertInto('ghl_installations')
       .values({
-        id: 'loc:L1', kind: 'location', company_id: 'C1', location_id: 'L1', user_type: 'Location', token_source: 'oauth', user_id: null, plan_id: null,
-        status_reason: null, access_token_enc: encrypt(old, secret, 'ghl_installations:loc:L1:access'),
-        refresh_token_enc: encrypt(old, 'refresh-token-value-0123456789', 'ghl_installations:loc:L1:refresh'), key_id: 'old',
-        expires_at: new Date(Date.now() + 3600_000), refreshed_at: null, uninstalled_at: null,
+        id: 'loc:L1',
+        kind: 'location',
+        company_id: 'C1',
+        location_id: 'L1',
+        user_type: 'Location',
+        token_source: 'oauth',
+        user_id: null,
+        plan_id: null,
+        status_reason: null,
+        access_token_enc: encrypt(old, secret, 'ghl_installations:loc:L1:access'),
+        refresh_token_enc: encrypt(old, 'refresh-token-value-0123456789', 'ghl_installations:loc:L1:refresh'),
+        key_id: 'old',
+        expires_at: new Date(Date.now() + 3600_000),
+        refreshed_at: null,
+        uninstalled_at: null,
       })
       .execute();
     // PGlite allows one process at a time: hand the store over to the CLI.
     if (STORE === 'pglite') await store.close();
-    const env = { ...process.env, ...store.env, TOKEN_ENCRYPTION_KEYS: `${newSpec},${oldSpec}`, SANDBOX: 'true', LOG_LEVEL: 'silent' };
+    const env = {
+      ...process.env,
+      ...store.env,
+      TOKEN_ENCRYPTION_KEYS: `${newSpec},${oldSpec}`,
+      SANDBOX: 'true',
+      LOG_LEVEL: 'silent',
+    };
     const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env });
     const r = await cli('keys', 'rotate');
     expect(r.stdout).toMatch(/1 installation\(s\) re-encrypted with key new/);
@@ -36,7 +53,11 @@ describe('ghl-bridge keys rotate / installations list (CLI)', () => {
 
     const h = STORE === 'pglite' ? await openDatabase({ schema: store.schema, dataDir: store.env.DATA_DIR! }) : store;
     try {
-      const row = await h.db.selectFrom('ghl_installations').selectAll().where('id', '=', 'loc:L1').executeTakeFirstOrThrow();
+      const row = await h.db
+        .selectFrom('ghl_installations')
+        .selectAll()
+        .where('id', '=', 'loc:L1')
+        .executeTakeFirstOrThrow();
       expect(row.key_id).toBe('new');
       expect(decrypt(parseKeyRing(newSpec), row.access_token_enc!, 'ghl_installations:loc:L1:access')).toBe(secret);
     } finally {

@@ -29,13 +29,24 @@ describe('install flow (emulator over HTTP)', () => {
     expect(res.status).toBe(200);
     expect(w.observed.codeGrants).toBe(1);
     const inst = await b.s.installations.get(w.locationIds[0]!);
-    expect(inst).toMatchObject({ kind: 'location', userType: 'Location', companyId: w.companyId, locationId: w.locationIds[0], tokenSource: 'oauth', status: 'active', isBulk: false });
+    expect(inst).toMatchObject({
+      kind: 'location',
+      userType: 'Location',
+      companyId: w.companyId,
+      locationId: w.locationIds[0],
+      tokenSource: 'oauth',
+      status: 'active',
+      isBulk: false,
+    });
     expect(inst!.scopes).toContain('conversations/message.write');
     expect(inst!.expiresAt!.getTime()).toBeGreaterThan(w.emu.clock.now() + 86_000_000);
     expect(inst!.accessToken).toMatch(/^.{4}….{4}$/); // masked, never the token
 
     // The client works for that installation.
-    const c = await b.s.ghl.contacts.upsert({ locationId: w.locationIds[0]!, email: 'a@example.com', firstName: 'A' }, { installation: { locationId: w.locationIds[0]! } });
+    const c = await b.s.ghl.contacts.upsert(
+      { locationId: w.locationIds[0]!, email: 'a@example.com', firstName: 'A' },
+      { installation: { locationId: w.locationIds[0]! } },
+    );
     expect((c as { contact?: { id?: string } }).contact?.id).toBeTruthy();
     expect(await b.s.installations.isKnownLocation(w.locationIds[0]!, w.companyId)).toBe(true);
     expect(await b.s.installations.isKnownLocation(w.locationIds[1]!, w.companyId)).toBe(false);
@@ -65,7 +76,13 @@ describe('install flow (emulator over HTTP)', () => {
     expect((await fetch(`${b.url}/oauth/callback?code=${a3.code}&state=${state2}`)).status).toBe(400);
     // Tampered: a later expiry or another nonce with the original signature.
     const [exp, nonce, mac] = state2.split('.') as [string, string, string];
-    for (const forged of [`${Number(exp) + 3_600_000}.${nonce}.${mac}`, `${exp}.${'A'.repeat(22)}.${mac}`, `${exp}.${nonce}.${'A'.repeat(43)}`, '%00', 'x'.repeat(300)]) {
+    for (const forged of [
+      `${Number(exp) + 3_600_000}.${nonce}.${mac}`,
+      `${exp}.${'A'.repeat(22)}.${mac}`,
+      `${exp}.${nonce}.${'A'.repeat(43)}`,
+      '%00',
+      'x'.repeat(300),
+    ]) {
       expect((await fetch(`${b.url}/oauth/callback?code=${a3.code}&state=${forged}`)).status, forged).toBe(400);
     }
     expect(w.observed.codeGrants).toBe(1); // bad states never reach the code exchange
@@ -74,17 +91,31 @@ describe('install flow (emulator over HTTP)', () => {
   it('10,000 unauthenticated /oauth/install calls write nothing; a state is still single-use when two callbacks race', async () => {
     w = await startGhl();
     b = await startBridge(w);
-    const rows = async () => Number((await b!.ctx.db.selectFrom('ghl_oauth_states').select(b!.ctx.db.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    const rows = async () =>
+      Number(
+        (
+          await b!.ctx.db
+            .selectFrom('ghl_oauth_states')
+            .select(b!.ctx.db.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
     let last = '';
     for (let i = 0; i < 100; i++) {
-      const batch = await Promise.all(Array.from({ length: 100 }, () => b!.app.inject({ method: 'GET', url: '/oauth/install' })));
+      const batch = await Promise.all(
+        Array.from({ length: 100 }, () => b!.app.inject({ method: 'GET', url: '/oauth/install' })),
+      );
       expect(batch.every((r) => r.statusCode === 302)).toBe(true);
       last = batch[0]!.headers.location as string;
     }
     expect(await rows()).toBe(0);
     const state = new URL(last).searchParams.get('state')!;
-    const codes = w.locationIds.slice(0, 2).map((locationId) => w!.emu.control.authorize({ clientId: w!.clientId, locationId, state }).code);
-    const answers = await Promise.all(codes.map((code) => fetch(`${b!.url}/oauth/callback?code=${code}&state=${state}`)));
+    const codes = w.locationIds
+      .slice(0, 2)
+      .map((locationId) => w!.emu.control.authorize({ clientId: w!.clientId, locationId, state }).code);
+    const answers = await Promise.all(
+      codes.map((code) => fetch(`${b!.url}/oauth/callback?code=${code}&state=${state}`)),
+    );
     expect(answers.map((r) => r.status).sort()).toEqual([200, 400]);
     expect(w.observed.codeGrants).toBe(1);
     expect(await rows()).toBe(1); // the used nonce, until its state expires
@@ -104,7 +135,13 @@ describe('install flow (emulator over HTTP)', () => {
     expect(res.status).toBe(200);
     const co = await b.s.installations.get(`co:${w.companyId}`);
     expect(co).toMatchObject({ kind: 'company', userType: 'Company', isBulk: true, status: 'active' });
-    await waitFor(async () => (await b!.s.installations.list({ companyId: w!.companyId })).filter((i) => i.kind === 'location' && i.status === 'active').length === 20, { what: '20 location tokens' });
+    await waitFor(
+      async () =>
+        (await b!.s.installations.list({ companyId: w!.companyId })).filter(
+          (i) => i.kind === 'location' && i.status === 'active',
+        ).length === 20,
+      { what: '20 location tokens' },
+    );
     const locs = (await b.s.installations.list({ companyId: w.companyId })).filter((i) => i.kind === 'location');
     expect(locs.every((l) => l.tokenSource === 'company' && l.userType === 'Location')).toBe(true);
     // Each location token acts for its location only.
@@ -117,20 +154,37 @@ describe('install flow (emulator over HTTP)', () => {
     const newLoc = w.emu.control.createLocation({ companyId: w.companyId, name: 'New' }).id;
     w.emu.control.install({ clientId: w.clientId, companyId: w.companyId, bulk: true, locationIds: [newLoc] });
     await b.s.installations.onInstall({ companyId: w.companyId, locationId: newLoc });
-    await waitFor(async () => (await b!.s.installations.get(newLoc))?.status === 'active', { what: 'new location token' });
+    await waitFor(async () => (await b!.s.installations.get(newLoc))?.status === 'active', {
+      what: 'new location token',
+    });
 
     // UNINSTALL: tokens deleted, pending jobs cancelled.
     const gone = w.locationIds[5]!;
     const { enqueue } = await import('../../src/infra/queue/index.js');
-    await enqueue(b.ctx.db, { kind: 'test.never', payload: {}, scope: `loc:${gone}`, runAt: new Date(Date.now() + 3600_000) });
+    await enqueue(b.ctx.db, {
+      kind: 'test.never',
+      payload: {},
+      scope: `loc:${gone}`,
+      runAt: new Date(Date.now() + 3600_000),
+    });
     await b.s.installations.onUninstall({ companyId: w.companyId, locationId: gone });
-    const row = await b.ctx.db.selectFrom('ghl_installations').selectAll().where('id', '=', `loc:${gone}`).executeTakeFirstOrThrow();
+    const row = await b.ctx.db
+      .selectFrom('ghl_installations')
+      .selectAll()
+      .where('id', '=', `loc:${gone}`)
+      .executeTakeFirstOrThrow();
     expect(row.status).toBe('uninstalled');
     expect(row.access_token_enc).toBeNull();
     expect(row.refresh_token_enc).toBeNull();
     expect((await listJobs(b.ctx.db, { scope: `loc:${gone}` }))[0]?.state).toBe('cancelled');
-    await expect(b.s.ghl.contacts.get('x', { installation: { locationId: gone } })).rejects.toThrow(/no active installation/);
-    const n = await sql<{ n: number }>`select count(*)::int as n from ghl_installations where status = 'active' and kind = 'location'`.execute(b.ctx.db);
+    await expect(b.s.ghl.contacts.get('x', { installation: { locationId: gone } })).rejects.toThrow(
+      /no active installation/,
+    );
+    const n = await sql<{
+      n: number;
+    }>`select count(*)::int as n from ghl_installations where status = 'active' and kind = 'location'`.execute(
+      b.ctx.db,
+    );
     expect(n.rows[0]!.n).toBe(20);
   });
 });

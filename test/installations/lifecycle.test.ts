@@ -22,19 +22,29 @@ describe('installation lifecycle', () => {
     const oldSpec = w.env.TOKEN_ENCRYPTION_KEYS!;
     const newSpec = generateKeySpec('k2');
     const before = await b.ctx.db.selectFrom('ghl_installations').selectAll().execute();
-    const plain = before.map((r) => decrypt(parseKeyRing(oldSpec), r.access_token_enc!, `ghl_installations:${r.id}:access`));
+    const plain = before.map((r) =>
+      decrypt(parseKeyRing(oldSpec), r.access_token_enc!, `ghl_installations:${r.id}:access`),
+    );
 
     const r = await rotateTokenKeys(b.ctx.db, parseKeyRing(`${newSpec},${oldSpec}`));
     expect(r).toEqual({ rotated: 3, current: 0, total: 3 });
-    expect(await rotateTokenKeys(b.ctx.db, parseKeyRing(`${newSpec},${oldSpec}`))).toEqual({ rotated: 0, current: 3, total: 3 });
+    expect(await rotateTokenKeys(b.ctx.db, parseKeyRing(`${newSpec},${oldSpec}`))).toEqual({
+      rotated: 0,
+      current: 3,
+      total: 3,
+    });
     const after = await b.ctx.db.selectFrom('ghl_installations').selectAll().execute();
     const onlyNew = parseKeyRing(newSpec);
     for (const [i, row] of after.entries()) {
       expect(row.key_id).toBe('k2');
       expect(row.access_token_enc).toMatch(/^v1\.k2\./);
-      expect(decrypt(onlyNew, row.access_token_enc!, `ghl_installations:${row.id}:access`)).toBe(plain[before.findIndex((x) => x.id === row.id)] ?? plain[i]);
+      expect(decrypt(onlyNew, row.access_token_enc!, `ghl_installations:${row.id}:access`)).toBe(
+        plain[before.findIndex((x) => x.id === row.id)] ?? plain[i],
+      );
       expect(decrypt(onlyNew, row.refresh_token_enc!, `ghl_installations:${row.id}:refresh`)).toBeTruthy();
-      expect(() => decrypt(parseKeyRing(oldSpec), row.access_token_enc!, `ghl_installations:${row.id}:access`)).toThrow(/not in TOKEN_ENCRYPTION_KEYS/);
+      expect(() => decrypt(parseKeyRing(oldSpec), row.access_token_enc!, `ghl_installations:${row.id}:access`)).toThrow(
+        /not in TOKEN_ENCRYPTION_KEYS/,
+      );
     }
   });
 
@@ -44,7 +54,12 @@ describe('installation lifecycle', () => {
     const loc = w.locationIds[1]!;
     // The emulator has no PIT screen: a static token it accepts stands in for one.
     const { code } = w.emu.control.authorize({ clientId: w.clientId, locationId: loc });
-    const t = await oauthToken(w.emu.baseUrl, { client_id: w.clientId, client_secret: w.clientSecret, grant_type: 'authorization_code', code });
+    const t = await oauthToken(w.emu.baseUrl, {
+      client_id: w.clientId,
+      client_secret: w.clientSecret,
+      grant_type: 'authorization_code',
+      code,
+    });
     const view = await b.s.installations.configurePit({ locationId: loc, companyId: w.companyId }, t.access_token!);
     expect(view).toMatchObject({ tokenSource: 'pit', status: 'active' });
     expect(view.accessToken).not.toContain(t.access_token!.slice(8, 30));
@@ -54,9 +69,11 @@ describe('installation lifecycle', () => {
     await b.s.ghl.customFields.list(loc, { installation: { locationId: loc } });
     expect(w.observed.refreshGrants).toBe(0);
     w.emu.control.revokeToken(t.access_token!);
-    await expect(b.s.ghl.customFields.list(loc, { installation: { locationId: loc } })).rejects.toThrow(/re-authorization/);
+    await expect(b.s.ghl.customFields.list(loc, { installation: { locationId: loc } })).rejects.toThrow(
+      /re-authorization/,
+    );
     expect(w.observed.refreshGrants).toBe(0);
-    expect((await b.s.installations.get(loc))).toMatchObject({ status: 'reauth_required' });
+    expect(await b.s.installations.get(loc)).toMatchObject({ status: 'reauth_required' });
     expect((await b.s.installations.get(loc))!.statusReason).toMatch(/private integration token/);
   });
 
@@ -64,7 +81,13 @@ describe('installation lifecycle', () => {
     w = await startGhl({ locations: 5 });
     b = await startBridge(w);
     expect((await install(b, { companyId: w.companyId, bulk: true })).status).toBe(200);
-    await waitFor(async () => (await b!.s.installations.list({ status: 'active', companyId: w!.companyId })).filter((i) => i.kind === 'location').length === 5, { what: '5 location tokens' });
+    await waitFor(
+      async () =>
+        (await b!.s.installations.list({ status: 'active', companyId: w!.companyId })).filter(
+          (i) => i.kind === 'location',
+        ).length === 5,
+      { what: '5 location tokens' },
+    );
     // Changes at GHL whose webhooks we never got (no webhook URL configured in this test).
     w.emu.control.uninstall({ clientId: w.clientId, locationId: w.locationIds[0]! });
     const added = w.emu.control.createLocation({ companyId: w.companyId, name: 'Late' }).id;
@@ -83,12 +106,21 @@ describe('installation lifecycle', () => {
     expect((await install(b, { companyId: w.companyId, bulk: true })).status).toBe(200);
     const loc = w.locationIds[0]!;
     // Every location minted (the sync job makes no more calls that the clock jump could catch mid-flight).
-    await waitFor(async () => (await b!.s.installations.list({ status: 'active', companyId: w!.companyId })).filter((i) => i.kind === 'location').length === 2, { what: 'location tokens' });
+    await waitFor(
+      async () =>
+        (await b!.s.installations.list({ status: 'active', companyId: w!.companyId })).filter(
+          (i) => i.kind === 'location',
+        ).length === 2,
+      { what: 'location tokens' },
+    );
     // …and the sync job itself finished: a call still in flight when the clock jumps would meet a 401.
-    await waitFor(async () => {
-      const c = await countByState(b!.ctx.db);
-      return c.ready + c.running + c.blocked === 0;
-    }, { what: 'background jobs finished' });
+    await waitFor(
+      async () => {
+        const c = await countByState(b!.ctx.db);
+        return c.ready + c.running + c.blocked === 0;
+      },
+      { what: 'background jobs finished' },
+    );
     const before = (await b.s.installations.getRow(`loc:${loc}`))!;
     w.emu.clock.advance(2 * 24 * 3600_000); // both the company and the location token expired
     await b.s.ghl.customFields.list(loc, { installation: { locationId: loc } });

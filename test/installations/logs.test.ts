@@ -20,11 +20,20 @@ describe('tokens never reach the logs', () => {
   it('install, refresh, 401 and invalid_grant at debug level: no token in any log line', async () => {
     w = await startGhl();
     const lines: string[] = [];
-    const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
     const config = testConfig({ ...w.env, LOG_LEVEL: 'debug' });
     const log = createLogger({ level: 'debug', secrets: config.secretValues, destination: sink });
     const world = w;
-    const b = await createBridge(config, { log, modules: [installationsModule({ now: () => world.emu.clock.now() })], ...(config.DATABASE_URL ? {} : { dataDir: 'memory://' }) });
+    const b = await createBridge(config, {
+      log,
+      modules: [installationsModule({ now: () => world.emu.clock.now() })],
+      ...(config.DATABASE_URL ? {} : { dataDir: 'memory://' }),
+    });
     if (config.DATABASE_URL) schemaToDrop = config.DATABASE_SCHEMA;
     bridge = Object.assign(b, { url: await b.listen(0) });
     const s = installationsServices(b.ctx.services);
@@ -33,7 +42,10 @@ describe('tokens never reach the logs', () => {
     const tokens: string[] = [];
     const collect = async () => {
       const r = (await s.installations.getRow(`loc:${loc}`))!;
-      tokens.push(s.tokenVault.open(r.id, 'access', r.access_token_enc)!, s.tokenVault.open(r.id, 'refresh', r.refresh_token_enc)!);
+      tokens.push(
+        s.tokenVault.open(r.id, 'access', r.access_token_enc)!,
+        s.tokenVault.open(r.id, 'refresh', r.refresh_token_enc)!,
+      );
     };
     await collect();
     w.emu.clock.advance(2 * 24 * 3600_000);
@@ -41,7 +53,9 @@ describe('tokens never reach the logs', () => {
     await collect();
     w.emu.control.revokeToken(tokens.at(-2)!);
     w.emu.control.revokeToken(tokens.at(-1)!);
-    await expect(s.ghl.customFields.list(loc, { installation: { locationId: loc } })).rejects.toThrow(/re-authorization/);
+    await expect(s.ghl.customFields.list(loc, { installation: { locationId: loc } })).rejects.toThrow(
+      /re-authorization/,
+    );
     const all = lines.join('');
     expect(all).toMatch(/re-authorization/); // the log is there…
     for (const t of tokens) {

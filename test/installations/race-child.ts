@@ -12,7 +12,10 @@ const offset = Number(process.env.CLOCK_OFFSET_MS ?? 0);
 const locationId = process.env.RACE_LOCATION_ID!;
 const calls = Number(process.env.RACE_CALLS ?? 20);
 const config = loadConfig({ ...process.env, WORKER_CONCURRENCY: '0', LOG_LEVEL: 'silent' });
-const bridge = await createBridge(config, { log: createLogger({ level: 'silent' }), modules: [installationsModule({ now: () => Date.now() + offset })] });
+const bridge = await createBridge(config, {
+  log: createLogger({ level: 'silent' }),
+  modules: [installationsModule({ now: () => Date.now() + offset })],
+});
 const s = installationsServices(bridge.ctx.services);
 const rl = createInterface({ input: process.stdin });
 console.log('ready');

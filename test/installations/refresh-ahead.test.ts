@@ -18,7 +18,8 @@ describe('proactive token refresh', () => {
     const loc = w.locationIds[0]!;
     expect((await install(b1, { locationId: loc })).status).toBe(200);
     // A second replica on the same database (PostgreSQL only: the embedded store is single-process).
-    if (STORE === 'postgres') bridges.push(await startBridge(w, { env: { DATABASE_SCHEMA: b1.ctx.config.DATABASE_SCHEMA } }));
+    if (STORE === 'postgres')
+      bridges.push(await startBridge(w, { env: { DATABASE_SCHEMA: b1.ctx.config.DATABASE_SCHEMA } }));
     const inst = { installation: { locationId: loc }, lane: 'live' as const };
     const before = w.observed.refreshGrants;
     // Time passes in 5 s steps (the emulator's clock, which the bridges' token vaults read too); at every step each

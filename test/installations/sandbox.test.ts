@@ -14,7 +14,9 @@ describe('sandbox mode', () => {
     expect(b.ctx.config.sandbox).toBe(true);
     const s = installationsServices(b.ctx.services);
     // A generated key works for sealing and opening.
-    expect(s.tokenVault.open('loc:x', 'access', s.tokenVault.seal('loc:x', 'access', 'token-value-123'))).toBe('token-value-123');
+    expect(s.tokenVault.open('loc:x', 'access', s.tokenVault.seal('loc:x', 'access', 'token-value-123'))).toBe(
+      'token-value-123',
+    );
     const r = await fetch(`${b.url}/oauth/install`, { redirect: 'manual' });
     expect(r.status).toBe(503);
     expect(await r.text()).toMatch(/GHL_CLIENT_ID/);

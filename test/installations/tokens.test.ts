@@ -70,13 +70,21 @@ describe('token vault', () => {
     const [a, bb, c] = w.locationIds.map((l) => `loc:${l}`) as [string, string, string];
     // Idle for different times: c longest, then a, then bb.
     const ago = (id: string, days: number) =>
-      b!.ctx.db.updateTable('ghl_installations').set({ refreshed_at: new Date(w!.emu.clock.now() - days * DAY) }).where('id', '=', id).execute();
+      b!.ctx.db
+        .updateTable('ghl_installations')
+        .set({ refreshed_at: new Date(w!.emu.clock.now() - days * DAY) })
+        .where('id', '=', id)
+        .execute();
     await ago(a, 50);
     await ago(bb, 40);
     await ago(c, 60);
-    const counts = async () => Promise.all([a, bb, c].map(async (id) => (await b!.s.installations.getRow(id))!.refresh_count));
+    const counts = async () =>
+      Promise.all([a, bb, c].map(async (id) => (await b!.s.installations.getRow(id))!.refresh_count));
     const before = await counts();
-    expect(await b.s.installations.renewIdle(30 * DAY, { signal: AbortSignal.abort() })).toEqual({ renewed: 0, failed: 0 });
+    expect(await b.s.installations.renewIdle(30 * DAY, { signal: AbortSignal.abort() })).toEqual({
+      renewed: 0,
+      failed: 0,
+    });
     expect(await b.s.installations.renewIdle(30 * DAY, { max: 2 })).toEqual({ renewed: 2, failed: 0 });
     expect((await counts()).map((n, i) => n - before[i]!)).toEqual([1, 0, 1]);
     expect(await b.s.installations.renewIdle(30 * DAY, { max: 2 })).toEqual({ renewed: 1, failed: 0 });
@@ -116,7 +124,14 @@ describe('token vault', () => {
     const row = (await b.s.installations.getRow(`loc:${loc}`))!;
     w.emu.control.revokeToken(b.s.tokenVault.open(row.id, 'refresh', row.refresh_token_enc)!);
     w.emu.control.revokeToken(b.s.tokenVault.open(row.id, 'access', row.access_token_enc)!);
-    const waiting = (await enqueue(b.ctx.db, { kind: 'test.ghl_call', payload: {}, scope: `loc:${loc}`, runAt: new Date(Date.now() + 3600_000) }))[0]!;
+    const waiting = (
+      await enqueue(b.ctx.db, {
+        kind: 'test.ghl_call',
+        payload: {},
+        scope: `loc:${loc}`,
+        runAt: new Date(Date.now() + 3600_000),
+      })
+    )[0]!;
     const [jobId] = await enqueue(b.ctx.db, { kind: 'test.ghl_call', payload: {}, scope: `loc:${loc}` });
     await waitFor(async () => (await getJob(b.ctx.db, jobId!))?.state === 'paused', { what: 'job paused' });
     expect((await getJob(b.ctx.db, waiting))!.state).toBe('paused');
@@ -129,13 +144,18 @@ describe('token vault', () => {
     expect(metrics).toMatch(/ghl_bridge_installation_reauth_total 1/);
     expect(metrics).toMatch(/ghl_bridge_installations\{status="reauth_required"\} 1/);
     // Further calls fail fast without hitting GHL again.
-    await expect(b.s.ghl.customFields.list(loc, { installation: { locationId: loc } })).rejects.toThrow(/re-authorization/);
+    await expect(b.s.ghl.customFields.list(loc, { installation: { locationId: loc } })).rejects.toThrow(
+      /re-authorization/,
+    );
     expect(w.observed.invalidGrants).toBe(1);
     // Re-install: active again, the paused job runs.
     expect((await install(b, { locationId: loc })).status).toBe(200);
     // Completed jobs are deleted (or 'done' on older queues): wait for the second run to finish.
-    const open = async (id: number) => ['ready', 'running', 'paused'].includes((await getJob(b.ctx.db, id))?.state ?? 'gone');
-    await waitFor(async () => runs === 3 && !(await open(jobId!)) && !(await open(waiting)), { what: 'both jobs resumed and finished' });
+    const open = async (id: number) =>
+      ['ready', 'running', 'paused'].includes((await getJob(b.ctx.db, id))?.state ?? 'gone');
+    await waitFor(async () => runs === 3 && !(await open(jobId!)) && !(await open(waiting)), {
+      what: 'both jobs resumed and finished',
+    });
     expect((await getJob(b.ctx.db, jobId!))?.state ?? 'gone').not.toBe('dead');
     expect((await getJob(b.ctx.db, waiting))?.state ?? 'gone').not.toBe('dead');
     expect((await b.s.installations.get(loc))!.status).toBe('active');
@@ -151,11 +171,13 @@ describe('token vault', () => {
     expect(dump).not.toContain(refresh);
     expect(dump).not.toContain(access.slice(10, 40));
     expect(row.key_id).toBe('k1');
-    expect(() => decrypt(parseKeyRing(generateKeySpec('k1')), row.access_token_enc!, `ghl_installations:${row.id}:access`)).toThrow(/authenticate/);
+    expect(() =>
+      decrypt(parseKeyRing(generateKeySpec('k1')), row.access_token_enc!, `ghl_installations:${row.id}:access`),
+    ).toThrow(/authenticate/);
     expect(() => b.s.tokenVault.open('loc:other', 'access', row.access_token_enc)).toThrow(/authenticate/);
   });
 
-  it('a call for location A never carries location B\'s token', async () => {
+  it("a call for location A never carries location B's token", async () => {
     w = await startGhl({ locations: 4 });
     b = await startBridge(w);
     for (const loc of w.locationIds) expect((await install(b, { locationId: loc })).status).toBe(200);
@@ -182,11 +204,22 @@ describe('token vault', () => {
   it('two client stacks on one store, same expired installation → exactly one refresh', async () => {
     const { w, b, loc } = await locationInstalled();
     // A second, independent vault + limiter + client on the same database (as a second replica would have).
-    const vault2 = new TokenVault({ db: b.ctx.db, kind: b.ctx.store.kind, ring: b.s.tokenVault.ring, log: quietLog, apiBase: w.emu.baseUrl, clientId: w.clientId, clientSecret: w.clientSecret, now: () => w.emu.clock.now() });
+    const vault2 = new TokenVault({
+      db: b.ctx.db,
+      kind: b.ctx.store.kind,
+      ring: b.s.tokenVault.ring,
+      log: quietLog,
+      apiBase: w.emu.baseUrl,
+      clientId: w.clientId,
+      clientSecret: w.clientSecret,
+      now: () => w.emu.clock.now(),
+    });
     const limiter2 = new RateLimiter(b.ctx.db, w.clientId);
     const client2 = createGhlClient({ apiBase: w.emu.baseUrl, tokens: vault2, limiter: limiter2, log: quietLog });
     w.emu.clock.advance(2 * DAY);
-    const calls = [b.s.ghl, client2].flatMap((c) => Array.from({ length: 15 }, () => c.customFields.list(loc, { installation: { locationId: loc } })));
+    const calls = [b.s.ghl, client2].flatMap((c) =>
+      Array.from({ length: 15 }, () => c.customFields.list(loc, { installation: { locationId: loc } })),
+    );
     await Promise.all(calls);
     await limiter2.close();
     expect(w.observed.refreshGrants).toBe(1);
@@ -199,8 +232,21 @@ describe('token vault', () => {
       const { w, b, loc } = await locationInstalled();
       w.emu.clock.advance(2 * DAY);
       const offset = w.emu.clock.now() - Date.now();
-      const env = { ...process.env, ...w.env, DATABASE_URL: b.ctx.config.DATABASE_URL!, DATABASE_SCHEMA: b.ctx.config.DATABASE_SCHEMA, CLOCK_OFFSET_MS: String(offset), RACE_LOCATION_ID: loc, RACE_CALLS: '25' };
-      const children = [0, 1].map(() => spawn(process.execPath, ['--import', 'tsx', 'test/installations/race-child.ts'], { env, stdio: ['pipe', 'pipe', 'inherit'] }));
+      const env = {
+        ...process.env,
+        ...w.env,
+        DATABASE_URL: b.ctx.config.DATABASE_URL!,
+        DATABASE_SCHEMA: b.ctx.config.DATABASE_SCHEMA,
+        CLOCK_OFFSET_MS: String(offset),
+        RACE_LOCATION_ID: loc,
+        RACE_CALLS: '25',
+      };
+      const children = [0, 1].map(() =>
+        spawn(process.execPath, ['--import', 'tsx', 'test/installations/race-child.ts'], {
+          env,
+          stdio: ['pipe', 'pipe', 'inherit'],
+        }),
+      );
       const outputs = children.map((c) => {
         const lines = createInterface({ input: c.stdout! });
         const ready = new Promise<void>((r) => lines.once('line', () => r()));
@@ -210,7 +256,9 @@ describe('token vault', () => {
       });
       await Promise.all(outputs.map((o) => o.ready));
       for (const c of children) c.stdin!.write('go\n');
-      const results = (await Promise.all(outputs.map((o) => o.result))).map((l) => JSON.parse(l) as { ok: number; failed: string[] });
+      const results = (await Promise.all(outputs.map((o) => o.result))).map(
+        (l) => JSON.parse(l) as { ok: number; failed: string[] },
+      );
       expect(await Promise.all(outputs.map((o) => o.exited))).toEqual([0, 0]);
       expect(results.map((r) => r.failed)).toEqual([[], []]);
       expect(results.map((r) => r.ok)).toEqual([25, 25]);

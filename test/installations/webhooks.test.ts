@@ -15,24 +15,46 @@ afterEach(async () => {
 describe('INSTALL / UNINSTALL through the webhook intake (signed by the emulator)', () => {
   it('bulk install; a later location gets a token from its INSTALL; UNINSTALL deletes tokens and cancels jobs', async () => {
     w = await startGhl({ locations: 3 });
-    b = await startBridge(w, { before: [webhooksModule({ extraEd25519Keys: [w.emu.keys.ed25519PublicKeyPem], extraRsaKeys: [w.emu.keys.rsaPublicKeyPem] })] });
+    b = await startBridge(w, {
+      before: [
+        webhooksModule({
+          extraEd25519Keys: [w.emu.keys.ed25519PublicKeyPem],
+          extraRsaKeys: [w.emu.keys.rsaPublicKeyPem],
+        }),
+      ],
+    });
     w.emu.control.updateApp(w.clientId, { webhookUrl: `${b.url}/webhooks/ghl` });
     expect((await install(b, { companyId: w.companyId, bulk: true })).status).toBe(200);
-    await waitFor(async () => (await b!.s.installations.list({ status: 'active', companyId: w!.companyId })).filter((i) => i.kind === 'location').length === 3, { what: '3 location tokens' });
+    await waitFor(
+      async () =>
+        (await b!.s.installations.list({ status: 'active', companyId: w!.companyId })).filter(
+          (i) => i.kind === 'location',
+        ).length === 3,
+      { what: '3 location tokens' },
+    );
     await w.emu.idle();
 
     // A sub-account added to the bulk install later: only its INSTALL webhook tells us.
     const late = w.emu.control.createLocation({ companyId: w.companyId, name: 'Late' }).id;
     w.emu.control.install({ clientId: w.clientId, companyId: w.companyId, bulk: true, locationIds: [late] });
-    await waitFor(async () => (await b!.s.installations.get(late))?.status === 'active', { what: 'token for the late location' });
+    await waitFor(async () => (await b!.s.installations.get(late))?.status === 'active', {
+      what: 'token for the late location',
+    });
     await b.s.ghl.customFields.list(late, { installation: { locationId: late } });
 
     // UNINSTALL of one location: tokens gone, its waiting jobs cancelled, other locations untouched.
     const gone = w.locationIds[1]!;
-    const [jobId] = await enqueue(b.ctx.db, { kind: 'test.never', payload: {}, scope: `loc:${gone}`, runAt: new Date(Date.now() + 3600_000) });
+    const [jobId] = await enqueue(b.ctx.db, {
+      kind: 'test.never',
+      payload: {},
+      scope: `loc:${gone}`,
+      runAt: new Date(Date.now() + 3600_000),
+    });
     expect(await b.s.installations.isKnownLocation(gone, w.companyId)).toBe(true); // remembered for a second: UNINSTALL must forget it
     w.emu.control.uninstall({ clientId: w.clientId, locationId: gone });
-    await waitFor(async () => (await b!.s.installations.get(gone))?.status === 'uninstalled', { what: 'UNINSTALL handled' });
+    await waitFor(async () => (await b!.s.installations.get(gone))?.status === 'uninstalled', {
+      what: 'UNINSTALL handled',
+    });
     const row = (await b.s.installations.getRow(`loc:${gone}`))!;
     expect([row.access_token_enc, row.refresh_token_enc]).toEqual([null, null]);
     expect((await getJob(b.ctx.db, jobId!))?.state).toBe('cancelled');

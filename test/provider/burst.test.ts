@@ -31,19 +31,43 @@ describe('burst', () => {
     const contacts: Array<{ loc: string; id: string }> = [];
     for (const loc of w.locationIds) {
       await b.provider.configureChannel(loc, { kind: 'loopback' });
-      for (let c = 0; c < CONTACTS; c++) contacts.push({ loc, id: w.emu.control.createContact({ locationId: loc, firstName: `C${c}`, phone: `+1213373${String(4100 + contacts.length).padStart(4, '0')}` }).id });
+      for (let c = 0; c < CONTACTS; c++)
+        contacts.push({
+          loc,
+          id: w.emu.control.createContact({
+            locationId: loc,
+            firstName: `C${c}`,
+            phone: `+1213373${String(4100 + contacts.length).padStart(4, '0')}`,
+          }).id,
+        });
     }
     const sent: Array<{ contactId: string; messageId: string }> = [];
     b.inbox.on('message', (r) => sent.push({ contactId: r.message.contactId, messageId: r.message.messageId }));
     const ids: string[] = [];
     for (let i = 0; i < PER; i++) {
-      for (const c of contacts) ids.push(w.emu.control.sendMessageAsUser({ locationId: c.loc, contactId: c.id, type: 'SMS', message: `#${i}`, conversationProviderId: w.providerId }).id);
+      for (const c of contacts)
+        ids.push(
+          w.emu.control.sendMessageAsUser({
+            locationId: c.loc,
+            contactId: c.id,
+            type: 'SMS',
+            message: `#${i}`,
+            conversationProviderId: w.providerId,
+          }).id,
+        );
     }
     expect(ids).toHaveLength(1000);
-    await waitFor(async () => {
-      const r = await b!.ctx.db.selectFrom('provider_outbound').select(b!.ctx.db.fn.countAll<number>().as('n')).where('state', '=', 'done').executeTakeFirstOrThrow();
-      return Number(r.n) === 1000;
-    }, { what: '1000 done', timeoutMs: 90_000, intervalMs: 200 });
+    await waitFor(
+      async () => {
+        const r = await b!.ctx.db
+          .selectFrom('provider_outbound')
+          .select(b!.ctx.db.fn.countAll<number>().as('n'))
+          .where('state', '=', 'done')
+          .executeTakeFirstOrThrow();
+        return Number(r.n) === 1000;
+      },
+      { what: '1000 done', timeoutMs: 90_000, intervalMs: 200 },
+    );
     expect(ids.every((id) => w!.emu.control.getMessage(id)!.status === 'delivered')).toBe(true);
     // GHL saw a 2xx for every webhook (a timeout or 5xx would be an event lost for good).
     const failedDeliveries = w.emu.control.listDeliveries({}).filter((d) => d.state !== 'delivered');

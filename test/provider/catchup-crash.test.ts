@@ -15,7 +15,8 @@ let cast: FakeCast | undefined;
 let store: TestStore | undefined;
 const children: Child[] = [];
 afterEach(async () => {
-  for (const c of children.splice(0)) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+  for (const c of children.splice(0))
+    if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
   await w?.emu.close();
   await cast?.close();
   if (STORE === 'postgres') await store?.close();
@@ -57,8 +58,16 @@ describe('SIGKILL at random points during a relay, with restarts and catch-up', 
     const contacts = [];
     for (const [i, loc] of w.locationIds.entries()) {
       await install(bridge.url, loc);
-      expect((await adminPut(bridge.url, loc, { config: { kind: 'cast', apiKey: CAST_KEY, baseUrl: cast.url, inboundApiKey: CAST_INBOUND_KEY }, defaultRegion: 'PH' })).status).toBe(200);
-      for (let k = 0; k < 3; k++) contacts.push(w.emu.control.createContact({ locationId: loc, phone: `+6391811${i}${k}222` }));
+      expect(
+        (
+          await adminPut(bridge.url, loc, {
+            config: { kind: 'cast', apiKey: CAST_KEY, baseUrl: cast.url, inboundApiKey: CAST_INBOUND_KEY },
+            defaultRegion: 'PH',
+          })
+        ).status,
+      ).toBe(200);
+      for (let k = 0; k < 3; k++)
+        contacts.push(w.emu.control.createContact({ locationId: loc, phone: `+6391811${i}${k}222` }));
     }
     // Kill points: random message indexes (seeded by Math.random; the outcome must hold for any).
     const killAt = new Set<number>();
@@ -66,14 +75,30 @@ describe('SIGKILL at random points during a relay, with restarts and catch-up', 
     const ids: string[] = [];
     for (let i = 0; i < TOTAL; i++) {
       const c = contacts[i % contacts.length]!;
-      ids.push(w.emu.control.sendMessageAsUser({ locationId: c.locationId, contactId: c.id, type: 'SMS', message: `m${i}`, conversationProviderId: w.providerId }).id);
+      ids.push(
+        w.emu.control.sendMessageAsUser({
+          locationId: c.locationId,
+          contactId: c.id,
+          type: 'SMS',
+          message: `m${i}`,
+          conversationProviderId: w.providerId,
+        }).id,
+      );
       if (killAt.has(i)) {
         bridge.child.proc.kill('SIGKILL');
         await bridge.child.exited;
         // While it is down, a few more messages meet the closed port (GHL does not retry those).
         for (let j = 0; j < 5 && i + 1 < TOTAL; j++, i++) {
           const d = contacts[(i + 1) % contacts.length]!;
-          ids.push(w.emu.control.sendMessageAsUser({ locationId: d.locationId, contactId: d.id, type: 'SMS', message: `down ${i + 1}`, conversationProviderId: w.providerId }).id);
+          ids.push(
+            w.emu.control.sendMessageAsUser({
+              locationId: d.locationId,
+              contactId: d.id,
+              type: 'SMS',
+              message: `down ${i + 1}`,
+              conversationProviderId: w.providerId,
+            }).id,
+          );
         }
         bridge = await spawnBridge(env);
         w.emu.control.updateApp(w.clientId, { providerDeliveryUrl: `${bridge.url}/webhooks/ghl/provider` });
@@ -95,7 +120,10 @@ describe('SIGKILL at random points during a relay, with restarts and catch-up', 
       },
       { what: 'every message delivered or failed', timeoutMs: 120_000, intervalMs: 100 },
     );
-    const lost = ids.filter((id) => w!.emu.control.listDeliveries({ kind: 'provider' }).find((d) => d.payload.messageId === id)?.state === 'failed');
+    const lost = ids.filter(
+      (id) =>
+        w!.emu.control.listDeliveries({ kind: 'provider' }).find((d) => d.payload.messageId === id)?.state === 'failed',
+    );
     const perKey = new Map<string, number>();
     for (const s of c.sends) perKey.set(s.idempotencyKey ?? '', (perKey.get(s.idempotencyKey ?? '') ?? 0) + 1);
     for (const id of ids) {

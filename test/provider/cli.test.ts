@@ -10,11 +10,29 @@ describe('ghl-bridge channels (CLI)', () => {
   it('sets, lists and shows a location channel with secrets masked, and rejects bad input clearly', async () => {
     const store = await openTestStore({ onDisk: true });
     if (STORE === 'pglite') await store.close(); // the CLI process takes the embedded store
-    const env = { ...process.env, ...store.env, TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'), SANDBOX: 'true', LOG_LEVEL: 'silent' };
+    const env = {
+      ...process.env,
+      ...store.env,
+      TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'),
+      SANDBOX: 'true',
+      LOG_LEVEL: 'silent',
+    };
     const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env });
     try {
       const secret = 'cast_' + 'ab12'.repeat(16);
-      await cli('channels', 'set', 'LOC1', '--kind', 'cast', '--api-key', secret, '--inbound-api-key', 'inbound-key-0123456789', '--region', 'PH');
+      await cli(
+        'channels',
+        'set',
+        'LOC1',
+        '--kind',
+        'cast',
+        '--api-key',
+        secret,
+        '--inbound-api-key',
+        'inbound-key-0123456789',
+        '--region',
+        'PH',
+      );
       const list = await cli('channels', 'list');
       expect(list.stdout).toContain('LOC1');
       expect(list.stdout).toContain('cast');
@@ -39,7 +57,14 @@ describe('ghl-bridge provider (CLI)', () => {
   it('prints the exact Delivery URL, rotates the token (old kept, then retired) and doctor shows the URL masked', async () => {
     const store = await openTestStore({ onDisk: true });
     if (STORE === 'pglite') await store.close();
-    const env = { ...process.env, ...store.env, TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'), SANDBOX: 'true', LOG_LEVEL: 'silent', PUBLIC_URL: 'https://bridge.example.com' };
+    const env = {
+      ...process.env,
+      ...store.env,
+      TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'),
+      SANDBOX: 'true',
+      LOG_LEVEL: 'silent',
+      PUBLIC_URL: 'https://bridge.example.com',
+    };
     const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env });
     const url = /^https:\/\/bridge\.example\.com\/webhooks\/ghl\/provider\/([A-Za-z0-9_-]{43})$/;
     try {
@@ -58,9 +83,14 @@ describe('ghl-bridge provider (CLI)', () => {
       expect((await cli('provider', 'retire-previous')).stdout).toMatch(/^1 previous token/);
       expect((await cli('provider', 'tokens')).stdout).not.toMatch(/previous/);
       const doctor = await cli('doctor').catch((e: { stdout: string }) => e);
-      expect(doctor.stdout).toContain(`provider Delivery URL: https://bridge.example.com/webhooks/ghl/provider/${token2.slice(0, 4)}…`);
+      expect(doctor.stdout).toContain(
+        `provider Delivery URL: https://bridge.example.com/webhooks/ghl/provider/${token2.slice(0, 4)}…`,
+      );
       expect(doctor.stdout).not.toContain(token2);
-      const bad = await cli('provider', 'rotate-token', '--overlap-hours', 'soon').then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+      const bad = await cli('provider', 'rotate-token', '--overlap-hours', 'soon').then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => e,
+      );
       expect(bad.code).toBe(2);
       expect(bad.stderr).toMatch(/--overlap-hours/);
     } finally {

@@ -15,7 +15,8 @@ let cast: FakeCast | undefined;
 let store: TestStore | undefined;
 const children: Child[] = [];
 afterEach(async () => {
-  for (const c of children.splice(0)) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+  for (const c of children.splice(0))
+    if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
   await w?.emu.close();
   await cast?.close();
   if (STORE === 'postgres') await store?.close();
@@ -57,23 +58,46 @@ async function scenario(point: CrashPoint): Promise<void> {
   const first = await spawnBridge(env);
   w.emu.control.updateApp(w.clientId, { providerDeliveryUrl: `${first.url}/webhooks/ghl/provider` });
   await install(first.url, loc);
-  const put = await adminPut(first.url, loc, { config: { kind: 'cast', apiKey: CAST_KEY, baseUrl: cast.url, inboundApiKey: CAST_INBOUND_KEY }, defaultRegion: 'PH' });
+  const put = await adminPut(first.url, loc, {
+    config: { kind: 'cast', apiKey: CAST_KEY, baseUrl: cast.url, inboundApiKey: CAST_INBOUND_KEY },
+    defaultRegion: 'PH',
+  });
   expect(put.status).toBe(200);
   const contact = w.emu.control.createContact({ locationId: loc, firstName: 'Maria', phone: '+639181112222' });
 
   if (point === 'during-send') cast.injectFault('timeout', 1);
   if (point === 'after-send-before-record') cast.injectFault('timeout', 1, { afterProcessing: true });
-  if (point === 'during-status') w.emu.control.injectFault({ pathPattern: '/conversations/messages/*/status', method: 'PUT', times: 1, kind: 'timeout' });
+  if (point === 'during-status')
+    w.emu.control.injectFault({
+      pathPattern: '/conversations/messages/*/status',
+      method: 'PUT',
+      times: 1,
+      kind: 'timeout',
+    });
 
-  const m = w.emu.control.sendMessageAsUser({ locationId: loc, contactId: contact.id, type: 'SMS', message: `crash ${point}`, conversationProviderId: w.providerId });
+  const m = w.emu.control.sendMessageAsUser({
+    locationId: loc,
+    contactId: contact.id,
+    type: 'SMS',
+    message: `crash ${point}`,
+    conversationProviderId: w.providerId,
+  });
   const c = cast;
   const emu = w.emu;
   switch (point) {
     case 'webhook-acknowledged':
-      await waitFor(() => emu.control.listDeliveries({ eventType: 'ProviderOutboundMessage' }).some((d) => d.attempts.some((a) => a.status === 200)), { what: 'webhook 200' });
+      await waitFor(
+        () =>
+          emu.control
+            .listDeliveries({ eventType: 'ProviderOutboundMessage' })
+            .some((d) => d.attempts.some((a) => a.status === 200)),
+        { what: 'webhook 200' },
+      );
       break;
     case 'during-send':
-      await waitFor(() => c.requests.some((r) => r.path.includes('/sms/send') && r.status === 0), { what: 'send request hanging' });
+      await waitFor(() => c.requests.some((r) => r.path.includes('/sms/send') && r.status === 0), {
+        what: 'send request hanging',
+      });
       expect(c.sends).toHaveLength(0);
       break;
     case 'after-send-before-record':
@@ -96,60 +120,102 @@ async function scenario(point: CrashPoint): Promise<void> {
 }
 
 describe('SIGKILL on the outbound path → exactly one send and a final status', () => {
-  it.each<CrashPoint>(['webhook-acknowledged', 'during-send', 'after-send-before-record', 'during-status'])('crash: %s', async (point) => {
-    await scenario(point);
-  }, 90_000);
+  it.each<CrashPoint>(['webhook-acknowledged', 'during-send', 'after-send-before-record', 'during-status'])(
+    'crash: %s',
+    async (point) => {
+      await scenario(point);
+    },
+    90_000,
+  );
 });
 
 describe('SIGKILL between acceptance and confirmation of an unsigned delivery', () => {
-  it.each(['lookup', 'event'] as const)('after restart it is confirmed (%s) and sent once', async (via) => {
-    w = await startWorld({ emulator: { signProviderDeliveries: false } });
-    cast = await startFakeCast();
-    store = await openTestStore({ onDisk: true });
-    if (STORE === 'pglite') await store.close();
-    const token = 'crashTestToken_0123456789abcdefghijklmnop';
-    const env = {
-      ...w.env,
-      ...store.env,
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-      JOB_LEASE_MS: '1000',
-      JOB_POLL_MS: '50',
-      PROVIDER_POLL_BASE_MS: '100',
-      WEBHOOK_EXTRA_ED25519_KEYS: w.emu.keys.ed25519PublicKeyPem,
-      PROVIDER_DELIVERY_TOKENS: token,
-      // Lookup: due 3 s after the delivery, well after the kill. Event: the event only reaches the second process.
-      PROVIDER_CONFIRMATION: via === 'lookup' ? 'event_then_lookup' : 'event',
-      PROVIDER_CONFIRMATION_WAIT_MS: '3000',
-    };
-    const loc = w.locationIds[0]!;
-    const first = await spawnBridge(env);
-    // The app webhook URL leads nowhere: the OutboundMessage event does not reach the first process.
-    w.emu.control.updateApp(w.clientId, { providerDeliveryUrl: `${first.url}/webhooks/ghl/provider/${token}`, webhookUrl: 'http://127.0.0.1:9/unreachable' });
-    await install(first.url, loc);
-    expect((await adminPut(first.url, loc, { config: { kind: 'cast', apiKey: CAST_KEY, baseUrl: cast.url, inboundApiKey: CAST_INBOUND_KEY }, defaultRegion: 'PH' })).status).toBe(200);
-    const contact = w.emu.control.createContact({ locationId: loc, firstName: 'Maria', phone: '+639181112222' });
-    const m = w.emu.control.sendMessageAsUser({ locationId: loc, contactId: contact.id, type: 'SMS', message: 'crash before confirmation', conversationProviderId: w.providerId });
-    const emu = w.emu;
-    await waitFor(() => emu.control.listDeliveries({ eventType: 'ProviderOutboundMessage' }).some((d) => d.attempts.some((a) => a.status === 200)), { what: 'delivery accepted' });
-    await kill(first.child);
-    expect(cast.sends).toHaveLength(0);
-    expect(emu.control.listApiCalls({ method: 'GET', pathPattern: '^/conversations/messages/(?!export$)[^/]+$' })).toHaveLength(0);
+  it.each(['lookup', 'event'] as const)(
+    'after restart it is confirmed (%s) and sent once',
+    async (via) => {
+      w = await startWorld({ emulator: { signProviderDeliveries: false } });
+      cast = await startFakeCast();
+      store = await openTestStore({ onDisk: true });
+      if (STORE === 'pglite') await store.close();
+      const token = 'crashTestToken_0123456789abcdefghijklmnop';
+      const env = {
+        ...w.env,
+        ...store.env,
+        HOST: '127.0.0.1',
+        PORT: '0',
+        LOG_LEVEL: 'silent',
+        JOB_LEASE_MS: '1000',
+        JOB_POLL_MS: '50',
+        PROVIDER_POLL_BASE_MS: '100',
+        WEBHOOK_EXTRA_ED25519_KEYS: w.emu.keys.ed25519PublicKeyPem,
+        PROVIDER_DELIVERY_TOKENS: token,
+        // Lookup: due 3 s after the delivery, well after the kill. Event: the event only reaches the second process.
+        PROVIDER_CONFIRMATION: via === 'lookup' ? 'event_then_lookup' : 'event',
+        PROVIDER_CONFIRMATION_WAIT_MS: '3000',
+      };
+      const loc = w.locationIds[0]!;
+      const first = await spawnBridge(env);
+      // The app webhook URL leads nowhere: the OutboundMessage event does not reach the first process.
+      w.emu.control.updateApp(w.clientId, {
+        providerDeliveryUrl: `${first.url}/webhooks/ghl/provider/${token}`,
+        webhookUrl: 'http://127.0.0.1:9/unreachable',
+      });
+      await install(first.url, loc);
+      expect(
+        (
+          await adminPut(first.url, loc, {
+            config: { kind: 'cast', apiKey: CAST_KEY, baseUrl: cast.url, inboundApiKey: CAST_INBOUND_KEY },
+            defaultRegion: 'PH',
+          })
+        ).status,
+      ).toBe(200);
+      const contact = w.emu.control.createContact({ locationId: loc, firstName: 'Maria', phone: '+639181112222' });
+      const m = w.emu.control.sendMessageAsUser({
+        locationId: loc,
+        contactId: contact.id,
+        type: 'SMS',
+        message: 'crash before confirmation',
+        conversationProviderId: w.providerId,
+      });
+      const emu = w.emu;
+      await waitFor(
+        () =>
+          emu.control
+            .listDeliveries({ eventType: 'ProviderOutboundMessage' })
+            .some((d) => d.attempts.some((a) => a.status === 200)),
+        { what: 'delivery accepted' },
+      );
+      await kill(first.child);
+      expect(cast.sends).toHaveLength(0);
+      expect(
+        emu.control.listApiCalls({ method: 'GET', pathPattern: '^/conversations/messages/(?!export$)[^/]+$' }),
+      ).toHaveLength(0);
 
-    const second = await spawnBridge(env);
-    if (via === 'event') {
-      // GHL's signed OutboundMessage event for the same message reaches the restarted bridge.
-      const ev = emu.control.listDeliveries({ eventType: 'OutboundMessage' }).find((d) => (d.payload as { messageId?: string }).messageId === m.id)!;
-      expect((await fetch(`${second.url}/webhooks/ghl`, { method: 'POST', headers: ev.headers, body: ev.body })).status).toBe(200);
-    }
-    const c = cast;
-    await waitFor(() => c.sends.length >= 1, { what: 'the SMS', timeoutMs: 30_000 });
-    c.setStatus(c.sends[0]!.messageId, 'delivered');
-    await waitFor(() => finalStatus(emu, m.id) === 'delivered', { what: 'final status delivered', timeoutMs: 30_000 });
-    expect(c.sends).toHaveLength(1);
-    expect(c.sends[0]!.idempotencyKey).toBe(m.id);
-    const lookups = emu.control.listApiCalls({ method: 'GET', pathPattern: '^/conversations/messages/(?!export$)[^/]+$' }).length;
-    expect(lookups).toBe(via === 'lookup' ? 1 : 0);
-  }, 90_000);
+      const second = await spawnBridge(env);
+      if (via === 'event') {
+        // GHL's signed OutboundMessage event for the same message reaches the restarted bridge.
+        const ev = emu.control
+          .listDeliveries({ eventType: 'OutboundMessage' })
+          .find((d) => (d.payload as { messageId?: string }).messageId === m.id)!;
+        expect(
+          (await fetch(`${second.url}/webhooks/ghl`, { method: 'POST', headers: ev.headers, body: ev.body })).status,
+        ).toBe(200);
+      }
+      const c = cast;
+      await waitFor(() => c.sends.length >= 1, { what: 'the SMS', timeoutMs: 30_000 });
+      c.setStatus(c.sends[0]!.messageId, 'delivered');
+      await waitFor(() => finalStatus(emu, m.id) === 'delivered', {
+        what: 'final status delivered',
+        timeoutMs: 30_000,
+      });
+      expect(c.sends).toHaveLength(1);
+      expect(c.sends[0]!.idempotencyKey).toBe(m.id);
+      const lookups = emu.control.listApiCalls({
+        method: 'GET',
+        pathPattern: '^/conversations/messages/(?!export$)[^/]+$',
+      }).length;
+      expect(lookups).toBe(via === 'lookup' ? 1 : 0);
+    },
+    90_000,
+  );
 });

@@ -2,7 +2,13 @@ import { generateKeySpec } from '../../src/infra/crypto/aes.js';
 import { LoopbackInbox } from '../../src/capabilities/channels/index.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
 import { installationsModule } from '../../src/platform/installations/index.js';
-import { providerModule, type CatchupSettings, type ConfirmationSettings, type ProviderService, type ProviderSettings } from '../../src/capabilities/provider/index.js';
+import {
+  providerModule,
+  type CatchupSettings,
+  type ConfirmationSettings,
+  type ProviderService,
+  type ProviderSettings,
+} from '../../src/capabilities/provider/index.js';
 import type { BridgeModule } from '../../src/app.js';
 import type { Config } from '../../src/infra/config/index.js';
 import type { Logger } from '../../src/infra/log/logger.js';
@@ -25,7 +31,14 @@ export interface World {
 }
 
 /** An emulator with `locations` sub-accounts and our app registered as a conversation provider. */
-export async function startWorld(o: { locations?: number; emulator?: EmulatorOptions; provider?: { type: 'SMS' | 'Email'; isCustom: boolean }; locationPhones?: string[] } = {}): Promise<World> {
+export async function startWorld(
+  o: {
+    locations?: number;
+    emulator?: EmulatorOptions;
+    provider?: { type: 'SMS' | 'Email'; isCustom: boolean };
+    locationPhones?: string[];
+  } = {},
+): Promise<World> {
   // Signed Delivery-URL calls unless a test asks for GHL's real (unsigned) behaviour: test/provider/unsigned.test.ts.
   const emu = await createEmulator({ rsaModulusLength: 1024, seed: 11, signProviderDeliveries: true, ...o.emulator });
   await emu.listen();
@@ -33,7 +46,8 @@ export async function startWorld(o: { locations?: number; emulator?: EmulatorOpt
   const ag = c.createAgency({ name: 'Agency' });
   c.createUser({ companyId: ag.id, type: 'agency' });
   const locationIds: string[] = [];
-  for (let i = 0; i < (o.locations ?? 1); i++) locationIds.push(c.createLocation({ companyId: ag.id, name: `Store ${i}`, email: `store${i}@example.com` }).id);
+  for (let i = 0; i < (o.locations ?? 1); i++)
+    locationIds.push(c.createLocation({ companyId: ag.id, name: `Store ${i}`, email: `store${i}@example.com` }).id);
   const app = c.createApp({
     name: 'ghl-bridge',
     redirectUri: `${PUBLIC_URL}/oauth/callback`,
@@ -75,9 +89,17 @@ export async function startBridge(
   const inbox = new LoopbackInbox(100_000);
   const b = await startTestBridge({
     modules: [
-      webhooksModule({ extraEd25519Keys: [w.emu.keys.ed25519PublicKeyPem], extraRsaKeys: [w.emu.keys.rsaPublicKeyPem] }),
+      webhooksModule({
+        extraEd25519Keys: [w.emu.keys.ed25519PublicKeyPem],
+        extraRsaKeys: [w.emu.keys.rsaPublicKeyPem],
+      }),
       installationsModule({ now: () => w.emu.clock.now(), ...(o.limits ? { limits: o.limits } : {}) }),
-      providerModule({ loopbackInbox: inbox, settings: { retryBaseMs: 20, pollBaseMs: 50, ...o.settings }, ...(o.confirmation ? { confirmation: o.confirmation } : {}), ...(o.catchup ? { catchup: o.catchup } : {}) }),
+      providerModule({
+        loopbackInbox: inbox,
+        settings: { retryBaseMs: 20, pollBaseMs: 50, ...o.settings },
+        ...(o.confirmation ? { confirmation: o.confirmation } : {}),
+        ...(o.catchup ? { catchup: o.catchup } : {}),
+      }),
       ...(o.modules ?? []),
     ],
     env: { JOB_POLL_MS: '50', ...w.env, ...o.env },

@@ -22,12 +22,22 @@ function signedPost(url: string, body: unknown, secret = INBOUND): Promise<Respo
   const headers = new Webhook(secret).sign(id, new Date(), payload);
   return fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(Date.now() / 1000)), 'webhook-signature': headers },
+    headers: {
+      'content-type': 'application/json',
+      'webhook-id': id,
+      'webhook-timestamp': String(Math.floor(Date.now() / 1000)),
+      'webhook-signature': headers,
+    },
     body: payload,
   });
 }
 
-const httpChannel = { kind: 'http' as const, url: 'http://127.0.0.1:9/unused', signingSecret: SIGNING, inboundSecret: INBOUND };
+const httpChannel = {
+  kind: 'http' as const,
+  url: 'http://127.0.0.1:9/unused',
+  signingSecret: SIGNING,
+  inboundSecret: INBOUND,
+};
 
 describe('inbound (channel → GHL)', () => {
   it('20 concurrent messages from an unknown number create one contact and one conversation; each is added once', async () => {
@@ -37,10 +47,21 @@ describe('inbound (channel → GHL)', () => {
     await b.provider.configureChannel(loc, httpChannel);
     const url = `${b.url}/channels/${loc}/inbound`;
     const res = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => signedPost(url, { type: 'message', id: `m-${i}`, from: '+1 (213) 373-4253', text: `msg ${i}`, attachments: i === 0 ? ['https://cdn.example.com/p.png'] : [] })),
+      Array.from({ length: 20 }, (_, i) =>
+        signedPost(url, {
+          type: 'message',
+          id: `m-${i}`,
+          from: '+1 (213) 373-4253',
+          text: `msg ${i}`,
+          attachments: i === 0 ? ['https://cdn.example.com/p.png'] : [],
+        }),
+      ),
     );
     expect(res.map((r) => r.status)).toEqual(Array(20).fill(202));
-    await waitFor(() => w!.emu.control.listMessages({ locationId: loc }).filter((m) => m.direction === 'inbound').length === 20, { what: '20 inbound messages' });
+    await waitFor(
+      () => w!.emu.control.listMessages({ locationId: loc }).filter((m) => m.direction === 'inbound').length === 20,
+      { what: '20 inbound messages' },
+    );
     const contacts = w.emu.control.listContacts({ locationId: loc });
     expect(contacts).toHaveLength(1);
     expect(contacts[0]!.phone).toBe('+12133734253');
@@ -49,12 +70,23 @@ describe('inbound (channel → GHL)', () => {
     expect(msgs.every((m) => m.conversationProviderId === w!.providerId && m.contactId === contacts[0]!.id)).toBe(true);
     expect(msgs.find((m) => m.body === 'msg 0')!.attachments).toEqual(['https://cdn.example.com/p.png']);
     // Dedupe on the channel's id: the same 20 again add nothing.
-    const again = await Promise.all(Array.from({ length: 20 }, (_, i) => signedPost(url, { type: 'message', id: `m-${i}`, from: '+12133734253', text: `msg ${i}` })));
+    const again = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        signedPost(url, { type: 'message', id: `m-${i}`, from: '+12133734253', text: `msg ${i}` }),
+      ),
+    );
     for (const r of again) expect(await r.json()).toMatchObject({ accepted: 0, duplicates: 1 });
-    const rows = await b.ctx.db.selectFrom('provider_inbound').select(['state', 'channel_message_id']).orderBy('id').execute();
+    const rows = await b.ctx.db
+      .selectFrom('provider_inbound')
+      .select(['state', 'channel_message_id'])
+      .orderBy('id')
+      .execute();
     expect(rows).toHaveLength(20);
     // Each one added exactly once (concurrent requests have no defined order among themselves).
-    const ghlIds = w.emu.control.listMessages({ locationId: loc }).filter((m) => m.direction === 'inbound').map((m) => `m-${m.body!.slice(4)}`);
+    const ghlIds = w.emu.control
+      .listMessages({ locationId: loc })
+      .filter((m) => m.direction === 'inbound')
+      .map((m) => `m-${m.body!.slice(4)}`);
     expect([...ghlIds].sort()).toEqual(rows.map((r) => r.channel_message_id).sort());
     expect(rows.every((r) => r.state === 'done')).toBe(true);
   });
@@ -66,25 +98,53 @@ describe('inbound (channel → GHL)', () => {
     const { install } = await import('./harness.js');
     await install(b.url, installed);
     await b.provider.configureChannel(notInstalled, httpChannel);
-    const r1 = await signedPost(`${b.url}/channels/${notInstalled}/inbound`, { type: 'message', id: 'x1', from: '+12133734299', text: 'hi' });
+    const r1 = await signedPost(`${b.url}/channels/${notInstalled}/inbound`, {
+      type: 'message',
+      id: 'x1',
+      from: '+12133734299',
+      text: 'hi',
+    });
     expect(r1.status).toBe(503);
     expect(r1.headers.get('retry-after')).toBe('300');
-    expect(await r1.json()).toMatchObject({ error: 'location_not_installed', message: expect.stringContaining('nothing was stored') });
+    expect(await r1.json()).toMatchObject({
+      error: 'location_not_installed',
+      message: expect.stringContaining('nothing was stored'),
+    });
     // An unknown location answers exactly like bad credentials (it must not reveal which locations have a channel).
-    const r2 = await signedPost(`${b.url}/channels/nope-location/inbound`, { type: 'message', id: 'x1', from: '+12133734299', text: 'hi' });
-    const r3 = await signedPost(`${b.url}/channels/${notInstalled}/inbound`, { type: 'message', id: 'x1', from: '+12133734299', text: 'hi' }, SIGNING);
+    const r2 = await signedPost(`${b.url}/channels/nope-location/inbound`, {
+      type: 'message',
+      id: 'x1',
+      from: '+12133734299',
+      text: 'hi',
+    });
+    const r3 = await signedPost(
+      `${b.url}/channels/${notInstalled}/inbound`,
+      { type: 'message', id: 'x1', from: '+12133734299', text: 'hi' },
+      SIGNING,
+    );
     expect(r2.status).toBe(401);
     expect(r3.status).toBe(401);
     expect(await r2.text()).toBe(await r3.text());
     expect(await b.ctx.db.selectFrom('provider_inbound').selectAll().execute()).toHaveLength(0);
     // Once installed, the sender's retry goes through.
     await install(b.url, notInstalled);
-    const r4 = await signedPost(`${b.url}/channels/${notInstalled}/inbound`, { type: 'message', id: 'x1', from: '+12133734299', text: 'hi' });
+    const r4 = await signedPost(`${b.url}/channels/${notInstalled}/inbound`, {
+      type: 'message',
+      id: 'x1',
+      from: '+12133734299',
+      text: 'hi',
+    });
     expect(r4.status).toBe(202);
-    await waitFor(() => w!.emu.control.listMessages({ locationId: notInstalled }).some((m) => m.body === 'hi' && m.direction === 'inbound'), { what: 'message after install' });
+    await waitFor(
+      () =>
+        w!.emu.control
+          .listMessages({ locationId: notInstalled })
+          .some((m) => m.body === 'hi' && m.direction === 'inbound'),
+      { what: 'message after install' },
+    );
   });
 
-  it('normalizes national numbers with each location\'s default region', async () => {
+  it("normalizes national numbers with each location's default region", async () => {
     const cases: Array<[string, string, string]> = [
       ['US', '(415) 555-2671', '+14155552671'],
       ['PH', '0917 123 4567', '+639171234567'],
@@ -96,18 +156,44 @@ describe('inbound (channel → GHL)', () => {
     for (const [i, [region, from]] of cases.entries()) {
       const loc = w.locationIds[i]!;
       await b.provider.configureChannel(loc, httpChannel, { defaultRegion: region });
-      const r = await signedPost(`${b.url}/channels/${loc}/inbound`, { type: 'message', id: `r-${region}`, from, text: region });
+      const r = await signedPost(`${b.url}/channels/${loc}/inbound`, {
+        type: 'message',
+        id: `r-${region}`,
+        from,
+        text: region,
+      });
       expect(r.status, region).toBe(202);
     }
     // An international number keeps its own country whatever the region.
-    const r = await signedPost(`${b.url}/channels/${w.locationIds[0]}/inbound`, { type: 'message', id: 'intl', from: '+63 917 765 4321', text: 'intl' });
+    const r = await signedPost(`${b.url}/channels/${w.locationIds[0]}/inbound`, {
+      type: 'message',
+      id: 'intl',
+      from: '+63 917 765 4321',
+      text: 'intl',
+    });
     expect(r.status).toBe(202);
-    const bad = await signedPost(`${b.url}/channels/${w.locationIds[0]}/inbound`, { type: 'message', id: 'bad', from: '12', text: 'x' });
+    const bad = await signedPost(`${b.url}/channels/${w.locationIds[0]}/inbound`, {
+      type: 'message',
+      id: 'bad',
+      from: '12',
+      text: 'x',
+    });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ error: 'invalid_body', message: expect.stringContaining('from:') });
-    await waitFor(() => w!.emu.control.listMessages({}).filter((m) => m.direction === 'inbound').length === cases.length + 1, { what: 'all inbound' });
-    for (const [i, [, , e164]] of cases.entries()) expect(w.emu.control.listContacts({ locationId: w.locationIds[i]! }).map((c) => c.phone)).toContain(e164);
-    expect(w.emu.control.listContacts({ locationId: w.locationIds[0]! }).map((c) => c.phone).sort()).toEqual(['+14155552671', '+639177654321']);
-    expect(senderAddress({ channelMessageId: 'a', from: ' Ann@Example.COM ', attachments: [], channel: 'Email' }, 'US')).toBe('ann@example.com');
+    await waitFor(
+      () => w!.emu.control.listMessages({}).filter((m) => m.direction === 'inbound').length === cases.length + 1,
+      { what: 'all inbound' },
+    );
+    for (const [i, [, , e164]] of cases.entries())
+      expect(w.emu.control.listContacts({ locationId: w.locationIds[i]! }).map((c) => c.phone)).toContain(e164);
+    expect(
+      w.emu.control
+        .listContacts({ locationId: w.locationIds[0]! })
+        .map((c) => c.phone)
+        .sort(),
+    ).toEqual(['+14155552671', '+639177654321']);
+    expect(
+      senderAddress({ channelMessageId: 'a', from: ' Ann@Example.COM ', attachments: [], channel: 'Email' }, 'US'),
+    ).toBe('ann@example.com');
   });
 });

@@ -29,20 +29,35 @@ describe(`sandbox demo on ${STORE}`, () => {
     expect(notes.join('\n')).toContain('channel: loopback with auto-reply');
 
     const { locationId, contactId } = sandbox.seed;
-    const sent = sandbox.emulator.control.sendMessageAsUser({ locationId, contactId, type: 'SMS', message: 'Hello from GHL' });
-    const delivered = await waitFor(() => {
-      const m = sandbox!.emulator.control.getMessage(sent.id);
-      return m?.status === 'delivered' ? m : null;
-    }, { what: 'outbound SMS delivered' });
+    const sent = sandbox.emulator.control.sendMessageAsUser({
+      locationId,
+      contactId,
+      type: 'SMS',
+      message: 'Hello from GHL',
+    });
+    const delivered = await waitFor(
+      () => {
+        const m = sandbox!.emulator.control.getMessage(sent.id);
+        return m?.status === 'delivered' ? m : null;
+      },
+      { what: 'outbound SMS delivered' },
+    );
     expect(delivered.statusHistory.map((h) => h.status)).toEqual(['pending', 'delivered']);
     // As in production: the Delivery-URL call was unsigned, with the token in the URL, and confirmed by the event.
     const d = sandbox.emulator.control.listDeliveries({ eventType: 'ProviderOutboundMessage' })[0]!;
     expect(d.headers['x-ghl-signature']).toBeUndefined();
     expect(d.url).toMatch(/\/webhooks\/ghl\/provider\/[A-Za-z0-9_-]{43}$/);
-    const row = await bridge.ctx.db.selectFrom('provider_outbound').select('confirmed_by').where('message_id', '=', sent.id).executeTakeFirstOrThrow();
+    const row = await bridge.ctx.db
+      .selectFrom('provider_outbound')
+      .select('confirmed_by')
+      .where('message_id', '=', sent.id)
+      .executeTakeFirstOrThrow();
     expect(row.confirmed_by).toBe('event');
     const reply = await waitFor(
-      () => sandbox!.emulator.control.listMessages({ locationId }).find((m) => m.direction === 'inbound' && m.conversationId === sent.conversationId),
+      () =>
+        sandbox!.emulator.control
+          .listMessages({ locationId })
+          .find((m) => m.direction === 'inbound' && m.conversationId === sent.conversationId),
       { what: 'auto-reply in the same conversation' },
     );
     expect(reply.body).toBe('Auto-reply: got "Hello from GHL"');

@@ -4,12 +4,25 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import type { BridgeModule } from '../../src/app.js';
 import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
-import { webhooksModule, webhooksService, type StoredEvent, type WebhooksModuleOptions, type WebhooksService } from '../../src/platform/webhooks/index.js';
+import {
+  webhooksModule,
+  webhooksService,
+  type StoredEvent,
+  type WebhooksModuleOptions,
+  type WebhooksService,
+} from '../../src/platform/webhooks/index.js';
 import { openTestStore, PG_URL, startTestBridge, STORE, waitFor, type TestBridge } from '../helpers/store.js';
 import { countEvents, events, post } from './helpers.js';
 import { TcpProxy } from './tcp-proxy.js';
 
-const SCOPES = ['contacts.readonly', 'contacts.write', 'conversations.readonly', 'conversations.write', 'conversations/message.readonly', 'conversations/message.write'];
+const SCOPES = [
+  'contacts.readonly',
+  'contacts.write',
+  'conversations.readonly',
+  'conversations.write',
+  'conversations/message.readonly',
+  'conversations/message.write',
+];
 const ADMIN = 'admin-key-for-tests-0123456789abcdef';
 
 let emu: Emulator | undefined;
@@ -33,12 +46,26 @@ interface Setup {
 }
 
 /** Emulator + bridge wired the way an operator wires GHL: app webhook URL and provider Delivery URL. */
-async function setup(o: { emu?: EmulatorOptions; env?: Record<string, string>; module?: WebhooksModuleOptions; register?: (w: WebhooksService) => void } = {}): Promise<Setup> {
+async function setup(
+  o: {
+    emu?: EmulatorOptions;
+    env?: Record<string, string>;
+    module?: WebhooksModuleOptions;
+    register?: (w: WebhooksService) => void;
+  } = {},
+): Promise<Setup> {
   emu = await createEmulator({ seed: 7, webhookRetryIntervalMs: 300, webhookRetryJitterMs: 0, ...o.emu });
   await emu.listen();
   const handlers: BridgeModule = { name: 'test-handlers', init: (ctx) => o.register?.(webhooksService(ctx)) };
   bridge = await startTestBridge({
-    modules: [webhooksModule({ extraEd25519Keys: [emu.keys.ed25519PublicKeyPem], extraRsaKeys: [emu.keys.rsaPublicKeyPem], ...o.module }), handlers],
+    modules: [
+      webhooksModule({
+        extraEd25519Keys: [emu.keys.ed25519PublicKeyPem],
+        extraRsaKeys: [emu.keys.rsaPublicKeyPem],
+        ...o.module,
+      }),
+      handlers,
+    ],
     env: { ADMIN_API_KEY: ADMIN, ...o.env },
   });
   const c = emu.control;
@@ -55,7 +82,14 @@ async function setup(o: { emu?: EmulatorOptions; env?: Record<string, string>; m
   });
   c.install({ clientId: app.clientId, locationId: loc.id });
   await emu.idle();
-  return { emu, b: bridge, clientId: app.clientId, companyId: ag.id, locationId: loc.id, providerId: app.conversationProviderId! };
+  return {
+    emu,
+    b: bridge,
+    clientId: app.clientId,
+    companyId: ag.id,
+    locationId: loc.id,
+    providerId: app.conversationProviderId!,
+  };
 }
 
 const delivered = (e: Emulator, type: string) => e.control.listDeliveries({ eventType: type });
@@ -74,9 +108,19 @@ describe('webhooks from the GHL emulator', () => {
       },
     });
     const contact = s.emu.control.createContact({ locationId: s.locationId, firstName: 'Ann', phone: '+15551234567' });
-    s.emu.control.sendMessageAsUser({ locationId: s.locationId, contactId: contact.id, type: 'SMS', message: 'hello', conversationProviderId: s.providerId });
+    s.emu.control.sendMessageAsUser({
+      locationId: s.locationId,
+      contactId: contact.id,
+      type: 'SMS',
+      message: 'hello',
+      conversationProviderId: s.providerId,
+    });
     await s.emu.idle();
-    for (const d of s.emu.control.listDeliveries()) expect(d.attempts.map((a) => a.status), d.eventType).toEqual([200]);
+    for (const d of s.emu.control.listDeliveries())
+      expect(
+        d.attempts.map((a) => a.status),
+        d.eventType,
+      ).toEqual([200]);
     await waitFor(() => seen.length === 3, { what: 'three handler calls' });
     expect(seen.map((e) => e.type).sort()).toEqual(['ContactCreate', 'INSTALL', 'ProviderOutboundMessage']);
     const msg = seen.find((e) => e.type === 'ProviderOutboundMessage')!;
@@ -88,7 +132,10 @@ describe('webhooks from the GHL emulator', () => {
   });
 
   it('legacy RSA-only deliveries are accepted while enabled and refused (401) once disabled', async () => {
-    let s = await setup({ emu: { signWithEd25519: false, signWithRsa: true }, env: { WEBHOOK_ACCEPT_LEGACY_RSA: 'true' } });
+    let s = await setup({
+      emu: { signWithEd25519: false, signWithRsa: true },
+      env: { WEBHOOK_ACCEPT_LEGACY_RSA: 'true' },
+    });
     s.emu.control.createContact({ locationId: s.locationId, firstName: 'A' });
     await s.emu.idle();
     expect(delivered(s.emu, 'ContactCreate')[0]?.attempts[0]?.status).toBe(200);
@@ -96,7 +143,10 @@ describe('webhooks from the GHL emulator', () => {
     await bridge!.close();
     await emu!.close();
     bridge = undefined;
-    s = await setup({ emu: { signWithEd25519: false, signWithRsa: true }, env: { WEBHOOK_ACCEPT_LEGACY_RSA: 'false' } });
+    s = await setup({
+      emu: { signWithEd25519: false, signWithRsa: true },
+      env: { WEBHOOK_ACCEPT_LEGACY_RSA: 'false' },
+    });
     s.emu.control.createContact({ locationId: s.locationId, firstName: 'B' });
     await s.emu.idle();
     expect(delivered(s.emu, 'ContactCreate')[0]?.attempts[0]?.status).toBe(401);
@@ -129,7 +179,7 @@ describe('webhooks from the GHL emulator', () => {
     expect(await countEvents(s.b.ctx.db)).toBe(0);
   });
 
-  it('database unavailable → 429; the emulator\'s retry later succeeds and nothing is lost', async () => {
+  it("database unavailable → 429; the emulator's retry later succeeds and nothing is lost", async () => {
     let calls = 0;
     let proxy: TcpProxy | undefined;
     let env: Record<string, string> = { WEBHOOK_PERSIST_TIMEOUT_MS: '500' };
@@ -181,7 +231,10 @@ describe('webhooks from the GHL emulator', () => {
     const d = delivered(s.emu, 'ContactCreate')[0]!;
     expect(d.state).toBe('delivered');
     expect(d.attempts.at(-1)?.status).toBe(200);
-    await waitFor(async () => (await contactRows(s.b))[0]?.status === 'dispatched', { what: 'dispatched', timeoutMs: 30_000 });
+    await waitFor(async () => (await contactRows(s.b))[0]?.status === 'dispatched', {
+      what: 'dispatched',
+      timeoutMs: 30_000,
+    });
     expect(await contactRows(s.b)).toHaveLength(1);
     expect(calls).toBe(1);
     const m = await s.b.ctx.metrics.registry.getSingleMetric('ghl_bridge_webhook_throttled_total')?.get();
@@ -191,7 +244,11 @@ describe('webhooks from the GHL emulator', () => {
   it('a 429, then a redelivery 10 minutes later with its original timestamp (emulator clock) → accepted once, with the default window', async () => {
     let calls = 0;
     // The bridge reads the emulator's clock, so advancing it is the 10 minutes GHL waits before redelivering.
-    const s = await setup({ env: { WEBHOOK_PERSIST_TIMEOUT_MS: '500' }, module: { now: () => emu!.clock.now() }, register: (w) => w.on('ContactCreate', async () => void calls++) });
+    const s = await setup({
+      env: { WEBHOOK_PERSIST_TIMEOUT_MS: '500' },
+      module: { now: () => emu!.clock.now() },
+      register: (w) => w.on('ContactCreate', async () => void calls++),
+    });
     // A transaction holding an exclusive lock on the table stalls every intake write (both stores): intake answers 429.
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
@@ -217,10 +274,15 @@ describe('webhooks from the GHL emulator', () => {
     await s.emu.idle();
     const d = delivered(s.emu, 'ContactCreate')[0]!;
     // The redelivery carried the original timestamp, 10 minutes old by now.
-    expect(s.emu.clock.now() - new Date(JSON.parse(d.body).timestamp as string).getTime()).toBeGreaterThanOrEqual(10 * 60_000);
+    expect(s.emu.clock.now() - new Date(JSON.parse(d.body).timestamp as string).getTime()).toBeGreaterThanOrEqual(
+      10 * 60_000,
+    );
     expect(d.state).toBe('delivered');
     expect(d.attempts.at(-1)?.status).toBe(200);
-    await waitFor(async () => (await contactRows(s.b))[0]?.status === 'dispatched', { what: 'dispatched', timeoutMs: 30_000 });
+    await waitFor(async () => (await contactRows(s.b))[0]?.status === 'dispatched', {
+      what: 'dispatched',
+      timeoutMs: 30_000,
+    });
     // A further copy is a duplicate, not processed again.
     const again = await post(d.url, d.body, d.headers);
     expect([again.status, JSON.parse(again.body).duplicate]).toEqual([200, true]);
@@ -244,7 +306,9 @@ describe('webhooks from the GHL emulator', () => {
     });
     s.emu.control.createContact({ locationId: s.locationId, firstName: 'A' });
     await s.emu.idle();
-    const dead = await waitFor(async () => (await events(s.b.ctx.db)).find((e) => e.status === 'dead'), { what: 'dead' });
+    const dead = await waitFor(async () => (await events(s.b.ctx.db)).find((e) => e.status === 'dead'), {
+      what: 'dead',
+    });
     expect(dead.reason).toMatch(/attempt 2\/2.*downstream 503/);
     broken = false;
     const res = await fetch(`${s.b.url}/admin/webhooks/replay`, {
@@ -253,7 +317,9 @@ describe('webhooks from the GHL emulator', () => {
       body: JSON.stringify({ type: 'ContactCreate' }),
     });
     expect(await res.json()).toMatchObject({ replayed: [dead.id] });
-    await waitFor(async () => (await contactRows(s.b))[0]?.status === 'dispatched', { what: 'dispatched after replay' });
+    await waitFor(async () => (await contactRows(s.b))[0]?.status === 'dispatched', {
+      what: 'dispatched after replay',
+    });
     expect(ok).toBe(1);
   });
 
@@ -275,7 +341,10 @@ describe('webhooks from the GHL emulator', () => {
       WEBHOOK_EXTRA_ED25519_KEYS: emu.keys.ed25519PublicKeyPem.replace(/\n/g, '\\n'),
     };
     const spawnChild = async (extra: Record<string, string>): Promise<{ child: ChildProcess; url: string }> => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'test/webhooks/fixtures/bridge-child.ts'], { env: { ...env, ...extra }, stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', 'test/webhooks/fixtures/bridge-child.ts'], {
+        env: { ...env, ...extra },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       cleanups.push(async () => {
         if (child.exitCode === null && child.signalCode === null) {
           child.kill('SIGKILL');
@@ -294,7 +363,12 @@ describe('webhooks from the GHL emulator', () => {
     const c = emu.control;
     const ag = c.createAgency({ name: 'Agency' });
     const loc = c.createLocation({ companyId: ag.id, name: 'Store' });
-    const app = c.createApp({ name: 'b', redirectUri: `${first.url}/cb`, scopes: SCOPES, webhookUrl: `${first.url}/webhooks/ghl` });
+    const app = c.createApp({
+      name: 'b',
+      redirectUri: `${first.url}/cb`,
+      scopes: SCOPES,
+      webhookUrl: `${first.url}/webhooks/ghl`,
+    });
     c.install({ clientId: app.clientId, locationId: loc.id });
     await emu.idle();
     c.createContact({ locationId: loc.id, firstName: 'Crash' });
@@ -306,7 +380,9 @@ describe('webhooks from the GHL emulator', () => {
     const second = await spawnChild({ WORKER_CONCURRENCY: '2' });
     const row = await waitFor(
       async () => {
-        const r = await fetch(`${second.url}/admin/webhooks/events?type=ContactCreate`, { headers: { authorization: `Bearer ${ADMIN}` } });
+        const r = await fetch(`${second.url}/admin/webhooks/events?type=ContactCreate`, {
+          headers: { authorization: `Bearer ${ADMIN}` },
+        });
         const body = (await r.json()) as { events: Array<{ status: string }> };
         return body.events.find((e) => e.status === 'dispatched');
       },

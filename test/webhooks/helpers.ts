@@ -45,13 +45,22 @@ export interface PostResult {
   body: string;
 }
 
-export async function post(url: string, body: string | Buffer, headers: Record<string, string> = {}): Promise<PostResult> {
+export async function post(
+  url: string,
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+): Promise<PostResult> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
   return { status: res.status, body: await res.text() };
 }
 
 /** Posts `payload` as compact JSON signed with Ed25519 (the way GHL and the emulator sign). */
-export function sendSigned(url: string, s: TestSigner, payload: unknown, scheme: 'ed' | 'rsa' = 'ed'): Promise<PostResult> {
+export function sendSigned(
+  url: string,
+  s: TestSigner,
+  payload: unknown,
+  scheme: 'ed' | 'rsa' = 'ed',
+): Promise<PostResult> {
   const body = JSON.stringify(payload);
   return post(url, body, scheme === 'ed' ? { 'x-ghl-signature': s.ed(body) } : { 'x-wh-signature': s.rsa(body) });
 }

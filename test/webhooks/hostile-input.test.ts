@@ -15,7 +15,10 @@ afterEach(async () => {
 async function start() {
   const cap = captureLog('info');
   w = await startWorld();
-  b = await startBridge(w, { log: () => cap.log, env: { WEBHOOK_EXTRA_ED25519_KEYS: s.edPublicPem.replace(/\n/g, '\\n') } });
+  b = await startBridge(w, {
+    log: () => cap.log,
+    env: { WEBHOOK_EXTRA_ED25519_KEYS: s.edPublicPem.replace(/\n/g, '\\n') },
+  });
   return { cap, b, w };
 }
 
@@ -33,7 +36,9 @@ describe('hostile input gets a 4xx, never a 500 or an error-level log line', () 
     // Signed by a trusted key: kept (dead, with the reason), like any other signed but unusable body.
     const r = await post(`${b.url}/webhooks/ghl`, deep, { 'x-ghl-signature': s.ed(deep) });
     expect(r.status).toBe(200);
-    const row = await waitFor(async () => (await events(b.ctx.db)).find((e) => e.status === 'dead'), { what: 'dead event' });
+    const row = await waitFor(async () => (await events(b.ctx.db)).find((e) => e.status === 'dead'), {
+      what: 'dead event',
+    });
     expect(row.reason).toMatch(/nested deeper than 64 levels/);
     // 60 levels is within the bound and goes through normally.
     const ok = nested(60);
@@ -45,7 +50,11 @@ describe('hostile input gets a 4xx, never a 500 or an error-level log line', () 
     const { cap, b } = await start();
     const bad = ['%00', 'a%00b', '%0a', '%ff', 'x'.repeat(65), 'a%20b', "a'b", '%E2%80%AE', 'a.b'];
     for (const id of bad) {
-      const r = await fetch(`${b.url}/channels/${id}/inbound`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const r = await fetch(`${b.url}/channels/${id}/inbound`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
       expect(r.status, id).toBe(400);
       expect(await r.text(), id).toMatch(/locationId must match pattern|is not a valid url component/);
       const a = await fetch(`${b.url}/admin/channels/${id}`, { headers: { authorization: `Bearer ${ADMIN}` } });

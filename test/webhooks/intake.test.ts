@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BridgeModule } from '../../src/app.js';
-import { webhooksModule, webhooksService, type StoredEvent, type WebhooksModuleOptions, type WebhooksService } from '../../src/platform/webhooks/index.js';
+import {
+  webhooksModule,
+  webhooksService,
+  type StoredEvent,
+  type WebhooksModuleOptions,
+  type WebhooksService,
+} from '../../src/platform/webhooks/index.js';
 import { startTestBridge, waitFor, type TestBridge } from '../helpers/store.js';
 import { contactCreate, countEvents, events, makeSigner, post, sendSigned } from './helpers.js';
 
@@ -18,32 +24,59 @@ function handlers(register: (w: WebhooksService) => void): BridgeModule {
   return { name: 'test-handlers', init: (ctx) => register(webhooksService(ctx)) };
 }
 
-async function start(opts: { env?: Record<string, string>; module?: WebhooksModuleOptions; register?: (w: WebhooksService) => void; handlersFirst?: boolean } = {}) {
+async function start(
+  opts: {
+    env?: Record<string, string>;
+    module?: WebhooksModuleOptions;
+    register?: (w: WebhooksService) => void;
+    handlersFirst?: boolean;
+  } = {},
+) {
   const wh = webhooksModule({ extraEd25519Keys: [s.edPublicPem], extraRsaKeys: [s.rsaPublicPem], ...opts.module });
   const h = handlers(opts.register ?? (() => {}));
   // Handlers registered by a module listed before or after webhooks must both work.
-  bridge = await startTestBridge({ modules: opts.handlersFirst ? [h, wh] : [wh, h], env: { ADMIN_API_KEY: ADMIN, ...opts.env } });
+  bridge = await startTestBridge({
+    modules: opts.handlersFirst ? [h, wh] : [wh, h],
+    env: { ADMIN_API_KEY: ADMIN, ...opts.env },
+  });
   return { b: bridge, app: `${bridge.url}/webhooks/ghl`, provider: `${bridge.url}/webhooks/ghl/provider` };
 }
 
 async function metric(b: TestBridge, name: string, labels: Record<string, string>): Promise<number> {
   const m = await b.ctx.metrics.registry.getSingleMetric(name)?.get();
   // Sum over the label sets that match (e.g. both sources).
-  return (m?.values ?? []).filter((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val)).reduce((a, x) => a + x.value, 0);
+  return (m?.values ?? [])
+    .filter((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val))
+    .reduce((a, x) => a + x.value, 0);
 }
 
 describe('webhook intake', () => {
   it('accepts a valid Ed25519 delivery, stores it and dispatches it to the handler', async () => {
     const seen: StoredEvent[] = [];
-    const { b, app } = await start({ register: (w) => w.on('ContactCreate', async (e) => void seen.push(e)), handlersFirst: true });
+    const { b, app } = await start({
+      register: (w) => w.on('ContactCreate', async (e) => void seen.push(e)),
+      handlersFirst: true,
+    });
     const p = contactCreate();
     const r = await sendSigned(app, s, p);
     expect(r.status).toBe(200);
     await waitFor(() => seen.length === 1, { what: 'handler call' });
-    expect(seen[0]).toMatchObject({ type: 'ContactCreate', source: 'app', locationId: 'loc_1', webhookId: p.webhookId, replay: false });
+    expect(seen[0]).toMatchObject({
+      type: 'ContactCreate',
+      source: 'app',
+      locationId: 'loc_1',
+      webhookId: p.webhookId,
+      replay: false,
+    });
     expect(seen[0]!.payload).toMatchObject({ id: p.id, firstName: 'Ada' });
-    const row = await waitFor(async () => (await events(b.ctx.db)).find((e) => e.status === 'dispatched'), { what: 'dispatched status' });
-    expect(row).toMatchObject({ signature: 'ed25519', dedupe_key: p.webhookId, ordering_key: `wh:loc_1:${String(p.id)}` });
+    const row = await waitFor(async () => (await events(b.ctx.db)).find((e) => e.status === 'dispatched'), {
+      what: 'dispatched status',
+    });
+    expect(row).toMatchObject({
+      signature: 'ed25519',
+      dedupe_key: p.webhookId,
+      ordering_key: `wh:loc_1:${String(p.id)}`,
+    });
     expect(await metric(b, 'ghl_bridge_webhook_intake_total', { outcome: 'accepted' })).toBe(1);
   });
 
@@ -70,12 +103,15 @@ describe('webhook intake', () => {
     expect(await metric(b, 'ghl_bridge_webhook_rejected_total', { reason: 'missing_signature' })).toBe(2);
   });
 
-  it('only the configured keys verify (GHL\'s published key cannot be forged here, so prove the list is what counts)', async () => {
+  it("only the configured keys verify (GHL's published key cannot be forged here, so prove the list is what counts)", async () => {
     bridge = await startTestBridge({ modules: [webhooksModule({ omitGhlKeys: true })], env: {} });
     const r = await sendSigned(`${bridge.url}/webhooks/ghl`, s, contactCreate());
     expect(r.status).toBe(401);
     await bridge.close();
-    bridge = await startTestBridge({ modules: [webhooksModule({ omitGhlKeys: true })], env: { WEBHOOK_EXTRA_ED25519_KEYS: s.edPublicPem.replace(/\n/g, '\\n') } });
+    bridge = await startTestBridge({
+      modules: [webhooksModule({ omitGhlKeys: true })],
+      env: { WEBHOOK_EXTRA_ED25519_KEYS: s.edPublicPem.replace(/\n/g, '\\n') },
+    });
     expect((await sendSigned(`${bridge.url}/webhooks/ghl`, s, contactCreate())).status).toBe(200);
   });
 
@@ -105,7 +141,11 @@ describe('webhook intake', () => {
   it('processes a duplicate delivery once (webhookId), and provider deliveries once per messageId', async () => {
     let appCalls = 0;
     const provider: StoredEvent[] = [];
-    const { b, app, provider: providerUrl } = await start({
+    const {
+      b,
+      app,
+      provider: providerUrl,
+    } = await start({
       register: (w) => {
         w.on('ContactCreate', async () => void appCalls++);
         w.on('ProviderOutboundMessage', async (e) => void provider.push(e));
@@ -118,14 +158,30 @@ describe('webhook intake', () => {
     expect(again.map((r) => r.status)).toEqual([200, 200]);
     expect(again.every((r) => JSON.parse(r.body).duplicate === true)).toBe(true);
 
-    const msg = { contactId: 'c1', locationId: 'loc_1', messageId: 'm1', type: 'SMS', phone: '+15550100', message: 'hi', attachments: [] };
+    const msg = {
+      contactId: 'c1',
+      locationId: 'loc_1',
+      messageId: 'm1',
+      type: 'SMS',
+      phone: '+15550100',
+      message: 'hi',
+      attachments: [],
+    };
     // Same messageId under two different webhookIds (e.g. a re-send by GHL): one SMS.
-    expect((await sendSigned(providerUrl, s, { ...msg, webhookId: randomUUID(), timestamp: new Date().toISOString() })).status).toBe(200);
-    expect((await sendSigned(providerUrl, s, { ...msg, webhookId: randomUUID(), timestamp: new Date().toISOString() })).status).toBe(200);
+    expect(
+      (await sendSigned(providerUrl, s, { ...msg, webhookId: randomUUID(), timestamp: new Date().toISOString() }))
+        .status,
+    ).toBe(200);
+    expect(
+      (await sendSigned(providerUrl, s, { ...msg, webhookId: randomUUID(), timestamp: new Date().toISOString() }))
+        .status,
+    ).toBe(200);
     // A provider delivery without any envelope field (docs/ghl-behaviour.md#provider-outbound-message) is still accepted.
     expect((await sendSigned(providerUrl, s, { ...msg, messageId: 'm2' })).status).toBe(200);
 
-    await waitFor(async () => (await events(b.ctx.db)).every((e) => e.status === 'dispatched'), { what: 'all dispatched' });
+    await waitFor(async () => (await events(b.ctx.db)).every((e) => e.status === 'dispatched'), {
+      what: 'all dispatched',
+    });
     expect(appCalls).toBe(1);
     expect(provider.map((e) => e.payload.messageId)).toEqual(['m1', 'm2']);
     expect(provider[0]).toMatchObject({ type: 'ProviderOutboundMessage', source: 'provider' });
@@ -140,7 +196,9 @@ describe('webhook intake', () => {
     expect((await sendSigned(app, s, contactCreate({ timestamp: old }))).status).toBe(401);
     expect((await sendSigned(app, s, contactCreate({ timestamp: future }))).status).toBe(401);
     expect((await sendSigned(app, s, contactCreate({ timestamp: 'yesterday' }))).status).toBe(400);
-    expect((await sendSigned(app, s, contactCreate({ timestamp: new Date(Date.now() - 200_000).toISOString() }))).status).toBe(200);
+    expect(
+      (await sendSigned(app, s, contactCreate({ timestamp: new Date(Date.now() - 200_000).toISOString() }))).status,
+    ).toBe(200);
     expect(await countEvents(b.ctx.db)).toBe(1);
     expect(await metric(b, 'ghl_bridge_webhook_rejected_total', { reason: 'stale' })).toBe(2);
   });
@@ -193,7 +251,14 @@ describe('webhook intake', () => {
     });
     await sendSigned(app, s, contactCreate({ locationId: 'loc_unknown' }));
     await sendSigned(app, s, contactCreate({ locationId: 'loc_known' }));
-    await sendSigned(app, s, { type: 'INSTALL', appId: 'app1', locationId: 'loc_new', companyId: 'co1', timestamp: new Date().toISOString(), webhookId: randomUUID() });
+    await sendSigned(app, s, {
+      type: 'INSTALL',
+      appId: 'app1',
+      locationId: 'loc_new',
+      companyId: 'co1',
+      timestamp: new Date().toISOString(),
+      webhookId: randomUUID(),
+    });
     await waitFor(async () => (await events(b.ctx.db)).every((e) => e.status !== 'received'), { what: 'all handled' });
     const rows = await events(b.ctx.db);
     expect(rows.map((e) => [e.location_id, e.status])).toEqual([
@@ -210,7 +275,9 @@ describe('webhook intake', () => {
     let calls = 0;
     const { b, app } = await start({ register: (w) => w.on('ContactCreate', async () => void calls++) });
     await sendSigned(app, s, contactCreate({ tags: 'not-an-array' }));
-    const row = await waitFor(async () => (await events(b.ctx.db)).find((e) => e.status === 'dead'), { what: 'dead event' });
+    const row = await waitFor(async () => (await events(b.ctx.db)).find((e) => e.status === 'dead'), {
+      what: 'dead event',
+    });
     expect(row.reason).toMatch(/invalid payload.*tags/s);
     expect(calls).toBe(0);
   });
@@ -226,7 +293,10 @@ describe('webhook intake', () => {
         }),
       env: { WORKER_CONCURRENCY: '4' },
     });
-    for (let i = 0; i < 4; i++) expect((await sendSigned(app, s, contactCreate({ type: 'ContactUpdate', id: 'c_same', firstName: `v${i}` }))).status).toBe(200);
+    for (let i = 0; i < 4; i++)
+      expect(
+        (await sendSigned(app, s, contactCreate({ type: 'ContactUpdate', id: 'c_same', firstName: `v${i}` }))).status,
+      ).toBe(200);
     await waitFor(() => order.length === 4, { what: 'four updates' });
     expect(order).toEqual(['v0', 'v1', 'v2', 'v3']);
     expect(await countEvents(b.ctx.db)).toBe(4);
@@ -246,36 +316,60 @@ describe('webhook intake', () => {
         }),
     });
     await sendSigned(app, s, contactCreate());
-    const dead = await waitFor(async () => (await events(b.ctx.db)).find((e) => e.status === 'dead'), { what: 'dead event' });
+    const dead = await waitFor(async () => (await events(b.ctx.db)).find((e) => e.status === 'dead'), {
+      what: 'dead event',
+    });
     expect(attempts).toBe(3);
     expect(dead.reason).toMatch(/attempt 3\/3.*CRM is down/);
     expect(await metric(b, 'ghl_bridge_webhook_dispatch_total', { type: 'ContactCreate', outcome: 'dead' })).toBe(1);
 
     broken = false;
     const url = `${b.url}/admin/webhooks/replay`;
-    const unauth = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ dead: true }) });
+    const unauth = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ dead: true }),
+    });
     expect(unauth.status).toBe(401);
-    const wrong = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer nope' }, body: JSON.stringify({ dead: true }) });
+    const wrong = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer nope' },
+      body: JSON.stringify({ dead: true }),
+    });
     expect(wrong.status).toBe(401);
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` }, body: JSON.stringify({ dead: true }) });
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` },
+      body: JSON.stringify({ dead: true }),
+    });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ replayed: [dead.id] });
-    await waitFor(async () => (await events(b.ctx.db))[0]?.status === 'dispatched', { what: 'dispatched after replay' });
+    await waitFor(async () => (await events(b.ctx.db))[0]?.status === 'dispatched', {
+      what: 'dispatched after replay',
+    });
     expect(done).toBe(1);
-    const one = await fetch(`${b.url}/admin/webhooks/events/${dead.id}`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    const one = await fetch(`${b.url}/admin/webhooks/events/${dead.id}`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
     expect(await one.json()).toMatchObject({ id: dead.id, status: 'dispatched', reason: null });
   });
 
   it('answers 429 while the dispatch backlog is above WEBHOOK_MAX_BACKLOG', async () => {
     // No workers: jobs stay ready, so the backlog only grows.
-    const { b, app } = await start({ env: { WEBHOOK_MAX_BACKLOG: '2', WORKER_CONCURRENCY: '0' }, register: (w) => w.on('ContactCreate', async () => {}) });
+    const { b, app } = await start({
+      env: { WEBHOOK_MAX_BACKLOG: '2', WORKER_CONCURRENCY: '0' },
+      register: (w) => w.on('ContactCreate', async () => {}),
+    });
     expect((await sendSigned(app, s, contactCreate())).status).toBe(200);
     expect((await sendSigned(app, s, contactCreate())).status).toBe(200);
     // The count is cached for up to a second; poll until intake sees it.
-    const r = await waitFor(async () => {
-      const x = await sendSigned(app, s, contactCreate());
-      return x.status === 429 ? x : undefined;
-    }, { what: '429 from backlog' });
+    const r = await waitFor(
+      async () => {
+        const x = await sendSigned(app, s, contactCreate());
+        return x.status === 429 ? x : undefined;
+      },
+      { what: '429 from backlog' },
+    );
     expect(r.status).toBe(429);
     expect(await metric(b, 'ghl_bridge_webhook_throttled_total', { reason: 'backlog' })).toBeGreaterThanOrEqual(1);
   });
@@ -309,7 +403,10 @@ describe('webhook intake', () => {
           return [t, { 'x-ghl-signature': sig }];
         }
         case 2:
-          return [valid, { 'x-ghl-signature': Buffer.from(Array.from({ length: 64 }, () => rnd(256))).toString('base64') }];
+          return [
+            valid,
+            { 'x-ghl-signature': Buffer.from(Array.from({ length: 64 }, () => rnd(256))).toString('base64') },
+          ];
         case 3:
           return [valid.slice(0, rnd(valid.length)), { 'x-ghl-signature': sig, 'content-type': 'text/plain' }];
         case 4:
@@ -320,7 +417,13 @@ describe('webhook intake', () => {
           const i = rnd(b.length);
           b[i] = b[i]! ^ (1 + rnd(255));
           const enc = b.toString('base64');
-          return [valid, { 'x-ghl-signature': rnd(2) ? enc : enc.slice(0, 1 + rnd(enc.length - 1)), 'content-type': 'application/x-www-form-urlencoded' }];
+          return [
+            valid,
+            {
+              'x-ghl-signature': rnd(2) ? enc : enc.slice(0, 1 + rnd(enc.length - 1)),
+              'content-type': 'application/x-www-form-urlencoded',
+            },
+          ];
         }
       }
     };

@@ -69,30 +69,49 @@ export function createCastChannel(cfg: CastChannelConfig, deps: CastChannelDeps 
   const inboundKeyDigest = sha256(cfg.inboundApiKey);
 
   /** Cast error text could echo a key back; never let one reach GHL or logs. */
-  const redact = (s: string): string => s.split(cfg.apiKey).join('cast_***').replace(/cast_[A-Za-z0-9_]{8,}/g, 'cast_***');
+  const redact = (s: string): string =>
+    s
+      .split(cfg.apiKey)
+      .join('cast_***')
+      .replace(/cast_[A-Za-z0-9_]{8,}/g, 'cast_***');
 
   function recipient(msg: OutboundMessage): { ok: true; to: string } | { ok: false; error: ChannelError } {
-    if (!msg.phone) return { ok: false, error: { code: 'INVALID_PHONE', type: 'validation', message: 'SMS has no recipient phone number' } };
+    if (!msg.phone)
+      return {
+        ok: false,
+        error: { code: 'INVALID_PHONE', type: 'validation', message: 'SMS has no recipient phone number' },
+      };
     try {
       return { ok: true, to: cfg.numberFormat === 'local' ? castToLocal(msg.phone) : castToE164(msg.phone) };
     } catch {
       return {
         ok: false,
-        error: { code: 'INVALID_PHONE', type: 'validation', message: `Cast sends to Philippine mobile numbers only; cannot send to ${msg.phone}` },
+        error: {
+          code: 'INVALID_PHONE',
+          type: 'validation',
+          message: `Cast sends to Philippine mobile numbers only; cannot send to ${msg.phone}`,
+        },
       };
     }
   }
 
   function validateOutbound(msg: OutboundMessage): ValidateResult {
     if (msg.channel !== 'SMS') {
-      return { ok: false, error: { code: 'CHANNEL_UNSUPPORTED', type: 'validation', message: `Cast relays SMS only, not ${msg.channel}` } };
+      return {
+        ok: false,
+        error: { code: 'CHANNEL_UNSUPPORTED', type: 'validation', message: `Cast relays SMS only, not ${msg.channel}` },
+      };
     }
     const to = recipient(msg);
     if (!to.ok) return to;
     if (msg.attachments.length > 0 && cfg.attachments === 'fail') {
       return {
         ok: false,
-        error: { code: 'ATTACHMENTS_UNSUPPORTED', type: 'validation', message: 'Cast SMS cannot carry attachments (no MMS); remove them and resend' },
+        error: {
+          code: 'ATTACHMENTS_UNSUPPORTED',
+          type: 'validation',
+          message: 'Cast SMS cannot carry attachments (no MMS); remove them and resend',
+        },
       };
     }
     const text = msg.message ?? '';
@@ -130,12 +149,19 @@ export function createCastChannel(cfg: CastChannelConfig, deps: CastChannelDeps 
     const to = recipient(msg);
     if (!to.ok) return { outcome: 'failed', error: to.error };
     if (msg.attachments.length > 0) {
-      log.info({ messageId: msg.messageId, dropped: msg.attachments.length }, 'cast: attachments dropped (SMS has no media)');
+      log.info(
+        { messageId: msg.messageId, dropped: msg.attachments.length },
+        'cast: attachments dropped (SMS has no media)',
+      );
     }
 
     await bucket.take(signal);
 
-    const body = JSON.stringify({ to: to.to, message: msg.message, ...(cfg.senderId ? { sender_id: cfg.senderId } : {}) });
+    const body = JSON.stringify({
+      to: to.to,
+      message: msg.message,
+      ...(cfg.senderId ? { sender_id: cfg.senderId } : {}),
+    });
     const what = 'Cast POST /api/v1/sms/send';
     let res: Response;
     let text: string;
@@ -164,7 +190,10 @@ export function createCastChannel(cfg: CastChannelConfig, deps: CastChannelDeps 
 
     if (status >= 200 && status < 300 && answer.success === true) {
       const id = typeof answer.message_id === 'string' && answer.message_id ? answer.message_id : undefined;
-      log.info({ messageId: msg.messageId, castMessageId: id, parts: answer.parts, replay, sandbox: answer.sandbox === true }, 'cast: accepted');
+      log.info(
+        { messageId: msg.messageId, castMessageId: id, parts: answer.parts, replay, sandbox: answer.sandbox === true },
+        'cast: accepted',
+      );
       // Cast acceptance is not delivery (CAST.md §8): report pending and let pollStatus settle it.
       return { outcome: 'accepted', ...(id ? { channelMessageId: id } : {}) };
     }
@@ -172,9 +201,13 @@ export function createCastChannel(cfg: CastChannelConfig, deps: CastChannelDeps 
     if (status === 429 || status === 408 || status >= 500) {
       const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
       log.warn({ messageId: msg.messageId, status, code, retryAfterMs }, 'cast: transient error');
-      throw new ChannelRetryableError(status === 429 ? 'rate_limited' : `http_${status}`, `${what}: HTTP ${status}${code ? ` ${code}` : ''}`, {
-        retryAfterMs,
-      });
+      throw new ChannelRetryableError(
+        status === 429 ? 'rate_limited' : `http_${status}`,
+        `${what}: HTTP ${status}${code ? ` ${code}` : ''}`,
+        {
+          retryAfterMs,
+        },
+      );
     }
     const error = castError(status, code, answer.error);
     log.warn({ messageId: msg.messageId, status, code: error.code, type: error.type }, 'cast: send rejected');
@@ -183,7 +216,14 @@ export function createCastChannel(cfg: CastChannelConfig, deps: CastChannelDeps 
 
   function castError(status: number, code: string | undefined, errorText: unknown): ChannelError {
     const c = code ?? `CAST_HTTP_${status}`;
-    const type: ChannelError['type'] = code && ACCOUNT_CODES.has(code) ? 'account' : code && VALIDATION_CODES.has(code) ? 'validation' : status === 401 || status === 402 || status === 403 ? 'account' : 'provider';
+    const type: ChannelError['type'] =
+      code && ACCOUNT_CODES.has(code)
+        ? 'account'
+        : code && VALIDATION_CODES.has(code)
+          ? 'validation'
+          : status === 401 || status === 402 || status === 403
+            ? 'account'
+            : 'provider';
     const detail = typeof errorText === 'string' && errorText.trim() ? redact(errorText) : `HTTP ${status}`;
     return { code: c, type, message: clip(`Cast rejected the SMS: ${detail}`) };
   }
@@ -212,9 +252,13 @@ export function createCastChannel(cfg: CastChannelConfig, deps: CastChannelDeps 
     }
     if (res.status !== 200 || answer.success !== true) {
       // Status lookups are idempotent reads; any other non-2xx is treated as transient (field experience, CAST.md §8).
-      throw new ChannelRetryableError(res.status === 429 ? 'rate_limited' : `http_${res.status}`, `${what}: HTTP ${res.status}`, {
-        retryAfterMs: parseRetryAfter(res.headers.get('retry-after')),
-      });
+      throw new ChannelRetryableError(
+        res.status === 429 ? 'rate_limited' : `http_${res.status}`,
+        `${what}: HTTP ${res.status}`,
+        {
+          retryAfterMs: parseRetryAfter(res.headers.get('retry-after')),
+        },
+      );
     }
     return mapCastStatus(channelMessageId, answer, log, redact);
   }
@@ -223,7 +267,8 @@ export function createCastChannel(cfg: CastChannelConfig, deps: CastChannelDeps 
     const auth = header(req.headers, 'authorization');
     const bearer = auth?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim();
     const presented = bearer ?? header(req.headers, 'x-api-key')?.trim();
-    if (!presented) return { ok: false, reason: 'missing credentials: send "Authorization: Bearer <key>" or "X-API-Key: <key>"' };
+    if (!presented)
+      return { ok: false, reason: 'missing credentials: send "Authorization: Bearer <key>" or "X-API-Key: <key>"' };
     // Compare fixed-length digests so neither content nor length leaks through timing.
     if (!timingSafeEqual(sha256(presented), inboundKeyDigest)) return { ok: false, reason: 'invalid inbound API key' };
     return { ok: true };
@@ -232,7 +277,10 @@ export function createCastChannel(cfg: CastChannelConfig, deps: CastChannelDeps 
   function parseInbound(req: InboundRequest): ParsedInbound {
     const raw = parseCastInboundBody(req);
     const what = 'Cast inbound';
-    const items = isRecord(raw) && 'messages' in raw ? parseWith(castBatchSchema, raw, what).messages : [parseWith(castItemSchema, raw, what)];
+    const items =
+      isRecord(raw) && 'messages' in raw
+        ? parseWith(castBatchSchema, raw, what).messages
+        : [parseWith(castItemSchema, raw, what)];
     const messages: InboundMessage[] = items.map((item, i) => {
       const from = senderE164(item.from);
       if (!from) {
@@ -271,7 +319,8 @@ function mapCastStatus(
       return { channelMessageId: id, status: 'delivered' };
     case 'undelivered':
     case 'failed': {
-      const why = typeof answer.error_message === 'string' && answer.error_message ? redact(answer.error_message) : undefined;
+      const why =
+        typeof answer.error_message === 'string' && answer.error_message ? redact(answer.error_message) : undefined;
       const message =
         status === 'failed'
           ? `Cast could not submit the SMS to the carrier${why ? `: ${why}` : ''}`
@@ -279,7 +328,11 @@ function mapCastStatus(
       return {
         channelMessageId: id,
         status: 'failed',
-        error: { code: dlr ?? (status === 'failed' ? 'FAILED' : 'UNDELIVERED'), type: 'provider', message: clip(message) },
+        error: {
+          code: dlr ?? (status === 'failed' ? 'FAILED' : 'UNDELIVERED'),
+          type: 'provider',
+          message: clip(message),
+        },
       };
     }
     default:
@@ -318,7 +371,8 @@ const castItemSchema = z
     const from = r.from ?? r.sender ?? r.msisdn;
     const text = r.message ?? r.text;
     if (!from) ctx.addIssue({ code: 'custom', path: ['from'], message: 'required (sender phone number)' });
-    if (text === undefined || text === '') ctx.addIssue({ code: 'custom', path: ['message'], message: 'required (non-empty SMS text)' });
+    if (text === undefined || text === '')
+      ctx.addIssue({ code: 'custom', path: ['message'], message: 'required (non-empty SMS text)' });
     const receivedAt = typeof r.received_at === 'number' ? new Date(r.received_at * 1000).toISOString() : r.received_at;
     return { from: from ?? '', to: r.to, text: text ?? '', id: r.message_id ?? r.id, receivedAt };
   });
@@ -337,7 +391,9 @@ function parseCastInboundBody(req: InboundRequest): unknown {
     return form;
   }
   if (ct && !ct.startsWith('application/json')) {
-    throw new ChannelInputError(`Cast inbound: unsupported content-type ${JSON.stringify(ct)} (use application/json or application/x-www-form-urlencoded)`);
+    throw new ChannelInputError(
+      `Cast inbound: unsupported content-type ${JSON.stringify(ct)} (use application/json or application/x-www-form-urlencoded)`,
+    );
   }
   const parsed = tryJson(text);
   if (parsed === undefined) throw new ChannelInputError('Cast inbound: body is not valid JSON');
@@ -360,6 +416,8 @@ function senderE164(from: string): string | undefined {
  */
 function derivedId(item: CastItem): string {
   if (!item.receivedAt) return `cast-in-${randomUUID()}`;
-  const h = createHash('sha256').update([item.from, item.to ?? '', item.text, item.receivedAt].join('\n')).digest('hex');
+  const h = createHash('sha256')
+    .update([item.from, item.to ?? '', item.text, item.receivedAt].join('\n'))
+    .digest('hex');
   return `cast-in-${h.slice(0, 32)}`;
 }

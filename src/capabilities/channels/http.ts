@@ -65,7 +65,10 @@ const messageEventSchema = z
     text: z.string().max(100_000).optional(),
     subject: z.string().max(1000).optional(),
     html: z.string().max(1_000_000).optional(),
-    attachments: z.array(z.url({ protocol: /^https?$/ })).max(20).default([]),
+    attachments: z
+      .array(z.url({ protocol: /^https?$/ }))
+      .max(20)
+      .default([]),
     channel: z.enum(['SMS', 'Email', 'Custom']).optional(),
     timestamp: z.iso.datetime({ offset: true }).optional(),
     conversationRef: z.string().min(1).max(256).optional(),
@@ -107,7 +110,10 @@ export function createHttpChannel(cfg: HttpChannelConfig, deps: HttpChannelDeps 
   function validateOutbound(msg: OutboundMessage): ValidateResult {
     const hasContent = Boolean(msg.message) || Boolean(msg.html) || msg.attachments.length > 0;
     if (!hasContent) {
-      return { ok: false, error: { code: 'EMPTY_MESSAGE', type: 'validation', message: 'message has no text, html or attachments' } };
+      return {
+        ok: false,
+        error: { code: 'EMPTY_MESSAGE', type: 'validation', message: 'message has no text, html or attachments' },
+      };
     }
     return { ok: true };
   }
@@ -161,7 +167,10 @@ export function createHttpChannel(cfg: HttpChannelConfig, deps: HttpChannelDeps 
       const declared = isRecord(answer) ? answer.status : undefined;
       const id = isRecord(answer) && typeof answer.id === 'string' && answer.id !== '' ? answer.id : undefined;
       if (declared !== undefined && declared !== 'delivered' && declared !== 'accepted') {
-        log.warn({ messageId: msg.messageId, status: declared }, 'http channel: unknown status in receiver answer; treating as accepted');
+        log.warn(
+          { messageId: msg.messageId, status: declared },
+          'http channel: unknown status in receiver answer; treating as accepted',
+        );
       }
       return { outcome: declared === 'delivered' ? 'delivered' : 'accepted', ...(id ? { channelMessageId: id } : {}) };
     }
@@ -175,7 +184,11 @@ export function createHttpChannel(cfg: HttpChannelConfig, deps: HttpChannelDeps 
     if (status >= 300 && status < 400) {
       return {
         outcome: 'failed',
-        error: { code: `HTTP_${status}`, type: 'account', message: `receiver answered with a redirect (HTTP ${status}); configure its final URL` },
+        error: {
+          code: `HTTP_${status}`,
+          type: 'account',
+          message: `receiver answered with a redirect (HTTP ${status}); configure its final URL`,
+        },
       };
     }
     const error = receiverError(status, text);
@@ -188,9 +201,14 @@ export function createHttpChannel(cfg: HttpChannelConfig, deps: HttpChannelDeps 
     const id = header(req.headers, 'webhook-id');
     const ts = header(req.headers, 'webhook-timestamp');
     const sig = header(req.headers, 'webhook-signature');
-    if (!id || !ts || !sig) return { ok: false, reason: 'missing webhook-id, webhook-timestamp or webhook-signature header' };
+    if (!id || !ts || !sig)
+      return { ok: false, reason: 'missing webhook-id, webhook-timestamp or webhook-signature header' };
     try {
-      verifier.verify(req.rawBody, { 'webhook-id': id, 'webhook-timestamp': ts, 'webhook-signature': sig }, { jsonParse: false });
+      verifier.verify(
+        req.rawBody,
+        { 'webhook-id': id, 'webhook-timestamp': ts, 'webhook-signature': sig },
+        { jsonParse: false },
+      );
       return { ok: true };
     } catch (err) {
       // The library's messages are fixed strings ("No matching signature found", "Message timestamp too old", …).
@@ -202,7 +220,8 @@ export function createHttpChannel(cfg: HttpChannelConfig, deps: HttpChannelDeps 
     const what = 'inbound event';
     const raw = parseJsonBody(req.rawBody, what);
     // Dispatch by shape ourselves: a zod union would report only "invalid input" for either branch.
-    const events = isRecord(raw) && 'events' in raw ? parseWith(batchSchema, raw, what).events : [parseWith(eventSchema, raw, what)];
+    const events =
+      isRecord(raw) && 'events' in raw ? parseWith(batchSchema, raw, what).events : [parseWith(eventSchema, raw, what)];
     const messages: InboundMessage[] = [];
     const receipts: DeliveryReceipt[] = [];
     for (const e of events) {
@@ -221,7 +240,12 @@ export function createHttpChannel(cfg: HttpChannelConfig, deps: HttpChannelDeps 
           contactId: e.contactId,
         });
       } else {
-        receipts.push({ ghlMessageId: e.messageId, channelMessageId: e.channelMessageId, status: e.status, error: e.error });
+        receipts.push({
+          ghlMessageId: e.messageId,
+          channelMessageId: e.channelMessageId,
+          status: e.status,
+          error: e.error,
+        });
       }
     }
     return { messages, receipts };

@@ -11,8 +11,19 @@ export * from './types.js';
 export * from './config.js';
 export { normalizeE164, castToE164, castToLocal, PhoneFormatError, type PhoneResult } from './phone.js';
 export { countSmsSegments, type SmsSegments } from './sms.js';
-export { loopbackInbox, LoopbackInbox, type LoopbackRecord, type LoopbackInboundContext, type LoopbackInboundHandler } from './loopback.js';
-export { HTTP_OUTBOUND_EVENT_TYPE, httpInboundBodySchema, type HttpOutboundPayload, type HttpInboundBody } from './http.js';
+export {
+  loopbackInbox,
+  LoopbackInbox,
+  type LoopbackRecord,
+  type LoopbackInboundContext,
+  type LoopbackInboundHandler,
+} from './loopback.js';
+export {
+  HTTP_OUTBOUND_EVENT_TYPE,
+  httpInboundBodySchema,
+  type HttpOutboundPayload,
+  type HttpInboundBody,
+} from './http.js';
 export type { ChannelLogger } from './util.js';
 
 export interface ChannelDeps {
@@ -40,6 +51,10 @@ export function createChannel(config: ChannelConfig | ChannelConfigInput, deps: 
     case 'cast':
       return createCastChannel(cfg, { logger: deps.logger, throttles: deps.throttles });
     case 'loopback':
-      return createLoopbackChannel(cfg, { logger: deps.logger, inbox: deps.loopbackInbox, onLoopbackInbound: deps.onLoopbackInbound });
+      return createLoopbackChannel(cfg, {
+        logger: deps.logger,
+        inbox: deps.loopbackInbox,
+        onLoopbackInbound: deps.onLoopbackInbound,
+      });
   }
 }

@@ -109,7 +109,11 @@ export function createLoopbackChannel(cfg: LoopbackChannelConfig, deps: Loopback
         receivedAt: new Date().toISOString(),
         contactId: msg.contactId,
       };
-      const ctx: LoopbackInboundContext = { locationId: msg.locationId, contactId: msg.contactId, inReplyTo: msg.messageId };
+      const ctx: LoopbackInboundContext = {
+        locationId: msg.locationId,
+        contactId: msg.contactId,
+        inReplyTo: msg.messageId,
+      };
       setImmediate(() => {
         Promise.resolve()
           .then(() => handler(reply, ctx))
@@ -118,7 +122,14 @@ export function createLoopbackChannel(cfg: LoopbackChannelConfig, deps: Loopback
     }
 
     if (cfg.receipt === 'failed') {
-      return { outcome: 'failed', error: { code: 'LOOPBACK_FAILED', type: 'provider', message: 'loopback channel is configured to fail every message' } };
+      return {
+        outcome: 'failed',
+        error: {
+          code: 'LOOPBACK_FAILED',
+          type: 'provider',
+          message: 'loopback channel is configured to fail every message',
+        },
+      };
     }
     if (cfg.receipt === 'pending') return { outcome: 'accepted', channelMessageId };
     return { outcome: 'delivered', channelMessageId };
@@ -130,7 +141,15 @@ export function createLoopbackChannel(cfg: LoopbackChannelConfig, deps: Loopback
     if (!rec) return null;
     if (rec.status === 'pending') inbox.setStatus(channelMessageId, 'delivered');
     if (rec.status === 'failed') {
-      return { channelMessageId, status: 'failed', error: { code: 'LOOPBACK_FAILED', type: 'provider', message: 'loopback channel is configured to fail every message' } };
+      return {
+        channelMessageId,
+        status: 'failed',
+        error: {
+          code: 'LOOPBACK_FAILED',
+          type: 'provider',
+          message: 'loopback channel is configured to fail every message',
+        },
+      };
     }
     return { channelMessageId, status: rec.status };
   }

@@ -28,7 +28,12 @@ export function countSmsSegments(text: string): SmsSegments {
     }
   }
   if (gsm) {
-    return { encoding: 'GSM-7', chars, units: septets, parts: septets === 0 ? 0 : septets <= 160 ? 1 : Math.ceil(septets / 153) };
+    return {
+      encoding: 'GSM-7',
+      chars,
+      units: septets,
+      parts: septets === 0 ? 0 : septets <= 160 ? 1 : Math.ceil(septets / 153),
+    };
   }
   const units = text.length; // UTF-16 code units: an emoji outside the BMP takes 2
   return { encoding: 'UCS-2', chars, units, parts: units <= 70 ? 1 : Math.ceil(units / 67) };

@@ -117,7 +117,10 @@ const json = (v: unknown) => sql<string>`${JSON.stringify(v)}::jsonb`;
 const errText = (e: unknown) => (e instanceof Error ? e.message : String(e)).slice(0, 500);
 
 /** Is this exported message an outbound, still-pending message of our provider? (Never another provider's.) */
-export function isOurPending(m: Pick<GhlMessage, 'direction' | 'status' | 'messageType'> & { conversationProviderId?: string }, providerId: string): 'SMS' | 'Email' | null {
+export function isOurPending(
+  m: Pick<GhlMessage, 'direction' | 'status' | 'messageType'> & { conversationProviderId?: string },
+  providerId: string,
+): 'SMS' | 'Email' | null {
   if (m.direction !== 'outbound' || m.status !== 'pending' || m.conversationProviderId !== providerId) return null;
   if (SMS_TYPES.has(m.messageType)) return 'SMS';
   if (EMAIL_TYPES.has(m.messageType)) return 'Email';
@@ -125,7 +128,10 @@ export function isOurPending(m: Pick<GhlMessage, 'direction' | 'status' | 'messa
 }
 
 /** Runs the catch-up for one location (or every installed location). Errors of one location do not stop the others. */
-export async function runCatchup(rt: CatchupRuntime, o: { locationId?: string | undefined; since?: Date | undefined; signal?: AbortSignal | undefined } = {}): Promise<CatchupResult[]> {
+export async function runCatchup(
+  rt: CatchupRuntime,
+  o: { locationId?: string | undefined; since?: Date | undefined; signal?: AbortSignal | undefined } = {},
+): Promise<CatchupResult[]> {
   const locations = o.locationId ? [o.locationId] : await rt.locations();
   const results: CatchupResult[] = [];
   for (const loc of locations) {
@@ -136,21 +142,36 @@ export async function runCatchup(rt: CatchupRuntime, o: { locationId?: string | 
 }
 
 async function providerIdOf(rt: CatchupRuntime, locationId: string): Promise<string | undefined> {
-  const ch = await rt.out.db.selectFrom('provider_channels').select('conversation_provider_id').where('location_id', '=', locationId).executeTakeFirst();
+  const ch = await rt.out.db
+    .selectFrom('provider_channels')
+    .select('conversation_provider_id')
+    .where('location_id', '=', locationId)
+    .executeTakeFirst();
   return ch?.conversation_provider_id ?? rt.conversationProviderId;
 }
 
-export async function catchupLocation(rt: CatchupRuntime, locationId: string, since: Date | undefined, signal: AbortSignal | undefined): Promise<CatchupResult> {
+export async function catchupLocation(
+  rt: CatchupRuntime,
+  locationId: string,
+  since: Date | undefined,
+  signal: AbortSignal | undefined,
+): Promise<CatchupResult> {
   const res: CatchupResult = { locationId, caughtUp: 0, confirmed: 0, expired: 0, calls: 0, checkpoints: {} };
   const providerId = await providerIdOf(rt, locationId);
   if (!providerId) {
-    res.error = 'no conversation provider id (GHL_CONVERSATION_PROVIDER_ID or the channel\'s conversationProviderId): cannot tell this provider\'s messages from others';
+    res.error =
+      "no conversation provider id (GHL_CONVERSATION_PROVIDER_ID or the channel's conversationProviderId): cannot tell this provider's messages from others";
     return res;
   }
   const { db } = rt.out;
   const contacts = new Map<string, { phone?: string; email?: string }>();
   for (const s of STREAMS) {
-    const stored = await db.selectFrom('provider_catchup').selectAll().where('location_id', '=', locationId).where('stream', '=', s.stream).executeTakeFirst();
+    const stored = await db
+      .selectFrom('provider_catchup')
+      .selectAll()
+      .where('location_id', '=', locationId)
+      .where('stream', '=', s.stream)
+      .executeTakeFirst();
     const start = since ?? stored?.checkpoint_at ?? new Date(Date.now() - rt.settings.maxAgeMs);
     let checkpoint = start.getTime();
     const before = { caughtUp: res.caughtUp, expired: res.expired, calls: res.calls };
@@ -199,7 +220,12 @@ export async function catchupLocation(rt: CatchupRuntime, locationId: string, si
     }
     await db
       .insertInto('provider_catchup')
-      .values({ location_id: locationId, stream: s.stream, checkpoint_at: new Date(checkpoint), last_run_at: new Date() })
+      .values({
+        location_id: locationId,
+        stream: s.stream,
+        checkpoint_at: new Date(checkpoint),
+        last_run_at: new Date(),
+      })
       .onConflict((oc) =>
         oc.columns(['location_id', 'stream']).doUpdateSet({
           checkpoint_at: sql`greatest(provider_catchup.checkpoint_at, excluded.checkpoint_at)`,
@@ -225,7 +251,11 @@ async function saveCheckpoint(rt: CatchupRuntime, locationId: string, stream: st
   await rt.out.db
     .insertInto('provider_catchup')
     .values({ location_id: locationId, stream, checkpoint_at: new Date(at) })
-    .onConflict((oc) => oc.columns(['location_id', 'stream']).doUpdateSet({ checkpoint_at: sql`greatest(provider_catchup.checkpoint_at, excluded.checkpoint_at)` }))
+    .onConflict((oc) =>
+      oc
+        .columns(['location_id', 'stream'])
+        .doUpdateSet({ checkpoint_at: sql`greatest(provider_catchup.checkpoint_at, excluded.checkpoint_at)` }),
+    )
     .execute();
 }
 
@@ -241,7 +271,11 @@ async function handle(
   signal: AbortSignal | undefined,
 ): Promise<void> {
   const { db } = rt.out;
-  const known = await db.selectFrom('provider_outbound').select(['state', 'contact_id']).where('message_id', '=', m.id).executeTakeFirst();
+  const known = await db
+    .selectFrom('provider_outbound')
+    .select(['state', 'contact_id'])
+    .where('message_id', '=', m.id)
+    .executeTakeFirst();
   if (known) {
     if (known.state !== 'awaiting_confirmation' || known.contact_id !== m.contactId) return;
     // An unsigned delivery waiting for its confirmation: this authenticated read of the same message confirms it.
@@ -263,14 +297,32 @@ async function handle(
     }
     return;
   }
-  const base = { message_id: m.id, location_id: locationId, contact_id: m.contactId, channel: kind, confirmed_by: 'catchup' };
+  const base = {
+    message_id: m.id,
+    location_id: locationId,
+    contact_id: m.contactId,
+    channel: kind,
+    confirmed_by: 'catchup',
+  };
   if (Date.now() - createdAt > rt.settings.maxAgeMs) {
     const minutes = Math.round(rt.settings.maxAgeMs / 60_000);
-    const error = { code: EXPIRED_CODE, type: 'provider', message: `not delivered to the provider in time: GHL did not deliver it to the bridge and it is older than ${minutes} min (PROVIDER_CATCHUP_MAX_AGE_MS), so it was not sent late` };
+    const error = {
+      code: EXPIRED_CODE,
+      type: 'provider',
+      message: `not delivered to the provider in time: GHL did not deliver it to the bridge and it is older than ${minutes} min (PROVIDER_CATCHUP_MAX_AGE_MS), so it was not sent late`,
+    };
     const inserted = await db.transaction().execute(async (trx) => {
       const row = await trx
         .insertInto('provider_outbound')
-        .values({ ...base, payload: json({ messageId: m.id, locationId, contactId: m.contactId, type: kind }), state: 'failed', status_target: 'failed', target_at: new Date(), error: json(error), last_error: error.message })
+        .values({
+          ...base,
+          payload: json({ messageId: m.id, locationId, contactId: m.contactId, type: kind }),
+          state: 'failed',
+          status_target: 'failed',
+          target_at: new Date(),
+          error: json(error),
+          last_error: error.message,
+        })
         .onConflict((oc) => oc.column('message_id').doNothing())
         .returning('message_id')
         .executeTakeFirst();
@@ -280,7 +332,10 @@ async function handle(
     if (inserted) {
       res.expired++;
       rt.metrics.messages.inc({ location: locationId, outcome: 'expired' });
-      rt.out.log.warn({ messageId: m.id, locationId, ageMs: Date.now() - createdAt }, 'missed provider message too old: reported failed, not sent');
+      rt.out.log.warn(
+        { messageId: m.id, locationId, ageMs: Date.now() - createdAt },
+        'missed provider message too old: reported failed, not sent',
+      );
       rt.out.notify();
     }
     return;
@@ -293,7 +348,11 @@ async function handle(
     try {
       res.calls++;
       rt.metrics.calls.inc({ location: locationId });
-      const r = (await rt.out.ghl().contacts.get(m.contactId, { installation: { locationId }, lane: 'bulk', ...(signal ? { signal } : {}) })) as { contact?: { phone?: string | null; email?: string | null } };
+      const r = (await rt.out
+        .ghl()
+        .contacts.get(m.contactId, { installation: { locationId }, lane: 'bulk', ...(signal ? { signal } : {}) })) as {
+        contact?: { phone?: string | null; email?: string | null };
+      };
       if (r.contact?.phone) c.phone = r.contact.phone;
       if (r.contact?.email) c.email = r.contact.email;
     } catch (e) {
@@ -304,8 +363,26 @@ async function handle(
   }
   const payload: Record<string, unknown> =
     kind === 'SMS'
-      ? { contactId: m.contactId, locationId, messageId: m.id, type: 'SMS', phone: c.phone ?? '', message: m.body ?? '', attachments: m.attachments ?? [], ...(m.userId ? { userId: m.userId } : {}) }
-      : { contactId: m.contactId, locationId, messageId: m.id, type: 'Email', emailTo: c.email ? [c.email] : [], html: m.body ?? '', attachments: m.attachments ?? [], ...(m.userId ? { userId: m.userId } : {}) };
+      ? {
+          contactId: m.contactId,
+          locationId,
+          messageId: m.id,
+          type: 'SMS',
+          phone: c.phone ?? '',
+          message: m.body ?? '',
+          attachments: m.attachments ?? [],
+          ...(m.userId ? { userId: m.userId } : {}),
+        }
+      : {
+          contactId: m.contactId,
+          locationId,
+          messageId: m.id,
+          type: 'Email',
+          emailTo: c.email ? [c.email] : [],
+          html: m.body ?? '',
+          attachments: m.attachments ?? [],
+          ...(m.userId ? { userId: m.userId } : {}),
+        };
   const inserted = await db.transaction().execute(async (trx) => {
     const row = await trx
       .insertInto('provider_outbound')
@@ -342,11 +419,20 @@ export async function catchupOverview(db: OutboundRuntime['db'], locationId?: st
 }
 
 const catchupBody = z
-  .object({ locationId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a GHL location id').optional(), since: z.iso.datetime({ offset: true, message: 'expected an ISO 8601 date-time' }).optional() })
+  .object({
+    locationId: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected a GHL location id')
+      .optional(),
+    since: z.iso.datetime({ offset: true, message: 'expected an ISO 8601 date-time' }).optional(),
+  })
   .strict();
 
 /** POST /admin/provider/catch-up {locationId?, since?} → {results}; GET /admin/provider/catch-up → last runs. */
-export async function registerCatchupAdminRoutes(app: FastifyInstance, o: { run: (locationId?: string, since?: Date) => Promise<CatchupResult[]>; overview: () => Promise<unknown> }): Promise<void> {
+export async function registerCatchupAdminRoutes(
+  app: FastifyInstance,
+  o: { run: (locationId?: string, since?: Date) => Promise<CatchupResult[]>; overview: () => Promise<unknown> },
+): Promise<void> {
   app.post('/admin/provider/catch-up', async (req) => {
     const b = parseOr400(catchupBody, req.body ?? {}, 'body');
     return { results: await o.run(b.locationId, b.since ? new Date(b.since) : undefined) };

@@ -61,11 +61,19 @@ export function parseChannelConfig(input: unknown): ChannelConfig {
  * Stores (insert or replace) the channel of a location. Secret fields are encrypted with the primary key of the
  * ring, bound to the location and field (AAD), so a value copied into another row does not decrypt.
  */
-export async function configureChannel(db: Db, ring: KeyRing, locationId: string, input: ChannelConfigInput | ChannelConfig, opts: ChannelOptions = {}): Promise<ChannelView> {
-  if (!locationId || !/^[A-Za-z0-9_-]{1,128}$/.test(locationId)) throw new ChannelValidationError('locationId must be 1–128 characters of [A-Za-z0-9_-]');
+export async function configureChannel(
+  db: Db,
+  ring: KeyRing,
+  locationId: string,
+  input: ChannelConfigInput | ChannelConfig,
+  opts: ChannelOptions = {},
+): Promise<ChannelView> {
+  if (!locationId || !/^[A-Za-z0-9_-]{1,128}$/.test(locationId))
+    throw new ChannelValidationError('locationId must be 1–128 characters of [A-Za-z0-9_-]');
   const cfg = parseChannelConfig(input);
   const region = (opts.defaultRegion ?? 'US').toUpperCase();
-  if (!REGION.test(region)) throw new ChannelValidationError('defaultRegion must be a two-letter ISO country code, e.g. US or PH');
+  if (!REGION.test(region))
+    throw new ChannelValidationError('defaultRegion must be a two-letter ISO country code, e.g. US or PH');
   const stored: Record<string, unknown> = { ...cfg };
   for (const f of CHANNEL_SECRET_FIELDS[cfg.kind] as readonly string[]) {
     const v = stored[f];
@@ -103,7 +111,9 @@ type Row = {
 };
 
 function open(ring: KeyRing, r: Row): StoredChannel {
-  const cfg: Record<string, unknown> = { ...(typeof r.config === 'string' ? (JSON.parse(r.config) as Record<string, unknown>) : r.config) };
+  const cfg: Record<string, unknown> = {
+    ...(typeof r.config === 'string' ? (JSON.parse(r.config) as Record<string, unknown>) : r.config),
+  };
   for (const f of CHANNEL_SECRET_FIELDS[r.kind] as readonly string[]) {
     const v = cfg[f];
     if (typeof v === 'string') cfg[f] = decrypt(ring, v, aad(r.location_id, f));
@@ -122,7 +132,11 @@ function open(ring: KeyRing, r: Row): StoredChannel {
 }
 
 export async function getChannel(db: Db, ring: KeyRing, locationId: string): Promise<StoredChannel | undefined> {
-  const r = await db.selectFrom('provider_channels').selectAll().where('location_id', '=', locationId).executeTakeFirst();
+  const r = await db
+    .selectFrom('provider_channels')
+    .selectAll()
+    .where('location_id', '=', locationId)
+    .executeTakeFirst();
   return r ? open(ring, r as unknown as Row) : undefined;
 }
 
@@ -168,7 +182,10 @@ export async function deleteChannel(db: Db, locationId: string): Promise<boolean
  * changes made through this process (admin API, service) invalidate the entry at once.
  */
 export class ChannelCache {
-  readonly #cache = new Map<string, { at: number; checkedAt: number; channel: StoredChannel; adapter: ChannelAdapter }>();
+  readonly #cache = new Map<
+    string,
+    { at: number; checkedAt: number; channel: StoredChannel; adapter: ChannelAdapter }
+  >();
   constructor(
     private readonly db: Db,
     private readonly ring: KeyRing,
@@ -184,7 +201,11 @@ export class ChannelCache {
     const hit = this.#cache.get(locationId);
     const now = Date.now();
     if (hit && now - hit.checkedAt < this.freshMs) return hit;
-    const r = await this.db.selectFrom('provider_channels').select(['updated_at']).where('location_id', '=', locationId).executeTakeFirst();
+    const r = await this.db
+      .selectFrom('provider_channels')
+      .select(['updated_at'])
+      .where('location_id', '=', locationId)
+      .executeTakeFirst();
     if (!r) {
       this.#cache.delete(locationId);
       return undefined;

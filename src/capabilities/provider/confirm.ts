@@ -73,14 +73,25 @@ const json = (v: unknown) => sql<string>`${JSON.stringify(v)}::jsonb`;
  * `awaiting_confirmation` together with its confirmation job; nothing is sent before it is confirmed. If the signed
  * OutboundMessage event came first, it is confirmed (and sent) right here.
  */
-export async function acceptUnconfirmed(cr: ConfirmRuntime, p: ProviderOutboundMessage, h: { signal: AbortSignal; log: Logger }): Promise<void> {
+export async function acceptUnconfirmed(
+  cr: ConfirmRuntime,
+  p: ProviderOutboundMessage,
+  h: { signal: AbortSignal; log: Logger },
+): Promise<void> {
   const { db } = cr.out;
   const s = cr.settings;
   const delay = s.mode === 'lookup' ? 0 : s.mode === 'event' ? s.timeoutMs : s.waitMs;
   const inserted = await db.transaction().execute(async (trx) => {
     const row = await trx
       .insertInto('provider_outbound')
-      .values({ message_id: p.messageId, location_id: p.locationId, contact_id: p.contactId, channel: p.type, payload: json(p), state: 'awaiting_confirmation' })
+      .values({
+        message_id: p.messageId,
+        location_id: p.locationId,
+        contact_id: p.contactId,
+        channel: p.type,
+        payload: json(p),
+        state: 'awaiting_confirmation',
+      })
       .onConflict((oc) => oc.column('message_id').doNothing())
       .returning('message_id')
       .executeTakeFirst();
@@ -89,7 +100,11 @@ export async function acceptUnconfirmed(cr: ConfirmRuntime, p: ProviderOutboundM
   });
   if (inserted) cr.out.notify();
   else {
-    const old = await db.selectFrom('provider_outbound').select('state').where('message_id', '=', p.messageId).executeTakeFirst();
+    const old = await db
+      .selectFrom('provider_outbound')
+      .select('state')
+      .where('message_id', '=', p.messageId)
+      .executeTakeFirst();
     // A redelivery or a re-run: sent, rejected or waiting already. A re-run after a crash between the
     // confirmation and the send finds it 'received': send it (same idempotency key) as relayOutbound would.
     if (old?.state === 'received' || old?.state === 'sending') {
@@ -108,8 +123,18 @@ export async function acceptUnconfirmed(cr: ConfirmRuntime, p: ProviderOutboundM
 }
 
 async function enqueueSend(cr: ConfirmRuntime, messageId: string, delayMs: number): Promise<void> {
-  const row = await cr.out.db.selectFrom('provider_outbound').select(['message_id', 'location_id', 'contact_id']).where('message_id', '=', messageId).executeTakeFirstOrThrow();
-  await enqueue(cr.out.db, sendJob({ messageId, locationId: row.location_id, contactId: row.contact_id }, delayMs > 0 ? new Date(Date.now() + delayMs) : undefined));
+  const row = await cr.out.db
+    .selectFrom('provider_outbound')
+    .select(['message_id', 'location_id', 'contact_id'])
+    .where('message_id', '=', messageId)
+    .executeTakeFirstOrThrow();
+  await enqueue(
+    cr.out.db,
+    sendJob(
+      { messageId, locationId: row.location_id, contactId: row.contact_id },
+      delayMs > 0 ? new Date(Date.now() + delayMs) : undefined,
+    ),
+  );
   cr.out.notify();
 }
 
@@ -117,7 +142,11 @@ async function enqueueSend(cr: ConfirmRuntime, messageId: string, delayMs: numbe
  * The signed OutboundMessage app event (dispatched through the webhook registry). Remembers it (a delivery may come
  * later), and confirms a waiting delivery of the same message whose location and contact match.
  */
-export async function onOutboundMessageEvent(cr: ConfirmRuntime, evt: { id: number; payload: Record<string, unknown> }, h: { signal: AbortSignal; log: Logger }): Promise<void> {
+export async function onOutboundMessageEvent(
+  cr: ConfirmRuntime,
+  evt: { id: number; payload: Record<string, unknown> },
+  h: { signal: AbortSignal; log: Logger },
+): Promise<void> {
   const log = h.log;
   const p = evt.payload;
   const messageId = typeof p.messageId === 'string' ? p.messageId : undefined;
@@ -136,8 +165,13 @@ export async function onOutboundMessageEvent(cr: ConfirmRuntime, evt: { id: numb
     .onConflict((oc) => oc.column('message_id').doNothing())
     .execute();
   // A re-run of this job after a crash between the confirmation and the send: the row is confirmed but unsent.
-  const now = await cr.out.db.selectFrom('provider_outbound').select(['state', 'confirmed_by']).where('message_id', '=', messageId).executeTakeFirst();
-  if (now?.confirmed_by === 'event' && (now.state === 'received' || now.state === 'sending')) return enqueueSend(cr, messageId, 0);
+  const now = await cr.out.db
+    .selectFrom('provider_outbound')
+    .select(['state', 'confirmed_by'])
+    .where('message_id', '=', messageId)
+    .executeTakeFirst();
+  if (now?.confirmed_by === 'event' && (now.state === 'received' || now.state === 'sending'))
+    return enqueueSend(cr, messageId, 0);
   // Confirmed here: send in this job (as the delivery's own job would), a queue hop less per message; retries and
   // crash recovery go through provider.send. Unconfirmed messages of a contact go out in confirmation order.
   if ((await confirmFromEvent(cr, messageId, log)) === 'confirmed') {
@@ -151,10 +185,18 @@ export async function onOutboundMessageEvent(cr: ConfirmRuntime, evt: { id: numb
  * its own row before calling this, so whichever runs second sees both; the state change is conditional, so exactly
  * one caller wins ('confirmed'), and only the winner sends.
  */
-async function confirmFromEvent(cr: ConfirmRuntime, messageId: string, log: Logger): Promise<'confirmed' | 'rejected' | 'none'> {
+async function confirmFromEvent(
+  cr: ConfirmRuntime,
+  messageId: string,
+  log: Logger,
+): Promise<'confirmed' | 'rejected' | 'none'> {
   const db = cr.out.db;
   const [row, ev] = await Promise.all([
-    db.selectFrom('provider_outbound').select(['state', 'location_id', 'contact_id']).where('message_id', '=', messageId).executeTakeFirst(),
+    db
+      .selectFrom('provider_outbound')
+      .select(['state', 'location_id', 'contact_id'])
+      .where('message_id', '=', messageId)
+      .executeTakeFirst(),
     db.selectFrom('provider_confirmations').selectAll().where('message_id', '=', messageId).executeTakeFirst(),
   ]);
   if (!row || !ev || row.state !== 'awaiting_confirmation') return 'none';
@@ -176,7 +218,13 @@ async function markConfirmed(cr: ConfirmRuntime, messageId: string, by: 'event' 
   return won;
 }
 
-async function reject(cr: ConfirmRuntime, messageId: string, reason: RejectReason, log: Logger, detail?: string): Promise<boolean> {
+async function reject(
+  cr: ConfirmRuntime,
+  messageId: string,
+  reason: RejectReason,
+  log: Logger,
+  detail?: string,
+): Promise<boolean> {
   const text = `${reason}: ${REASON_TEXT[reason]}${detail ? ` (${detail})` : ''}`.slice(0, 1000);
   const r = await cr.out.db
     .updateTable('provider_outbound')
@@ -201,10 +249,12 @@ export function compareWithGhl(
 ): { ok: true } | { ok: false; reason: RejectReason; detail?: string } {
   if (m.locationId !== row.location_id) return { ok: false, reason: 'other_location' };
   if (m.contactId !== row.contact_id) return { ok: false, reason: 'other_contact' };
-  if (m.direction !== 'outbound') return { ok: false, reason: 'not_outbound', detail: `direction ${String(m.direction)}` };
+  if (m.direction !== 'outbound')
+    return { ok: false, reason: 'not_outbound', detail: `direction ${String(m.direction)}` };
   const mt = String(m.messageType ?? '').toUpperCase();
   const want = row.channel === 'Email' ? 'EMAIL' : 'SMS';
-  if (!mt.includes(want)) return { ok: false, reason: 'type_mismatch', detail: `GHL ${mt || '(none)'}, delivery ${row.channel}` };
+  if (!mt.includes(want))
+    return { ok: false, reason: 'type_mismatch', detail: `GHL ${mt || '(none)'}, delivery ${row.channel}` };
   const body = norm(m.body);
   const candidates = row.channel === 'Email' ? [row.payload.html, row.payload.message] : [row.payload.message];
   if (!candidates.some((c) => norm(c) === body)) return { ok: false, reason: 'body_mismatch' };
@@ -223,7 +273,16 @@ export function confirmHandler(cr: ConfirmRuntime) {
     const messageId = job.payload.messageId;
     const row = await db
       .selectFrom('provider_outbound')
-      .select(['state', 'location_id', 'contact_id', 'channel', 'payload', 'confirm_lookups', 'received_at', 'confirmed_by'])
+      .select([
+        'state',
+        'location_id',
+        'contact_id',
+        'channel',
+        'payload',
+        'confirm_lookups',
+        'received_at',
+        'confirmed_by',
+      ])
       .where('message_id', '=', messageId)
       .executeTakeFirst();
     // A re-run after a crash between a lookup confirmation and queueing its send.
@@ -236,10 +295,16 @@ export function confirmHandler(cr: ConfirmRuntime) {
       await reject(cr, messageId, 'not_confirmed', h.log);
       return;
     }
-    await db.updateTable('provider_outbound').set({ confirm_lookups: sql`confirm_lookups + 1` }).where('message_id', '=', messageId).execute();
+    await db
+      .updateTable('provider_outbound')
+      .set({ confirm_lookups: sql`confirm_lookups + 1` })
+      .where('message_id', '=', messageId)
+      .execute();
     let m: GetMessageResponse;
     try {
-      m = await cr.out.ghl().messages.get(messageId, { installation: { locationId: row.location_id }, lane: 'live', signal: h.signal });
+      m = await cr.out
+        .ghl()
+        .messages.get(messageId, { installation: { locationId: row.location_id }, lane: 'live', signal: h.signal });
     } catch (e) {
       // Not an answer from GHL (shutdown, installation paused for re-authorization, not installed): the queue decides.
       if (h.signal.aborted || !(e instanceof GhlApiError)) throw e;
@@ -248,7 +313,13 @@ export function confirmHandler(cr: ConfirmRuntime) {
       const young = Date.now() - row.received_at.getTime() < cr.settings.notFoundGraceMs;
       if (definite && !(young && e.status !== 401 && e.status !== 403)) {
         cr.lookups.inc({ outcome: 'refused' });
-        await reject(cr, messageId, e.status === 401 || e.status === 403 ? 'other_location' : 'not_in_ghl', h.log, `HTTP ${e.status}`);
+        await reject(
+          cr,
+          messageId,
+          e.status === 401 || e.status === 403 ? 'other_location' : 'not_in_ghl',
+          h.log,
+          `HTTP ${e.status}`,
+        );
         return;
       }
       cr.lookups.inc({ outcome: 'transient' });
@@ -274,10 +345,20 @@ export async function listRejected(db: OutboundRuntime['db'], limit = 25) {
     .orderBy('updated_at', 'desc')
     .limit(limit)
     .execute();
-  return rows.map((r) => ({ messageId: r.message_id, locationId: r.location_id, contactId: r.contact_id, reason: r.rejected_reason, at: r.updated_at }));
+  return rows.map((r) => ({
+    messageId: r.message_id,
+    locationId: r.location_id,
+    contactId: r.contact_id,
+    reason: r.rejected_reason,
+    at: r.updated_at,
+  }));
 }
 
 export async function countAwaiting(db: OutboundRuntime['db']): Promise<number> {
-  const r = await db.selectFrom('provider_outbound').select(db.fn.countAll<number>().as('n')).where('state', '=', 'awaiting_confirmation').executeTakeFirst();
+  const r = await db
+    .selectFrom('provider_outbound')
+    .select(db.fn.countAll<number>().as('n'))
+    .where('state', '=', 'awaiting_confirmation')
+    .executeTakeFirst();
   return Number(r?.n ?? 0);
 }

@@ -64,7 +64,11 @@ export class DeliveryTokens {
     if (!any) {
       await this.db
         .insertInto('provider_delivery_tokens')
-        .values({ generation: 1, token_enc: encrypt(this.ring, newDeliveryToken(), aad(1)), key_id: this.ring.primaryId })
+        .values({
+          generation: 1,
+          token_enc: encrypt(this.ring, newDeliveryToken(), aad(1)),
+          key_id: this.ring.primaryId,
+        })
         .onConflict((oc) => oc.column('generation').doNothing())
         .execute();
     }
@@ -86,13 +90,22 @@ export class DeliveryTokens {
 
   async #read(): Promise<Loaded> {
     if (this.envTokens) {
-      const list = this.envTokens.split(',').map((t) => t.trim()).filter(Boolean);
+      const list = this.envTokens
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean);
       for (const t of list) registerSecret(t);
       return {
         current: list[0]!,
         digests: list.map(digest),
         source: 'env',
-        views: list.map((t, i) => ({ generation: i + 1, masked: maskToken(t), current: i === 0, createdAt: new Date(0), retireAt: null })),
+        views: list.map((t, i) => ({
+          generation: i + 1,
+          masked: maskToken(t),
+          current: i === 0,
+          createdAt: new Date(0),
+          retireAt: null,
+        })),
       };
     }
     const rows = await this.db
@@ -102,7 +115,10 @@ export class DeliveryTokens {
       .where((eb) => eb.or([eb('retire_at', 'is', null), eb('retire_at', '>', sql<Date>`now()`)]))
       .orderBy('generation', 'desc')
       .execute();
-    if (!rows.length) throw new Error('no provider delivery token is stored (ghl-bridge start creates one; or set PROVIDER_DELIVERY_TOKENS)');
+    if (!rows.length)
+      throw new Error(
+        'no provider delivery token is stored (ghl-bridge start creates one; or set PROVIDER_DELIVERY_TOKENS)',
+      );
     const tokens = rows.map((r) => {
       const t = decrypt(this.ring, r.token_enc, aad(r.generation));
       registerSecret(t);
@@ -112,7 +128,13 @@ export class DeliveryTokens {
       current: tokens[0]!,
       digests: tokens.map(digest),
       source: 'store',
-      views: rows.map((r, i) => ({ generation: r.generation, masked: maskToken(tokens[i]!), current: i === 0, createdAt: r.created_at, retireAt: r.retire_at })),
+      views: rows.map((r, i) => ({
+        generation: r.generation,
+        masked: maskToken(tokens[i]!),
+        current: i === 0,
+        createdAt: r.created_at,
+        retireAt: r.retire_at,
+      })),
     };
   }
 
@@ -140,18 +162,35 @@ export class DeliveryTokens {
    * retired at once with `retirePrevious`. Returns the new token.
    */
   async rotate(o: { overlapHours: number; retirePrevious?: boolean }): Promise<string> {
-    if (this.envTokens) throw new Error('PROVIDER_DELIVERY_TOKENS is set: rotate by editing it (new token first, old one after it, then remove the old one)');
+    if (this.envTokens)
+      throw new Error(
+        'PROVIDER_DELIVERY_TOKENS is set: rotate by editing it (new token first, old one after it, then remove the old one)',
+      );
     const token = newDeliveryToken();
     await this.db.transaction().execute(async (trx) => {
-      const max = await trx.selectFrom('provider_delivery_tokens').select(sql<number>`coalesce(max(generation), 0)`.as('g')).executeTakeFirst();
+      const max = await trx
+        .selectFrom('provider_delivery_tokens')
+        .select(sql<number>`coalesce(max(generation), 0)`.as('g'))
+        .executeTakeFirst();
       // Two rotations at the same moment: the second fails on the primary key instead of sharing a generation.
       const generation = Number(max?.g ?? 0) + 1;
-      await trx.insertInto('provider_delivery_tokens').values({ generation, token_enc: encrypt(this.ring, token, aad(generation)), key_id: this.ring.primaryId }).execute();
-      const others = trx.updateTable('provider_delivery_tokens').where('generation', '<', generation).where('retired_at', 'is', null);
+      await trx
+        .insertInto('provider_delivery_tokens')
+        .values({ generation, token_enc: encrypt(this.ring, token, aad(generation)), key_id: this.ring.primaryId })
+        .execute();
+      const others = trx
+        .updateTable('provider_delivery_tokens')
+        .where('generation', '<', generation)
+        .where('retired_at', 'is', null);
       if (o.retirePrevious) await others.set({ retired_at: sql`now()` }).execute();
       else if (o.overlapHours > 0)
         await others
-          .where((eb) => eb.or([eb('retire_at', 'is', null), eb('retire_at', '>', sql<Date>`now() + make_interval(hours => ${o.overlapHours})`)]))
+          .where((eb) =>
+            eb.or([
+              eb('retire_at', 'is', null),
+              eb('retire_at', '>', sql<Date>`now() + make_interval(hours => ${o.overlapHours})`),
+            ]),
+          )
           .set({ retire_at: sql`now() + make_interval(hours => ${o.overlapHours})` })
           .execute();
     });
@@ -163,7 +202,11 @@ export class DeliveryTokens {
   /** Refuses every token but the current one from now on. Returns how many were retired. */
   async retirePrevious(): Promise<number> {
     if (this.envTokens) throw new Error('PROVIDER_DELIVERY_TOKENS is set: remove the old token from it instead');
-    const top = await this.db.selectFrom('provider_delivery_tokens').select(sql<number>`max(generation)`.as('g')).where('retired_at', 'is', null).executeTakeFirst();
+    const top = await this.db
+      .selectFrom('provider_delivery_tokens')
+      .select(sql<number>`max(generation)`.as('g'))
+      .where('retired_at', 'is', null)
+      .executeTakeFirst();
     if (!top?.g) return 0;
     const r = await this.db
       .updateTable('provider_delivery_tokens')
@@ -183,7 +226,12 @@ export async function rotateDeliveryTokenKeys(db: Db, ring: KeyRing): Promise<nu
   for (const r of rows) {
     const again = reencrypt(ring, r.token_enc, aad(r.generation));
     if (!again) continue;
-    await db.updateTable('provider_delivery_tokens').set({ token_enc: again, key_id: ring.primaryId }).where('generation', '=', r.generation).where('token_enc', '=', r.token_enc).execute();
+    await db
+      .updateTable('provider_delivery_tokens')
+      .set({ token_enc: again, key_id: ring.primaryId })
+      .where('generation', '=', r.generation)
+      .where('token_enc', '=', r.token_enc)
+      .execute();
     n++;
   }
   return n;

@@ -53,7 +53,11 @@ const json = (v: unknown) => sql<string>`${JSON.stringify(v)}::jsonb`;
  * sender's contact and conversation: they run one at a time, so 20 simultaneous messages from an unknown number
  * create one contact.
  */
-export async function storeInbound(trx: DbOrTrx, locationId: string, items: Array<{ msg: InboundMessage; address: string }>): Promise<{ accepted: number; duplicates: number }> {
+export async function storeInbound(
+  trx: DbOrTrx,
+  locationId: string,
+  items: Array<{ msg: InboundMessage; address: string }>,
+): Promise<{ accepted: number; duplicates: number }> {
   let accepted = 0;
   for (const { msg, address } of items) {
     const ins = await trx
@@ -85,57 +89,93 @@ const UNAUTHORIZED = {
 export function registerInboundRoutes(app: FastifyInstance, rt: InboundRuntime): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-  app.post<{ Params: { locationId: string } }>(INBOUND_PATH, { schema: { params: locationIdParams } }, async (req, reply) => {
-    const { locationId } = req.params;
-    const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const ch = await rt.channels.get(locationId).catch((e: unknown) => {
-      req.log.error({ err: e, locationId }, 'channel config of the location cannot be opened');
-      return null;
-    });
-    if (ch === null) return reply.code(500).send({ ok: false, error: 'channel_config_unreadable', message: 'the channel configuration of this location cannot be read; nothing was stored, retry later' });
-    // A location without a channel answers exactly like bad credentials, so the endpoint does not reveal which
-    // locations have a channel; the precise reason is in the log.
-    const headers = req.headers as Record<string, string | string[] | undefined>;
-    const v = ch ? ch.adapter.verifyInbound({ headers, rawBody: raw }) : { ok: false as const, reason: 'no channel is configured for this location' };
-    if (!ch || !v.ok) {
-      req.log.info({ locationId, reason: v.ok ? undefined : v.reason }, 'inbound request not authenticated');
-      return reply.code(401).send(UNAUTHORIZED);
-    }
-    // Authenticated; now: do we act for this location? If not, refuse so the sender keeps the message and retries.
-    if (!ch.channel.enabled || !(await rt.isKnownLocation(locationId))) {
-      return reply
-        .code(503)
-        .header('retry-after', '300')
-        .send({ ok: false, error: 'location_not_installed', message: `ghl-bridge is not installed on location ${locationId} (or its channel is disabled); nothing was stored — retry later` });
-    }
-    let parsed;
-    try {
-      parsed = ch.adapter.parseInbound({ headers, rawBody: raw });
-    } catch (e) {
-      if (e instanceof ChannelInputError) return reply.code(400).send({ ok: false, error: 'invalid_body', message: e.message });
-      throw e;
-    }
-    const items: Array<{ msg: InboundMessage; address: string }> = [];
-    try {
-      for (const msg of parsed.messages) items.push({ msg, address: senderAddress(msg, ch.channel.defaultRegion) });
-    } catch (e) {
-      if (e instanceof InboundAddressError) return reply.code(400).send({ ok: false, error: 'invalid_body', message: e.message });
-      throw e;
-    }
-    let receipts = 0;
-    const res = await rt.db.transaction().execute(async (trx) => {
-      const r = await storeInbound(trx, locationId, items);
-      for (const rc of parsed.receipts) {
-        if (await applyStatus(trx, { locationId, ghlMessageId: rc.ghlMessageId, channelMessageId: rc.channelMessageId }, rc.status, rc.error)) receipts++;
+  app.post<{ Params: { locationId: string } }>(
+    INBOUND_PATH,
+    { schema: { params: locationIdParams } },
+    async (req, reply) => {
+      const { locationId } = req.params;
+      const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const ch = await rt.channels.get(locationId).catch((e: unknown) => {
+        req.log.error({ err: e, locationId }, 'channel config of the location cannot be opened');
+        return null;
+      });
+      if (ch === null)
+        return reply.code(500).send({
+          ok: false,
+          error: 'channel_config_unreadable',
+          message: 'the channel configuration of this location cannot be read; nothing was stored, retry later',
+        });
+      // A location without a channel answers exactly like bad credentials, so the endpoint does not reveal which
+      // locations have a channel; the precise reason is in the log.
+      const headers = req.headers as Record<string, string | string[] | undefined>;
+      const v = ch
+        ? ch.adapter.verifyInbound({ headers, rawBody: raw })
+        : { ok: false as const, reason: 'no channel is configured for this location' };
+      if (!ch || !v.ok) {
+        req.log.info({ locationId, reason: v.ok ? undefined : v.reason }, 'inbound request not authenticated');
+        return reply.code(401).send(UNAUTHORIZED);
       }
-      return r;
-    });
-    rt.notify();
-    return reply.code(202).send({ ok: true, accepted: res.accepted, duplicates: res.duplicates, receipts, unmatchedReceipts: parsed.receipts.length - receipts });
-  });
+      // Authenticated; now: do we act for this location? If not, refuse so the sender keeps the message and retries.
+      if (!ch.channel.enabled || !(await rt.isKnownLocation(locationId))) {
+        return reply
+          .code(503)
+          .header('retry-after', '300')
+          .send({
+            ok: false,
+            error: 'location_not_installed',
+            message: `ghl-bridge is not installed on location ${locationId} (or its channel is disabled); nothing was stored — retry later`,
+          });
+      }
+      let parsed;
+      try {
+        parsed = ch.adapter.parseInbound({ headers, rawBody: raw });
+      } catch (e) {
+        if (e instanceof ChannelInputError)
+          return reply.code(400).send({ ok: false, error: 'invalid_body', message: e.message });
+        throw e;
+      }
+      const items: Array<{ msg: InboundMessage; address: string }> = [];
+      try {
+        for (const msg of parsed.messages) items.push({ msg, address: senderAddress(msg, ch.channel.defaultRegion) });
+      } catch (e) {
+        if (e instanceof InboundAddressError)
+          return reply.code(400).send({ ok: false, error: 'invalid_body', message: e.message });
+        throw e;
+      }
+      let receipts = 0;
+      const res = await rt.db.transaction().execute(async (trx) => {
+        const r = await storeInbound(trx, locationId, items);
+        for (const rc of parsed.receipts) {
+          if (
+            await applyStatus(
+              trx,
+              { locationId, ghlMessageId: rc.ghlMessageId, channelMessageId: rc.channelMessageId },
+              rc.status,
+              rc.error,
+            )
+          )
+            receipts++;
+        }
+        return r;
+      });
+      rt.notify();
+      return reply.code(202).send({
+        ok: true,
+        accepted: res.accepted,
+        duplicates: res.duplicates,
+        receipts,
+        unmatchedReceipts: parsed.receipts.length - receipts,
+      });
+    },
+  );
 }
 
-async function findOrCreateConversation(ghl: GhlClient, locationId: string, contactId: string, signal: AbortSignal): Promise<string> {
+async function findOrCreateConversation(
+  ghl: GhlClient,
+  locationId: string,
+  contactId: string,
+  signal: AbortSignal,
+): Promise<string> {
   const opts = { installation: { locationId }, lane: 'live' as const, signal };
   const search = async () => {
     const r = await ghl.conversations.search({ locationId, contactId, limit: 1 }, opts);
@@ -175,7 +215,11 @@ export function inboundHandler(rt: InboundRuntime) {
     const loc = row.location_id;
     const ghl = rt.ghl();
     const opts = { installation: { locationId: loc }, lane: 'live' as const, signal: h.signal };
-    await db.updateTable('provider_inbound').set({ attempts: sql`attempts + 1`, updated_at: sql`now()` }).where('id', '=', row.id).execute();
+    await db
+      .updateTable('provider_inbound')
+      .set({ attempts: sql`attempts + 1`, updated_at: sql`now()` })
+      .where('id', '=', row.id)
+      .execute();
     let ch: StoredChannel | undefined;
     try {
       ch = (await rt.channels.get(loc))?.channel;
@@ -184,12 +228,19 @@ export function inboundHandler(rt: InboundRuntime) {
     }
 
     try {
-      let map = await db.selectFrom('provider_contacts').selectAll().where('location_id', '=', loc).where('address', '=', row.address).executeTakeFirst();
+      let map = await db
+        .selectFrom('provider_contacts')
+        .selectAll()
+        .where('location_id', '=', loc)
+        .where('address', '=', row.address)
+        .executeTakeFirst();
       let contactId = map?.contact_id;
       if (!contactId) {
         if (m.contactId) contactId = m.contactId;
         else {
-          const body = row.address.includes('@') ? { locationId: loc, email: row.address } : { locationId: loc, phone: row.address };
+          const body = row.address.includes('@')
+            ? { locationId: loc, email: row.address }
+            : { locationId: loc, phone: row.address };
           const r = await ghl.contacts.upsert({ ...body, source: 'ghl-bridge' }, opts);
           contactId = r.contact?.id;
           if (!contactId) throw new Error('contact upsert answered without a contact id');
@@ -197,19 +248,34 @@ export function inboundHandler(rt: InboundRuntime) {
         await db
           .insertInto('provider_contacts')
           .values({ location_id: loc, address: row.address, contact_id: contactId })
-          .onConflict((oc) => oc.columns(['location_id', 'address']).doUpdateSet({ contact_id: contactId!, conversation_id: null, updated_at: sql`now()` }))
+          .onConflict((oc) =>
+            oc
+              .columns(['location_id', 'address'])
+              .doUpdateSet({ contact_id: contactId!, conversation_id: null, updated_at: sql`now()` }),
+          )
           .execute();
         map = undefined;
       }
       let conversationId = map?.conversation_id ?? null;
       if (!conversationId) {
         conversationId = await findOrCreateConversation(ghl, loc, contactId, h.signal);
-        await db.updateTable('provider_contacts').set({ conversation_id: conversationId, updated_at: sql`now()` }).where('location_id', '=', loc).where('address', '=', row.address).execute();
+        await db
+          .updateTable('provider_contacts')
+          .set({ conversation_id: conversationId, updated_at: sql`now()` })
+          .where('location_id', '=', loc)
+          .where('address', '=', row.address)
+          .execute();
       }
 
       const providerId = ch?.conversationProviderId ?? rt.conversationProviderId;
       const type = m.channel === 'Email' && ch?.emailInboundType === 'Custom' ? 'Custom' : m.channel;
-      const body: InboundMessageBody = { type, conversationId, contactId, direction: 'inbound', attachments: m.attachments ?? [] };
+      const body: InboundMessageBody = {
+        type,
+        conversationId,
+        contactId,
+        direction: 'inbound',
+        attachments: m.attachments ?? [],
+      };
       if (providerId) body.conversationProviderId = providerId;
       if (m.text !== undefined) body.message = m.text;
       if (m.html !== undefined) body.html = m.html;
@@ -223,14 +289,25 @@ export function inboundHandler(rt: InboundRuntime) {
       } catch (e) {
         // A remembered conversation (or contact) deleted in GHL: forget the mapping and resolve again on retry.
         if (e instanceof GhlApiError && e.status === 400 && /conversation|contact/i.test(e.message) && map) {
-          await db.deleteFrom('provider_contacts').where('location_id', '=', loc).where('address', '=', row.address).execute();
+          await db
+            .deleteFrom('provider_contacts')
+            .where('location_id', '=', loc)
+            .where('address', '=', row.address)
+            .execute();
         }
         throw e;
       }
       const ghlMessageId = res.messageId ?? null;
       await db
         .updateTable('provider_inbound')
-        .set({ state: 'done', contact_id: contactId, conversation_id: conversationId, ghl_message_id: ghlMessageId, last_error: null, updated_at: sql`now()` })
+        .set({
+          state: 'done',
+          contact_id: contactId,
+          conversation_id: conversationId,
+          ghl_message_id: ghlMessageId,
+          last_error: null,
+          updated_at: sql`now()`,
+        })
         .where('id', '=', row.id)
         .execute();
     } catch (e) {

@@ -12,29 +12,94 @@
 import { EventEmitter } from 'node:events';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { AppContext, BridgeModule } from '../../app.js';
-import { loopbackInbox as defaultInbox, type ChannelConfig, type ChannelConfigInput, type LoopbackInbox } from '../channels/index.js';
+import {
+  loopbackInbox as defaultInbox,
+  type ChannelConfig,
+  type ChannelConfigInput,
+  type LoopbackInbox,
+} from '../channels/index.js';
 import { loadKeyRing } from '../../infra/crypto/keyring.js';
 import { PermanentJobError } from '../../infra/queue/index.js';
 import { URL_TOKEN_SIGNATURE, webhooksService, type ProviderOutboundMessage } from '../../platform/webhooks/index.js';
-import { acceptUnconfirmed, confirmHandler, countAwaiting, JOB_CONFIRM, listRejected, onOutboundMessageEvent, type ConfirmationSettings, type ConfirmRuntime } from './confirm.js';
+import {
+  acceptUnconfirmed,
+  confirmHandler,
+  countAwaiting,
+  JOB_CONFIRM,
+  listRejected,
+  onOutboundMessageEvent,
+  type ConfirmationSettings,
+  type ConfirmRuntime,
+} from './confirm.js';
 import { deliveryUrl, DeliveryTokens, maskToken } from './delivery-tokens.js';
 import { registerChannelAdminRoutes } from './admin.js';
-import { ChannelCache, configureChannel, deleteChannel, getChannelView, listChannels, type ChannelOptions, type ChannelView } from './channels.js';
+import {
+  ChannelCache,
+  configureChannel,
+  deleteChannel,
+  getChannelView,
+  listChannels,
+  type ChannelOptions,
+  type ChannelView,
+} from './channels.js';
 import { inboundHandler, registerInboundRoutes, storeInbound, JOB_INBOUND, type InboundRuntime } from './inbound.js';
 import { pruneMessages } from './retention.js';
-import { JOB_POLL, JOB_SEND, JOB_STATUS, pollHandler, relayOutbound, sendHandler, statusHandler, type OutboundRuntime, type ProviderSettings, type RelayEvents } from './outbound.js';
+import {
+  JOB_POLL,
+  JOB_SEND,
+  JOB_STATUS,
+  pollHandler,
+  relayOutbound,
+  sendHandler,
+  statusHandler,
+  type OutboundRuntime,
+  type ProviderSettings,
+  type RelayEvents,
+} from './outbound.js';
 import { orderingKeys } from '../../platform/keys.js';
 import { providerConfirmationMigration, providerMigration } from './migration.js';
-import { catchupOverview, providerCatchupMigration, registerCatchupAdminRoutes, runCatchup, type CatchupResult, type CatchupRuntime, type CatchupSettings } from './catchup.js';
+import {
+  catchupOverview,
+  providerCatchupMigration,
+  registerCatchupAdminRoutes,
+  runCatchup,
+  type CatchupResult,
+  type CatchupRuntime,
+  type CatchupSettings,
+} from './catchup.js';
 
-export { configureChannel, deleteChannel, getChannel, getChannelView, listChannels, parseChannelConfig, ChannelValidationError, type ChannelOptions, type ChannelView, type StoredChannel } from './channels.js';
+export {
+  configureChannel,
+  deleteChannel,
+  getChannel,
+  getChannelView,
+  listChannels,
+  parseChannelConfig,
+  ChannelValidationError,
+  type ChannelOptions,
+  type ChannelView,
+  type StoredChannel,
+} from './channels.js';
 export { JOB_INBOUND, INBOUND_PATH, senderAddress } from './inbound.js';
 export { JOB_POLL, JOB_SEND, JOB_STATUS, mergeStatus, type ProviderSettings, type RelayEvents } from './outbound.js';
 export { providerConfirmationMigration, providerMigration } from './migration.js';
 export { JOB_CONFIRM, compareWithGhl, type ConfirmationMode, type ConfirmationSettings } from './confirm.js';
-export { DeliveryTokens, deliveryUrl, maskToken, newDeliveryToken, rotateDeliveryTokenKeys, PROVIDER_TOKEN_PATH } from './delivery-tokens.js';
+export {
+  DeliveryTokens,
+  deliveryUrl,
+  maskToken,
+  newDeliveryToken,
+  rotateDeliveryTokenKeys,
+  PROVIDER_TOKEN_PATH,
+} from './delivery-tokens.js';
 export { pruneMessages } from './retention.js';
-export { EXPIRED_CODE, isOurPending, providerCatchupMigration, type CatchupResult, type CatchupSettings } from './catchup.js';
+export {
+  EXPIRED_CODE,
+  isOurPending,
+  providerCatchupMigration,
+  type CatchupResult,
+  type CatchupSettings,
+} from './catchup.js';
 export type { GhlStatus, OutboundState } from './tables.js';
 
 export interface ProviderModuleOptions {
@@ -51,7 +116,11 @@ export interface ProviderModuleOptions {
 }
 
 export interface ProviderService {
-  configureChannel(locationId: string, config: ChannelConfigInput | ChannelConfig, opts?: ChannelOptions): Promise<ChannelView>;
+  configureChannel(
+    locationId: string,
+    config: ChannelConfigInput | ChannelConfig,
+    opts?: ChannelOptions,
+  ): Promise<ChannelView>;
   getChannel(locationId: string): Promise<ChannelView | undefined>;
   listChannels(): Promise<ChannelView[]>;
   deleteChannel(locationId: string): Promise<boolean>;
@@ -65,9 +134,17 @@ export interface ProviderService {
   maskedDeliveryUrl(): Promise<string>;
   tokens: DeliveryTokens;
   /** Unsigned deliveries refused by confirmation (latest first) and how many wait. */
-  confirmationOverview(): Promise<{ mode: string; awaiting: number; rejected: Awaited<ReturnType<typeof listRejected>> }>;
+  confirmationOverview(): Promise<{
+    mode: string;
+    awaiting: number;
+    rejected: Awaited<ReturnType<typeof listRejected>>;
+  }>;
   /** Reads GHL's recent messages and relays this provider's outbound messages GHL never delivered (catchup.ts). */
-  catchUp(o?: { locationId?: string | undefined; since?: Date | undefined; signal?: AbortSignal | undefined }): Promise<CatchupResult[]>;
+  catchUp(o?: {
+    locationId?: string | undefined;
+    since?: Date | undefined;
+    signal?: AbortSignal | undefined;
+  }): Promise<CatchupResult[]>;
   /** Last catch-up per location and stream. */
   catchupOverview(locationId?: string): ReturnType<typeof catchupOverview>;
 }
@@ -87,12 +164,19 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
 
   return {
     name: 'provider',
-    migrations: { '0004_provider': providerMigration, '0005_provider_confirmation': providerConfirmationMigration, '0006_provider_catchup': providerCatchupMigration },
+    migrations: {
+      '0004_provider': providerMigration,
+      '0005_provider_confirmation': providerConfirmationMigration,
+      '0006_provider_catchup': providerCatchupMigration,
+    },
     async init(ctx: AppContext) {
       const c = ctx.config;
       const log = ctx.log.child({ component: 'provider' });
       const keyRing = loadKeyRing(c, log);
-      if (c.DATA_RETENTION_DAYS > 0) ctx.maintain('prune finished messages', 3600_000, (signal) => pruneMessages(ctx.db, c.DATA_RETENTION_DAYS, 5000, signal));
+      if (c.DATA_RETENTION_DAYS > 0)
+        ctx.maintain('prune finished messages', 3600_000, (signal) =>
+          pruneMessages(ctx.db, c.DATA_RETENTION_DAYS, 5000, signal),
+        );
       const inbox = opts.loopbackInbox ?? defaultInbox;
       const ghl = () => {
         // Looked up when a job calls GHL: a bridge without the installations module still stores and relays locally.
@@ -104,7 +188,9 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         loopbackInbox: inbox,
         // A loopback auto-reply is an inbound message from the contact: store it and let provider.inbound add it to GHL.
         onLoopbackInbound: async (msg) => {
-          await ctx.db.transaction().execute((trx) => storeInbound(trx, locationId, [{ msg, address: `contact:${msg.contactId ?? ''}` }]));
+          await ctx.db
+            .transaction()
+            .execute((trx) => storeInbound(trx, locationId, [{ msg, address: `contact:${msg.contactId ?? ''}` }]));
           notify();
         },
       }));
@@ -125,7 +211,10 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
         registers: [ctx.metrics.registry],
       });
-      events.on('send', (e) => e.attempt === 1 && relay.observe({ leg: 'outbound' }, Math.max(0, e.at - e.receivedAt) / 1000));
+      events.on(
+        'send',
+        (e) => e.attempt === 1 && relay.observe({ leg: 'outbound' }, Math.max(0, e.at - e.receivedAt) / 1000),
+      );
       events.on('status', (e) => relay.observe({ leg: 'status' }, Math.max(0, e.at - e.since) / 1000));
 
       outbound = { db: ctx.db, log, ghl, channels, settings, events, notify };
@@ -138,7 +227,12 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
           notFoundGraceMs: 30_000,
           ...opts.confirmation,
         },
-        confirmed: new Counter({ name: 'ghl_bridge_provider_confirmed_total', help: 'Unsigned deliveries confirmed, by how (event, lookup)', labelNames: ['by'], registers: [ctx.metrics.registry] }),
+        confirmed: new Counter({
+          name: 'ghl_bridge_provider_confirmed_total',
+          help: 'Unsigned deliveries confirmed, by how (event, lookup)',
+          labelNames: ['by'],
+          registers: [ctx.metrics.registry],
+        }),
         rejected: new Counter({
           name: 'ghl_bridge_provider_rejected_total',
           help: 'Unsigned deliveries that failed confirmation and were not sent, by reason',
@@ -160,7 +254,15 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         const known = ctx.services.find('knownLocations');
         return known ? known.isKnownLocation(locationId, null) : false;
       };
-      inbound = { db: ctx.db, log, ghl, channels, conversationProviderId: opts.conversationProviderId ?? c.GHL_CONVERSATION_PROVIDER_ID, isKnownLocation, notify };
+      inbound = {
+        db: ctx.db,
+        log,
+        ghl,
+        channels,
+        conversationProviderId: opts.conversationProviderId ?? c.GHL_CONVERSATION_PROVIDER_ID,
+        isKnownLocation,
+        notify,
+      };
 
       const webhooks = webhooksService(ctx);
       webhooks.on<ProviderOutboundMessage>(
@@ -170,19 +272,37 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
           // event replayed late) may have been sent already with its record gone: never send it blindly.
           const days = c.DATA_RETENTION_DAYS;
           if (days > 0 && Date.now() - evt.receivedAt.getTime() > days * 86_400_000) {
-            const known = await ctx.db.selectFrom('provider_outbound').select('message_id').where('message_id', '=', evt.payload.messageId).executeTakeFirst();
-            if (!known) throw new PermanentJobError(`not sent: the message is older than DATA_RETENTION_DAYS (${days}) and its send record may have been pruned, so sending could repeat it`);
+            const known = await ctx.db
+              .selectFrom('provider_outbound')
+              .select('message_id')
+              .where('message_id', '=', evt.payload.messageId)
+              .executeTakeFirst();
+            if (!known)
+              throw new PermanentJobError(
+                `not sent: the message is older than DATA_RETENTION_DAYS (${days}) and its send record may have been pruned, so sending could repeat it`,
+              );
           }
-          if (evt.signature === URL_TOKEN_SIGNATURE && confirm.settings.mode !== 'none') return acceptUnconfirmed(confirm, evt.payload, h);
-          await relayOutbound(outbound!, evt.payload, h, evt.signature === URL_TOKEN_SIGNATURE ? 'unconfirmed' : 'signature');
+          if (evt.signature === URL_TOKEN_SIGNATURE && confirm.settings.mode !== 'none')
+            return acceptUnconfirmed(confirm, evt.payload, h);
+          await relayOutbound(
+            outbound!,
+            evt.payload,
+            h,
+            evt.signature === URL_TOKEN_SIGNATURE ? 'unconfirmed' : 'signature',
+          );
         },
         {
           name: 'provider.outbound',
-          orderingKey: (e) => (e.locationId && typeof e.payload.contactId === 'string' ? orderingKeys.contact(e.locationId, e.payload.contactId) : null),
+          orderingKey: (e) =>
+            e.locationId && typeof e.payload.contactId === 'string'
+              ? orderingKeys.contact(e.locationId, e.payload.contactId)
+              : null,
         },
       );
       // The signed app event that confirms unsigned deliveries (it may come before or after the delivery).
-      webhooks.on('OutboundMessage', (evt, h) => onOutboundMessageEvent(confirm, evt, h), { name: 'provider.confirm-event' });
+      webhooks.on('OutboundMessage', (evt, h) => onOutboundMessageEvent(confirm, evt, h), {
+        name: 'provider.confirm-event',
+      });
       ctx.queue.register(JOB_SEND, sendHandler(outbound));
       // Status and poll jobs mostly wait inside the handler for a GHL rate-limit slot: they run in
       // slots of their own, so waiting never delays outbound sends or inbound messages.
@@ -194,14 +314,26 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
 
       catchup = {
         out: outbound,
-        settings: { maxAgeMs: c.PROVIDER_CATCHUP_MAX_AGE_MS, settleMs: c.PROVIDER_CATCHUP_SETTLE_MS, pageLimit: 500, maxPages: 100, ...opts.catchup },
+        settings: {
+          maxAgeMs: c.PROVIDER_CATCHUP_MAX_AGE_MS,
+          settleMs: c.PROVIDER_CATCHUP_SETTLE_MS,
+          pageLimit: 500,
+          maxPages: 100,
+          ...opts.catchup,
+        },
         conversationProviderId: opts.conversationProviderId ?? c.GHL_CONVERSATION_PROVIDER_ID,
         // Locations with an active installation or an enabled channel.
         locations: async () => {
           const svc = ctx.services.find('installations');
           const installed = svc ? (await svc.list({ status: 'active' })).map((i) => i.locationId) : [];
-          const channels = await ctx.db.selectFrom('provider_channels').select('location_id').where('enabled', '=', true).execute();
-          return [...new Set([...installed, ...channels.map((r) => r.location_id)].filter((x): x is string => !!x))].sort();
+          const channels = await ctx.db
+            .selectFrom('provider_channels')
+            .select('location_id')
+            .where('enabled', '=', true)
+            .execute();
+          return [
+            ...new Set([...installed, ...channels.map((r) => r.location_id)].filter((x): x is string => !!x)),
+          ].sort();
         },
         metrics: {
           messages: new Counter({
@@ -216,18 +348,35 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
             labelNames: ['location'],
             registers: [ctx.metrics.registry],
           }),
-          calls: new Counter({ name: 'ghl_bridge_provider_catchup_api_calls_total', help: 'GHL API calls made by catch-up (export pages, contact reads), by location', labelNames: ['location'], registers: [ctx.metrics.registry] }),
+          calls: new Counter({
+            name: 'ghl_bridge_provider_catchup_api_calls_total',
+            help: 'GHL API calls made by catch-up (export pages, contact reads), by location',
+            labelNames: ['location'],
+            registers: [ctx.metrics.registry],
+          }),
         },
       };
       const cu: CatchupRuntime = catchup;
       // At start-up (the window since the last checkpoint: downtime), then every PROVIDER_CATCHUP_INTERVAL_MS.
-      ctx.maintain('provider catch-up', c.PROVIDER_CATCHUP_INTERVAL_MS > 0 ? c.PROVIDER_CATCHUP_INTERVAL_MS : 2_147_000_000, async (signal) => {
-        const results = await runCatchup(cu, { signal });
-        for (const r of results) {
-          if (r.error) log.warn({ locationId: r.locationId, err: r.error }, 'catch-up incomplete; the next run continues from the checkpoint');
-          if (r.caughtUp || r.expired || r.confirmed) log.info({ locationId: r.locationId, caughtUp: r.caughtUp, expired: r.expired, confirmed: r.confirmed }, 'caught up on provider messages GHL never delivered');
-        }
-      });
+      ctx.maintain(
+        'provider catch-up',
+        c.PROVIDER_CATCHUP_INTERVAL_MS > 0 ? c.PROVIDER_CATCHUP_INTERVAL_MS : 2_147_000_000,
+        async (signal) => {
+          const results = await runCatchup(cu, { signal });
+          for (const r of results) {
+            if (r.error)
+              log.warn(
+                { locationId: r.locationId, err: r.error },
+                'catch-up incomplete; the next run continues from the checkpoint',
+              );
+            if (r.caughtUp || r.expired || r.confirmed)
+              log.info(
+                { locationId: r.locationId, caughtUp: r.caughtUp, expired: r.expired, confirmed: r.confirmed },
+                'caught up on provider messages GHL never delivered',
+              );
+          }
+        },
+      );
 
       const inboundUrl = (locationId: string) => `${c.publicUrl}/channels/${encodeURIComponent(locationId)}/inbound`;
       const service: ProviderService = {
@@ -251,7 +400,11 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         maskedDeliveryUrl: async () => deliveryUrl(c.publicUrl, maskToken(await tokens!.current())),
         catchUp: (o = {}) => runCatchup(cu, o),
         catchupOverview: (locationId) => catchupOverview(ctx.db, locationId),
-        confirmationOverview: async () => ({ mode: confirm.settings.mode, awaiting: await countAwaiting(ctx.db), rejected: await listRejected(ctx.db) }),
+        confirmationOverview: async () => ({
+          mode: confirm.settings.mode,
+          awaiting: await countAwaiting(ctx.db),
+          rejected: await listRejected(ctx.db),
+        }),
       };
       ctx.services.provide('provider', service);
     },
@@ -263,7 +416,10 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       // Through the service: its configure/delete also drop this process's cached adapter for the location.
       const service = ctx.services.get('provider');
       await registerChannelAdminRoutes(admin, { service });
-      await registerCatchupAdminRoutes(admin, { run: (locationId, since) => service.catchUp({ locationId, since }), overview: () => service.catchupOverview() });
+      await registerCatchupAdminRoutes(admin, {
+        run: (locationId, since) => service.catchUp({ locationId, since }),
+        overview: () => service.catchupOverview(),
+      });
     },
   };
 }

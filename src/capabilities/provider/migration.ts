@@ -43,8 +43,12 @@ export const providerMigration: Migration = {
         reported_at timestamptz,
         updated_at timestamptz not null default now()
       )`.execute(db);
-    await sql`create index provider_outbound_channel_id on provider_outbound (location_id, channel_message_id) where channel_message_id is not null`.execute(db);
-    await sql`create index provider_outbound_open on provider_outbound (state, updated_at) where state not in ('done', 'failed')`.execute(db);
+    await sql`create index provider_outbound_channel_id on provider_outbound (location_id, channel_message_id) where channel_message_id is not null`.execute(
+      db,
+    );
+    await sql`create index provider_outbound_open on provider_outbound (state, updated_at) where state not in ('done', 'failed')`.execute(
+      db,
+    );
 
     // Inbound messages, deduped on the channel's own id per location.
     await sql`
@@ -78,7 +82,8 @@ export const providerMigration: Migration = {
       )`.execute(db);
   },
   async down(db: Kysely<unknown>) {
-    for (const t of ['provider_contacts', 'provider_inbound', 'provider_outbound', 'provider_channels']) await sql`drop table if exists ${sql.table(t)}`.execute(db);
+    for (const t of ['provider_contacts', 'provider_inbound', 'provider_outbound', 'provider_channels'])
+      await sql`drop table if exists ${sql.table(t)}`.execute(db);
   },
 };
 
@@ -112,7 +117,9 @@ export const providerConfirmationMigration: Migration = {
     await sql`create index provider_confirmations_received on provider_confirmations (received_at)`.execute(db);
     await sql`alter table provider_outbound drop constraint provider_outbound_state_check`.execute(db);
     await sql`alter table provider_outbound add constraint provider_outbound_state_check
-      check (state in ('awaiting_confirmation', 'rejected', 'received', 'sending', 'sent', 'status_pending', 'done', 'failed'))`.execute(db);
+      check (state in ('awaiting_confirmation', 'rejected', 'received', 'sending', 'sent', 'status_pending', 'done', 'failed'))`.execute(
+      db,
+    );
     // How the delivery was authenticated: signature | event | lookup | unconfirmed (PROVIDER_CONFIRMATION=none).
     await sql`alter table provider_outbound add column confirmed_by text`.execute(db);
     await sql`alter table provider_outbound add column rejected_reason text`.execute(db);
@@ -121,8 +128,11 @@ export const providerConfirmationMigration: Migration = {
   async down(db: Kysely<unknown>) {
     await sql`delete from provider_outbound where state in ('awaiting_confirmation', 'rejected')`.execute(db);
     await sql`alter table provider_outbound drop constraint provider_outbound_state_check`.execute(db);
-    await sql`alter table provider_outbound add constraint provider_outbound_state_check check (state in ('received', 'sending', 'sent', 'status_pending', 'done', 'failed'))`.execute(db);
-    for (const c of ['confirmed_by', 'rejected_reason', 'confirm_lookups']) await sql`alter table provider_outbound drop column ${sql.ref(c)}`.execute(db);
+    await sql`alter table provider_outbound add constraint provider_outbound_state_check check (state in ('received', 'sending', 'sent', 'status_pending', 'done', 'failed'))`.execute(
+      db,
+    );
+    for (const c of ['confirmed_by', 'rejected_reason', 'confirm_lookups'])
+      await sql`alter table provider_outbound drop column ${sql.ref(c)}`.execute(db);
     await sql`drop table provider_confirmations`.execute(db);
     await sql`drop table provider_delivery_tokens`.execute(db);
   },

@@ -14,7 +14,18 @@ import { GhlApiError } from '../../platform/ghl/errors.js';
 import type { GhlClient } from '../../platform/ghl/client.js';
 import type { Logger } from '../../infra/log/logger.js';
 import { prepared } from '../../infra/db/prepared.js';
-import { backoffDelay, enqueue, enqueueFromSql, jobsNotifySql, PermanentJobError, PRIORITY, RetryLaterError, type DbOrTrx, type Job, type NewJob } from '../../infra/queue/index.js';
+import {
+  backoffDelay,
+  enqueue,
+  enqueueFromSql,
+  jobsNotifySql,
+  PermanentJobError,
+  PRIORITY,
+  RetryLaterError,
+  type DbOrTrx,
+  type Job,
+  type NewJob,
+} from '../../infra/queue/index.js';
 import type { HandlerContext } from '../../infra/queue/worker.js';
 import type { ProviderOutboundMessage } from '../../platform/webhooks/index.js';
 import type { ChannelCache } from './channels.js';
@@ -107,17 +118,36 @@ export async function relayOutbound(
   const { db } = rt;
   // The channel first, so the row is inserted already marked `sending` (one statement instead of three).
   const ch = await usableChannel(rt, p.locationId);
-  const values = { message_id: p.messageId, location_id: p.locationId, contact_id: p.contactId, channel: p.type, payload: json(p), confirmed_by: confirmedBy };
+  const values = {
+    message_id: p.messageId,
+    location_id: p.locationId,
+    contact_id: p.contactId,
+    channel: p.type,
+    payload: json(p),
+    confirmed_by: confirmedBy,
+  };
   const row = await db
     .insertInto('provider_outbound')
-    .values(ch.ok ? { ...values, state: 'sending', attempts: 1, channel_kind: ch.adapter.kind, send_started_at: sql`now()` } : values)
+    .values(
+      ch.ok
+        ? { ...values, state: 'sending', attempts: 1, channel_kind: ch.adapter.kind, send_started_at: sql`now()` }
+        : values,
+    )
     .onConflict((oc) => oc.column('message_id').doNothing())
     .returning(['message_id', 'location_id', 'received_at', 'attempts'])
     .executeTakeFirst();
   if (!row) {
-    const old = await db.selectFrom('provider_outbound').select(['state', 'location_id', 'contact_id']).where('message_id', '=', p.messageId).executeTakeFirst();
+    const old = await db
+      .selectFrom('provider_outbound')
+      .select(['state', 'location_id', 'contact_id'])
+      .where('message_id', '=', p.messageId)
+      .executeTakeFirst();
     if (old && (old.state === 'received' || old.state === 'sending')) {
-      if ((await enqueue(db, sendJob({ messageId: p.messageId, locationId: old.location_id, contactId: old.contact_id }))).length) rt.notify();
+      if (
+        (await enqueue(db, sendJob({ messageId: p.messageId, locationId: old.location_id, contactId: old.contact_id })))
+          .length
+      )
+        rt.notify();
     }
     return;
   }
@@ -137,14 +167,30 @@ async function usableChannel(rt: OutboundRuntime, locationId: string): Promise<U
   try {
     ch = await rt.channels.get(locationId);
   } catch (e) {
-    return { ok: false, failure: { outcome: 'failed', error: { code: 'CHANNEL_CONFIG_INVALID', type: 'account', message: `the channel configured for this location cannot be used: ${errText(e)}` } } };
+    return {
+      ok: false,
+      failure: {
+        outcome: 'failed',
+        error: {
+          code: 'CHANNEL_CONFIG_INVALID',
+          type: 'account',
+          message: `the channel configured for this location cannot be used: ${errText(e)}`,
+        },
+      },
+    };
   }
   if (ch?.channel.enabled) return { ok: true, adapter: ch.adapter };
   return {
     ok: false,
     failure: {
       outcome: 'failed',
-      error: { code: 'CHANNEL_NOT_CONFIGURED', type: 'account', message: ch ? 'the channel of this location is disabled in ghl-bridge' : 'no channel is configured for this location in ghl-bridge' },
+      error: {
+        code: 'CHANNEL_NOT_CONFIGURED',
+        type: 'account',
+        message: ch
+          ? 'the channel of this location is disabled in ghl-bridge'
+          : 'no channel is configured for this location in ghl-bridge',
+      },
     },
   };
 }
@@ -152,7 +198,11 @@ async function usableChannel(rt: OutboundRuntime, locationId: string): Promise<U
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
 
 export function toOutboundMessage(p: Record<string, unknown>): OutboundMessage {
-  const emailTo = Array.isArray(p.emailTo) ? p.emailTo.filter((x): x is string => typeof x === 'string') : str(p.emailTo) ? [p.emailTo as string] : undefined;
+  const emailTo = Array.isArray(p.emailTo)
+    ? p.emailTo.filter((x): x is string => typeof x === 'string')
+    : str(p.emailTo)
+      ? [p.emailTo as string]
+      : undefined;
   const att = Array.isArray(p.attachments) ? p.attachments.filter((x): x is string => typeof x === 'string') : [];
   const m: OutboundMessage = {
     messageId: p.messageId as string,
@@ -161,7 +211,15 @@ export function toOutboundMessage(p: Record<string, unknown>): OutboundMessage {
     channel: p.type === 'Email' ? 'Email' : 'SMS',
     attachments: att,
   };
-  const opt = { phone: str(p.phone), message: typeof p.message === 'string' ? p.message : undefined, subject: str(p.subject), html: str(p.html), emailFrom: str(p.emailFrom), replyToAltId: str(p.replyToAltId), userId: str(p.userId) };
+  const opt = {
+    phone: str(p.phone),
+    message: typeof p.message === 'string' ? p.message : undefined,
+    subject: str(p.subject),
+    html: str(p.html),
+    emailFrom: str(p.emailFrom),
+    replyToAltId: str(p.replyToAltId),
+    userId: str(p.userId),
+  };
   for (const k of Object.keys(opt) as Array<keyof typeof opt>) {
     const v = opt[k];
     if (v !== undefined) m[k] = v;
@@ -173,7 +231,14 @@ export function toOutboundMessage(p: Record<string, unknown>): OutboundMessage {
 export function statusJob(messageId: string, locationId: string): NewJob {
   // One ordering key per message: its status jobs run one at a time, and a refusal-window retry never holds up
   // other messages of the contact.
-  return { kind: JOB_STATUS, payload: { messageId }, orderingKey: orderingKeys.messageStatus(messageId), scope: locationKey(locationId), priority: PRIORITY.live, maxAttempts: 20 };
+  return {
+    kind: JOB_STATUS,
+    payload: { messageId },
+    orderingKey: orderingKeys.messageStatus(messageId),
+    scope: locationKey(locationId),
+    priority: PRIORITY.live,
+    maxAttempts: 20,
+  };
 }
 
 /**
@@ -186,7 +251,10 @@ export async function applyStatus(
   status: GhlStatus,
   error?: ChannelError,
 ): Promise<boolean> {
-  let q = trx.selectFrom('provider_outbound').select(['message_id', 'status_target', 'location_id']).where('location_id', '=', sel.locationId);
+  let q = trx
+    .selectFrom('provider_outbound')
+    .select(['message_id', 'status_target', 'location_id'])
+    .where('location_id', '=', sel.locationId);
   if (sel.ghlMessageId) q = q.where('message_id', '=', sel.ghlMessageId);
   else if (sel.channelMessageId) q = q.where('channel_message_id', '=', sel.channelMessageId);
   else return false;
@@ -196,7 +264,18 @@ export async function applyStatus(
   if (!merged) return true;
   await trx
     .updateTable('provider_outbound')
-    .set({ status_target: merged, target_at: sql`now()`, updated_at: sql`now()`, ...(merged === 'failed' ? { error: json(error ?? { code: 'FAILED', type: 'provider', message: 'the channel reported the message as failed' }) } : {}) })
+    .set({
+      status_target: merged,
+      target_at: sql`now()`,
+      updated_at: sql`now()`,
+      ...(merged === 'failed'
+        ? {
+            error: json(
+              error ?? { code: 'FAILED', type: 'provider', message: 'the channel reported the message as failed' },
+            ),
+          }
+        : {}),
+    })
     .where('message_id', '=', row.message_id)
     .execute();
   await enqueue(trx, statusJob(row.message_id, row.location_id));
@@ -220,12 +299,23 @@ export function sendHandler(rt: OutboundRuntime) {
   };
 }
 
-type SendRow = Pick<Selectable<ProviderOutboundTable>, 'message_id' | 'location_id' | 'received_at' | 'attempts'> & { payload: Record<string, unknown> };
+type SendRow = Pick<Selectable<ProviderOutboundTable>, 'message_id' | 'location_id' | 'received_at' | 'attempts'> & {
+  payload: Record<string, unknown>;
+};
 
 /** One send attempt of an unsent message. Returns when to try again, or null when the outcome is recorded. */
-export async function sendOnce(rt: OutboundRuntime, messageId: string, signal: AbortSignal, log: Logger): Promise<{ delayMs: number; reason: string } | null> {
+export async function sendOnce(
+  rt: OutboundRuntime,
+  messageId: string,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<{ delayMs: number; reason: string } | null> {
   const { db } = rt;
-  const row = await db.selectFrom('provider_outbound').selectAll().where('message_id', '=', messageId).executeTakeFirst();
+  const row = await db
+    .selectFrom('provider_outbound')
+    .selectAll()
+    .where('message_id', '=', messageId)
+    .executeTakeFirst();
   if (!row || (row.state !== 'received' && row.state !== 'sending')) return null;
   const ch = await usableChannel(rt, row.location_id);
   if (!ch.ok) {
@@ -234,7 +324,13 @@ export async function sendOnce(rt: OutboundRuntime, messageId: string, signal: A
   }
   const marked = await db
     .updateTable('provider_outbound')
-    .set({ state: 'sending', attempts: sql`attempts + 1`, channel_kind: ch.adapter.kind, send_started_at: sql`coalesce(send_started_at, now())`, updated_at: sql`now()` })
+    .set({
+      state: 'sending',
+      attempts: sql`attempts + 1`,
+      channel_kind: ch.adapter.kind,
+      send_started_at: sql`coalesce(send_started_at, now())`,
+      updated_at: sql`now()`,
+    })
     .where('message_id', '=', row.message_id)
     .where('state', 'in', ['received', 'sending'])
     .returningAll()
@@ -247,10 +343,22 @@ export async function sendOnce(rt: OutboundRuntime, messageId: string, signal: A
  * Calls the adapter for a row already marked `sending` (durably, before this call; `attempts` counts this attempt)
  * and records the outcome. Returns when to try again, or null when the outcome is recorded.
  */
-async function sendRow(rt: OutboundRuntime, row: SendRow, ch: { adapter: ChannelAdapter }, signal: AbortSignal, baseLog: Logger): Promise<{ delayMs: number; reason: string } | null> {
+async function sendRow(
+  rt: OutboundRuntime,
+  row: SendRow,
+  ch: { adapter: ChannelAdapter },
+  signal: AbortSignal,
+  baseLog: Logger,
+): Promise<{ delayMs: number; reason: string } | null> {
   const attempt = row.attempts;
   const log = baseLog.child({ messageId: row.message_id, locationId: row.location_id });
-  rt.events.emit('send', { messageId: row.message_id, locationId: row.location_id, receivedAt: row.received_at.getTime(), at: Date.now(), attempt });
+  rt.events.emit('send', {
+    messageId: row.message_id,
+    locationId: row.location_id,
+    receivedAt: row.received_at.getTime(),
+    at: Date.now(),
+    attempt,
+  });
   const msg = toOutboundMessage(row.payload);
   let result: SendResult;
   try {
@@ -263,21 +371,39 @@ async function sendRow(rt: OutboundRuntime, row: SendRow, ch: { adapter: Channel
       result = { outcome: 'failed', error: { code: 'CHANNEL_CONFIG', type: 'account', message: reason } };
     } else if (attempt >= rt.settings.sendMaxAttempts) {
       const code = retryable ? `CHANNEL_${e.reason.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}` : 'CHANNEL_ERROR';
-      result = { outcome: 'failed', error: { code, type: 'provider', message: `not delivered after ${attempt} attempts: ${reason}` } };
+      result = {
+        outcome: 'failed',
+        error: { code, type: 'provider', message: `not delivered after ${attempt} attempts: ${reason}` },
+      };
     } else {
-      await rt.db.updateTable('provider_outbound').set({ last_error: reason, updated_at: sql`now()` }).where('message_id', '=', row.message_id).execute();
-      const delay = retryable && e.retryAfterMs !== undefined ? Math.max(e.retryAfterMs, 10) : backoff(rt.settings.retryBaseMs, attempt);
+      await rt.db
+        .updateTable('provider_outbound')
+        .set({ last_error: reason, updated_at: sql`now()` })
+        .where('message_id', '=', row.message_id)
+        .execute();
+      const delay =
+        retryable && e.retryAfterMs !== undefined
+          ? Math.max(e.retryAfterMs, 10)
+          : backoff(rt.settings.retryBaseMs, attempt);
       log.warn({ attempt, delayMs: delay, err: reason }, 'channel send failed; retrying');
       return { delayMs: delay, reason: `channel send attempt ${attempt} failed: ${reason}` };
     }
   }
-  if (result.outcome === 'failed') log.warn({ code: result.error.code, type: result.error.type }, 'channel refused the message');
+  if (result.outcome === 'failed')
+    log.warn({ code: result.error.code, type: result.error.type }, 'channel refused the message');
   await finishSend(rt, row.message_id, row.location_id, result, ch.adapter.pollStatus !== undefined);
   return null;
 }
 
-async function finishSend(rt: OutboundRuntime, messageId: string, locationId: string, result: SendResult, pollable: boolean): Promise<void> {
-  const target: GhlStatus = result.outcome === 'delivered' ? 'delivered' : result.outcome === 'accepted' ? 'pending' : 'failed';
+async function finishSend(
+  rt: OutboundRuntime,
+  messageId: string,
+  locationId: string,
+  result: SendResult,
+  pollable: boolean,
+): Promise<void> {
+  const target: GhlStatus =
+    result.outcome === 'delivered' ? 'delivered' : result.outcome === 'accepted' ? 'pending' : 'failed';
   const channelMessageId = result.outcome === 'failed' ? null : (result.channelMessageId ?? null);
   const error = result.outcome === 'failed' ? JSON.stringify(result.error) : null;
   const poll: NewJob = {
@@ -320,40 +446,86 @@ export function statusHandler(rt: OutboundRuntime) {
     for (let round = 0; round < 5; round++) {
       const row = await db
         .selectFrom('provider_outbound')
-        .select(['message_id', 'location_id', 'status_target', 'ghl_status', 'error', 'target_at', 'updated_at', 'received_at', 'status_attempts'])
+        .select([
+          'message_id',
+          'location_id',
+          'status_target',
+          'ghl_status',
+          'error',
+          'target_at',
+          'updated_at',
+          'received_at',
+          'status_attempts',
+        ])
         .where('message_id', '=', job.payload.messageId)
         .executeTakeFirst();
       if (!row?.status_target) return;
       const target = row.status_target;
       if (!mergeStatus(row.ghl_status, target)) return;
       const body: { status: GhlStatus; error?: ChannelError } = { status: target };
-      if (target === 'failed') body.error = (row.error as ChannelError | null) ?? { code: 'FAILED', type: 'provider', message: 'not delivered' };
-      rt.events.emit('status', { messageId: row.message_id, status: target, since: (row.target_at ?? row.updated_at).getTime(), at: Date.now() });
+      if (target === 'failed')
+        body.error = (row.error as ChannelError | null) ?? {
+          code: 'FAILED',
+          type: 'provider',
+          message: 'not delivered',
+        };
+      rt.events.emit('status', {
+        messageId: row.message_id,
+        status: target,
+        since: (row.target_at ?? row.updated_at).getTime(),
+        at: Date.now(),
+      });
       try {
-        await rt.ghl().messages.updateStatus(row.message_id, body, { installation: { locationId: row.location_id }, lane: 'live', signal: h.signal });
+        await rt.ghl().messages.updateStatus(row.message_id, body, {
+          installation: { locationId: row.location_id },
+          lane: 'live',
+          signal: h.signal,
+        });
       } catch (e) {
         if (!(e instanceof GhlApiError) || h.signal.aborted) throw e;
         const reason = errText(e);
         if (e.status === 400 && /cannot update message status/i.test(e.message)) {
           // GHL already holds a status we may not move away from: nothing more to report.
-          await db.updateTable('provider_outbound').set({ state: stateFor(target), last_error: reason, updated_at: sql`now()` }).where('message_id', '=', row.message_id).execute();
-          h.log.warn({ messageId: row.message_id, status: target, err: reason }, 'GHL refused the status transition; keeping its status');
+          await db
+            .updateTable('provider_outbound')
+            .set({ state: stateFor(target), last_error: reason, updated_at: sql`now()` })
+            .where('message_id', '=', row.message_id)
+            .execute();
+          h.log.warn(
+            { messageId: row.message_id, status: target, err: reason },
+            'GHL refused the status transition; keeping its status',
+          );
           return;
         }
         const n = row.status_attempts + 1;
-        await db.updateTable('provider_outbound').set({ status_attempts: n, last_error: reason, updated_at: sql`now()` }).where('message_id', '=', row.message_id).execute();
+        await db
+          .updateTable('provider_outbound')
+          .set({ status_attempts: n, last_error: reason, updated_at: sql`now()` })
+          .where('message_id', '=', row.message_id)
+          .execute();
         if (e.status === 400) {
           if (Date.now() - row.received_at.getTime() < rt.settings.statusRefusalMaxMs) {
-            throw new RetryLaterError(Math.min(250 * 2 ** Math.min(n, 10), 10_000), `GHL refused the status update (attempt ${n}); retrying: ${reason}`);
+            throw new RetryLaterError(
+              Math.min(250 * 2 ** Math.min(n, 10), 10_000),
+              `GHL refused the status update (attempt ${n}); retrying: ${reason}`,
+            );
           }
-          throw new PermanentJobError(`GHL refused the status update for ${Math.round(rt.settings.statusRefusalMaxMs / 1000)} s: ${reason}`);
+          throw new PermanentJobError(
+            `GHL refused the status update for ${Math.round(rt.settings.statusRefusalMaxMs / 1000)} s: ${reason}`,
+          );
         }
         if (e.status === 404 || e.status === 403) throw new PermanentJobError(reason);
         throw e;
       }
       const after = await db
         .updateTable('provider_outbound')
-        .set({ ghl_status: target, state: stateFor(target), reported_at: sql`now()`, updated_at: sql`now()`, last_error: null })
+        .set({
+          ghl_status: target,
+          state: stateFor(target),
+          reported_at: sql`now()`,
+          updated_at: sql`now()`,
+          last_error: null,
+        })
         .where('message_id', '=', row.message_id)
         .returning('status_target')
         .executeTakeFirst();
@@ -372,10 +544,18 @@ export function statusHandler(rt: OutboundRuntime) {
 export function pollHandler(rt: OutboundRuntime) {
   return async (job: Job<{ messageId: string }>, h: HandlerContext): Promise<void> => {
     const { db } = rt;
-    const row = await db.selectFrom('provider_outbound').selectAll().where('message_id', '=', job.payload.messageId).executeTakeFirst();
+    const row = await db
+      .selectFrom('provider_outbound')
+      .selectAll()
+      .where('message_id', '=', job.payload.messageId)
+      .executeTakeFirst();
     if (!row?.channel_message_id || (row.status_target && row.status_target !== 'pending')) return;
     const giveUp = async (why: string) => {
-      await db.updateTable('provider_outbound').set({ last_error: why, updated_at: sql`now()` }).where('message_id', '=', row.message_id).execute();
+      await db
+        .updateTable('provider_outbound')
+        .set({ last_error: why, updated_at: sql`now()` })
+        .where('message_id', '=', row.message_id)
+        .execute();
       h.log.warn({ messageId: row.message_id, why }, 'stopped polling the channel for a delivery status');
     };
     const ch = await rt.channels.get(row.location_id).catch(() => undefined);
@@ -394,16 +574,27 @@ export function pollHandler(rt: OutboundRuntime) {
       if (h.signal.aborted) throw e;
       const d = again();
       if (d === false) return giveUp(`delivery unconfirmed: status polling failed until giving up: ${errText(e)}`);
-      throw new RetryLaterError(e instanceof ChannelRetryableError && e.retryAfterMs !== undefined ? e.retryAfterMs : d, `status poll failed: ${errText(e)}`);
+      throw new RetryLaterError(
+        e instanceof ChannelRetryableError && e.retryAfterMs !== undefined ? e.retryAfterMs : d,
+        `status poll failed: ${errText(e)}`,
+      );
     }
     if (!receipt) return giveUp('delivery unknown: the channel does not know this message');
     if (receipt.status === 'pending') {
       const d = again();
-      if (d === false) return giveUp(`delivery unconfirmed ${Math.round(rt.settings.pollGiveUpMs / 60_000)} min after sending; left pending in GHL`);
+      if (d === false)
+        return giveUp(
+          `delivery unconfirmed ${Math.round(rt.settings.pollGiveUpMs / 60_000)} min after sending; left pending in GHL`,
+        );
       throw new RetryLaterError(d, 'still pending at the channel');
     }
     await db.transaction().execute(async (trx) => {
-      await applyStatus(trx, { locationId: row.location_id, ghlMessageId: row.message_id }, receiptStatus(receipt), receipt.error);
+      await applyStatus(
+        trx,
+        { locationId: row.location_id, ghlMessageId: row.message_id },
+        receiptStatus(receipt),
+        receipt.error,
+      );
     });
     rt.notify();
   };

@@ -10,24 +10,38 @@ import './tables.js';
  * posted to GHL. Inbound messages that could not be posted ('failed') are kept: they are customer
  * messages GHL never received, for a person to look at. The sender → contact map is kept too.
  */
-export async function pruneMessages(db: Db, olderThanDays: number, batch = 5000, signal?: AbortSignal): Promise<number> {
+export async function pruneMessages(
+  db: Db,
+  olderThanDays: number,
+  batch = 5000,
+  signal?: AbortSignal,
+): Promise<number> {
   const cutoff = sql`now() - make_interval(days => ${olderThanDays})`;
   // Conditions repeated outside the sub-select and SKIP LOCKED: see pruneEvents (a late receipt may be moving a row).
   const finishedOut = sql`state in ('done', 'failed', 'rejected') and updated_at < ${cutoff}`;
-  const outbound = await deleteInBatches(db, batch, (limit) => sql`
+  const outbound = await deleteInBatches(
+    db,
+    batch,
+    (limit) => sql`
     delete from provider_outbound where ${finishedOut} and message_id in (
       select message_id from provider_outbound where ${finishedOut} limit ${limit} for update skip locked)`,
     signal,
   );
   const finishedIn = sql`state = 'done' and updated_at < ${cutoff}`;
-  const inbound = await deleteInBatches(db, batch, (limit) => sql`
+  const inbound = await deleteInBatches(
+    db,
+    batch,
+    (limit) => sql`
     delete from provider_inbound where ${finishedIn} and id in (
       select id from provider_inbound where ${finishedIn} limit ${limit} for update skip locked)`,
     signal,
   );
   // OutboundMessage events kept to confirm unsigned deliveries: a delivery comes within seconds of its event.
   const oldConfirmation = sql`received_at < ${cutoff}`;
-  const confirmations = await deleteInBatches(db, batch, (limit) => sql`
+  const confirmations = await deleteInBatches(
+    db,
+    batch,
+    (limit) => sql`
     delete from provider_confirmations where ${oldConfirmation} and message_id in (
       select message_id from provider_confirmations where ${oldConfirmation} limit ${limit} for update skip locked)`,
     signal,

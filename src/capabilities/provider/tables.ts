@@ -1,7 +1,8 @@
 import type { ColumnType, Generated } from 'kysely';
 import type { ChannelError } from '../channels/index.js';
 
-export type OutboundState = 'awaiting_confirmation' | 'rejected' | 'received' | 'sending' | 'sent' | 'status_pending' | 'done' | 'failed';
+export type OutboundState =
+  'awaiting_confirmation' | 'rejected' | 'received' | 'sending' | 'sent' | 'status_pending' | 'done' | 'failed';
 export type GhlStatus = 'pending' | 'delivered' | 'read' | 'failed';
 type Json<T> = ColumnType<T, string, string>;
 

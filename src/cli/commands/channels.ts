@@ -3,7 +3,15 @@ import { loadKeyRing } from '../../infra/crypto/keyring.js';
 import { createLogger } from '../../infra/log/logger.js';
 import { migrateToLatest } from '../../infra/db/migrations/index.js';
 import { allMigrations } from '../../modules.js';
-import { ChannelValidationError, configureChannel, parseChannelConfig, deleteChannel, getChannelView, listChannels, type ChannelView } from '../../capabilities/provider/index.js';
+import {
+  ChannelValidationError,
+  configureChannel,
+  parseChannelConfig,
+  deleteChannel,
+  getChannelView,
+  listChannels,
+  type ChannelView,
+} from '../../capabilities/provider/index.js';
 import { configOrExit, fail, openStore } from '../common.js';
 
 interface SetOptions {
@@ -33,11 +41,38 @@ function buildConfig(o: SetOptions): Record<string, unknown> {
   const pick = (x: Record<string, unknown>) => Object.fromEntries(Object.entries(x).filter(([, v]) => v !== undefined));
   switch (o.kind) {
     case 'http':
-      return pick({ kind: 'http', url: o.url, signingSecret: o.signingSecret, inboundSecret: o.inboundSecret, timeoutMs: num(o.timeoutMs), defaultInboundChannel: o.defaultInboundChannel });
+      return pick({
+        kind: 'http',
+        url: o.url,
+        signingSecret: o.signingSecret,
+        inboundSecret: o.inboundSecret,
+        timeoutMs: num(o.timeoutMs),
+        defaultInboundChannel: o.defaultInboundChannel,
+      });
     case 'cast':
-      return pick({ kind: 'cast', apiKey: o.apiKey, baseUrl: o.baseUrl, senderId: o.senderId, inboundApiKey: o.inboundApiKey, maxLength: num(o.maxLength), numberFormat: o.numberFormat, timeoutMs: num(o.timeoutMs) });
+      return pick({
+        kind: 'cast',
+        apiKey: o.apiKey,
+        baseUrl: o.baseUrl,
+        senderId: o.senderId,
+        inboundApiKey: o.inboundApiKey,
+        maxLength: num(o.maxLength),
+        numberFormat: o.numberFormat,
+        timeoutMs: num(o.timeoutMs),
+      });
     case 'loopback':
-      return pick({ kind: 'loopback', autoReply: o.autoReply === undefined ? undefined : o.autoReply === 'true' ? true : o.autoReply === 'false' ? false : o.autoReply, receipt: o.receipt });
+      return pick({
+        kind: 'loopback',
+        autoReply:
+          o.autoReply === undefined
+            ? undefined
+            : o.autoReply === 'true'
+              ? true
+              : o.autoReply === 'false'
+                ? false
+                : o.autoReply,
+        receipt: o.receipt,
+      });
     default:
       fail(new Error('--kind must be http, cast or loopback'));
   }
@@ -49,11 +84,14 @@ function print(v: ChannelView, publicUrl: string, json?: boolean): void {
     console.log(JSON.stringify({ ...v, inboundUrl }));
     return;
   }
-  console.log(`${v.locationId}\t${v.kind}\t${v.enabled ? 'enabled' : 'disabled'}\tregion=${v.defaultRegion}\tupdated=${v.updatedAt.toISOString()}`);
+  console.log(
+    `${v.locationId}\t${v.kind}\t${v.enabled ? 'enabled' : 'disabled'}\tregion=${v.defaultRegion}\tupdated=${v.updatedAt.toISOString()}`,
+  );
   console.log(`  inbound URL: ${inboundUrl}`);
   if (v.conversationProviderId) console.log(`  conversationProviderId: ${v.conversationProviderId}`);
   if (v.emailInboundType !== 'Email') console.log(`  inbound e-mail type: ${v.emailInboundType}`);
-  for (const [k, val] of Object.entries(v.config)) if (k !== 'kind') console.log(`  ${k}: ${typeof val === 'string' ? val : JSON.stringify(val)}`);
+  for (const [k, val] of Object.entries(v.config))
+    if (k !== 'kind') console.log(`  ${k}: ${typeof val === 'string' ? val : JSON.stringify(val)}`);
 }
 
 /** `ghl-bridge channels set|list|show|delete`: per-location channel configuration (secrets encrypted, shown masked). */
@@ -143,7 +181,9 @@ export function registerChannelsCommand(program: Command): void {
       const config = configOrExit();
       const store = await openStore(config);
       try {
-        console.log((await deleteChannel(store.db, locationId)) ? 'deleted' : 'no channel configured for this location');
+        console.log(
+          (await deleteChannel(store.db, locationId)) ? 'deleted' : 'no channel configured for this location',
+        );
       } finally {
         await store.close();
       }

@@ -27,7 +27,8 @@ const LIFTED = { burst: 1_000_000_000, intervalMs: 1000, daily: 1_000_000_000 };
 export function emulatorOptions(o: EmulatorCliOptions): EmulatorOptions {
   const n = (flag: string, v: string | undefined, min: number): number | undefined => {
     if (v === undefined) return undefined;
-    if (!/^\d+$/.test(v) || Number(v) < min) throw new Error(`invalid ${flag} ${v}: expected a whole number of at least ${min}`);
+    if (!/^\d+$/.test(v) || Number(v) < min)
+      throw new Error(`invalid ${flag} ${v}: expected a whole number of at least ${min}`);
     return Number(v);
   };
   const out: EmulatorOptions = {};
@@ -46,7 +47,8 @@ export function emulatorOptions(o: EmulatorCliOptions): EmulatorOptions {
   if (o.rateLimit === false) out.rateLimit = LIFTED;
   else if (typeof o.rateLimit === 'string') {
     const m = /^(\d+)\/(\d+)\/(\d+)$/.exec(o.rateLimit);
-    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1 || Number(m[3]) < 1) throw new Error(`invalid --rate-limit ${o.rateLimit}: expected burst/intervalMs/daily, e.g. 100/10000/200000`);
+    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1 || Number(m[3]) < 1)
+      throw new Error(`invalid --rate-limit ${o.rateLimit}: expected burst/intervalMs/daily, e.g. 100/10000/200000`);
     out.rateLimit = { burst: Number(m[1]), intervalMs: Number(m[2]), daily: Number(m[3]) };
   }
   return out;
@@ -68,12 +70,24 @@ export function registerEmulatorCommand(program: Command): void {
     .option('--webhook-timeout-ms <n>', 'webhook delivery timeout (default 10000)')
     .option('--access-token-ttl-sec <n>', 'access-token lifetime (default 86399)')
     .option('--refresh-token-ttl-sec <n>', 'refresh-token lifetime (default 31536000)')
-    .option('--rate-limit <burst/intervalMs/daily>', 'per app and location: burst per interval and daily cap (default 100/10000/200000)')
+    .option(
+      '--rate-limit <burst/intervalMs/daily>',
+      'per app and location: burst per interval and daily cap (default 100/10000/200000)',
+    )
     .option('--no-rate-limit', 'lift the rate limits (load tests)')
-    .option('--delivery-url <url>', 'the demo provider app Delivery URL, token included (`ghl-bridge provider delivery-url` prints it)')
-    .option('--delivery-token <token>', 'with --bridge-url: the Delivery URL becomes <bridge-url>/webhooks/ghl/provider/<token> (the bridge\'s PROVIDER_DELIVERY_TOKENS)')
+    .option(
+      '--delivery-url <url>',
+      'the demo provider app Delivery URL, token included (`ghl-bridge provider delivery-url` prints it)',
+    )
+    .option(
+      '--delivery-token <token>',
+      "with --bridge-url: the Delivery URL becomes <bridge-url>/webhooks/ghl/provider/<token> (the bridge's PROVIDER_DELIVERY_TOKENS)",
+    )
     .option('--sign-provider-deliveries', 'sign Delivery-URL calls (real GHL sends them unsigned)')
-    .option('--status-refusal-window-ms <n>', 'refuse message status updates this long after a message is created (default 0)')
+    .option(
+      '--status-refusal-window-ms <n>',
+      'refuse message status updates this long after a message is created (default 0)',
+    )
     .action(async (o: EmulatorCliOptions) => {
       const port = Number(o.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -95,10 +109,16 @@ export function registerEmulatorCommand(program: Command): void {
         ...(o.bridgeUrl ? { bridgeUrl: o.bridgeUrl.replace(/\/$/, '') } : {}),
         ...(o.redirectUri ? { redirectUri: o.redirectUri } : {}),
       });
-      const deliveryUrl = o.deliveryUrl ?? (o.bridgeUrl && o.deliveryToken ? `${o.bridgeUrl.replace(/\/$/, '')}/webhooks/ghl/provider/${encodeURIComponent(o.deliveryToken)}` : undefined);
+      const deliveryUrl =
+        o.deliveryUrl ??
+        (o.bridgeUrl && o.deliveryToken
+          ? `${o.bridgeUrl.replace(/\/$/, '')}/webhooks/ghl/provider/${encodeURIComponent(o.deliveryToken)}`
+          : undefined);
       if (deliveryUrl) emu.control.updateApp(demo.clientId, { providerDeliveryUrl: deliveryUrl });
       else if (o.bridgeUrl && !o.signProviderDeliveries)
-        console.error('note: Delivery-URL calls are unsigned (as real GHL sends them), so the bridge refuses them without its token: pass --delivery-token (the bridge\'s PROVIDER_DELIVERY_TOKENS) or --delivery-url (`ghl-bridge provider delivery-url`)');
+        console.error(
+          "note: Delivery-URL calls are unsigned (as real GHL sends them), so the bridge refuses them without its token: pass --delivery-token (the bridge's PROVIDER_DELIVERY_TOKENS) or --delivery-url (`ghl-bridge provider delivery-url`)",
+        );
       console.log(`GHL emulator listening on ${base}`);
       console.log(`  API base URL        ${base}   (use instead of https://services.leadconnectorhq.com)`);
       console.log(`  install page        ${demo.installUrl}`);
@@ -107,8 +127,13 @@ export function registerEmulatorCommand(program: Command): void {
       console.log(`  control API         ${base}/_emulator/state`);
       const rl = opts.rateLimit;
       console.log(`  access token TTL    ${opts.accessTokenTtlSec ?? 86_399} s`);
-      console.log(`  rate limit          ${rl === LIFTED ? 'lifted' : rl ? `${rl.burst} / ${rl.intervalMs} ms, ${rl.daily} / day` : "GHL's (100 / 10 s, 200000 / day)"}`);
-      if (o.bridgeUrl) console.log(`  delivers to         ${o.bridgeUrl.replace(/\/$/, '')}/webhooks/ghl (app) and /webhooks/ghl/provider (conversation provider)`);
+      console.log(
+        `  rate limit          ${rl === LIFTED ? 'lifted' : rl ? `${rl.burst} / ${rl.intervalMs} ms, ${rl.daily} / day` : "GHL's (100 / 10 s, 200000 / day)"}`,
+      );
+      if (o.bridgeUrl)
+        console.log(
+          `  delivers to         ${o.bridgeUrl.replace(/\/$/, '')}/webhooks/ghl (app) and /webhooks/ghl/provider (conversation provider)`,
+        );
       console.log('demo seed:');
       console.log(`  agency (companyId)  ${demo.companyId}`);
       console.log(`  location            ${demo.locationId}`);

@@ -15,12 +15,28 @@ async function withService<T>(fn: (s: InstallationsService) => Promise<T>): Prom
   const store = await openStore(config);
   try {
     const clientId = config.GHL_CLIENT_ID ?? 'sandbox-app';
-    const vault = new TokenVault({ db: store.db, kind: store.kind, ring: loadKeyRing(config, log), log, apiBase: config.GHL_API_BASE, clientId, clientSecret: config.GHL_CLIENT_SECRET ?? '' });
+    const vault = new TokenVault({
+      db: store.db,
+      kind: store.kind,
+      ring: loadKeyRing(config, log),
+      log,
+      apiBase: config.GHL_API_BASE,
+      clientId,
+      clientSecret: config.GHL_CLIENT_SECRET ?? '',
+    });
     const limiter = new RateLimiter(store.db, clientId);
     const client = createGhlClient({ apiBase: config.GHL_API_BASE, tokens: vault, limiter, log });
     const svc = new InstallationsService({
-      db: store.db, vault, client, log, apiBase: config.GHL_API_BASE, marketplaceBase: config.GHL_MARKETPLACE_BASE, clientId,
-      clientSecret: config.GHL_CLIENT_SECRET ?? '', scopes: config.GHL_SCOPES, redirectUri: `${config.publicUrl}${CALLBACK_PATH}`,
+      db: store.db,
+      vault,
+      client,
+      log,
+      apiBase: config.GHL_API_BASE,
+      marketplaceBase: config.GHL_MARKETPLACE_BASE,
+      clientId,
+      clientSecret: config.GHL_CLIENT_SECRET ?? '',
+      scopes: config.GHL_SCOPES,
+      redirectUri: `${config.publicUrl}${CALLBACK_PATH}`,
     });
     try {
       return await fn(svc);
@@ -35,7 +51,9 @@ async function withService<T>(fn: (s: InstallationsService) => Promise<T>): Prom
 }
 
 export function registerInstallationsCommand(program: Command): void {
-  const cmd = program.command('installations').description('GHL installations (locations and agencies the bridge acts for)');
+  const cmd = program
+    .command('installations')
+    .description('GHL installations (locations and agencies the bridge acts for)');
   cmd
     .command('list')
     .description('list installations (tokens are never shown, only masked)')
@@ -47,7 +65,9 @@ export function registerInstallationsCommand(program: Command): void {
       else if (!rows.length) console.log('no installations');
       else
         for (const r of rows)
-          console.log(`${r.id}\t${r.status}\t${r.tokenSource}\tcompany=${r.companyId}\texpires=${r.expiresAt?.toISOString() ?? '-'}\ttoken=${r.accessToken}${r.statusReason ? `\t${r.statusReason}` : ''}`);
+          console.log(
+            `${r.id}\t${r.status}\t${r.tokenSource}\tcompany=${r.companyId}\texpires=${r.expiresAt?.toISOString() ?? '-'}\ttoken=${r.accessToken}${r.statusReason ? `\t${r.statusReason}` : ''}`,
+          );
     });
   cmd
     .command('pit')
@@ -58,12 +78,14 @@ export function registerInstallationsCommand(program: Command): void {
     .action(async (o: { company: string; location?: string; tokenFile?: string }) => {
       const token = readFileSync(o.tokenFile ?? 0, 'utf8').trim();
       if (token.length < 8) fail(new Error('no token given (pipe it on stdin or use --token-file)'));
-      const v = await withService((s) => s.configurePit(o.location ? { locationId: o.location, companyId: o.company } : { companyId: o.company }, token));
+      const v = await withService((s) =>
+        s.configurePit(o.location ? { locationId: o.location, companyId: o.company } : { companyId: o.company }, token),
+      );
       console.log(`${v.id} now uses a private integration token (${v.accessToken})`);
     });
   cmd
     .command('reconcile')
-    .description('compare agency installations with GHL\'s installed-locations list now')
+    .description("compare agency installations with GHL's installed-locations list now")
     .action(async () => {
       const r = await withService((s) => s.reconcile());
       console.log(`${r.companies} agency installation(s) checked: ${r.added} location(s) added, ${r.removed} removed`);

@@ -19,7 +19,11 @@ export function registerJobsCommand(program: Command): void {
       const config = configOrExit();
       const store = await openStore(config);
       try {
-        const rows = await listJobs(store.db, { ...(state ? { state } : {}), ...(o.kind ? { kind: o.kind } : {}), limit: Number(o.limit) || 50 });
+        const rows = await listJobs(store.db, {
+          ...(state ? { state } : {}),
+          ...(o.kind ? { kind: o.kind } : {}),
+          limit: Number(o.limit) || 50,
+        });
         if (o.json) for (const r of rows) console.log(JSON.stringify(r));
         else if (!rows.length) console.log('no jobs');
         else
@@ -44,7 +48,10 @@ export function registerJobsCommand(program: Command): void {
       const config = configOrExit();
       const store = await openStore(config);
       try {
-        const n = await retryJobs(store.db, ids.length ? { ids: nums } : { allDead: true, ...(o.kind ? { kind: o.kind } : {}) });
+        const n = await retryJobs(
+          store.db,
+          ids.length ? { ids: nums } : { allDead: true, ...(o.kind ? { kind: o.kind } : {}) },
+        );
         console.log(`${n} job(s) queued again`);
       } finally {
         await store.close();

@@ -17,7 +17,9 @@ export function registerKeysCommand(program: Command): void {
     });
   keys
     .command('rotate')
-    .description('re-encrypt every stored token with the first key of TOKEN_ENCRYPTION_KEYS (the others must still be listed)')
+    .description(
+      're-encrypt every stored token with the first key of TOKEN_ENCRYPTION_KEYS (the others must still be listed)',
+    )
     .action(async () => {
       const config = configOrExit();
       let ring;
@@ -29,10 +31,15 @@ export function registerKeysCommand(program: Command): void {
       const store = await openStore(config);
       try {
         const r = await rotateTokenKeys(store.db, ring);
-        console.log(`${r.rotated} installation(s) re-encrypted with key ${ring.primaryId}; ${r.current} already current; ${r.total} total`);
+        console.log(
+          `${r.rotated} installation(s) re-encrypted with key ${ring.primaryId}; ${r.current} already current; ${r.total} total`,
+        );
         const d = await rotateDeliveryTokenKeys(store.db, ring).catch(() => 0);
         if (d) console.log(`${d} Delivery-URL token(s) re-encrypted`);
-        if (ring.keys.size > 1) console.log('Once every replica runs with the new first key, older keys can be removed from TOKEN_ENCRYPTION_KEYS.');
+        if (ring.keys.size > 1)
+          console.log(
+            'Once every replica runs with the new first key, older keys can be removed from TOKEN_ENCRYPTION_KEYS.',
+          );
       } catch (e) {
         fail(e);
       } finally {

@@ -29,10 +29,14 @@ async function withTokens<T>(config: Config, fn: (t: DeliveryTokens) => Promise<
 
 /** `ghl-bridge provider …`: the conversation provider's Delivery URL and its secret token. */
 export function registerProviderCommand(program: Command): void {
-  const provider = program.command('provider').description('the conversation provider Delivery URL and its secret token');
+  const provider = program
+    .command('provider')
+    .description('the conversation provider Delivery URL and its secret token');
   provider
     .command('delivery-url')
-    .description('print the exact Delivery URL to paste into the Marketplace app (Conversation Providers → Delivery URL); it contains the secret token')
+    .description(
+      'print the exact Delivery URL to paste into the Marketplace app (Conversation Providers → Delivery URL); it contains the secret token',
+    )
     .action(async () => {
       const config = configOrExit();
       const url = await withTokens(config, async (t) => deliveryUrl(config.publicUrl, await t.current()));
@@ -45,12 +49,20 @@ export function registerProviderCommand(program: Command): void {
       const config = configOrExit();
       const l = await withTokens(config, (t) => t.list());
       console.log(`source: ${l.source === 'env' ? 'PROVIDER_DELIVERY_TOKENS' : 'database (encrypted)'}`);
-      for (const v of l.tokens) console.log(`  ${v.current ? 'current ' : 'previous'} ${v.masked}${v.retireAt ? `  refused after ${v.retireAt.toISOString()}` : ''}`);
+      for (const v of l.tokens)
+        console.log(
+          `  ${v.current ? 'current ' : 'previous'} ${v.masked}${v.retireAt ? `  refused after ${v.retireAt.toISOString()}` : ''}`,
+        );
     });
   provider
     .command('rotate-token')
-    .description('make a new token current and print the new Delivery URL; the previous token keeps working for the overlap period')
-    .option('--overlap-hours <h>', 'how long the previous token stays accepted (default PROVIDER_TOKEN_OVERLAP_HOURS; 0 = until retired)')
+    .description(
+      'make a new token current and print the new Delivery URL; the previous token keeps working for the overlap period',
+    )
+    .option(
+      '--overlap-hours <h>',
+      'how long the previous token stays accepted (default PROVIDER_TOKEN_OVERLAP_HOURS; 0 = until retired)',
+    )
     .option('--retire-previous', 'refuse the previous token(s) at once')
     .action(async (o: { overlapHours?: string; retirePrevious?: boolean }) => {
       const config = configOrExit();
@@ -59,7 +71,9 @@ export function registerProviderCommand(program: Command): void {
         console.error(`invalid --overlap-hours ${o.overlapHours}: expected a whole number of hours ≥ 0`);
         process.exit(2);
       }
-      const token = await withTokens(config, (t) => t.rotate({ overlapHours, retirePrevious: o.retirePrevious === true }));
+      const token = await withTokens(config, (t) =>
+        t.rotate({ overlapHours, retirePrevious: o.retirePrevious === true }),
+      );
       console.log(deliveryUrl(config.publicUrl, token));
       console.error(
         o.retirePrevious
@@ -77,7 +91,9 @@ export function registerProviderCommand(program: Command): void {
     });
   provider
     .command('catch-up')
-    .description('read recent messages from GHL and relay this provider\'s outbound messages GHL never delivered (sends are queued for the running bridge); too old ones are reported failed')
+    .description(
+      "read recent messages from GHL and relay this provider's outbound messages GHL never delivered (sends are queued for the running bridge); too old ones are reported failed",
+    )
     .option('--location <id>', 'only this location (default: every installed location)')
     .option('--since <time>', 'read from this ISO 8601 time instead of the stored checkpoint')
     .action(async (o: { location?: string; since?: string }) => {
@@ -102,12 +118,18 @@ export function registerProviderCommand(program: Command): void {
       }
       try {
         const svc = bridge.ctx.services.get('provider');
-        const results = await svc.catchUp({ ...(o.location ? { locationId: o.location } : {}), ...(since ? { since } : {}) });
+        const results = await svc.catchUp({
+          ...(o.location ? { locationId: o.location } : {}),
+          ...(since ? { since } : {}),
+        });
         if (!results.length) console.log('no installed locations');
         for (const r of results) {
-          console.log(`${r.locationId}: caught up ${r.caughtUp}, confirmed ${r.confirmed}, expired (reported failed) ${r.expired}, API calls ${r.calls}${r.error ? `; incomplete: ${r.error}` : ''}`);
+          console.log(
+            `${r.locationId}: caught up ${r.caughtUp}, confirmed ${r.confirmed}, expired (reported failed) ${r.expired}, API calls ${r.calls}${r.error ? `; incomplete: ${r.error}` : ''}`,
+          );
         }
-        if (results.some((r) => r.caughtUp + r.confirmed + r.expired > 0)) console.log('sends and status reports are queued; a running bridge (or the next start) carries them out');
+        if (results.some((r) => r.caughtUp + r.confirmed + r.expired > 0))
+          console.log('sends and status reports are queued; a running bridge (or the next start) carries them out');
         if (results.some((r) => r.error)) process.exitCode = 1;
       } catch (e) {
         fail(e);

@@ -3,7 +3,15 @@ import { z } from 'zod';
 import { assertLocationAccess, type AuthContext } from '../auth.js';
 import type { Ctx } from '../context.js';
 import {
-  changeTags, contactToApi, createContact, deleteContact, findDuplicate, normEmail, normPhone, updateContact, upsertContact,
+  changeTags,
+  contactToApi,
+  createContact,
+  deleteContact,
+  findDuplicate,
+  normEmail,
+  normPhone,
+  updateContact,
+  upsertContact,
   type ContactInput,
 } from '../contacts-service.js';
 import { badRequest, unprocessable } from '../errors.js';
@@ -16,18 +24,49 @@ const RD = { version: V, scopes: ['contacts.readonly'], access: 'location' } as 
 const WR = { version: V, scopes: ['contacts.write'], access: 'location' } as const;
 
 const ns = z.string().nullable().optional();
-const dnd = z.object({ status: z.enum(['active', 'inactive', 'permanent']), message: z.string().optional(), code: z.string().optional() });
-const CustomFieldWrite = z.object({ id: z.string().optional(), key: z.string().optional(), field_value: z.unknown().optional(), value: z.unknown().optional() })
+const dnd = z.object({
+  status: z.enum(['active', 'inactive', 'permanent']),
+  message: z.string().optional(),
+  code: z.string().optional(),
+});
+const CustomFieldWrite = z
+  .object({
+    id: z.string().optional(),
+    key: z.string().optional(),
+    field_value: z.unknown().optional(),
+    value: z.unknown().optional(),
+  })
   .refine((f) => f.id !== undefined || f.key !== undefined, { message: 'id should not be empty' });
 const ContactFields = {
-  firstName: ns, lastName: ns, name: ns, email: ns, phone: ns, address1: ns, city: ns, state: ns, website: ns, timezone: ns,
-  postalCode: z.string().optional(), dnd: z.boolean().optional(),
+  firstName: ns,
+  lastName: ns,
+  name: ns,
+  email: ns,
+  phone: ns,
+  address1: ns,
+  city: ns,
+  state: ns,
+  website: ns,
+  timezone: ns,
+  postalCode: z.string().optional(),
+  dnd: z.boolean().optional(),
   dndSettings: z.record(z.enum(['Call', 'Email', 'SMS', 'WhatsApp', 'GMB', 'FB']), dnd).optional(),
-  inboundDndSettings: z.object({ all: z.object({ status: z.enum(['active', 'inactive']), message: z.string().optional() }) }).optional(),
-  tags: z.array(z.string()).optional(), customFields: z.array(CustomFieldWrite).optional(),
-  source: ns, dateOfBirth: z.unknown().optional(), country: z.string().optional(), assignedTo: ns,
+  inboundDndSettings: z
+    .object({ all: z.object({ status: z.enum(['active', 'inactive']), message: z.string().optional() }) })
+    .optional(),
+  tags: z.array(z.string()).optional(),
+  customFields: z.array(CustomFieldWrite).optional(),
+  source: ns,
+  dateOfBirth: z.unknown().optional(),
+  country: z.string().optional(),
+  assignedTo: ns,
 };
-const CreateBody = z.object({ ...ContactFields, locationId: z.string().min(1), gender: z.string().optional(), companyName: ns });
+const CreateBody = z.object({
+  ...ContactFields,
+  locationId: z.string().min(1),
+  gender: z.string().optional(),
+  companyName: ns,
+});
 const UpsertBody = CreateBody.extend({ createNewIfDuplicateAllowed: z.boolean().optional() });
 const UpdateBody = z.object(ContactFields);
 const TagsBody = z.object({ tags: z.array(z.string()) });
@@ -62,23 +101,49 @@ function matches(c: Contact, f: Filter): boolean {
   const v = fieldOf(c, f.field ?? '');
   const want = f.field === 'phone' && typeof f.value === 'string' ? normPhone(f.value) : f.value;
   const eq = (a: unknown, b: unknown) =>
-    Array.isArray(a) ? (Array.isArray(b) ? b.every((x) => a.includes(x)) : a.includes(b))
-      : typeof a === 'string' && typeof b === 'string' ? a.toLowerCase() === b.toLowerCase() : a === b;
+    Array.isArray(a)
+      ? Array.isArray(b)
+        ? b.every((x) => a.includes(x))
+        : a.includes(b)
+      : typeof a === 'string' && typeof b === 'string'
+        ? a.toLowerCase() === b.toLowerCase()
+        : a === b;
   switch (f.operator) {
-    case 'eq': return eq(v, want);
-    case 'not_eq': return !eq(v, want);
-    case 'contains': return typeof v === 'string' ? v.toLowerCase().includes(String(want).toLowerCase()) : Array.isArray(v) && v.includes(want);
-    case 'not_contains': return !(typeof v === 'string' ? v.toLowerCase().includes(String(want).toLowerCase()) : Array.isArray(v) && v.includes(want));
-    case 'exists': return v !== undefined && v !== null && v !== '';
-    case 'not_exists': return v === undefined || v === null || v === '';
+    case 'eq':
+      return eq(v, want);
+    case 'not_eq':
+      return !eq(v, want);
+    case 'contains':
+      return typeof v === 'string'
+        ? v.toLowerCase().includes(String(want).toLowerCase())
+        : Array.isArray(v) && v.includes(want);
+    case 'not_contains':
+      return !(typeof v === 'string'
+        ? v.toLowerCase().includes(String(want).toLowerCase())
+        : Array.isArray(v) && v.includes(want));
+    case 'exists':
+      return v !== undefined && v !== null && v !== '';
+    case 'not_exists':
+      return v === undefined || v === null || v === '';
     case 'range': {
-      const r = (want ?? {}) as { gt?: number | string; gte?: number | string; lt?: number | string; lte?: number | string };
+      const r = (want ?? {}) as {
+        gt?: number | string;
+        gte?: number | string;
+        lt?: number | string;
+        lte?: number | string;
+      };
       const n = typeof v === 'string' && Number.isNaN(Number(v)) ? Date.parse(v) : Number(v);
-      const num = (x: number | string) => (typeof x === 'string' && Number.isNaN(Number(x)) ? Date.parse(x) : Number(x));
-      return (r.gt === undefined || n > num(r.gt)) && (r.gte === undefined || n >= num(r.gte))
-        && (r.lt === undefined || n < num(r.lt)) && (r.lte === undefined || n <= num(r.lte));
+      const num = (x: number | string) =>
+        typeof x === 'string' && Number.isNaN(Number(x)) ? Date.parse(x) : Number(x);
+      return (
+        (r.gt === undefined || n > num(r.gt)) &&
+        (r.gte === undefined || n >= num(r.gte)) &&
+        (r.lt === undefined || n < num(r.lt)) &&
+        (r.lte === undefined || n <= num(r.lte))
+      );
     }
-    default: throw unprocessable([`operator must be one of eq, not_eq, contains, not_contains, exists, not_exists, range`]);
+    default:
+      throw unprocessable([`operator must be one of eq, not_eq, contains, not_contains, exists, not_exists, range`]);
   }
 }
 
@@ -107,16 +172,21 @@ export function registerContactRoutes(app: FastifyInstance, ctx: Ctx): void {
   op(app, ctx, 'POST', '/contacts/search', RD, (req, _r, auth) => {
     const b = parseBody(SearchBody, req.body);
     assertLocationAccess(ctx, auth, b.locationId);
-    if (b.page !== undefined && b.searchAfter !== undefined) throw badRequest('page and searchAfter cannot be used together');
+    if (b.page !== undefined && b.searchAfter !== undefined)
+      throw badRequest('page and searchAfter cannot be used together');
     let rows = [...ctx.state.contacts.values()].filter((c) => c.locationId === b.locationId);
     for (const f of (b.filters ?? []) as Filter[]) rows = rows.filter((c) => matches(c, f));
     if (b.query) {
       const q = b.query.toLowerCase();
-      rows = rows.filter((c) => [c.firstName, c.lastName, c.name, c.email, c.phone, c.companyName]
-        .some((x) => typeof x === 'string' && x.toLowerCase().includes(q)));
+      rows = rows.filter((c) =>
+        [c.firstName, c.lastName, c.name, c.email, c.phone, c.companyName].some(
+          (x) => typeof x === 'string' && x.toLowerCase().includes(q),
+        ),
+      );
     }
     const sorts = b.sort ?? [{ field: 'dateAdded', direction: 'desc' as const }];
-    const key = (c: Contact, f: string) => (f === 'dateAdded' ? c.dateAdded : f === 'dateUpdated' ? c.dateUpdated : String(fieldOf(c, f) ?? ''));
+    const key = (c: Contact, f: string) =>
+      f === 'dateAdded' ? c.dateAdded : f === 'dateUpdated' ? c.dateUpdated : String(fieldOf(c, f) ?? '');
     rows.sort((x, y) => {
       for (const s of sorts) {
         const a = key(x, s.field);
@@ -147,7 +217,9 @@ export function registerContactRoutes(app: FastifyInstance, ctx: Ctx): void {
     assertLocationAccess(ctx, auth, q.locationId);
     const loc = mustLocation(ctx, q.locationId);
     // With duplicates allowed: email first, then phone; otherwise the location's configured sequence.
-    const view = loc.duplicates.allowDuplicateContact ? { ...loc, duplicates: { ...loc.duplicates, priority: ['email', 'phone'] as ('email' | 'phone')[] } } : loc;
+    const view = loc.duplicates.allowDuplicateContact
+      ? { ...loc, duplicates: { ...loc.duplicates, priority: ['email', 'phone'] as ('email' | 'phone')[] } }
+      : loc;
     const dup = findDuplicate(ctx, view, q.email ? normEmail(q.email) : undefined, q.number);
     return { contact: dup ? contactToApi(dup.contact) : null, ...(dup ? { matchingField: dup.field } : {}) };
   });
@@ -156,7 +228,8 @@ export function registerContactRoutes(app: FastifyInstance, ctx: Ctx): void {
     const q = query(req);
     if (!q.locationId) throw unprocessable(['locationId should not be empty']);
     assertLocationAccess(ctx, auth, q.locationId);
-    let rows = [...ctx.state.contacts.values()].filter((c) => c.locationId === q.locationId)
+    let rows = [...ctx.state.contacts.values()]
+      .filter((c) => c.locationId === q.locationId)
       .sort((a, b) => a.dateAdded - b.dateAdded || a.id.localeCompare(b.id));
     if (q.query) {
       const needle = q.query.toLowerCase();
@@ -171,15 +244,23 @@ export function registerContactRoutes(app: FastifyInstance, ctx: Ctx): void {
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return {
-      contacts: page.map(contactToApi), count: total,
+      contacts: page.map(contactToApi),
+      count: total,
       meta: {
-        total, currentPage: null, nextPage: rows.length > limit ? 2 : null, prevPage: null,
-        startAfter: last?.dateAdded ?? null, startAfterId: last?.id ?? null, nextPageUrl: null,
+        total,
+        currentPage: null,
+        nextPage: rows.length > limit ? 2 : null,
+        prevPage: null,
+        startAfter: last?.dateAdded ?? null,
+        startAfterId: last?.id ?? null,
+        nextPageUrl: null,
       },
     };
   });
 
-  op(app, ctx, 'GET', '/contacts/:contactId', RD, (req, _r, auth) => ({ contact: contactToApi(contactFor(auth, params(req).contactId ?? '')) }));
+  op(app, ctx, 'GET', '/contacts/:contactId', RD, (req, _r, auth) => ({
+    contact: contactToApi(contactFor(auth, params(req).contactId ?? '')),
+  }));
 
   op(app, ctx, 'PUT', '/contacts/:contactId', WR, (req, _r, auth) => {
     const b = parseBody(UpdateBody, req.body);

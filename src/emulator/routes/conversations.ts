@@ -4,8 +4,14 @@ import { assertLocationAccess, type AuthContext } from '../auth.js';
 import type { Ctx } from '../context.js';
 import { badRequest, unprocessable } from '../errors.js';
 import {
-  addProcessedMessage, conversationCreateToApi, conversationSearchRow, conversationToApi, createConversation,
-  messageToApi, sendOutbound, updateStatus,
+  addProcessedMessage,
+  conversationCreateToApi,
+  conversationSearchRow,
+  conversationToApi,
+  createConversation,
+  messageToApi,
+  sendOutbound,
+  updateStatus,
 } from '../messaging.js';
 import type { Conversation, Message } from '../state.js';
 import { parseBody } from '../validate.js';
@@ -20,34 +26,85 @@ const MWR = { version: V, scopes: ['conversations/message.write'], access: 'loca
 
 const str = z.string();
 const CreateBody = z.object({ locationId: str.min(1), contactId: str.min(1) });
-const UpdateBody = z.object({ locationId: str.min(1), unreadCount: z.number().optional(), starred: z.boolean().optional() });
+const UpdateBody = z.object({
+  locationId: str.min(1),
+  unreadCount: z.number().optional(),
+  starred: z.boolean().optional(),
+});
 const SendBody = z.object({
   type: z.enum(['SMS', 'RCS', 'Email', 'WhatsApp', 'IG', 'FB', 'Custom', 'Live_Chat', 'TIKTOK']),
   contactId: str.min(1),
-  message: str.optional(), html: str.optional(), subject: str.optional(), attachments: z.array(str).optional(),
-  emailFrom: str.optional(), emailTo: str.optional(), emailCc: z.array(str).optional(), emailBcc: z.array(str).optional(),
-  conversationProviderId: str.optional(), replyMessageId: str.optional(), threadId: str.optional(),
+  message: str.optional(),
+  html: str.optional(),
+  subject: str.optional(),
+  attachments: z.array(str).optional(),
+  emailFrom: str.optional(),
+  emailTo: str.optional(),
+  emailCc: z.array(str).optional(),
+  emailBcc: z.array(str).optional(),
+  conversationProviderId: str.optional(),
+  replyMessageId: str.optional(),
+  threadId: str.optional(),
   // subType/status are `required` in the current spec but clients do not send them (UNCONFIRMED) → optional here.
-  subType: z.unknown().optional(), status: z.enum(['delivered', 'failed', 'pending', 'read']).optional(),
-  scheduledTimestamp: z.number().optional(), fromNumber: str.optional(), toNumber: str.optional(),
+  subType: z.unknown().optional(),
+  status: z.enum(['delivered', 'failed', 'pending', 'read']).optional(),
+  scheduledTimestamp: z.number().optional(),
+  fromNumber: str.optional(),
+  toNumber: str.optional(),
 });
 const CallData = z.object({
-  to: str.optional(), from: str.optional(),
-  status: z.enum(['pending', 'completed', 'answered', 'busy', 'no-answer', 'failed', 'canceled', 'voicemail']).optional(),
+  to: str.optional(),
+  from: str.optional(),
+  status: z
+    .enum(['pending', 'completed', 'answered', 'busy', 'no-answer', 'failed', 'canceled', 'voicemail'])
+    .optional(),
 });
 const InboundBody = z.object({
-  type: z.enum(['SMS', 'RCS', 'Email', 'WhatsApp', 'GMB', 'IG', 'FB', 'Custom', 'WebChat', 'Live_Chat', 'Call', 'IVR_Call',
-    'Campaign_Call', 'Campaign_VoiceMail', 'TIKTOK', 'ALL_IN_ONE_CHAT', 'FORM_SUBMISSION']),
-  conversationId: str.min(1), contactId: str.min(1), conversationProviderId: str.min(1).optional(),
-  message: str.optional(), attachments: z.array(str).optional(), html: str.optional(), subject: str.optional(),
-  emailFrom: str.optional(), emailTo: str.optional(), emailCc: z.array(str).optional(), emailBcc: z.array(str).optional(),
-  emailMessageId: str.optional(), altId: str.optional(),
+  type: z.enum([
+    'SMS',
+    'RCS',
+    'Email',
+    'WhatsApp',
+    'GMB',
+    'IG',
+    'FB',
+    'Custom',
+    'WebChat',
+    'Live_Chat',
+    'Call',
+    'IVR_Call',
+    'Campaign_Call',
+    'Campaign_VoiceMail',
+    'TIKTOK',
+    'ALL_IN_ONE_CHAT',
+    'FORM_SUBMISSION',
+  ]),
+  conversationId: str.min(1),
+  contactId: str.min(1),
+  conversationProviderId: str.min(1).optional(),
+  message: str.optional(),
+  attachments: z.array(str).optional(),
+  html: str.optional(),
+  subject: str.optional(),
+  emailFrom: str.optional(),
+  emailTo: str.optional(),
+  emailCc: z.array(str).optional(),
+  emailBcc: z.array(str).optional(),
+  emailMessageId: str.optional(),
+  altId: str.optional(),
   // Spec declares `direction` as an object (SOURCE.md defect); it is a string.
-  direction: z.enum(['inbound', 'outbound']).optional(), date: str.optional(), call: CallData.optional(),
+  direction: z.enum(['inbound', 'outbound']).optional(),
+  date: str.optional(),
+  call: CallData.optional(),
 });
 const OutboundCallBody = z.object({
-  type: z.literal('Call'), conversationId: str.min(1), conversationProviderId: str.min(1),
-  attachments: z.array(str).optional(), altId: str.optional(), date: str.optional(), call: CallData.optional(),
+  type: z.literal('Call'),
+  conversationId: str.min(1),
+  conversationProviderId: str.min(1),
+  attachments: z.array(str).optional(),
+  altId: str.optional(),
+  date: str.optional(),
+  call: CallData.optional(),
 });
 const StatusBody = z.object({
   status: z.enum(['delivered', 'failed', 'pending', 'read']),
@@ -106,7 +163,8 @@ export function registerConversationRoutes(app: FastifyInstance, ctx: Ctx): void
   });
 
   op(app, ctx, 'GET', '/conversations/:conversationId', RD, (req, _r, auth) =>
-    conversationToApi(convFor(auth, params(req).conversationId ?? '')));
+    conversationToApi(convFor(auth, params(req).conversationId ?? '')),
+  );
 
   op(app, ctx, 'PUT', '/conversations/:conversationId', WR, (req, _r, auth) => {
     const b = parseBody(UpdateBody, req.body);
@@ -154,16 +212,22 @@ export function registerConversationRoutes(app: FastifyInstance, ctx: Ctx): void
     return exportMessages(ctx, { ...q, locationId: q.locationId } as ExportQuery);
   });
 
-  op(app, ctx, 'GET', '/conversations/messages/:id', MRD, (req, _r, auth) => messageToApi(msgFor(auth, params(req).id ?? '')));
+  op(app, ctx, 'GET', '/conversations/messages/:id', MRD, (req, _r, auth) =>
+    messageToApi(msgFor(auth, params(req).id ?? '')),
+  );
 
   op(app, ctx, 'POST', '/conversations/messages', MWR, (req, _r, auth) => {
     const b = parseBody(SendBody, req.body);
     const loc = mustLocation(ctx, locId(auth));
     const { message: m, conversation } = sendOutbound(ctx, loc, {
-      ...b, source: 'api', userId: auth.token.userId,
+      ...b,
+      source: 'api',
+      userId: auth.token.userId,
     } as Parameters<typeof sendOutbound>[2]);
     return {
-      conversationId: conversation.id, messageId: m.id, status: m.status === 'pending' ? 'pending' : 'delivered',
+      conversationId: conversation.id,
+      messageId: m.id,
+      status: m.status === 'pending' ? 'pending' : 'delivered',
       ...(m.emailMessageId ? { emailMessageId: m.emailMessageId } : {}),
       msg: 'Message queued successfully.',
     };
@@ -171,10 +235,20 @@ export function registerConversationRoutes(app: FastifyInstance, ctx: Ctx): void
 
   op(app, ctx, 'POST', '/conversations/messages/inbound', MWR, (req, _r, auth) => {
     const b = parseBody(InboundBody, req.body);
-    const m = addProcessedMessage(ctx, locId(auth), callerApp(ctx, auth), b as Parameters<typeof addProcessedMessage>[3], 'inbound');
+    const m = addProcessedMessage(
+      ctx,
+      locId(auth),
+      callerApp(ctx, auth),
+      b as Parameters<typeof addProcessedMessage>[3],
+      'inbound',
+    );
     return {
-      success: true, conversationId: m.conversationId, messageId: m.id, message: 'Message added successfully',
-      contactId: m.contactId, dateAdded: new Date(m.dateAdded).toISOString(),
+      success: true,
+      conversationId: m.conversationId,
+      messageId: m.id,
+      message: 'Message added successfully',
+      contactId: m.contactId,
+      dateAdded: new Date(m.dateAdded).toISOString(),
       ...(m.emailMessageId ? { emailMessageId: m.emailMessageId } : {}),
     };
   });
@@ -182,10 +256,20 @@ export function registerConversationRoutes(app: FastifyInstance, ctx: Ctx): void
   op(app, ctx, 'POST', '/conversations/messages/outbound', MWR, (req, _r, auth) => {
     const b = parseBody(OutboundCallBody, req.body);
     const conv = ctx.state.conversations.get(b.conversationId);
-    const m = addProcessedMessage(ctx, locId(auth), callerApp(ctx, auth), { ...b, contactId: conv?.contactId ?? '' } as Parameters<typeof addProcessedMessage>[3], 'outbound-call');
+    const m = addProcessedMessage(
+      ctx,
+      locId(auth),
+      callerApp(ctx, auth),
+      { ...b, contactId: conv?.contactId ?? '' } as Parameters<typeof addProcessedMessage>[3],
+      'outbound-call',
+    );
     return {
-      success: true, conversationId: m.conversationId, messageId: m.id, message: 'Message added successfully',
-      contactId: m.contactId, dateAdded: new Date(m.dateAdded).toISOString(),
+      success: true,
+      conversationId: m.conversationId,
+      messageId: m.id,
+      message: 'Message added successfully',
+      contactId: m.contactId,
+      dateAdded: new Date(m.dateAdded).toISOString(),
     };
   });
 
@@ -194,7 +278,9 @@ export function registerConversationRoutes(app: FastifyInstance, ctx: Ctx): void
     const m = msgFor(auth, params(req).messageId ?? '');
     updateStatus(ctx, callerApp(ctx, auth), m, b);
     return {
-      conversationId: m.conversationId, messageId: m.id, status: b.status,
+      conversationId: m.conversationId,
+      messageId: m.id,
+      status: b.status,
       ...(m.emailMessageId ? { emailMessageId: m.emailMessageId } : {}),
     };
   });

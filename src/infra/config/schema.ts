@@ -22,37 +22,60 @@ const int = (min: number, max: number) =>
     .string()
     .regex(/^\d+$/, { message: 'expected a whole number' })
     .transform(Number)
-    .pipe(z.number().int().min(min, { message: `expected at least ${min}` }).max(max, { message: `expected at most ${max}` }));
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, { message: `expected at least ${min}` })
+        .max(max, { message: `expected at most ${max}` }),
+    );
 const url = z.url({ message: 'expected an absolute URL' });
 const pgUrl = z
   .string()
   .regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// or postgresql:// connection URL' });
 // 32 random bytes, base64: `openssl rand -base64 32`. Several keys "id:key,id:key" for rotation.
-const keyList = z
-  .string()
-  .refine(
-    (s) =>
-      s.split(',').every((part) => {
-        const [id, key] = part.split(':');
-        return !!id && /^[A-Za-z0-9_-]+$/.test(id) && !!key && Buffer.from(key, 'base64').length === 32;
-      }),
-    { message: 'expected "keyId:base64key[,keyId:base64key…]" with 32-byte keys (openssl rand -base64 32)' },
-  );
+const keyList = z.string().refine(
+  (s) =>
+    s.split(',').every((part) => {
+      const [id, key] = part.split(':');
+      return !!id && /^[A-Za-z0-9_-]+$/.test(id) && !!key && Buffer.from(key, 'base64').length === 32;
+    }),
+  { message: 'expected "keyId:base64key[,keyId:base64key…]" with 32-byte keys (openssl rand -base64 32)' },
+);
 const level = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
   message: 'expected one of fatal, error, warn, info, debug, trace, silent',
 });
 
 export const VARS = [
-  { name: 'PORT', group: 'server', schema: int(0, 65535).default(3000), example: '3000', description: 'HTTP port of the bridge.' },
-  { name: 'HOST', group: 'server', schema: z.string().min(1).default('0.0.0.0'), example: '0.0.0.0', description: 'Interface to listen on.' },
+  {
+    name: 'PORT',
+    group: 'server',
+    schema: int(0, 65535).default(3000),
+    example: '3000',
+    description: 'HTTP port of the bridge.',
+  },
+  {
+    name: 'HOST',
+    group: 'server',
+    schema: z.string().min(1).default('0.0.0.0'),
+    example: '0.0.0.0',
+    description: 'Interface to listen on.',
+  },
   {
     name: 'PUBLIC_URL',
     group: 'server',
     schema: url.optional(),
     example: 'https://bridge.example.com',
-    description: 'Public base URL of the bridge, used to build the OAuth redirect URI and the webhook URLs you paste into the GHL app. Default: http://localhost:PORT.',
+    description:
+      'Public base URL of the bridge, used to build the OAuth redirect URI and the webhook URLs you paste into the GHL app. Default: http://localhost:PORT.',
   },
-  { name: 'LOG_LEVEL', group: 'server', schema: level.default('info'), example: 'info', description: 'pino log level.' },
+  {
+    name: 'LOG_LEVEL',
+    group: 'server',
+    schema: level.default('info'),
+    example: 'info',
+    description: 'pino log level.',
+  },
   {
     name: 'LOG_HOT_PATH_REQUESTS',
     group: 'server',
@@ -74,35 +97,40 @@ export const VARS = [
     group: 'server',
     schema: int(0, 600_000).default(15_000),
     example: '15000',
-    description: 'On SIGTERM/SIGINT: how long in-flight requests and jobs may take before jobs are released back to the queue.',
+    description:
+      'On SIGTERM/SIGINT: how long in-flight requests and jobs may take before jobs are released back to the queue.',
   },
   {
     name: 'HTTP_HEADERS_TIMEOUT_MS',
     group: 'server',
     schema: int(1000, 600_000).default(10_000),
     example: '10000',
-    description: 'A client must send the complete request headers within this time of connecting (or of its previous request), else the connection is closed (slow clients, slowloris). At most HTTP_REQUEST_TIMEOUT_MS.',
+    description:
+      'A client must send the complete request headers within this time of connecting (or of its previous request), else the connection is closed (slow clients, slowloris). At most HTTP_REQUEST_TIMEOUT_MS.',
   },
   {
     name: 'HTTP_REQUEST_TIMEOUT_MS',
     group: 'server',
     schema: int(1000, 3_600_000).default(30_000),
     example: '30000',
-    description: 'A client must send the whole request, headers and body, within this time, else it gets 408 and the connection is closed.',
+    description:
+      'A client must send the whole request, headers and body, within this time, else it gets 408 and the connection is closed.',
   },
   {
     name: 'HTTP_KEEP_ALIVE_TIMEOUT_MS',
     group: 'server',
     schema: int(1000, 600_000).default(72_000),
     example: '72000',
-    description: 'An idle keep-alive connection is closed after this long. Keep it above the idle timeout of a load balancer in front (60 s on AWS ALB).',
+    description:
+      'An idle keep-alive connection is closed after this long. Keep it above the idle timeout of a load balancer in front (60 s on AWS ALB).',
   },
   {
     name: 'HTTP_CONNECTION_TIMEOUT_MS',
     group: 'server',
     schema: int(1000, 3_600_000).default(120_000),
     example: '120000',
-    description: 'A connection with no traffic in either direction for this long is destroyed (socket inactivity timeout).',
+    description:
+      'A connection with no traffic in either direction for this long is destroyed (socket inactivity timeout).',
   },
   {
     name: 'ADMIN_API_KEY',
@@ -110,7 +138,8 @@ export const VARS = [
     secret: true,
     schema: z.string().min(24, { message: 'expected at least 24 characters' }).optional(),
     example: 'a-long-random-string-of-32-chars',
-    description: 'Bearer key for the admin API and dashboard (/admin/*). Admin routes are disabled when unset (sandbox mode generates one).',
+    description:
+      'Bearer key for the admin API and dashboard (/admin/*). Admin routes are disabled when unset (sandbox mode generates one).',
   },
   {
     name: 'DATABASE_URL',
@@ -123,17 +152,27 @@ export const VARS = [
   {
     name: 'DATABASE_SCHEMA',
     group: 'storage',
-    schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { message: 'expected a lower-case SQL identifier' }).default('ghl_bridge'),
+    schema: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, { message: 'expected a lower-case SQL identifier' })
+      .default('ghl_bridge'),
     example: 'ghl_bridge',
     description: 'PostgreSQL schema holding the bridge tables (created if missing).',
   },
-  { name: 'DATABASE_POOL_MAX', group: 'storage', schema: int(1, 200).default(10), example: '10', description: 'PostgreSQL connection pool size per replica.' },
+  {
+    name: 'DATABASE_POOL_MAX',
+    group: 'storage',
+    schema: int(1, 200).default(10),
+    example: '10',
+    description: 'PostgreSQL connection pool size per replica.',
+  },
   {
     name: 'DATABASE_PREPARED_STATEMENTS',
     group: 'storage',
     schema: bool.default(true),
     example: 'true',
-    description: 'Send the hot queue and intake statements as server-side prepared statements (saves planning on every call). Set false behind a pooler in transaction mode without prepared-statement support (PgBouncer < 1.21).',
+    description:
+      'Send the hot queue and intake statements as server-side prepared statements (saves planning on every call). Set false behind a pooler in transaction mode without prepared-statement support (PgBouncer < 1.21).',
   },
   {
     name: 'DATA_RETENTION_DAYS',
@@ -143,37 +182,95 @@ export const VARS = [
     description:
       'Handled webhook events and finished messages (outbound with a final status in GHL, inbound posted to GHL) older than this many days are deleted, hourly and in batches. Waiting and dead events, and inbound messages GHL never received, are kept. 0 = keep everything.',
   },
-  { name: 'DATA_DIR', group: 'storage', schema: z.string().min(1).default('./data'), example: './data', description: 'Directory of the embedded PGlite store (used when DATABASE_URL is unset).' },
-  { name: 'WORKER_CONCURRENCY', group: 'queue', schema: int(0, 500).default(10), example: '10', description: 'Jobs run at once per replica (0 = this replica runs no jobs, HTTP only).' },
-  { name: 'JOB_LEASE_MS', group: 'queue', schema: int(1000, 3_600_000).default(30_000), example: '30000', description: 'A claimed job is re-run by another worker if its worker stops heartbeating for this long.' },
+  {
+    name: 'DATA_DIR',
+    group: 'storage',
+    schema: z.string().min(1).default('./data'),
+    example: './data',
+    description: 'Directory of the embedded PGlite store (used when DATABASE_URL is unset).',
+  },
+  {
+    name: 'WORKER_CONCURRENCY',
+    group: 'queue',
+    schema: int(0, 500).default(10),
+    example: '10',
+    description: 'Jobs run at once per replica (0 = this replica runs no jobs, HTTP only).',
+  },
+  {
+    name: 'JOB_LEASE_MS',
+    group: 'queue',
+    schema: int(1000, 3_600_000).default(30_000),
+    example: '30000',
+    description: 'A claimed job is re-run by another worker if its worker stops heartbeating for this long.',
+  },
   {
     name: 'JOB_CLAIM_BATCH',
     group: 'queue',
     schema: int(1, 10_000).optional(),
     example: '100',
-    description: 'Jobs leased per claim statement (default 10 × WORKER_CONCURRENCY). Larger batches raise throughput; smaller ones spread slow jobs more evenly across replicas.',
+    description:
+      'Jobs leased per claim statement (default 10 × WORKER_CONCURRENCY). Larger batches raise throughput; smaller ones spread slow jobs more evenly across replicas.',
   },
-  { name: 'JOB_POLL_MS', group: 'queue', schema: int(10, 60_000).default(500), example: '500', description: 'Idle polling interval for new jobs (jobs enqueued by the same replica wake workers at once).' },
-  { name: 'JOB_MAX_ATTEMPTS', group: 'queue', schema: int(1, 100).default(10), example: '10', description: 'Default attempts before a job is dead.' },
-  { name: 'JOB_RETENTION_HOURS', group: 'queue', schema: int(0, 24 * 365).default(72), example: '72', description: 'Cancelled jobs are pruned after this many hours (completed jobs are deleted at once; dead jobs are kept until retried).' },
+  {
+    name: 'JOB_POLL_MS',
+    group: 'queue',
+    schema: int(10, 60_000).default(500),
+    example: '500',
+    description: 'Idle polling interval for new jobs (jobs enqueued by the same replica wake workers at once).',
+  },
+  {
+    name: 'JOB_MAX_ATTEMPTS',
+    group: 'queue',
+    schema: int(1, 100).default(10),
+    example: '10',
+    description: 'Default attempts before a job is dead.',
+  },
+  {
+    name: 'JOB_RETENTION_HOURS',
+    group: 'queue',
+    schema: int(0, 24 * 365).default(72),
+    example: '72',
+    description:
+      'Cancelled jobs are pruned after this many hours (completed jobs are deleted at once; dead jobs are kept until retried).',
+  },
   {
     name: 'GHL_CLIENT_ID',
     group: 'ghl',
-    schema: z.string().regex(/^[A-Za-z0-9]+-[A-Za-z0-9]+$/, { message: 'expected the Marketplace client id, "<appId>-<suffix>"' }).optional(),
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9]+-[A-Za-z0-9]+$/, { message: 'expected the Marketplace client id, "<appId>-<suffix>"' })
+      .optional(),
     example: '68a32958b5154ca8bbdc4d40-meh5chaj',
-    description: 'Marketplace app client id. With GHL_CLIENT_SECRET unset too, the bridge runs in sandbox mode against the built-in emulator.',
+    description:
+      'Marketplace app client id. With GHL_CLIENT_SECRET unset too, the bridge runs in sandbox mode against the built-in emulator.',
   },
-  { name: 'GHL_CLIENT_SECRET', group: 'ghl', secret: true, schema: z.string().min(8, { message: 'expected the Marketplace client secret' }).optional(), example: 'b2f0…', description: 'Marketplace app client secret.' },
+  {
+    name: 'GHL_CLIENT_SECRET',
+    group: 'ghl',
+    secret: true,
+    schema: z.string().min(8, { message: 'expected the Marketplace client secret' }).optional(),
+    example: 'b2f0…',
+    description: 'Marketplace app client secret.',
+  },
   {
     name: 'GHL_SCOPES',
     group: 'ghl',
-    schema: z.string().min(1).default(
-      'contacts.readonly contacts.write conversations.readonly conversations.write conversations/message.readonly conversations/message.write locations.readonly locations/customFields.readonly locations/customFields.write oauth.readonly oauth.write',
-    ),
+    schema: z
+      .string()
+      .min(1)
+      .default(
+        'contacts.readonly contacts.write conversations.readonly conversations.write conversations/message.readonly conversations/message.write locations.readonly locations/customFields.readonly locations/customFields.write oauth.readonly oauth.write',
+      ),
     example: 'contacts.readonly contacts.write conversations.write conversations/message.write',
     description: 'Space-separated OAuth scopes requested at install.',
   },
-  { name: 'GHL_API_BASE', group: 'ghl', schema: url.default('https://services.leadconnectorhq.com'), example: 'https://services.leadconnectorhq.com', description: 'GHL API base URL (the emulator\'s URL in sandbox mode).' },
+  {
+    name: 'GHL_API_BASE',
+    group: 'ghl',
+    schema: url.default('https://services.leadconnectorhq.com'),
+    example: 'https://services.leadconnectorhq.com',
+    description: "GHL API base URL (the emulator's URL in sandbox mode).",
+  },
   {
     name: 'GHL_MARKETPLACE_BASE',
     group: 'ghl',
@@ -186,7 +283,8 @@ export const VARS = [
     group: 'ghl',
     schema: z.string().min(1).optional(),
     example: '6612a0c3e1f0a8b1c2d3e4f5',
-    description: 'Id of the app\'s conversation provider (Marketplace app → Conversation Providers); required for inbound messages to custom providers.',
+    description:
+      "Id of the app's conversation provider (Marketplace app → Conversation Providers); required for inbound messages to custom providers.",
   },
   {
     name: 'GHL_RENEW_IDLE_TOKENS_DAYS',
@@ -201,7 +299,8 @@ export const VARS = [
     group: 'ghl',
     schema: int(0, 7 * 24 * 60).default(60),
     example: '60',
-    description: 'How often installations are compared with GHL\'s installed-locations list (agency installs); 0 turns it off.',
+    description:
+      "How often installations are compared with GHL's installed-locations list (agency installs); 0 turns it off.",
   },
   {
     name: 'TOKEN_ENCRYPTION_KEYS',
@@ -209,23 +308,32 @@ export const VARS = [
     secret: true,
     schema: keyList.optional(),
     example: 'k1:Jx0c…base64…=',
-    description: 'AES-256-GCM keys for tokens and channel secrets at rest, "id:base64[,id:base64]". The first key encrypts; the others still decrypt (rotation: `ghl-bridge keys rotate`). Required outside sandbox mode.',
+    description:
+      'AES-256-GCM keys for tokens and channel secrets at rest, "id:base64[,id:base64]". The first key encrypts; the others still decrypt (rotation: `ghl-bridge keys rotate`). Required outside sandbox mode.',
   },
   {
     name: 'WEBHOOK_EXTRA_ED25519_KEYS',
     group: 'webhooks',
     schema: z.string().optional(),
     example: '-----BEGIN PUBLIC KEY-----\\n…',
-    description: 'Additional Ed25519 public keys (PEM, separated by blank lines or "|") accepted for X-GHL-Signature besides GHL\'s published key.',
+    description:
+      'Additional Ed25519 public keys (PEM, separated by blank lines or "|") accepted for X-GHL-Signature besides GHL\'s published key.',
   },
   {
     name: 'WEBHOOK_EXTRA_RSA_KEYS',
     group: 'webhooks',
     schema: z.string().optional(),
     example: '-----BEGIN PUBLIC KEY-----\\n…',
-    description: 'Additional RSA public keys (PEM, separated by blank lines or "|") accepted for the legacy X-WH-Signature besides GHL\'s published key.',
+    description:
+      'Additional RSA public keys (PEM, separated by blank lines or "|") accepted for the legacy X-WH-Signature besides GHL\'s published key.',
   },
-  { name: 'WEBHOOK_ACCEPT_LEGACY_RSA', group: 'webhooks', schema: bool.default(true), example: 'true', description: 'Also accept the legacy RSA X-WH-Signature (GHL is retiring it; set false once it is gone).' },
+  {
+    name: 'WEBHOOK_ACCEPT_LEGACY_RSA',
+    group: 'webhooks',
+    schema: bool.default(true),
+    example: 'true',
+    description: 'Also accept the legacy RSA X-WH-Signature (GHL is retiring it; set false once it is gone).',
+  },
   {
     name: 'WEBHOOK_TOLERANCE_SEC',
     group: 'webhooks',
@@ -239,9 +347,16 @@ export const VARS = [
     group: 'webhooks',
     schema: bool.default(false),
     example: 'false',
-    description: 'Local experiments only: accept unsigned webhooks (warns on every request; refused when NODE_ENV=production or real GHL credentials are set).',
+    description:
+      'Local experiments only: accept unsigned webhooks (warns on every request; refused when NODE_ENV=production or real GHL credentials are set).',
   },
-  { name: 'WEBHOOK_MAX_BACKLOG', group: 'webhooks', schema: int(1, 10_000_000).default(100_000), example: '100000', description: 'When this many webhook jobs wait, intake answers 429 so GHL retries later.' },
+  {
+    name: 'WEBHOOK_MAX_BACKLOG',
+    group: 'webhooks',
+    schema: int(1, 10_000_000).default(100_000),
+    example: '100000',
+    description: 'When this many webhook jobs wait, intake answers 429 so GHL retries later.',
+  },
   {
     name: 'WEBHOOK_MAX_BODY_BYTES',
     group: 'webhooks',
@@ -254,42 +369,48 @@ export const VARS = [
     group: 'webhooks',
     schema: int(100, 60_000).default(5000),
     example: '5000',
-    description: 'If storing a webhook takes longer than this, answer 429 so GHL retries instead of timing out (timeouts are not retried).',
+    description:
+      'If storing a webhook takes longer than this, answer 429 so GHL retries instead of timing out (timeouts are not retried).',
   },
   {
     name: 'PROVIDER_SEND_MAX_ATTEMPTS',
     group: 'provider',
     schema: int(1, 100).default(8),
     example: '8',
-    description: 'Attempts to hand one outbound message to its channel (5xx, 429, timeouts) before it is reported to GHL as failed with the last reason.',
+    description:
+      'Attempts to hand one outbound message to its channel (5xx, 429, timeouts) before it is reported to GHL as failed with the last reason.',
   },
   {
     name: 'PROVIDER_RETRY_BASE_MS',
     group: 'provider',
     schema: int(10, 600_000).default(2000),
     example: '2000',
-    description: 'First delay between channel send retries; doubles per attempt (equal jitter, capped at 5 min). A channel Retry-After wins.',
+    description:
+      'First delay between channel send retries; doubles per attempt (equal jitter, capped at 5 min). A channel Retry-After wins.',
   },
   {
     name: 'PROVIDER_STATUS_REFUSAL_MAX_MS',
     group: 'provider',
     schema: int(0, 3_600_000).default(120_000),
     example: '120000',
-    description: 'GHL refuses status updates (400) for a short time after a message is created: such refusals are retried with growing delays for this long after the message arrived, then the status job fails.',
+    description:
+      'GHL refuses status updates (400) for a short time after a message is created: such refusals are retried with growing delays for this long after the message arrived, then the status job fails.',
   },
   {
     name: 'PROVIDER_POLL_BASE_MS',
     group: 'provider',
     schema: int(10, 3_600_000).default(5000),
     example: '5000',
-    description: 'Channels without push receipts (Cast): first delay before polling a pending message\'s status; doubles up to 5 min.',
+    description:
+      "Channels without push receipts (Cast): first delay before polling a pending message's status; doubles up to 5 min.",
   },
   {
     name: 'PROVIDER_POLL_GIVE_UP_MS',
     group: 'provider',
     schema: int(1000, 7 * 24 * 3_600_000).default(30 * 60_000),
     example: '1800000',
-    description: 'Stop polling a message still unconfirmed this long after it was sent; it stays "pending" in GHL (delivery unknown) unless a late receipt arrives.',
+    description:
+      'Stop polling a message still unconfirmed this long after it was sent; it stays "pending" in GHL (delivery unknown) unless a late receipt arrives.',
   },
   {
     name: 'PROVIDER_DELIVERY_TOKENS',
@@ -298,7 +419,8 @@ export const VARS = [
     schema: z
       .string()
       .refine((s) => s.split(',').every((t) => /^[A-Za-z0-9_-]{22,128}$/.test(t.trim())), {
-        message: 'expected one or more comma-separated URL-safe tokens of 22–128 characters [A-Za-z0-9_-] (at least 128 random bits: openssl rand -base64 32 | tr "+/" "-_" | tr -d "=")',
+        message:
+          'expected one or more comma-separated URL-safe tokens of 22–128 characters [A-Za-z0-9_-] (at least 128 random bits: openssl rand -base64 32 | tr "+/" "-_" | tr -d "=")',
       })
       .optional(),
     example: 'q3Jx…43 chars…,old-token-still-accepted',
@@ -308,7 +430,11 @@ export const VARS = [
   {
     name: 'PROVIDER_CONFIRMATION',
     group: 'provider',
-    schema: z.enum(['event_then_lookup', 'event', 'lookup', 'none'], { message: 'expected one of event_then_lookup, event, lookup, none' }).default('event_then_lookup'),
+    schema: z
+      .enum(['event_then_lookup', 'event', 'lookup', 'none'], {
+        message: 'expected one of event_then_lookup, event, lookup, none',
+      })
+      .default('event_then_lookup'),
     example: 'event_then_lookup',
     description:
       'How a delivery authenticated only by the URL token (GHL does not sign Delivery-URL calls) is confirmed before it is sent: event_then_lookup = wait for the signed OutboundMessage app event, then read the message from GHL (GET /conversations/messages/{id}); event = the event only; lookup = read at once (one API call per message); none = send unconfirmed (not recommended). Signed deliveries are never confirmed.',
@@ -318,21 +444,24 @@ export const VARS = [
     group: 'provider',
     schema: int(0, 3_600_000).default(10_000),
     example: '10000',
-    description: 'event_then_lookup: how long to wait for the OutboundMessage event before looking the message up in GHL.',
+    description:
+      'event_then_lookup: how long to wait for the OutboundMessage event before looking the message up in GHL.',
   },
   {
     name: 'PROVIDER_CONFIRMATION_TIMEOUT_MS',
     group: 'provider',
     schema: int(1000, 7 * 24 * 3_600_000).default(15 * 60_000),
     example: '900000',
-    description: 'event mode: a delivery whose OutboundMessage event has not arrived this long after it is rejected (not sent), reason not_confirmed.',
+    description:
+      'event mode: a delivery whose OutboundMessage event has not arrived this long after it is rejected (not sent), reason not_confirmed.',
   },
   {
     name: 'PROVIDER_TOKEN_OVERLAP_HOURS',
     group: 'provider',
     schema: int(0, 24 * 365).default(72),
     example: '72',
-    description: 'After `ghl-bridge provider rotate-token`, the previous stored token keeps working this long (0 = until `provider rotate-token --retire-previous` or `provider retire-previous`).',
+    description:
+      'After `ghl-bridge provider rotate-token`, the previous stored token keeps working this long (0 = until `provider rotate-token --retire-previous` or `provider retire-previous`).',
   },
   {
     name: 'PROVIDER_CATCHUP_INTERVAL_MS',
@@ -340,28 +469,37 @@ export const VARS = [
     schema: int(0, 24 * 3_600_000).default(5 * 60_000),
     example: '300000',
     description:
-      'Catch-up: how often each location\'s recent messages are read from GHL (GET /conversations/messages/export, bulk lane) to find outbound messages of this provider that GHL never delivered (bridge down, network). Also runs at start-up and on demand (`ghl-bridge provider catch-up`). The default costs about 24 API calls per location per hour when idle (0.3 % of the daily budget). 0 = only at start-up and on demand.',
+      "Catch-up: how often each location's recent messages are read from GHL (GET /conversations/messages/export, bulk lane) to find outbound messages of this provider that GHL never delivered (bridge down, network). Also runs at start-up and on demand (`ghl-bridge provider catch-up`). The default costs about 24 API calls per location per hour when idle (0.3 % of the daily budget). 0 = only at start-up and on demand.",
   },
   {
     name: 'PROVIDER_CATCHUP_MAX_AGE_MS',
     group: 'provider',
     schema: int(60_000, 30 * 24 * 3_600_000).default(3_600_000),
     example: '3600000',
-    description: 'Catch-up: a missed message older than this is not sent late but reported failed to GHL ("not delivered to the provider in time") and counted in ghl_bridge_provider_catchup_messages_total{outcome="expired"}.',
+    description:
+      'Catch-up: a missed message older than this is not sent late but reported failed to GHL ("not delivered to the provider in time") and counted in ghl_bridge_provider_catchup_messages_total{outcome="expired"}.',
   },
   {
     name: 'PROVIDER_CATCHUP_SETTLE_MS',
     group: 'provider',
     schema: int(0, 3_600_000).default(30_000),
     example: '30000',
-    description: 'Catch-up: messages younger than this are left to GHL\'s own delivery (the checkpoint stops before them).',
+    description:
+      "Catch-up: messages younger than this are left to GHL's own delivery (the checkpoint stops before them).",
   },
   {
     name: 'SANDBOX',
     group: 'sandbox',
     schema: bool.optional(),
     example: 'true',
-    description: 'Run with the built-in GHL emulator and a loopback channel. Default: true when GHL_CLIENT_ID/GHL_CLIENT_SECRET are unset.',
+    description:
+      'Run with the built-in GHL emulator and a loopback channel. Default: true when GHL_CLIENT_ID/GHL_CLIENT_SECRET are unset.',
   },
-  { name: 'EMULATOR_PORT', group: 'sandbox', schema: int(0, 65535).default(3001), example: '3001', description: 'Port of the built-in emulator in sandbox mode.' },
+  {
+    name: 'EMULATOR_PORT',
+    group: 'sandbox',
+    schema: int(0, 65535).default(3001),
+    example: '3001',
+    description: 'Port of the built-in emulator in sandbox mode.',
+  },
 ] as const satisfies readonly VarSpec[];

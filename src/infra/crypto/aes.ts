@@ -26,7 +26,10 @@ export class DecryptError extends Error {
 export function parseKeyRing(spec: string): KeyRing {
   const keys = new Map<string, Buffer>();
   let primaryId: string | undefined;
-  for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const i = part.indexOf(':');
     const id = part.slice(0, i);
     const key = Buffer.from(part.slice(i + 1), 'base64');

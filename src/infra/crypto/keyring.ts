@@ -34,7 +34,10 @@ export function loadKeyRing(config: Config, log: Logger, dataDir?: string): KeyR
       chmodSync(file, 0o600);
     }
     spec = readFileSync(file, 'utf8').trim();
-    log.warn({ file }, 'sandbox: TOKEN_ENCRYPTION_KEYS unset; using the generated key in the data dir (set the variable for real installs)');
+    log.warn(
+      { file },
+      'sandbox: TOKEN_ENCRYPTION_KEYS unset; using the generated key in the data dir (set the variable for real installs)',
+    );
   }
   for (const p of spec.split(',')) registerSecret(p.split(':')[1]);
   const ring = parseKeyRing(spec);

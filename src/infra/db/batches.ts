@@ -6,7 +6,12 @@ import type { Db } from './index.js';
  * large backlog takes many short statements instead of one that holds many row locks for long.
  * Returns the number of rows deleted; stops between statements once `signal` aborts.
  */
-export async function deleteInBatches(db: Db, batch: number, statement: (limit: number) => RawBuilder<unknown>, signal?: AbortSignal): Promise<number> {
+export async function deleteInBatches(
+  db: Db,
+  batch: number,
+  statement: (limit: number) => RawBuilder<unknown>,
+  signal?: AbortSignal,
+): Promise<number> {
   let total = 0;
   while (!signal?.aborted) {
     const r = await statement(batch).execute(db);

@@ -47,7 +47,12 @@ export interface ListenStatus {
   connectedOnce: boolean;
 }
 
-const newListenStatus = (): ListenStatus => ({ listening: false, reconnects: 0, lastError: null, connectedOnce: false });
+const newListenStatus = (): ListenStatus => ({
+  listening: false,
+  reconnects: 0,
+  lastError: null,
+  connectedOnce: false,
+});
 
 export interface OpenDatabaseOptions {
   /** postgres:// URL; when absent the embedded PGlite store is used. */
@@ -88,7 +93,13 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
     // Idle connections are kept a minute: closing them after pg's default 10 s made uneven load reconnect (and
     // re-prepare statements) over and over.
     const newDb = (max: number, settings = '') => {
-      const pool = new pg.Pool({ connectionString: opts.url, max, idleTimeoutMillis: 60_000, types, options: `-c search_path="${schema}"${settings}` });
+      const pool = new pg.Pool({
+        connectionString: opts.url,
+        max,
+        idleTimeoutMillis: 60_000,
+        types,
+        options: `-c search_path="${schema}"${settings}`,
+      });
       guardPool(pool);
       if (opts.preparedStatements !== false) enablePreparedStatements(pool);
       return new Kysely<Database>({ dialect: new ScopedPostgresDialect({ pool }) });
@@ -175,7 +186,12 @@ function quoteIdent(name: string): string {
  * it succeeds, however long that takes; workers keep polling meanwhile, so nothing is missed for long. Its state is
  * in `status` (a metric and /readyz detail).
  */
-async function listenPostgres(url: string, channel: string, onNotify: (payload: string) => void, status: ListenStatus): Promise<() => Promise<void>> {
+async function listenPostgres(
+  url: string,
+  channel: string,
+  onNotify: (payload: string) => void,
+  status: ListenStatus,
+): Promise<() => Promise<void>> {
   let client: pg.Client | undefined;
   let stopped = false;
   let retry: NodeJS.Timeout | undefined;

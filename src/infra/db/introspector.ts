@@ -19,12 +19,23 @@ export class SchemaScopedIntrospector implements DatabaseIntrospector {
   constructor(private readonly db: Kysely<unknown>) {}
 
   async getSchemas(): Promise<SchemaMetadata[]> {
-    const r = await sql<{ name: string }>`select nspname as name from pg_catalog.pg_namespace where nspname = current_schema()`.execute(this.db);
+    const r = await sql<{
+      name: string;
+    }>`select nspname as name from pg_catalog.pg_namespace where nspname = current_schema()`.execute(this.db);
     return r.rows.map((x) => ({ name: x.name }));
   }
 
   async getTables(options: DatabaseMetadataOptions = { withInternalKyselyTables: false }): Promise<TableMetadata[]> {
-    const cols = await sql<{ table: string; kind: string; schema: string; column: string | null; type: string | null; nullable: boolean | null; has_default: boolean | null; auto: boolean | null }>`
+    const cols = await sql<{
+      table: string;
+      kind: string;
+      schema: string;
+      column: string | null;
+      type: string | null;
+      nullable: boolean | null;
+      has_default: boolean | null;
+      auto: boolean | null;
+    }>`
       select c.relname as table, c.relkind as kind, ns.nspname as schema,
         a.attname as column, t.typname as type, not a.attnotnull as nullable, a.atthasdef as has_default,
         coalesce(pg_get_expr(d.adbin, d.adrelid) like 'nextval(%', false) or a.attidentity <> '' as auto
@@ -35,13 +46,22 @@ export class SchemaScopedIntrospector implements DatabaseIntrospector {
       left join pg_catalog.pg_attrdef d on d.adrelid = c.oid and d.adnum = a.attnum
       where ns.nspname = current_schema() and c.relkind in ('r', 'v', 'p')
       order by c.relname, a.attnum`.execute(this.db);
-    const tables = new Map<string, { name: string; schema: string; isView: boolean; columns: TableMetadata['columns'][number][] }>();
+    const tables = new Map<
+      string,
+      { name: string; schema: string; isView: boolean; columns: TableMetadata['columns'][number][] }
+    >();
     for (const r of cols.rows) {
       if (!options.withInternalKyselyTables && r.table.startsWith('kysely_')) continue;
       let t = tables.get(r.table);
       if (!t) tables.set(r.table, (t = { name: r.table, schema: r.schema, isView: r.kind === 'v', columns: [] }));
       if (r.column)
-        t.columns.push({ name: r.column, dataType: r.type ?? 'unknown', isNullable: !!r.nullable, hasDefaultValue: !!r.has_default, isAutoIncrementing: !!r.auto });
+        t.columns.push({
+          name: r.column,
+          dataType: r.type ?? 'unknown',
+          isNullable: !!r.nullable,
+          hasDefaultValue: !!r.has_default,
+          isAutoIncrementing: !!r.auto,
+        });
     }
     return [...tables.values()];
   }

@@ -36,7 +36,12 @@ export function enablePreparedStatements(pool: pg.Pool): void {
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
       const [text, values] = args;
-      if (args.length <= 2 && typeof text === 'string' && text.startsWith(PREPARED_MARK) && (values === undefined || Array.isArray(values))) {
+      if (
+        args.length <= 2 &&
+        typeof text === 'string' &&
+        text.startsWith(PREPARED_MARK) &&
+        (values === undefined || Array.isArray(values))
+      ) {
         return query({ name: nameOf(text), text, values });
       }
       return query(...args);

@@ -14,10 +14,12 @@ export function bearerMatches(header: string | undefined, key: string): boolean 
 export function requireAdminKey(apiKey: string) {
   return async (req: FastifyRequest, reply: FastifyReply) => {
     if (!bearerMatches(req.headers.authorization, apiKey)) {
-      return reply
-        .code(401)
-        .header('www-authenticate', 'Bearer')
-        .send({ statusCode: 401, error: 'Unauthorized', message: 'admin API: send Authorization: Bearer <ADMIN_API_KEY>', requestId: req.id });
+      return reply.code(401).header('www-authenticate', 'Bearer').send({
+        statusCode: 401,
+        error: 'Unauthorized',
+        message: 'admin API: send Authorization: Bearer <ADMIN_API_KEY>',
+        requestId: req.id,
+      });
     }
   };
 }

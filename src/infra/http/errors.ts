@@ -30,7 +30,8 @@ const REASONS: Record<number, string> = {
   429: 'Too Many Requests',
 };
 
-export const reasonPhrase = (status: number) => REASONS[status] ?? (status >= 500 ? 'Internal Server Error' : 'Bad Request');
+export const reasonPhrase = (status: number) =>
+  REASONS[status] ?? (status >= 500 ? 'Internal Server Error' : 'Bad Request');
 
 export class HttpError extends Error {
   constructor(
@@ -55,7 +56,11 @@ export function zodDetails(where: string, error: z.ZodError): ErrorDetail[] {
 }
 
 /** Parses `value` with `schema` or throws a 400 naming every failing field. */
-export function parseOr400<T extends z.ZodType>(schema: T, value: unknown, where: 'body' | 'query' | 'params'): z.output<T> {
+export function parseOr400<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+  where: 'body' | 'query' | 'params',
+): z.output<T> {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const details = zodDetails(where, r.error);

@@ -70,8 +70,12 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     const path = req.url.split('?')[0];
     if (path === '/healthz' || path === '/metrics') return;
     reply.header('connection', 'close');
-    if (path === '/readyz') return reply.code(503).send({ status: 'unavailable', checks: { draining: 'shutting down' } });
-    return reply.code(429).header('retry-after', '5').send({ statusCode: 429, error: 'Too Many Requests', message: 'the bridge is restarting; retry shortly' });
+    if (path === '/readyz')
+      return reply.code(503).send({ status: 'unavailable', checks: { draining: 'shutting down' } });
+    return reply
+      .code(429)
+      .header('retry-after', '5')
+      .send({ statusCode: 429, error: 'Too Many Requests', message: 'the bridge is restarting; retry shortly' });
   });
 
   app.addHook('onResponse', async (req, reply) => {
@@ -84,34 +88,65 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   });
 
   // The one error shape (errors.ts): { statusCode, error, message, requestId, details? }; 5xx never leak internals.
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: { instancePath?: string; params?: Record<string, unknown>; message?: string }[]; validationContext?: string }, req, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
-    if (status >= 500) req.log.error({ err }, 'request failed');
-    const details: ErrorDetail[] | undefined =
-      err instanceof HttpError
-        ? err.details
-        : err.validation?.map((v) => {
-            const missing = typeof v.params?.missingProperty === 'string' ? `/${v.params.missingProperty}` : '';
-            return { path: [err.validationContext ?? 'request', ...`${v.instancePath ?? ''}${missing}`.split('/').filter(Boolean)].join('.'), message: v.message ?? 'invalid' };
-          });
-    const body: ApiError = {
-      statusCode: status,
-      error: status >= 500 ? 'Internal Server Error' : err instanceof HttpError ? err.errorCode ?? reasonPhrase(status) : err.code ?? reasonPhrase(status),
-      message: status >= 500 ? 'internal error; see the server log for request ' + req.id : err.message,
-      requestId: req.id,
-      ...(details?.length && status < 500 ? { details } : {}),
-    };
-    void reply.status(status).send(body);
-  });
+  app.setErrorHandler(
+    (
+      err: Error & {
+        statusCode?: number;
+        code?: string;
+        validation?: { instancePath?: string; params?: Record<string, unknown>; message?: string }[];
+        validationContext?: string;
+      },
+      req,
+      reply,
+    ) => {
+      const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+      if (status >= 500) req.log.error({ err }, 'request failed');
+      const details: ErrorDetail[] | undefined =
+        err instanceof HttpError
+          ? err.details
+          : err.validation?.map((v) => {
+              const missing = typeof v.params?.missingProperty === 'string' ? `/${v.params.missingProperty}` : '';
+              return {
+                path: [
+                  err.validationContext ?? 'request',
+                  ...`${v.instancePath ?? ''}${missing}`.split('/').filter(Boolean),
+                ].join('.'),
+                message: v.message ?? 'invalid',
+              };
+            });
+      const body: ApiError = {
+        statusCode: status,
+        error:
+          status >= 500
+            ? 'Internal Server Error'
+            : err instanceof HttpError
+              ? (err.errorCode ?? reasonPhrase(status))
+              : (err.code ?? reasonPhrase(status)),
+        message: status >= 500 ? 'internal error; see the server log for request ' + req.id : err.message,
+        requestId: req.id,
+        ...(details?.length && status < 500 ? { details } : {}),
+      };
+      void reply.status(status).send(body);
+    },
+  );
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({ statusCode: 404, error: 'Not Found', message: `no route for ${req.method} ${redactUrl(req.url.split('?')[0] ?? '')}`, requestId: req.id });
+    void reply.status(404).send({
+      statusCode: 404,
+      error: 'Not Found',
+      message: `no route for ${req.method} ${redactUrl(req.url.split('?')[0] ?? '')}`,
+      requestId: req.id,
+    });
   });
 
   app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
   app.get('/readyz', { logLevel: 'warn' }, async (_req, reply) => {
     const checks = await opts.readiness();
     const failing = Object.entries(checks).filter(([, v]) => v !== null);
-    return reply.status(failing.length ? 503 : 200).send({ status: failing.length ? 'unavailable' : 'ready', checks, ...(opts.readinessDetail ? { detail: opts.readinessDetail() } : {}) });
+    return reply.status(failing.length ? 503 : 200).send({
+      status: failing.length ? 'unavailable' : 'ready',
+      checks,
+      ...(opts.readinessDetail ? { detail: opts.readinessDetail() } : {}),
+    });
   });
   app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) => {
     const body = await opts.metrics.registry.metrics();

@@ -3,7 +3,20 @@ import pino, { type Logger, type DestinationStream } from 'pino';
 export type { Logger };
 
 /** Field names whose values are never logged, wherever they appear. */
-const SECRET_KEYS = ['authorization', 'access_token', 'refresh_token', 'accessToken', 'refreshToken', 'client_secret', 'clientSecret', 'apiKey', 'api_key', 'password', 'secret', 'token'];
+const SECRET_KEYS = [
+  'authorization',
+  'access_token',
+  'refresh_token',
+  'accessToken',
+  'refreshToken',
+  'client_secret',
+  'clientSecret',
+  'apiKey',
+  'api_key',
+  'password',
+  'secret',
+  'token',
+];
 const REDACT_PATHS = [
   'req.headers.authorization',
   'req.headers["x-api-key"]',
@@ -40,7 +53,8 @@ export function scrub(line: string, secrets: readonly string[]): string {
   let out = line;
   for (const s of secrets) if (s && out.includes(s)) out = out.split(s).join('[REDACTED]');
   for (const s of dynamicSecrets) if (out.includes(s)) out = out.split(s).join('[REDACTED]');
-  for (const re of TOKEN_PATTERNS) out = out.replace(re, (m, p1: unknown) => (typeof p1 === 'string' ? `${p1}[REDACTED]` : '[REDACTED]'));
+  for (const re of TOKEN_PATTERNS)
+    out = out.replace(re, (m, p1: unknown) => (typeof p1 === 'string' ? `${p1}[REDACTED]` : '[REDACTED]'));
   // JSON-escaped forms of secrets (e.g. inside an error message string).
   for (const s of secrets) {
     const j = JSON.stringify(s).slice(1, -1);
@@ -57,7 +71,14 @@ export function redactUrl(url: string): string {
 }
 
 /** Fastify's request serializer, with the URL's secret segments masked. */
-function reqSerializer(req: { method?: string; url?: string; headers?: Record<string, unknown>; host?: string; ip?: string; socket?: { remotePort?: number } }) {
+function reqSerializer(req: {
+  method?: string;
+  url?: string;
+  headers?: Record<string, unknown>;
+  host?: string;
+  ip?: string;
+  socket?: { remotePort?: number };
+}) {
   return {
     method: req.method,
     url: typeof req.url === 'string' ? redactUrl(req.url) : req.url,

@@ -215,7 +215,10 @@ export async function listJobs(db: DbOrTrx, f: ListJobsFilter = {}): Promise<Job
   if (f.state) q = q.where('state', '=', f.state);
   if (f.kind) q = q.where('kind', '=', f.kind);
   if (f.scope) q = q.where('scope', '=', f.scope);
-  return (await q.orderBy('id', 'desc').limit(f.limit ?? 100).execute()) as JobRow[];
+  return (await q
+    .orderBy('id', 'desc')
+    .limit(f.limit ?? 100)
+    .execute()) as JobRow[];
 }
 
 export async function getJob(db: DbOrTrx, id: number): Promise<JobRow | undefined> {
@@ -223,10 +226,21 @@ export async function getJob(db: DbOrTrx, id: number): Promise<JobRow | undefine
 }
 
 /** Puts dead (or cancelled) jobs back in the queue with a fresh attempt budget. */
-export async function retryJobs(db: DbOrTrx, sel: { ids?: number[]; allDead?: boolean; kind?: string }): Promise<number> {
+export async function retryJobs(
+  db: DbOrTrx,
+  sel: { ids?: number[]; allDead?: boolean; kind?: string },
+): Promise<number> {
   let q = db
     .updateTable('bridge_jobs')
-    .set({ state: 'ready', attempts: 0, run_at: sql`now()`, locked_by: null, locked_until: null, finished_at: null, updated_at: sql`now()` })
+    .set({
+      state: 'ready',
+      attempts: 0,
+      run_at: sql`now()`,
+      locked_by: null,
+      locked_until: null,
+      finished_at: null,
+      updated_at: sql`now()`,
+    })
     .where('state', 'in', ['dead', 'cancelled']);
   if (sel.ids) q = q.where('id', 'in', sel.ids.length ? sel.ids : [-1]);
   else if (!sel.allDead) return 0;
@@ -268,7 +282,9 @@ export async function promoteStranded(db: DbOrTrx): Promise<number> {
   const r = await prepared(sql`
     update bridge_jobs j set state = 'ready', updated_at = now()
     where j.state = 'blocked' and not exists (
-      select 1 from bridge_jobs p where p.ordering_key = j.ordering_key and p.id < j.id and p.state in ${UNFINISHED_STATES})`).execute(db);
+      select 1 from bridge_jobs p where p.ordering_key = j.ordering_key and p.id < j.id and p.state in ${UNFINISHED_STATES})`).execute(
+    db,
+  );
   return Number(r.numAffectedRows ?? 0);
 }
 
@@ -284,7 +300,11 @@ export async function cancelScope(db: DbOrTrx, scope: string, reason: string): P
 }
 
 export async function countByState(db: DbOrTrx): Promise<Record<JobState, number>> {
-  const rows = await db.selectFrom('bridge_jobs').select(['state', db.fn.countAll<number>().as('n')]).groupBy('state').execute();
+  const rows = await db
+    .selectFrom('bridge_jobs')
+    .select(['state', db.fn.countAll<number>().as('n')])
+    .groupBy('state')
+    .execute();
   const out: Record<JobState, number> = { ready: 0, blocked: 0, running: 0, dead: 0, paused: 0, cancelled: 0 };
   for (const r of rows) out[r.state] = Number(r.n);
   return out;

@@ -32,7 +32,9 @@ export const queueMigration: Migration = {
       where ordering_key is not null and state in ('ready', 'blocked', 'running', 'paused')`.execute(db);
     // Promotion: the next blocked job of a key.
     await sql`create index bridge_jobs_blocked on bridge_jobs (ordering_key, id) where state = 'blocked'`.execute(db);
-    await sql`create unique index bridge_jobs_dedupe on bridge_jobs (dedupe_key) where dedupe_key is not null`.execute(db);
+    await sql`create unique index bridge_jobs_dedupe on bridge_jobs (dedupe_key) where dedupe_key is not null`.execute(
+      db,
+    );
     await sql`create index bridge_jobs_scope on bridge_jobs (scope, state) where scope is not null`.execute(db);
     // Deliberately few indexes: every index a state change touches costs a write per job. Completed
     // jobs are deleted (a delete maintains no index), operator queries by state scan the table.

@@ -36,7 +36,11 @@ export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 1000, maxMs: 60 * 60 * 1
  * Exponential backoff with "equal jitter": half the exponential delay is fixed, half random,
  * so retries of a burst of failures spread out but never come back sooner than half the step.
  */
-export function backoffDelay(attempt: number, policy: BackoffPolicy = DEFAULT_BACKOFF, rnd: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  policy: BackoffPolicy = DEFAULT_BACKOFF,
+  rnd: () => number = Math.random,
+): number {
   const exp = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(exp / 2 + rnd() * (exp / 2));
 }
@@ -82,7 +86,10 @@ interface InFlight {
 export class WorkerPool {
   readonly workerId: string;
   readonly events = new EventEmitter();
-  readonly #handlers = new Map<string, { fn: JobHandler; backoff?: BackoffPolicy; maxConcurrent?: number; ownSlots?: boolean }>();
+  readonly #handlers = new Map<
+    string,
+    { fn: JobHandler; backoff?: BackoffPolicy; maxConcurrent?: number; ownSlots?: boolean }
+  >();
   /** Running jobs that occupy the shared `concurrency` slots (all but ownSlots kinds). */
   #sharedInFlight = 0;
   /** Running jobs per kind (for per-kind concurrency caps). */
@@ -115,7 +122,11 @@ export class WorkerPool {
    * wait inside the handler (e.g. for a GHL rate-limit slot), so waiting never takes a slot from
    * work that could run.
    */
-  register<P>(kind: string, fn: JobHandler<P>, options: { backoff?: BackoffPolicy; maxConcurrent?: number; ownSlots?: boolean } = {}): this {
+  register<P>(
+    kind: string,
+    fn: JobHandler<P>,
+    options: { backoff?: BackoffPolicy; maxConcurrent?: number; ownSlots?: boolean } = {},
+  ): this {
     if (this.#handlers.has(kind)) throw new Error(`a handler for job kind "${kind}" is already registered`);
     if (options.ownSlots && !options.maxConcurrent) throw new Error(`job kind "${kind}": ownSlots needs maxConcurrent`);
     this.#handlers.set(kind, {
@@ -153,14 +164,15 @@ export class WorkerPool {
   #cappedRoom(): boolean {
     for (const [k, h] of this.#handlers) {
       if (h.maxConcurrent === undefined) continue;
-      if ((this.#runningByKind.get(k) ?? 0) + this.#buffer.filter((j) => j.kind === k).length < h.maxConcurrent) return true;
+      if ((this.#runningByKind.get(k) ?? 0) + this.#buffer.filter((j) => j.kind === k).length < h.maxConcurrent)
+        return true;
     }
     return false;
   }
 
   /** Starts buffered jobs that can start (free slot, kind under its cap); order otherwise kept. */
   #startRunnable(): void {
-    for (let i = 0; i < this.#buffer.length && !this.#stopping; ) {
+    for (let i = 0; i < this.#buffer.length && !this.#stopping;) {
       const job = this.#buffer[i]!;
       if (this.#canStart(job)) {
         this.#buffer.splice(i, 1);
@@ -284,7 +296,10 @@ export class WorkerPool {
     if (!kinds.length) return [];
     // One group for the uncapped kinds, one per capped kind with room: all claimed by one statement.
     const groups: Array<{ kinds: string[]; limit: number }> = [];
-    const uncapped = this.#uncappedBuffered() < this.opts.concurrency ? kinds.filter((k) => this.#handlers.get(k)?.maxConcurrent === undefined) : [];
+    const uncapped =
+      this.#uncappedBuffered() < this.opts.concurrency
+        ? kinds.filter((k) => this.#handlers.get(k)?.maxConcurrent === undefined)
+        : [];
     if (uncapped.length) groups.push({ kinds: uncapped, limit });
     for (const k of kinds) {
       const cap = this.#handlers.get(k)?.maxConcurrent;
@@ -404,13 +419,23 @@ export class WorkerPool {
     const started = performance.now();
     const log = this.opts.log.child({ jobId: job.id, jobKind: job.kind, attempt: job.attempts });
     const emit = (outcome: JobEvent['outcome'], error?: string) => {
-      const e: JobEvent = { kind: job.kind, outcome, durationMs: performance.now() - started, ...(error ? { error } : {}) };
+      const e: JobEvent = {
+        kind: job.kind,
+        outcome,
+        durationMs: performance.now() - started,
+        ...(error ? { error } : {}),
+      };
       this.opts.onJobEvent?.(e);
       this.events.emit('job', e, job);
     };
     try {
       if (!handler) throw new PermanentJobError(`no handler registered for job kind "${job.kind}"`);
-      await handler.fn(job, { signal: controller.signal, log, db: this.opts.db, isFinalFailure: (e) => isFinalFailure(job, e) });
+      await handler.fn(job, {
+        signal: controller.signal,
+        log,
+        db: this.opts.db,
+        isFinalFailure: (e) => isFinalFailure(job, e),
+      });
       if (controller.signal.aborted && !this.#inFlight.has(job.id)) return; // released at shutdown
       // The slot frees now; the completion is group-committed by the flusher. Until then the job
       // stays leased to us (and heartbeated), so a crash in between only means it runs again.
@@ -424,7 +449,9 @@ export class WorkerPool {
       }
       await this.#fail(job, err, handler?.backoff, log)
         .then((outcome) => emit(outcome, errorText(err)))
-        .catch((e: unknown) => log.error({ err: e }, 'recording job failure failed; the lease will expire and the job re-run'));
+        .catch((e: unknown) =>
+          log.error({ err: e }, 'recording job failure failed; the lease will expire and the job re-run'),
+        );
     }
   }
 

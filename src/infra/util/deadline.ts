@@ -10,7 +10,11 @@
  * The timeout aborts with a DOMException named "TimeoutError", like `AbortSignal.timeout`; a caller abort passes the
  * caller's reason through.
  */
-export async function withDeadline<T>(ms: number, signal: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function withDeadline<T>(
+  ms: number,
+  signal: AbortSignal | undefined,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(new DOMException(`timed out after ${ms} ms`, 'TimeoutError')), ms);
   const onAbort = () => ac.abort(signal?.reason);

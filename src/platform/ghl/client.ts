@@ -7,7 +7,8 @@ import { versionFor } from './versions.js';
 import { withDeadline } from '../../infra/util/deadline.js';
 
 /** The installation a call acts for: its token and its rate-limit bucket. */
-export type InstallationRef = { locationId: string; companyId?: undefined } | { companyId: string; locationId?: undefined };
+export type InstallationRef =
+  { locationId: string; companyId?: undefined } | { companyId: string; locationId?: undefined };
 
 export interface CallOptions {
   installation: InstallationRef;
@@ -87,10 +88,14 @@ export function createGhlClient(o: GhlClientOptions) {
   const sleep = (ms: number, signal?: AbortSignal) =>
     new Promise<void>((resolve, reject) => {
       const t = setTimeout(resolve, ms);
-      signal?.addEventListener('abort', () => {
-        clearTimeout(t);
-        reject(signal.reason);
-      }, { once: true });
+      signal?.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(t);
+          reject(signal.reason);
+        },
+        { once: true },
+      );
     });
 
   async function call<R>(op: Op, c: CallOptions): Promise<R> {
@@ -149,9 +154,18 @@ export function createGhlClient(o: GhlClientOptions) {
         /* non-JSON error page */
       }
       o.metrics?.request(op.name, res.status, Date.now() - started);
-      await o.limiter.observe(resource, res.status, res.headers).catch((e: unknown) => o.log.warn({ err: e }, 'rate limiter: observe failed'));
+      await o.limiter
+        .observe(resource, res.status, res.headers)
+        .catch((e: unknown) => o.log.warn({ err: e }, 'rate limiter: observe failed'));
       if (res.ok) return parsed as R;
-      const err = new GhlApiError(res.status, ghlMessage(parsed, res.statusText), traceIdOf(parsed, res.headers), parsed, op.name, res.status >= 500 && !op.idempotent);
+      const err = new GhlApiError(
+        res.status,
+        ghlMessage(parsed, res.statusText),
+        traceIdOf(parsed, res.headers),
+        parsed,
+        op.name,
+        res.status >= 500 && !op.idempotent,
+      );
       if (res.status === 401 && !refreshed) {
         refreshed = true;
         token = await o.tokens.refreshAfter401(ref, token, c.signal);
@@ -169,7 +183,10 @@ export function createGhlClient(o: GhlClientOptions) {
           const found = await op.verify().catch(() => undefined);
           if (found) return found as R;
         }
-        o.log.warn({ op: op.name, status: res.status, traceId: err.traceId, attempt: retries + 1 }, 'GHL server error; retrying');
+        o.log.warn(
+          { op: op.name, status: res.status, traceId: err.traceId, attempt: retries + 1 },
+          'GHL server error; retrying',
+        );
         await sleep(backoff(retries++), c.signal);
         continue;
       }
@@ -181,16 +198,31 @@ export function createGhlClient(o: GhlClientOptions) {
     contacts: {
       /** Upsert by GHL's duplicate rules (email/phone): idempotent by natural key. */
       upsert: (body: T.UpsertContactBody, c: CallOptions) =>
-        call<T.UpsertContactResponse>({ name: 'contacts.upsert', method: 'POST', path: '/contacts/upsert', body, idempotent: true }, c),
+        call<T.UpsertContactResponse>(
+          { name: 'contacts.upsert', method: 'POST', path: '/contacts/upsert', body, idempotent: true },
+          c,
+        ),
       get: (contactId: string, c: CallOptions) =>
-        call<T.GetContactResponse>({ name: 'contacts.get', method: 'GET', path: `/contacts/${enc(contactId)}`, idempotent: true }, c),
+        call<T.GetContactResponse>(
+          { name: 'contacts.get', method: 'GET', path: `/contacts/${enc(contactId)}`, idempotent: true },
+          c,
+        ),
       search: (body: T.SearchContactsBody, c: CallOptions) =>
-        call<T.SearchContactsResponse>({ name: 'contacts.search', method: 'POST', path: '/contacts/search', body, idempotent: true }, c),
+        call<T.SearchContactsResponse>(
+          { name: 'contacts.search', method: 'POST', path: '/contacts/search', body, idempotent: true },
+          c,
+        ),
       /** All contacts matching `body` (searchAfter pagination). */
-      async *iterate(body: Omit<T.SearchContactsBody, 'page' | 'searchAfter'>, c: CallOptions & { pageLimit?: number }) {
+      async *iterate(
+        body: Omit<T.SearchContactsBody, 'page' | 'searchAfter'>,
+        c: CallOptions & { pageLimit?: number },
+      ) {
         let searchAfter: Array<string | number> | undefined;
         for (;;) {
-          const page = await client.contacts.search({ ...body, pageLimit: c.pageLimit ?? 100, ...(searchAfter ? { searchAfter } : {}) }, c);
+          const page = await client.contacts.search(
+            { ...body, pageLimit: c.pageLimit ?? 100, ...(searchAfter ? { searchAfter } : {}) },
+            c,
+          );
           const rows = page.contacts ?? [];
           for (const r of rows) yield r;
           const last = rows.at(-1);
@@ -201,26 +233,48 @@ export function createGhlClient(o: GhlClientOptions) {
     },
     customFields: {
       list: (locationId: string, c: CallOptions & { model?: 'contact' | 'opportunity' | 'all' }) =>
-        call<T.CustomFieldsListResponse>({ name: 'customFields.list', method: 'GET', path: `/locations/${enc(locationId)}/customFields`, query: c.model ? { model: c.model } : undefined, idempotent: true }, c),
+        call<T.CustomFieldsListResponse>(
+          {
+            name: 'customFields.list',
+            method: 'GET',
+            path: `/locations/${enc(locationId)}/customFields`,
+            query: c.model ? { model: c.model } : undefined,
+            idempotent: true,
+          },
+          c,
+        ),
       /** Not idempotent; after an ambiguous failure it looks the field up by name before giving up. */
       create: (locationId: string, body: T.CreateCustomFieldBody, c: CallOptions) =>
-        call<T.CreateCustomFieldResponse>({
-          name: 'customFields.create', method: 'POST', path: `/locations/${enc(locationId)}/customFields`, body, idempotent: false,
-          verify: async () => {
-            const l = (await client.customFields.list(locationId, c)) as { customFields?: Array<{ name?: string }> };
-            const f = l.customFields?.find((x) => x.name === (body as { name?: string }).name);
-            return f ? { customField: f } : undefined;
+        call<T.CreateCustomFieldResponse>(
+          {
+            name: 'customFields.create',
+            method: 'POST',
+            path: `/locations/${enc(locationId)}/customFields`,
+            body,
+            idempotent: false,
+            verify: async () => {
+              const l = (await client.customFields.list(locationId, c)) as { customFields?: Array<{ name?: string }> };
+              const f = l.customFields?.find((x) => x.name === (body as { name?: string }).name);
+              return f ? { customField: f } : undefined;
+            },
           },
-        }, c),
+          c,
+        ),
     },
     conversations: {
       search: (query: T.SearchConversationsQuery, c: CallOptions) =>
-        call<T.SearchConversationsResponse>({ name: 'conversations.search', method: 'GET', path: '/conversations/search', query, idempotent: true }, c),
+        call<T.SearchConversationsResponse>(
+          { name: 'conversations.search', method: 'GET', path: '/conversations/search', query, idempotent: true },
+          c,
+        ),
       async *iterate(query: Omit<T.SearchConversationsQuery, 'startAfterDate'>, c: CallOptions) {
         let startAfterDate: number | undefined;
         const limit = query.limit ?? 100;
         for (;;) {
-          const page = await client.conversations.search({ ...query, limit, ...(startAfterDate !== undefined ? { startAfterDate } : {}) }, c);
+          const page = await client.conversations.search(
+            { ...query, limit, ...(startAfterDate !== undefined ? { startAfterDate } : {}) },
+            c,
+          );
           const rows = (page.conversations ?? []) as Array<T.Conversation & { lastMessageDate?: number }>;
           for (const r of rows) yield r;
           const last = rows.at(-1);
@@ -230,39 +284,97 @@ export function createGhlClient(o: GhlClientOptions) {
       },
       /** Not idempotent (GHL answers 400 when one exists); after an ambiguous failure it searches first. */
       create: (body: T.CreateConversationBody, c: CallOptions) =>
-        call<T.CreateConversationResponse>({
-          name: 'conversations.create', method: 'POST', path: '/conversations/', body, idempotent: false,
-          verify: async () => {
-            const b = body as { locationId: string; contactId: string };
-            const r = await client.conversations.search({ locationId: b.locationId, contactId: b.contactId, limit: 1 }, c);
-            const hit = r.conversations?.[0];
-            return hit ? { success: true, conversation: hit } : undefined;
+        call<T.CreateConversationResponse>(
+          {
+            name: 'conversations.create',
+            method: 'POST',
+            path: '/conversations/',
+            body,
+            idempotent: false,
+            verify: async () => {
+              const b = body as { locationId: string; contactId: string };
+              const r = await client.conversations.search(
+                { locationId: b.locationId, contactId: b.contactId, limit: 1 },
+                c,
+              );
+              const hit = r.conversations?.[0];
+              return hit ? { success: true, conversation: hit } : undefined;
+            },
           },
-        }, c),
+          c,
+        ),
       get: (conversationId: string, c: CallOptions) =>
-        call<T.GetConversationResponse>({ name: 'conversations.get', method: 'GET', path: `/conversations/${enc(conversationId)}`, idempotent: true }, c),
+        call<T.GetConversationResponse>(
+          { name: 'conversations.get', method: 'GET', path: `/conversations/${enc(conversationId)}`, idempotent: true },
+          c,
+        ),
     },
     messages: {
       /** Not idempotent and not verifiable: an ambiguous failure surfaces as GhlApiError.maybeApplied. */
       send: (body: T.SendMessageBody, c: CallOptions) =>
-        call<T.SendMessageResponse>({ name: 'messages.send', method: 'POST', path: '/conversations/messages', body, idempotent: false }, c),
+        call<T.SendMessageResponse>(
+          { name: 'messages.send', method: 'POST', path: '/conversations/messages', body, idempotent: false },
+          c,
+        ),
       addInbound: (body: T.InboundMessageBody, c: CallOptions & { verify?: () => Promise<unknown> }) =>
-        call<T.InboundMessageResponse>({ name: 'messages.addInbound', method: 'POST', path: '/conversations/messages/inbound', body, idempotent: false, ...(c.verify ? { verify: c.verify } : {}) }, c),
+        call<T.InboundMessageResponse>(
+          {
+            name: 'messages.addInbound',
+            method: 'POST',
+            path: '/conversations/messages/inbound',
+            body,
+            idempotent: false,
+            ...(c.verify ? { verify: c.verify } : {}),
+          },
+          c,
+        ),
       addOutboundCall: (body: T.OutboundCallBody, c: CallOptions & { verify?: () => Promise<unknown> }) =>
-        call<T.OutboundCallResponse>({ name: 'messages.addOutboundCall', method: 'POST', path: '/conversations/messages/outbound', body, idempotent: false, ...(c.verify ? { verify: c.verify } : {}) }, c),
+        call<T.OutboundCallResponse>(
+          {
+            name: 'messages.addOutboundCall',
+            method: 'POST',
+            path: '/conversations/messages/outbound',
+            body,
+            idempotent: false,
+            ...(c.verify ? { verify: c.verify } : {}),
+          },
+          c,
+        ),
       /** Setting a status is idempotent (same status twice is harmless). */
       updateStatus: (messageId: string, body: T.UpdateMessageStatusBody, c: CallOptions) =>
-        call<T.UpdateMessageStatusResponse>({ name: 'messages.updateStatus', method: 'PUT', path: `/conversations/messages/${enc(messageId)}/status`, body, idempotent: true }, c),
+        call<T.UpdateMessageStatusResponse>(
+          {
+            name: 'messages.updateStatus',
+            method: 'PUT',
+            path: `/conversations/messages/${enc(messageId)}/status`,
+            body,
+            idempotent: true,
+          },
+          c,
+        ),
       /** One page; accepts both the wrapped ({messages:{…}}) and the spec's flat shape. */
       async list(conversationId: string, query: T.ListMessagesQuery, c: CallOptions): Promise<T.MessagesPage> {
-        const r = await call<T.MessagesPage | { messages: T.MessagesPage }>({ name: 'messages.list', method: 'GET', path: `/conversations/${enc(conversationId)}/messages`, query, idempotent: true }, c);
+        const r = await call<T.MessagesPage | { messages: T.MessagesPage }>(
+          {
+            name: 'messages.list',
+            method: 'GET',
+            path: `/conversations/${enc(conversationId)}/messages`,
+            query,
+            idempotent: true,
+          },
+          c,
+        );
         const m = (r as { messages?: unknown }).messages;
         return (m && !Array.isArray(m) ? m : r) as T.MessagesPage;
       },
       async *iterate(conversationId: string, query: Omit<T.ListMessagesQuery, 'lastMessageId'>, c: CallOptions) {
         let lastMessageId: string | undefined;
         for (;;) {
-          const page = await client.messages.list(conversationId, { ...query, ...(lastMessageId ? { lastMessageId } : {}) }, c);
+          const page = await client.messages.list(
+            conversationId,
+            { ...query, ...(lastMessageId ? { lastMessageId } : {}) },
+            c,
+          );
           for (const m of page.messages ?? []) yield m;
           if (!page.nextPage || !page.lastMessageId) return;
           lastMessageId = page.lastMessageId;
@@ -270,19 +382,40 @@ export function createGhlClient(o: GhlClientOptions) {
       },
       /** One page of the location's messages (cursor-paginated; `nextCursor` absent or null on the last page). */
       export: (query: T.ExportMessagesQuery, c: CallOptions) =>
-        call<T.ExportMessagesResponse>({ name: 'messages.export', method: 'GET', path: '/conversations/messages/export', query, idempotent: true }, c),
+        call<T.ExportMessagesResponse>(
+          { name: 'messages.export', method: 'GET', path: '/conversations/messages/export', query, idempotent: true },
+          c,
+        ),
       get: (messageId: string, c: CallOptions) =>
-        call<T.GetMessageResponse>({ name: 'messages.get', method: 'GET', path: `/conversations/messages/${enc(messageId)}`, idempotent: true }, c),
+        call<T.GetMessageResponse>(
+          { name: 'messages.get', method: 'GET', path: `/conversations/messages/${enc(messageId)}`, idempotent: true },
+          c,
+        ),
     },
     oauth: {
       /** Mints a location token from the company installation (form-encoded, per spec). */
-      async locationToken(body: { companyId: string; locationId: string }, c: CallOptions): Promise<T.LocationTokenResponse> {
-        const r = await call<T.LocationTokenResponse>({ name: 'oauth.locationToken', method: 'POST', path: '/oauth/locationToken', form: body, idempotent: true }, c);
+      async locationToken(
+        body: { companyId: string; locationId: string },
+        c: CallOptions,
+      ): Promise<T.LocationTokenResponse> {
+        const r = await call<T.LocationTokenResponse>(
+          { name: 'oauth.locationToken', method: 'POST', path: '/oauth/locationToken', form: body, idempotent: true },
+          c,
+        );
         registerSecret((r as { access_token?: string }).access_token);
         return r;
       },
       installedLocations: (query: T.InstalledLocationsQuery, c: CallOptions) =>
-        call<T.InstalledLocationsResponse>({ name: 'oauth.installedLocations', method: 'GET', path: '/oauth/installedLocations', query, idempotent: true }, c),
+        call<T.InstalledLocationsResponse>(
+          {
+            name: 'oauth.installedLocations',
+            method: 'GET',
+            path: '/oauth/installedLocations',
+            query,
+            idempotent: true,
+          },
+          c,
+        ),
       /** All installed locations of a company (skip/limit pagination). */
       async *iterateInstalled(query: Omit<T.InstalledLocationsQuery, 'skip' | 'limit'>, c: CallOptions) {
         const limit = 100;
@@ -304,7 +437,11 @@ export type GhlClient = ReturnType<typeof createGhlClient>;
  * POST /oauth/token (form-encoded; no Authorization, no Version, not rate limited). Used for the
  * code exchange and refreshes. Registers the returned tokens for log scrubbing.
  */
-export async function oauthToken(apiBase: string, form: Record<string, string>, timeoutMs = 30_000): Promise<T.TokenResponse> {
+export async function oauthToken(
+  apiBase: string,
+  form: Record<string, string>,
+  timeoutMs = 30_000,
+): Promise<T.TokenResponse> {
   const [res, text] = await withDeadline(timeoutMs, undefined, async (signal) => {
     const r = await fetch(apiBase.replace(/\/+$/, '') + '/oauth/token', {
       method: 'POST',
@@ -320,7 +457,14 @@ export async function oauthToken(apiBase: string, form: Record<string, string>, 
   } catch {
     /* keep text */
   }
-  if (!res.ok) throw new GhlApiError(res.status, ghlMessage(body, res.statusText), traceIdOf(body, res.headers), body, 'oauth.token');
+  if (!res.ok)
+    throw new GhlApiError(
+      res.status,
+      ghlMessage(body, res.statusText),
+      traceIdOf(body, res.headers),
+      body,
+      'oauth.token',
+    );
   const t = body as T.TokenResponse;
   registerSecret(t.access_token);
   registerSecret(t.refresh_token);

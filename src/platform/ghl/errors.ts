@@ -10,7 +10,9 @@ export class GhlApiError extends Error {
     /** True when the request may have been applied by GHL (timeout / 5xx on a non-idempotent call). */
     readonly maybeApplied = false,
   ) {
-    super(`${operation}: ${status ? `HTTP ${status}` : 'network error'}: ${message}${traceId ? ` (traceId ${traceId})` : ''}`);
+    super(
+      `${operation}: ${status ? `HTTP ${status}` : 'network error'}: ${message}${traceId ? ` (traceId ${traceId})` : ''}`,
+    );
   }
 }
 
@@ -29,6 +31,7 @@ export function ghlMessage(body: unknown, fallback: string): string {
 export function traceIdOf(body: unknown, headers?: Headers): string | undefined {
   const h = headers?.get('x-trace-id') ?? headers?.get('traceid') ?? undefined;
   if (h) return h;
-  if (body && typeof body === 'object' && typeof (body as { traceId?: unknown }).traceId === 'string') return (body as { traceId: string }).traceId;
+  if (body && typeof body === 'object' && typeof (body as { traceId?: unknown }).traceId === 'string')
+    return (body as { traceId: string }).traceId;
   return undefined;
 }

@@ -246,8 +246,10 @@ export class RateLimiter {
     const adj: { freeNow?: number; cap?: number; dailyUsed?: number } = {};
     if (remaining !== undefined && remaining < st.lastFree - 1) adj.freeNow = remaining;
     if (max !== undefined && max < this.opts.burst) adj.cap = max;
-    if (dailyRemaining !== undefined && dailyLimit - dailyRemaining > st.lastDailyUsed + 10) adj.dailyUsed = dailyLimit - dailyRemaining;
-    if (adj.freeNow !== undefined || adj.cap !== undefined || adj.dailyUsed !== undefined) await this.#adjust(resourceId, adj);
+    if (dailyRemaining !== undefined && dailyLimit - dailyRemaining > st.lastDailyUsed + 10)
+      adj.dailyUsed = dailyLimit - dailyRemaining;
+    if (adj.freeNow !== undefined || adj.cap !== undefined || adj.dailyUsed !== undefined)
+      await this.#adjust(resourceId, adj);
   }
 
   /** Rejects waiting callers and writes back pending stamps. */
@@ -261,7 +263,8 @@ export class RateLimiter {
       for (const w of [...st.live, ...st.bulk]) w.reject(new RateLimitAbortedError('rate limiter closed'));
       st.live.length = 0;
       st.bulk.length = 0;
-      if (st.completions.length) flushes.push(this.#locked(id, (r) => ({ row: r, result: undefined })).catch(() => undefined));
+      if (st.completions.length)
+        flushes.push(this.#locked(id, (r) => ({ row: r, result: undefined })).catch(() => undefined));
     }
     await Promise.all(flushes);
   }
@@ -269,7 +272,19 @@ export class RateLimiter {
   #get(resourceId: string): ResourceState {
     let st = this.#state.get(resourceId);
     if (!st) {
-      st = { live: [], bulk: [], pumping: false, again: false, timer: undefined, completions: [], flushTimer: undefined, lastFree: this.opts.burst, lastDailyUsed: 0, cached: undefined, shares: [] };
+      st = {
+        live: [],
+        bulk: [],
+        pumping: false,
+        again: false,
+        timer: undefined,
+        completions: [],
+        flushTimer: undefined,
+        lastFree: this.opts.burst,
+        lastDailyUsed: 0,
+        cached: undefined,
+        shares: [],
+      };
       this.#state.set(resourceId, st);
     }
     return st;
@@ -306,7 +321,10 @@ export class RateLimiter {
     try {
       for (;;) {
         st.again = false;
-        const want = { live: Math.min(Math.ceil(st.live.length / this.#unit), MAX_GRANT), bulk: Math.min(Math.ceil(st.bulk.length / this.#unit), MAX_GRANT) };
+        const want = {
+          live: Math.min(Math.ceil(st.live.length / this.#unit), MAX_GRANT),
+          bulk: Math.min(Math.ceil(st.bulk.length / this.#unit), MAX_GRANT),
+        };
         if ((!want.live && !want.bulk) || this.#closed) return;
         let g: Grant;
         try {
@@ -350,10 +368,13 @@ export class RateLimiter {
     }
     if (share.left > 0) {
       st.shares.push(share);
-      const t = setTimeout(() => {
-        share.left = 0;
-        this.#settle(resourceId, st, share);
-      }, Math.max(0, notBeforeLocal - Date.now()) + SHARE_TTL_MS);
+      const t = setTimeout(
+        () => {
+          share.left = 0;
+          this.#settle(resourceId, st, share);
+        },
+        Math.max(0, notBeforeLocal - Date.now()) + SHARE_TTL_MS,
+      );
       t.unref?.();
     }
   }
@@ -370,10 +391,13 @@ export class RateLimiter {
 
   #schedule(resourceId: string, st: ResourceState, ms: number): void {
     clearTimeout(st.timer);
-    st.timer = setTimeout(() => {
-      st.timer = undefined;
-      this.#kick(resourceId, st);
-    }, Math.max(1, Math.ceil(ms)));
+    st.timer = setTimeout(
+      () => {
+        st.timer = undefined;
+        this.#kick(resourceId, st);
+      },
+      Math.max(1, Math.ceil(ms)),
+    );
   }
 
   async #ensureRow(resourceId: string): Promise<void> {
@@ -381,7 +405,13 @@ export class RateLimiter {
     const slots = JSON.stringify(new Array<number>(this.#slotCount).fill(0));
     await this.db
       .insertInto('ghl_rate_buckets')
-      .values({ client_id: this.clientId, resource_id: resourceId, slots, cap: this.opts.burst, daily_limit: this.opts.daily })
+      .values({
+        client_id: this.clientId,
+        resource_id: resourceId,
+        slots,
+        cap: this.opts.burst,
+        daily_limit: this.opts.daily,
+      })
       .onConflict((oc) => oc.columns(['client_id', 'resource_id']).doNothing())
       .execute();
     // A row written under other limits (another build, or a deployment given other limits) would be read with
@@ -393,7 +423,9 @@ export class RateLimiter {
                    from generate_series(1, ${this.#slotCount})),
           cap = ${this.opts.burst}, daily_limit = ${this.opts.daily}, version = version + 1, updated_at = now()
       where client_id = ${this.clientId} and resource_id = ${resourceId}
-        and (jsonb_array_length(slots) <> ${this.#slotCount} or daily_limit <> ${this.opts.daily} or cap > ${this.opts.burst})`.execute(this.db);
+        and (jsonb_array_length(slots) <> ${this.#slotCount} or daily_limit <> ${this.opts.daily} or cap > ${this.opts.burst})`.execute(
+      this.db,
+    );
     this.#known.add(resourceId);
   }
 
@@ -402,7 +434,10 @@ export class RateLimiter {
    * current (its version unchanged — nobody else wrote), one conditional UPDATE does it. Otherwise a
    * short transaction reads the row FOR UPDATE first. Pending stamps are applied either way.
    */
-  async #locked<T>(resourceId: string, fn: (row: Row, skew: number) => { row: Row; cap?: number; result: T }): Promise<T> {
+  async #locked<T>(
+    resourceId: string,
+    fn: (row: Row, skew: number) => { row: Row; cap?: number; result: T },
+  ): Promise<T> {
     const st = this.#get(resourceId);
     const c = st.cached;
     if (c) {
@@ -435,9 +470,20 @@ export class RateLimiter {
     this.stats.slowPath++;
     await this.#ensureRow(resourceId);
     return this.db.transaction().execute(async (trx) => {
-      const r = await sql<{ slots: unknown; cap: number; day: number; daily_used: number; daily_limit: number; bulk_next_at: number; version: number; now_ms: number }>`
+      const r = await sql<{
+        slots: unknown;
+        cap: number;
+        day: number;
+        daily_used: number;
+        daily_limit: number;
+        bulk_next_at: number;
+        version: number;
+        now_ms: number;
+      }>`
         select slots, cap, day, daily_used, daily_limit, bulk_next_at, version, (extract(epoch from clock_timestamp()) * 1000)::float8 as now_ms
-        from ghl_rate_buckets where client_id = ${this.clientId} and resource_id = ${resourceId} for update`.execute(trx);
+        from ghl_rate_buckets where client_id = ${this.clientId} and resource_id = ${resourceId} for update`.execute(
+        trx,
+      );
       const row = r.rows[0];
       if (!row) throw new Error('rate bucket row missing');
       const slots = (typeof row.slots === 'string' ? JSON.parse(row.slots) : row.slots) as number[];
@@ -447,7 +493,18 @@ export class RateLimiter {
       const done = this.#applyCompletions(st, slots, now, skew);
       try {
         const day = Math.floor(now / DAY_MS);
-        const out = fn({ slots, cap: row.cap, day, dailyUsed: day === row.day ? row.daily_used : 0, dailyLimit: row.daily_limit, bulkNextAt: Number(row.bulk_next_at), now }, skew);
+        const out = fn(
+          {
+            slots,
+            cap: row.cap,
+            day,
+            dailyUsed: day === row.day ? row.daily_used : 0,
+            dailyLimit: row.daily_limit,
+            bulkNextAt: Number(row.bulk_next_at),
+            now,
+          },
+          skew,
+        );
         const u = await trx
           .updateTable('ghl_rate_buckets')
           .set(this.#values(out))
@@ -466,7 +523,12 @@ export class RateLimiter {
   }
 
   /** Finished requests: held marker → response time (database clock). Returns them for a rollback. */
-  #applyCompletions(st: ResourceState, slots: number[], now: number, skew: number): Array<{ held: number; at: number }> {
+  #applyCompletions(
+    st: ResourceState,
+    slots: number[],
+    now: number,
+    skew: number,
+  ): Array<{ held: number; at: number }> {
     const done = st.completions.splice(0);
     for (const c of done) {
       const i = slots.indexOf(c.held);
@@ -510,7 +572,9 @@ export class RateLimiter {
       const usable = order.filter((x) => x.free <= horizon).slice(0, room);
       const freeNow = usable.filter((x) => x.free <= now).length;
       const dailyLeftLive = Math.floor(Math.max(0, row.dailyLimit - row.dailyUsed) / unit);
-      const dailyLeftBulk = Math.floor(Math.max(0, Math.floor(row.dailyLimit * o.bulkDailyShare) - row.dailyUsed) / unit);
+      const dailyLeftBulk = Math.floor(
+        Math.max(0, Math.floor(row.dailyLimit * o.bulkDailyShare) - row.dailyUsed) / unit,
+      );
       const mark = (i: number, at: number) => (slots[i] = at + o.holdMs + Math.random());
       const live: Grant['live'] = [];
       let k = 0;
@@ -542,16 +606,32 @@ export class RateLimiter {
       const bulkWaitMs =
         live.length + bulk.length >= dailyLeftBulk
           ? nextDay
-          : Math.max(k < usable.length ? Math.max(usable[k]!.free + o.bulkDelayMs, pace) - now - lead : untilNext + o.bulkDelayMs, 1);
+          : Math.max(
+              k < usable.length
+                ? Math.max(usable[k]!.free + o.bulkDelayMs, pace) - now - lead
+                : untilNext + o.bulkDelayMs,
+              1,
+            );
       row.dailyUsed += taken * unit;
       return {
         row,
-        result: { live, bulk, liveWaitMs: Math.max(1, liveWaitMs), bulkWaitMs: Math.max(1, bulkWaitMs), free: Math.max(0, freeNow - taken) * unit, dailyUsed: row.dailyUsed, skew },
+        result: {
+          live,
+          bulk,
+          liveWaitMs: Math.max(1, liveWaitMs),
+          bulkWaitMs: Math.max(1, bulkWaitMs),
+          free: Math.max(0, freeNow - taken) * unit,
+          dailyUsed: row.dailyUsed,
+          skew,
+        },
       };
     });
   }
 
-  async #adjust(resourceId: string, a: { blockMs?: number; freeNow?: number; cap?: number; dailyUsed?: number }): Promise<void> {
+  async #adjust(
+    resourceId: string,
+    a: { blockMs?: number; freeNow?: number; cap?: number; dailyUsed?: number },
+  ): Promise<void> {
     this.stats.adjustments++;
     if (a.blockMs !== undefined) this.stats.blocked429++;
     const span = this.opts.intervalMs + this.opts.marginMs;
@@ -572,6 +652,7 @@ export class RateLimiter {
       return { row, ...(a.cap !== undefined && a.cap < row.cap ? { cap: Math.max(1, a.cap) } : {}), result: undefined };
     });
     st.lastFree = a.freeNow ?? (a.blockMs !== undefined ? 0 : st.lastFree);
-    if (a.blockMs !== undefined && (st.live.length || st.bulk.length)) this.#schedule(resourceId, st, Math.min(a.blockMs, 1000));
+    if (a.blockMs !== undefined && (st.live.length || st.bulk.length))
+      this.#schedule(resourceId, st, Math.min(a.blockMs, 1000));
   }
 }

@@ -5,14 +5,26 @@ import type { components as OA, operations as OAOps } from './generated/oauth.js
 
 /** Request/response types of the GHL operations ghl-bridge uses, from the generated spec types. */
 type Json<T> = T extends { content: { 'application/json': infer B } } ? B : never;
-type Ok<O> = O extends { responses: infer R } ? (R extends { 200: infer A } ? Json<A> : R extends { 201: infer B } ? Json<B> : never) : never;
-type BodyOf<O> = O extends { requestBody: { content: { 'application/json': infer B } } } ? B : O extends { requestBody?: { content: { 'application/json': infer B } } } ? B : never;
+type Ok<O> = O extends { responses: infer R }
+  ? R extends { 200: infer A }
+    ? Json<A>
+    : R extends { 201: infer B }
+      ? Json<B>
+      : never
+  : never;
+type BodyOf<O> = O extends { requestBody: { content: { 'application/json': infer B } } }
+  ? B
+  : O extends { requestBody?: { content: { 'application/json': infer B } } }
+    ? B
+    : never;
 type QueryOf<O> = O extends { parameters: { query?: infer Q } } ? NonNullable<Q> : never;
 
 export type UpsertContactBody = BodyOf<CoOps['upsert-contact']>;
 export type UpsertContactResponse = Ok<CoOps['upsert-contact']>;
 export type GetContactResponse = Ok<CoOps['get-contact']>;
-export type Contact = Co['schemas']['ContactsSearchSuccessfulResponseDto'] extends { contacts: Array<infer C> } ? C : Record<string, unknown>;
+export type Contact = Co['schemas']['ContactsSearchSuccessfulResponseDto'] extends { contacts: Array<infer C> }
+  ? C
+  : Record<string, unknown>;
 // The spec declares SearchBodyV2DTO without properties; shape per docs/ghl-behaviour.md#contact-search.
 export interface SearchContactsBody {
   locationId: string;
@@ -23,13 +35,18 @@ export interface SearchContactsBody {
   filters?: unknown[];
   sort?: Array<{ field: string; direction: 'asc' | 'desc' }>;
 }
-export type SearchContactsResponse = { contacts: Array<Record<string, unknown> & { id: string; searchAfter?: Array<string | number> }>; total: number };
+export type SearchContactsResponse = {
+  contacts: Array<Record<string, unknown> & { id: string; searchAfter?: Array<string | number> }>;
+  total: number;
+};
 
 export type CustomFieldsListResponse = Ok<LocOps['get-custom-fields']>;
 export type CreateCustomFieldBody = BodyOf<LocOps['create-custom-field']>;
 export type CreateCustomFieldResponse = Ok<LocOps['create-custom-field']>;
 
-export type SearchConversationsQuery = Omit<QueryOf<CvOps['search-conversation']>, 'startAfterDate'> & { startAfterDate?: number };
+export type SearchConversationsQuery = Omit<QueryOf<CvOps['search-conversation']>, 'startAfterDate'> & {
+  startAfterDate?: number;
+};
 export type SearchConversationsResponse = Ok<CvOps['search-conversation']>;
 export type Conversation = Cv['schemas']['ConversationSchema'];
 export type CreateConversationBody = BodyOf<CvOps['create-conversation']>;
@@ -40,7 +57,9 @@ export type SendMessageBody = BodyOf<CvOps['send-a-new-message']>;
 export type SendMessageResponse = Ok<CvOps['send-a-new-message']>;
 // conversationProviderId is required by the spec but only needed for extra (custom) providers, and GHL may answer an
 // empty 201 body (the message did not land): docs/ghl-behaviour.md#inbound-messages.
-export type InboundMessageBody = Omit<BodyOf<CvOps['add-an-inbound-message']>, 'conversationProviderId'> & { conversationProviderId?: string };
+export type InboundMessageBody = Omit<BodyOf<CvOps['add-an-inbound-message']>, 'conversationProviderId'> & {
+  conversationProviderId?: string;
+};
 export type InboundMessageResponse = Partial<Ok<CvOps['add-an-inbound-message']>>;
 export type OutboundCallBody = BodyOf<CvOps['add-an-outbound-message']>;
 export type OutboundCallResponse = Ok<CvOps['add-an-outbound-message']>;

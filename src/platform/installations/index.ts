@@ -10,7 +10,14 @@ import { InstallationsService, JOB_MINT_LOCATION, JOB_RECONCILE, JOB_SYNC_COMPAN
 import { TokenVault } from './vault.js';
 import { installationsMigration } from './migration.js';
 
-export { InstallationsService, OAuthStateError, JOB_MINT_LOCATION, JOB_RECONCILE, JOB_SYNC_COMPANY, type InstallationView } from './service.js';
+export {
+  InstallationsService,
+  OAuthStateError,
+  JOB_MINT_LOCATION,
+  JOB_RECONCILE,
+  JOB_SYNC_COMPANY,
+  type InstallationView,
+} from './service.js';
 export { TokenVault, ReauthRequiredError, NotInstalledError, installationId, rotateTokenKeys } from './vault.js';
 export { CALLBACK_PATH, INSTALL_PATH } from './routes.js';
 
@@ -32,7 +39,12 @@ export interface InstallationsServices {
 
 /** This module's services of a bridge, in one object (tests, benchmark, CLI diagnostics). */
 export function installationsServices(services: ServiceRegistry): InstallationsServices {
-  return { ghl: services.get('ghl'), installations: services.get('installations'), tokenVault: services.get('tokenVault'), rateLimiter: services.get('rateLimiter') };
+  return {
+    ghl: services.get('ghl'),
+    installations: services.get('installations'),
+    tokenVault: services.get('tokenVault'),
+    rateLimiter: services.get('rateLimiter'),
+  };
 }
 
 declare module '../../app.js' {
@@ -47,18 +59,29 @@ interface InstallPayload {
 }
 
 /** The payload's ids win over the ones intake derived (same values for a well-formed event). */
-const installIds = (e: StoredEvent<InstallPayload>) => ({ locationId: e.payload.locationId ?? e.locationId, companyId: e.payload.companyId ?? e.companyId });
+const installIds = (e: StoredEvent<InstallPayload>) => ({
+  locationId: e.payload.locationId ?? e.locationId,
+  companyId: e.payload.companyId ?? e.companyId,
+});
 
 export function installationsModule(opts: InstallationsModuleOptions = {}): BridgeModule {
   let svc: InstallationsService | undefined;
   let limiter: RateLimiter | undefined;
-  const reconcileEvery = (ctx: AppContext) => opts.reconcileIntervalMs ?? ctx.config.GHL_RECONCILE_INTERVAL_MIN * 60_000;
+  const reconcileEvery = (ctx: AppContext) =>
+    opts.reconcileIntervalMs ?? ctx.config.GHL_RECONCILE_INTERVAL_MIN * 60_000;
   const scheduleReconcile = async (ctx: AppContext, db = ctx.db) => {
     const every = reconcileEvery(ctx);
     if (!every) return;
     const slot = Math.floor(Date.now() / every) + 1;
     // dedupeKey per slot: every replica schedules, one job runs.
-    await enqueue(db, { kind: JOB_RECONCILE, payload: {}, dedupeKey: `ghl.reconcile:${slot}`, runAt: new Date(slot * every), priority: PRIORITY.bulk, maxAttempts: 1 });
+    await enqueue(db, {
+      kind: JOB_RECONCILE,
+      payload: {},
+      dedupeKey: `ghl.reconcile:${slot}`,
+      runAt: new Date(slot * every),
+      priority: PRIORITY.bulk,
+      maxAttempts: 1,
+    });
   };
 
   return {
@@ -71,24 +94,56 @@ export function installationsModule(opts: InstallationsModuleOptions = {}): Brid
       const clientId = config.GHL_CLIENT_ID ?? 'sandbox-app';
       const clientSecret = config.GHL_CLIENT_SECRET ?? '';
       const reg = [metrics.registry];
-      const requests = new Counter({ name: 'ghl_bridge_ghl_requests_total', help: 'Calls to the GHL API by operation and status (0 = network error)', labelNames: ['op', 'status'], registers: reg });
-      const duration = new Histogram({ name: 'ghl_bridge_ghl_request_duration_seconds', help: 'GHL API call duration', labelNames: ['op'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15], registers: reg });
-      const waits = new Histogram({ name: 'ghl_bridge_ghl_ratelimit_wait_seconds', help: 'Time a GHL call waited for its rate-limit slot, by lane', labelNames: ['lane'], buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30], registers: reg });
-      const refreshes = new Counter({ name: 'ghl_bridge_token_refreshes_total', help: 'Token refreshes (oauth refresh_token grant or location token minted from the company)', labelNames: ['source'], registers: reg });
-      const reauth = new Counter({ name: 'ghl_bridge_installation_reauth_total', help: 'Installations that needed re-authorization (refresh rejected)', registers: reg });
+      const requests = new Counter({
+        name: 'ghl_bridge_ghl_requests_total',
+        help: 'Calls to the GHL API by operation and status (0 = network error)',
+        labelNames: ['op', 'status'],
+        registers: reg,
+      });
+      const duration = new Histogram({
+        name: 'ghl_bridge_ghl_request_duration_seconds',
+        help: 'GHL API call duration',
+        labelNames: ['op'],
+        buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15],
+        registers: reg,
+      });
+      const waits = new Histogram({
+        name: 'ghl_bridge_ghl_ratelimit_wait_seconds',
+        help: 'Time a GHL call waited for its rate-limit slot, by lane',
+        labelNames: ['lane'],
+        buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30],
+        registers: reg,
+      });
+      const refreshes = new Counter({
+        name: 'ghl_bridge_token_refreshes_total',
+        help: 'Token refreshes (oauth refresh_token grant or location token minted from the company)',
+        labelNames: ['source'],
+        registers: reg,
+      });
+      const reauth = new Counter({
+        name: 'ghl_bridge_installation_reauth_total',
+        help: 'Installations that needed re-authorization (refresh rejected)',
+        registers: reg,
+      });
       new Gauge({
         name: 'ghl_bridge_installations',
         help: 'Installations by status',
         labelNames: ['status'],
         registers: reg,
         async collect() {
-          const rows = await ctx.db.selectFrom('ghl_installations').select(['status', ctx.db.fn.countAll<number>().as('n')]).groupBy('status').execute();
+          const rows = await ctx.db
+            .selectFrom('ghl_installations')
+            .select(['status', ctx.db.fn.countAll<number>().as('n')])
+            .groupBy('status')
+            .execute();
           this.reset();
           for (const r of rows) this.set({ status: r.status }, Number(r.n));
         },
       });
 
-      limiter = new RateLimiter(ctx.db, clientId, { ...GHL_LIMITS, ...opts.limits }, ilog, (lane, ms) => waits.observe({ lane }, ms / 1000));
+      limiter = new RateLimiter(ctx.db, clientId, { ...GHL_LIMITS, ...opts.limits }, ilog, (lane, ms) =>
+        waits.observe({ lane }, ms / 1000),
+      );
       const vault = new TokenVault({
         db: ctx.db,
         kind: ctx.store.kind,
@@ -146,11 +201,22 @@ export function installationsModule(opts: InstallationsModuleOptions = {}): Brid
         }
       });
       const renewAfterDays = config.GHL_RENEW_IDLE_TOKENS_DAYS;
-      if (renewAfterDays > 0 && config.GHL_CLIENT_ID) ctx.maintain('renew idle installations', 6 * 3600_000, async (signal) => (await s.renewIdle(renewAfterDays * 24 * 3600_000, { signal })).renewed);
+      if (renewAfterDays > 0 && config.GHL_CLIENT_ID)
+        ctx.maintain(
+          'renew idle installations',
+          6 * 3600_000,
+          async (signal) => (await s.renewIdle(renewAfterDays * 24 * 3600_000, { signal })).renewed,
+        );
       // The registry exists whatever the module order (created by whoever asks first).
       const webhooks = webhooksService(ctx);
-      webhooks.on<InstallPayload>('INSTALL', async (e, c) => s.onInstall(installIds(e), c.db), { requireKnownLocation: false, name: 'installations.install' });
-      webhooks.on<InstallPayload>('UNINSTALL', async (e, c) => void (await s.onUninstall(installIds(e), c.db)), { requireKnownLocation: false, name: 'installations.uninstall' });
+      webhooks.on<InstallPayload>('INSTALL', async (e, c) => s.onInstall(installIds(e), c.db), {
+        requireKnownLocation: false,
+        name: 'installations.install',
+      });
+      webhooks.on<InstallPayload>('UNINSTALL', async (e, c) => void (await s.onUninstall(installIds(e), c.db)), {
+        requireKnownLocation: false,
+        name: 'installations.uninstall',
+      });
     },
     routes(app) {
       registerInstallRoutes(app, () => (svc && svc.appId !== 'sandbox' ? svc : undefined));

@@ -13,7 +13,12 @@ const chains = new WeakMap<object, Map<string, Promise<void>>>();
  * its connection drops and the lock goes with it. PGlite is one process, so the chain suffices.
  * `fn` must not throw after writing state it wants kept (it would roll back): return instead.
  */
-export async function withInstallationLock<T>(db: Db, kind: StoreKind, id: string, fn: (q: Db) => Promise<T>): Promise<T> {
+export async function withInstallationLock<T>(
+  db: Db,
+  kind: StoreKind,
+  id: string,
+  fn: (q: Db) => Promise<T>,
+): Promise<T> {
   let m = chains.get(db);
   if (!m) chains.set(db, (m = new Map()));
   const prev = m.get(id) ?? Promise.resolve();

@@ -29,7 +29,9 @@ export const installationsMigration: Migration = {
         uninstalled_at timestamptz
       )`.execute(db);
     await sql`create index ghl_installations_company on ghl_installations (company_id, kind)`.execute(db);
-    await sql`create index ghl_installations_expiry on ghl_installations (expires_at) where status = 'active'`.execute(db);
+    await sql`create index ghl_installations_expiry on ghl_installations (expires_at) where status = 'active'`.execute(
+      db,
+    );
 
     // OAuth `state` values handed out by GET /oauth/install: single use, short-lived.
     await sql`

@@ -166,19 +166,50 @@ export class InstallationsService {
         });
       }
     });
-    this.o.log.info({ installation: id, userType: t.userType, bulk: !!t.isBulkInstallation }, 'GHL installation recorded');
+    this.o.log.info(
+      { installation: id, userType: t.userType, bulk: !!t.isBulkInstallation },
+      'GHL installation recorded',
+    );
     return (await this.get(id))!;
   }
 
   async #upsert(
     q: Db,
     id: string,
-    v: Pick<InstallationRow, 'kind' | 'company_id' | 'location_id' | 'user_type' | 'token_source' | 'scopes' | 'user_id' | 'plan_id' | 'is_bulk' | 'install_to_future'>,
+    v: Pick<
+      InstallationRow,
+      | 'kind'
+      | 'company_id'
+      | 'location_id'
+      | 'user_type'
+      | 'token_source'
+      | 'scopes'
+      | 'user_id'
+      | 'plan_id'
+      | 'is_bulk'
+      | 'install_to_future'
+    >,
   ): Promise<void> {
-    const reset = { status: 'active' as const, status_reason: null, uninstalled_at: null, updated_at: sql<Date>`now()` };
+    const reset = {
+      status: 'active' as const,
+      status_reason: null,
+      uninstalled_at: null,
+      updated_at: sql<Date>`now()`,
+    };
     await q
       .insertInto('ghl_installations')
-      .values({ id, ...v, status: 'active', status_reason: null, access_token_enc: null, refresh_token_enc: null, key_id: null, expires_at: null, refreshed_at: null, uninstalled_at: null })
+      .values({
+        id,
+        ...v,
+        status: 'active',
+        status_reason: null,
+        access_token_enc: null,
+        refresh_token_enc: null,
+        key_id: null,
+        expires_at: null,
+        refreshed_at: null,
+        uninstalled_at: null,
+      })
       .onConflict((oc) =>
         oc.column('id').doUpdateSet({
           ...v,
@@ -221,9 +252,16 @@ export class InstallationsService {
    * Tokens for every installed location of a bulk/agency install: the approved list from the token
    * response plus GHL's installed-locations list, minted with bounded concurrency.
    */
-  async syncCompany(companyId: string, approved: string[] = [], signal?: AbortSignal): Promise<{ minted: number; failed: number }> {
+  async syncCompany(
+    companyId: string,
+    approved: string[] = [],
+    signal?: AbortSignal,
+  ): Promise<{ minted: number; failed: number }> {
     const ids = new Set(approved);
-    for await (const l of this.o.client.oauth.iterateInstalled({ companyId, appId: this.appId, isInstalled: true }, { installation: { companyId }, lane: 'bulk', ...(signal ? { signal } : {}) })) {
+    for await (const l of this.o.client.oauth.iterateInstalled(
+      { companyId, appId: this.appId, isInstalled: true },
+      { installation: { companyId }, lane: 'bulk', ...(signal ? { signal } : {}) },
+    )) {
       if (l.isInstalled !== false) ids.add(l._id);
     }
     const todo = [...ids];
@@ -245,11 +283,15 @@ export class InstallationsService {
           this.o.log.warn({ err: e, companyId, locationId: loc }, 'minting a location token failed');
         }
         const done = minted + failed;
-        if (done % 10 === 0 || done === todo.length) this.o.log.info({ companyId, done, total: todo.length, failed }, 'bulk install: location tokens');
+        if (done % 10 === 0 || done === todo.length)
+          this.o.log.info({ companyId, done, total: todo.length, failed }, 'bulk install: location tokens');
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.o.mintConcurrency ?? 5, todo.length) }, worker));
-    this.o.log.info({ companyId, minted, failed, total: todo.length, ms: Date.now() - started }, 'bulk install: location tokens done');
+    this.o.log.info(
+      { companyId, minted, failed, total: todo.length, ms: Date.now() - started },
+      'bulk install: location tokens done',
+    );
     if (failed) throw new Error(`${failed} of ${todo.length} location tokens could not be minted`);
     return { minted, failed };
   }
@@ -275,13 +317,24 @@ export class InstallationsService {
   }
 
   /** UNINSTALL: tokens deleted, pending jobs of that installation cancelled. */
-  async onUninstall(p: { companyId?: string | null; locationId?: string | null }, db: Db = this.o.db): Promise<boolean> {
+  async onUninstall(
+    p: { companyId?: string | null; locationId?: string | null },
+    db: Db = this.o.db,
+  ): Promise<boolean> {
     const id = resourceKey(p);
     if (!id) return false;
     const run = async (trx: Db) => {
       const r = await trx
         .updateTable('ghl_installations')
-        .set({ status: 'uninstalled', status_reason: 'uninstalled', access_token_enc: null, refresh_token_enc: null, expires_at: null, uninstalled_at: sql`now()`, updated_at: sql`now()` })
+        .set({
+          status: 'uninstalled',
+          status_reason: 'uninstalled',
+          access_token_enc: null,
+          refresh_token_enc: null,
+          expires_at: null,
+          uninstalled_at: sql`now()`,
+          updated_at: sql`now()`,
+        })
         .where('id', '=', id)
         .executeTakeFirst();
       const cancelled = await cancelScope(trx, id, 'app uninstalled');
@@ -297,7 +350,10 @@ export class InstallationsService {
   // ---- Private Integration Tokens ----
 
   /** A static token for one location (or company): never refreshed; a 401 marks it reauth_required. */
-  async configurePit(ref: { locationId: string; companyId: string } | { companyId: string; locationId?: undefined }, token: string): Promise<InstallationView> {
+  async configurePit(
+    ref: { locationId: string; companyId: string } | { companyId: string; locationId?: undefined },
+    token: string,
+  ): Promise<InstallationView> {
     const id = ref.locationId ? locationKey(ref.locationId) : companyKey(ref.companyId);
     await this.o.db.transaction().execute(async (trx) => {
       await this.#upsert(trx, id, {
@@ -314,7 +370,12 @@ export class InstallationsService {
       });
       await trx
         .updateTable('ghl_installations')
-        .set({ access_token_enc: this.o.vault.seal(id, 'access', token), refresh_token_enc: null, key_id: this.o.vault.ring.primaryId, expires_at: null })
+        .set({
+          access_token_enc: this.o.vault.seal(id, 'access', token),
+          refresh_token_enc: null,
+          key_id: this.o.vault.ring.primaryId,
+          expires_at: null,
+        })
         .where('id', '=', id)
         .execute();
       await resumeScope(trx, id);
@@ -331,7 +392,10 @@ export class InstallationsService {
    * year after its last use; a refusal marks it reauth_required as any refresh would. At most `max`
    * per run, longest idle first, so a first run over many old installations is spread out.
    */
-  async renewIdle(idleMs: number, o: { max?: number; signal?: AbortSignal } = {}): Promise<{ renewed: number; failed: number }> {
+  async renewIdle(
+    idleMs: number,
+    o: { max?: number; signal?: AbortSignal } = {},
+  ): Promise<{ renewed: number; failed: number }> {
     const cutoff = new Date(this.now() - idleMs);
     const rows = await this.o.db
       .selectFrom('ghl_installations')
@@ -365,20 +429,34 @@ export class InstallationsService {
    * but GHL no longer lists as installed are treated as uninstalled.
    */
   async reconcile(signal?: AbortSignal): Promise<{ added: number; removed: number; companies: number }> {
-    const companies = await this.o.db.selectFrom('ghl_installations').selectAll().where('kind', '=', 'company').where('status', '=', 'active').where('token_source', '=', 'oauth').execute();
+    const companies = await this.o.db
+      .selectFrom('ghl_installations')
+      .selectAll()
+      .where('kind', '=', 'company')
+      .where('status', '=', 'active')
+      .where('token_source', '=', 'oauth')
+      .execute();
     let added = 0;
     let removed = 0;
     for (const c of companies) {
       const installed = new Set<string>();
       try {
-        for await (const l of this.o.client.oauth.iterateInstalled({ companyId: c.company_id, appId: this.appId }, { installation: { companyId: c.company_id }, lane: 'bulk', ...(signal ? { signal } : {}) })) {
+        for await (const l of this.o.client.oauth.iterateInstalled(
+          { companyId: c.company_id, appId: this.appId },
+          { installation: { companyId: c.company_id }, lane: 'bulk', ...(signal ? { signal } : {}) },
+        )) {
           if (l.isInstalled) installed.add(l._id);
         }
       } catch (e) {
         this.o.log.warn({ err: e, companyId: c.company_id }, 'reconcile: listing installed locations failed');
         continue;
       }
-      const ours = await this.o.db.selectFrom('ghl_installations').select(['id', 'location_id', 'status', 'token_source']).where('company_id', '=', c.company_id).where('kind', '=', 'location').execute();
+      const ours = await this.o.db
+        .selectFrom('ghl_installations')
+        .select(['id', 'location_id', 'status', 'token_source'])
+        .where('company_id', '=', c.company_id)
+        .where('kind', '=', 'location')
+        .execute();
       const active = new Set(ours.filter((r) => r.status !== 'uninstalled').map((r) => r.location_id!));
       for (const r of ours) {
         if (r.status !== 'uninstalled' && r.token_source !== 'pit' && !installed.has(r.location_id!)) {
@@ -404,7 +482,8 @@ export class InstallationsService {
   // ---- lookups ----
 
   async getRow(id: string): Promise<InstallationRow | undefined> {
-    return (await this.o.db.selectFrom('ghl_installations').selectAll().where('id', '=', id).executeTakeFirst()) as InstallationRow | undefined;
+    return (await this.o.db.selectFrom('ghl_installations').selectAll().where('id', '=', id).executeTakeFirst()) as
+      InstallationRow | undefined;
   }
 
   async get(idOrLocationId: string): Promise<InstallationView | undefined> {
@@ -425,15 +504,24 @@ export class InstallationsService {
    * second: an uninstall in this process forgets at once, one on another replica is seen within that second.
    */
   async isKnownLocation(locationId: string | null, companyId: string | null): Promise<boolean> {
-    const ids = [locationId ? locationKey(locationId) : undefined, companyId ? companyKey(companyId) : undefined].filter((x): x is string => !!x);
+    const ids = [
+      locationId ? locationKey(locationId) : undefined,
+      companyId ? companyKey(companyId) : undefined,
+    ].filter((x): x is string => !!x);
     if (!ids.length) return false;
     const key = ids.join('|');
     const now = Date.now();
     if ((this.#known.get(key) ?? 0) > now) return true;
-    const rows = await this.o.db.selectFrom('ghl_installations').select(['id', 'status', 'is_bulk']).where('id', 'in', ids).execute();
+    const rows = await this.o.db
+      .selectFrom('ghl_installations')
+      .select(['id', 'status', 'is_bulk'])
+      .where('id', 'in', ids)
+      .execute();
     const loc = rows.find((r) => isLocationKey(r.id));
     // A location of a bulk-installed company whose token is not minted yet still belongs to us.
-    const known = loc ? loc.status !== 'uninstalled' : rows.some((r) => isCompanyKey(r.id) && r.status !== 'uninstalled' && (!locationId || r.is_bulk));
+    const known = loc
+      ? loc.status !== 'uninstalled'
+      : rows.some((r) => isCompanyKey(r.id) && r.status !== 'uninstalled' && (!locationId || r.is_bulk));
     if (known) {
       if (this.#known.size >= 10_000) this.#known.clear();
       this.#known.set(key, now + 1000);

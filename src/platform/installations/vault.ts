@@ -16,7 +16,10 @@ import { companyKey, locationKey } from '../keys.js';
 /** The installation cannot act until someone re-installs the app: jobs get parked (PauseJobError). */
 export class ReauthRequiredError extends PauseJobError {
   override name = 'ReauthRequiredError';
-  constructor(readonly installationId: string, reason: string) {
+  constructor(
+    readonly installationId: string,
+    reason: string,
+  ) {
     super(`installation ${installationId} needs re-authorization: ${reason}`);
   }
 }
@@ -29,7 +32,8 @@ export class NotInstalledError extends PermanentJobError {
   }
 }
 
-export const installationId = (ref: InstallationRef): string => (ref.locationId !== undefined ? locationKey(ref.locationId) : companyKey(ref.companyId));
+export const installationId = (ref: InstallationRef): string =>
+  ref.locationId !== undefined ? locationKey(ref.locationId) : companyKey(ref.companyId);
 
 export interface VaultOptions {
   db: Db;
@@ -154,7 +158,8 @@ export class TokenVault implements TokenProvider {
   }
 
   async #read(q: Db, id: string): Promise<InstallationRow | undefined> {
-    return (await q.selectFrom('ghl_installations').selectAll().where('id', '=', id).executeTakeFirst()) as InstallationRow | undefined;
+    return (await q.selectFrom('ghl_installations').selectAll().where('id', '=', id).executeTakeFirst()) as
+      InstallationRow | undefined;
   }
 
   async #refresh(id: string, stale: string | undefined): Promise<string> {
@@ -163,41 +168,53 @@ export class TokenVault implements TokenProvider {
     const pre = await this.#read(this.o.db, id);
     if (pre?.token_source === 'company' && pre.status === 'active') await this.getToken({ companyId: pre.company_id });
 
-    const out = await withInstallationLock(this.o.db, this.o.kind, id, async (q): Promise<{ token: string } | { reauth: string }> => {
-      const row = await this.#read(q, id);
-      const current = this.#usable(id, row, stale);
-      if (current) return { token: current }; // someone else refreshed while we waited
-      const r = row!;
-      try {
-        if (r.token_source === 'pit') return { reauth: await this.#markReauth(q, id, 'private integration token rejected (401); rotate it and configure the new one') };
-        if (r.token_source === 'oauth') {
-          const refreshToken = this.open(id, 'refresh', r.refresh_token_enc);
-          if (!refreshToken) return { reauth: await this.#markReauth(q, id, 'no refresh token stored') };
-          const t = await oauthToken(this.o.apiBase, {
-            client_id: this.o.clientId,
-            client_secret: this.o.clientSecret,
-            grant_type: 'refresh_token',
-            refresh_token: refreshToken,
-            user_type: r.user_type,
-          });
+    const out = await withInstallationLock(
+      this.o.db,
+      this.o.kind,
+      id,
+      async (q): Promise<{ token: string } | { reauth: string }> => {
+        const row = await this.#read(q, id);
+        const current = this.#usable(id, row, stale);
+        if (current) return { token: current }; // someone else refreshed while we waited
+        const r = row!;
+        try {
+          if (r.token_source === 'pit')
+            return {
+              reauth: await this.#markReauth(
+                q,
+                id,
+                'private integration token rejected (401); rotate it and configure the new one',
+              ),
+            };
+          if (r.token_source === 'oauth') {
+            const refreshToken = this.open(id, 'refresh', r.refresh_token_enc);
+            if (!refreshToken) return { reauth: await this.#markReauth(q, id, 'no refresh token stored') };
+            const t = await oauthToken(this.o.apiBase, {
+              client_id: this.o.clientId,
+              client_secret: this.o.clientSecret,
+              grant_type: 'refresh_token',
+              refresh_token: refreshToken,
+              user_type: r.user_type,
+            });
+            await this.storeTokens(q, id, t);
+            this.o.onRefresh?.(id, 'oauth');
+            return { token: t.access_token! };
+          }
+          if (!this.mintLocationToken) throw new Error('location token minting is not wired');
+          const t = await this.mintLocationToken(r.company_id, r.location_id!);
           await this.storeTokens(q, id, t);
-          this.o.onRefresh?.(id, 'oauth');
+          this.o.onRefresh?.(id, 'company');
           return { token: t.access_token! };
+        } catch (e) {
+          // GHL refused the grant (invalid_grant, revoked, app uninstalled): only a new install helps.
+          // Transport errors and 5xx/429 are transient and are thrown for the caller to retry.
+          if (e instanceof GhlApiError && e.status >= 400 && e.status < 500 && e.status !== 429) {
+            return { reauth: await this.#markReauth(q, id, `refresh rejected: HTTP ${e.status} ${e.message}`) };
+          }
+          throw e;
         }
-        if (!this.mintLocationToken) throw new Error('location token minting is not wired');
-        const t = await this.mintLocationToken(r.company_id, r.location_id!);
-        await this.storeTokens(q, id, t);
-        this.o.onRefresh?.(id, 'company');
-        return { token: t.access_token! };
-      } catch (e) {
-        // GHL refused the grant (invalid_grant, revoked, app uninstalled): only a new install helps.
-        // Transport errors and 5xx/429 are transient and are thrown for the caller to retry.
-        if (e instanceof GhlApiError && e.status >= 400 && e.status < 500 && e.status !== 429) {
-          return { reauth: await this.#markReauth(q, id, `refresh rejected: HTTP ${e.status} ${e.message}`) };
-        }
-        throw e;
-      }
-    });
+      },
+    );
     if ('reauth' in out) throw new ReauthRequiredError(id, out.reauth);
     return out.token;
   }
@@ -221,14 +238,26 @@ export class TokenVault implements TokenProvider {
       })
       .where('id', '=', id)
       .execute();
-    this.#cache.set(id, { token: access, expiresAt: expiresAt.getTime(), aheadMs: this.#aheadMs(expiresAt.getTime(), new Date(this.now())), at: Date.now() });
+    this.#cache.set(id, {
+      token: access,
+      expiresAt: expiresAt.getTime(),
+      aheadMs: this.#aheadMs(expiresAt.getTime(), new Date(this.now())),
+      at: Date.now(),
+    });
   }
 
   async #markReauth(q: Db, id: string, reason: string): Promise<string> {
-    await q.updateTable('ghl_installations').set({ status: 'reauth_required', status_reason: reason, updated_at: sql`now()` }).where('id', '=', id).execute();
+    await q
+      .updateTable('ghl_installations')
+      .set({ status: 'reauth_required', status_reason: reason, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .execute();
     const paused = await pauseScope(q, id, `installation needs re-authorization: ${reason}`);
     this.#cache.delete(id);
-    this.o.log.error({ installation: id, paused, reason }, 'GHL installation needs re-authorization; its jobs are paused until the app is installed again');
+    this.o.log.error(
+      { installation: id, paused, reason },
+      'GHL installation needs re-authorization; its jobs are paused until the app is installed again',
+    );
     this.o.onReauth?.(id, reason);
     return reason;
   }
@@ -239,8 +268,14 @@ export class TokenVault implements TokenProvider {
  * primary key are skipped; each row is rewritten in its own short statement, so the command can be
  * re-run after an interruption. Returns counts.
  */
-export async function rotateTokenKeys(db: Db, ring: KeyRing): Promise<{ rotated: number; current: number; total: number }> {
-  const rows = await db.selectFrom('ghl_installations').select(['id', 'access_token_enc', 'refresh_token_enc', 'key_id']).execute();
+export async function rotateTokenKeys(
+  db: Db,
+  ring: KeyRing,
+): Promise<{ rotated: number; current: number; total: number }> {
+  const rows = await db
+    .selectFrom('ghl_installations')
+    .select(['id', 'access_token_enc', 'refresh_token_enc', 'key_id'])
+    .execute();
   let rotated = 0;
   let current = 0;
   for (const r of rows) {
@@ -249,15 +284,25 @@ export async function rotateTokenKeys(db: Db, ring: KeyRing): Promise<{ rotated:
     const rr = r.refresh_token_enc ? reencrypt(ring, r.refresh_token_enc, aad('refresh')) : undefined;
     if (ra === undefined && rr === undefined) {
       current++;
-      if (r.key_id !== ring.primaryId && (r.access_token_enc || r.refresh_token_enc)) await db.updateTable('ghl_installations').set({ key_id: ring.primaryId }).where('id', '=', r.id).execute();
+      if (r.key_id !== ring.primaryId && (r.access_token_enc || r.refresh_token_enc))
+        await db.updateTable('ghl_installations').set({ key_id: ring.primaryId }).where('id', '=', r.id).execute();
       continue;
     }
     // Only replace what we read: a concurrent refresh (which writes with the primary key anyway) wins.
     await db
       .updateTable('ghl_installations')
-      .set({ ...(ra ? { access_token_enc: ra } : {}), ...(rr ? { refresh_token_enc: rr } : {}), key_id: ring.primaryId })
+      .set({
+        ...(ra ? { access_token_enc: ra } : {}),
+        ...(rr ? { refresh_token_enc: rr } : {}),
+        key_id: ring.primaryId,
+      })
       .where('id', '=', r.id)
-      .where((eb) => eb.and([eb('access_token_enc', 'is not distinct from', r.access_token_enc), eb('refresh_token_enc', 'is not distinct from', r.refresh_token_enc)]))
+      .where((eb) =>
+        eb.and([
+          eb('access_token_enc', 'is not distinct from', r.access_token_enc),
+          eb('refresh_token_enc', 'is not distinct from', r.refresh_token_enc),
+        ]),
+      )
       .execute();
     rotated++;
   }

@@ -21,11 +21,12 @@ const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).optional(),
 });
 
-const idParams = z.object({ id: z.coerce.number().int('expected a positive integer').positive('expected a positive integer') });
+const idParams = z.object({
+  id: z.coerce.number().int('expected a positive integer').positive('expected a positive integer'),
+});
 
 /** Operator API under /admin/webhooks; registered in the kernel's guarded admin scope (app.ts adminRoutes). */
 export async function registerAdminRoutes(app: FastifyInstance, o: { db: Db; maxAttempts?: number }): Promise<void> {
-
   app.get('/admin/webhooks/events', async (req) => {
     const q = { data: parseOr400(listQuery, req.query, 'query') };
     const rows = await listEvents(o.db, {

@@ -28,7 +28,18 @@ export function createDispatcher(deps: DispatcherDeps) {
     // Not the raw body or signature: only replay and audits need those.
     const row = await db
       .selectFrom('webhook_events')
-      .select(['id', 'status', 'type', 'payload', 'source', 'location_id', 'company_id', 'webhook_id', 'received_at', 'signature'])
+      .select([
+        'id',
+        'status',
+        'type',
+        'payload',
+        'source',
+        'location_id',
+        'company_id',
+        'webhook_id',
+        'received_at',
+        'signature',
+      ])
       .where('id', '=', job.payload.eventId)
       .executeTakeFirst();
     if (!row) return; // purged meanwhile
@@ -59,7 +70,8 @@ export function createDispatcher(deps: DispatcherDeps) {
     let runnable = handlers;
     if (handlers.some((h) => h.requireKnownLocation) && (row.location_id || row.company_id)) {
       const lookup = deps.locations();
-      if (lookup && !(await lookup.isKnownLocation(row.location_id, row.company_id))) runnable = handlers.filter((h) => !h.requireKnownLocation);
+      if (lookup && !(await lookup.isKnownLocation(row.location_id, row.company_id)))
+        runnable = handlers.filter((h) => !h.requireKnownLocation);
     }
     if (!runnable.length) {
       await finish('skipped', 'unknown or uninstalled location', 'skipped');
@@ -78,18 +90,34 @@ export function createDispatcher(deps: DispatcherDeps) {
       replay: job.payload.replay === true,
       signature: row.signature,
     };
-    const hctx = { signal: jctx.signal, log: log.child({ webhookEventId: row.id, eventType: type }), db, jobId: job.id, attempt: job.attempts, maxAttempts: job.maxAttempts };
+    const hctx = {
+      signal: jctx.signal,
+      log: log.child({ webhookEventId: row.id, eventType: type }),
+      db,
+      jobId: job.id,
+      attempt: job.attempts,
+      maxAttempts: job.maxAttempts,
+    };
     for (const h of runnable) {
       try {
         await h.fn(event, hctx);
       } catch (err) {
-        const reason = `handler ${h.name} failed (attempt ${job.attempts}/${job.maxAttempts}): ${err instanceof Error ? err.message : String(err)}`.slice(0, 2000);
+        const reason =
+          `handler ${h.name} failed (attempt ${job.attempts}/${job.maxAttempts}): ${err instanceof Error ? err.message : String(err)}`.slice(
+            0,
+            2000,
+          );
         const last = jctx.isFinalFailure(err);
         const aborted = jctx.signal.aborted;
         // Keep the latest reason on the event; on the last attempt the event is dead too.
         await db
           .updateTable('webhook_events')
-          .set({ reason, updated_at: sql`now()`, attempts: sql`attempts + 1`, ...(last && !aborted ? { status: 'dead' as const } : {}) })
+          .set({
+            reason,
+            updated_at: sql`now()`,
+            attempts: sql`attempts + 1`,
+            ...(last && !aborted ? { status: 'dead' as const } : {}),
+          })
           .where('id', '=', row.id)
           .where('status', '=', 'received')
           .execute()
@@ -98,7 +126,11 @@ export function createDispatcher(deps: DispatcherDeps) {
         throw err;
       }
     }
-    await finish('dispatched', runnable.length < handlers.length ? 'location unknown: handlers needing it were skipped' : null, 'dispatched');
+    await finish(
+      'dispatched',
+      runnable.length < handlers.length ? 'location unknown: handlers needing it were skipped' : null,
+      'dispatched',
+    );
   };
 }
 

@@ -40,10 +40,24 @@ import { countReadyDispatchJobs, DISPATCH_JOB, GroupCommitter, pruneEvents, type
 import { WebhookVerifier } from './verify.js';
 import { webhooksMigration } from './migration.js';
 
-export { APP_WEBHOOK_PATH, PROVIDER_TOKEN_WEBHOOK_PATH, PROVIDER_WEBHOOK_PATH, URL_TOKEN_SIGNATURE, type DeliveryTokenCheck } from './intake.js';
+export {
+  APP_WEBHOOK_PATH,
+  PROVIDER_TOKEN_WEBHOOK_PATH,
+  PROVIDER_WEBHOOK_PATH,
+  URL_TOKEN_SIGNATURE,
+  type DeliveryTokenCheck,
+} from './intake.js';
 export { GHL_ED25519_PUBLIC_KEY_PEM, GHL_RSA_PUBLIC_KEY_PEM } from './keys.js';
 export { webhooksService } from './registry.js';
-export type { HandlerContext, HandlerOptions, IncomingEvent, LocationLookup, StoredEvent, WebhookHandler, WebhooksService } from './registry.js';
+export type {
+  HandlerContext,
+  HandlerOptions,
+  IncomingEvent,
+  LocationLookup,
+  StoredEvent,
+  WebhookHandler,
+  WebhooksService,
+} from './registry.js';
 export { listEvents, getEvent, replayEvents, type ReplayResult, type ReplaySelection } from './replay.js';
 export { DISPATCH_JOB, pruneEvents } from './store.js';
 export {
@@ -122,12 +136,20 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
         );
       }
       const ed = loadPublicKeys(
-        [...(opts.omitGhlKeys ? [] : [GHL_ED25519_PUBLIC_KEY_PEM]), ...splitPemList(c.WEBHOOK_EXTRA_ED25519_KEYS), ...(opts.extraEd25519Keys ?? [])],
+        [
+          ...(opts.omitGhlKeys ? [] : [GHL_ED25519_PUBLIC_KEY_PEM]),
+          ...splitPemList(c.WEBHOOK_EXTRA_ED25519_KEYS),
+          ...(opts.extraEd25519Keys ?? []),
+        ],
         'ed25519',
         'WEBHOOK_EXTRA_ED25519_KEYS',
       );
       const rsa = loadPublicKeys(
-        [...(opts.omitGhlKeys ? [] : [GHL_RSA_PUBLIC_KEY_PEM]), ...splitPemList(c.WEBHOOK_EXTRA_RSA_KEYS), ...(opts.extraRsaKeys ?? [])],
+        [
+          ...(opts.omitGhlKeys ? [] : [GHL_RSA_PUBLIC_KEY_PEM]),
+          ...splitPemList(c.WEBHOOK_EXTRA_RSA_KEYS),
+          ...(opts.extraRsaKeys ?? []),
+        ],
         'rsa',
         'WEBHOOK_EXTRA_RSA_KEYS',
       );
@@ -153,9 +175,19 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
         if (opts.isKnownLocation) return { isKnownLocation: opts.isKnownLocation };
         return ctx.services.find('knownLocations');
       };
-      ctx.queue.register<DispatchJobPayload>(DISPATCH_JOB, createDispatcher({ registry, metrics, locations }), opts.backoff ? { backoff: opts.backoff } : {});
-      if (c.DATA_RETENTION_DAYS > 0) ctx.maintain('prune webhook events', 3600_000, (signal) => pruneEvents(ctx.db, c.DATA_RETENTION_DAYS, 5000, signal));
-      if (c.WEBHOOK_INSECURE_SKIP_VERIFY) ctx.log.warn('WEBHOOK_INSECURE_SKIP_VERIFY is on: webhooks without a valid signature are accepted. Never use this with real traffic.');
+      ctx.queue.register<DispatchJobPayload>(
+        DISPATCH_JOB,
+        createDispatcher({ registry, metrics, locations }),
+        opts.backoff ? { backoff: opts.backoff } : {},
+      );
+      if (c.DATA_RETENTION_DAYS > 0)
+        ctx.maintain('prune webhook events', 3600_000, (signal) =>
+          pruneEvents(ctx.db, c.DATA_RETENTION_DAYS, 5000, signal),
+        );
+      if (c.WEBHOOK_INSECURE_SKIP_VERIFY)
+        ctx.log.warn(
+          'WEBHOOK_INSECURE_SKIP_VERIFY is on: webhooks without a valid signature are accepted. Never use this with real traffic.',
+        );
     },
     async routes(app, ctx) {
       const rt = runtime!;

@@ -58,7 +58,9 @@ export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOption
   const now = o.now ?? Date.now;
   // Raw bytes for every content type on these routes: the signature covers them, not a parse.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: o.maxBodyBytes }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: o.maxBodyBytes }, (_req, body, done) =>
+    done(null, body),
+  );
 
   const checkToken = async (t: string): Promise<boolean> => {
     const c = o.deliveryTokens?.();
@@ -71,13 +73,20 @@ export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOption
       o.metrics.rejected.inc({ source, reason });
       o.metrics.intake.inc({ source, outcome: 'rejected' });
       req.log.warn({ reason, source }, 'webhook rejected');
-      return reply.code(status).type('application/json').send(JSON.stringify({ ok: false, error: reason, message }));
+      return reply
+        .code(status)
+        .type('application/json')
+        .send(JSON.stringify({ ok: false, error: reason, message }));
     };
     const throttle = (reason: string, message: string) => {
       o.metrics.throttled.inc({ source, reason });
       o.metrics.intake.inc({ source, outcome: 'throttled' });
       req.log.warn({ reason, source, err: message }, 'webhook not stored; answered 429 so GHL retries');
-      return reply.code(429).header('retry-after', '60').type('application/json').send(JSON.stringify({ ok: false, error: 'try_again_later', message: reason }));
+      return reply
+        .code(429)
+        .header('retry-after', '60')
+        .type('application/json')
+        .send(JSON.stringify({ ok: false, error: 'try_again_later', message: reason }));
     };
 
     const v = o.verifier.verify(raw, req.headers);
@@ -86,12 +95,25 @@ export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOption
     if (v.ok) signature = v.bytes === 'raw' ? v.scheme : `${v.scheme}+reserialized`;
     else if (urlToken !== undefined && (await checkToken(urlToken))) signature = URL_TOKEN_SIGNATURE;
     else if (urlToken !== undefined && !o.insecureSkipVerify) {
-      return reject(401, v.reason === 'missing_signature' ? 'invalid_token' : v.reason, 'signature or delivery token missing or invalid');
+      return reject(
+        401,
+        v.reason === 'missing_signature' ? 'invalid_token' : v.reason,
+        'signature or delivery token missing or invalid',
+      );
     } else if (o.insecureSkipVerify) {
       signature = 'none';
-      req.log.warn({ source, verification: v.reason }, 'WEBHOOK_INSECURE_SKIP_VERIFY is on: accepting a webhook without a valid signature');
+      req.log.warn(
+        { source, verification: v.reason },
+        'WEBHOOK_INSECURE_SKIP_VERIFY is on: accepting a webhook without a valid signature',
+      );
     } else {
-      return reject(401, v.reason, v.reason === 'legacy_disabled' ? 'X-WH-Signature is no longer accepted; sign with X-GHL-Signature' : 'signature missing or invalid');
+      return reject(
+        401,
+        v.reason,
+        v.reason === 'legacy_disabled'
+          ? 'X-WH-Signature is no longer accepted; sign with X-GHL-Signature'
+          : 'signature missing or invalid',
+      );
     }
 
     let parsed = v.parsed;
@@ -120,7 +142,8 @@ export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOption
         raw,
         signature,
         status: 'dead',
-        reason: parseError !== undefined ? `malformed JSON: ${parseError}`.slice(0, 2000) : 'body is JSON but not an object',
+        reason:
+          parseError !== undefined ? `malformed JSON: ${parseError}`.slice(0, 2000) : 'body is JSON but not an object',
       };
     } else {
       const p = parsed as Record<string, unknown>;
@@ -129,14 +152,17 @@ export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOption
       if (ts !== undefined && ts !== null) {
         const ms = typeof ts === 'string' || typeof ts === 'number' ? new Date(ts).getTime() : NaN;
         if (!Number.isFinite(ms)) return reject(400, 'bad_timestamp', 'timestamp is not a date');
-        if (Math.abs(now() - ms) > o.toleranceSec * 1000) return reject(401, 'stale', `timestamp is outside the ${o.toleranceSec} s window`);
+        if (Math.abs(now() - ms) > o.toleranceSec * 1000)
+          return reject(401, 'stale', `timestamp is outside the ${o.toleranceSec} s window`);
         eventAt = new Date(ms);
       }
       const type = source === 'provider' ? PROVIDER_OUTBOUND : str(p.type);
       const webhookId = str(p.webhookId);
       // Provider deliveries are deduplicated by messageId (one outbound message = one send).
       const dedupeKey =
-        (source === 'provider' ? str(p.messageId) : null) ?? webhookId ?? `sha256:${sha256(v.ok && v.bytes === 'reserialized' ? Buffer.from(JSON.stringify(p)) : raw)}`;
+        (source === 'provider' ? str(p.messageId) : null) ??
+        webhookId ??
+        `sha256:${sha256(v.ok && v.bytes === 'reserialized' ? Buffer.from(JSON.stringify(p)) : raw)}`;
       const { locationId, companyId } = eventScope(type ?? '', p);
       const handled = o.registry.get(type).length > 0;
       let status: WebhookStatus;
@@ -156,7 +182,8 @@ export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOption
         locationId,
         companyId,
         webhookId,
-        orderingKey: handled && type ? o.registry.orderingKey({ source, type, locationId, companyId, payload: p }) : null,
+        orderingKey:
+          handled && type ? o.registry.orderingKey({ source, type, locationId, companyId, payload: p }) : null,
         eventAt,
         payloadJson: raw.toString('utf8'),
         raw: null,
@@ -173,7 +200,10 @@ export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOption
       outcome = await Promise.race([
         o.committer.submit(rec),
         new Promise<never>((_, rej) => {
-          timer = setTimeout(() => rej(new ThrottledError('timeout', `not stored within ${o.persistTimeoutMs} ms`)), o.persistTimeoutMs);
+          timer = setTimeout(
+            () => rej(new ThrottledError('timeout', `not stored within ${o.persistTimeoutMs} ms`)),
+            o.persistTimeoutMs,
+          );
         }),
       ]);
     } catch (e) {
@@ -188,11 +218,14 @@ export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOption
     o.metrics.intake.inc({ source, outcome: 'accepted' });
     if (rec.status !== 'received') o.metrics.stored.inc({ source, status: rec.status });
     if (rec.status === 'unknown_type') o.metrics.unknownTypes.inc({ type: (rec.type ?? '(none)').slice(0, 64) });
-    if (rec.status === 'dead') req.log.warn({ eventId: outcome.id, reason: rec.reason }, 'signed webhook stored as dead');
+    if (rec.status === 'dead')
+      req.log.warn({ eventId: outcome.id, reason: rec.reason }, 'signed webhook stored as dead');
     return reply.code(200).type('application/json').send(OK);
   };
 
   app.post(APP_WEBHOOK_PATH, (req, reply) => handle('app', req, reply));
   app.post(PROVIDER_WEBHOOK_PATH, (req, reply) => handle('provider', req, reply));
-  app.post<{ Params: { token: string } }>(PROVIDER_TOKEN_WEBHOOK_PATH, (req, reply) => handle('provider', req, reply, req.params.token));
+  app.post<{ Params: { token: string } }>(PROVIDER_TOKEN_WEBHOOK_PATH, (req, reply) =>
+    handle('provider', req, reply, req.params.token),
+  );
 }

@@ -51,7 +51,8 @@ export function loadPublicKeys(pems: readonly (string | KeyObject)[], type: KeyT
     } catch (e) {
       throw new Error(`${what}: key #${i + 1} is not a PEM public key (${(e as Error).message})`);
     }
-    if (key.asymmetricKeyType !== type) throw new Error(`${what}: key #${i + 1} is ${key.asymmetricKeyType ?? 'not asymmetric'}, expected ${type}`);
+    if (key.asymmetricKeyType !== type)
+      throw new Error(`${what}: key #${i + 1} is ${key.asymmetricKeyType ?? 'not asymmetric'}, expected ${type}`);
     return key;
   });
 }

@@ -16,7 +16,12 @@ export interface WebhookMetrics {
 export function createWebhookMetrics(registry: Registry): WebhookMetrics {
   const registers = [registry];
   return {
-    intake: new Counter({ name: 'ghl_bridge_webhook_intake_total', help: 'Webhook deliveries answered, by outcome', labelNames: ['source', 'outcome'], registers }),
+    intake: new Counter({
+      name: 'ghl_bridge_webhook_intake_total',
+      help: 'Webhook deliveries answered, by outcome',
+      labelNames: ['source', 'outcome'],
+      registers,
+    }),
     rejected: new Counter({
       name: 'ghl_bridge_webhook_rejected_total',
       help: 'Webhook deliveries rejected (401/400) by reason: missing_signature, invalid_signature, legacy_disabled, invalid_token (provider URL token), stale, bad_timestamp',
@@ -29,8 +34,18 @@ export function createWebhookMetrics(registry: Registry): WebhookMetrics {
       labelNames: ['source', 'reason'],
       registers,
     }),
-    stored: new Counter({ name: 'ghl_bridge_webhook_stored_total', help: 'New webhook events stored, by initial status', labelNames: ['source', 'status'], registers }),
-    unknownTypes: new Counter({ name: 'ghl_bridge_webhook_unknown_type_total', help: 'Stored events of a type nobody knows or handles', labelNames: ['type'], registers }),
+    stored: new Counter({
+      name: 'ghl_bridge_webhook_stored_total',
+      help: 'New webhook events stored, by initial status',
+      labelNames: ['source', 'status'],
+      registers,
+    }),
+    unknownTypes: new Counter({
+      name: 'ghl_bridge_webhook_unknown_type_total',
+      help: 'Stored events of a type nobody knows or handles',
+      labelNames: ['type'],
+      registers,
+    }),
     dispatch: new Counter({
       name: 'ghl_bridge_webhook_dispatch_total',
       help: 'Webhook dispatch job outcomes: dispatched, skipped, retry, dead',

@@ -28,7 +28,9 @@ export const webhooksMigration: Migration = {
     await sql`create unique index webhook_events_dedupe on webhook_events (source, dedupe_key)`.execute(db);
     // Few indexes on purpose: every one is paid on the intake's write path.
     await sql`create index webhook_events_received on webhook_events (received_at)`.execute(db);
-    await sql`create index webhook_events_open on webhook_events (status, id) where status in ('received', 'dead')`.execute(db);
+    await sql`create index webhook_events_open on webhook_events (status, id) where status in ('received', 'dead')`.execute(
+      db,
+    );
   },
   async down(db: Kysely<unknown>) {
     await sql`drop table webhook_events`.execute(db);

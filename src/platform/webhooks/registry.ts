@@ -133,7 +133,10 @@ export function defaultOrderingKey(evt: IncomingEvent): string | null {
 }
 
 /** Where an event belongs: locationId, or altId for location-scoped orders/invoices; companyId. */
-export function eventScope(type: string, p: Record<string, unknown>): { locationId: string | null; companyId: string | null } {
+export function eventScope(
+  type: string,
+  p: Record<string, unknown>,
+): { locationId: string | null; companyId: string | null } {
   let locationId = s(p.locationId) ?? (p.altType === 'location' ? s(p.altId) : undefined) ?? null;
   // LocationCreate/Update describe a location of a company; they are company-level events.
   if (type === 'LocationCreate' || type === 'LocationUpdate') locationId = null;

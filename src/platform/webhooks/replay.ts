@@ -28,19 +28,31 @@ export interface ReplayResult {
  * be retried with `ghl-bridge jobs retry`). Works from any process sharing the database: the
  * running bridge's workers pick the jobs up.
  */
-export async function replayEvents(db: Db, sel: ReplaySelection, opts: { maxAttempts?: number } = {}): Promise<ReplayResult> {
-  if (!sel.ids?.length && !sel.since && !sel.type && !sel.dead) throw new Error('select events to replay: ids, since, type or dead');
+export async function replayEvents(
+  db: Db,
+  sel: ReplaySelection,
+  opts: { maxAttempts?: number } = {},
+): Promise<ReplayResult> {
+  if (!sel.ids?.length && !sel.since && !sel.type && !sel.dead)
+    throw new Error('select events to replay: ids, since, type or dead');
   return db.transaction().execute(async (trx) => {
-    let q = trx.selectFrom('webhook_events').select(['id', 'status', 'ordering_key', 'location_id', sql<boolean>`payload is null`.as('no_payload')]);
+    let q = trx
+      .selectFrom('webhook_events')
+      .select(['id', 'status', 'ordering_key', 'location_id', sql<boolean>`payload is null`.as('no_payload')]);
     if (sel.ids?.length) q = q.where('id', 'in', sel.ids);
     if (sel.since) q = q.where('received_at', '>=', sel.since);
     if (sel.type) q = q.where('type', '=', sel.type);
     if (sel.dead) q = q.where('status', '=', 'dead');
-    const rows = await q.orderBy('id').limit(sel.limit ?? 10_000).forUpdate().execute();
+    const rows = await q
+      .orderBy('id')
+      .limit(sel.limit ?? 10_000)
+      .forUpdate()
+      .execute();
     const notReplayable: ReplayResult['notReplayable'] = [];
     const take: typeof rows = [];
     for (const r of rows) {
-      if (r.no_payload) notReplayable.push({ id: r.id, reason: 'body was not valid JSON; only the raw bytes are stored' });
+      if (r.no_payload)
+        notReplayable.push({ id: r.id, reason: 'body was not valid JSON; only the raw bytes are stored' });
       else if (r.status === 'received') notReplayable.push({ id: r.id, reason: 'already waiting for dispatch' });
       else take.push(r);
     }
@@ -48,11 +60,17 @@ export async function replayEvents(db: Db, sel: ReplaySelection, opts: { maxAtte
       await trx
         .updateTable('webhook_events')
         .set({ status: 'received' satisfies WebhookStatus, reason: null, processed_at: null, updated_at: sql`now()` })
-        .where('id', 'in', take.map((r) => r.id))
+        .where(
+          'id',
+          'in',
+          take.map((r) => r.id),
+        )
         .execute();
       await enqueue(
         trx,
-        take.map((r) => dispatchJob(r.id, { orderingKey: r.ordering_key, locationId: r.location_id }, true, opts.maxAttempts)),
+        take.map((r) =>
+          dispatchJob(r.id, { orderingKey: r.ordering_key, locationId: r.location_id }, true, opts.maxAttempts),
+        ),
       );
     }
     return { replayed: take.map((r) => r.id), notReplayable };
@@ -69,11 +87,27 @@ export interface ListSelection {
 export async function listEvents(db: Db, sel: ListSelection = {}) {
   let q = db
     .selectFrom('webhook_events')
-    .select(['id', 'source', 'type', 'status', 'reason', 'location_id', 'company_id', 'webhook_id', 'signature', 'attempts', 'received_at', 'processed_at']);
+    .select([
+      'id',
+      'source',
+      'type',
+      'status',
+      'reason',
+      'location_id',
+      'company_id',
+      'webhook_id',
+      'signature',
+      'attempts',
+      'received_at',
+      'processed_at',
+    ]);
   if (sel.status) q = q.where('status', '=', sel.status);
   if (sel.type) q = q.where('type', '=', sel.type);
   if (sel.since) q = q.where('received_at', '>=', sel.since);
-  return q.orderBy('id', 'desc').limit(sel.limit ?? 100).execute();
+  return q
+    .orderBy('id', 'desc')
+    .limit(sel.limit ?? 100)
+    .execute();
 }
 
 export async function getEvent(db: Db, id: number) {

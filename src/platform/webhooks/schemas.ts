@@ -130,7 +130,16 @@ const order = {
 };
 
 const note = { locationId: str, id: str, body: str, contactId: str, dateAdded: str };
-const task = { locationId: str, id: str, assignedTo: str, body: str, contactId: str, title: str, dateAdded: str, dueDate: str };
+const task = {
+  locationId: str,
+  id: str,
+  assignedTo: str,
+  body: str,
+  contactId: str,
+  title: str,
+  dateAdded: str,
+  dueDate: str,
+};
 const association = {
   id: str,
   associationType: str,
@@ -143,7 +152,15 @@ const association = {
   key: str,
   locationId: str,
 };
-const relation = { id: str, firstObjectKey: str, firstRecordId: str, secondObjectKey: str, secondRecordId: str, associationId: str, locationId: str };
+const relation = {
+  id: str,
+  firstObjectKey: str,
+  firstRecordId: str,
+  secondObjectKey: str,
+  secondRecordId: str,
+  associationId: str,
+  locationId: str,
+};
 const record = { locationId: str, owners: arr, followers: arr, properties: arr, id: str, objectKey: str };
 const objectSchema = {
   labels: obj,
@@ -224,7 +241,18 @@ const families: Array<[readonly string[], z.core.$ZodLooseShape]> = [
     ],
     opportunity,
   ],
-  [['InvoiceCreate', 'InvoiceUpdate', 'InvoiceDelete', 'InvoicePaid', 'InvoicePartiallyPaid', 'InvoiceSent', 'InvoiceVoid'], invoice],
+  [
+    [
+      'InvoiceCreate',
+      'InvoiceUpdate',
+      'InvoiceDelete',
+      'InvoicePaid',
+      'InvoicePartiallyPaid',
+      'InvoiceSent',
+      'InvoiceVoid',
+    ],
+    invoice,
+  ],
   [['OrderCreate', 'OrderStatusUpdate'], order],
   [['NoteCreate', 'NoteUpdate', 'NoteDelete'], note],
   [['TaskCreate', 'TaskDelete', 'TaskComplete'], task],
@@ -236,10 +264,38 @@ const families: Array<[readonly string[], z.core.$ZodLooseShape]> = [
   [['ProductCreate', 'ProductUpdate', 'ProductDelete'], product],
   [['PriceCreate', 'PriceUpdate', 'PriceDelete'], price],
   [['LocationCreate', 'LocationUpdate'], location],
-  [['CampaignStatusUpdate'], { locationId: str, id: str, contactId: str, status: str, templateId: str, replied: z.union([z.string(), z.boolean()]).nullish(), dateAdded: str }],
-  [['ConversationUnreadUpdate'], { locationId: str, id: str, contactId: str, unreadCount: num, inbox: bool, starred: bool, deleted: bool }],
+  [
+    ['CampaignStatusUpdate'],
+    {
+      locationId: str,
+      id: str,
+      contactId: str,
+      status: str,
+      templateId: str,
+      replied: z.union([z.string(), z.boolean()]).nullish(),
+      dateAdded: str,
+    },
+  ],
+  [
+    ['ConversationUnreadUpdate'],
+    { locationId: str, id: str, contactId: str, unreadCount: num, inbox: bool, starred: bool, deleted: bool },
+  ],
   [['LCEmailStats'], { locationId: str, companyId: str, webhookPayload: obj }],
-  [['UserCreate'], { id: str, locationId: str, companyId: str, firstName: str, lastName: str, email: str, phone: str, extension: str, role: str, permissions: obj }],
+  [
+    ['UserCreate'],
+    {
+      id: str,
+      locationId: str,
+      companyId: str,
+      firstName: str,
+      lastName: str,
+      email: str,
+      phone: str,
+      extension: str,
+      role: str,
+      permissions: obj,
+    },
+  ],
   [['INSTALL'], install],
   [['UNINSTALL'], { appId: z.string(), companyId: str, locationId: str }],
   [['PLAN_CHANGE'], { appId: str, locationId: str, companyId: str, userId: str, currentPlanId: str, newPlanId: str }],
@@ -279,7 +335,9 @@ export const KNOWN_EVENT_TYPES: readonly string[] = [...EVENT_SCHEMAS.keys()];
 export const contactEventSchema = event('ContactCreate', contact);
 export type ContactEvent = Omit<z.infer<typeof contactEventSchema>, 'type'> & { type: string };
 export const messageEventSchema = event('InboundMessage', message);
-export type MessageEvent = Omit<z.infer<typeof messageEventSchema>, 'type'> & { type: 'InboundMessage' | 'OutboundMessage' };
+export type MessageEvent = Omit<z.infer<typeof messageEventSchema>, 'type'> & {
+  type: 'InboundMessage' | 'OutboundMessage';
+};
 export const installEventSchema = event('INSTALL', install);
 export type InstallEvent = z.infer<typeof installEventSchema>;
 

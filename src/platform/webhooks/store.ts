@@ -95,7 +95,8 @@ export class GroupCommitter {
   }
 
   submit(rec: EventRecord): Promise<PersistOutcome> {
-    if (this.#queue.length >= this.#maxPending) return Promise.reject(new ThrottledError('overload', `${this.#queue.length} events waiting to be stored`));
+    if (this.#queue.length >= this.#maxPending)
+      return Promise.reject(new ThrottledError('overload', `${this.#queue.length} events waiting to be stored`));
     return new Promise<PersistOutcome>((resolve, reject) => {
       this.#queue.push({ rec, resolve, reject });
       this.#schedule();
@@ -147,7 +148,13 @@ export class GroupCommitter {
       if (isDataError(e) && batch.length === 1 && batch[0]!.rec.payloadJson !== null) {
         const p = batch[0]!;
         const raw = p.rec.raw ?? Buffer.from(p.rec.payloadJson ?? '', 'utf8');
-        const dead: EventRecord = { ...p.rec, payloadJson: null, raw, status: 'dead', reason: `payload cannot be stored as JSON: ${(e as Error).message}`.slice(0, 2000) };
+        const dead: EventRecord = {
+          ...p.rec,
+          payloadJson: null,
+          raw,
+          status: 'dead',
+          reason: `payload cannot be stored as JSON: ${(e as Error).message}`.slice(0, 2000),
+        };
         await this.#write([{ ...p, rec: dead }]);
         return;
       }
@@ -264,7 +271,10 @@ export async function pruneEvents(db: Db, olderThanDays: number, batch = 5000, s
   // another transaction changed meanwhile (a replay sets it back to 'received'); SKIP LOCKED leaves
   // rows in use, and other replicas' batches, alone.
   const old = sql`received_at < now() - make_interval(days => ${olderThanDays}) and status in (${sql.join(PRUNABLE)})`;
-  return deleteInBatches(db, batch, (limit) => sql`
+  return deleteInBatches(
+    db,
+    batch,
+    (limit) => sql`
     delete from webhook_events where ${old} and id in (
       select id from webhook_events where ${old} order by received_at limit ${limit} for update skip locked)`,
     signal,

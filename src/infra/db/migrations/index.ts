@@ -36,7 +36,9 @@ export function mergeMigrations(...lists: Array<{ owner: string; migrations: Mig
 
 /** Names already applied in this schema ([] before the first migration). */
 async function executedNames(db: Db, schema: string): Promise<string[]> {
-  const exists = await sql<{ t: string | null }>`select to_regclass(${`"${schema}".kysely_migration`}) as t`.execute(db);
+  const exists = await sql<{ t: string | null }>`select to_regclass(${`"${schema}".kysely_migration`}) as t`.execute(
+    db,
+  );
   if (!exists.rows[0]?.t) return [];
   const rows = await sql<{ name: string }>`select name from ${sql.table(`${schema}.kysely_migration`)}`.execute(db);
   return rows.rows.map((r) => r.name);
@@ -67,7 +69,10 @@ export async function migrateToLatest(db: Db, schema: string, migrations: Migrat
   const { error, results }: MigrationResultSet = await (await migrator(db, schema, migrations)).migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
-    throw new MigrationError(`migration ${failed ?? '(unknown)'} failed: ${(error as Error).message ?? String(error)}`, error);
+    throw new MigrationError(
+      `migration ${failed ?? '(unknown)'} failed: ${(error as Error).message ?? String(error)}`,
+      error,
+    );
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
