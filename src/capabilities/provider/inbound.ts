@@ -226,7 +226,7 @@ async function addInbound(rt: InboundRuntime, id: number, h: JobContext<InboundR
   const { db } = rt;
   const row = await db.selectFrom('provider_inbound').selectAll().where('id', '=', id).executeTakeFirst();
   if (!row || row.state !== 'received') return;
-  const m = row.message as unknown as InboundMessage;
+  const m = row.message;
   const loc = row.location_id;
   const ghl = rt.ghl();
   const opts = { installation: { locationId: loc }, lane: 'live' as const, signal: h.signal };

@@ -149,7 +149,7 @@ export class InstallationsService {
     if (!state) throw new OAuthStateError('missing state');
     const m = /^(\d{13,15})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/.exec(state);
     if (!m) throw new OAuthStateError('malformed state');
-    const [, exp, nonce, mac] = m as unknown as [string, string, string, string];
+    const [, exp = '', nonce = '', mac = ''] = m; // all three groups are mandatory in the pattern
     const expected = Buffer.from(this.#stateMac(`${exp}.${nonce}`));
     if (!timingSafeEqual(expected, Buffer.from(mac))) throw new OAuthStateError('state signature does not match');
     const expiresAt = Number(exp);
