@@ -20,7 +20,12 @@ import {
 } from '../channels/index.js';
 import { loadKeyRing } from '../../infra/crypto/keyring.js';
 import { PermanentJobError } from '../../infra/queue/index.js';
-import { URL_TOKEN_SIGNATURE, webhooksService, type ProviderOutboundMessage } from '../../platform/webhooks/index.js';
+import {
+  PROVIDER_OUTBOUND,
+  providerOutboundMessageSchema,
+  URL_TOKEN_SIGNATURE,
+  webhooksService,
+} from '../../platform/webhooks/index.js';
 import {
   acceptUnconfirmed,
   confirmJob,
@@ -261,8 +266,9 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       };
 
       const webhooks = webhooksService(ctx);
-      webhooks.on<ProviderOutboundMessage>(
-        'ProviderOutboundMessage',
+      webhooks.onParsed(
+        PROVIDER_OUTBOUND,
+        providerOutboundMessageSchema,
         async (evt, h) => {
           // Send records are pruned DATA_RETENTION_DAYS after their last change. An event older than that (a dead
           // event replayed late) may have been sent already with its record gone: never send it blindly.

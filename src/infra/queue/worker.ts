@@ -134,29 +134,27 @@ export class WorkerPool {
    * work that could run.
    */
   register<P, D>(def: JobDefinition<P, D>, options: RegisterOptions & { deps: D }): this;
-  register<P>(def: JobDefinition<P>, options?: RegisterOptions): this;
   /** An ad-hoc kind by name, payload unchecked (tests, benchmark): the same as `register(untypedJob(kind, fn))`. */
   register<P = unknown>(kind: string, fn: JobHandler<P>, options?: RegisterOptions): this;
   register<P, D>(
     a: JobDefinition<P, D> | string,
-    b?: JobHandler<P> | (RegisterOptions & { deps?: D }),
+    b: JobHandler<P> | (RegisterOptions & { deps: D }),
     c?: RegisterOptions,
   ): this {
     if (typeof a === 'string') {
       if (typeof b !== 'function') throw new Error(`job kind "${a}": a handler function is required`);
       return this.#add(untypedJob(a, b), c ?? {}, undefined);
     }
-    const options = typeof b === 'function' ? {} : (b ?? {});
-    return this.#add(a, options, options.deps);
+    if (typeof b === 'function') throw new Error(`job kind "${a.kind}": register a definition with its options`);
+    return this.#add(a, b, b.deps);
   }
 
-  #add<P, D>(def: JobDefinition<P, D>, options: RegisterOptions, deps: D | undefined): this {
+  #add<P, D>(def: JobDefinition<P, D>, options: RegisterOptions, deps: D): this {
     const kind = def.kind;
     if (this.#handlers.has(kind)) throw new Error(`a handler for job kind "${kind}" is already registered`);
     if (options.ownSlots && !options.maxConcurrent) throw new Error(`job kind "${kind}": ownSlots needs maxConcurrent`);
     const { spec } = def;
-    // The overloads make `deps` present whenever D does not include undefined.
-    const withDeps = (ctx: HandlerContext) => ({ ...ctx, deps: deps as D });
+    const withDeps = (ctx: HandlerContext) => ({ ...ctx, deps });
     /** Wraps a hook: parses the payload, which a hook needs typed (a payload that does not parse skips it). */
     const hook = (fn: NonNullable<typeof spec.onFailed>) => async (job: Job, err: unknown, ctx: HandlerContext) => {
       let payload: P;

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram } from 'prom-client';
+import { z } from 'zod';
 import type { AppContext, BridgeModule, ServiceRegistry } from '../../app.js';
 import { loadKeyRing } from '../../infra/crypto/keyring.js';
 import { createGhlClient, type GhlClient } from '../ghl/client.js';
@@ -52,10 +53,8 @@ declare module '../../app.js' {
 }
 
 /** The part of INSTALL / UNINSTALL payloads this module reads (validated by the webhooks module's schemas). */
-interface InstallPayload {
-  companyId?: string | null;
-  locationId?: string | null;
-}
+const installPayload = z.looseObject({ companyId: z.string().nullish(), locationId: z.string().nullish() });
+type InstallPayload = z.infer<typeof installPayload>;
 
 /** The payload's ids win over the ones intake derived (same values for a well-formed event). */
 const installIds = (e: StoredEvent<InstallPayload>) => ({
@@ -191,11 +190,11 @@ export function installationsModule(opts: InstallationsModuleOptions = {}): Brid
         );
       // The registry exists whatever the module order (created by whoever asks first).
       const webhooks = webhooksService(ctx);
-      webhooks.on<InstallPayload>('INSTALL', async (e, c) => s.onInstall(installIds(e), c.db), {
+      webhooks.onParsed('INSTALL', installPayload, async (e, c) => s.onInstall(installIds(e), c.db), {
         requireKnownLocation: false,
         name: 'installations.install',
       });
-      webhooks.on<InstallPayload>('UNINSTALL', async (e, c) => void (await s.onUninstall(installIds(e), c.db)), {
+      webhooks.onParsed('UNINSTALL', installPayload, async (e, c) => void (await s.onUninstall(installIds(e), c.db)), {
         requireKnownLocation: false,
         name: 'installations.uninstall',
       });

@@ -15,7 +15,7 @@
  *
  *     const webhooks = webhooksService(ctx);
  *     webhooks.on('INSTALL', onInstall, { requireKnownLocation: false });
- *     webhooks.on<ProviderOutboundMessage>('ProviderOutboundMessage', deliver);
+ *     webhooks.onParsed(PROVIDER_OUTBOUND, providerOutboundMessageSchema, deliver); // typed payload
  *
  *   Handler: `(event: StoredEvent<P>, ctx: HandlerContext) => Promise<void>`; it must be
  *   idempotent (retries, replays, a crash after the handler but before the status update).
@@ -63,6 +63,7 @@ export { DISPATCH_JOB } from './dispatch.js';
 export { pruneEvents } from './store.js';
 export {
   PROVIDER_OUTBOUND,
+  providerOutboundMessageSchema,
   KNOWN_EVENT_TYPES,
   validateEvent,
   type ContactEvent,
