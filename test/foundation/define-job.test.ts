@@ -12,6 +12,7 @@ import {
   RetryLaterError,
   WorkerPool,
 } from '../../src/infra/queue/index.js';
+import { sendJob, statusJob } from '../../src/capabilities/provider/outbound.js';
 import { openTestStore, quietLog, STORE, waitFor, type TestStore } from '../helpers/store.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -206,6 +207,14 @@ describe(`defineJob on ${STORE}`, () => {
     expect(dead.state).toBe('dead');
     expect(dead.last_error).toContain('lease expired');
     expect(seen).toEqual(['failed cy attempt 2']);
+  });
+
+  it('provider payloads queued before they carried their key ids still parse; a missing messageId is named', () => {
+    expect(sendJob.parse({ messageId: 'm1' })).toEqual({ messageId: 'm1', locationId: '', contactId: '' });
+    expect(statusJob.parse({ messageId: 'm1', locationId: 'L' })).toEqual({ messageId: 'm1', locationId: 'L' });
+    expect(() => statusJob.parse({ locationId: 'L' })).toThrow(
+      /invalid payload for job kind "provider.status": messageId: /,
+    );
   });
 
   it('enqueue joins the caller transaction: a rollback leaves no job; fromSql inserts inside a statement', async () => {

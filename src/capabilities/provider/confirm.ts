@@ -6,7 +6,7 @@ import type { Logger } from '../../infra/log/logger.js';
 import { z } from 'zod';
 import { backoffDelay, defineJob, PRIORITY, RetryLaterError } from '../../infra/queue/index.js';
 import type { ProviderOutboundMessage } from '../../platform/webhooks/index.js';
-import { enqueueSend as enqueueSendJob, sendOnce, type OutboundRuntime } from './outbound.js';
+import { enqueueSend as enqueueSendJob, keyId, sendOnce, type OutboundRuntime } from './outbound.js';
 import './tables.js';
 import { locationKey } from '../../platform/keys.js';
 
@@ -60,7 +60,7 @@ const REASON_TEXT: Record<RejectReason, string> = {
  */
 export const confirmJob = defineJob<{ messageId: string; locationId: string }, ConfirmRuntime>({
   kind: JOB_CONFIRM,
-  payload: z.object({ messageId: z.string().min(1), locationId: z.string().min(1) }),
+  payload: z.object({ messageId: z.string().min(1), locationId: keyId }),
   dedupeKey: (p) => `${JOB_CONFIRM}:${p.messageId}`,
   scope: (p) => locationKey(p.locationId),
   priority: PRIORITY.live,

@@ -86,8 +86,13 @@ const errText = (e: unknown) => (e instanceof Error ? e.message : String(e)).sli
 /** The queue's equal-jitter exponential backoff, capped at 5 minutes. */
 const backoff = (baseMs: number, attempt: number) => backoffDelay(attempt, { baseMs, maxMs: 300_000 });
 
-const ids = { messageId: z.string().min(1), locationId: z.string().min(1) };
-const sendPayload = z.object({ ...ids, contactId: z.string().min(1) });
+/**
+ * The handlers read only `messageId`; the other ids feed the keys at enqueue time. Jobs queued before the payloads
+ * carried them hold `{ messageId }` alone: the defaults let those still run after an upgrade.
+ */
+export const keyId = z.string().default('');
+const ids = { messageId: z.string().min(1), locationId: keyId };
+const sendPayload = z.object({ ...ids, contactId: keyId });
 const messagePayload = z.object(ids);
 type MessageRef = z.infer<typeof messagePayload>;
 

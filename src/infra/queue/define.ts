@@ -108,7 +108,9 @@ function describeIssues(e: z.ZodError): string {
 /**
  * Declares a job kind: its payload schema, keys and defaults, and what running it does. The compiler ties the
  * payload given to `enqueue` to the one `perform` and `onFailed` receive; `D` is what the registering module hands
- * in (`pool.register(def, { deps })`), so definitions can live at module level and be enqueued from anywhere.
+ * in (`pool.register(def, { deps })`; `{ deps: undefined }` for a kind that needs none), so definitions can live at
+ * module level and be enqueued from anywhere. Enqueue-time defaults come from the definition, per-call `overrides`
+ * win (e.g. an ordering key the payload does not carry).
  */
 export function defineJob<P, D = undefined>(spec: JobSpec<P, D>): JobDefinition<P, D> {
   const job = (payload: P, o: JobOverrides = {}): NewJob<P> => {
