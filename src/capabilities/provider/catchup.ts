@@ -20,10 +20,9 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Counter, Gauge } from 'prom-client';
 import { parseOr400 } from '../../infra/http/errors.js';
-import { enqueue } from '../../infra/queue/index.js';
 import type { Message as GhlMessage } from '../../platform/ghl/types.js';
 import { GhlApiError } from '../../platform/ghl/errors.js';
-import { sendJob, statusJob, type OutboundRuntime } from './outbound.js';
+import { enqueueSend, statusJob, type OutboundRuntime } from './outbound.js';
 import './tables.js';
 
 export interface ProviderCatchupTable {
@@ -287,7 +286,7 @@ async function handle(
         .where('state', '=', 'awaiting_confirmation')
         .executeTakeFirst();
       if (Number(r.numUpdatedRows) !== 1) return false;
-      await enqueue(trx, sendJob({ messageId: m.id, locationId, contactId: m.contactId }));
+      await enqueueSend(rt.out, trx, { messageId: m.id, locationId, contactId: m.contactId });
       return true;
     });
     if (won) {
@@ -326,7 +325,7 @@ async function handle(
         .onConflict((oc) => oc.column('message_id').doNothing())
         .returning('message_id')
         .executeTakeFirst();
-      if (row) await enqueue(trx, statusJob(m.id, locationId));
+      if (row) await statusJob.enqueue(trx, { messageId: m.id, locationId });
       return row !== undefined;
     });
     if (inserted) {
@@ -390,7 +389,7 @@ async function handle(
       .onConflict((oc) => oc.column('message_id').doNothing())
       .returning('message_id')
       .executeTakeFirst();
-    if (row) await enqueue(trx, sendJob({ messageId: m.id, locationId, contactId: m.contactId }));
+    if (row) await enqueueSend(rt.out, trx, { messageId: m.id, locationId, contactId: m.contactId });
     return row !== undefined;
   });
   if (inserted) {

@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../infra/db/index.js';
 import {
   CHANNEL_SECRET_FIELDS,
@@ -98,17 +98,7 @@ export async function configureChannel(
   return v!;
 }
 
-type Row = {
-  location_id: string;
-  kind: ProviderChannelsTable['kind'];
-  config: Record<string, unknown>;
-  key_id: string | null;
-  default_region: string;
-  conversation_provider_id: string | null;
-  email_inbound_type: 'Email' | 'Custom';
-  enabled: boolean;
-  updated_at: Date;
-};
+type Row = Selectable<ProviderChannelsTable>;
 
 function open(ring: KeyRing, r: Row): StoredChannel {
   const cfg: Record<string, unknown> = {
@@ -137,7 +127,7 @@ export async function getChannel(db: Db, ring: KeyRing, locationId: string): Pro
     .selectAll()
     .where('location_id', '=', locationId)
     .executeTakeFirst();
-  return r ? open(ring, r as unknown as Row) : undefined;
+  return r ? open(ring, r) : undefined;
 }
 
 export function viewOf(c: StoredChannel): ChannelView {
@@ -153,19 +143,18 @@ export async function listChannels(db: Db, ring: KeyRing): Promise<ChannelView[]
   const rows = await db.selectFrom('provider_channels').selectAll().orderBy('location_id').execute();
   return rows.map((r) => {
     try {
-      return viewOf(open(ring, r as unknown as Row));
+      return viewOf(open(ring, r));
     } catch (e) {
-      const x = r as unknown as Row;
       return {
-        locationId: x.location_id,
-        kind: x.kind,
-        config: { kind: x.kind, error: `cannot open: ${(e as Error).message}` },
-        defaultRegion: x.default_region,
-        conversationProviderId: x.conversation_provider_id,
-        emailInboundType: x.email_inbound_type,
-        enabled: x.enabled,
-        keyId: x.key_id,
-        updatedAt: x.updated_at,
+        locationId: r.location_id,
+        kind: r.kind,
+        config: { kind: r.kind, error: `cannot open: ${(e as Error).message}` },
+        defaultRegion: r.default_region,
+        conversationProviderId: r.conversation_provider_id,
+        emailInboundType: r.email_inbound_type,
+        enabled: r.enabled,
+        keyId: r.key_id,
+        updatedAt: r.updated_at,
       };
     }
   });

@@ -3,10 +3,10 @@ import type { GetMessageResponse } from '../../platform/ghl/types.js';
 import type { Counter } from 'prom-client';
 import { GhlApiError } from '../../platform/ghl/errors.js';
 import type { Logger } from '../../infra/log/logger.js';
-import { backoffDelay, enqueue, PRIORITY, RetryLaterError, type Job, type NewJob } from '../../infra/queue/index.js';
-import type { HandlerContext } from '../../infra/queue/worker.js';
+import { z } from 'zod';
+import { backoffDelay, defineJob, PRIORITY, RetryLaterError } from '../../infra/queue/index.js';
 import type { ProviderOutboundMessage } from '../../platform/webhooks/index.js';
-import { sendJob, sendOnce, type OutboundRuntime } from './outbound.js';
+import { enqueueSend as enqueueSendJob, keyId, sendOnce, type OutboundRuntime } from './outbound.js';
 import './tables.js';
 import { locationKey } from '../../platform/keys.js';
 
@@ -54,17 +54,19 @@ const REASON_TEXT: Record<RejectReason, string> = {
   not_confirmed: 'no signed OutboundMessage event arrived in time (PROVIDER_CONFIRMATION=event)',
 };
 
-function confirmJob(messageId: string, locationId: string, runAt: Date): NewJob {
-  return {
-    kind: JOB_CONFIRM,
-    payload: { messageId },
-    dedupeKey: `${JOB_CONFIRM}:${messageId}`,
-    scope: locationKey(locationId),
-    priority: PRIORITY.live,
-    maxAttempts: 50,
-    runAt,
-  };
-}
+/**
+ * `provider.confirm`: confirms an unsigned delivery from the signed OutboundMessage event or, failing that, by reading
+ * the message from GHL; confirmed → send, otherwise rejected (see confirmDelivery below).
+ */
+export const confirmJob = defineJob<{ messageId: string; locationId: string }, ConfirmRuntime>({
+  kind: JOB_CONFIRM,
+  payload: z.object({ messageId: z.string().min(1), locationId: keyId }),
+  dedupeKey: (p) => `${JOB_CONFIRM}:${p.messageId}`,
+  scope: (p) => locationKey(p.locationId),
+  priority: PRIORITY.live,
+  maxAttempts: 50,
+  perform: (p, _job, h) => confirmDelivery(h.deps, p.messageId, h),
+});
 
 const json = (v: unknown) => sql<string>`${JSON.stringify(v)}::jsonb`;
 
@@ -95,7 +97,12 @@ export async function acceptUnconfirmed(
       .onConflict((oc) => oc.column('message_id').doNothing())
       .returning('message_id')
       .executeTakeFirst();
-    if (row) await enqueue(trx, confirmJob(p.messageId, p.locationId, new Date(Date.now() + delay)));
+    if (row)
+      await confirmJob.enqueue(
+        trx,
+        { messageId: p.messageId, locationId: p.locationId },
+        { runAt: new Date(Date.now() + delay) },
+      );
     return row !== undefined;
   });
   if (inserted) cr.out.notify();
@@ -128,12 +135,11 @@ async function enqueueSend(cr: ConfirmRuntime, messageId: string, delayMs: numbe
     .select(['message_id', 'location_id', 'contact_id'])
     .where('message_id', '=', messageId)
     .executeTakeFirstOrThrow();
-  await enqueue(
+  await enqueueSendJob(
+    cr.out,
     cr.out.db,
-    sendJob(
-      { messageId, locationId: row.location_id, contactId: row.contact_id },
-      delayMs > 0 ? new Date(Date.now() + delayMs) : undefined,
-    ),
+    { messageId, locationId: row.location_id, contactId: row.contact_id },
+    delayMs > 0 ? new Date(Date.now() + delayMs) : undefined,
   );
   cr.out.notify();
 }
@@ -267,73 +273,74 @@ export function compareWithGhl(
  * The lookup uses the location's token on the live lane; 429, 5xx, timeouts and network errors are retried (never
  * rejections); a definite answer that the message is not this location's outbound message rejects it.
  */
-export function confirmHandler(cr: ConfirmRuntime) {
-  return async (job: Job<{ messageId: string }>, h: HandlerContext): Promise<void> => {
-    const { db } = cr.out;
-    const messageId = job.payload.messageId;
-    const row = await db
-      .selectFrom('provider_outbound')
-      .select([
-        'state',
-        'location_id',
-        'contact_id',
-        'channel',
-        'payload',
-        'confirm_lookups',
-        'received_at',
-        'confirmed_by',
-      ])
-      .where('message_id', '=', messageId)
-      .executeTakeFirst();
-    // A re-run after a crash between a lookup confirmation and queueing its send.
-    if (row?.state === 'received' && row.confirmed_by === 'lookup') return enqueueSend(cr, messageId, 0);
-    if (!row || row.state !== 'awaiting_confirmation') return;
-    const viaEvent = await confirmFromEvent(cr, messageId, h.log);
-    if (viaEvent === 'confirmed') return enqueueSend(cr, messageId, 0);
-    if (viaEvent === 'rejected') return;
-    if (cr.settings.mode === 'event') {
-      await reject(cr, messageId, 'not_confirmed', h.log);
+async function confirmDelivery(
+  cr: ConfirmRuntime,
+  messageId: string,
+  h: { signal: AbortSignal; log: Logger },
+): Promise<void> {
+  const { db } = cr.out;
+  const row = await db
+    .selectFrom('provider_outbound')
+    .select([
+      'state',
+      'location_id',
+      'contact_id',
+      'channel',
+      'payload',
+      'confirm_lookups',
+      'received_at',
+      'confirmed_by',
+    ])
+    .where('message_id', '=', messageId)
+    .executeTakeFirst();
+  // A re-run after a crash between a lookup confirmation and queueing its send.
+  if (row?.state === 'received' && row.confirmed_by === 'lookup') return enqueueSend(cr, messageId, 0);
+  if (!row || row.state !== 'awaiting_confirmation') return;
+  const viaEvent = await confirmFromEvent(cr, messageId, h.log);
+  if (viaEvent === 'confirmed') return enqueueSend(cr, messageId, 0);
+  if (viaEvent === 'rejected') return;
+  if (cr.settings.mode === 'event') {
+    await reject(cr, messageId, 'not_confirmed', h.log);
+    return;
+  }
+  await db
+    .updateTable('provider_outbound')
+    .set({ confirm_lookups: sql`confirm_lookups + 1` })
+    .where('message_id', '=', messageId)
+    .execute();
+  let m: GetMessageResponse;
+  try {
+    m = await cr.out
+      .ghl()
+      .messages.get(messageId, { installation: { locationId: row.location_id }, lane: 'live', signal: h.signal });
+  } catch (e) {
+    // Not an answer from GHL (shutdown, installation paused for re-authorization, not installed): the queue decides.
+    if (h.signal.aborted || !(e instanceof GhlApiError)) throw e;
+    const definite = [400, 401, 403, 404, 422].includes(e.status);
+    // GHL may not serve a message it has just created (read-after-write): "not found" is final only after a grace period.
+    const young = Date.now() - row.received_at.getTime() < cr.settings.notFoundGraceMs;
+    if (definite && !(young && e.status !== 401 && e.status !== 403)) {
+      cr.lookups.inc({ outcome: 'refused' });
+      await reject(
+        cr,
+        messageId,
+        e.status === 401 || e.status === 403 ? 'other_location' : 'not_in_ghl',
+        h.log,
+        `HTTP ${e.status}`,
+      );
       return;
     }
-    await db
-      .updateTable('provider_outbound')
-      .set({ confirm_lookups: sql`confirm_lookups + 1` })
-      .where('message_id', '=', messageId)
-      .execute();
-    let m: GetMessageResponse;
-    try {
-      m = await cr.out
-        .ghl()
-        .messages.get(messageId, { installation: { locationId: row.location_id }, lane: 'live', signal: h.signal });
-    } catch (e) {
-      // Not an answer from GHL (shutdown, installation paused for re-authorization, not installed): the queue decides.
-      if (h.signal.aborted || !(e instanceof GhlApiError)) throw e;
-      const definite = [400, 401, 403, 404, 422].includes(e.status);
-      // GHL may not serve a message it has just created (read-after-write): "not found" is final only after a grace period.
-      const young = Date.now() - row.received_at.getTime() < cr.settings.notFoundGraceMs;
-      if (definite && !(young && e.status !== 401 && e.status !== 403)) {
-        cr.lookups.inc({ outcome: 'refused' });
-        await reject(
-          cr,
-          messageId,
-          e.status === 401 || e.status === 403 ? 'other_location' : 'not_in_ghl',
-          h.log,
-          `HTTP ${e.status}`,
-        );
-        return;
-      }
-      cr.lookups.inc({ outcome: 'transient' });
-      const delayMs = definite ? 5000 : backoffDelay(row.confirm_lookups + 1, { baseMs: 1000, maxMs: 60_000 });
-      throw new RetryLaterError(delayMs, `message lookup not conclusive, retrying: ${e.message}`.slice(0, 500));
-    }
-    cr.lookups.inc({ outcome: 'answered' });
-    const verdict = compareWithGhl({ ...row, payload: row.payload as Record<string, unknown> }, m);
-    if (!verdict.ok) {
-      await reject(cr, messageId, verdict.reason, h.log, verdict.detail);
-      return;
-    }
-    if (await markConfirmed(cr, messageId, 'lookup')) await enqueueSend(cr, messageId, 0);
-  };
+    cr.lookups.inc({ outcome: 'transient' });
+    const delayMs = definite ? 5000 : backoffDelay(row.confirm_lookups + 1, { baseMs: 1000, maxMs: 60_000 });
+    throw new RetryLaterError(delayMs, `message lookup not conclusive, retrying: ${e.message}`.slice(0, 500));
+  }
+  cr.lookups.inc({ outcome: 'answered' });
+  const verdict = compareWithGhl({ ...row, payload: row.payload as Record<string, unknown> }, m);
+  if (!verdict.ok) {
+    await reject(cr, messageId, verdict.reason, h.log, verdict.detail);
+    return;
+  }
+  if (await markConfirmed(cr, messageId, 'lookup')) await enqueueSend(cr, messageId, 0);
 }
 
 /** Recently rejected deliveries, for the dashboard. */

@@ -7,8 +7,8 @@ import type { GhlClient } from '../../platform/ghl/client.js';
 import type { InboundMessageBody } from '../../platform/ghl/types.js';
 import { locationIdParams } from '../../infra/http/ids.js';
 import type { Logger } from '../../infra/log/logger.js';
-import { enqueue, PRIORITY, type DbOrTrx, type Job } from '../../infra/queue/index.js';
-import type { HandlerContext } from '../../infra/queue/worker.js';
+import { z } from 'zod';
+import { defineJob, PRIORITY, type DbOrTrx, type JobContext } from '../../infra/queue/index.js';
 import type { ChannelCache, StoredChannel } from './channels.js';
 import { applyStatus } from './outbound.js';
 import './tables.js';
@@ -68,14 +68,11 @@ export async function storeInbound(
       .executeTakeFirst();
     if (!ins) continue;
     accepted++;
-    await enqueue(trx, {
-      kind: JOB_INBOUND,
-      payload: { id: Number(ins.id) },
-      orderingKey: orderingKeys.inboundSender(locationId, address),
-      scope: locationKey(locationId),
-      priority: PRIORITY.live,
-      maxAttempts: 15,
-    });
+    await inboundJob.enqueue(
+      trx,
+      { id: Number(ins.id) },
+      { orderingKey: orderingKeys.inboundSender(locationId, address), scope: locationKey(locationId) },
+    );
   }
   return { accepted, duplicates: items.length - accepted };
 }
@@ -206,119 +203,135 @@ async function findOrCreateConversation(
  * `direction: inbound`, the provider's conversationProviderId and the attachments (docs/ghl-behaviour.md#inbound-messages).
  * Runs once per sender at a time.
  */
-export function inboundHandler(rt: InboundRuntime) {
-  return async (job: Job<{ id: number }>, h: HandlerContext): Promise<void> => {
-    const { db } = rt;
-    const row = await db.selectFrom('provider_inbound').selectAll().where('id', '=', job.payload.id).executeTakeFirst();
-    if (!row || row.state !== 'received') return;
-    const m = row.message as unknown as InboundMessage;
-    const loc = row.location_id;
-    const ghl = rt.ghl();
-    const opts = { installation: { locationId: loc }, lane: 'live' as const, signal: h.signal };
-    await db
+export const inboundJob = defineJob<{ id: number }, InboundRuntime>({
+  kind: JOB_INBOUND,
+  // The sender's ordering key and the location's scope are given when it is enqueued (storeInbound): the payload
+  // carries only the row id, so the sender's address stays out of it.
+  payload: z.object({ id: z.number().int() }),
+  priority: PRIORITY.live,
+  maxAttempts: 15,
+  perform: (p, _job, h) => addInbound(h.deps, p.id, h),
+  // The queue gave up: the message is failed (the reason is the last attempt's, recorded by addInbound).
+  onFailed: async (p, _job, _err, h) => {
+    await h.db
       .updateTable('provider_inbound')
-      .set({ attempts: sql`attempts + 1`, updated_at: sql`now()` })
-      .where('id', '=', row.id)
+      .set({ state: 'failed', updated_at: sql`now()` })
+      .where('id', '=', p.id)
+      .where('state', '=', 'received')
       .execute();
-    let ch: StoredChannel | undefined;
-    try {
-      ch = (await rt.channels.get(loc))?.channel;
-    } catch {
-      ch = undefined;
-    }
+  },
+});
 
-    try {
-      let map = await db
-        .selectFrom('provider_contacts')
-        .selectAll()
+async function addInbound(rt: InboundRuntime, id: number, h: JobContext<InboundRuntime>): Promise<void> {
+  const { db } = rt;
+  const row = await db.selectFrom('provider_inbound').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row || row.state !== 'received') return;
+  const m = row.message;
+  const loc = row.location_id;
+  const ghl = rt.ghl();
+  const opts = { installation: { locationId: loc }, lane: 'live' as const, signal: h.signal };
+  await db
+    .updateTable('provider_inbound')
+    .set({ attempts: sql`attempts + 1`, updated_at: sql`now()` })
+    .where('id', '=', row.id)
+    .execute();
+  let ch: StoredChannel | undefined;
+  try {
+    ch = (await rt.channels.get(loc))?.channel;
+  } catch {
+    ch = undefined;
+  }
+
+  try {
+    let map = await db
+      .selectFrom('provider_contacts')
+      .selectAll()
+      .where('location_id', '=', loc)
+      .where('address', '=', row.address)
+      .executeTakeFirst();
+    let contactId = map?.contact_id;
+    if (!contactId) {
+      if (m.contactId) contactId = m.contactId;
+      else {
+        const body = row.address.includes('@')
+          ? { locationId: loc, email: row.address }
+          : { locationId: loc, phone: row.address };
+        const r = await ghl.contacts.upsert({ ...body, source: 'ghl-bridge' }, opts);
+        contactId = r.contact?.id;
+        if (!contactId) throw new Error('contact upsert answered without a contact id');
+      }
+      await db
+        .insertInto('provider_contacts')
+        .values({ location_id: loc, address: row.address, contact_id: contactId })
+        .onConflict((oc) =>
+          oc
+            .columns(['location_id', 'address'])
+            .doUpdateSet({ contact_id: contactId!, conversation_id: null, updated_at: sql`now()` }),
+        )
+        .execute();
+      map = undefined;
+    }
+    let conversationId = map?.conversation_id ?? null;
+    if (!conversationId) {
+      conversationId = await findOrCreateConversation(ghl, loc, contactId, h.signal);
+      await db
+        .updateTable('provider_contacts')
+        .set({ conversation_id: conversationId, updated_at: sql`now()` })
         .where('location_id', '=', loc)
         .where('address', '=', row.address)
-        .executeTakeFirst();
-      let contactId = map?.contact_id;
-      if (!contactId) {
-        if (m.contactId) contactId = m.contactId;
-        else {
-          const body = row.address.includes('@')
-            ? { locationId: loc, email: row.address }
-            : { locationId: loc, phone: row.address };
-          const r = await ghl.contacts.upsert({ ...body, source: 'ghl-bridge' }, opts);
-          contactId = r.contact?.id;
-          if (!contactId) throw new Error('contact upsert answered without a contact id');
-        }
+        .execute();
+    }
+
+    const providerId = ch?.conversationProviderId ?? rt.conversationProviderId;
+    const type = m.channel === 'Email' && ch?.emailInboundType === 'Custom' ? 'Custom' : m.channel;
+    const body: InboundMessageBody = {
+      type,
+      conversationId,
+      contactId,
+      direction: 'inbound',
+      attachments: m.attachments ?? [],
+    };
+    if (providerId) body.conversationProviderId = providerId;
+    if (m.text !== undefined) body.message = m.text;
+    if (m.html !== undefined) body.html = m.html;
+    if (m.subject !== undefined) body.subject = m.subject;
+    if (m.receivedAt) body.date = m.receivedAt;
+    body.altId = m.conversationRef ?? m.channelMessageId;
+    if (type !== 'SMS' && m.from.includes('@')) body.emailFrom = m.from;
+    let res;
+    try {
+      res = await ghl.messages.addInbound(body, opts);
+    } catch (e) {
+      // A remembered conversation (or contact) deleted in GHL: forget the mapping and resolve again on retry.
+      if (e instanceof GhlApiError && e.status === 400 && /conversation|contact/i.test(e.message) && map) {
         await db
-          .insertInto('provider_contacts')
-          .values({ location_id: loc, address: row.address, contact_id: contactId })
-          .onConflict((oc) =>
-            oc
-              .columns(['location_id', 'address'])
-              .doUpdateSet({ contact_id: contactId!, conversation_id: null, updated_at: sql`now()` }),
-          )
-          .execute();
-        map = undefined;
-      }
-      let conversationId = map?.conversation_id ?? null;
-      if (!conversationId) {
-        conversationId = await findOrCreateConversation(ghl, loc, contactId, h.signal);
-        await db
-          .updateTable('provider_contacts')
-          .set({ conversation_id: conversationId, updated_at: sql`now()` })
+          .deleteFrom('provider_contacts')
           .where('location_id', '=', loc)
           .where('address', '=', row.address)
           .execute();
       }
-
-      const providerId = ch?.conversationProviderId ?? rt.conversationProviderId;
-      const type = m.channel === 'Email' && ch?.emailInboundType === 'Custom' ? 'Custom' : m.channel;
-      const body: InboundMessageBody = {
-        type,
-        conversationId,
-        contactId,
-        direction: 'inbound',
-        attachments: m.attachments ?? [],
-      };
-      if (providerId) body.conversationProviderId = providerId;
-      if (m.text !== undefined) body.message = m.text;
-      if (m.html !== undefined) body.html = m.html;
-      if (m.subject !== undefined) body.subject = m.subject;
-      if (m.receivedAt) body.date = m.receivedAt;
-      body.altId = m.conversationRef ?? m.channelMessageId;
-      if (type !== 'SMS' && m.from.includes('@')) body.emailFrom = m.from;
-      let res;
-      try {
-        res = await ghl.messages.addInbound(body, opts);
-      } catch (e) {
-        // A remembered conversation (or contact) deleted in GHL: forget the mapping and resolve again on retry.
-        if (e instanceof GhlApiError && e.status === 400 && /conversation|contact/i.test(e.message) && map) {
-          await db
-            .deleteFrom('provider_contacts')
-            .where('location_id', '=', loc)
-            .where('address', '=', row.address)
-            .execute();
-        }
-        throw e;
-      }
-      const ghlMessageId = res.messageId ?? null;
-      await db
-        .updateTable('provider_inbound')
-        .set({
-          state: 'done',
-          contact_id: contactId,
-          conversation_id: conversationId,
-          ghl_message_id: ghlMessageId,
-          last_error: null,
-          updated_at: sql`now()`,
-        })
-        .where('id', '=', row.id)
-        .execute();
-    } catch (e) {
-      const reason = (e instanceof Error ? e.message : String(e)).slice(0, 1000);
-      const last = h.isFinalFailure(e);
-      await db
-        .updateTable('provider_inbound')
-        .set({ last_error: reason, updated_at: sql`now()`, ...(last ? { state: 'failed' as const } : {}) })
-        .where('id', '=', row.id)
-        .execute();
       throw e;
     }
-  };
+    const ghlMessageId = res.messageId ?? null;
+    await db
+      .updateTable('provider_inbound')
+      .set({
+        state: 'done',
+        contact_id: contactId,
+        conversation_id: conversationId,
+        ghl_message_id: ghlMessageId,
+        last_error: null,
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', row.id)
+      .execute();
+  } catch (e) {
+    const reason = (e instanceof Error ? e.message : String(e)).slice(0, 1000);
+    await db
+      .updateTable('provider_inbound')
+      .set({ last_error: reason, updated_at: sql`now()` })
+      .where('id', '=', row.id)
+      .execute();
+    throw e;
+  }
 }

@@ -20,12 +20,16 @@ import {
 } from '../channels/index.js';
 import { loadKeyRing } from '../../infra/crypto/keyring.js';
 import { PermanentJobError } from '../../infra/queue/index.js';
-import { URL_TOKEN_SIGNATURE, webhooksService, type ProviderOutboundMessage } from '../../platform/webhooks/index.js';
+import {
+  PROVIDER_OUTBOUND,
+  providerOutboundMessageSchema,
+  URL_TOKEN_SIGNATURE,
+  webhooksService,
+} from '../../platform/webhooks/index.js';
 import {
   acceptUnconfirmed,
-  confirmHandler,
+  confirmJob,
   countAwaiting,
-  JOB_CONFIRM,
   listRejected,
   onOutboundMessageEvent,
   type ConfirmationSettings,
@@ -42,16 +46,13 @@ import {
   type ChannelOptions,
   type ChannelView,
 } from './channels.js';
-import { inboundHandler, registerInboundRoutes, storeInbound, JOB_INBOUND, type InboundRuntime } from './inbound.js';
+import { inboundJob, registerInboundRoutes, storeInbound, type InboundRuntime } from './inbound.js';
 import { pruneMessages } from './retention.js';
 import {
-  JOB_POLL,
-  JOB_SEND,
-  JOB_STATUS,
-  pollHandler,
+  pollJob,
   relayOutbound,
-  sendHandler,
-  statusHandler,
+  sendJob,
+  statusJob,
   type OutboundRuntime,
   type ProviderSettings,
   type RelayEvents,
@@ -265,8 +266,9 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       };
 
       const webhooks = webhooksService(ctx);
-      webhooks.on<ProviderOutboundMessage>(
-        'ProviderOutboundMessage',
+      webhooks.onParsed(
+        PROVIDER_OUTBOUND,
+        providerOutboundMessageSchema,
         async (evt, h) => {
           // Send records are pruned DATA_RETENTION_DAYS after their last change. An event older than that (a dead
           // event replayed late) may have been sent already with its record gone: never send it blindly.
@@ -303,14 +305,14 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       webhooks.on('OutboundMessage', (evt, h) => onOutboundMessageEvent(confirm, evt, h), {
         name: 'provider.confirm-event',
       });
-      ctx.queue.register(JOB_SEND, sendHandler(outbound));
+      ctx.queue.register(sendJob, { deps: outbound });
       // Status and poll jobs mostly wait inside the handler for a GHL rate-limit slot: they run in
       // slots of their own, so waiting never delays outbound sends or inbound messages.
       const waiting = { maxConcurrent: Math.max(1, ctx.config.WORKER_CONCURRENCY), ownSlots: true };
-      ctx.queue.register(JOB_STATUS, statusHandler(outbound), waiting);
-      ctx.queue.register(JOB_POLL, pollHandler(outbound), waiting);
-      ctx.queue.register(JOB_CONFIRM, confirmHandler(confirm), waiting);
-      ctx.queue.register(JOB_INBOUND, inboundHandler(inbound));
+      ctx.queue.register(statusJob, { ...waiting, deps: outbound });
+      ctx.queue.register(pollJob, { ...waiting, deps: outbound });
+      ctx.queue.register(confirmJob, { ...waiting, deps: confirm });
+      ctx.queue.register(inboundJob, { deps: inbound });
 
       catchup = {
         out: outbound,

@@ -14,19 +14,17 @@ import { GhlApiError } from '../../platform/ghl/errors.js';
 import type { GhlClient } from '../../platform/ghl/client.js';
 import type { Logger } from '../../infra/log/logger.js';
 import { prepared } from '../../infra/db/prepared.js';
+import { z } from 'zod';
 import {
   backoffDelay,
-  enqueue,
-  enqueueFromSql,
+  defineJob,
   jobsNotifySql,
   PermanentJobError,
   PRIORITY,
   RetryLaterError,
   type DbOrTrx,
-  type Job,
-  type NewJob,
+  type JobContext,
 } from '../../infra/queue/index.js';
-import type { HandlerContext } from '../../infra/queue/worker.js';
 import type { ProviderOutboundMessage } from '../../platform/webhooks/index.js';
 import type { ChannelCache } from './channels.js';
 import type { GhlStatus, OutboundState, ProviderOutboundTable } from './tables.js';
@@ -88,18 +86,44 @@ const errText = (e: unknown) => (e instanceof Error ? e.message : String(e)).sli
 /** The queue's equal-jitter exponential backoff, capped at 5 minutes. */
 const backoff = (baseMs: number, attempt: number) => backoffDelay(attempt, { baseMs, maxMs: 300_000 });
 
-export function sendJob(p: { messageId: string; locationId: string; contactId: string }, runAt?: Date): NewJob {
-  return {
-    kind: JOB_SEND,
-    payload: { messageId: p.messageId },
-    orderingKey: orderingKeys.contact(p.locationId, p.contactId),
-    scope: locationKey(p.locationId),
-    // One send job per message at a time: a redelivered webhook or a re-run dispatch cannot queue a second one.
-    dedupeKey: `${JOB_SEND}:${p.messageId}`,
-    priority: PRIORITY.live,
-    maxAttempts: 50,
-    ...(runAt ? { runAt } : {}),
-  };
+/**
+ * The handlers read only `messageId`; the other ids feed the keys at enqueue time. Jobs queued before the payloads
+ * carried them hold `{ messageId }` alone: the defaults let those still run after an upgrade.
+ */
+export const keyId = z.string().default('');
+const ids = { messageId: z.string().min(1), locationId: keyId };
+const sendPayload = z.object({ ...ids, contactId: keyId });
+const messagePayload = z.object(ids);
+type MessageRef = z.infer<typeof messagePayload>;
+
+/**
+ * Step 2: `provider.send` (retries and crash recovery). Marks `sending` durably BEFORE calling the adapter (with the
+ * GHL messageId as idempotency key), then records the outcome and enqueues `provider.status` (and `provider.poll` for
+ * unconfirmed sends) in one statement. A crash between the two re-runs the adapter with the same key (see README:
+ * exactly-once). Enqueue it with `enqueueSend`, which applies PROVIDER_SEND_MAX_ATTEMPTS.
+ */
+export const sendJob = defineJob<z.infer<typeof sendPayload>, OutboundRuntime>({
+  kind: JOB_SEND,
+  payload: sendPayload,
+  orderingKey: (p) => orderingKeys.contact(p.locationId, p.contactId),
+  scope: (p) => locationKey(p.locationId),
+  // One send job per message at a time: a redelivered webhook or a re-run dispatch cannot queue a second one.
+  dedupeKey: (p) => `${JOB_SEND}:${p.messageId}`,
+  priority: PRIORITY.live,
+  perform: async (p, _job, h) => {
+    const retry = await sendOnce(h.deps, p.messageId, h.signal, h.log);
+    if (retry) throw new RetryLaterError(retry.delayMs, retry.reason);
+  },
+});
+
+/** Queues the send (retry) job of a message with the configured attempts (PROVIDER_SEND_MAX_ATTEMPTS). */
+export function enqueueSend(
+  rt: Pick<OutboundRuntime, 'settings'>,
+  db: DbOrTrx,
+  p: z.infer<typeof sendPayload>,
+  runAt?: Date,
+): Promise<number[]> {
+  return sendJob.enqueue(db, p, { maxAttempts: rt.settings.sendMaxAttempts, ...(runAt ? { runAt } : {}) });
 }
 
 /**
@@ -143,18 +167,15 @@ export async function relayOutbound(
       .where('message_id', '=', p.messageId)
       .executeTakeFirst();
     if (old && (old.state === 'received' || old.state === 'sending')) {
-      if (
-        (await enqueue(db, sendJob({ messageId: p.messageId, locationId: old.location_id, contactId: old.contact_id })))
-          .length
-      )
-        rt.notify();
+      const p2 = { messageId: p.messageId, locationId: old.location_id, contactId: old.contact_id };
+      if ((await enqueueSend(rt, db, p2)).length) rt.notify();
     }
     return;
   }
   if (!ch.ok) return finishSend(rt, row.message_id, row.location_id, ch.failure, false);
-  const retry = await sendRow(rt, { ...row, payload: p as unknown as Record<string, unknown> }, ch, h.signal, h.log);
+  const retry = await sendRow(rt, { ...row, payload: p }, ch, h.signal, h.log);
   if (retry) {
-    await enqueue(db, sendJob(p, new Date(Date.now() + retry.delayMs)));
+    await enqueueSend(rt, db, p, new Date(Date.now() + retry.delayMs));
     rt.notify();
   }
 }
@@ -228,18 +249,22 @@ export function toOutboundMessage(p: Record<string, unknown>): OutboundMessage {
   return m;
 }
 
-export function statusJob(messageId: string, locationId: string): NewJob {
+/**
+ * Step 3: `provider.status`. PUTs the row's target status if it is ahead of what GHL last accepted (forward-only),
+ * loops while a receipt moved the target meanwhile. GHL's 400 refusal shortly after a message is created →
+ * RetryLaterError with a growing delay (not a failure) for PROVIDER_STATUS_REFUSAL_MAX_MS (docs/ghl-behaviour.md#message-status).
+ */
+export const statusJob = defineJob<MessageRef, OutboundRuntime>({
+  kind: JOB_STATUS,
+  payload: messagePayload,
   // One ordering key per message: its status jobs run one at a time, and a refusal-window retry never holds up
   // other messages of the contact.
-  return {
-    kind: JOB_STATUS,
-    payload: { messageId },
-    orderingKey: orderingKeys.messageStatus(messageId),
-    scope: locationKey(locationId),
-    priority: PRIORITY.live,
-    maxAttempts: 20,
-  };
-}
+  orderingKey: (p) => orderingKeys.messageStatus(p.messageId),
+  scope: (p) => locationKey(p.locationId),
+  priority: PRIORITY.live,
+  maxAttempts: 20,
+  perform: (p, _job, h) => reportStatus(h.deps, p.messageId, h),
+});
 
 /**
  * Applies a delivery status (send result, channel receipt or poll) forward-only and schedules the GHL status call.
@@ -278,7 +303,7 @@ export async function applyStatus(
     })
     .where('message_id', '=', row.message_id)
     .execute();
-  await enqueue(trx, statusJob(row.message_id, row.location_id));
+  await statusJob.enqueue(trx, { messageId: row.message_id, locationId: row.location_id });
   return true;
 }
 
@@ -286,22 +311,10 @@ export function receiptStatus(r: DeliveryReceipt): GhlStatus {
   return r.status;
 }
 
-/**
- * Step 2: `provider.send` (retries and crash recovery). Marks `sending` durably BEFORE calling the adapter (with the
- * GHL messageId as idempotency key), then records the outcome and enqueues `provider.status` (and `provider.poll` for
- * unconfirmed sends) in one statement. A crash between the two re-runs the adapter with the same key (see README:
- * exactly-once).
- */
-export function sendHandler(rt: OutboundRuntime) {
-  return async (job: Job<{ messageId: string }>, h: HandlerContext): Promise<void> => {
-    const retry = await sendOnce(rt, job.payload.messageId, h.signal, h.log);
-    if (retry) throw new RetryLaterError(retry.delayMs, retry.reason);
-  };
-}
-
-type SendRow = Pick<Selectable<ProviderOutboundTable>, 'message_id' | 'location_id' | 'received_at' | 'attempts'> & {
-  payload: Record<string, unknown>;
-};
+type SendRow = Pick<
+  Selectable<ProviderOutboundTable>,
+  'message_id' | 'location_id' | 'received_at' | 'attempts' | 'payload'
+>;
 
 /** One send attempt of an unsent message. Returns when to try again, or null when the outcome is recorded. */
 export async function sendOnce(
@@ -406,15 +419,7 @@ async function finishSend(
     result.outcome === 'delivered' ? 'delivered' : result.outcome === 'accepted' ? 'pending' : 'failed';
   const channelMessageId = result.outcome === 'failed' ? null : (result.channelMessageId ?? null);
   const error = result.outcome === 'failed' ? JSON.stringify(result.error) : null;
-  const poll: NewJob = {
-    kind: JOB_POLL,
-    payload: { messageId },
-    dedupeKey: `${JOB_POLL}:${messageId}`,
-    scope: locationKey(locationId),
-    runAt: new Date(Date.now() + rt.settings.pollBaseMs),
-    priority: PRIORITY.normal,
-    maxAttempts: 20,
-  };
+  const ref = { messageId, locationId };
   // One statement (atomic, one round trip): record the outcome, queue the status report and, for an unconfirmed send
   // on a channel that can be polled, the first poll. A receipt may have arrived before the send answer was recorded:
   // keep whichever is further. For the statuses a send can yield (pending, delivered, failed) mergeStatus reduces to
@@ -428,112 +433,109 @@ async function finishSend(
       where message_id = ${messageId} and state in ('received', 'sending')
       returning status_target
     ),
-    s as (${enqueueFromSql('u', statusJob(messageId, locationId))}),
-    p as (${enqueueFromSql('u', poll, sql`u.status_target = 'pending' and ${pollable && channelMessageId !== null}::boolean`)}),
+    s as (${statusJob.fromSql('u', ref)}),
+    p as (${pollJob.fromSql('u', ref, { runAt: new Date(Date.now() + rt.settings.pollBaseMs) }, sql`u.status_target = 'pending' and ${pollable && channelMessageId !== null}::boolean`)}),
     n as (${jobsNotifySql(['s', 'p'])})
     select (select count(*) from n) as woke`).execute(rt.db);
   rt.notify();
 }
 
-/**
- * Step 3: `provider.status`. PUTs the row's target status if it is ahead of what GHL last accepted (forward-only),
- * loops while a receipt moved the target meanwhile. GHL's 400 refusal shortly after a message is created →
- * RetryLaterError with a growing delay (not a failure) for PROVIDER_STATUS_REFUSAL_MAX_MS (docs/ghl-behaviour.md#message-status).
- */
-export function statusHandler(rt: OutboundRuntime) {
-  return async (job: Job<{ messageId: string }>, h: HandlerContext): Promise<void> => {
-    const { db } = rt;
-    for (let round = 0; round < 5; round++) {
-      const row = await db
-        .selectFrom('provider_outbound')
-        .select([
-          'message_id',
-          'location_id',
-          'status_target',
-          'ghl_status',
-          'error',
-          'target_at',
-          'updated_at',
-          'received_at',
-          'status_attempts',
-        ])
-        .where('message_id', '=', job.payload.messageId)
-        .executeTakeFirst();
-      if (!row?.status_target) return;
-      const target = row.status_target;
-      if (!mergeStatus(row.ghl_status, target)) return;
-      const body: { status: GhlStatus; error?: ChannelError } = { status: target };
-      if (target === 'failed')
-        body.error = (row.error as ChannelError | null) ?? {
-          code: 'FAILED',
-          type: 'provider',
-          message: 'not delivered',
-        };
-      rt.events.emit('status', {
-        messageId: row.message_id,
-        status: target,
-        since: (row.target_at ?? row.updated_at).getTime(),
-        at: Date.now(),
+async function reportStatus(
+  rt: OutboundRuntime,
+  messageId: string,
+  h: { signal: AbortSignal; log: Logger },
+): Promise<void> {
+  const { db } = rt;
+  for (let round = 0; round < 5; round++) {
+    const row = await db
+      .selectFrom('provider_outbound')
+      .select([
+        'message_id',
+        'location_id',
+        'status_target',
+        'ghl_status',
+        'error',
+        'target_at',
+        'updated_at',
+        'received_at',
+        'status_attempts',
+      ])
+      .where('message_id', '=', messageId)
+      .executeTakeFirst();
+    if (!row?.status_target) return;
+    const target = row.status_target;
+    if (!mergeStatus(row.ghl_status, target)) return;
+    const body: { status: GhlStatus; error?: ChannelError } = { status: target };
+    if (target === 'failed')
+      body.error = (row.error as ChannelError | null) ?? {
+        code: 'FAILED',
+        type: 'provider',
+        message: 'not delivered',
+      };
+    rt.events.emit('status', {
+      messageId: row.message_id,
+      status: target,
+      since: (row.target_at ?? row.updated_at).getTime(),
+      at: Date.now(),
+    });
+    try {
+      await rt.ghl().messages.updateStatus(row.message_id, body, {
+        installation: { locationId: row.location_id },
+        lane: 'live',
+        signal: h.signal,
       });
-      try {
-        await rt.ghl().messages.updateStatus(row.message_id, body, {
-          installation: { locationId: row.location_id },
-          lane: 'live',
-          signal: h.signal,
-        });
-      } catch (e) {
-        if (!(e instanceof GhlApiError) || h.signal.aborted) throw e;
-        const reason = errText(e);
-        if (e.status === 400 && /cannot update message status/i.test(e.message)) {
-          // GHL already holds a status we may not move away from: nothing more to report.
-          await db
-            .updateTable('provider_outbound')
-            .set({ state: stateFor(target), last_error: reason, updated_at: sql`now()` })
-            .where('message_id', '=', row.message_id)
-            .execute();
-          h.log.warn(
-            { messageId: row.message_id, status: target, err: reason },
-            'GHL refused the status transition; keeping its status',
-          );
-          return;
-        }
-        const n = row.status_attempts + 1;
+    } catch (e) {
+      if (!(e instanceof GhlApiError) || h.signal.aborted) throw e;
+      const reason = errText(e);
+      if (e.status === 400 && /cannot update message status/i.test(e.message)) {
+        // GHL already holds a status we may not move away from: nothing more to report.
         await db
           .updateTable('provider_outbound')
-          .set({ status_attempts: n, last_error: reason, updated_at: sql`now()` })
+          .set({ state: stateFor(target), last_error: reason, updated_at: sql`now()` })
           .where('message_id', '=', row.message_id)
           .execute();
-        if (e.status === 400) {
-          if (Date.now() - row.received_at.getTime() < rt.settings.statusRefusalMaxMs) {
-            throw new RetryLaterError(
-              Math.min(250 * 2 ** Math.min(n, 10), 10_000),
-              `GHL refused the status update (attempt ${n}); retrying: ${reason}`,
-            );
-          }
-          throw new PermanentJobError(
-            `GHL refused the status update for ${Math.round(rt.settings.statusRefusalMaxMs / 1000)} s: ${reason}`,
+        h.log.warn(
+          { messageId: row.message_id, status: target, err: reason },
+          'GHL refused the status transition; keeping its status',
+        );
+        return;
+      }
+      const n = row.status_attempts + 1;
+      await db
+        .updateTable('provider_outbound')
+        .set({ status_attempts: n, last_error: reason, updated_at: sql`now()` })
+        .where('message_id', '=', row.message_id)
+        .execute();
+      if (e.status === 400) {
+        if (Date.now() - row.received_at.getTime() < rt.settings.statusRefusalMaxMs) {
+          throw new RetryLaterError(
+            Math.min(250 * 2 ** Math.min(n, 10), 10_000),
+            `GHL refused the status update (attempt ${n}); retrying: ${reason}`,
           );
         }
-        if (e.status === 404 || e.status === 403) throw new PermanentJobError(reason);
-        throw e;
+        throw new PermanentJobError(
+          `GHL refused the status update for ${Math.round(rt.settings.statusRefusalMaxMs / 1000)} s: ${reason}`,
+        );
       }
-      const after = await db
-        .updateTable('provider_outbound')
-        .set({
-          ghl_status: target,
-          state: stateFor(target),
-          reported_at: sql`now()`,
-          updated_at: sql`now()`,
-          last_error: null,
-        })
-        .where('message_id', '=', row.message_id)
-        .returning('status_target')
-        .executeTakeFirst();
-      rt.events.emit('reported', { messageId: row.message_id, status: target, at: Date.now() });
-      // Another round only when a receipt moved the target while GHL was being called.
-      if (!after || after.status_target === target) return;
+      if (e.status === 404 || e.status === 403) throw new PermanentJobError(reason);
+      throw e;
     }
-  };
+    const after = await db
+      .updateTable('provider_outbound')
+      .set({
+        ghl_status: target,
+        state: stateFor(target),
+        reported_at: sql`now()`,
+        updated_at: sql`now()`,
+        last_error: null,
+      })
+      .where('message_id', '=', row.message_id)
+      .returning('status_target')
+      .executeTakeFirst();
+    rt.events.emit('reported', { messageId: row.message_id, status: target, at: Date.now() });
+    // Another round only when a receipt moved the target while GHL was being called.
+    if (!after || after.status_target === target) return;
+  }
 }
 
 /**
@@ -541,61 +543,69 @@ export function statusHandler(rt: OutboundRuntime) {
  * at 5 min) until a final status or PROVIDER_POLL_GIVE_UP_MS after the send; then stops and leaves the message
  * `pending` in GHL ("delivery unknown"; a later pushed receipt still applies).
  */
-export function pollHandler(rt: OutboundRuntime) {
-  return async (job: Job<{ messageId: string }>, h: HandlerContext): Promise<void> => {
-    const { db } = rt;
-    const row = await db
-      .selectFrom('provider_outbound')
-      .selectAll()
-      .where('message_id', '=', job.payload.messageId)
-      .executeTakeFirst();
-    if (!row?.channel_message_id || (row.status_target && row.status_target !== 'pending')) return;
-    const giveUp = async (why: string) => {
-      await db
-        .updateTable('provider_outbound')
-        .set({ last_error: why, updated_at: sql`now()` })
-        .where('message_id', '=', row.message_id)
-        .execute();
-      h.log.warn({ messageId: row.message_id, why }, 'stopped polling the channel for a delivery status');
-    };
-    const ch = await rt.channels.get(row.location_id).catch(() => undefined);
-    if (!ch?.adapter.pollStatus) return giveUp('channel no longer supports status polling');
-    const polls = row.polls + 1;
-    await db.updateTable('provider_outbound').set({ polls }).where('message_id', '=', row.message_id).execute();
-    const again = () => {
-      const sentAt = (row.sent_at ?? row.received_at).getTime();
-      if (Date.now() - sentAt >= rt.settings.pollGiveUpMs) return false;
-      return backoff(rt.settings.pollBaseMs, polls + 1);
-    };
-    let receipt: DeliveryReceipt | null;
-    try {
-      receipt = await ch.adapter.pollStatus(row.channel_message_id, h.signal);
-    } catch (e) {
-      if (h.signal.aborted) throw e;
-      const d = again();
-      if (d === false) return giveUp(`delivery unconfirmed: status polling failed until giving up: ${errText(e)}`);
-      throw new RetryLaterError(
-        e instanceof ChannelRetryableError && e.retryAfterMs !== undefined ? e.retryAfterMs : d,
-        `status poll failed: ${errText(e)}`,
-      );
-    }
-    if (!receipt) return giveUp('delivery unknown: the channel does not know this message');
-    if (receipt.status === 'pending') {
-      const d = again();
-      if (d === false)
-        return giveUp(
-          `delivery unconfirmed ${Math.round(rt.settings.pollGiveUpMs / 60_000)} min after sending; left pending in GHL`,
-        );
-      throw new RetryLaterError(d, 'still pending at the channel');
-    }
-    await db.transaction().execute(async (trx) => {
-      await applyStatus(
-        trx,
-        { locationId: row.location_id, ghlMessageId: row.message_id },
-        receiptStatus(receipt),
-        receipt.error,
-      );
-    });
-    rt.notify();
+export const pollJob = defineJob<MessageRef, OutboundRuntime>({
+  kind: JOB_POLL,
+  payload: messagePayload,
+  dedupeKey: (p) => `${JOB_POLL}:${p.messageId}`,
+  scope: (p) => locationKey(p.locationId),
+  priority: PRIORITY.normal,
+  maxAttempts: 20,
+  perform: (p, _job, h) => poll(h.deps, p.messageId, h),
+});
+
+async function poll(rt: OutboundRuntime, messageId: string, h: JobContext<OutboundRuntime>): Promise<void> {
+  const { db } = rt;
+  const row = await db
+    .selectFrom('provider_outbound')
+    .selectAll()
+    .where('message_id', '=', messageId)
+    .executeTakeFirst();
+  if (!row?.channel_message_id || (row.status_target && row.status_target !== 'pending')) return;
+  const giveUp = async (why: string) => {
+    await db
+      .updateTable('provider_outbound')
+      .set({ last_error: why, updated_at: sql`now()` })
+      .where('message_id', '=', row.message_id)
+      .execute();
+    h.log.warn({ messageId: row.message_id, why }, 'stopped polling the channel for a delivery status');
   };
+  const ch = await rt.channels.get(row.location_id).catch(() => undefined);
+  if (!ch?.adapter.pollStatus) return giveUp('channel no longer supports status polling');
+  const polls = row.polls + 1;
+  await db.updateTable('provider_outbound').set({ polls }).where('message_id', '=', row.message_id).execute();
+  const again = () => {
+    const sentAt = (row.sent_at ?? row.received_at).getTime();
+    if (Date.now() - sentAt >= rt.settings.pollGiveUpMs) return false;
+    return backoff(rt.settings.pollBaseMs, polls + 1);
+  };
+  let receipt: DeliveryReceipt | null;
+  try {
+    receipt = await ch.adapter.pollStatus(row.channel_message_id, h.signal);
+  } catch (e) {
+    if (h.signal.aborted) throw e;
+    const d = again();
+    if (d === false) return giveUp(`delivery unconfirmed: status polling failed until giving up: ${errText(e)}`);
+    throw new RetryLaterError(
+      e instanceof ChannelRetryableError && e.retryAfterMs !== undefined ? e.retryAfterMs : d,
+      `status poll failed: ${errText(e)}`,
+    );
+  }
+  if (!receipt) return giveUp('delivery unknown: the channel does not know this message');
+  if (receipt.status === 'pending') {
+    const d = again();
+    if (d === false)
+      return giveUp(
+        `delivery unconfirmed ${Math.round(rt.settings.pollGiveUpMs / 60_000)} min after sending; left pending in GHL`,
+      );
+    throw new RetryLaterError(d, 'still pending at the channel');
+  }
+  await db.transaction().execute(async (trx) => {
+    await applyStatus(
+      trx,
+      { locationId: row.location_id, ghlMessageId: row.message_id },
+      receiptStatus(receipt),
+      receipt.error,
+    );
+  });
+  rt.notify();
 }

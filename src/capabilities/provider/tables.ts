@@ -1,5 +1,5 @@
 import type { ColumnType, Generated } from 'kysely';
-import type { ChannelError } from '../channels/index.js';
+import type { ChannelError, InboundMessage } from '../channels/index.js';
 
 export type OutboundState =
   'awaiting_confirmation' | 'rejected' | 'received' | 'sending' | 'sent' | 'status_pending' | 'done' | 'failed';
@@ -75,7 +75,8 @@ export interface ProviderInboundTable {
   location_id: string;
   channel_message_id: string;
   address: string;
-  message: Json<Record<string, unknown>>;
+  /** The channel's parsed message, as storeInbound wrote it. */
+  message: Json<InboundMessage>;
   state: Generated<'received' | 'done' | 'failed'>;
   contact_id: string | null;
   conversation_id: string | null;

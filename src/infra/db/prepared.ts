@@ -33,8 +33,9 @@ function nameOf(text: string): string {
 /** Makes a pool's clients send marked statements as named prepared statements. */
 export function enablePreparedStatements(pool: pg.Pool): void {
   pool.on('connect', (client) => {
+    // pg's query() is overloaded; the wrapper forwards every call unchanged, so it is bound and installed untyped.
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const wrapped = (...args: unknown[]) => {
       const [text, values] = args;
       if (
         args.length <= 2 &&
@@ -46,5 +47,6 @@ export function enablePreparedStatements(pool: pg.Pool): void {
       }
       return query(...args);
     };
+    Object.defineProperty(client, 'query', { value: wrapped, writable: true, configurable: true });
   });
 }

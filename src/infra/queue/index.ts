@@ -1,3 +1,4 @@
+export * from './define.js';
 export * from './errors.js';
 export * from './jobs.js';
 export * from './worker.js';

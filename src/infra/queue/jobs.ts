@@ -89,10 +89,14 @@ export function initialStateSql(orderingKey: ReturnType<typeof sql>) {
     ) then 'blocked' else 'ready' end`;
 }
 
-let defaultMaxAttempts = 10;
+let defaultAttempts = 10;
 /** Set once at start from JOB_MAX_ATTEMPTS. */
 export function setDefaultMaxAttempts(n: number): void {
-  defaultMaxAttempts = n;
+  defaultAttempts = n;
+}
+/** JOB_MAX_ATTEMPTS: the attempts of a job whose kind and enqueue name none. */
+export function defaultMaxAttempts(): number {
+  return defaultAttempts;
 }
 
 /** Channel used to wake workers; includes the schema so bridges sharing a database stay apart. */
@@ -142,7 +146,7 @@ function jobValuesSql(j: NewJob) {
     dedupe_key: j.dedupeKey ?? null,
     run_at: j.runAt ?? null,
     priority: j.priority ?? PRIORITY.normal,
-    max_attempts: j.maxAttempts ?? defaultMaxAttempts,
+    max_attempts: j.maxAttempts ?? defaultAttempts,
   };
   return jobColumnsSql({
     kind: sql`${r.kind}`,

@@ -3,31 +3,44 @@ import { EventEmitter } from 'node:events';
 import { sql } from 'kysely';
 import type { Logger } from '../log/logger.js';
 import type { Db } from '../db/index.js';
+import { untypedJob, type BackoffPolicy, type HandlerContext, type JobDefinition } from './define.js';
 import { PauseJobError, PermanentJobError, RetryLaterError } from './errors.js';
 import { prepared } from '../db/prepared.js';
 import { promoteStranded, toJob, UNFINISHED_STATES, type Job, type JobRow } from './jobs.js';
 
-export interface HandlerContext {
-  /** Aborted when the job must stop (shutdown timeout); handlers pass it to their I/O. */
-  signal: AbortSignal;
-  log: Logger;
-  db: Db;
-  /**
-   * Whether failing with `err` now makes the job dead (the queue's rule: a PermanentJobError, or this was the last
-   * attempt; RetryLaterError and PauseJobError never do). Handlers that record a final state of their own ask this.
-   */
-  isFinalFailure(err: unknown): boolean;
-}
+export type { BackoffPolicy, HandlerContext } from './define.js';
+/** A handler of an ad-hoc kind registered by name (tests, benchmark): see `untypedJob`. */
 export type JobHandler<P = unknown> = (job: Job<P>, ctx: HandlerContext) => Promise<void>;
 
-export interface BackoffPolicy {
-  baseMs: number;
-  maxMs: number;
+/** How a kind runs in this pool. */
+export interface RegisterOptions {
+  /** Overrides the definition's backoff. */
+  backoff?: BackoffPolicy;
+  /** Caps how many jobs of this kind run at once in this pool. */
+  maxConcurrent?: number;
+  /** Run in slots of its own beside the shared pool (needs maxConcurrent). */
+  ownSlots?: boolean;
 }
-/** The queue's one rule for "this failure is the job's last": see HandlerContext.isFinalFailure. */
+
+/**
+ * The queue's one rule for "this failure is the job's last": a PermanentJobError, or this was the last attempt;
+ * RetryLaterError and PauseJobError never are. Only the queue applies it: it then calls the kind's `onFailed`.
+ */
 export function isFinalFailure(job: Pick<Job, 'attempts' | 'maxAttempts'>, err: unknown): boolean {
   if (err instanceof RetryLaterError || err instanceof PauseJobError) return false;
   return err instanceof PermanentJobError || job.attempts >= job.maxAttempts;
+}
+
+/** A registered kind with its types erased: parse, run, and the final-failure hook, closed over the definition. */
+interface Registered {
+  run(job: Job, ctx: HandlerContext): Promise<void>;
+  /** Calls the kind's onFailed (when it has one) for a job whose failure is final; db is the marking transaction. */
+  failed?: (job: Job, err: unknown, ctx: HandlerContext) => Promise<void>;
+  /** Calls the kind's onRetry after a failed attempt that will be retried. */
+  retried?: (job: Job, err: unknown, ctx: HandlerContext) => Promise<void>;
+  backoff?: BackoffPolicy;
+  maxConcurrent?: number;
+  ownSlots?: boolean;
 }
 
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 1000, maxMs: 60 * 60 * 1000 };
@@ -86,10 +99,7 @@ interface InFlight {
 export class WorkerPool {
   readonly workerId: string;
   readonly events = new EventEmitter();
-  readonly #handlers = new Map<
-    string,
-    { fn: JobHandler; backoff?: BackoffPolicy; maxConcurrent?: number; ownSlots?: boolean }
-  >();
+  readonly #handlers = new Map<string, Registered>();
   /** Running jobs that occupy the shared `concurrency` slots (all but ownSlots kinds). */
   #sharedInFlight = 0;
   /** Running jobs per kind (for per-kind concurrency caps). */
@@ -117,21 +127,53 @@ export class WorkerPool {
   }
 
   /**
+   * Registers a job kind (see defineJob); `deps` is what its perform and onFailed receive as `ctx.deps`.
    * `maxConcurrent` caps how many jobs of this kind run at once in this pool. With `ownSlots` the
    * kind runs in slots of its own beside the shared pool (up to its cap): for kinds that mostly
    * wait inside the handler (e.g. for a GHL rate-limit slot), so waiting never takes a slot from
    * work that could run.
    */
-  register<P>(
-    kind: string,
-    fn: JobHandler<P>,
-    options: { backoff?: BackoffPolicy; maxConcurrent?: number; ownSlots?: boolean } = {},
+  register<P, D>(def: JobDefinition<P, D>, options: RegisterOptions & { deps: D }): this;
+  /** An ad-hoc kind by name, payload unchecked (tests, benchmark): the same as `register(untypedJob(kind, fn))`. */
+  register<P = unknown>(kind: string, fn: JobHandler<P>, options?: RegisterOptions): this;
+  register<P, D>(
+    a: JobDefinition<P, D> | string,
+    b: JobHandler<P> | (RegisterOptions & { deps: D }),
+    c?: RegisterOptions,
   ): this {
+    if (typeof a === 'string') {
+      if (typeof b !== 'function') throw new Error(`job kind "${a}": a handler function is required`);
+      return this.#add(untypedJob(a, b), c ?? {}, undefined);
+    }
+    if (typeof b === 'function') throw new Error(`job kind "${a.kind}": register a definition with its options`);
+    return this.#add(a, b, b.deps);
+  }
+
+  #add<P, D>(def: JobDefinition<P, D>, options: RegisterOptions, deps: D): this {
+    const kind = def.kind;
     if (this.#handlers.has(kind)) throw new Error(`a handler for job kind "${kind}" is already registered`);
     if (options.ownSlots && !options.maxConcurrent) throw new Error(`job kind "${kind}": ownSlots needs maxConcurrent`);
+    const { spec } = def;
+    const withDeps = (ctx: HandlerContext) => ({ ...ctx, deps });
+    /** Wraps a hook: parses the payload, which a hook needs typed (a payload that does not parse skips it). */
+    const hook = (fn: NonNullable<typeof spec.onFailed>) => async (job: Job, err: unknown, ctx: HandlerContext) => {
+      let payload: P;
+      try {
+        payload = def.parse(job.payload);
+      } catch {
+        return; // nothing typed to hand it: the job's last_error names the field
+      }
+      await fn(payload, { ...job, payload }, err, withDeps(ctx));
+    };
+    const backoff = options.backoff ?? spec.backoff;
     this.#handlers.set(kind, {
-      fn: fn as JobHandler,
-      ...(options.backoff ? { backoff: options.backoff } : {}),
+      run: (job, ctx) => {
+        const payload = def.parse(job.payload);
+        return spec.perform(payload, { ...job, payload }, withDeps(ctx));
+      },
+      ...(spec.onFailed ? { failed: hook(spec.onFailed) } : {}),
+      ...(spec.onRetry ? { retried: hook(spec.onRetry) } : {}),
+      ...(backoff ? { backoff } : {}),
       ...(options.maxConcurrent ? { maxConcurrent: Math.max(1, options.maxConcurrent) } : {}),
       ...(options.ownSlots ? { ownSlots: true } : {}),
     });
@@ -263,18 +305,56 @@ export class WorkerPool {
     return Number(r.numAffectedRows ?? 0);
   }
 
-  /** Resets jobs whose lease expired (their worker died) so another worker picks them up. */
+  /**
+   * Resets jobs whose lease expired (their worker died) so another worker picks them up. A job that was on its last
+   * attempt is dead: when its kind has an onFailed, that runs in the same transaction.
+   */
   async reapExpired(): Promise<number> {
-    const r = await prepared(sql`
+    const reap = prepared<JobRow>(sql`
       update bridge_jobs set
         state = case when attempts >= max_attempts then 'dead' else 'ready' end,
         last_error = coalesce(last_error || ' | ', '') || 'lease expired: worker stopped without finishing (attempt ' || attempts || ')',
         finished_at = case when attempts >= max_attempts then now() else null end,
         locked_by = null, locked_until = null, updated_at = now()
-      where state = 'running' and locked_until < now()`).execute(this.#qdb);
-    const n = Number(r.numAffectedRows ?? 0);
+      where state = 'running' and locked_until < now()
+      returning *`);
+    let n: number;
+    if (![...this.#handlers.values()].some((h) => h.failed)) {
+      n = Number((await reap.execute(this.#qdb)).numAffectedRows ?? 0);
+    } else {
+      n = await this.opts.db.transaction().execute(async (trx) => {
+        const rows = (await reap.execute(trx)).rows;
+        for (const row of rows) {
+          const failed = this.#handlers.get(row.kind)?.failed;
+          if (row.state !== 'dead' || !failed) continue;
+          const job = toJob(row);
+          const log = this.opts.log.child({ jobId: job.id, jobKind: job.kind, attempt: job.attempts });
+          const err = new Error(row.last_error ?? 'lease expired');
+          await this.#onFailedIn(trx, failed, job, err, { signal: new AbortController().signal, log, db: trx });
+        }
+        return rows.length;
+      });
+    }
     if (n > 0) this.notify();
     return n;
+  }
+
+  /** Runs a kind's onFailed inside `trx` under a savepoint: if it throws, its writes roll back and the caller's stay. */
+  async #onFailedIn(
+    trx: Db,
+    failed: NonNullable<Registered['failed']>,
+    job: Job,
+    err: unknown,
+    ctx: HandlerContext,
+  ): Promise<void> {
+    await sql`savepoint job_on_failed`.execute(trx);
+    try {
+      await failed(job, err, ctx);
+      await sql`release savepoint job_on_failed`.execute(trx);
+    } catch (e) {
+      await sql`rollback to savepoint job_on_failed`.execute(trx);
+      ctx.log.error({ err: e }, 'onFailed of a dead job failed; the job is dead without it');
+    }
   }
 
   async #heartbeat(): Promise<void> {
@@ -430,12 +510,7 @@ export class WorkerPool {
     };
     try {
       if (!handler) throw new PermanentJobError(`no handler registered for job kind "${job.kind}"`);
-      await handler.fn(job, {
-        signal: controller.signal,
-        log,
-        db: this.opts.db,
-        isFinalFailure: (e) => isFinalFailure(job, e),
-      });
+      await handler.run(job, { signal: controller.signal, log, db: this.opts.db });
       if (controller.signal.aborted && !this.#inFlight.has(job.id)) return; // released at shutdown
       // The slot frees now; the completion is group-committed by the flusher. Until then the job
       // stays leased to us (and heartbeated), so a crash in between only means it runs again.
@@ -447,7 +522,7 @@ export class WorkerPool {
         emit('released', (err as Error).message);
         return; // stop() releases it
       }
-      await this.#fail(job, err, handler?.backoff, log)
+      await this.#fail(job, err, handler, controller.signal, log)
         .then((outcome) => emit(outcome, errorText(err)))
         .catch((e: unknown) =>
           log.error({ err: e }, 'recording job failure failed; the lease will expire and the job re-run'),
@@ -455,7 +530,13 @@ export class WorkerPool {
     }
   }
 
-  async #fail(job: Job, err: unknown, policy: BackoffPolicy | undefined, log: Logger): Promise<JobEvent['outcome']> {
+  async #fail(
+    job: Job,
+    err: unknown,
+    handler: Registered | undefined,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<JobEvent['outcome']> {
     const message = errorText(err);
     const fence = sql`id = ${job.id} and attempts = ${job.attempts} and state = 'running' and locked_by = ${this.workerId}`;
     if (err instanceof RetryLaterError) {
@@ -474,22 +555,38 @@ export class WorkerPool {
     }
     if (isFinalFailure(job, err)) {
       // A dead job no longer holds back its ordering key: promote the next one.
-      await sql`
-        with f as (
-          update bridge_jobs set state = 'dead', last_error = ${message}, finished_at = now(),
-            locked_by = null, locked_until = null, updated_at = now()
-          where ${fence}
-          returning ordering_key
-        )
-        ${promoteNextSql(sql`select ordering_key from f where ordering_key is not null`)}`.execute(this.opts.db);
+      const markDead = (db: Db) =>
+        sql<{ n: number }>`
+          with f as (
+            update bridge_jobs set state = 'dead', last_error = ${message}, finished_at = now(),
+              locked_by = null, locked_until = null, updated_at = now()
+            where ${fence}
+            returning ordering_key
+          ), p as (${promoteNextSql(sql`select ordering_key from f where ordering_key is not null`)})
+          select count(*)::int as n from f`.execute(db);
+      const failed = handler?.failed;
+      if (!failed) await markDead(this.opts.db);
+      else {
+        // The kind's onFailed runs in the transaction that marks the job dead, and only if this worker still held
+        // the job: exactly once per dead job.
+        await this.opts.db.transaction().execute(async (trx) => {
+          const r = await markDead(trx);
+          if (!Number(r.rows[0]?.n)) return;
+          await this.#onFailedIn(trx, failed, job, err, { signal, log, db: trx });
+        });
+      }
       log.error({ err }, `job dead after ${job.attempts} attempt(s)`);
       return 'dead';
     }
-    const delay = backoffDelay(job.attempts, policy ?? this.opts.backoff);
-    await sql`update bridge_jobs set state = 'ready', last_error = ${message},
+    const delay = backoffDelay(job.attempts, handler?.backoff ?? this.opts.backoff);
+    const r = await sql`update bridge_jobs set state = 'ready', last_error = ${message},
         run_at = now() + make_interval(secs => ${delay / 1000}), locked_by = null, locked_until = null, updated_at = now()
       where ${fence}`.execute(this.#qdb);
     log.warn({ err, retryInMs: delay }, 'job failed; will retry');
+    if (handler?.retried && Number(r.numAffectedRows ?? 0) > 0)
+      await handler
+        .retried(job, err, { signal, log, db: this.opts.db })
+        .catch((e: unknown) => log.warn({ err: e }, 'onRetry of a job failed'));
     return 'retry';
   }
 

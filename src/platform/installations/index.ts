@@ -1,12 +1,12 @@
 import { Counter, Gauge, Histogram } from 'prom-client';
+import { z } from 'zod';
 import type { AppContext, BridgeModule, ServiceRegistry } from '../../app.js';
 import { loadKeyRing } from '../../infra/crypto/keyring.js';
 import { createGhlClient, type GhlClient } from '../ghl/client.js';
 import { GHL_LIMITS, RateLimiter, type RateLimitOptions } from '../ghl/ratelimit.js';
-import { enqueue, PRIORITY } from '../../infra/queue/index.js';
 import { webhooksService, type StoredEvent } from '../webhooks/index.js';
 import { CALLBACK_PATH, registerInstallRoutes } from './routes.js';
-import { InstallationsService, JOB_MINT_LOCATION, JOB_RECONCILE, JOB_SYNC_COMPANY } from './service.js';
+import { InstallationsService, mintLocationJob, reconcileJob, syncCompanyJob } from './service.js';
 import { TokenVault } from './vault.js';
 import { installationsMigration } from './migration.js';
 
@@ -53,10 +53,8 @@ declare module '../../app.js' {
 }
 
 /** The part of INSTALL / UNINSTALL payloads this module reads (validated by the webhooks module's schemas). */
-interface InstallPayload {
-  companyId?: string | null;
-  locationId?: string | null;
-}
+const installPayload = z.looseObject({ companyId: z.string().nullish(), locationId: z.string().nullish() });
+type InstallPayload = z.infer<typeof installPayload>;
 
 /** The payload's ids win over the ones intake derived (same values for a well-formed event). */
 const installIds = (e: StoredEvent<InstallPayload>) => ({
@@ -74,14 +72,7 @@ export function installationsModule(opts: InstallationsModuleOptions = {}): Brid
     if (!every) return;
     const slot = Math.floor(Date.now() / every) + 1;
     // dedupeKey per slot: every replica schedules, one job runs.
-    await enqueue(db, {
-      kind: JOB_RECONCILE,
-      payload: {},
-      dedupeKey: `ghl.reconcile:${slot}`,
-      runAt: new Date(slot * every),
-      priority: PRIORITY.bulk,
-      maxAttempts: 1,
-    });
+    await reconcileJob.enqueue(db, {}, { dedupeKey: `ghl.reconcile:${slot}`, runAt: new Date(slot * every) });
   };
 
   return {
@@ -187,19 +178,9 @@ export function installationsModule(opts: InstallationsModuleOptions = {}): Brid
       ctx.services.provide('rateLimiter', limiter);
       ctx.services.provide('knownLocations', s);
 
-      ctx.queue.register<{ companyId: string; approvedLocations?: string[] }>(JOB_SYNC_COMPANY, async (job, h) => {
-        await s.syncCompany(job.payload.companyId, job.payload.approvedLocations ?? [], h.signal);
-      });
-      ctx.queue.register<{ companyId: string; locationId: string }>(JOB_MINT_LOCATION, async (job) => {
-        await s.mintLocation(job.payload.companyId, job.payload.locationId, 'bulk');
-      });
-      ctx.queue.register(JOB_RECONCILE, async (_job, h) => {
-        try {
-          await s.reconcile(h.signal);
-        } finally {
-          await scheduleReconcile(ctx, h.db);
-        }
-      });
+      ctx.queue.register(syncCompanyJob, { deps: s });
+      ctx.queue.register(mintLocationJob, { deps: s });
+      ctx.queue.register(reconcileJob, { deps: { service: s, reschedule: (db) => scheduleReconcile(ctx, db) } });
       const renewAfterDays = config.GHL_RENEW_IDLE_TOKENS_DAYS;
       if (renewAfterDays > 0 && config.GHL_CLIENT_ID)
         ctx.maintain(
@@ -209,11 +190,11 @@ export function installationsModule(opts: InstallationsModuleOptions = {}): Brid
         );
       // The registry exists whatever the module order (created by whoever asks first).
       const webhooks = webhooksService(ctx);
-      webhooks.on<InstallPayload>('INSTALL', async (e, c) => s.onInstall(installIds(e), c.db), {
+      webhooks.onParsed('INSTALL', installPayload, async (e, c) => s.onInstall(installIds(e), c.db), {
         requireKnownLocation: false,
         name: 'installations.install',
       });
-      webhooks.on<InstallPayload>('UNINSTALL', async (e, c) => void (await s.onUninstall(installIds(e), c.db)), {
+      webhooks.onParsed('UNINSTALL', installPayload, async (e, c) => void (await s.onUninstall(installIds(e), c.db)), {
         requireKnownLocation: false,
         name: 'installations.uninstall',
       });

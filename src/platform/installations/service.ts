@@ -6,7 +6,8 @@ import type { GhlClient } from '../ghl/client.js';
 import { oauthToken } from '../ghl/client.js';
 import type { TokenResponse } from '../ghl/types.js';
 import type { Logger } from '../../infra/log/logger.js';
-import { cancelScope, enqueue, PRIORITY, resumeScope } from '../../infra/queue/index.js';
+import { z } from 'zod';
+import { cancelScope, defineJob, PRIORITY, resumeScope } from '../../infra/queue/index.js';
 import type { InstallationRow } from './tables.js';
 import { installationId, type TokenVault } from './vault.js';
 import { companyKey, isCompanyKey, isLocationKey, isResourceKey, locationKey, resourceKey } from '../keys.js';
@@ -14,6 +15,47 @@ import { companyKey, isCompanyKey, isLocationKey, isResourceKey, locationKey, re
 export const JOB_SYNC_COMPANY = 'ghl.installations.sync_company';
 export const JOB_MINT_LOCATION = 'ghl.installations.mint_location';
 export const JOB_RECONCILE = 'ghl.installations.reconcile';
+
+/** A bulk (company) install: mint tokens for its approved locations. */
+export const syncCompanyJob = defineJob<
+  { companyId: string; approvedLocations?: string[] | undefined },
+  InstallationsService
+>({
+  kind: JOB_SYNC_COMPANY,
+  payload: z.object({ companyId: z.string().min(1), approvedLocations: z.array(z.string()).optional() }),
+  scope: (p) => companyKey(p.companyId),
+  perform: async (p, _job, h) => {
+    await h.deps.syncCompany(p.companyId, p.approvedLocations ?? [], h.signal);
+  },
+});
+
+/** An INSTALL of one location of a bulk install: mint its token from the company's. */
+export const mintLocationJob = defineJob<{ companyId: string; locationId: string }, InstallationsService>({
+  kind: JOB_MINT_LOCATION,
+  payload: z.object({ companyId: z.string().min(1), locationId: z.string().min(1) }),
+  scope: (p) => companyKey(p.companyId),
+  perform: async (p, _job, h) => {
+    await h.deps.mintLocation(p.companyId, p.locationId, 'bulk');
+  },
+});
+
+/** Periodic reconciliation of installations with GHL; the next run is scheduled when one ends (`reschedule`). */
+export const reconcileJob = defineJob<
+  Record<string, never>,
+  { service: InstallationsService; reschedule: (db: Db) => Promise<void> }
+>({
+  kind: JOB_RECONCILE,
+  payload: z.object({}).strict(),
+  priority: PRIORITY.bulk,
+  maxAttempts: 1,
+  perform: async (_p, _job, h) => {
+    try {
+      await h.deps.service.reconcile(h.signal);
+    } finally {
+      await h.deps.reschedule(h.db);
+    }
+  },
+});
 
 export class OAuthStateError extends Error {
   override name = 'OAuthStateError';
@@ -107,7 +149,7 @@ export class InstallationsService {
     if (!state) throw new OAuthStateError('missing state');
     const m = /^(\d{13,15})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/.exec(state);
     if (!m) throw new OAuthStateError('malformed state');
-    const [, exp, nonce, mac] = m as unknown as [string, string, string, string];
+    const [, exp = '', nonce = '', mac = ''] = m; // all three groups are mandatory in the pattern
     const expected = Buffer.from(this.#stateMac(`${exp}.${nonce}`));
     if (!timingSafeEqual(expected, Buffer.from(mac))) throw new OAuthStateError('state signature does not match');
     const expiresAt = Number(exp);
@@ -139,6 +181,7 @@ export class InstallationsService {
   async recordOAuthInstall(t: TokenResponse): Promise<InstallationView> {
     const isCompany = t.userType === 'Company' || !t.locationId;
     if (!t.companyId || (!isCompany && !t.locationId)) throw new Error('token response without companyId/locationId');
+    const companyId = t.companyId;
     const id = isCompany ? companyKey(t.companyId) : locationKey(t.locationId!);
     await this.o.db.transaction().execute(async (trx) => {
       await this.#upsert(trx, id, {
@@ -158,12 +201,7 @@ export class InstallationsService {
       // A new install re-authorizes: parked jobs run again.
       await resumeScope(trx, id);
       if (isCompany && t.isBulkInstallation) {
-        await enqueue(trx, {
-          kind: JOB_SYNC_COMPANY,
-          payload: { companyId: t.companyId, approvedLocations: t.approvedLocations ?? [] },
-          scope: id,
-          priority: PRIORITY.normal,
-        });
+        await syncCompanyJob.enqueue(trx, { companyId, approvedLocations: t.approvedLocations ?? [] });
       }
     });
     this.o.log.info(
@@ -307,13 +345,11 @@ export class InstallationsService {
     // Company token not here yet (INSTALL before the code exchange): the sync after the exchange covers it.
     // Only bulk installs mint location tokens; a location's own install brings its own token.
     if (!company || company.status !== 'active' || !company.is_bulk) return;
-    await enqueue(db, {
-      kind: JOB_MINT_LOCATION,
-      payload: { companyId: p.companyId, locationId: p.locationId },
-      scope: companyKey(p.companyId),
-      dedupeKey: `mint:${p.locationId}:${Math.floor(this.now() / 60_000)}`,
-      priority: PRIORITY.normal,
-    });
+    await mintLocationJob.enqueue(
+      db,
+      { companyId: p.companyId, locationId: p.locationId },
+      { dedupeKey: `mint:${p.locationId}:${Math.floor(this.now() / 60_000)}` },
+    );
   }
 
   /** UNINSTALL: tokens deleted, pending jobs of that installation cancelled. */

@@ -1,11 +1,13 @@
 import { sql } from 'kysely';
-import type { Job } from '../../infra/queue/index.js';
-import type { HandlerContext as JobContext } from '../../infra/queue/worker.js';
+import { z } from 'zod';
+import { defineJob, type JobContext } from '../../infra/queue/index.js';
 import type { WebhookMetrics } from './metrics.js';
 import type { HandlerRegistry, LocationLookup, StoredEvent } from './registry.js';
 import { KNOWN_EVENT_TYPES, validateEvent } from './schemas.js';
-import type { DispatchJobPayload } from './store.js';
 import type { WebhookStatus } from './tables.js';
+import './tables.js';
+
+export const DISPATCH_JOB = 'webhook.dispatch';
 
 export interface DispatcherDeps {
   registry: HandlerRegistry;
@@ -14,124 +16,151 @@ export interface DispatcherDeps {
   locations: () => LocationLookup | undefined;
 }
 
+const dispatchPayload = z.object({ eventId: z.number().int(), replay: z.boolean().optional() });
+export type DispatchJobPayload = z.infer<typeof dispatchPayload>;
+
 const known = new Set(KNOWN_EVENT_TYPES);
 
 /**
  * The job behind every stored event: validate the payload, skip handlers that need a known
  * location when the location is unknown, run the handlers, and record the outcome on the event
- * row. Handler errors propagate to the queue (backoff, retries); on the last attempt the event
- * is marked dead with the reason, ready for `webhooks replay`.
+ * row. Handler errors propagate to the queue (backoff, retries); when the queue gives up the event
+ * is marked dead with the reason, ready for `webhooks replay`. Its ordering key and scope are the event's,
+ * given per enqueue (replay.ts, or SQL over the stored events in store.ts).
  */
-export function createDispatcher(deps: DispatcherDeps) {
-  return async (job: Job<DispatchJobPayload>, jctx: JobContext): Promise<void> => {
-    const { db, log } = jctx;
-    // Not the raw body or signature: only replay and audits need those.
-    const row = await db
+export const dispatchJob = defineJob<DispatchJobPayload, DispatcherDeps>({
+  kind: DISPATCH_JOB,
+  payload: dispatchPayload,
+  perform: dispatch,
+  onFailed: async (payload, _job, _err, ctx) => {
+    const row = await settleFailure(ctx, payload.eventId, 'dead');
+    if (row) ctx.deps.metrics.dispatch.inc({ type: metricType(row.type ?? ''), outcome: 'dead' });
+  },
+  onRetry: async (payload, _job, _err, ctx) => {
+    const row = await ctx.db
       .selectFrom('webhook_events')
-      .select([
-        'id',
-        'status',
-        'type',
-        'payload',
-        'source',
-        'location_id',
-        'company_id',
-        'webhook_id',
-        'received_at',
-        'signature',
-      ])
-      .where('id', '=', job.payload.eventId)
+      .select('type')
+      .where('id', '=', payload.eventId)
       .executeTakeFirst();
-    if (!row) return; // purged meanwhile
-    // Anything but 'received' was settled by an earlier run; a replay resets it to 'received'.
-    if (row.status !== 'received') return;
-    const type = row.type ?? '';
-    const finish = async (status: WebhookStatus, reason: string | null, outcome: string) => {
+    if (row) ctx.deps.metrics.dispatch.inc({ type: metricType(row.type ?? ''), outcome: 'retry' });
+  },
+});
+
+/** Marks an event still waiting for dispatch dead (its reason is the last failed attempt's). */
+async function settleFailure(ctx: JobContext<DispatcherDeps>, eventId: number, status: 'dead') {
+  return ctx.db
+    .updateTable('webhook_events')
+    .set({ status, updated_at: sql`now()` })
+    .where('id', '=', eventId)
+    .where('status', '=', 'received')
+    .returning('type')
+    .executeTakeFirst();
+}
+
+async function dispatch(
+  payload: DispatchJobPayload,
+  job: { id: number; attempts: number; maxAttempts: number },
+  jctx: JobContext<DispatcherDeps>,
+): Promise<void> {
+  const { db, log, deps } = jctx;
+  // Not the raw body or signature: only replay and audits need those.
+  const row = await db
+    .selectFrom('webhook_events')
+    .select([
+      'id',
+      'status',
+      'type',
+      'payload',
+      'source',
+      'location_id',
+      'company_id',
+      'webhook_id',
+      'received_at',
+      'signature',
+    ])
+    .where('id', '=', payload.eventId)
+    .executeTakeFirst();
+  if (!row) return; // purged meanwhile
+  // Anything but 'received' was settled by an earlier run; a replay resets it to 'received'.
+  if (row.status !== 'received') return;
+  const type = row.type ?? '';
+  const finish = async (status: WebhookStatus, reason: string | null, outcome: string) => {
+    await db
+      .updateTable('webhook_events')
+      .set({ status, reason, processed_at: sql`now()`, updated_at: sql`now()`, attempts: sql`attempts + 1` })
+      .where('id', '=', row.id)
+      .where('status', '=', 'received')
+      .execute();
+    deps.metrics.dispatch.inc({ type: metricType(type), outcome });
+  };
+
+  const handlers = deps.registry.get(row.type);
+  if (!handlers.length) {
+    await finish(known.has(type) ? 'skipped' : 'unknown_type', 'no handler registered', 'skipped');
+    return;
+  }
+  const valid = validateEvent(type, row.payload);
+  if (!valid.ok) {
+    await finish('dead', `invalid payload: ${valid.error}`, 'dead');
+    return;
+  }
+
+  let runnable = handlers;
+  if (handlers.some((h) => h.requireKnownLocation) && (row.location_id || row.company_id)) {
+    const lookup = deps.locations();
+    if (lookup && !(await lookup.isKnownLocation(row.location_id, row.company_id)))
+      runnable = handlers.filter((h) => !h.requireKnownLocation);
+  }
+  if (!runnable.length) {
+    await finish('skipped', 'unknown or uninstalled location', 'skipped');
+    return;
+  }
+
+  const event: StoredEvent = {
+    id: row.id,
+    source: row.source,
+    type,
+    locationId: row.location_id,
+    companyId: row.company_id,
+    webhookId: row.webhook_id,
+    receivedAt: row.received_at,
+    payload: valid.value,
+    replay: payload.replay === true,
+    signature: row.signature,
+  };
+  const hctx = {
+    signal: jctx.signal,
+    log: log.child({ webhookEventId: row.id, eventType: type }),
+    db,
+    jobId: job.id,
+    attempt: job.attempts,
+    maxAttempts: job.maxAttempts,
+  };
+  for (const h of runnable) {
+    try {
+      await h.fn(event, hctx);
+    } catch (err) {
+      const reason =
+        `handler ${h.name} failed (attempt ${job.attempts}/${job.maxAttempts}): ${err instanceof Error ? err.message : String(err)}`.slice(
+          0,
+          2000,
+        );
+      // Keep the latest reason on the event; the queue's onFailed marks it dead when it gives up.
       await db
         .updateTable('webhook_events')
-        .set({ status, reason, processed_at: sql`now()`, updated_at: sql`now()`, attempts: sql`attempts + 1` })
+        .set({ reason, updated_at: sql`now()`, attempts: sql`attempts + 1` })
         .where('id', '=', row.id)
         .where('status', '=', 'received')
-        .execute();
-      deps.metrics.dispatch.inc({ type: metricType(type), outcome });
-    };
-
-    const handlers = deps.registry.get(row.type);
-    if (!handlers.length) {
-      await finish(known.has(type) ? 'skipped' : 'unknown_type', 'no handler registered', 'skipped');
-      return;
+        .execute()
+        .catch((e: unknown) => log.warn({ err: e }, 'recording the handler failure on the event failed'));
+      throw err;
     }
-    const valid = validateEvent(type, row.payload);
-    if (!valid.ok) {
-      await finish('dead', `invalid payload: ${valid.error}`, 'dead');
-      return;
-    }
-
-    let runnable = handlers;
-    if (handlers.some((h) => h.requireKnownLocation) && (row.location_id || row.company_id)) {
-      const lookup = deps.locations();
-      if (lookup && !(await lookup.isKnownLocation(row.location_id, row.company_id)))
-        runnable = handlers.filter((h) => !h.requireKnownLocation);
-    }
-    if (!runnable.length) {
-      await finish('skipped', 'unknown or uninstalled location', 'skipped');
-      return;
-    }
-
-    const event: StoredEvent = {
-      id: row.id,
-      source: row.source,
-      type,
-      locationId: row.location_id,
-      companyId: row.company_id,
-      webhookId: row.webhook_id,
-      receivedAt: row.received_at,
-      payload: valid.value,
-      replay: job.payload.replay === true,
-      signature: row.signature,
-    };
-    const hctx = {
-      signal: jctx.signal,
-      log: log.child({ webhookEventId: row.id, eventType: type }),
-      db,
-      jobId: job.id,
-      attempt: job.attempts,
-      maxAttempts: job.maxAttempts,
-    };
-    for (const h of runnable) {
-      try {
-        await h.fn(event, hctx);
-      } catch (err) {
-        const reason =
-          `handler ${h.name} failed (attempt ${job.attempts}/${job.maxAttempts}): ${err instanceof Error ? err.message : String(err)}`.slice(
-            0,
-            2000,
-          );
-        const last = jctx.isFinalFailure(err);
-        const aborted = jctx.signal.aborted;
-        // Keep the latest reason on the event; on the last attempt the event is dead too.
-        await db
-          .updateTable('webhook_events')
-          .set({
-            reason,
-            updated_at: sql`now()`,
-            attempts: sql`attempts + 1`,
-            ...(last && !aborted ? { status: 'dead' as const } : {}),
-          })
-          .where('id', '=', row.id)
-          .where('status', '=', 'received')
-          .execute()
-          .catch((e: unknown) => log.warn({ err: e }, 'recording the handler failure on the event failed'));
-        if (!aborted) deps.metrics.dispatch.inc({ type: metricType(type), outcome: last ? 'dead' : 'retry' });
-        throw err;
-      }
-    }
-    await finish(
-      'dispatched',
-      runnable.length < handlers.length ? 'location unknown: handlers needing it were skipped' : null,
-      'dispatched',
-    );
-  };
+  }
+  await finish(
+    'dispatched',
+    runnable.length < handlers.length ? 'location unknown: handlers needing it were skipped' : null,
+    'dispatched',
+  );
 }
 
 /** Label values stay bounded: only known or handled types, others collapse. */

@@ -15,7 +15,7 @@
  *
  *     const webhooks = webhooksService(ctx);
  *     webhooks.on('INSTALL', onInstall, { requireKnownLocation: false });
- *     webhooks.on<ProviderOutboundMessage>('ProviderOutboundMessage', deliver);
+ *     webhooks.onParsed(PROVIDER_OUTBOUND, providerOutboundMessageSchema, deliver); // typed payload
  *
  *   Handler: `(event: StoredEvent<P>, ctx: HandlerContext) => Promise<void>`; it must be
  *   idempotent (retries, replays, a crash after the handler but before the status update).
@@ -31,12 +31,12 @@ import type { KeyObject } from 'node:crypto';
 import type { AppContext, BridgeModule } from '../../app.js';
 import type { BackoffPolicy } from '../../infra/queue/index.js';
 import { registerAdminRoutes } from './admin.js';
-import { createDispatcher } from './dispatch.js';
+import { dispatchJob } from './dispatch.js';
 import { registerIntakeRoutes, type DeliveryTokenCheck } from './intake.js';
 import { GHL_ED25519_PUBLIC_KEY_PEM, GHL_RSA_PUBLIC_KEY_PEM, loadPublicKeys, splitPemList } from './keys.js';
 import { createWebhookMetrics, type WebhookMetrics } from './metrics.js';
 import { handlerRegistry, type HandlerRegistry, type LocationLookup } from './registry.js';
-import { countReadyDispatchJobs, DISPATCH_JOB, GroupCommitter, pruneEvents, type DispatchJobPayload } from './store.js';
+import { countReadyDispatchJobs, GroupCommitter, pruneEvents } from './store.js';
 import { WebhookVerifier } from './verify.js';
 import { webhooksMigration } from './migration.js';
 
@@ -59,9 +59,11 @@ export type {
   WebhooksService,
 } from './registry.js';
 export { listEvents, getEvent, replayEvents, type ReplayResult, type ReplaySelection } from './replay.js';
-export { DISPATCH_JOB, pruneEvents } from './store.js';
+export { DISPATCH_JOB } from './dispatch.js';
+export { pruneEvents } from './store.js';
 export {
   PROVIDER_OUTBOUND,
+  providerOutboundMessageSchema,
   KNOWN_EVENT_TYPES,
   validateEvent,
   type ContactEvent,
@@ -175,11 +177,10 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
         if (opts.isKnownLocation) return { isKnownLocation: opts.isKnownLocation };
         return ctx.services.find('knownLocations');
       };
-      ctx.queue.register<DispatchJobPayload>(
-        DISPATCH_JOB,
-        createDispatcher({ registry, metrics, locations }),
-        opts.backoff ? { backoff: opts.backoff } : {},
-      );
+      ctx.queue.register(dispatchJob, {
+        deps: { registry, metrics, locations },
+        ...(opts.backoff ? { backoff: opts.backoff } : {}),
+      });
       if (c.DATA_RETENTION_DAYS > 0)
         ctx.maintain('prune webhook events', 3600_000, (signal) =>
           pruneEvents(ctx.db, c.DATA_RETENTION_DAYS, 5000, signal),

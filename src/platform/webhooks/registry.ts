@@ -2,6 +2,8 @@ import type { ServiceRegistry } from '../../app.js';
 import type { Db } from '../../infra/db/index.js';
 import type { Logger } from '../../infra/log/logger.js';
 import type { WebhookSource } from './tables.js';
+import type { z } from 'zod';
+import { PermanentJobError } from '../../infra/queue/index.js';
 import { orderingKeys } from '../keys.js';
 
 /** An event as handlers see it: the stored row with its validated payload. */
@@ -72,7 +74,12 @@ export interface WebhooksService {
    * or 'ProviderOutboundMessage' for the provider Delivery URL). Several handlers per type run in
    * registration order inside one job. Returns an unregister function.
    */
-  on<P = Record<string, unknown>>(type: string, handler: WebhookHandler<P>, opts?: HandlerOptions): () => void;
+  on(type: string, handler: WebhookHandler, opts?: HandlerOptions): () => void;
+  /**
+   * The same with a typed payload: `payload` parses it for this handler (a payload that does not parse fails the
+   * dispatch job for good, naming the field).
+   */
+  onParsed<P>(type: string, payload: z.ZodType<P>, handler: WebhookHandler<P>, opts?: HandlerOptions): () => void;
   /** Types with at least one handler. */
   handledTypes(): string[];
 }
@@ -85,10 +92,10 @@ export interface LocationLookup {
 export class HandlerRegistry implements WebhooksService {
   readonly #byType = new Map<string, RegisteredHandler[]>();
 
-  on<P = Record<string, unknown>>(type: string, handler: WebhookHandler<P>, opts: HandlerOptions = {}): () => void {
+  on(type: string, handler: WebhookHandler, opts: HandlerOptions = {}): () => void {
     if (!type) throw new Error('webhooks.on: event type is required');
     const entry: RegisteredHandler = {
-      fn: handler as unknown as WebhookHandler,
+      fn: handler,
       requireKnownLocation: opts.requireKnownLocation ?? true,
       name: opts.name ?? type,
       ...(opts.orderingKey ? { orderingKey: opts.orderingKey } : {}),
@@ -103,6 +110,24 @@ export class HandlerRegistry implements WebhooksService {
       if (i >= 0) l.splice(i, 1);
       if (!l.length) this.#byType.delete(type);
     };
+  }
+
+  onParsed<P>(type: string, payload: z.ZodType<P>, handler: WebhookHandler<P>, opts: HandlerOptions = {}): () => void {
+    const name = opts.name ?? type;
+    return this.on(
+      type,
+      (event, ctx) => {
+        const r = payload.safeParse(event.payload);
+        if (!r.success)
+          throw new PermanentJobError(
+            `payload of ${type} does not fit handler ${name}: ${r.error.issues
+              .map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`)
+              .join('; ')}`.slice(0, 1000),
+          );
+        return handler({ ...event, payload: r.data }, ctx);
+      },
+      opts,
+    );
   }
 
   get(type: string | null): readonly RegisteredHandler[] {

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../../infra/db/index.js';
 import { enqueue } from '../../infra/queue/index.js';
-import { dispatchJob } from './store.js';
+import { dispatchJobFor } from './store.js';
 import type { WebhookStatus } from './tables.js';
 import './tables.js';
 
@@ -69,7 +69,7 @@ export async function replayEvents(
       await enqueue(
         trx,
         take.map((r) =>
-          dispatchJob(r.id, { orderingKey: r.ordering_key, locationId: r.location_id }, true, opts.maxAttempts),
+          dispatchJobFor(r.id, { orderingKey: r.ordering_key, locationId: r.location_id }, true, opts.maxAttempts),
         ),
       );
     }

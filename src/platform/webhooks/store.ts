@@ -2,17 +2,11 @@ import { sql } from 'kysely';
 import type { Db } from '../../infra/db/index.js';
 import { deleteInBatches } from '../../infra/db/batches.js';
 import { prepared } from '../../infra/db/prepared.js';
-import { JOB_INSERT_COLUMNS, jobColumnsSql, NOTIFY_WORKERS, PRIORITY, type NewJob } from '../../infra/queue/index.js';
+import { JOB_INSERT_COLUMNS, NOTIFY_WORKERS, type NewJob } from '../../infra/queue/index.js';
+import { DISPATCH_JOB, dispatchJob, type DispatchJobPayload } from './dispatch.js';
 import type { WebhookSource, WebhookStatus } from './tables.js';
 import './tables.js';
 import { locationKey, locationKeySql } from '../keys.js';
-
-export const DISPATCH_JOB = 'webhook.dispatch';
-
-export interface DispatchJobPayload {
-  eventId: number;
-  replay?: boolean;
-}
 
 /** A verified delivery ready to be written. */
 export interface EventRecord {
@@ -192,12 +186,10 @@ export class GroupCommitter {
       ), jobs as (
         -- Job ids follow event ids, so events sharing an ordering key run in arrival order.
         insert into bridge_jobs (${JOB_INSERT_COLUMNS})
-        select ${jobColumnsSql({
-          kind: sql`${DISPATCH_JOB}::text`,
+        select ${dispatchJob.columnsSql({
           payload: sql`jsonb_build_object('eventId', ev.id)`,
           orderingKey: sql`ev.ordering_key`,
           scope: locationKeySql(sql`ev.location_id`),
-          priority: PRIORITY.normal,
           maxAttempts: this.opts.maxAttempts,
         })}
         from ev where ev.status = 'received' order by ev.id
@@ -226,20 +218,19 @@ export class GroupCommitter {
   }
 }
 
-export function dispatchJob(
+/** The dispatch job of a stored event (replay): the event's ordering key, and its location's scope. */
+export function dispatchJobFor(
   eventId: number,
   r: { orderingKey: string | null; locationId: string | null },
   replay: boolean,
   maxAttempts: number | undefined,
 ): NewJob<DispatchJobPayload> {
-  return {
-    kind: DISPATCH_JOB,
-    payload: replay ? { eventId, replay: true } : { eventId },
+  return dispatchJob.job(replay ? { eventId, replay: true } : { eventId }, {
     orderingKey: r.orderingKey,
     // Same scope convention as the rest of the bridge, so pausing a location pauses its events.
     scope: r.locationId ? locationKey(r.locationId) : null,
     ...(maxAttempts ? { maxAttempts } : {}),
-  };
+  });
 }
 
 function isDataError(e: unknown): boolean {
