@@ -161,6 +161,9 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
   let inbound: InboundRuntime | undefined;
   let tokens: DeliveryTokens | undefined;
   let catchup: CatchupRuntime | undefined;
+  /** The catch-up run that follows the start-up run once PROVIDER_CATCHUP_SETTLE_MS has passed. */
+  let followTimer: NodeJS.Timeout | undefined;
+  let followUp: Promise<void> | undefined;
 
   return {
     name: 'provider',
@@ -357,24 +360,47 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         },
       };
       const cu: CatchupRuntime = catchup;
+      const runAndLog = async (signal: AbortSignal) => {
+        const results = await runCatchup(cu, { signal });
+        for (const r of results) {
+          if (r.error)
+            log.warn(
+              { locationId: r.locationId, err: r.error },
+              'catch-up incomplete; the next run continues from the checkpoint',
+            );
+          if (r.caughtUp || r.expired || r.confirmed)
+            log.info(
+              { locationId: r.locationId, caughtUp: r.caughtUp, expired: r.expired, confirmed: r.confirmed },
+              'caught up on provider messages GHL never delivered',
+            );
+        }
+      };
       // At start-up (the window since the last checkpoint: downtime), then every PROVIDER_CATCHUP_INTERVAL_MS.
+      // The start-up run stops PROVIDER_CATCHUP_SETTLE_MS before now, but GHL's delivery of the messages created in
+      // that last part of the downtime already failed: a second run once the window has passed covers them, instead
+      // of leaving them to the next periodic run (minutes later, or never with an interval of 0).
+      let startup = true;
       ctx.maintain(
         'provider catch-up',
         c.PROVIDER_CATCHUP_INTERVAL_MS > 0 ? c.PROVIDER_CATCHUP_INTERVAL_MS : 2_147_000_000,
         async (signal) => {
-          const results = await runCatchup(cu, { signal });
-          for (const r of results) {
-            if (r.error)
-              log.warn(
-                { locationId: r.locationId, err: r.error },
-                'catch-up incomplete; the next run continues from the checkpoint',
-              );
-            if (r.caughtUp || r.expired || r.confirmed)
-              log.info(
-                { locationId: r.locationId, caughtUp: r.caughtUp, expired: r.expired, confirmed: r.confirmed },
-                'caught up on provider messages GHL never delivered',
-              );
-          }
+          const first = startup;
+          startup = false;
+          const startedAt = Date.now();
+          await runAndLog(signal);
+          const settleMs = cu.settings.settleMs;
+          if (!first || settleMs <= 0 || signal.aborted) return;
+          followTimer = setTimeout(
+            () => {
+              followTimer = undefined;
+              followUp = runAndLog(signal).catch((e: unknown) => {
+                if (!signal.aborted)
+                  log.warn({ err: e }, 'catch-up after start-up failed; the next run continues from the checkpoint');
+              });
+            },
+            Math.max(0, startedAt + settleMs - Date.now()),
+          );
+          followTimer.unref();
         },
       );
 
@@ -407,6 +433,10 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         }),
       };
       ctx.services.provide('provider', service);
+    },
+    async stop() {
+      clearTimeout(followTimer);
+      await followUp;
     },
     async routes(app) {
       const rt = inbound!;
