@@ -161,9 +161,6 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
   let inbound: InboundRuntime | undefined;
   let tokens: DeliveryTokens | undefined;
   let catchup: CatchupRuntime | undefined;
-  /** The catch-up run that follows the start-up run once PROVIDER_CATCHUP_SETTLE_MS has passed. */
-  let followTimer: NodeJS.Timeout | undefined;
-  let followUp: Promise<void> | undefined;
 
   return {
     name: 'provider',
@@ -360,8 +357,8 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         },
       };
       const cu: CatchupRuntime = catchup;
-      const runAndLog = async (signal: AbortSignal) => {
-        const results = await runCatchup(cu, { signal });
+      const runAndLog = async (signal: AbortSignal, upTo?: Date) => {
+        const results = await runCatchup(cu, { signal, upTo });
         for (const r of results) {
           if (r.error)
             log.warn(
@@ -375,32 +372,18 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
             );
         }
       };
-      // At start-up (the window since the last checkpoint: downtime), then every PROVIDER_CATCHUP_INTERVAL_MS.
-      // The start-up run stops PROVIDER_CATCHUP_SETTLE_MS before now, but GHL's delivery of the messages created in
-      // that last part of the downtime already failed: a second run once the window has passed covers them, instead
-      // of leaving them to the next periodic run (minutes later, or never with an interval of 0).
+      // At start-up (the window since the last checkpoint: downtime), then every PROVIDER_CATCHUP_INTERVAL_MS. The
+      // start-up run reads up to its own start, not PROVIDER_CATCHUP_SETTLE_MS before it: GHL's deliveries of the
+      // messages created in the last part of the downtime have already failed, and would otherwise wait for the
+      // next periodic run (minutes later, or never with an interval of 0).
       let startup = true;
       ctx.maintain(
         'provider catch-up',
         c.PROVIDER_CATCHUP_INTERVAL_MS > 0 ? c.PROVIDER_CATCHUP_INTERVAL_MS : 2_147_000_000,
         async (signal) => {
-          const first = startup;
+          const upTo = startup ? new Date() : undefined;
           startup = false;
-          const startedAt = Date.now();
-          await runAndLog(signal);
-          const settleMs = cu.settings.settleMs;
-          if (!first || settleMs <= 0 || signal.aborted) return;
-          followTimer = setTimeout(
-            () => {
-              followTimer = undefined;
-              followUp = runAndLog(signal).catch((e: unknown) => {
-                if (!signal.aborted)
-                  log.warn({ err: e }, 'catch-up after start-up failed; the next run continues from the checkpoint');
-              });
-            },
-            Math.max(0, startedAt + settleMs - Date.now()),
-          );
-          followTimer.unref();
+          await runAndLog(signal, upTo);
         },
       );
 
@@ -433,10 +416,6 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         }),
       };
       ctx.services.provide('provider', service);
-    },
-    async stop() {
-      clearTimeout(followTimer);
-      await followUp;
     },
     async routes(app) {
       const rt = inbound!;
