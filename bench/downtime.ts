@@ -268,7 +268,7 @@ const lost = Object.entries(down.outcomes)
   .reduce((s, [, n]) => s + n, 0);
 const downDrainMs = down.lastFinalAt - down.lastOfferedAt;
 
-const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const s = (ms: number) => (ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);
 console.log(
   `\nbench:downtime — ${LOCS} locations × ${RATE} msg/s, bridge ${SIGNAL === 'SIGKILL' ? 'killed (SIGKILL)' : 'stopped (SIGTERM)'} ${BEFORE} s into the load and started ${DOWN} s later; store ${STORE === 'postgres' ? 'PostgreSQL' : 'PGlite'}; catch-up defaults (interval, settle, max age)\n`,
 );
