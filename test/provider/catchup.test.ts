@@ -167,6 +167,45 @@ describe('catch-up on provider messages GHL never delivered', () => {
     expect(again.map((r) => r.caughtUp + r.expired + r.confirmed)).toEqual([0, 0]);
   });
 
+  it('messages missed in the last PROVIDER_CATCHUP_SETTLE_MS before the restart are caught up by the start-up run, not left to the next periodic run', async () => {
+    w = await startWorld({ locations: 1 });
+    // Interval 0: only the start-up run. These messages are well inside the settle window when the bridge starts.
+    const config = testConfig({ JOB_POLL_MS: '50', ...w.env, PROVIDER_CATCHUP_INTERVAL_MS: '0' });
+    const dataDir = STORE === 'pglite' ? tempDataDir() : undefined;
+    if (config.DATABASE_URL) cleanups.push(() => dropSchema(config.DATABASE_SCHEMA));
+    const settle = { settleMs: 600_000 };
+    const first = await openBridge(w, config, dataDir, new LoopbackInbox(100), settle);
+    const loc = w.locationIds[0]!;
+    await install(first.url, loc);
+    expect((await adminPut(first.url, loc, { config: { kind: 'loopback', autoReply: false } })).status).toBe(200);
+    const stoppedUrl = first.url;
+    await first.bridge.close();
+    w.emu.control.updateApp(w.clientId, { providerDeliveryUrl: `${stoppedUrl}/webhooks/ghl/provider` });
+    const ct = w.emu.control.createContact({ locationId: loc, phone: '+15550300000' });
+    const sent = [0, 1, 2, 3, 4].map(
+      (i) =>
+        w!.emu.control.sendMessageAsUser({
+          locationId: loc,
+          contactId: ct.id,
+          type: 'SMS',
+          message: `just before the restart ${i}`,
+          conversationProviderId: w!.providerId,
+        }).id,
+    );
+    await waitFor(() => sent.every((id) => providerDeliveries(w!, id)[0]?.state === 'failed'), {
+      what: 'GHL gave up on the deliveries',
+    });
+    const inbox = new LoopbackInbox(100);
+    const sends = countSends(inbox);
+    const second = await openBridge(w, config, dataDir, inbox, settle);
+    cleanups.push(() => second.bridge.close());
+    await waitFor(() => sent.every((id) => finalStatus(w!.emu, id) === 'delivered'), {
+      what: 'the messages of the last settle window delivered by the start-up run',
+      timeoutMs: 20_000,
+    });
+    expect(sent.map((id) => sends.get(id))).toEqual([1, 1, 1, 1, 1]);
+  });
+
   it('a catch-up racing live deliveries (signed, and unsigned awaiting confirmation) of the same messages → one send each', async () => {
     w = await startWorld({ locations: 1 });
     b = await startBridge(w, {

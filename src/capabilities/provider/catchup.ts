@@ -13,7 +13,8 @@
  * the delivery's dispatch job — so the two never call the channel at the same time: one send. Missed messages older
  * than PROVIDER_CATCHUP_MAX_AGE_MS are reported `failed` (never sent late). The checkpoint only moves past messages
  * that were handled (their rows committed), and never into the last PROVIDER_CATCHUP_SETTLE_MS, which GHL's own
- * delivery is still likely to cover.
+ * delivery is still likely to cover — except at start-up, whose run reads up to its own start: GHL's deliveries of
+ * everything created before then met a dead bridge (a delivery still under way races the read: one send).
  */
 import { sql, type ColumnType, type Kysely, type Migration } from 'kysely';
 import type { FastifyInstance } from 'fastify';
@@ -126,18 +127,32 @@ export function isOurPending(
   return null;
 }
 
-/** Runs the catch-up for one location (or every installed location). Errors of one location do not stop the others. */
+/** Locations walked at the same time: GHL's rate limit is per location, so they do not slow each other down. */
+export const CATCHUP_CONCURRENCY = 16;
+
+/**
+ * Runs the catch-up for one location (or every installed location, up to CATCHUP_CONCURRENCY at a time). Errors of
+ * one location do not stop the others. `upTo`: the walk may read up to this time even inside the settle window (the
+ * start-up run passes its own start: every delivery GHL attempted before it met a dead bridge).
+ */
 export async function runCatchup(
   rt: CatchupRuntime,
-  o: { locationId?: string | undefined; since?: Date | undefined; signal?: AbortSignal | undefined } = {},
+  o: {
+    locationId?: string | undefined;
+    since?: Date | undefined;
+    signal?: AbortSignal | undefined;
+    upTo?: Date | undefined;
+  } = {},
 ): Promise<CatchupResult[]> {
   const locations = o.locationId ? [o.locationId] : await rt.locations();
-  const results: CatchupResult[] = [];
-  for (const loc of locations) {
-    if (o.signal?.aborted) break;
-    results.push(await catchupLocation(rt, loc, o.since, o.signal));
-  }
-  return results;
+  const results: Array<CatchupResult | undefined> = new Array(locations.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < locations.length && !o.signal?.aborted; i = next++)
+      results[i] = await catchupLocation(rt, locations[i]!, o.since, o.signal, o.upTo);
+  };
+  await Promise.all(Array.from({ length: Math.min(CATCHUP_CONCURRENCY, locations.length) }, worker));
+  return results.filter((r): r is CatchupResult => r !== undefined);
 }
 
 async function providerIdOf(rt: CatchupRuntime, locationId: string): Promise<string | undefined> {
@@ -154,6 +169,7 @@ export async function catchupLocation(
   locationId: string,
   since: Date | undefined,
   signal: AbortSignal | undefined,
+  upTo?: Date,
 ): Promise<CatchupResult> {
   const res: CatchupResult = { locationId, caughtUp: 0, confirmed: 0, expired: 0, calls: 0, checkpoints: {} };
   const providerId = await providerIdOf(rt, locationId);
@@ -192,7 +208,10 @@ export async function catchupLocation(
           },
           { installation: { locationId }, lane: 'bulk', ...(signal ? { signal } : {}) },
         );
-        const settledBefore = Date.now() - rt.settings.settleMs;
+        const settledBefore = Math.min(
+          Date.now(),
+          Math.max(Date.now() - rt.settings.settleMs, upTo?.getTime() ?? -Infinity),
+        );
         let stop = false;
         // In order: the checkpoint moves past a message only once it is handled (its row committed).
         for (const m of r.messages ?? []) {

@@ -359,24 +359,33 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         },
       };
       const cu: CatchupRuntime = catchup;
-      // At start-up (the window since the last checkpoint: downtime), then every PROVIDER_CATCHUP_INTERVAL_MS.
+      const runAndLog = async (signal: AbortSignal, upTo?: Date) => {
+        const results = await runCatchup(cu, { signal, upTo });
+        for (const r of results) {
+          if (r.error)
+            log.warn(
+              { locationId: r.locationId, err: r.error },
+              'catch-up incomplete; the next run continues from the checkpoint',
+            );
+          if (r.caughtUp || r.expired || r.confirmed)
+            log.info(
+              { locationId: r.locationId, caughtUp: r.caughtUp, expired: r.expired, confirmed: r.confirmed },
+              'caught up on provider messages GHL never delivered',
+            );
+        }
+      };
+      // At start-up (the window since the last checkpoint: downtime), then every PROVIDER_CATCHUP_INTERVAL_MS. The
+      // start-up run reads up to its own start, not PROVIDER_CATCHUP_SETTLE_MS before it: GHL's deliveries of the
+      // messages created in the last part of the downtime have already failed, and would otherwise wait for the
+      // next periodic run (minutes later, or never with an interval of 0).
+      let startup = true;
       ctx.maintain(
         'provider catch-up',
         c.PROVIDER_CATCHUP_INTERVAL_MS > 0 ? c.PROVIDER_CATCHUP_INTERVAL_MS : 2_147_000_000,
         async (signal) => {
-          const results = await runCatchup(cu, { signal });
-          for (const r of results) {
-            if (r.error)
-              log.warn(
-                { locationId: r.locationId, err: r.error },
-                'catch-up incomplete; the next run continues from the checkpoint',
-              );
-            if (r.caughtUp || r.expired || r.confirmed)
-              log.info(
-                { locationId: r.locationId, caughtUp: r.caughtUp, expired: r.expired, confirmed: r.confirmed },
-                'caught up on provider messages GHL never delivered',
-              );
-          }
+          const upTo = startup ? new Date() : undefined;
+          startup = false;
+          await runAndLog(signal, upTo);
         },
       );
 
