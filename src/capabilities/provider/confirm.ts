@@ -6,7 +6,7 @@ import type { Logger } from '../../infra/log/logger.js';
 import { backoffDelay, enqueue, PRIORITY, RetryLaterError, type Job, type NewJob } from '../../infra/queue/index.js';
 import type { HandlerContext } from '../../infra/queue/worker.js';
 import type { ProviderOutboundMessage } from '../../platform/webhooks/index.js';
-import { sendJob, sendOnce, type OutboundRuntime } from './outbound.js';
+import { RATE_WAIT_YIELD_MS, sendJob, sendOnce, type OutboundRuntime } from './outbound.js';
 import './tables.js';
 import { locationKey } from '../../platform/keys.js';
 
@@ -302,9 +302,12 @@ export function confirmHandler(cr: ConfirmRuntime) {
       .execute();
     let m: GetMessageResponse;
     try {
-      m = await cr.out
-        .ghl()
-        .messages.get(messageId, { installation: { locationId: row.location_id }, lane: 'live', signal: h.signal });
+      m = await cr.out.ghl().messages.get(messageId, {
+        installation: { locationId: row.location_id },
+        lane: 'live',
+        signal: h.signal,
+        maxWaitMs: RATE_WAIT_YIELD_MS,
+      });
     } catch (e) {
       // Not an answer from GHL (shutdown, installation paused for re-authorization, not installed): the queue decides.
       if (h.signal.aborted || !(e instanceof GhlApiError)) throw e;

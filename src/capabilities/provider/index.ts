@@ -305,8 +305,14 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       });
       ctx.queue.register(JOB_SEND, sendHandler(outbound));
       // Status and poll jobs mostly wait inside the handler for a GHL rate-limit slot: they run in
-      // slots of their own, so waiting never delays outbound sends or inbound messages.
-      const waiting = { maxConcurrent: Math.max(1, ctx.config.WORKER_CONCURRENCY), ownSlots: true };
+      // slots of their own, so waiting never delays outbound sends or inbound messages; and at most
+      // WORKER_LOCATION_CONCURRENCY of one location at once, claimed round-robin across locations, so a
+      // location waiting for its own rate limit never holds every slot.
+      const waiting = {
+        maxConcurrent: Math.max(1, ctx.config.WORKER_CONCURRENCY),
+        ownSlots: true,
+        maxPerScope: ctx.config.WORKER_LOCATION_CONCURRENCY,
+      };
       ctx.queue.register(JOB_STATUS, statusHandler(outbound), waiting);
       ctx.queue.register(JOB_POLL, pollHandler(outbound), waiting);
       ctx.queue.register(JOB_CONFIRM, confirmHandler(confirm), waiting);

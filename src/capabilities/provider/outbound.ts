@@ -228,6 +228,13 @@ export function toOutboundMessage(p: Record<string, unknown>): OutboundMessage {
   return m;
 }
 
+/**
+ * A status or confirmation job that gets no GHL rate-limit slot within this time gives its worker slot back and runs
+ * again later without using up an attempt (the location's budget is spent or GHL answered 429): waiting happens in
+ * the queue, not in a worker slot.
+ */
+export const RATE_WAIT_YIELD_MS = 2_000;
+
 export function statusJob(messageId: string, locationId: string): NewJob {
   // One ordering key per message: its status jobs run one at a time, and a refusal-window retry never holds up
   // other messages of the contact.
@@ -480,6 +487,7 @@ export function statusHandler(rt: OutboundRuntime) {
           installation: { locationId: row.location_id },
           lane: 'live',
           signal: h.signal,
+          maxWaitMs: RATE_WAIT_YIELD_MS,
         });
       } catch (e) {
         if (!(e instanceof GhlApiError) || h.signal.aborted) throw e;
