@@ -6,7 +6,13 @@ import type { Logger } from '../../infra/log/logger.js';
 import { z } from 'zod';
 import { backoffDelay, defineJob, PRIORITY, RetryLaterError } from '../../infra/queue/index.js';
 import type { ProviderOutboundMessage } from '../../platform/webhooks/index.js';
-import { enqueueSend as enqueueSendJob, keyId, sendOnce, type OutboundRuntime } from './outbound.js';
+import {
+  enqueueSend as enqueueSendJob,
+  keyId,
+  RATE_WAIT_YIELD_MS,
+  sendOnce,
+  type OutboundRuntime,
+} from './outbound.js';
 import './tables.js';
 import { locationKey } from '../../platform/keys.js';
 
@@ -310,9 +316,12 @@ async function confirmDelivery(
     .execute();
   let m: GetMessageResponse;
   try {
-    m = await cr.out
-      .ghl()
-      .messages.get(messageId, { installation: { locationId: row.location_id }, lane: 'live', signal: h.signal });
+    m = await cr.out.ghl().messages.get(messageId, {
+      installation: { locationId: row.location_id },
+      lane: 'live',
+      signal: h.signal,
+      maxWaitMs: RATE_WAIT_YIELD_MS,
+    });
   } catch (e) {
     // Not an answer from GHL (shutdown, installation paused for re-authorization, not installed): the queue decides.
     if (h.signal.aborted || !(e instanceof GhlApiError)) throw e;

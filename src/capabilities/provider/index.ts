@@ -307,8 +307,14 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       });
       ctx.queue.register(sendJob, { deps: outbound });
       // Status and poll jobs mostly wait inside the handler for a GHL rate-limit slot: they run in
-      // slots of their own, so waiting never delays outbound sends or inbound messages.
-      const waiting = { maxConcurrent: Math.max(1, ctx.config.WORKER_CONCURRENCY), ownSlots: true };
+      // slots of their own, so waiting never delays outbound sends or inbound messages; and at most
+      // WORKER_LOCATION_CONCURRENCY of one location at once, claimed round-robin across locations, so a
+      // location waiting for its own rate limit never holds every slot.
+      const waiting = {
+        maxConcurrent: Math.max(1, ctx.config.WORKER_CONCURRENCY),
+        ownSlots: true,
+        maxPerScope: ctx.config.WORKER_LOCATION_CONCURRENCY,
+      };
       ctx.queue.register(statusJob, { ...waiting, deps: outbound });
       ctx.queue.register(pollJob, { ...waiting, deps: outbound });
       ctx.queue.register(confirmJob, { ...waiting, deps: confirm });

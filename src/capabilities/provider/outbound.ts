@@ -250,6 +250,13 @@ export function toOutboundMessage(p: Record<string, unknown>): OutboundMessage {
 }
 
 /**
+ * A status or confirmation job that gets no GHL rate-limit slot within this time gives its worker slot back and runs
+ * again later without using up an attempt (the location's budget is spent or GHL answered 429): waiting happens in
+ * the queue, not in a worker slot.
+ */
+export const RATE_WAIT_YIELD_MS = 2_000;
+
+/**
  * Step 3: `provider.status`. PUTs the row's target status if it is ahead of what GHL last accepted (forward-only),
  * loops while a receipt moved the target meanwhile. GHL's 400 refusal shortly after a message is created →
  * RetryLaterError with a growing delay (not a failure) for PROVIDER_STATUS_REFUSAL_MAX_MS (docs/ghl-behaviour.md#message-status).
@@ -483,6 +490,7 @@ async function reportStatus(
         installation: { locationId: row.location_id },
         lane: 'live',
         signal: h.signal,
+        maxWaitMs: RATE_WAIT_YIELD_MS,
       });
     } catch (e) {
       if (!(e instanceof GhlApiError) || h.signal.aborted) throw e;

@@ -197,6 +197,14 @@ export const VARS = [
     description: 'Jobs run at once per replica (0 = this replica runs no jobs, HTTP only).',
   },
   {
+    name: 'WORKER_LOCATION_CONCURRENCY',
+    group: 'queue',
+    schema: int(1, 500).default(4),
+    example: '4',
+    description:
+      "GHL-calling jobs (status reports, confirmations) of one location run at once per replica, claimed round-robin across locations: one location's burst, held to its own GHL rate limit, never takes every slot.",
+  },
+  {
     name: 'JOB_LEASE_MS',
     group: 'queue',
     schema: int(1000, 3_600_000).default(30_000),

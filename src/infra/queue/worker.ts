@@ -20,6 +20,11 @@ export interface RegisterOptions {
   maxConcurrent?: number;
   /** Run in slots of its own beside the shared pool (needs maxConcurrent). */
   ownSlots?: boolean;
+  /**
+   * Caps how many jobs of this kind and one scope (e.g. one location) run at once in this pool; claims of the kind
+   * then go round-robin across scopes, so one location's backlog never fills every slot (issue 18).
+   */
+  maxPerScope?: number;
 }
 
 /**
@@ -41,6 +46,7 @@ interface Registered {
   backoff?: BackoffPolicy;
   maxConcurrent?: number;
   ownSlots?: boolean;
+  maxPerScope?: number;
 }
 
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 1000, maxMs: 60 * 60 * 1000 };
@@ -100,6 +106,8 @@ export class WorkerPool {
   readonly workerId: string;
   readonly events = new EventEmitter();
   readonly #handlers = new Map<string, Registered>();
+  /** Running jobs per kind and scope (for per-scope caps), keyed by scopeKey(). */
+  readonly #runningByScope = new Map<string, number>();
   /** Running jobs that occupy the shared `concurrency` slots (all but ownSlots kinds). */
   #sharedInFlight = 0;
   /** Running jobs per kind (for per-kind concurrency caps). */
@@ -176,6 +184,7 @@ export class WorkerPool {
       ...(backoff ? { backoff } : {}),
       ...(options.maxConcurrent ? { maxConcurrent: Math.max(1, options.maxConcurrent) } : {}),
       ...(options.ownSlots ? { ownSlots: true } : {}),
+      ...(options.maxPerScope ? { maxPerScope: Math.max(1, options.maxPerScope) } : {}),
     });
     return this;
   }
@@ -183,6 +192,9 @@ export class WorkerPool {
   /** Can this buffered job start now (its kind's cap, and a shared slot unless it has its own)? */
   #canStart(job: Job): boolean {
     if (!this.#capacity(job.kind)) return false;
+    const perScope = this.#handlers.get(job.kind)?.maxPerScope;
+    if (perScope !== undefined && job.scope !== null && (this.#runningByScope.get(scopeKey(job)) ?? 0) >= perScope)
+      return false;
     return this.#handlers.get(job.kind)?.ownSlots === true || this.#sharedInFlight < this.opts.concurrency;
   }
 
@@ -210,6 +222,17 @@ export class WorkerPool {
         return true;
     }
     return false;
+  }
+
+  /** Scopes of `kind` whose running and buffered jobs in this pool have reached `max`. */
+  #perScope(kind: string, max: number): { max: number; full: string[] } {
+    const n = new Map<string, number>();
+    for (const [key, count] of this.#runningByScope) if (key.startsWith(`${kind}\0`)) n.set(key, count);
+    for (const j of this.#buffer)
+      if (j.kind === kind && j.scope !== null) n.set(scopeKey(j), (n.get(scopeKey(j)) ?? 0) + 1);
+    const full: string[] = [];
+    for (const [key, count] of n) if (count >= max) full.push(key.slice(kind.length + 1));
+    return { max, full };
   }
 
   /** Starts buffered jobs that can start (free slot, kind under its cap); order otherwise kept. */
@@ -375,26 +398,50 @@ export class WorkerPool {
     const kinds = this.#claimableKinds();
     if (!kinds.length) return [];
     // One group for the uncapped kinds, one per capped kind with room: all claimed by one statement.
-    const groups: Array<{ kinds: string[]; limit: number }> = [];
+    const groups: Array<{ kinds: string[]; limit: number; perScope?: { max: number; full: string[] } }> = [];
     const uncapped =
       this.#uncappedBuffered() < this.opts.concurrency
         ? kinds.filter((k) => this.#handlers.get(k)?.maxConcurrent === undefined)
         : [];
     if (uncapped.length) groups.push({ kinds: uncapped, limit });
     for (const k of kinds) {
-      const cap = this.#handlers.get(k)?.maxConcurrent;
+      const h = this.#handlers.get(k);
+      const cap = h?.maxConcurrent;
       if (cap === undefined) continue;
       const room = cap - (this.#runningByKind.get(k) ?? 0) - this.#buffer.filter((j) => j.kind === k).length;
-      if (room > 0) groups.push({ kinds: [k], limit: Math.min(room, limit) });
+      if (room <= 0) continue;
+      if (h?.maxPerScope === undefined) groups.push({ kinds: [k], limit: Math.min(room, limit) });
+      else groups.push({ kinds: [k], limit: Math.min(room, limit), perScope: this.#perScope(k, h.maxPerScope) });
     }
     if (!groups.length) return [];
-    const ctes = groups.map(
-      (g, i) => sql`${sql.raw(`c${i}`)} as (
-        select j.id from bridge_jobs j
-        where j.state = 'ready' and j.run_at <= now() and j.kind in (${sql.join(g.kinds)})
-          and (j.ordering_key is null or not exists (
+    const ready = (g: { kinds: string[] }, j: string) => sql`${sql.ref(`${j}.state`)} = 'ready'
+          and ${sql.ref(`${j}.run_at`)} <= now() and ${sql.ref(`${j}.kind`)} in (${sql.join(g.kinds)})
+          and (${sql.ref(`${j}.ordering_key`)} is null or not exists (
             select 1 from bridge_jobs p
-            where p.ordering_key = j.ordering_key and p.id < j.id and p.state in ${UNFINISHED_STATES}))
+            where p.ordering_key = ${sql.ref(`${j}.ordering_key`)} and p.id < ${sql.ref(`${j}.id`)}
+              and p.state in ${UNFINISHED_STATES}))`;
+    const ctes = groups.map((g, i) =>
+      g.perScope
+        ? // Round-robin across scopes: every scope's first job, then every scope's second, … up to the per-scope cap;
+          // scopes already at their cap in this pool are left out. (FOR UPDATE cannot sit beside a window function:
+          // the ranking is a subquery and the lock is taken on the rows it picked.)
+          sql`${sql.raw(`c${i}`)} as (
+        select j.id from bridge_jobs j
+        where j.id in (
+          select r.id from (
+            select x.id, x.priority, x.run_at,
+              row_number() over (partition by coalesce(x.scope, x.id::text) order by x.priority, x.run_at, x.id) as rn
+            from bridge_jobs x
+            where ${ready(g, 'x')} and (x.scope is null or not (x.scope = any(${g.perScope.full}::text[])))
+          ) r
+          where r.rn <= ${g.perScope.max}
+          order by r.rn, r.priority, r.run_at, r.id
+          limit ${g.limit})
+        for update skip locked
+      )`
+        : sql`${sql.raw(`c${i}`)} as (
+        select j.id from bridge_jobs j
+        where ${ready(g, 'j')}
         order by j.priority, j.run_at, j.id
         limit ${g.limit}
         for update skip locked
@@ -484,12 +531,20 @@ export class WorkerPool {
     const entry: InFlight = { job, controller, done: Promise.resolve() };
     this.#inFlight.set(job.id, entry);
     this.#runningByKind.set(job.kind, (this.#runningByKind.get(job.kind) ?? 0) + 1);
+    const sk =
+      job.scope !== null && this.#handlers.get(job.kind)?.maxPerScope !== undefined ? scopeKey(job) : undefined;
+    if (sk) this.#runningByScope.set(sk, (this.#runningByScope.get(sk) ?? 0) + 1);
     const shared = this.#handlers.get(job.kind)?.ownSlots !== true;
     if (shared) this.#sharedInFlight++;
     entry.done = this.#execute(job, controller).finally(() => {
       this.#inFlight.delete(job.id);
       if (shared) this.#sharedInFlight--;
       this.#runningByKind.set(job.kind, (this.#runningByKind.get(job.kind) ?? 1) - 1);
+      if (sk) {
+        const left = (this.#runningByScope.get(sk) ?? 1) - 1;
+        if (left > 0) this.#runningByScope.set(sk, left);
+        else this.#runningByScope.delete(sk);
+      }
       this.#wake?.(); // a slot is free
     });
   }
@@ -639,6 +694,10 @@ export class WorkerPool {
   async drained(): Promise<void> {
     while (this.#flushing || this.#completions.length) await this.#flush();
   }
+}
+
+function scopeKey(job: Pick<Job, 'kind' | 'scope'>): string {
+  return `${job.kind}\0${job.scope ?? ''}`;
 }
 
 /** UPDATE that makes the oldest blocked job of each key in `keys` (a subquery) ready. */

@@ -1,7 +1,8 @@
 import type { Logger } from '../../infra/log/logger.js';
 import { registerSecret } from '../../infra/log/logger.js';
 import { GhlApiError, ghlMessage, traceIdOf } from './errors.js';
-import type { Lane, RateLimiter } from './ratelimit.js';
+import { RateLimitWaitTimeout, type Lane, type RateLimiter, type RateTicket } from './ratelimit.js';
+import { RetryLaterError } from '../../infra/queue/errors.js';
 import type * as T from './types.js';
 import { versionFor } from './versions.js';
 import { withDeadline } from '../../infra/util/deadline.js';
@@ -15,6 +16,12 @@ export interface CallOptions {
   /** 'live' for user-facing messaging (never starved), 'bulk' for sync/import. Default 'live'. */
   lane?: Lane;
   signal?: AbortSignal;
+  /**
+   * For calls made inside a queued job: when no rate-limit slot is granted within this time (the installation's
+   * budget is spent, or GHL answered 429 and the window has not rolled), the call gives up with a RetryLaterError
+   * instead of waiting, so the job frees its worker slot and runs again later without using up an attempt.
+   */
+  maxWaitMs?: number;
 }
 
 /** Supplies installation tokens; implemented by the token vault. */
@@ -109,7 +116,14 @@ export function createGhlClient(o: GhlClientOptions) {
     let retries = 0;
     let n429 = 0;
     for (;;) {
-      const ticket = await o.limiter.acquire(resource, lane, c.signal);
+      let ticket: RateTicket;
+      try {
+        ticket = await o.limiter.acquire(resource, lane, c.signal, c.maxWaitMs);
+      } catch (e) {
+        if (e instanceof RateLimitWaitTimeout)
+          throw new RetryLaterError(e.waitedMs, `${op.name}: waiting for the GHL rate limit of ${resource}`);
+        throw e;
+      }
       const headers: Record<string, string> = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
       if (version) headers.Version = version;
       let body: string | undefined;

@@ -48,6 +48,17 @@ export class RateLimitAbortedError extends Error {
   override name = 'RateLimitAbortedError';
 }
 
+/** acquire() with `maxQueuedMs`: no slot was granted within that time (the caller was taken out of the queue). */
+export class RateLimitWaitTimeout extends Error {
+  override name = 'RateLimitWaitTimeout';
+  constructor(
+    readonly resourceId: string,
+    readonly waitedMs: number,
+  ) {
+    super(`no GHL rate-limit slot for ${resourceId} within ${waitedMs} ms`);
+  }
+}
+
 /** A granted slot; call done() as soon as GHL's response (or the failure) is in. */
 export interface RateTicket {
   done(): void;
@@ -148,16 +159,22 @@ export class RateLimiter {
     this.#slotCount = Math.floor(opts.burst / this.#unit);
   }
 
-  /** Resolves when one request for `resourceId` may be sent; call `done()` on the ticket after the response. */
-  acquire(resourceId: string, lane: Lane = 'bulk', signal?: AbortSignal): Promise<RateTicket> {
+  /**
+   * Resolves when one request for `resourceId` may be sent; call `done()` on the ticket after the response.
+   * With `maxQueuedMs`, a caller still queued (no slot granted) after that long is taken out of the queue and gets a
+   * RateLimitWaitTimeout; a slot once granted is always used, so giving up never wastes budget.
+   */
+  acquire(resourceId: string, lane: Lane = 'bulk', signal?: AbortSignal, maxQueuedMs?: number): Promise<RateTicket> {
     if (this.#closed) return Promise.reject(new RateLimitAbortedError('rate limiter closed'));
     if (signal?.aborted) return Promise.reject(signal.reason ?? new RateLimitAbortedError('aborted'));
     const st = this.#get(resourceId);
     const started = Date.now();
     return new Promise<RateTicket>((resolve, reject) => {
       let settled = false;
+      let queuedTimer: NodeJS.Timeout | undefined;
       const w: Waiter = {
         grant: (share) => {
+          clearTimeout(queuedTimer);
           let finished = false;
           share.outstanding++;
           const ticket: RateTicket = {
@@ -191,6 +208,7 @@ export class RateLimiter {
           if (!t) go();
         },
         reject: (e) => {
+          clearTimeout(queuedTimer);
           if (settled) return;
           settled = true;
           reject(e);
@@ -215,6 +233,15 @@ export class RateLimiter {
         return;
       }
       st[lane].push(w);
+      if (maxQueuedMs !== undefined)
+        queuedTimer = setTimeout(() => {
+          const q = st[lane];
+          const i = q.indexOf(w);
+          if (i < 0) return; // granted meanwhile
+          q.splice(i, 1);
+          if (signal && w.onAbort) signal.removeEventListener('abort', w.onAbort);
+          w.reject(new RateLimitWaitTimeout(resourceId, maxQueuedMs));
+        }, maxQueuedMs);
       // A live call must not wait for a timer set for bulk: pump now.
       if (lane === 'live' || !st.timer) this.#kick(resourceId, st);
     });
