@@ -4,6 +4,7 @@ import type { Config } from './infra/config/index.js';
 import { openDatabase, type DatabaseHandle, type Db } from './infra/db/index.js';
 import { mergeMigrations, migrateToLatest, pendingMigrations, type Migrations } from './infra/db/migrations/index.js';
 import { requireAdminKey } from './infra/http/admin-auth.js';
+import { markAdminRoute } from './infra/http/openapi.js';
 import { buildServer } from './infra/http/server.js';
 import { createLogger, type Logger } from './infra/log/logger.js';
 import { createMetrics, type Metrics } from './infra/observability/metrics.js';
@@ -265,6 +266,7 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     await app.register(async (admin) => {
       admin.addHook('onRequest', requireAdminKey(adminKey));
       admin.addHook('onRoute', (r) => {
+        markAdminRoute(r);
         for (const method of [r.method].flat()) if (method !== 'HEAD') adminRouteTable.push({ method, url: r.url });
       });
       for (const m of modules) if (m.adminRoutes) await admin.register(async (scope) => m.adminRoutes!(scope, ctx));
