@@ -81,14 +81,12 @@ export function registerInstallRoutes(app: FastifyInstance, svc: () => Installat
     details?: Array<{ path: string; message: string }>,
   ) =>
     wantsJson(req)
-      ? reply
-          .code(status)
-          .send(
-            errorBody(req.id, status, message, {
-              ...(errorCode ? { errorCode } : {}),
-              ...(details ? { details } : {}),
-            }),
-          )
+      ? reply.code(status).send(
+          errorBody(req.id, status, message, {
+            ...(errorCode ? { errorCode } : {}),
+            ...(details ? { details } : {}),
+          }),
+        )
       : reply.code(status).type('text/html').send(page(title, html));
 
   r.get(
