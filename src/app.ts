@@ -4,6 +4,7 @@ import type { Config } from './infra/config/index.js';
 import { openDatabase, type DatabaseHandle, type Db } from './infra/db/index.js';
 import { mergeMigrations, migrateToLatest, pendingMigrations, type Migrations } from './infra/db/migrations/index.js';
 import { requireAdminKey } from './infra/http/admin-auth.js';
+import { markAdminRoute } from './infra/http/openapi.js';
 import { buildServer } from './infra/http/server.js';
 import { createLogger, type Logger } from './infra/log/logger.js';
 import { createMetrics, type Metrics } from './infra/observability/metrics.js';
@@ -120,6 +121,8 @@ export interface Bridge {
   ctx: AppContext;
   /** Every route of the guarded admin scope (empty without ADMIN_API_KEY): for the console, the API document and tests. */
   adminRouteTable: ReadonlyArray<{ method: string; url: string }>;
+  /** Every route of the bridge (HEAD included), in registration order: the API document's test checks it covers them. */
+  routeTable: ReadonlyArray<{ method: string; url: string }>;
   /** Listens on config HOST:PORT (or the given port) and starts the workers; returns the base URL. */
   listen(port?: number): Promise<string>;
   /** Runs every registered housekeeping task once now (also done at listen and on their interval). */
@@ -257,6 +260,11 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     // Not a readiness condition: without LISTEN, workers still find jobs by polling (JOB_POLL_MS).
     readinessDetail: () => ({ listen: listenDetail() }),
   });
+  const routeTable: Array<{ method: string; url: string }> = [];
+  // Added before any plugin loads (buildServer's own routes are registered in plugins), so it sees every route.
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routeTable.push({ method, url: r.url });
+  });
   for (const m of modules) if (m.routes) await app.register(async (scope) => m.routes!(scope, ctx));
   // The one guarded admin scope: every module's /admin/* API, behind one auth hook.
   const adminKey = config.ADMIN_API_KEY;
@@ -265,6 +273,7 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     await app.register(async (admin) => {
       admin.addHook('onRequest', requireAdminKey(adminKey));
       admin.addHook('onRoute', (r) => {
+        markAdminRoute(r);
         for (const method of [r.method].flat()) if (method !== 'HEAD') adminRouteTable.push({ method, url: r.url });
       });
       for (const m of modules) if (m.adminRoutes) await admin.register(async (scope) => m.adminRoutes!(scope, ctx));
@@ -277,6 +286,7 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     app,
     ctx,
     adminRouteTable,
+    routeTable,
     async listen(port?: number) {
       // A deep accept backlog: GHL (and bulk actions) can open many connections at once, and a
       // dropped SYN costs a 1 s retransmit, enough to push a webhook past the sender's timeout.

@@ -1,10 +1,19 @@
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import type { AppContext, BridgeModule } from '../app.js';
 import type { InstallationsService } from '../platform/installations/index.js';
 import type { ProviderService } from '../capabilities/provider/index.js';
 import { countByState, listJobs, retryJobs } from '../infra/queue/index.js';
-import { httpError } from '../infra/http/errors.js';
+import { errorResponses } from '../infra/http/schemas.js';
 import { listEvents } from '../platform/webhooks/index.js';
 import { DASHBOARD_HTML } from './page.js';
+
+const retryBody = z
+  .object({
+    ids: z.array(z.number().int().positive('expected positive whole numbers')).max(10_000).optional(),
+    allDead: z.literal(true).optional(),
+  })
+  .refine((b) => b.ids !== undefined || b.allDead, { message: 'send {"ids":[…]} or {"allDead":true}' });
 
 /**
  * Ops dashboard: GET /admin serves a static page to anyone (a login form holding no data: a browser navigation
@@ -17,27 +26,55 @@ export function dashboardModule(): BridgeModule {
     name: 'dashboard',
     routes(app, ctx) {
       if (!ctx.config.ADMIN_API_KEY) return;
-      app.get('/admin', async (_req, reply) =>
-        reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(DASHBOARD_HTML),
+      app.get(
+        '/admin',
+        {
+          schema: {
+            tags: ['console'],
+            summary: 'The operator console page (HTML; asks for the admin key, holds no data)',
+            response: { 200: { description: 'HTML page', content: { 'text/html': { schema: z.string() } } } },
+          },
+        },
+        async (_req, reply) =>
+          reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(DASHBOARD_HTML),
       );
     },
     adminRoutes(app, ctx) {
-      app.get('/admin/api/overview', async () => overview(ctx));
-      app.post<{ Body: { ids?: unknown; allDead?: unknown } }>('/admin/api/jobs/retry', async (req) => {
-        const body = req.body ?? {};
-        const ids = Array.isArray(body.ids) ? body.ids.map(Number) : undefined;
-        if (ids && ids.some((n) => !Number.isInteger(n) || n <= 0)) {
-          throw httpError(400, 'ids must be positive whole numbers', [
-            { path: 'body.ids', message: 'expected positive whole numbers' },
-          ]);
-        }
-        if (!ids && body.allDead !== true) {
-          throw httpError(400, 'send {"ids":[…]} or {"allDead":true}');
-        }
-        const retried = await retryJobs(ctx.db, ids ? { ids } : { allDead: true });
-        ctx.queue.notify();
-        return { retried };
-      });
+      const r = app.withTypeProvider<ZodTypeProvider>();
+      const tags = ['admin: console'];
+      r.get(
+        '/admin/api/overview',
+        {
+          schema: {
+            tags,
+            summary: 'What the console shows: jobs, installations, webhooks, channels, provider',
+            response: {
+              200: z
+                .record(z.string(), z.unknown())
+                .describe('generatedAt, mode, store, jobs, installations, webhooks, channels, provider'),
+              ...errorResponses(401),
+            },
+          },
+        },
+        async () => overview(ctx),
+      );
+      r.post(
+        '/admin/api/jobs/retry',
+        {
+          schema: {
+            tags,
+            summary: 'Retry dead jobs: the ones named, or every dead job',
+            body: retryBody,
+            response: { 200: z.object({ retried: z.number().int() }), ...errorResponses(400, 401) },
+          },
+        },
+        async (req) => {
+          const b = req.body;
+          const retried = await retryJobs(ctx.db, b.ids ? { ids: b.ids } : { allDead: true });
+          ctx.queue.notify();
+          return { retried };
+        },
+      );
     },
   };
 }

@@ -106,7 +106,10 @@ describe('inbound (channel → GHL)', () => {
     });
     expect(r1.status).toBe(503);
     expect(r1.headers.get('retry-after')).toBe('300');
+    // Errors are in the bridge's one shape, with the stable code in `error`.
     expect(await r1.json()).toMatchObject({
+      statusCode: 503,
+      requestId: r1.headers.get('x-request-id'),
       error: 'location_not_installed',
       message: expect.stringContaining('nothing was stored'),
     });
@@ -124,7 +127,15 @@ describe('inbound (channel → GHL)', () => {
     );
     expect(r2.status).toBe(401);
     expect(r3.status).toBe(401);
-    expect(await r2.text()).toBe(await r3.text());
+    // Same answer but for the request id (each request has its own).
+    const withoutId = async (r: Response) => {
+      const { requestId, ...rest } = (await r.json()) as Record<string, unknown>;
+      expect(requestId).toBe(r.headers.get('x-request-id'));
+      return rest;
+    };
+    const unknownLocation = await withoutId(r2);
+    expect(unknownLocation).toEqual(await withoutId(r3));
+    expect(unknownLocation).toEqual({ statusCode: 401, error: 'unauthorized', message: expect.any(String) });
     expect(await b.ctx.db.selectFrom('provider_inbound').selectAll().execute()).toHaveLength(0);
     // Once installed, the sender's retry goes through.
     await install(b.url, notInstalled);

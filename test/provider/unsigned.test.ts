@@ -295,7 +295,11 @@ describe('unsigned deliveries with the URL token', () => {
     expect(none.status).toBe(401);
     const wrong = await post(`${s.b.url}/webhooks/ghl/provider/${'x'.repeat(43)}`);
     expect(wrong.status).toBe(401);
-    expect(await wrong.json()).toMatchObject({ ok: false, error: 'invalid_token' });
+    expect(await wrong.json()).toMatchObject({
+      statusCode: 401,
+      error: 'invalid_token',
+      requestId: expect.any(String),
+    });
     const almost = await post(
       `${s.b.url}/webhooks/ghl/provider/${s.token.slice(0, -1)}${s.token.endsWith('A') ? 'B' : 'A'}`,
     );

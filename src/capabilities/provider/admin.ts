@@ -1,9 +1,10 @@
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ChannelConfig, ChannelConfigInput } from '../channels/index.js';
 import { channelConfigSchema } from '../channels/config.js';
-import { httpError, parseOr400, zodDetails } from '../../infra/http/errors.js';
-import { locationIdParams } from '../../infra/http/ids.js';
+import { httpError } from '../../infra/http/errors.js';
+import { errorResponses, locationIdParams, timestamp } from '../../infra/http/schemas.js';
 import { ChannelValidationError, type ChannelOptions, type ChannelView } from './channels.js';
 
 /** The part of the provider service (index.ts) these routes use; declared here so admin.ts does not import index.ts. */
@@ -20,12 +21,28 @@ export interface ChannelAdminService {
 }
 
 const putBody = z.object({
-  config: z.record(z.string(), z.unknown()),
+  // The channel config typed by its own schema (no cast); failures name each field under body.config.
+  config: channelConfigSchema,
   defaultRegion: z.string().length(2).optional(),
   conversationProviderId: z.string().min(1).max(200).nullable().optional(),
   emailInboundType: z.enum(['Email', 'Custom']).optional(),
   enabled: z.boolean().optional(),
 });
+
+const channelView = z.object({
+  locationId: z.string(),
+  kind: z.enum(['http', 'cast', 'loopback']),
+  config: z.record(z.string(), z.unknown()).describe('the channel config with secret fields masked'),
+  defaultRegion: z.string(),
+  conversationProviderId: z.string().nullable(),
+  emailInboundType: z.enum(['Email', 'Custom']),
+  enabled: z.boolean(),
+  keyId: z.string().nullable(),
+  updatedAt: timestamp,
+  inboundUrl: z.string().describe('where the channel POSTs inbound messages for this location'),
+});
+
+const tags = ['admin: channels'];
 
 /**
  * Operator API for per-location channels (registered in the kernel's guarded admin scope, app.ts adminRoutes):
@@ -36,49 +53,72 @@ export async function registerChannelAdminRoutes(
   o: { service: ChannelAdminService },
 ): Promise<void> {
   const s = o.service;
+  const r = app.withTypeProvider<ZodTypeProvider>();
   const missing = (locationId: string) => httpError(404, `no channel configured for location ${locationId}`);
   const withUrl = <T extends { locationId: string }>(v: T) => ({ ...v, inboundUrl: s.inboundUrl(v.locationId) });
 
-  app.get('/admin/channels', async () => ({ channels: (await s.listChannels()).map(withUrl) }));
-  app.get<{ Params: { locationId: string } }>(
+  r.get(
+    '/admin/channels',
+    {
+      schema: {
+        tags,
+        summary: 'Every configured channel (secrets masked)',
+        response: { 200: z.object({ channels: z.array(channelView) }), ...errorResponses(401) },
+      },
+    },
+    async () => ({ channels: (await s.listChannels()).map(withUrl) }),
+  );
+  r.get(
     '/admin/channels/:locationId',
-    { schema: { params: locationIdParams } },
+    {
+      schema: {
+        tags,
+        summary: 'The channel of a location (secrets masked)',
+        params: locationIdParams,
+        response: { 200: channelView, ...errorResponses(400, 401, 404) },
+      },
+    },
     async (req) => {
       const v = await s.getChannel(req.params.locationId);
       if (!v) throw missing(req.params.locationId);
       return withUrl(v);
     },
   );
-  app.put<{ Params: { locationId: string } }>(
+  r.put(
     '/admin/channels/:locationId',
-    { schema: { params: locationIdParams } },
+    {
+      schema: {
+        tags,
+        summary: 'Configure (insert or replace) the channel of a location; secrets are encrypted at rest',
+        params: locationIdParams,
+        body: putBody,
+        response: { 200: channelView, ...errorResponses(400, 401) },
+      },
+    },
     async (req) => {
-      const { config: raw, ...opts } = parseOr400(putBody, req.body, 'body');
-      // The channel config typed by its own schema (no cast); failures name each field under body.config.
-      const c = channelConfigSchema.safeParse(raw);
-      if (!c.success) {
-        const details = zodDetails('body.config', c.error);
-        throw httpError(
-          400,
-          `invalid channel config: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`,
-          details,
-        );
-      }
+      const { config, ...opts } = req.body;
       try {
-        return withUrl(await s.configureChannel(req.params.locationId, c.data, opts));
+        return withUrl(await s.configureChannel(req.params.locationId, config, opts));
       } catch (e) {
         if (e instanceof ChannelValidationError) throw httpError(400, e.message);
         throw e;
       }
     },
   );
-  app.delete<{ Params: { locationId: string } }>(
+  r.delete(
     '/admin/channels/:locationId',
-    { schema: { params: locationIdParams } },
+    {
+      schema: {
+        tags,
+        summary: 'Remove the channel of a location',
+        params: locationIdParams,
+        response: { 200: z.object({ ok: z.literal(true) }), ...errorResponses(400, 401, 404) },
+      },
+    },
     async (req) => {
       const ok = await s.deleteChannel(req.params.locationId);
       if (!ok) throw missing(req.params.locationId);
-      return { ok: true };
+      return { ok: true as const };
     },
   );
 }

@@ -18,9 +18,10 @@
  */
 import { sql, type ColumnType, type Kysely, type Migration } from 'kysely';
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Counter, Gauge } from 'prom-client';
-import { parseOr400 } from '../../infra/http/errors.js';
+import { errorResponses, timestamp } from '../../infra/http/schemas.js';
 import type { Message as GhlMessage } from '../../platform/ghl/types.js';
 import { GhlApiError } from '../../platform/ghl/errors.js';
 import { enqueueSend, statusJob, type OutboundRuntime } from './outbound.js';
@@ -446,14 +447,63 @@ const catchupBody = z
   })
   .strict();
 
+const catchupResult = z.object({
+  locationId: z.string(),
+  caughtUp: z.number().int(),
+  confirmed: z.number().int(),
+  expired: z.number().int(),
+  calls: z.number().int(),
+  error: z.string().optional(),
+  checkpoints: z.record(z.string(), z.string()).describe('per stream: createdAt of the newest handled message'),
+});
+
+const catchupRow = z.object({
+  locationId: z.string(),
+  stream: z.string(),
+  checkpointAt: timestamp,
+  lastRunAt: timestamp.nullable(),
+  lastCaughtUp: z.number().int(),
+  lastExpired: z.number().int(),
+  lastCalls: z.number().int(),
+  lastError: z.string().nullable(),
+  caughtUpTotal: z.number(),
+  expiredTotal: z.number(),
+});
+
 /** POST /admin/provider/catch-up {locationId?, since?} → {results}; GET /admin/provider/catch-up → last runs. */
 export async function registerCatchupAdminRoutes(
   app: FastifyInstance,
-  o: { run: (locationId?: string, since?: Date) => Promise<CatchupResult[]>; overview: () => Promise<unknown> },
+  o: {
+    run: (locationId?: string, since?: Date) => Promise<CatchupResult[]>;
+    overview: () => Promise<Array<z.input<typeof catchupRow>>>;
+  },
 ): Promise<void> {
-  app.post('/admin/provider/catch-up', async (req) => {
-    const b = parseOr400(catchupBody, req.body ?? {}, 'body');
-    return { results: await o.run(b.locationId, b.since ? new Date(b.since) : undefined) };
-  });
-  app.get('/admin/provider/catch-up', async () => ({ locations: await o.overview() }));
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const tags = ['admin: provider'];
+  r.post(
+    '/admin/provider/catch-up',
+    {
+      schema: {
+        tags,
+        summary: 'Run the catch-up (messages GHL sent while the bridge was away) now, for one or every location',
+        body: catchupBody.optional(),
+        response: { 200: z.object({ results: z.array(catchupResult) }), ...errorResponses(400, 401) },
+      },
+    },
+    async (req) => {
+      const b = req.body ?? {};
+      return { results: await o.run(b.locationId, b.since ? new Date(b.since) : undefined) };
+    },
+  );
+  r.get(
+    '/admin/provider/catch-up',
+    {
+      schema: {
+        tags,
+        summary: 'The last catch-up run and checkpoint per location and stream',
+        response: { 200: z.object({ locations: z.array(catchupRow) }), ...errorResponses(401) },
+      },
+    },
+    async () => ({ locations: await o.overview() }),
+  );
 }

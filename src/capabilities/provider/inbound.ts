@@ -1,13 +1,15 @@
 import { sql } from 'kysely';
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { ChannelInputError, normalizeE164, type InboundMessage } from '../channels/index.js';
 import type { Db } from '../../infra/db/index.js';
 import { GhlApiError } from '../../platform/ghl/errors.js';
 import type { GhlClient } from '../../platform/ghl/client.js';
 import type { InboundMessageBody } from '../../platform/ghl/types.js';
-import { locationIdParams } from '../../infra/http/ids.js';
+import { errorBody } from '../../infra/http/errors.js';
+import { apiErrorSchema, locationIdParams } from '../../infra/http/schemas.js';
 import type { Logger } from '../../infra/log/logger.js';
-import { z } from 'zod';
 import { defineJob, PRIORITY, type DbOrTrx, type JobContext } from '../../infra/queue/index.js';
 import type { ChannelCache, StoredChannel } from './channels.js';
 import { applyStatus } from './outbound.js';
@@ -77,31 +79,62 @@ export async function storeInbound(
   return { accepted, duplicates: items.length - accepted };
 }
 
-const UNAUTHORIZED = {
-  ok: false,
-  error: 'unauthorized',
-  message: 'missing or invalid credentials for this location (or no channel is configured for it); nothing was stored',
-};
+const UNAUTHORIZED =
+  'missing or invalid credentials for this location (or no channel is configured for it); nothing was stored';
+
+/**
+ * Answers of the channel inbound endpoint. Errors are in the bridge's one shape with a stable code in `error`
+ * (`unauthorized`, `invalid_body`, `location_not_installed`, `channel_config_unreadable`) a channel can act on:
+ * 400 → do not retry, 401 → fix the credentials, 5xx → retry with the same message id.
+ */
+const inboundAccepted = z.object({
+  ok: z.literal(true),
+  accepted: z.number().int().describe('new messages stored'),
+  duplicates: z.number().int().describe('messages already stored (same channel message id)'),
+  receipts: z.number().int().describe('delivery receipts applied'),
+  unmatchedReceipts: z.number().int().describe('receipts naming no message the bridge sent'),
+});
 
 export function registerInboundRoutes(app: FastifyInstance, rt: InboundRuntime): void {
+  // Raw bytes: channels sign them (the HTTP channel's Standard Webhooks signature), so the adapter parses after
+  // verifying; the schema below only describes the body.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-  app.post<{ Params: { locationId: string } }>(
+  app.withTypeProvider<ZodTypeProvider>().post(
     INBOUND_PATH,
-    { schema: { params: locationIdParams } },
+    {
+      schema: {
+        tags: ['channels'],
+        summary: 'Inbound messages and delivery receipts from the channel of a location',
+        description:
+          'Authenticated by the channel (Cast: Bearer or X-API-Key inboundApiKey; HTTP channel: Standard Webhooks ' +
+          'signature over the raw body). The body format is the channel’s (src/capabilities/channels/*_CONTRACT.md).',
+        params: locationIdParams,
+        body: z.unknown().describe('the channel’s payload (JSON, or a form for Cast); verified over the raw bytes'),
+        response: {
+          202: inboundAccepted,
+          400: apiErrorSchema,
+          401: apiErrorSchema,
+          500: apiErrorSchema,
+          503: apiErrorSchema,
+        },
+      },
+    },
     async (req, reply) => {
       const { locationId } = req.params;
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const fail = (status: 400 | 401 | 500 | 503, errorCode: string, message: string) =>
+        reply.code(status).send(errorBody(req.id, status, message, { errorCode }));
       const ch = await rt.channels.get(locationId).catch((e: unknown) => {
         req.log.error({ err: e, locationId }, 'channel config of the location cannot be opened');
         return null;
       });
       if (ch === null)
-        return reply.code(500).send({
-          ok: false,
-          error: 'channel_config_unreadable',
-          message: 'the channel configuration of this location cannot be read; nothing was stored, retry later',
-        });
+        return fail(
+          500,
+          'channel_config_unreadable',
+          'the channel configuration of this location cannot be read; nothing was stored, retry later',
+        );
       // A location without a channel answers exactly like bad credentials, so the endpoint does not reveal which
       // locations have a channel; the precise reason is in the log.
       const headers = req.headers as Record<string, string | string[] | undefined>;
@@ -110,33 +143,30 @@ export function registerInboundRoutes(app: FastifyInstance, rt: InboundRuntime):
         : { ok: false as const, reason: 'no channel is configured for this location' };
       if (!ch || !v.ok) {
         req.log.info({ locationId, reason: v.ok ? undefined : v.reason }, 'inbound request not authenticated');
-        return reply.code(401).send(UNAUTHORIZED);
+        reply.header('www-authenticate', 'Bearer');
+        return fail(401, 'unauthorized', UNAUTHORIZED);
       }
       // Authenticated; now: do we act for this location? If not, refuse so the sender keeps the message and retries.
       if (!ch.channel.enabled || !(await rt.isKnownLocation(locationId))) {
-        return reply
-          .code(503)
-          .header('retry-after', '300')
-          .send({
-            ok: false,
-            error: 'location_not_installed',
-            message: `ghl-bridge is not installed on location ${locationId} (or its channel is disabled); nothing was stored — retry later`,
-          });
+        reply.header('retry-after', '300');
+        return fail(
+          503,
+          'location_not_installed',
+          `ghl-bridge is not installed on location ${locationId} (or its channel is disabled); nothing was stored — retry later`,
+        );
       }
       let parsed;
       try {
         parsed = ch.adapter.parseInbound({ headers, rawBody: raw });
       } catch (e) {
-        if (e instanceof ChannelInputError)
-          return reply.code(400).send({ ok: false, error: 'invalid_body', message: e.message });
+        if (e instanceof ChannelInputError) return fail(400, 'invalid_body', e.message);
         throw e;
       }
       const items: Array<{ msg: InboundMessage; address: string }> = [];
       try {
         for (const msg of parsed.messages) items.push({ msg, address: senderAddress(msg, ch.channel.defaultRegion) });
       } catch (e) {
-        if (e instanceof InboundAddressError)
-          return reply.code(400).send({ ok: false, error: 'invalid_body', message: e.message });
+        if (e instanceof InboundAddressError) return fail(400, 'invalid_body', e.message);
         throw e;
       }
       let receipts = 0;
@@ -157,7 +187,7 @@ export function registerInboundRoutes(app: FastifyInstance, rt: InboundRuntime):
       });
       rt.notify();
       return reply.code(202).send({
-        ok: true,
+        ok: true as const,
         accepted: res.accepted,
         duplicates: res.duplicates,
         receipts,

@@ -1,5 +1,3 @@
-import type { z } from 'zod';
-
 /** One field-level problem in a 400: where (`body.config.token`, `params.locationId`) and what was expected. */
 export interface ErrorDetail {
   path: string;
@@ -8,8 +6,8 @@ export interface ErrorDetail {
 
 /**
  * The one error shape of the bridge's own API (admin API, inbound channel endpoints, OAuth JSON answers):
- * `{ statusCode, error, message, requestId, details? }`. Routes throw `httpError(...)`; the server's error
- * handler (server.ts) answers it, adding the request id.
+ * `{ statusCode, error, message, requestId, details? }`. Routes throw `httpError(...)` (or fail their zod route
+ * schema); the server's error handler (server.ts) answers it, adding the request id.
  */
 export interface ApiError {
   statusCode: number;
@@ -28,6 +26,7 @@ const REASONS: Record<number, string> = {
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
   429: 'Too Many Requests',
+  503: 'Service Unavailable',
 };
 
 export const reasonPhrase = (status: number) =>
@@ -50,19 +49,18 @@ export function httpError(status: number, message: string, details?: ErrorDetail
   return new HttpError(status, message, details, errorCode);
 }
 
-/** zod issues → details naming each field (prefixed with where it came from: body, query, params). */
-export function zodDetails(where: string, error: z.ZodError): ErrorDetail[] {
-  return error.issues.map((i) => ({ path: [where, ...i.path.map(String)].join('.'), message: i.message }));
-}
-
-/** Parses `value` with `schema` or throws a 400 naming every failing field. */
-export function parseOr400<T extends z.ZodType>(
-  schema: T,
-  value: unknown,
-  where: 'body' | 'query' | 'params',
-): z.output<T> {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  const details = zodDetails(where, r.error);
-  throw httpError(400, details.map((d) => `${d.path}: ${d.message}`).join('; '), details);
+/** The one shape for an error answered directly (when headers such as Retry-After go with it). */
+export function errorBody(
+  requestId: string,
+  status: number,
+  message: string,
+  opts: { errorCode?: string; details?: ErrorDetail[] } = {},
+): ApiError {
+  return {
+    statusCode: status,
+    error: opts.errorCode ?? reasonPhrase(status),
+    message,
+    requestId,
+    ...(opts.details?.length ? { details: opts.details } : {}),
+  };
 }

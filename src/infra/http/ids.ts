@@ -5,10 +5,3 @@
  * allowed for ids of other systems and tests.
  */
 export const ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
-
-/** Fastify route schema for a `:locationId` path parameter. */
-export const locationIdParams = {
-  type: 'object',
-  required: ['locationId'],
-  properties: { locationId: { type: 'string', pattern: ID_PATTERN } },
-} as const;

@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { redactUrl, type Logger } from '../log/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { HttpError, reasonPhrase, type ApiError, type ErrorDetail } from './errors.js';
+import { registerOpenApi } from './openapi.js';
 
 export interface ServerOptions {
   log: Logger;
@@ -51,6 +54,12 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
       : {}),
   });
 
+  // Route schemas are zod (fastify-type-provider-zod): one declaration validates the request, serializes the answer
+  // and feeds the OpenAPI document (openapi.ts).
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerOpenApi(app);
+
   const quiet = opts.quietRoutePrefixes ?? [];
   if (quiet.length) {
     app.addHook('onRoute', (route) => {
@@ -72,10 +81,12 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     reply.header('connection', 'close');
     if (path === '/readyz')
       return reply.code(503).send({ status: 'unavailable', checks: { draining: 'shutting down' } });
-    return reply
-      .code(429)
-      .header('retry-after', '5')
-      .send({ statusCode: 429, error: 'Too Many Requests', message: 'the bridge is restarting; retry shortly' });
+    return reply.code(429).header('retry-after', '5').send({
+      statusCode: 429,
+      error: 'Too Many Requests',
+      message: 'the bridge is restarting; retry shortly',
+      requestId: req.id,
+    });
   });
 
   app.addHook('onResponse', async (req, reply) => {
@@ -101,16 +112,16 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     ) => {
       const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
       if (status >= 500) req.log.error({ err }, 'request failed');
+      // Schema validation (zod issues mapped by the type provider, or Fastify's own): one detail per field, named
+      // as `body.config.token`, `query.limit`, `params.id`).
+      const where = err.validationContext === 'querystring' ? 'query' : (err.validationContext ?? 'request');
       const details: ErrorDetail[] | undefined =
         err instanceof HttpError
           ? err.details
           : err.validation?.map((v) => {
               const missing = typeof v.params?.missingProperty === 'string' ? `/${v.params.missingProperty}` : '';
               return {
-                path: [
-                  err.validationContext ?? 'request',
-                  ...`${v.instancePath ?? ''}${missing}`.split('/').filter(Boolean),
-                ].join('.'),
+                path: [where, ...`${v.instancePath ?? ''}${missing}`.split('/').filter(Boolean)].join('.'),
                 message: v.message ?? 'invalid',
               };
             });
@@ -121,8 +132,15 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
             ? 'Internal Server Error'
             : err instanceof HttpError
               ? (err.errorCode ?? reasonPhrase(status))
-              : (err.code ?? reasonPhrase(status)),
-        message: status >= 500 ? 'internal error; see the server log for request ' + req.id : err.message,
+              : err.validation
+                ? reasonPhrase(status)
+                : (err.code ?? reasonPhrase(status)),
+        message:
+          status >= 500
+            ? 'internal error; see the server log for request ' + req.id
+            : details?.length && err.validation
+              ? details.map((d) => `${d.path}: ${d.message}`).join('; ')
+              : err.message,
         requestId: req.id,
         ...(details?.length && status < 500 ? { details } : {}),
       };
@@ -138,19 +156,64 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     });
   });
 
-  app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { logLevel: 'warn' }, async (_req, reply) => {
-    const checks = await opts.readiness();
-    const failing = Object.entries(checks).filter(([, v]) => v !== null);
-    return reply.status(failing.length ? 503 : 200).send({
-      status: failing.length ? 'unavailable' : 'ready',
-      checks,
-      ...(opts.readinessDetail ? { detail: opts.readinessDetail() } : {}),
+  // Probes and metrics: registered after the OpenAPI plugin (a plugin of their own keeps that order) so they are
+  // in the document too.
+  void app.register(async (probes) => {
+    const r = probes.withTypeProvider<ZodTypeProvider>();
+    const tags = ['probes'];
+    r.get(
+      '/healthz',
+      {
+        logLevel: 'warn',
+        schema: {
+          tags,
+          summary: 'Liveness: the process answers',
+          response: { 200: z.object({ status: z.literal('ok') }) },
+        },
+      },
+      async () => ({ status: 'ok' as const }),
+    );
+    const readyBody = z.object({
+      status: z.enum(['ready', 'unavailable']),
+      checks: z.record(z.string(), z.string().nullable()).describe('each check: null when fine, else the reason'),
+      detail: z.record(z.string(), z.unknown()).optional(),
     });
-  });
-  app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) => {
-    const body = await opts.metrics.registry.metrics();
-    return reply.type(opts.metrics.registry.contentType).send(body);
+    r.get(
+      '/readyz',
+      {
+        logLevel: 'warn',
+        schema: {
+          tags,
+          summary: 'Readiness: database reachable, migrations applied, workers running',
+          response: { 200: readyBody, 503: readyBody },
+        },
+      },
+      async (_req, reply) => {
+        const checks = await opts.readiness();
+        const failing = Object.entries(checks).filter(([, v]) => v !== null);
+        return reply.status(failing.length ? 503 : 200).send({
+          status: failing.length ? 'unavailable' : 'ready',
+          checks,
+          ...(opts.readinessDetail ? { detail: opts.readinessDetail() } : {}),
+        });
+      },
+    );
+    r.get(
+      '/metrics',
+      {
+        logLevel: 'warn',
+        schema: {
+          tags,
+          summary: 'Prometheus metrics (text exposition format)',
+          produces: ['text/plain'],
+          response: { 200: z.string().describe('Prometheus text exposition format') },
+        },
+      },
+      async (_req, reply) => {
+        const body = await opts.metrics.registry.metrics();
+        return reply.type(opts.metrics.registry.contentType).send(body);
+      },
+    );
   });
   return app;
 }

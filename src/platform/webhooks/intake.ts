@@ -1,19 +1,22 @@
-import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { errorBody } from '../../infra/http/errors.js';
+import { apiErrorSchema } from '../../infra/http/schemas.js';
 import type { Logger } from '../../infra/log/logger.js';
+import { classifyDelivery } from './classify.js';
 import type { WebhookMetrics } from './metrics.js';
-import { eventScope, type HandlerRegistry } from './registry.js';
-import { KNOWN_EVENT_TYPES, PROVIDER_OUTBOUND } from './schemas.js';
-import { ThrottledError, type EventRecord, type GroupCommitter, type PersistOutcome } from './store.js';
-import type { WebhookSource, WebhookStatus } from './tables.js';
-import { parseWebhookJson, type WebhookVerifier } from './verify.js';
+import type { HandlerRegistry } from './registry.js';
+import { ThrottledError, type GroupCommitter, type PersistOutcome } from './store.js';
+import type { WebhookSource } from './tables.js';
+import type { WebhookVerifier } from './verify.js';
+
+export { URL_TOKEN_SIGNATURE } from './classify.js';
 
 export const APP_WEBHOOK_PATH = '/webhooks/ghl';
 export const PROVIDER_WEBHOOK_PATH = '/webhooks/ghl/provider';
 /** The Delivery URL with its secret token (GHL does not sign Delivery-URL calls: docs/ghl-behaviour.md#unsigned-provider-deliveries, #224). */
 export const PROVIDER_TOKEN_WEBHOOK_PATH = '/webhooks/ghl/provider/:token';
-/** `signature` of a provider delivery authenticated only by the URL token: stored, acted on once confirmed. */
-export const URL_TOKEN_SIGNATURE = 'url_token';
 
 /** Checks a Delivery-URL token (published by the provider module). */
 export interface DeliveryTokenCheck {
@@ -37,17 +40,20 @@ export interface IntakeOptions {
   now?: () => number;
 }
 
-const known = new Set(KNOWN_EVENT_TYPES);
 const OK = '{"ok":true}';
 const DUPLICATE = '{"ok":true,"duplicate":true}';
 
-function str(v: unknown): string | null {
-  return typeof v === 'string' && v.length > 0 ? v : null;
-}
-
-function sha256(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
-}
+/** Route schemas: the body is described only (the signature covers the raw bytes; it is parsed after verifying). */
+const stored = z.object({ ok: z.literal(true), duplicate: z.literal(true).optional() });
+const intakeSchema = (summary: string) => ({
+  tags: ['webhooks'],
+  summary,
+  description:
+    'Signed by GHL (X-GHL-Signature Ed25519 over the raw body). 200 once stored durably (duplicates included); ' +
+    '429 with Retry-After when it could not be stored (GHL retries only 429); 400/401 are not retried.',
+  body: z.unknown().describe('the GHL webhook JSON, verified over the raw bytes'),
+  response: { 200: stored, 400: apiErrorSchema, 401: apiErrorSchema, 429: apiErrorSchema },
+});
 
 /**
  * The two GHL-facing routes. Order of work per delivery: raw bytes → signature → parse →
@@ -69,14 +75,11 @@ export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOption
 
   const handle = async (source: WebhookSource, req: FastifyRequest, reply: FastifyReply, urlToken?: string) => {
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const reject = (status: number, reason: string, message: string) => {
+    const reject = (status: 400 | 401, reason: string, message: string) => {
       o.metrics.rejected.inc({ source, reason });
       o.metrics.intake.inc({ source, outcome: 'rejected' });
       req.log.warn({ reason, source }, 'webhook rejected');
-      return reply
-        .code(status)
-        .type('application/json')
-        .send(JSON.stringify({ ok: false, error: reason, message }));
+      return reply.code(status).send(errorBody(req.id, status, message, { errorCode: reason }));
     };
     const throttle = (reason: string, message: string) => {
       o.metrics.throttled.inc({ source, reason });
@@ -85,113 +88,30 @@ export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOption
       return reply
         .code(429)
         .header('retry-after', '60')
-        .type('application/json')
-        .send(JSON.stringify({ ok: false, error: 'try_again_later', message: reason }));
+        .send(errorBody(req.id, 429, `not stored (${reason}); retry later`, { errorCode: 'try_again_later' }));
     };
 
     const v = o.verifier.verify(raw, req.headers);
-    let signature: string;
-    // Provider route: a valid signature decides alone; otherwise a valid URL token admits the delivery as unconfirmed.
-    if (v.ok) signature = v.bytes === 'raw' ? v.scheme : `${v.scheme}+reserialized`;
-    else if (urlToken !== undefined && (await checkToken(urlToken))) signature = URL_TOKEN_SIGNATURE;
-    else if (urlToken !== undefined && !o.insecureSkipVerify) {
-      return reject(
-        401,
-        v.reason === 'missing_signature' ? 'invalid_token' : v.reason,
-        'signature or delivery token missing or invalid',
-      );
-    } else if (o.insecureSkipVerify) {
-      signature = 'none';
+    // The token is looked up only when the signature does not decide alone.
+    const token = urlToken !== undefined && !v.ok ? { valid: await checkToken(urlToken) } : undefined;
+    const decision = classifyDelivery({
+      source,
+      raw,
+      verification: v,
+      ...(token ? { urlToken: token } : {}),
+      insecureSkipVerify: o.insecureSkipVerify,
+      toleranceSec: o.toleranceSec,
+      nowMs: now(),
+      hasHandler: (type) => o.registry.get(type).length > 0,
+      orderingKey: (evt) => o.registry.orderingKey(evt),
+    });
+    if (decision.action === 'reject') return reject(decision.status, decision.reason, decision.message);
+    if (decision.unverified)
       req.log.warn(
-        { source, verification: v.reason },
+        { source, verification: decision.unverified },
         'WEBHOOK_INSECURE_SKIP_VERIFY is on: accepting a webhook without a valid signature',
       );
-    } else {
-      return reject(
-        401,
-        v.reason,
-        v.reason === 'legacy_disabled'
-          ? 'X-WH-Signature is no longer accepted; sign with X-GHL-Signature'
-          : 'signature missing or invalid',
-      );
-    }
-
-    let parsed = v.parsed;
-    let parseError = v.parseError;
-    if (parsed === undefined && parseError === undefined) {
-      try {
-        parsed = parseWebhookJson(raw);
-      } catch (e) {
-        parseError = (e as Error).message;
-      }
-    }
-
-    let rec: EventRecord;
-    if (parseError !== undefined || parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-      // Signed by GHL but unusable: keep the bytes and the reason; dropping it would lose it for good.
-      rec = {
-        source,
-        dedupeKey: `sha256:${sha256(raw)}`,
-        type: null,
-        locationId: null,
-        companyId: null,
-        webhookId: null,
-        orderingKey: null,
-        eventAt: null,
-        payloadJson: null,
-        raw,
-        signature,
-        status: 'dead',
-        reason:
-          parseError !== undefined ? `malformed JSON: ${parseError}`.slice(0, 2000) : 'body is JSON but not an object',
-      };
-    } else {
-      const p = parsed as Record<string, unknown>;
-      const ts = p.timestamp;
-      let eventAt: Date | null = null;
-      if (ts !== undefined && ts !== null) {
-        const ms = typeof ts === 'string' || typeof ts === 'number' ? new Date(ts).getTime() : NaN;
-        if (!Number.isFinite(ms)) return reject(400, 'bad_timestamp', 'timestamp is not a date');
-        if (Math.abs(now() - ms) > o.toleranceSec * 1000)
-          return reject(401, 'stale', `timestamp is outside the ${o.toleranceSec} s window`);
-        eventAt = new Date(ms);
-      }
-      const type = source === 'provider' ? PROVIDER_OUTBOUND : str(p.type);
-      const webhookId = str(p.webhookId);
-      // Provider deliveries are deduplicated by messageId (one outbound message = one send).
-      const dedupeKey =
-        (source === 'provider' ? str(p.messageId) : null) ??
-        webhookId ??
-        `sha256:${sha256(v.ok && v.bytes === 'reserialized' ? Buffer.from(JSON.stringify(p)) : raw)}`;
-      const { locationId, companyId } = eventScope(type ?? '', p);
-      const handled = o.registry.get(type).length > 0;
-      let status: WebhookStatus;
-      let reason: string | null = null;
-      if (handled) status = 'received';
-      else if (type && known.has(type)) {
-        status = 'skipped';
-        reason = 'no handler registered';
-      } else {
-        status = 'unknown_type';
-        reason = type ? null : 'payload has no type';
-      }
-      rec = {
-        source,
-        dedupeKey,
-        type,
-        locationId,
-        companyId,
-        webhookId,
-        orderingKey:
-          handled && type ? o.registry.orderingKey({ source, type, locationId, companyId, payload: p }) : null,
-        eventAt,
-        payloadJson: raw.toString('utf8'),
-        raw: null,
-        signature,
-        status,
-        reason,
-      };
-    }
+    const rec = decision.record;
 
     if (o.overBacklog()) return throttle('backlog', 'dispatch backlog above WEBHOOK_MAX_BACKLOG');
     let outcome: PersistOutcome;
@@ -223,9 +143,23 @@ export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOption
     return reply.code(200).type('application/json').send(OK);
   };
 
-  app.post(APP_WEBHOOK_PATH, (req, reply) => handle('app', req, reply));
-  app.post(PROVIDER_WEBHOOK_PATH, (req, reply) => handle('provider', req, reply));
-  app.post<{ Params: { token: string } }>(PROVIDER_TOKEN_WEBHOOK_PATH, (req, reply) =>
-    handle('provider', req, reply, req.params.token),
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  r.post(APP_WEBHOOK_PATH, { schema: intakeSchema('GHL app webhooks (Marketplace app events)') }, (req, reply) =>
+    handle('app', req, reply),
+  );
+  r.post(
+    PROVIDER_WEBHOOK_PATH,
+    { schema: intakeSchema('GHL conversation-provider deliveries (outbound messages), signed') },
+    (req, reply) => handle('provider', req, reply),
+  );
+  r.post(
+    PROVIDER_TOKEN_WEBHOOK_PATH,
+    {
+      schema: {
+        ...intakeSchema('GHL conversation-provider deliveries to the Delivery URL (token in the path)'),
+        params: z.object({ token: z.string().min(1).max(512).describe('the Delivery-URL token') }),
+      },
+    },
+    (req, reply) => handle('provider', req, reply, req.params.token),
   );
 }
