@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import type { FastifyInstance, RouteOptions } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
-import type { OpenAPIV3_1 } from 'openapi-types';
+import type { OpenAPIV3, OpenAPIV3_1 } from 'openapi-types';
 
 /** The security scheme admin routes declare (`Authorization: Bearer <ADMIN_API_KEY>`). */
 export const ADMIN_SECURITY = 'adminKey';
@@ -69,8 +69,7 @@ export function registerOpenApi(app: FastifyInstance): void {
     scope.get(
       DOCS_PATH,
       { schema: { tags: ['docs'], summary: 'Reference page (HTML) built from the document' } },
-      async (_req, reply) =>
-        reply.type('text/html; charset=utf-8').send(docsPage(app.swagger() as unknown as OpenAPIV3_1.Document)),
+      async (_req, reply) => reply.type('text/html; charset=utf-8').send(docsPage(openApi31(app))),
     );
     scope.get(DOCS_CSS_PATH, { schema: { hide: true } }, async (_req, reply) =>
       reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(DOCS_CSS),
@@ -87,7 +86,14 @@ const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
 
 /** The reference page: every operation by tag, with its parameters, body and answers as JSON Schema. */
-export function docsPage(doc: OpenAPIV3_1.Document): string {
+/** The document @fastify/swagger built, narrowed to the OpenAPI 3.x form it was configured for. */
+function openApi31(app: FastifyInstance): OpenAPIV3.Document | OpenAPIV3_1.Document {
+  const doc = app.swagger();
+  if (!('openapi' in doc)) throw new Error('@fastify/swagger produced a Swagger 2 document; expected OpenAPI 3.1');
+  return doc;
+}
+
+export function docsPage(doc: OpenAPIV3.Document | OpenAPIV3_1.Document): string {
   const byTag = new Map<string, string[]>();
   for (const [path, item] of Object.entries(doc.paths ?? {})) {
     for (const m of METHODS) {
