@@ -254,6 +254,7 @@ interface Step {
   verdict: 'held' | 'p99' | 'throughput' | 'incomplete' | 'harness';
 }
 
+let idle = { cpuMs: 0, statements: 0, secs: 1, elu: 0 };
 async function relaySteps(): Promise<Step[]> {
   const b = await bridge('32', new LoopbackInbox(1000));
   const provider = b.ctx.services.get('provider');
@@ -292,6 +293,10 @@ async function relaySteps(): Promise<Step[]> {
     while (reports.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   };
   await offer(START, WARMUP, 120_000); // warm-up, not measured
+  // What the bridge costs doing nothing (pollers, timers) over 2 s: part of every step's figures, shown apart.
+  const m0 = meter();
+  await new Promise((r) => setTimeout(r, 2000));
+  idle = m0();
 
   const steps: Step[] = [];
   for (let k = 0, rate = START; k < STEPS; k++, rate = Math.round(rate * FACTOR)) {
@@ -412,6 +417,10 @@ console.log(
       ['event loop busy', best ? `${(best.elu * 100).toFixed(0)} %` : '-', `${(intake.elu * 100).toFixed(0)} %`, '-'],
     ],
   ),
+);
+console.log(
+  `\nidle relay bridge (2 s, no load; included in each step's figures): ${(idle.cpuMs / idle.secs).toFixed(0)} ms CPU/s, ` +
+    `${(idle.statements / idle.secs).toFixed(1)} statements/s, event loop ${(idle.elu * 100).toFixed(0)} % busy`,
 );
 if (intake.duplicates > 0)
   console.log(`note: the intake run repeated ${intake.duplicates} payloads (answered as duplicates, cheaper)`);
