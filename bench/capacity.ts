@@ -223,7 +223,7 @@ async function intakeBaseline(): Promise<IntakeResult> {
       url,
       connections: CONNECTIONS,
       duration: INTAKE_SEC,
-      ...signed(Math.max(20_000, INTAKE_SEC * 4000)),
+      ...signed(Math.max(20_000, INTAKE_SEC * 8000)),
     }),
   );
   // The window includes the load child's start-up (~1 s of an idle bridge): a few ms of timers at most.
