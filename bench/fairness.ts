@@ -13,6 +13,7 @@
  * Env: BENCH_BURST (1000), BENCH_B_MESSAGES (40), BENCH_B_RATE (4), TEST_STORE=postgres, and any bridge variable
  * (e.g. WORKER_LOCATION_CONCURRENCY=500 to see the effect of the per-location cap).
  */
+import { sql } from 'kysely';
 import { waitFor } from '../test/helpers/store.js';
 import { startBridge, startWorld } from '../test/provider/harness.js';
 import { table } from './common.js';
@@ -61,7 +62,23 @@ const toSend = (id: string): number | undefined => {
   return m && r ? Date.parse(r.at) - m.createdAtMs : undefined;
 };
 
-async function trickle(tag: string): Promise<{ total: number[]; send: number[] }> {
+/** GHL creates the message → webhook stored by intake, and → outbound row created by the dispatch job. */
+async function legs(ids: string[]): Promise<{ intake: number[]; dispatch: number[] }> {
+  const ev = await sql<{ id: string; at: Date }>`select payload->>'messageId' as id, received_at as at
+    from webhook_events where payload->>'messageId' in (${sql.join(ids)})`.execute(b.ctx.db);
+  const out = await b.ctx.db
+    .selectFrom('provider_outbound')
+    .select(['message_id', 'received_at'])
+    .where('message_id', 'in', ids)
+    .execute();
+  const created = (id: string) => w.emu.control.getMessage(id)!.createdAtMs;
+  return {
+    intake: ev.rows.map((r) => r.at.getTime() - created(r.id)),
+    dispatch: out.map((r) => r.received_at.getTime() - created(r.message_id)),
+  };
+}
+
+async function trickle(tag: string): Promise<{ total: number[]; send: number[]; ids: string[] }> {
   const ids: string[] = [];
   for (let i = 0; i < B_MESSAGES; i++) {
     ids.push(send(bLoc, bContacts[i % bContacts.length]!, `${tag}${i}`));
@@ -72,7 +89,7 @@ async function trickle(tag: string): Promise<{ total: number[]; send: number[] }
     timeoutMs: 300_000,
     intervalMs: 50,
   });
-  return { total: ids.map((id) => latency(id)!), send: ids.map((id) => toSend(id) ?? NaN) };
+  return { total: ids.map((id) => latency(id)!), send: ids.map((id) => toSend(id) ?? NaN), ids };
 }
 
 // Warm-up (JIT, connections, tokens) in both locations, not measured.
@@ -103,6 +120,11 @@ console.log(
       ],
     ],
   ),
+);
+const [lb, ld] = [await legs(baseline.ids), await legs(during.ids)];
+console.log(
+  `legs p99 (GHL creates → webhook stored / → outbound row / → send()): alone ${f(pct(lb.intake, 99))} / ${f(pct(lb.dispatch, 99))} / ${f(pct(baseline.send, 99))}; ` +
+    `during the burst ${f(pct(ld.intake, 99))} / ${f(pct(ld.dispatch, 99))} / ${f(pct(during.send, 99))}`,
 );
 console.log(`B during the burst, message by message (ms): ${during.total.map((x) => Math.round(x)).join(' ')}`);
 console.log(
