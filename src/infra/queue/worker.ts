@@ -424,10 +424,12 @@ export class WorkerPool {
       g.perScope
         ? // Round-robin across scopes: every scope's first job, then every scope's second, … up to the per-scope cap;
           // scopes already at their cap in this pool are left out. (FOR UPDATE cannot sit beside a window function:
-          // the ranking is a subquery and the lock is taken on the rows it picked.)
+          // the ranking is a subquery and the lock is taken on the rows it picked. The outer query repeats the
+          // readiness condition: PostgreSQL re-checks only the locking level's own conditions on a row another
+          // claim changed meanwhile, so without it a job just claimed elsewhere could be claimed twice.)
           sql`${sql.raw(`c${i}`)} as (
         select j.id from bridge_jobs j
-        where j.id in (
+        where ${ready(g, 'j')} and j.id in (
           select r.id from (
             select x.id, x.priority, x.run_at,
               row_number() over (partition by coalesce(x.scope, x.id::text) order by x.priority, x.run_at, x.id) as rn
@@ -435,15 +437,29 @@ export class WorkerPool {
             where ${ready(g, 'x')} and (x.scope is null or not (x.scope = any(${g.perScope.full}::text[])))
           ) r
           where r.rn <= ${g.perScope.max}
-          order by r.rn, r.priority, r.run_at, r.id
+          order by r.priority, r.rn, r.run_at, r.id
           limit ${g.limit})
         for update skip locked
       )`
-        : sql`${sql.raw(`c${i}`)} as (
+        : // Round-robin across scopes among the oldest ready jobs (a bounded window read from the claim index, so
+          // the cost does not grow with the backlog), at most 2 × concurrency of one scope per claim: one location's
+          // burst never fills the buffer, so another location's job is claimed, and started, within a few jobs.
+          sql`${sql.raw(`c${i}`)} as (
         select j.id from bridge_jobs j
-        where ${ready(g, 'j')}
-        order by j.priority, j.run_at, j.id
-        limit ${g.limit}
+        where ${ready(g, 'j')} and j.id in (
+          select r.id from (
+            select x.id, x.priority, x.run_at,
+              row_number() over (partition by coalesce(x.scope, x.id::text) order by x.priority, x.run_at, x.id) as rn
+            from (
+              select y.id, y.priority, y.run_at, y.scope from bridge_jobs y
+              where ${ready(g, 'y')}
+              order by y.priority, y.run_at, y.id
+              limit ${Math.max(1000, g.limit * 10)}
+            ) x
+          ) r
+          where r.rn <= ${this.opts.concurrency * 2}
+          order by r.priority, r.rn, r.run_at, r.id
+          limit ${g.limit})
         for update skip locked
       )`,
     );
@@ -476,7 +492,7 @@ export class WorkerPool {
           this.#lastClaimAt = performance.now();
           this.#lastClaimShort = jobs.length < want;
           claimed = jobs.length;
-          this.#buffer.push(...jobs);
+          this.#buffer = interleaveScopes([...this.#buffer, ...jobs]);
           this.#lastError = undefined;
           if (claimed === want) this.#wakePending = true; // probably more waiting
         } catch (e) {
@@ -694,6 +710,23 @@ export class WorkerPool {
   async drained(): Promise<void> {
     while (this.#flushing || this.#completions.length) await this.#flush();
   }
+}
+
+/**
+ * Buffered jobs in the order they should start: by priority, then round-robin across scopes (each scope's first job,
+ * then each scope's second, …), otherwise in the order they were claimed. A scope that just got a job is not queued
+ * behind a batch of another scope's jobs claimed before it.
+ */
+function interleaveScopes(jobs: Job[]): Job[] {
+  const seen = new Map<string, number>();
+  const ranked = jobs.map((job, i) => {
+    const key = job.scope ?? `#${job.id}`;
+    const rank = seen.get(key) ?? 0;
+    seen.set(key, rank + 1);
+    return { job, rank, i };
+  });
+  ranked.sort((a, b) => a.job.priority - b.job.priority || a.rank - b.rank || a.i - b.i);
+  return ranked.map((r) => r.job);
 }
 
 function scopeKey(job: Pick<Job, 'kind' | 'scope'>): string {
