@@ -35,16 +35,23 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import pino from 'pino';
 import { LoopbackInbox } from '../src/capabilities/channels/index.js';
 import { providerModule } from '../src/capabilities/provider/index.js';
-import { generateKeySpec } from '../src/infra/crypto/aes.js';
-import { createLogger } from '../src/infra/log/logger.js';
 import { installationsModule } from '../src/platform/installations/index.js';
 import { webhooksModule } from '../src/platform/webhooks/index.js';
 import { freshSchema, startTestBridge, type TestBridge } from '../test/helpers/store.js';
-import { install, SCOPES } from '../test/provider/harness.js';
-import { PG_URL, postgresAvailable, startChild, stopChild, table } from './common.js';
+import { install } from '../test/provider/harness.js';
+import {
+  bridgeEnv,
+  fileLogger,
+  pct,
+  PG_URL,
+  postgresAvailable,
+  startChild,
+  startEmulator,
+  stopChild,
+  table,
+} from './common.js';
 
 const { values } = parseArgs({ options: { store: { type: 'string' } } });
 const STORE = (values.store ?? process.env.TEST_STORE ?? 'pglite') === 'postgres' ? 'postgres' : 'pglite';
@@ -97,30 +104,13 @@ function meter() {
   };
 }
 
-const pct = (xs: number[], p: number) => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
-
 // ---------------------------------------------------------------- world and bridges
 
-const { child, ready: world } = await startChild<{
-  baseUrl: string;
-  keys: { ed25519PublicKeyPem: string; rsaPublicKeyPem: string };
-  clientId: string;
-  clientSecret: string;
-  conversationProviderId: string;
-  locationIds: string[];
-}>(['bench/relay-emulator.ts', String(LOCS), String(BURST), String(INTERVAL)]);
-const emu = async <T>(path: string, body?: unknown, method = 'POST'): Promise<T> => {
-  const r = await fetch(
-    `${world.baseUrl}${path}`,
-    body === undefined ? {} : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
-  );
-  if (!r.ok) throw new Error(`emulator ${path}: ${r.status} ${await r.text()}`);
-  return (await r.json()) as T;
-};
+const {
+  child,
+  world,
+  call: emu,
+} = await startEmulator(['bench/relay-emulator.ts', String(LOCS), String(BURST), String(INTERVAL)]);
 
 // The intake baseline's payloads are signed with a key of our own (the emulator signs the relay's).
 const own = generateKeyPairSync('ed25519');
@@ -141,30 +131,15 @@ async function bridge(workers: string, inbox?: LoopbackInbox): Promise<TestBridg
       providerModule(inbox ? { loopbackInbox: inbox } : {}),
     ],
     env: {
-      SANDBOX: 'false',
+      ...bridgeEnv(world),
       DATABASE_URL: STORE === 'postgres' ? PG_URL : undefined,
       DATABASE_SCHEMA: freshSchema(),
-      GHL_CLIENT_ID: world.clientId,
-      GHL_CLIENT_SECRET: world.clientSecret,
-      GHL_API_BASE: world.baseUrl,
-      GHL_MARKETPLACE_BASE: world.baseUrl,
-      GHL_SCOPES: SCOPES,
-      GHL_CONVERSATION_PROVIDER_ID: world.conversationProviderId,
-      PUBLIC_URL: 'http://bridge.test',
-      TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'),
-      GHL_RECONCILE_INTERVAL_MIN: '0',
       WORKER_CONCURRENCY: workers,
       WEBHOOK_MAX_BACKLOG: '10000000',
-      LOG_LEVEL: 'info',
       JOB_POLL_MS: '1000',
     },
     ...(dataDir ? { dataDir } : {}),
-    log: (config) =>
-      createLogger({
-        level: config.LOG_LEVEL,
-        secrets: config.secretValues,
-        destination: pino.destination({ dest: logFile, append: true, sync: true }),
-      }),
+    log: fileLogger(logFile),
   });
   return Object.assign(b, {
     async dispose() {

@@ -5,6 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
+import pino from 'pino';
+import { generateKeySpec } from '../src/infra/crypto/aes.js';
+import type { Config } from '../src/infra/config/index.js';
+import { VARS } from '../src/infra/config/schema.js';
+import { createLogger, type Logger } from '../src/infra/log/logger.js';
+import { SCOPES } from '../test/provider/harness.js';
 import { openDatabase, type DatabaseHandle } from '../src/infra/db/index.js';
 import { migrateToLatest } from '../src/infra/db/migrations/index.js';
 import { allMigrations } from '../src/modules.js';
@@ -110,4 +116,76 @@ export async function stopChild(child: ChildProcess): Promise<void> {
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
   await exited;
+}
+
+/** p-th percentile (nearest rank) of `xs`; NaN when empty. */
+export function pct(xs: number[], p: number): number {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+/** What a benchmark emulator prints when ready (bench/emulator-world.ts). */
+export interface BenchWorld {
+  baseUrl: string;
+  keys: { ed25519PublicKeyPem: string; rsaPublicKeyPem: string };
+  clientId: string;
+  clientSecret: string;
+  conversationProviderId: string;
+  locationIds: string[];
+}
+
+/** Starts a benchmark emulator (bench/*-emulator.ts) in its own process; `call` talks to its control endpoints. */
+export async function startEmulator(args: string[]): Promise<{
+  child: ChildProcess;
+  world: BenchWorld;
+  call: <T>(path: string, body?: unknown, method?: string) => Promise<T>;
+}> {
+  const { child, ready: world } = await startChild<BenchWorld>(args);
+  const call = async <T>(path: string, body?: unknown, method = 'POST'): Promise<T> => {
+    const r = await fetch(
+      `${world.baseUrl}${path}`,
+      body === undefined ? {} : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
+    );
+    if (!r.ok) throw new Error(`emulator ${path}: ${r.status} ${await r.text()}`);
+    return (await r.json()) as T;
+  };
+  return { child, world, call };
+}
+
+/** LOG_LEVEL's shipped default, read from the configuration schema (tests run silent; benchmarks must not). */
+export const SHIPPED_LOG_LEVEL = String(VARS.find((v) => v.name === 'LOG_LEVEL')!.schema.parse(undefined));
+
+/**
+ * The bridge variables every in-process benchmark bridge needs to talk to the emulator's world, at the shipped log
+ * level (pass a logger from fileLogger() so its lines go to a file).
+ */
+export function bridgeEnv(world: BenchWorld): Record<string, string> {
+  return {
+    LOG_LEVEL: SHIPPED_LOG_LEVEL,
+    SANDBOX: 'false',
+    GHL_CLIENT_ID: world.clientId,
+    GHL_CLIENT_SECRET: world.clientSecret,
+    GHL_API_BASE: world.baseUrl,
+    GHL_MARKETPLACE_BASE: world.baseUrl,
+    GHL_SCOPES: SCOPES,
+    GHL_CONVERSATION_PROVIDER_ID: world.conversationProviderId,
+    PUBLIC_URL: 'http://bridge.test',
+    TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'),
+    GHL_RECONCILE_INTERVAL_MIN: '0',
+  };
+}
+
+/**
+ * A logger for an in-process benchmark bridge at its configured level (the shipped default unless a benchmark says
+ * otherwise), writing to `file` as a log shipper would read it: benchmarks pay for logging as users do, without
+ * mixing log lines into the figures they print.
+ */
+export function fileLogger(file: string): (config: Config) => Logger {
+  return (config) =>
+    createLogger({
+      level: config.LOG_LEVEL,
+      secrets: config.secretValues,
+      destination: pino.destination({ dest: file, append: true, sync: true }),
+    });
 }

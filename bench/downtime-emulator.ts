@@ -13,7 +13,7 @@
  */
 import type { ApiCall } from '../src/emulator/state.js';
 import { createEmulator } from '../src/emulator/index.js';
-import { SCOPES } from '../test/provider/harness.js';
+import { serveBenchWorld } from './emulator-world.js';
 
 const nLoc = Number(process.argv[2] ?? 10);
 const emu = await createEmulator({
@@ -164,24 +164,4 @@ emu.app.get('/_bench/report', async (req) => {
   };
 });
 
-await emu.listen();
-const ag = c.createAgency({ name: 'Bench' });
-c.createUser({ companyId: ag.id, type: 'agency' });
-const locationIds = Array.from({ length: nLoc }, (_, i) => c.createLocation({ companyId: ag.id, name: `L${i}` }).id);
-const app = c.createApp({
-  name: 'ghl-bridge',
-  redirectUri: 'http://bridge.test/oauth/callback',
-  scopes: SCOPES,
-  conversationProvider: { type: 'SMS', isCustom: true },
-});
-console.log(
-  JSON.stringify({
-    baseUrl: emu.baseUrl,
-    keys: emu.keys,
-    clientId: app.clientId,
-    clientSecret: app.clientSecret,
-    conversationProviderId: app.conversationProviderId,
-    locationIds,
-  }),
-);
-process.on('SIGTERM', () => void emu.close().then(() => process.exit(0)));
+await serveBenchWorld(emu, nLoc);

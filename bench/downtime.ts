@@ -30,7 +30,7 @@ import Fastify from 'fastify';
 import pg from 'pg';
 import { generateKeySpec } from '../src/infra/crypto/aes.js';
 import { install, SCOPES } from '../test/provider/harness.js';
-import { PG_URL, postgresAvailable, startChild, stopChild, table } from './common.js';
+import { PG_URL, postgresAvailable, SHIPPED_LOG_LEVEL, startEmulator, stopChild, table } from './common.js';
 
 const { values } = parseArgs({
   options: {
@@ -61,25 +61,7 @@ if (STORE === 'postgres' && !(await postgresAvailable())) {
 
 // ------------------------------------------------------------------ GHL, the channel's far end, the store
 
-interface World {
-  baseUrl: string;
-  keys: { ed25519PublicKeyPem: string };
-  clientId: string;
-  clientSecret: string;
-  conversationProviderId: string;
-  locationIds: string[];
-}
-const { child: emuChild, ready: world } = await startChild<World>(['bench/downtime-emulator.ts', String(LOCS)]);
-const emu = async <T>(path: string, body?: unknown): Promise<T> => {
-  const r = await fetch(
-    `${world.baseUrl}${path}`,
-    body === undefined
-      ? {}
-      : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
-  );
-  if (!r.ok) throw new Error(`emulator ${path}: ${r.status} ${await r.text()}`);
-  return (await r.json()) as T;
-};
+const { child: emuChild, world, call: emu } = await startEmulator(['bench/downtime-emulator.ts', String(LOCS)]);
 
 // The external system: answers `delivered` at once; counts every send per webhook-id (the GHL messageId).
 const sendsPerId = new Map<string, number[]>();
@@ -118,8 +100,9 @@ const env: NodeJS.ProcessEnv = {
   ADMIN_API_KEY: ADMIN,
   HOST: '127.0.0.1',
   PORT: String(port),
-  // BENCH_BRIDGE_LOG=info: the bridge's log lines on this process's stdout (default: warnings on stderr only).
-  LOG_LEVEL: process.env.BENCH_BRIDGE_LOG ?? 'warn',
+  // The shipped log level unless BENCH_BRIDGE_LOG names another; BENCH_BRIDGE_LOG also shows the bridge's log lines
+  // on this process's stdout (by default they are written and discarded, as a shipper would read them).
+  LOG_LEVEL: process.env.BENCH_BRIDGE_LOG ?? SHIPPED_LOG_LEVEL,
   DATABASE_SCHEMA: schema,
   ...(STORE === 'postgres' ? { DATABASE_URL: PG_URL } : { DATA_DIR: dataDir }),
 };

@@ -11,7 +11,7 @@
  * GHL's real rate limit (100 requests / 10 s per location).
  */
 import { createEmulator } from '../src/emulator/index.js';
-import { SCOPES } from '../test/provider/harness.js';
+import { serveBenchWorld } from './emulator-world.js';
 
 const nLoc = Number(process.argv[2] ?? 2);
 const emu = await createEmulator({
@@ -64,24 +64,4 @@ emu.app.post('/_bench/times', async (req) => {
   });
 });
 
-await emu.listen();
-const ag = c.createAgency({ name: 'Bench' });
-c.createUser({ companyId: ag.id, type: 'agency' });
-const locationIds = Array.from({ length: nLoc }, (_, i) => c.createLocation({ companyId: ag.id, name: `L${i}` }).id);
-const app = c.createApp({
-  name: 'ghl-bridge',
-  redirectUri: 'http://bridge.test/oauth/callback',
-  scopes: SCOPES,
-  conversationProvider: { type: 'SMS', isCustom: true },
-});
-console.log(
-  JSON.stringify({
-    baseUrl: emu.baseUrl,
-    keys: emu.keys,
-    clientId: app.clientId,
-    clientSecret: app.clientSecret,
-    conversationProviderId: app.conversationProviderId,
-    locationIds,
-  }),
-);
-process.on('SIGTERM', () => void emu.close().then(() => process.exit(0)));
+await serveBenchWorld(emu, nLoc);

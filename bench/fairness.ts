@@ -16,40 +16,24 @@
  * (e.g. WORKER_LOCATION_CONCURRENCY=500 to see the effect of the per-location cap).
  */
 import { sql } from 'kysely';
-import { generateKeySpec } from '../src/infra/crypto/aes.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { LoopbackInbox } from '../src/capabilities/channels/index.js';
 import { installationsModule } from '../src/platform/installations/index.js';
 import { providerModule } from '../src/capabilities/provider/index.js';
 import { webhooksModule } from '../src/platform/webhooks/index.js';
 import { startTestBridge } from '../test/helpers/store.js';
-import { install, SCOPES } from '../test/provider/harness.js';
-import { startChild, stopChild, table } from './common.js';
+import { install } from '../test/provider/harness.js';
+import { bridgeEnv, fileLogger, pct, startEmulator, stopChild, table } from './common.js';
 
 const BURST = Number(process.env.BENCH_BURST ?? 1000);
 const B_MESSAGES = Number(process.env.BENCH_B_MESSAGES ?? 40);
 const B_RATE = Number(process.env.BENCH_B_RATE ?? 4);
 
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
-
-const { child, ready: world } = await startChild<{
-  baseUrl: string;
-  keys: { ed25519PublicKeyPem: string; rsaPublicKeyPem: string };
-  clientId: string;
-  clientSecret: string;
-  conversationProviderId: string;
-  locationIds: string[];
-}>(['bench/fairness-emulator.ts', '2']);
-const emu = async <T>(path: string, body?: unknown, method = 'POST'): Promise<T> => {
-  const r = await fetch(
-    `${world.baseUrl}${path}`,
-    body === undefined ? {} : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
-  );
-  if (!r.ok) throw new Error(`emulator ${path}: ${r.status} ${await r.text()}`);
-  return (await r.json()) as T;
-};
+const { child, world, call: emu } = await startEmulator(['bench/fairness-emulator.ts', '2']);
+// The bridge logs at the shipped level into a file (bench/common.ts fileLogger).
+const logFile = join(mkdtempSync(join(tmpdir(), 'ghl-bridge-fairness-')), 'bridge.log');
 const inbox = new LoopbackInbox(BURST + 10 * B_MESSAGES);
 const b = await startTestBridge({
   modules: [
@@ -57,18 +41,9 @@ const b = await startTestBridge({
     installationsModule(),
     providerModule({ loopbackInbox: inbox }),
   ],
+  log: fileLogger(logFile),
   env: {
-    SANDBOX: 'false',
-    GHL_CLIENT_ID: world.clientId,
-    GHL_CLIENT_SECRET: world.clientSecret,
-    GHL_API_BASE: world.baseUrl,
-    GHL_MARKETPLACE_BASE: world.baseUrl,
-    GHL_SCOPES: SCOPES,
-    GHL_CONVERSATION_PROVIDER_ID: world.conversationProviderId,
-    PUBLIC_URL: 'http://bridge.test',
-    TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'),
-    GHL_RECONCILE_INTERVAL_MIN: '0',
-    LOG_LEVEL: 'warn',
+    ...bridgeEnv(world),
     ...(process.env.WORKER_LOCATION_CONCURRENCY
       ? { WORKER_LOCATION_CONCURRENCY: process.env.WORKER_LOCATION_CONCURRENCY }
       : {}),
@@ -153,7 +128,7 @@ const aDone = [...(await times(aIds)).values()].filter((x) => x.delivered !== nu
 const f = (ms: number) => `${Math.round(ms)} ms`;
 console.log(
   `\nbench:fairness — store ${b.ctx.store.kind}, emulator in its own process; location B: ${B_MESSAGES} messages at ${B_RATE}/s; ` +
-    `location A: ${BURST} at once; GHL limit 100 / 10 s per location; WORKER_LOCATION_CONCURRENCY=${b.ctx.config.WORKER_LOCATION_CONCURRENCY}\n`,
+    `location A: ${BURST} at once; GHL limit 100 / 10 s per location; WORKER_LOCATION_CONCURRENCY=${b.ctx.config.WORKER_LOCATION_CONCURRENCY}; LOG_LEVEL=${b.ctx.config.LOG_LEVEL} (log in ${logFile})\n`,
 );
 const row = (label: string, x: typeof baseline, ratio: string) => [
   label,

@@ -10,7 +10,7 @@
  *   POST /_bench/sign {on} → sign Delivery-URL calls or not; GET /_bench/calls → GHL API calls answered so far
  */
 import { createEmulator } from '../src/emulator/index.js';
-import { SCOPES } from '../test/provider/harness.js';
+import { serveBenchWorld } from './emulator-world.js';
 
 const [nLoc, burst, intervalMs] = process.argv.slice(2).map(Number) as [number, number, number];
 const emu = await createEmulator({
@@ -77,24 +77,4 @@ emu.app.get('/_bench/calls', async () => ({
   all: c.listApiCalls().length,
 }));
 
-await emu.listen();
-const ag = c.createAgency({ name: 'Bench' });
-c.createUser({ companyId: ag.id, type: 'agency' });
-const locationIds = Array.from({ length: nLoc }, (_, i) => c.createLocation({ companyId: ag.id, name: `L${i}` }).id);
-const app = c.createApp({
-  name: 'ghl-bridge',
-  redirectUri: 'http://bridge.test/oauth/callback',
-  scopes: SCOPES,
-  conversationProvider: { type: 'SMS', isCustom: true },
-});
-console.log(
-  JSON.stringify({
-    baseUrl: emu.baseUrl,
-    keys: emu.keys,
-    clientId: app.clientId,
-    clientSecret: app.clientSecret,
-    conversationProviderId: app.conversationProviderId,
-    locationIds,
-  }),
-);
-process.on('SIGTERM', () => void emu.close().then(() => process.exit(0)));
+await serveBenchWorld(emu, nLoc);

@@ -18,16 +18,18 @@
  *      BENCH_RATE (offered msgs/s, default 95 % of the ceiling; "max" = all at once), BENCH_WARMUP (messages offered
  *      first and not measured, 200), BENCH_TIMELINE=1 (per-second outbound figures), TEST_STORE=postgres.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { sql } from 'kysely';
-import { generateKeySpec } from '../src/infra/crypto/aes.js';
 import { LoopbackInbox } from '../src/capabilities/channels/index.js';
 import { installationsModule } from '../src/platform/installations/index.js';
 import { providerModule } from '../src/capabilities/provider/index.js';
 import { webhooksModule } from '../src/platform/webhooks/index.js';
 import { startTestBridge } from '../test/helpers/store.js';
-import { install, SCOPES } from '../test/provider/harness.js';
-import { startChild, stopChild } from './common.js';
+import { install } from '../test/provider/harness.js';
+import { bridgeEnv, fileLogger, pct, startEmulator, stopChild } from './common.js';
 
 const N = Number(process.env.BENCH_MESSAGES ?? 5000);
 const LOCS = Number(process.env.BENCH_LOCATIONS ?? 10);
@@ -35,29 +37,14 @@ const BURST = Number(process.env.BENCH_BURST ?? 100);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
 const INTERVAL = 10_000;
 
-const pct = (xs: number[], p: number) => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
-
 // GHL (the emulator) runs in its own process and generates the load: see bench/relay-emulator.ts.
-const { child, ready: world } = await startChild<{
-  baseUrl: string;
-  keys: { ed25519PublicKeyPem: string; rsaPublicKeyPem: string };
-  clientId: string;
-  clientSecret: string;
-  conversationProviderId: string;
-  locationIds: string[];
-}>(['bench/relay-emulator.ts', String(LOCS), String(BURST), String(INTERVAL)]);
-const emu = async <T>(path: string, body?: unknown, method = 'POST'): Promise<T> => {
-  const r = await fetch(
-    `${world.baseUrl}${path}`,
-    body === undefined ? {} : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
-  );
-  if (!r.ok) throw new Error(`emulator ${path}: ${r.status} ${await r.text()}`);
-  return (await r.json()) as T;
-};
+const {
+  child,
+  world,
+  call: emu,
+} = await startEmulator(['bench/relay-emulator.ts', String(LOCS), String(BURST), String(INTERVAL)]);
+// The bridge logs at the shipped level (LOG_LEVEL's default, info; the hot paths log requests at warn) into a file.
+const logFile = join(mkdtempSync(join(tmpdir(), 'ghl-bridge-relay-')), 'bridge.log');
 const locs = world.locationIds;
 const inbox = new LoopbackInbox(N + 10);
 const b = await startTestBridge({
@@ -66,20 +53,8 @@ const b = await startTestBridge({
     installationsModule({ limits: { burst: BURST, intervalMs: INTERVAL } }),
     providerModule({ loopbackInbox: inbox }),
   ],
-  env: {
-    SANDBOX: 'false',
-    GHL_CLIENT_ID: world.clientId,
-    GHL_CLIENT_SECRET: world.clientSecret,
-    GHL_API_BASE: world.baseUrl,
-    GHL_MARKETPLACE_BASE: world.baseUrl,
-    GHL_SCOPES: SCOPES,
-    GHL_CONVERSATION_PROVIDER_ID: world.conversationProviderId,
-    PUBLIC_URL: 'http://bridge.test',
-    TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'),
-    GHL_RECONCILE_INTERVAL_MIN: '0',
-    WORKER_CONCURRENCY: '32',
-    LOG_LEVEL: 'silent',
-  },
+  env: { ...bridgeEnv(world), WORKER_CONCURRENCY: '32' },
+  log: fileLogger(logFile),
 });
 const provider = b.ctx.services.get('provider');
 const contacts: Array<{ loc: string; id: string }> = [];
@@ -222,7 +197,7 @@ const results = [
 const col = (r: PhaseResult[], f: (x: PhaseResult) => string) => r.map((x) => f(x).padStart(22)).join(' | ');
 const row = (k: string, v: string) => console.log(`| ${k.padEnd(50)} | ${v} |`);
 console.log(
-  `\nbench:relay — ${N} messages per path, ${LOCS} locations, loopback channel, store ${b.ctx.store.kind}, offered ${Number.isFinite(rate) ? rate.toFixed(0) + ' msg/s' : 'all at once'}; confirmation ${b.ctx.config.PROVIDER_CONFIRMATION}\n`,
+  `\nbench:relay — ${N} messages per path, ${LOCS} locations, loopback channel, store ${b.ctx.store.kind}, offered ${Number.isFinite(rate) ? rate.toFixed(0) + ' msg/s' : 'all at once'}; confirmation ${b.ctx.config.PROVIDER_CONFIRMATION}; LOG_LEVEL=${b.ctx.config.LOG_LEVEL} (log in ${logFile})\n`,
 );
 row(
   'metric',

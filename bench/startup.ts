@@ -47,7 +47,6 @@ async function once(): Promise<number> {
   const child = spawn(process.execPath, [cli, 'start'], {
     env: {
       ...process.env,
-      LOG_LEVEL: 'warn',
       PORT: String(port),
       HOST: '127.0.0.1',
       ...(pg ? { DATABASE_URL: pg, DATABASE_SCHEMA: 'bench_startup' } : { DATA_DIR: dir }),
