@@ -398,20 +398,22 @@ export class WorkerPool {
     const kinds = this.#claimableKinds();
     if (!kinds.length) return [];
     // One group for the uncapped kinds, one per capped kind with room: all claimed by one statement.
-    const groups: Array<{ kinds: string[]; limit: number; perScope?: { max: number; full: string[] } }> = [];
+    const groups: Array<{ kinds: string[]; limit: number; perScope: { max: number; full: string[] } }> = [];
+    // Kinds without a per-scope cap: at most 2 × concurrency of one scope per claim, none left out.
+    const open = { max: this.opts.concurrency * 2, full: [] };
     const uncapped =
       this.#uncappedBuffered() < this.opts.concurrency
         ? kinds.filter((k) => this.#handlers.get(k)?.maxConcurrent === undefined)
         : [];
-    if (uncapped.length) groups.push({ kinds: uncapped, limit });
+    if (uncapped.length) groups.push({ kinds: uncapped, limit, perScope: open });
     for (const k of kinds) {
       const h = this.#handlers.get(k);
       const cap = h?.maxConcurrent;
       if (cap === undefined) continue;
       const room = cap - (this.#runningByKind.get(k) ?? 0) - this.#buffer.filter((j) => j.kind === k).length;
       if (room <= 0) continue;
-      if (h?.maxPerScope === undefined) groups.push({ kinds: [k], limit: Math.min(room, limit) });
-      else groups.push({ kinds: [k], limit: Math.min(room, limit), perScope: this.#perScope(k, h.maxPerScope) });
+      const perScope = h?.maxPerScope === undefined ? open : this.#perScope(k, h.maxPerScope);
+      groups.push({ kinds: [k], limit: Math.min(room, limit), perScope });
     }
     if (!groups.length) return [];
     const ready = (g: { kinds: string[] }, j: string) => sql`${sql.ref(`${j}.state`)} = 'ready'
@@ -420,31 +422,15 @@ export class WorkerPool {
             select 1 from bridge_jobs p
             where p.ordering_key = ${sql.ref(`${j}.ordering_key`)} and p.id < ${sql.ref(`${j}.id`)}
               and p.state in ${UNFINISHED_STATES}))`;
-    const ctes = groups.map((g, i) =>
-      g.perScope
-        ? // Round-robin across scopes: every scope's first job, then every scope's second, … up to the per-scope cap;
-          // scopes already at their cap in this pool are left out. (FOR UPDATE cannot sit beside a window function:
-          // the ranking is a subquery and the lock is taken on the rows it picked. The outer query repeats the
-          // readiness condition: PostgreSQL re-checks only the locking level's own conditions on a row another
-          // claim changed meanwhile, so without it a job just claimed elsewhere could be claimed twice.)
-          sql`${sql.raw(`c${i}`)} as (
-        select j.id from bridge_jobs j
-        where ${ready(g, 'j')} and j.id in (
-          select r.id from (
-            select x.id, x.priority, x.run_at,
-              row_number() over (partition by coalesce(x.scope, x.id::text) order by x.priority, x.run_at, x.id) as rn
-            from bridge_jobs x
-            where ${ready(g, 'x')} and (x.scope is null or not (x.scope = any(${g.perScope.full}::text[])))
-          ) r
-          where r.rn <= ${g.perScope.max}
-          order by r.priority, r.rn, r.run_at, r.id
-          limit ${g.limit})
-        for update skip locked
-      )`
-        : // Round-robin across scopes among the oldest ready jobs (a bounded window read from the claim index, so
-          // the cost does not grow with the backlog), at most 2 × concurrency of one scope per claim: one location's
-          // burst never fills the buffer, so another location's job is claimed, and started, within a few jobs.
-          sql`${sql.raw(`c${i}`)} as (
+    // Round-robin across scopes (every scope's first job, then every scope's second, …) among the oldest ready jobs: a
+    // bounded window read from the claim index, so a claim's cost does not grow with the backlog. Per group at most
+    // `perScope.max` jobs of one scope; scopes already at their cap in this pool are left out. One location's burst
+    // never fills the buffer, so another location's job is claimed, and started, within a few jobs. (FOR UPDATE cannot
+    // sit beside a window function, so the ranking is a subquery and the lock is taken on the rows it picked; the
+    // locking level repeats the readiness condition because PostgreSQL re-checks only that level's own conditions on
+    // a row another claim changed meanwhile: without it a job just claimed elsewhere could be claimed twice.)
+    const ctes = groups.map(
+      (g, i) => sql`${sql.raw(`c${i}`)} as (
         select j.id from bridge_jobs j
         where ${ready(g, 'j')} and j.id in (
           select r.id from (
@@ -452,12 +438,12 @@ export class WorkerPool {
               row_number() over (partition by coalesce(x.scope, x.id::text) order by x.priority, x.run_at, x.id) as rn
             from (
               select y.id, y.priority, y.run_at, y.scope from bridge_jobs y
-              where ${ready(g, 'y')}
+              where ${ready(g, 'y')} and (y.scope is null or not (y.scope = any(${g.perScope.full}::text[])))
               order by y.priority, y.run_at, y.id
               limit ${Math.max(1000, g.limit * 10)}
             ) x
           ) r
-          where r.rn <= ${this.opts.concurrency * 2}
+          where r.rn <= ${g.perScope.max}
           order by r.priority, r.rn, r.run_at, r.id
           limit ${g.limit})
         for update skip locked
