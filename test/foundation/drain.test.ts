@@ -10,8 +10,8 @@ import { spawnTs } from '../fixtures/child.js';
  * second webhook pipelined behind it is answered 429 or not read, never 503. The deterministic 429 check (the
  * listener held open during the drain) is in test/foundation/http.test.ts (same folder).
  */
-function rawRequest(body: string, contentLength = Buffer.byteLength(body)): string {
-  return `POST /webhooks/ghl HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${contentLength}\r\n\r\n${body}`;
+function rawRequest(body: string, contentLength = Buffer.byteLength(body), requestId = 'drain-next'): string {
+  return `POST /webhooks/ghl HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: ${requestId}\r\nContent-Type: application/json\r\nContent-Length: ${contentLength}\r\n\r\n${body}`;
 }
 
 const statuses = (raw: string) => [...raw.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
@@ -24,6 +24,8 @@ describe('draining on SIGTERM (ghl-bridge start)', () => {
       PORT: String(port),
       EMULATOR_PORT: '0',
       LOG_LEVEL: 'info',
+      // Logs "incoming request" for the webhook routes too, so the test knows when the bridge has the first request.
+      LOG_HOT_PATH_REQUESTS: 'true',
       SHUTDOWN_TIMEOUT_MS: '10000',
     });
     try {
@@ -42,7 +44,9 @@ describe('draining on SIGTERM (ghl-bridge start)', () => {
       await new Promise<void>((r) => sock.once('connect', () => r()));
       // First request: headers and half the body, so the connection is busy when the drain starts.
       const half = Math.floor(body.length / 2);
-      sock.write(rawRequest(body.slice(0, half), Buffer.byteLength(body)));
+      sock.write(rawRequest(body.slice(0, half), Buffer.byteLength(body), 'drain-first'));
+      // SIGTERM only once the bridge has taken the request in (its headers parsed): it is then in flight, not arriving.
+      await child.waitForLine(/"reqId":"drain-first".*"msg":"incoming request"/, 10_000);
       child.proc.kill('SIGTERM');
       await child.waitForLine(/shutting down/, 10_000);
       // The rest of the first request and a second webhook right behind it, while the bridge drains.
