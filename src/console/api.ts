@@ -277,7 +277,9 @@ export function registerConsoleApi(app: FastifyInstance, ctx: AppContext, histor
         step: 'webhook',
         at: e.received_at,
         detail: `${e.type ?? 'unparsed'} webhook (${e.source}) received ${
-          e.signature === 'none' || e.signature === 'url-token' ? 'unsigned' : `signed ${e.signature}`
+          e.signature === 'none' || e.signature.startsWith('url')
+            ? 'unsigned (Delivery-URL token)'
+            : `signed ${e.signature}`
         }, ${e.status}`,
         error: e.reason,
         eventId: e.id,

@@ -164,7 +164,7 @@ export async function outboundTrace(db: Db, messageId: string): Promise<Outbound
     steps.push({
       step: 'reported',
       at: r.reported_at,
-      detail: `GHL accepted status ${r.ghl_status ?? '?'} (${r.status_attempts} call(s))`,
+      detail: `GHL accepted status ${r.ghl_status ?? '?'}${r.status_attempts ? ` after ${r.status_attempts} refused call(s)` : ''}`,
       error: null,
     });
   else if (r.status_target)

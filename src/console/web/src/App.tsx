@@ -112,8 +112,8 @@ export function App() {
   const logout = async () => {
     await api('/admin/logout', { method: 'POST' });
     setCsrf(null);
-    qc.clear();
-    void qc.invalidateQueries({ queryKey: ['session'] });
+    qc.removeQueries({ predicate: (q) => q.queryKey[0] !== 'session' });
+    await qc.resetQueries({ queryKey: ['session'] });
   };
   let screen;
   const loc = /^\/locations\/([^/]+)$/.exec(path);

@@ -180,9 +180,7 @@ export function Overview() {
           )}
         </Section>
       </div>
-      <p className="muted">
-        One sample every {Math.round(history.data.intervalMs / 1000)} s, the last hour kept by this replica.
-      </p>
+      <p className="muted">One sample every {history.data.intervalMs / 1000} s, the last hour kept by this replica.</p>
     </>
   );
 }
