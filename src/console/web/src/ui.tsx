@@ -14,9 +14,9 @@ export function Section({ title, children, actions }: { title: string; children:
 
 export function Status({ value }: { value: string | null | undefined }) {
   const v = value ?? 'none';
-  const tone = /active|done|dispatched|sent|delivered|read|ok|yes|current/.test(v)
+  const tone = /^(active|done|dispatched|sent|delivered|read|ok|yes|current|granted)$/.test(v)
     ? 'ok'
-    : /dead|failed|reauth|uninstalled|rejected|missing|expired|no\b/.test(v)
+    : /dead|failed|reauth|uninstalled|rejected|missing|expired|^no$|not installed/.test(v)
       ? 'bad'
       : 'neutral';
   return <span className={`pill ${tone}`}>{v}</span>;
