@@ -263,6 +263,18 @@ describe(`operator console in Chromium (${STORE})`, () => {
     expect((await provider.tokens.list()).tokens.length).toBe(2);
     expect(await provider.tokens.check(before)).toBe(true); // the previous token stays accepted for the overlap
     await page.getByRole('cell', { name: 'previous' }).waitFor();
+
+    // A channel for another location: its secret is write-only (encrypted, shown masked from then on).
+    const secret = 'whsec_' + Buffer.from('console-browser-test-signing-secret').toString('base64');
+    await page.getByLabel('Location id').fill('locConsoleForm1');
+    await page
+      .getByLabel(/^Channel config/)
+      .fill(JSON.stringify({ kind: 'http', url: 'http://127.0.0.1:9/outbound', signingSecret: secret }));
+    await page.getByRole('button', { name: 'Save channel' }).click();
+    await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+    await page.getByRole('link', { name: 'locConsoleForm1' }).waitFor();
+    expect(await page.locator('body').textContent()).not.toContain(secret);
+    expect((await provider.getChannel('locConsoleForm1'))?.kind).toBe('http');
     await axe('settings');
     await shot('settings');
   });
