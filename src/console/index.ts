@@ -116,6 +116,9 @@ async function registerPages(app: FastifyInstance, ctx: AppContext, key: string,
   await app.register(fastifyCookie);
   await app.register(rateLimit, {
     global: false,
+    // The connection's own address, not X-Forwarded-For (the server trusts proxies, and a client could send any
+    // address there to escape the limit): behind a proxy every operator shares one budget, which log-in can afford.
+    keyGenerator: (req) => req.socket.remoteAddress ?? 'unknown',
     errorResponseBuilder: (req, c) => ({
       statusCode: 429,
       error: 'Too Many Requests',

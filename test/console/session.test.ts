@@ -114,7 +114,17 @@ describe(`console session on ${STORE}`, () => {
   it('rate-limits log-in attempts, the right key included', async () => {
     const b = await start({ PUBLIC_URL: 'https://bridge.example.test' });
     const codes: number[] = [];
-    for (let i = 0; i < 6; i++) codes.push((await login(b.url, 'wrong-key-' + i)).status);
+    // A forged X-Forwarded-For does not buy a fresh budget.
+    for (let i = 0; i < 6; i++)
+      codes.push(
+        (
+          await fetch(`${b.url}/admin/login`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-forwarded-for': `203.0.113.${i}` },
+            body: JSON.stringify({ key: 'wrong-key-' + i }),
+          })
+        ).status,
+      );
     expect(codes).toEqual([401, 401, 401, 401, 401, 429]);
     // Even the right key waits out the window.
     expect((await login(b.url, KEY)).status).toBe(429);
@@ -124,6 +134,36 @@ describe(`console session on ${STORE}`, () => {
     const b = await start({ PUBLIC_URL: 'https://bridge.example.test' });
     const r = await login(b.url, KEY);
     expect(r.headers.get('set-cookie')).toMatch(/; Secure/i);
+  });
+});
+
+describe(`console time series on ${STORE}`, () => {
+  it('streams samples over server-sent events and ends the stream when the bridge closes', async () => {
+    const cfg = testConfig({ ADMIN_API_KEY: KEY });
+    const mods = (await bridgeModules(cfg)).map((m) =>
+      m.name === 'dashboard' ? dashboardModule({ sampleMs: 100 }) : m,
+    );
+    const b = (bridge = await startTestBridge({ config: cfg, modules: mods }));
+    const auth = { authorization: `Bearer ${KEY}` };
+    const h = (await (await fetch(`${b.url}/admin/api/history`, { headers: auth })).json()) as {
+      intervalMs: number;
+      samples: Array<{ queue: Record<string, number> }>;
+    };
+    expect(h.intervalMs).toBe(100);
+    expect(h.samples.length).toBeGreaterThanOrEqual(1);
+    expect(h.samples[0]!.queue).toHaveProperty('dead');
+    expect((await fetch(`${b.url}/admin/api/stream`)).status).toBe(401);
+    const res = await fetch(`${b.url}/admin/api/stream`, { headers: auth });
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!/event: sample\ndata: \{.*\}\n\n/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+    const sample = JSON.parse(/data: (\{.*\})/.exec(text)![1]!) as { t: number; relayedPerMin: number };
+    expect(sample.relayedPerMin).toBe(0);
+    // Closing the bridge ends the open stream (it does not hold shutdown up).
+    await b.close();
+    bridge = undefined;
+    for (;;) if ((await reader.read()).done) break;
   });
 });
 
