@@ -285,7 +285,14 @@ export function registerConsoleApi(app: FastifyInstance, ctx: AppContext, histor
         eventId: e.id,
         replayable: e.status === 'dead',
       }));
-      const steps = [...webhookSteps, ...(t?.steps ?? [])].sort(
+      // Each channel send attempt this replica made (with the channel's answer code), when it saw them.
+      const attemptSteps = history.attempts(id).map((a) => ({
+        step: 'attempt',
+        at: new Date(a.at),
+        detail: `channel send attempt ${a.attempt}: ${a.outcome}${a.code ? ` (${a.code})` : ''}`,
+        error: a.error,
+      }));
+      const steps = [...webhookSteps, ...(t?.steps ?? []), ...attemptSteps].sort(
         (a, b) => (a.at ? a.at.getTime() : Infinity) - (b.at ? b.at.getTime() : Infinity),
       );
       return {

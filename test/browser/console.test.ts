@@ -193,11 +193,23 @@ describe(`operator console in Chromium (${STORE})`, () => {
     await timeline.waitFor();
     await expect
       .poll(async () => timeline.locator('li').evaluateAll((els) => els.map((e) => e.getAttribute('data-step'))))
-      .toEqual(expect.arrayContaining(['webhook', 'received', 'confirmed', 'claimed', 'sent', 'reported']));
+      .toEqual(
+        expect.arrayContaining([
+          'webhook',
+          'received',
+          'confirmed',
+          'claimed',
+          'attempt',
+          'sent',
+          'receipt',
+          'reported',
+        ]),
+      );
     const text = await timeline.textContent();
     expect(text).toContain('unsigned'); // the Delivery-URL call
     expect(text).toMatch(/signed (ed25519|rsa)/); // the OutboundMessage event that confirmed it
     expect(text).toContain('GHL accepted status delivered');
+    expect(text).toContain('channel send attempt 1: delivered');
     // Search by the contact finds it too.
     await go(`/trace?q=${contactId}`, 'Message trace');
     await page.getByRole('link', { name: sent.id }).waitFor();
