@@ -14,6 +14,8 @@ export default defineConfig({
     ],
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // Builds the console's front-end (dist/web) when it is missing.
+    globalSetup: ['test/helpers/web-build.ts'],
     pool: 'forks',
     maxWorkers: 2,
   },
