@@ -265,7 +265,6 @@ export function registerConsoleApi(app: FastifyInstance, ctx: AppContext, histor
       const id = req.params.messageId;
       const t = provider() ? await outboundTrace(ctx.db, id) : undefined;
       const events = await eventsForMessage(ctx.db, id);
-      if (!t && !events.length) throw httpError(404, `no message ${id}`);
       const jobs = await ctx.db
         .selectFrom('bridge_jobs')
         .selectAll()
@@ -273,6 +272,7 @@ export function registerConsoleApi(app: FastifyInstance, ctx: AppContext, histor
         .orderBy('id', 'asc')
         .limit(50)
         .execute();
+      if (!t && !events.length && !jobs.length) throw httpError(404, `no message ${id}`);
       const webhookSteps = events.map((e) => ({
         step: 'webhook',
         at: e.received_at,

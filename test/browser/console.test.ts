@@ -239,7 +239,12 @@ describe(`operator console in Chromium (${STORE})`, () => {
     await axe('dead-jobs');
     await shot('dead-jobs');
 
+    // The message's trace offers the retry too (a dead job is safe to retry).
+    await go('/trace?id=dead-demo', 'Message trace');
+    await page.getByRole('button', { name: `Retry job ${id}` }).waitFor();
+
     channelUp = true;
+    await go('/jobs', 'Dead jobs');
     await page.getByLabel(`select job ${id}`).check();
     await page.getByRole('button', { name: 'Retry selected (1)' }).click();
     await page.getByRole('status').filter({ hasText: 'Retried 1 job(s).' }).waitFor();
