@@ -187,6 +187,11 @@ export function LocationDetail({ id }: { id: string }) {
               </dd>
               <dt>Conversation provider</dt>
               <dd>{d.conversationProvider.channelOverride ?? d.conversationProvider.configured ?? 'not configured'}</dd>
+              <dt>Default channel</dt>
+              <dd className="muted">
+                GHL offers no API to make a provider the location’s default (highlevel-api-docs #238, #307): choose it
+                in the sub-account’s conversation-provider settings.
+              </dd>
               <dt>Last success</dt>
               <dd>
                 {d.activity?.lastSuccessAt
