@@ -6,13 +6,7 @@ import type { GhlClient } from '../../platform/ghl/client.js';
 import { GhlApiError } from '../../platform/ghl/errors.js';
 import type * as T from '../../platform/ghl/types.js';
 import { locationKey } from '../../platform/keys.js';
-import type {
-  CachedPipeline,
-  DealStatus,
-  OpState,
-  StatusRequest,
-  UpsertRequest,
-} from './tables.js';
+import type { CachedPipeline, DealStatus, OpState, StatusRequest, UpsertRequest } from './tables.js';
 
 /**
  * Pipeline bridging: pipelines/stages cached per location and addressed by name; opportunities upserted by an
@@ -123,7 +117,7 @@ export async function resolveNames(
         );
     } else if (want.pipelineId !== undefined) p = pipelines.find((x) => x.id === want.pipelineId);
     if (want.stage === undefined) return { pipelineId: p!.id };
-    if (!p) return new UnknownNameError('stage', want.stage, [], ' (the opportunity\'s pipeline is unknown)');
+    if (!p) return new UnknownNameError('stage', want.stage, [], " (the opportunity's pipeline is unknown)");
     const s = byName(p.stages, want.stage);
     if (!s)
       return new UnknownNameError(
@@ -170,7 +164,8 @@ export async function getMapping(
   by: { externalId: string } | { opportunityId: string },
 ): Promise<MappingView | undefined> {
   let q = db.selectFrom('opportunity_map').selectAll().where('location_id', '=', locationId);
-  q = 'externalId' in by ? q.where('external_id', '=', by.externalId) : q.where('opportunity_id', '=', by.opportunityId);
+  q =
+    'externalId' in by ? q.where('external_id', '=', by.externalId) : q.where('opportunity_id', '=', by.opportunityId);
   const r = await q.executeTakeFirst();
   if (!r) return undefined;
   const cache = await cachedPipelines(db, locationId);
@@ -408,7 +403,13 @@ async function runUpsert(
       const r = await ghl.opportunities.update(map.opportunity_id, fields, call(loc, signal));
       const opp = r.opportunity;
       if (!opp?.id) throw new Error('opportunities.update: answer without the opportunity');
-      await finish(rt.db, op.id, 'done', { opportunityId: opp.id }, { locationId: loc, externalId: op.external_id, opp: { ...opp, id: opp.id } });
+      await finish(
+        rt.db,
+        op.id,
+        'done',
+        { opportunityId: opp.id },
+        { locationId: loc, externalId: op.external_id, opp: { ...opp, id: opp.id } },
+      );
       return;
     } catch (e) {
       // Deleted in GHL meanwhile (and the OpportunityDelete webhook not yet applied): create it again below.
@@ -442,7 +443,8 @@ async function runUpsert(
       call(loc, signal),
     );
     const hit = (r.opportunities ?? []).find(
-      (o) => o.name === name && o.createdAt && Date.parse(o.createdAt) >= (op.create_started_at?.getTime() ?? 0) - 60_000,
+      (o) =>
+        o.name === name && o.createdAt && Date.parse(o.createdAt) >= (op.create_started_at?.getTime() ?? 0) - 60_000,
     );
     return hit?.id ? { opportunity: hit } : undefined;
   };
@@ -457,7 +459,13 @@ async function runUpsert(
   }
   const opp = created.opportunity;
   if (!opp?.id) throw new Error('opportunities.create: answer without the opportunity');
-  await finish(rt.db, op.id, 'done', { opportunityId: opp.id }, { locationId: loc, externalId: op.external_id, opp: { ...opp, id: opp.id } });
+  await finish(
+    rt.db,
+    op.id,
+    'done',
+    { opportunityId: opp.id },
+    { locationId: loc, externalId: op.external_id, opp: { ...opp, id: opp.id } },
+  );
 }
 
 async function runStatus(
@@ -511,7 +519,11 @@ export const opportunityJob = defineJob<{ opId: number; locationId: string; exte
   async onFailed({ opId }, _job, err, { db }) {
     await db
       .updateTable('opportunity_ops')
-      .set({ state: 'failed', error: (err instanceof Error ? err.message : String(err)).slice(0, 1000), updated_at: sql<Date>`now()` })
+      .set({
+        state: 'failed',
+        error: (err instanceof Error ? err.message : String(err)).slice(0, 1000),
+        updated_at: sql<Date>`now()`,
+      })
       .where('id', '=', opId)
       .where('state', '=', 'pending')
       .execute();

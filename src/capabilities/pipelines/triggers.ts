@@ -36,7 +36,10 @@ export function parseHookUrl(raw: string): string {
   try {
     u = new URL(raw);
   } catch {
-    throw new TriggerConfigError('url', 'url: expected an absolute URL such as https://services.leadconnectorhq.com/hooks/<locationId>/webhook-trigger/<id>');
+    throw new TriggerConfigError(
+      'url',
+      'url: expected an absolute URL such as https://services.leadconnectorhq.com/hooks/<locationId>/webhook-trigger/<id>',
+    );
   }
   if (u.protocol !== 'https:' && u.protocol !== 'http:')
     throw new TriggerConfigError('url', 'url: expected an http(s) URL');
@@ -290,7 +293,10 @@ export const triggerJob = defineJob<{ requestId: number }, TriggerRuntime>({
     if (!req || req.state !== 'pending') return;
     const url = await triggerUrl(db, deps.ring, req.location_id, req.name);
     if (!url) {
-      await record(db, requestId, { status: null, error: `no trigger named ${req.name} is configured for this location` });
+      await record(db, requestId, {
+        status: null,
+        error: `no trigger named ${req.name} is configured for this location`,
+      });
       throw new PermanentJobError(`no trigger named ${req.name} is configured for location ${req.location_id}`);
     }
     let status: number;

@@ -120,7 +120,9 @@ export function registerOpportunityRoutes(app: FastifyInstance, ctx: Ctx): void 
       meta: {
         total,
         currentPage: page,
-        ...(last && rows.length > limit ? { startAfterId: last.id, startAfter: last.createdAt, nextPage: page + 1 } : {}),
+        ...(last && rows.length > limit
+          ? { startAfterId: last.id, startAfter: last.createdAt, nextPage: page + 1 }
+          : {}),
       },
     };
   });

@@ -79,7 +79,10 @@ export type InstalledLocationsQuery = QueryOf<OAOps['get-installed-location']>;
 export type InstalledLocationsResponse = Ok<OAOps['get-installed-location']>;
 
 export type DuplicateContactQuery = { locationId: string; email?: string; number?: string };
-export type DuplicateContactResponse = { contact?: (Record<string, unknown> & { id: string }) | null; matchingField?: string };
+export type DuplicateContactResponse = {
+  contact?: (Record<string, unknown> & { id: string }) | null;
+  matchingField?: string;
+};
 
 export type Pipeline = Op['schemas']['PipelinesResponseSchema'];
 export type PipelineStage = NonNullable<Pipeline['stages']>[number];

@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/store.js';
+import { startPipelinesWorld, type PipelinesWorld } from './harness.js';
+
+let w: PipelinesWorld;
+beforeAll(async () => {
+  w = await startPipelinesWorld({ module: { triggers: { retryBaseMs: 20, maxAttempts: 4 } } });
+});
+afterAll(async () => w?.close());
+
+type Req = {
+  id: number;
+  state: string;
+  attempts: number;
+  lastStatus: number | null;
+  lastError: string | null;
+  duplicate: boolean;
+  statusUrl: string;
+  idempotencyKey: string;
+};
+
+async function hook(name: string) {
+  const h = w.emu.opportunities.createHook(w.locationId, w.emu.baseUrl);
+  const r = await w.admin(`/admin/triggers/${w.locationId}/${name}`, { method: 'PUT', json: { url: h.url } });
+  expect(r.status).toBe(200);
+  return h;
+}
+
+const settled = (statusUrl: string) =>
+  waitFor(
+    async () => {
+      const r = (await (await w.api(statusUrl)).json()) as Req;
+      return r.state !== 'pending' ? r : undefined;
+    },
+    { what: `trigger ${statusUrl} settled` },
+  );
+
+describe('workflow triggers', () => {
+  it('forwards the payload to the GHL hook, retrying while it fails, and answers the same request for a repeated key', async () => {
+    const h = await hook('order-paid');
+    w.emu.opportunities.failHook(h.triggerId, { status: 500, times: 2 });
+    const payload = { orderId: 'A-1', total: 42.5, items: [{ sku: 'x', qty: 2 }] };
+    const r = await w.api(`/v1/locations/${w.locationId}/triggers/order-paid`, {
+      method: 'POST',
+      headers: { 'idempotency-key': 'order-A-1' },
+      json: payload,
+    });
+    expect(r.status).toBe(202);
+    const accepted = (await r.json()) as Req;
+    expect(accepted).toMatchObject({ state: 'pending', idempotencyKey: 'order-A-1', duplicate: false });
+
+    const done = await settled(accepted.statusUrl);
+    expect(done).toMatchObject({ state: 'delivered', attempts: 3, lastStatus: 200, lastError: null });
+    const got = w.emu.opportunities.hook(h.triggerId).received;
+    expect(got.map((g) => g.status)).toEqual([500, 500, 200]);
+    expect(got.at(-1)!.body).toEqual(payload);
+
+    // Same key, same body (keys in another order): the stored request again, nothing forwarded twice.
+    const again = await w.api(`/v1/locations/${w.locationId}/triggers/order-paid`, {
+      method: 'POST',
+      headers: { 'idempotency-key': 'order-A-1' },
+      json: { items: [{ qty: 2, sku: 'x' }], total: 42.5, orderId: 'A-1' },
+    });
+    expect(again.status).toBe(202);
+    expect(await again.json()).toMatchObject({ id: accepted.id, state: 'delivered', duplicate: true });
+    // Same key in the body field, another body: 409 naming the key; nothing stored.
+    const conflict = await w.api(`/v1/locations/${w.locationId}/triggers/order-paid`, {
+      method: 'POST',
+      json: { idempotencyKey: 'order-A-1', orderId: 'A-2' },
+    });
+    expect(conflict.status).toBe(409);
+    expect(((await conflict.json()) as { message: string }).message).toMatch(/order-A-1/);
+    const rows = await w.bridge.ctx.db.selectFrom('trigger_requests').select('id').execute();
+    expect(rows).toHaveLength(1);
+    expect(w.emu.opportunities.hook(h.triggerId).received).toHaveLength(3);
+  });
+
+  it('gives up after TRIGGER_MAX_ATTEMPTS and at once on a 404, dead with the reason', async () => {
+    const h = await hook('lead-new');
+    w.emu.opportunities.failHook(h.triggerId, { status: 503, times: Infinity });
+    const r = await w.api(`/v1/locations/${w.locationId}/triggers/lead-new`, { method: 'POST', json: { lead: 1 } });
+    const dead = await settled(((await r.json()) as Req).statusUrl);
+    expect(dead).toMatchObject({ state: 'dead', attempts: 4, lastStatus: 503 });
+    expect(dead.lastError).toMatch(/HTTP 503/);
+
+    // A hook that no longer exists (workflow deleted): 404 is final after one attempt.
+    const gone = w.emu.opportunities.createHook(w.locationId, w.emu.baseUrl);
+    const url = gone.url.replace(gone.triggerId, '00000000-0000-4000-8000-000000000000');
+    await w.admin(`/admin/triggers/${w.locationId}/gone`, { method: 'PUT', json: { url } });
+    const r2 = await w.api(`/v1/locations/${w.locationId}/triggers/gone`, { method: 'POST', json: {} });
+    const dead2 = await settled(((await r2.json()) as Req).statusUrl);
+    expect(dead2).toMatchObject({ state: 'dead', attempts: 1, lastStatus: 404 });
+    expect(dead2.lastError).toMatch(/refused/);
+  });
+
+  it('refuses unknown triggers, bad URLs, missing or foreign keys; lists URLs masked', async () => {
+    const h = await hook('masked');
+    const list = await w.admin(`/admin/triggers?locationId=${w.locationId}`);
+    const text = await list.text();
+    expect(text).toContain('masked');
+    expect(text).not.toContain(h.triggerId);
+    expect(text).toContain(`****${h.triggerId.slice(-4)}`);
+
+    const before = (await w.bridge.ctx.db.selectFrom('trigger_requests').select('id').execute()).length;
+    const unknown = await w.api(`/v1/locations/${w.locationId}/triggers/nope`, { method: 'POST', json: { a: 1 } });
+    expect(unknown.status).toBe(404);
+    expect(
+      await w.api(`/v1/locations/${w.locationId}/triggers/masked`, { method: 'POST', json: {}, as: null }),
+    ).toHaveProperty('status', 401);
+    const other = await w.bridge.ctx.services
+      .get('apiKeys')
+      .create({ name: 'other', locationIds: [w.otherLocationId] });
+    expect(
+      await w.api(`/v1/locations/${w.locationId}/triggers/masked`, { method: 'POST', json: {}, as: other.key }),
+    ).toHaveProperty('status', 403);
+    expect((await w.bridge.ctx.db.selectFrom('trigger_requests').select('id').execute()).length).toBe(before);
+
+    const bad = await w.admin(`/admin/triggers/${w.locationId}/x`, {
+      method: 'PUT',
+      json: { url: 'https://example.com/not-a-hook' },
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { details: Array<{ path: string }> }).details[0]!.path).toBe('body.url');
+  });
+});
