@@ -268,8 +268,8 @@ export interface TriggerSettings {
   timeoutMs: number;
 }
 
-/** Answers that retrying cannot change: the hook is gone or refuses this payload. */
-const PERMANENT = new Set([400, 401, 403, 404, 405, 410, 413, 422]);
+/** 4xx answers retrying cannot change (the hook is gone or refuses this payload); 408 and 429 are transient. */
+const permanent = (status: number) => status >= 400 && status < 500 && status !== 408 && status !== 429;
 
 async function record(db: Db, id: number, patch: { status: number | null; error: string | null }): Promise<void> {
   await db
@@ -336,7 +336,7 @@ export const triggerJob = defineJob<{ requestId: number }, TriggerRuntime>({
     }
     const reason = `HTTP ${status}: ${text.slice(0, 200)}`;
     await record(db, requestId, { status, error: reason });
-    if (PERMANENT.has(status)) throw new PermanentJobError(`GHL refused the trigger: ${reason}`);
+    if (permanent(status)) throw new PermanentJobError(`GHL refused the trigger: ${reason}`);
     if (status === 429 && retryAfter && /^\d+$/.test(retryAfter))
       throw new RetryLaterError(Math.min(Number(retryAfter), 3600) * 1000, `GHL asked to retry later: ${reason}`);
     throw new Error(reason);
