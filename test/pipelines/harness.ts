@@ -4,6 +4,7 @@ import { apiKeysModule } from '../../src/platform/apikeys/index.js';
 import { installationsModule } from '../../src/platform/installations/index.js';
 import { webhooksModule } from '../../src/platform/webhooks/index.js';
 import { pipelinesModule, type PipelinesModuleOptions } from '../../src/capabilities/pipelines/index.js';
+import type { Logger } from '../../src/infra/log/logger.js';
 import { startTestBridge, type TestBridge } from '../helpers/store.js';
 import { install } from '../provider/harness.js';
 
@@ -24,7 +25,9 @@ export interface PipelinesWorld {
   admin(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
 }
 
-export async function startPipelinesWorld(o: { module?: PipelinesModuleOptions } = {}): Promise<PipelinesWorld> {
+export async function startPipelinesWorld(
+  o: { module?: PipelinesModuleOptions; log?: Logger } = {},
+): Promise<PipelinesWorld> {
   const emu = await createEmulator({ rsaModulusLength: 1024, seed: 16 });
   await emu.listen();
   const c = emu.control;
@@ -53,7 +56,9 @@ export async function startPipelinesWorld(o: { module?: PipelinesModuleOptions }
       TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'),
       GHL_RECONCILE_INTERVAL_MIN: '0',
       ADMIN_API_KEY: ADMIN,
+      LOG_LEVEL: o.log ? 'debug' : 'silent',
     },
+    ...(o.log ? { log: () => o.log! } : {}),
   });
   c.updateApp(app.clientId, { webhookUrl: `${bridge.url}/webhooks/ghl` });
   await install(bridge.url, locationId);

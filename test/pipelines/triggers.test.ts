@@ -1,12 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../helpers/store.js';
+import { sql } from 'kysely';
+import { generateKeySpec, parseKeyRing } from '../../src/infra/crypto/aes.js';
+import { prunePipelines, rotateTriggerKeys, setTrigger } from '../../src/capabilities/pipelines/index.js';
+import { captureLog, waitFor } from '../helpers/store.js';
 import { startPipelinesWorld, type PipelinesWorld } from './harness.js';
 
 let w: PipelinesWorld;
+const logs = captureLog('debug');
+const hookIds: string[] = [];
 beforeAll(async () => {
-  w = await startPipelinesWorld({ module: { triggers: { retryBaseMs: 20, maxAttempts: 4 } } });
+  w = await startPipelinesWorld({ module: { triggers: { retryBaseMs: 20, maxAttempts: 4 } }, log: logs.log });
 });
-afterAll(async () => w?.close());
+afterAll(async () => {
+  await w?.close();
+  // The hook URLs are credentials: never in a log line (debug level included).
+  const text = JSON.stringify(logs.lines);
+  expect(logs.lines.length).toBeGreaterThan(10);
+  for (const id of hookIds) expect(text).not.toContain(id);
+});
 
 type Req = {
   id: number;
@@ -21,6 +32,7 @@ type Req = {
 
 async function hook(name: string) {
   const h = w.emu.opportunities.createHook(w.locationId, w.emu.baseUrl);
+  hookIds.push(h.triggerId);
   const r = await w.admin(`/admin/triggers/${w.locationId}/${name}`, { method: 'PUT', json: { url: h.url } });
   expect(r.status).toBe(200);
   return h;
@@ -121,5 +133,25 @@ describe('workflow triggers', () => {
     });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { details: Array<{ path: string }> }).details[0]!.path).toBe('body.url');
+  });
+
+  it('re-encrypts trigger URLs on key rotation and prunes delivered calls past retention, keeping dead ones', async () => {
+    const db = w.bridge.ctx.db;
+    const spec = w.bridge.ctx.config.TOKEN_ENCRYPTION_KEYS!;
+    const h = w.emu.opportunities.createHook(w.locationId, w.emu.baseUrl);
+    await setTrigger(db, parseKeyRing(spec), w.locationId, 'rotated', h.url);
+    const ring2 = parseKeyRing(`${generateKeySpec('k2')},${spec}`);
+    expect(await rotateTriggerKeys(db, ring2)).toBeGreaterThanOrEqual(1);
+    expect(await rotateTriggerKeys(db, ring2)).toBe(0);
+    const keyIds = await db.selectFrom('trigger_configs').select('key_id').execute();
+    expect(new Set(keyIds.map((k) => k.key_id))).toEqual(new Set(['k2']));
+
+    const states = async () =>
+      (await db.selectFrom('trigger_requests').select('state').execute()).map((r) => r.state).sort();
+    expect(await states()).toContain('delivered');
+    expect(await prunePipelines(db, 1)).toBe(0); // nothing old enough yet
+    await sql`update trigger_requests set updated_at = now() - interval '2 days'`.execute(db);
+    expect(await prunePipelines(db, 1)).toBeGreaterThanOrEqual(1);
+    expect(new Set(await states())).toEqual(new Set(['dead']));
   });
 });

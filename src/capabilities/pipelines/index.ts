@@ -28,16 +28,19 @@ import {
   type MappingView,
   type PipelineRuntime,
 } from './opportunities.js';
+import { prunePipelines } from './retention.js';
 import { registerPublicRoutes } from './routes.js';
 import { deleteTrigger, listTriggers, setTrigger, triggerJob, type TriggerView } from './triggers.js';
 import type { CachedPipeline } from './tables.js';
 
 export { pipelinesMigration } from './migration.js';
+export { prunePipelines } from './retention.js';
 export {
   deleteTrigger,
   listTriggers,
   maskHookUrl,
   parseHookUrl,
+  rotateTriggerKeys,
   setTrigger,
   TriggerConfigError,
   JOB_TRIGGER,
@@ -81,6 +84,10 @@ export function pipelinesModule(opts: PipelinesModuleOptions = {}): BridgeModule
         ...opts.triggers,
       };
       maxAttempts = t.maxAttempts;
+      if (c.DATA_RETENTION_DAYS > 0)
+        ctx.maintain('prune delivered triggers and done opportunity operations', 3600_000, (signal) =>
+          prunePipelines(ctx.db, c.DATA_RETENTION_DAYS, 5000, signal),
+        );
       const ghl = () => ctx.services.get('ghl');
       rt = { db: ctx.db, ghl, refreshMinMs: opts.refreshMinMs ?? 10_000, maxWaitMs: 5000 };
       ctx.queue.register(triggerJob, {

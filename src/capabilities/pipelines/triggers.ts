@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import { z } from 'zod';
-import { decrypt, encrypt, keyIdOf, type KeyRing } from '../../infra/crypto/aes.js';
+import { decrypt, encrypt, keyIdOf, reencrypt, type KeyRing } from '../../infra/crypto/aes.js';
 import type { Db } from '../../infra/db/index.js';
 import { registerSecret } from '../../infra/log/logger.js';
 import { defineJob, PermanentJobError, RetryLaterError, type BackoffPolicy } from '../../infra/queue/index.js';
@@ -121,6 +121,24 @@ export async function deleteTrigger(db: Db, locationId: string, name: string): P
     .where('name', '=', name)
     .executeTakeFirst();
   return Number(r.numDeletedRows) > 0;
+}
+
+/** `ghl-bridge keys rotate`: re-encrypts trigger URLs made with an older key; returns how many changed. */
+export async function rotateTriggerKeys(db: Db, ring: KeyRing): Promise<number> {
+  let n = 0;
+  for (const r of await db.selectFrom('trigger_configs').select(['location_id', 'name', 'url_enc']).execute()) {
+    const again = reencrypt(ring, r.url_enc, aad(r.location_id, r.name));
+    if (!again) continue;
+    await db
+      .updateTable('trigger_configs')
+      .set({ url_enc: again, key_id: keyIdOf(again) ?? null })
+      .where('location_id', '=', r.location_id)
+      .where('name', '=', r.name)
+      .where('url_enc', '=', r.url_enc)
+      .execute();
+    n++;
+  }
+  return n;
 }
 
 async function triggerUrl(db: Db, ring: KeyRing, locationId: string, name: string): Promise<string | undefined> {
