@@ -357,6 +357,14 @@ async function finish(
 const refused = (e: unknown): e is GhlApiError =>
   e instanceof GhlApiError && e.status >= 400 && e.status < 500 && e.status !== 401 && e.status !== 429;
 
+const mapRow = (db: Db, locationId: string, externalId: string) =>
+  db
+    .selectFrom('opportunity_map')
+    .selectAll()
+    .where('location_id', '=', locationId)
+    .where('external_id', '=', externalId)
+    .executeTakeFirst();
+
 async function resolveContact(
   rt: OpportunityRuntime,
   locationId: string,
@@ -384,12 +392,7 @@ async function runUpsert(
 ): Promise<void> {
   const ghl = rt.ghl();
   const loc = op.location_id;
-  const map = await rt.db
-    .selectFrom('opportunity_map')
-    .selectAll()
-    .where('location_id', '=', loc)
-    .where('external_id', '=', op.external_id)
-    .executeTakeFirst();
+  const map = await mapRow(rt.db, loc, op.external_id);
   const fields = {
     ...(req.name !== undefined ? { name: req.name } : {}),
     ...(req.pipelineId !== undefined ? { pipelineId: req.pipelineId } : {}),
@@ -401,15 +404,7 @@ async function runUpsert(
   if (map) {
     try {
       const r = await ghl.opportunities.update(map.opportunity_id, fields, call(loc, signal));
-      const opp = r.opportunity;
-      if (!opp?.id) throw new Error('opportunities.update: answer without the opportunity');
-      await finish(
-        rt.db,
-        op.id,
-        'done',
-        { opportunityId: opp.id },
-        { locationId: loc, externalId: op.external_id, opp: { ...opp, id: opp.id } },
-      );
+      await done(rt.db, op, r, 'opportunities.update');
       return;
     } catch (e) {
       // Deleted in GHL meanwhile (and the OpportunityDelete webhook not yet applied): create it again below.
@@ -457,14 +452,24 @@ async function runUpsert(
       .execute();
     created = await ghl.opportunities.create(body, { ...call(loc, signal), verify: find });
   }
-  const opp = created.opportunity;
-  if (!opp?.id) throw new Error('opportunities.create: answer without the opportunity');
+  await done(rt.db, op, created, 'opportunities.create');
+}
+
+/** The operation is done: the opportunity GHL answered goes into the map in the same transaction. */
+async function done(
+  db: Db,
+  op: { id: number; location_id: string; external_id: string },
+  r: T.OpportunityResponse,
+  what: string,
+): Promise<void> {
+  const opp = r.opportunity;
+  if (!opp?.id) throw new Error(`${what}: answer without the opportunity`);
   await finish(
-    rt.db,
+    db,
     op.id,
     'done',
     { opportunityId: opp.id },
-    { locationId: loc, externalId: op.external_id, opp: { ...opp, id: opp.id } },
+    { locationId: op.location_id, externalId: op.external_id, opp: { ...opp, id: opp.id } },
   );
 }
 
@@ -475,12 +480,7 @@ async function runStatus(
   signal: AbortSignal,
 ): Promise<void> {
   const loc = op.location_id;
-  const map = await rt.db
-    .selectFrom('opportunity_map')
-    .selectAll()
-    .where('location_id', '=', loc)
-    .where('external_id', '=', op.external_id)
-    .executeTakeFirst();
+  const map = await mapRow(rt.db, loc, op.external_id);
   if (!map) throw new PermanentJobError(`no GHL opportunity is mapped to external id ${op.external_id}`);
   const ghl = rt.ghl();
   await ghl.opportunities.updateStatus(
