@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import { opportunityJob } from '../../src/capabilities/pipelines/opportunities.js';
 import { waitFor } from '../helpers/store.js';
 import { startPipelinesWorld, type PipelinesWorld } from './harness.js';
 
@@ -181,5 +183,38 @@ describe('pipeline bridging', () => {
     );
     expect(failed.state).toBe('failed');
     expect(failed.error).toMatch(/contact: no GHL contact matches email nobody@example.com/);
+  });
+
+  it('a create whose worker died after GHL applied it finds that opportunity instead of creating a second', async () => {
+    const ghl = w.bridge.ctx.services.get('ghl');
+    // GHL got the create, the worker died before storing the answer: the operation says the create had started.
+    const landed = await ghl.opportunities.create(
+      { locationId: w.locationId, pipelineId: pipeline.id, name: 'deal-crash', status: 'open', contactId },
+      { installation: { locationId: w.locationId } },
+    );
+    const db = w.bridge.ctx.db;
+    const opId = await db.transaction().execute(async (trx) => {
+      const row = await trx
+        .insertInto('opportunity_ops')
+        .values({
+          location_id: w.locationId,
+          external_id: 'deal-crash',
+          kind: 'upsert',
+          request: JSON.stringify({ contact: { id: contactId }, pipelineId: pipeline.id }),
+          create_started_at: sql<Date>`now() - interval '1 second'`,
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      await opportunityJob.enqueue(trx, { opId: row.id, locationId: w.locationId, externalId: 'deal-crash' });
+      return row.id;
+    });
+    w.bridge.ctx.queue.notify();
+    const op = await waitFor(async () => {
+      const v = (await (await w.api(`/v1/locations/${w.locationId}/opportunity-operations/${opId}`)).json()) as Op;
+      return v.state !== 'pending' ? v : undefined;
+    });
+    expect(op).toMatchObject({ state: 'done', opportunityId: landed.opportunity!.id });
+    expect(w.emu.opportunities.listOpportunities(w.locationId).filter((o) => o.name === 'deal-crash')).toHaveLength(1);
+    expect(await mapping('deal-crash')).toMatchObject({ opportunityId: landed.opportunity!.id });
   });
 });
