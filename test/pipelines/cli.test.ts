@@ -7,7 +7,7 @@ import { openTestStore, STORE } from '../helpers/store.js';
 const run = promisify(execFile);
 
 describe('ghl-bridge triggers (CLI)', () => {
-  it('sets, lists (URL masked) and deletes a trigger; a URL that is not a GHL hook is refused naming url', async () => {
+  it('sets and lists a trigger (URL masked); a URL that is not a GHL hook is refused naming url', async () => {
     const store = await openTestStore({ onDisk: true });
     if (STORE === 'pglite') await store.close(); // the CLI process takes the embedded store
     const env = {
@@ -36,11 +36,8 @@ describe('ghl-bridge triggers (CLI)', () => {
       );
       expect(bad.code).toBe(1);
       expect(bad.stderr).toMatch(/url: expected GHL's workflow inbound-webhook path/);
-
-      const del = await cli('triggers', 'delete', 'LOC1', 'order-paid');
-      expect(del.stdout.trim()).toBe('deleted');
     } finally {
       if (STORE === 'postgres') await store.close();
     }
-  });
+  }, 150_000);
 });

@@ -127,6 +127,11 @@ describe('workflow triggers', () => {
     ).toHaveProperty('status', 403);
     expect((await w.bridge.ctx.db.selectFrom('trigger_requests').select('id').execute()).length).toBe(before);
 
+    const del = await w.admin(`/admin/triggers/${w.locationId}/masked`, { method: 'DELETE' });
+    expect(del.status).toBe(200);
+    expect(await (await w.admin(`/admin/triggers?locationId=${w.locationId}`)).text()).not.toContain('"masked"');
+    expect((await w.admin(`/admin/triggers/${w.locationId}/masked`, { method: 'DELETE' })).status).toBe(404);
+
     const bad = await w.admin(`/admin/triggers/${w.locationId}/x`, {
       method: 'PUT',
       json: { url: 'https://example.com/not-a-hook' },
