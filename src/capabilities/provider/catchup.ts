@@ -133,8 +133,8 @@ export const CATCHUP_CONCURRENCY = 16;
 
 /**
  * Runs the catch-up for one location (or every installed location, up to CATCHUP_CONCURRENCY at a time). Errors of
- * one location do not stop the others. `upTo`: the walk may read up to this time even inside the settle window (the
- * start-up run passes its own start: every delivery GHL attempted before it met a dead bridge).
+ * one location do not stop the others. `upTo`: the walk reads up to this time, inside the settle window too and never past it (the
+ * start-up run passes the bridge's start: every delivery GHL attempted before it met a dead bridge, and nothing after).
  */
 export async function runCatchup(
   rt: CatchupRuntime,
@@ -209,10 +209,9 @@ export async function catchupLocation(
           },
           { installation: { locationId }, lane: 'bulk', ...(signal ? { signal } : {}) },
         );
-        const settledBefore = Math.min(
-          Date.now(),
-          Math.max(Date.now() - rt.settings.settleMs, upTo?.getTime() ?? -Infinity),
-        );
+        // A start-up run reads exactly up to the bridge's start (inside the settle window too, and never past it:
+        // what came after is live traffic, which the next periodic run covers). Others stop at the settle window.
+        const settledBefore = Math.min(Date.now(), upTo ? upTo.getTime() : Date.now() - rt.settings.settleMs);
         let stop = false;
         // In order: the checkpoint moves past a message only once it is handled (its row committed).
         for (const m of r.messages ?? []) {
