@@ -13,7 +13,7 @@
  * the delivery's dispatch job — so the two never call the channel at the same time: one send. Missed messages older
  * than PROVIDER_CATCHUP_MAX_AGE_MS are reported `failed` (never sent late). The checkpoint only moves past messages
  * that were handled (their rows committed), and never into the last PROVIDER_CATCHUP_SETTLE_MS, which GHL's own
- * delivery is still likely to cover — except at start-up, whose run reads up to its own start: GHL's deliveries of
+ * delivery is still likely to cover — except at start-up, whose run reads up to the bridge's start: GHL's deliveries of
  * everything created before then met a dead bridge (a delivery still under way races the read: one send).
  */
 import { sql, type ColumnType, type Kysely, type Migration } from 'kysely';
