@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { generateKeySpec, parseKeyRing } from '../../src/infra/crypto/aes.js';
-import { prunePipelines, rotateTriggerKeys, setTrigger } from '../../src/capabilities/pipelines/index.js';
+import { JOB_TRIGGER, prunePipelines, rotateTriggerKeys, setTrigger } from '../../src/capabilities/pipelines/index.js';
+import { retryJobs } from '../../src/infra/queue/index.js';
 import { captureLog, waitFor } from '../helpers/store.js';
 import { startPipelinesWorld, type PipelinesWorld } from './harness.js';
 
@@ -38,11 +39,11 @@ async function hook(name: string) {
   return h;
 }
 
-const settled = (statusUrl: string) =>
+const settled = (statusUrl: string, from = 'pending') =>
   waitFor(
     async () => {
       const r = (await (await w.api(statusUrl)).json()) as Req;
-      return r.state !== 'pending' ? r : undefined;
+      return r.state !== from && r.state !== 'pending' ? r : undefined;
     },
     { what: `trigger ${statusUrl} settled` },
   );
@@ -94,6 +95,12 @@ describe('workflow triggers', () => {
     const dead = await settled(((await r.json()) as Req).statusUrl);
     expect(dead).toMatchObject({ state: 'dead', attempts: 4, lastStatus: 503 });
     expect(dead.lastError).toMatch(/HTTP 503/);
+
+    // An operator retries the dead job once GHL is back: delivered.
+    w.emu.opportunities.failHook(h.triggerId, { status: 200, times: 0 });
+    expect(await retryJobs(w.bridge.ctx.db, { allDead: true, kind: JOB_TRIGGER })).toBe(1);
+    w.bridge.ctx.queue.notify();
+    expect(await settled(dead.statusUrl, 'dead')).toMatchObject({ state: 'delivered', attempts: 5 });
 
     // A hook that no longer exists (workflow deleted): 404 is final after one attempt.
     const gone = w.emu.opportunities.createHook(w.locationId, w.emu.baseUrl);

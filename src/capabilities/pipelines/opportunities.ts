@@ -507,7 +507,14 @@ export const opportunityJob = defineJob<{ opId: number; locationId: string; exte
   scope: (p) => locationKey(p.locationId),
   async perform({ opId }, _job, { deps, signal }) {
     const op = await deps.db.selectFrom('opportunity_ops').selectAll().where('id', '=', opId).executeTakeFirst();
-    if (!op || op.state !== 'pending') return;
+    if (!op || op.state === 'done') return;
+    // A failed operation runs again only when an operator retried its job: pending again.
+    if (op.state === 'failed')
+      await deps.db
+        .updateTable('opportunity_ops')
+        .set({ state: 'pending', error: null, updated_at: sql<Date>`now()` })
+        .where('id', '=', opId)
+        .execute();
     try {
       if (op.kind === 'upsert') await runUpsert(deps, op, op.request as UpsertRequest, signal);
       else await runStatus(deps, op, op.request as StatusRequest, signal);

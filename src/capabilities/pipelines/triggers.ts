@@ -308,7 +308,14 @@ export const triggerJob = defineJob<{ requestId: number }, TriggerRuntime>({
   async perform({ requestId }, _job, { deps, signal }) {
     const db = deps.db;
     const req = await db.selectFrom('trigger_requests').selectAll().where('id', '=', requestId).executeTakeFirst();
-    if (!req || req.state !== 'pending') return;
+    if (!req || req.state === 'delivered') return;
+    // A dead request runs again only when an operator retried its job (`ghl-bridge jobs retry`): pending again.
+    if (req.state === 'dead')
+      await db
+        .updateTable('trigger_requests')
+        .set({ state: 'pending', updated_at: sql<Date>`now()` })
+        .where('id', '=', requestId)
+        .execute();
     const url = await triggerUrl(db, deps.ring, req.location_id, req.name);
     if (!url) {
       await record(db, requestId, {
