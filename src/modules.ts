@@ -2,7 +2,9 @@ import { bridgeMigrations, type BridgeModule } from './app.js';
 import type { Config } from './infra/config/index.js';
 import type { Migrations } from './infra/db/migrations/index.js';
 import { dashboardModule } from './console/index.js';
+import { apiKeysModule } from './platform/apikeys/index.js';
 import { installationsModule } from './platform/installations/index.js';
+import { pipelinesModule } from './capabilities/pipelines/index.js';
 import { providerModule } from './capabilities/provider/index.js';
 import { webhooksModule } from './platform/webhooks/index.js';
 
@@ -21,7 +23,9 @@ export async function bridgeModules(_config?: Config, opts: ModuleOptions = {}):
       opts.webhookKeys ? { extraEd25519Keys: opts.webhookKeys.ed25519, extraRsaKeys: opts.webhookKeys.rsa } : {},
     ),
     installationsModule(),
+    apiKeysModule(),
     providerModule(),
+    pipelinesModule(),
     dashboardModule(),
   ];
 }
