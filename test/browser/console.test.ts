@@ -1,6 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +25,11 @@ import { dropSchema, STORE, testConfig, waitFor } from '../helpers/store.js';
 const KEY = 'browser-test-admin-key-0123456789';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const axeSource = createRequire(import.meta.url)('axe-core').source as string;
-const SHOTS = new URL('../../docs/console/', import.meta.url);
+// The checked-in screenshots and figures are rewritten only on request (UPDATE_SCREENSHOTS=1 npm run test:browser);
+// otherwise they go to a temporary directory, so a test run never dirties the work tree.
+const SHOTS = process.env.UPDATE_SCREENSHOTS
+  ? new URL('../../docs/console/', import.meta.url)
+  : pathToFileURL(mkdtempSync(join(tmpdir(), 'console-shots-')) + '/');
 
 let sandbox: Sandbox;
 let bridge: Bridge;
