@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   channels: async () => (await import('./commands/channels.js')).registerChannelsCommand,
   provider: async () => (await import('./commands/provider.js')).registerProviderCommand,
   'api-keys': async () => (await import('./commands/api-keys.js')).registerApiKeysCommand,
+  calls: async () => (await import('./commands/calls.js')).registerCallsCommand,
 };
 
 const program = new Command();
