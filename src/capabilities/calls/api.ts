@@ -16,6 +16,8 @@ import type { Db } from '../../infra/db/index.js';
 
 export interface ApiRuntime {
   db: Db;
+  /** The store's handle for latency-critical writes (served ahead of background work): webhook intake. */
+  urgentDb: Db;
   endpoints: WorkflowEndpoints;
   signer: LinkSigner;
   publicUrl: string;
@@ -154,7 +156,7 @@ export function registerCallRoutes(app: FastifyInstance, rt: ApiRuntime): void {
         state = 'forged';
         reason = `other_location: the payload names location ${m.call.locationId}, this endpoint is for another`;
       }
-      const res = await rt.db.transaction().execute((trx) =>
+      const res = await rt.urgentDb.transaction().execute((trx) =>
         storeInbox(trx, {
           locationId: ep.locationId,
           source: 'workflow',

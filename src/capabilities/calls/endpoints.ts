@@ -47,10 +47,16 @@ export interface ResolvedEndpoint {
  * the URL again. A rotation keeps the previous token valid for an overlap (default none).
  */
 export class WorkflowEndpoints {
+  /** Resolved tokens by digest, for `cacheMs` (a rotation or a new mapping applies within that on every replica). */
+  readonly #cache = new Map<string, { at: number; ep: ResolvedEndpoint | null }>();
+
   constructor(
     private readonly db: Db,
     private readonly ring: KeyRing,
     private readonly publicUrl: string,
+    private readonly cacheMs = 1000,
+    /** Where token look-ups run (the store's urgent handle: they are on the webhook's answer path). */
+    private readonly lookupDb: Db = db,
   ) {}
 
   /** The endpoint's URL, created (with a new token) when the location has none. Contains the secret. */
@@ -99,6 +105,7 @@ export class WorkflowEndpoints {
       })
       .where('location_id', '=', locationId)
       .executeTakeFirst();
+    this.#cache.clear();
     if (Number(r.numUpdatedRows) === 0) return this.url(locationId);
     return workflowUrl(this.publicUrl, token);
   }
@@ -115,6 +122,7 @@ export class WorkflowEndpoints {
       .set(set)
       .where('location_id', '=', locationId)
       .executeTakeFirst();
+    this.#cache.clear();
     return Number(r.numUpdatedRows) > 0;
   }
 
@@ -122,7 +130,16 @@ export class WorkflowEndpoints {
   async resolve(token: string): Promise<ResolvedEndpoint | null> {
     if (!token || token.length > 200) return null;
     const h = hash(token);
-    const row = await this.db
+    const hit = this.#cache.get(h);
+    if (hit && Date.now() - hit.at < this.cacheMs) return hit.ep;
+    const ep = await this.#resolve(h);
+    if (this.#cache.size >= 10_000) this.#cache.clear();
+    this.#cache.set(h, { at: Date.now(), ep });
+    return ep;
+  }
+
+  async #resolve(h: string): Promise<ResolvedEndpoint | null> {
+    const row = await this.lookupDb
       .selectFrom('calls_endpoints')
       .select(['location_id', 'token_hash', 'previous_hash', 'previous_until', 'integration_type', 'mapping'])
       .where((eb) =>

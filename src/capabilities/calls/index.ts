@@ -62,7 +62,7 @@ export function callsModule(opts: CallsModuleOptions = {}): BridgeModule {
       const c = ctx.config;
       const log = ctx.log.child({ component: 'calls' });
       const ring = loadKeyRing(c, log);
-      const endpoints = new WorkflowEndpoints(ctx.db, ring, c.publicUrl);
+      const endpoints = new WorkflowEndpoints(ctx.db, ring, c.publicUrl, 1000, ctx.store.urgentDb);
       const apiCalls = new Counter({
         name: 'ghl_bridge_calls_api_calls_total',
         help: 'GHL API calls made for calls (confirmation, enrichment, recordings), by operation',
@@ -127,6 +127,7 @@ export function callsModule(opts: CallsModuleOptions = {}): BridgeModule {
         .digest();
       api = {
         db: ctx.db,
+        urgentDb: ctx.store.urgentDb,
         endpoints,
         signer: new LinkSigner(linkKey, c.CALLS_LINK_TTL_SEC),
         publicUrl: c.publicUrl,
