@@ -7,6 +7,8 @@
  *     stored), against GHL's real rate limit (100 requests / 10 s per location, the emulator's default);
  *   - GHL API calls per call (target ≤ 3 with a transcript), counted by the emulator;
  *   - lost: webhooks answered 2xx without a stored inbox entry, a call record or a call.completed event (target 0).
+ * Each store runs twice: intake only (WORKER_CONCURRENCY=0, as on a replica that only takes HTTP: the answer time
+ * alone), then intake with the workers enriching in the same process.
  * The emulator runs in the same process as the bridge (its work per call is small next to the bridge's); PGlite is
  * in memory. App webhooks are off, so every record comes from the workflow webhook alone.
  *
@@ -49,9 +51,9 @@ async function timed(f: () => Promise<Response>): Promise<{ ms: number; status: 
   return { ms: performance.now() - t0, status: r.status };
 }
 
-async function run(store: 'pglite' | 'postgres') {
+async function run(store: 'pglite' | 'postgres', workers: boolean) {
   const w = await startWorld({ locations: LOCATIONS });
-  const env: Record<string, string> = { LOG_LEVEL: SHIPPED_LOG_LEVEL };
+  const env: Record<string, string> = { LOG_LEVEL: SHIPPED_LOG_LEVEL, ...(workers ? {} : { WORKER_CONCURRENCY: '0' }) };
   if (store === 'postgres') Object.assign(env, { DATABASE_URL: PG_URL, DATABASE_SCHEMA: freshSchema() });
   const b = await startBridge(w, {
     modules: [apiKeysModule(), callsModule()],
@@ -122,6 +124,7 @@ async function run(store: 'pglite' | 'postgres') {
   let last = -1;
   let lastChange = Date.now();
   for (;;) {
+    if (!workers) break;
     const done = await count('calls_events', ['type', 'call.completed']);
     if (done >= accepted) break;
     if (done !== last) [last, lastChange] = [done, Date.now()];
@@ -159,7 +162,7 @@ async function run(store: 'pglite' | 'postgres') {
     // GHL's limit is 100 requests per 10 s per location: the shortest possible enrichment with this many calls.
     floorMs: ((perLocation * (calls.length / CALLS)) / 10) * 1000,
     apiPerCall: calls.length / CALLS,
-    lost: accepted - Math.min(inbox, records, completed),
+    lost: workers ? accepted - Math.min(inbox, records, completed) : accepted - inbox,
     accepted,
     ready,
   };
@@ -172,17 +175,19 @@ for (const s of stores) {
     console.error('PostgreSQL not reachable; skipped');
     continue;
   }
-  const r = await run(s);
-  rows.push([
-    r.store,
-    `${r.p50.toFixed(1)} / ${r.p99.toFixed(1)} ms`,
-    `${r.baseP50.toFixed(1)} / ${r.baseP99.toFixed(1)} ms`,
-    (r.p99 / r.baseP99).toFixed(1) + '×',
-    `${(r.enrichedMs / 1000).toFixed(1)} s (floor ${(r.floorMs / 1000).toFixed(1)} s)`,
-    r.apiPerCall.toFixed(2),
-    `${r.ready} / ${r.accepted}`,
-    r.lost,
-  ]);
+  for (const workers of [false, true]) {
+    const r = await run(s, workers);
+    rows.push([
+      `${r.store}, ${workers ? 'intake + enrichment' : 'intake only (WORKER_CONCURRENCY=0)'}`,
+      `${r.p50.toFixed(1)} / ${r.p99.toFixed(1)} ms`,
+      `${r.baseP50.toFixed(1)} / ${r.baseP99.toFixed(1)} ms`,
+      (r.p99 / r.baseP99).toFixed(1) + '×',
+      workers ? `${(r.enrichedMs / 1000).toFixed(1)} s (floor ${(r.floorMs / 1000).toFixed(1)} s)` : '—',
+      workers ? r.apiPerCall.toFixed(2) : '—',
+      workers ? `${r.ready} / ${r.accepted}` : '—',
+      r.lost,
+    ]);
+  }
 }
 console.log(
   `\n${CALLS} workflow call webhooks, ${LOCATIONS} locations, ${CONCURRENCY} in flight\n\n` +

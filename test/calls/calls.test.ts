@@ -397,3 +397,28 @@ describe('call provider (external telephony → GHL)', () => {
     expect(wf.status).toBe(400);
   });
 });
+
+describe('retention', () => {
+  it('processed workflow payloads are pruned after DATA_RETENTION_DAYS; unmappable and forged ones are kept', async () => {
+    const db = t.b.ctx.db;
+    const states = async () =>
+      // Workflow entries only: app events of the call logs posted above may still be arriving.
+      (await db.selectFrom('calls_inbox').select('state').where('source', '=', 'workflow').execute())
+        .map((r) => r.state)
+        .sort();
+    await waitFor(async () => !(await states()).includes('received'), { what: 'every entry processed' });
+    const before = await states();
+    expect(before).toContain('done');
+    expect(before).toContain('unmappable');
+    await db
+      .updateTable('calls_inbox')
+      .set({ received_at: new Date(Date.now() - 40 * 86_400_000) })
+      .where('source', '=', 'workflow')
+      .execute();
+    await t.b.runMaintenance();
+    const after = await states();
+    expect(after).not.toContain('done');
+    expect(after).toEqual(before.filter((s) => s !== 'done'));
+    expect(await callsOf(newContact().id)).toEqual([]);
+  });
+});

@@ -9,15 +9,15 @@ import { GhlApiError } from '../../platform/ghl/errors.js';
 import type { GhlClient } from '../../platform/ghl/client.js';
 import { WORKFLOW_PATH, type WorkflowEndpoints } from './endpoints.js';
 import { CALL_STATUSES, mapPayload } from './mapping.js';
-import { storeInbox } from './process.js';
+import type { InboxBatcher } from './batcher.js';
 import { storeProviderLog, type ProviderLogInput } from './provider.js';
 import { callView, getCall, listCalls, type CallRow, type LinkSigner } from './records.js';
 import type { Db } from '../../infra/db/index.js';
 
 export interface ApiRuntime {
   db: Db;
-  /** The store's handle for latency-critical writes (served ahead of background work): webhook intake. */
-  urgentDb: Db;
+  /** Group commit of workflow payloads, on the store's handle for latency-critical writes. */
+  inbox: InboxBatcher;
   endpoints: WorkflowEndpoints;
   signer: LinkSigner;
   publicUrl: string;
@@ -156,19 +156,15 @@ export function registerCallRoutes(app: FastifyInstance, rt: ApiRuntime): void {
         state = 'forged';
         reason = `other_location: the payload names location ${m.call.locationId}, this endpoint is for another`;
       }
-      const res = await rt.urgentDb.transaction().execute((trx) =>
-        storeInbox(trx, {
-          locationId: ep.locationId,
-          source: 'workflow',
-          payload: payload as Record<string, unknown>,
-          mapped: m.ok ? m.call : null,
-          state,
-          reason,
-          contactId: m.ok ? m.call.contactId : null,
-        }),
-      );
+      const id = await rt.inbox.store({
+        locationId: ep.locationId,
+        payload: payload as Record<string, unknown>,
+        mapped: m.ok ? m.call : null,
+        state,
+        reason,
+      });
       rt.notify();
-      return reply.code(202).send({ ok: true as const, id: res.id, state, reason });
+      return reply.code(202).send({ ok: true as const, id, state, reason });
     },
   );
 

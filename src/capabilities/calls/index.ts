@@ -10,11 +10,13 @@
  * - service `calls: CallsService` — `endpoints` (workflow webhook URLs, rotation, mapping, integration type).
  */
 import { createHmac } from 'node:crypto';
+import { sql } from 'kysely';
 import { Counter } from 'prom-client';
 import type { BridgeModule } from '../../app.js';
 import { loadKeyRing } from '../../infra/crypto/keyring.js';
 import { webhooksService } from '../../platform/webhooks/index.js';
 import { registerCallsAdminRoutes } from './admin.js';
+import { InboxBatcher } from './batcher.js';
 import { registerCallRoutes, type ApiRuntime } from './api.js';
 import { WorkflowEndpoints } from './endpoints.js';
 import { callsMigration } from './migration.js';
@@ -70,6 +72,22 @@ export function callsModule(opts: CallsModuleOptions = {}): BridgeModule {
         registers: [ctx.metrics.registry],
       });
       const countCall = (op: string) => apiCalls.inc({ op });
+      // Processed inbox entries are history once their call record holds what they said; unmappable, forged and
+      // failed ones are kept for a person to look at. Call records and events are kept.
+      if (c.DATA_RETENTION_DAYS > 0)
+        ctx.maintain('prune processed call webhooks', 3600_000, async (signal) => {
+          let total = 0;
+          for (;;) {
+            const r = await sql`
+              delete from calls_inbox where id in (
+                select id from calls_inbox
+                where state = 'done' and received_at < now() - make_interval(days => ${c.DATA_RETENTION_DAYS})
+                limit 5000)`.execute(ctx.db);
+            const n = Number(r.numAffectedRows ?? 0);
+            total += n;
+            if (n < 5000 || signal.aborted) return total;
+          }
+        });
       const notify = () => ctx.queue.notify();
       rt = {
         db: ctx.db,
@@ -127,7 +145,7 @@ export function callsModule(opts: CallsModuleOptions = {}): BridgeModule {
         .digest();
       api = {
         db: ctx.db,
-        urgentDb: ctx.store.urgentDb,
+        inbox: new InboxBatcher(ctx.store.urgentDb),
         endpoints,
         signer: new LinkSigner(linkKey, c.CALLS_LINK_TTL_SEC),
         publicUrl: c.publicUrl,
