@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redactUrl, scrub } from '../../src/infra/log/logger.js';
 import { waitFor } from '../helpers/store.js';
 import { ADMIN, PUBLIC_URL, startCalls, type CallsWorld } from './harness.js';
 
@@ -420,5 +421,15 @@ describe('retention', () => {
     expect(after).not.toContain('done');
     expect(after).toEqual(before.filter((s) => s !== 'done'));
     expect(await callsOf(newContact().id)).toEqual([]);
+  });
+});
+
+describe('the workflow token stays out of logs', () => {
+  it('is masked in logged URLs and in any log line', async () => {
+    const url = await t.workflowUrl(L0);
+    const token = url.split('/').at(-1)!;
+    const path = new URL(url).pathname;
+    expect(redactUrl(`${path}?x=1`)).toBe('/webhooks/workflow/[REDACTED]?x=1');
+    expect(scrub(`{"msg":"failed","url":"${url}"}`, [])).not.toContain(token);
   });
 });
