@@ -243,6 +243,18 @@ export function createGhlClient(o: GhlClientOptions) {
           { name: 'contacts.search', method: 'POST', path: '/contacts/search', body, idempotent: true },
           c,
         ),
+      /** The contact GHL's duplicate rules match for this email / phone (`contact` null when none). */
+      findDuplicate: (query: T.DuplicateContactQuery, c: CallOptions) =>
+        call<T.DuplicateContactResponse>(
+          {
+            name: 'contacts.findDuplicate',
+            method: 'GET',
+            path: '/contacts/search/duplicate',
+            query,
+            idempotent: true,
+          },
+          c,
+        ),
       /** All contacts matching `body` (searchAfter pagination). */
       async *iterate(
         body: Omit<T.SearchContactsBody, 'page' | 'searchAfter'>,
@@ -443,6 +455,64 @@ export function createGhlClient(o: GhlClientOptions) {
             path: `/conversations/locations/${enc(locationId)}/messages/${enc(messageId)}/transcription`,
             idempotent: true,
           },
+          c,
+        ),
+    },
+    opportunities: {
+      pipelines: (locationId: string, c: CallOptions) =>
+        call<T.GetPipelinesResponse>(
+          {
+            name: 'opportunities.pipelines',
+            method: 'GET',
+            path: '/opportunities/pipelines',
+            query: { locationId },
+            idempotent: true,
+          },
+          c,
+        ),
+      get: (id: string, c: CallOptions) =>
+        call<T.OpportunityResponse>(
+          { name: 'opportunities.get', method: 'GET', path: `/opportunities/${enc(id)}`, idempotent: true },
+          c,
+        ),
+      search: (query: T.SearchOpportunitiesQuery, c: CallOptions) =>
+        call<T.SearchOpportunitiesResponse>(
+          { name: 'opportunities.search', method: 'GET', path: '/opportunities/search', query, idempotent: true },
+          c,
+        ),
+      /** Not idempotent; `verify` looks for the effect after an ambiguous failure (the caller knows what to look for). */
+      create: (body: T.CreateOpportunityBody, c: CallOptions & { verify?: () => Promise<unknown> }) =>
+        call<T.OpportunityResponse>(
+          {
+            name: 'opportunities.create',
+            method: 'POST',
+            path: '/opportunities/',
+            body,
+            idempotent: false,
+            ...(c.verify ? { verify: c.verify } : {}),
+          },
+          c,
+        ),
+      /** Setting fields to values is idempotent. */
+      update: (id: string, body: T.UpdateOpportunityBody, c: CallOptions) =>
+        call<T.OpportunityResponse>(
+          { name: 'opportunities.update', method: 'PUT', path: `/opportunities/${enc(id)}`, body, idempotent: true },
+          c,
+        ),
+      updateStatus: (id: string, body: T.UpdateOpportunityStatusBody, c: CallOptions) =>
+        call<T.OpportunitySucceeded>(
+          {
+            name: 'opportunities.updateStatus',
+            method: 'PUT',
+            path: `/opportunities/${enc(id)}/status`,
+            body,
+            idempotent: true,
+          },
+          c,
+        ),
+      delete: (id: string, c: CallOptions) =>
+        call<T.OpportunitySucceeded>(
+          { name: 'opportunities.delete', method: 'DELETE', path: `/opportunities/${enc(id)}`, idempotent: true },
           c,
         ),
     },
