@@ -3,6 +3,7 @@ import type { Config } from './infra/config/index.js';
 import type { Migrations } from './infra/db/migrations/index.js';
 import { dashboardModule } from './console/index.js';
 import { apiKeysModule } from './platform/apikeys/index.js';
+import { callsModule } from './capabilities/calls/index.js';
 import { installationsModule } from './platform/installations/index.js';
 import { pipelinesModule } from './capabilities/pipelines/index.js';
 import { providerModule } from './capabilities/provider/index.js';
@@ -25,6 +26,7 @@ export async function bridgeModules(_config?: Config, opts: ModuleOptions = {}):
     installationsModule(),
     apiKeysModule(),
     providerModule(),
+    callsModule(),
     pipelinesModule(),
     dashboardModule(),
   ];

@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   provider: async () => (await import('./commands/provider.js')).registerProviderCommand,
   triggers: async () => (await import('./commands/triggers.js')).registerTriggersCommand,
   'api-keys': async () => (await import('./commands/api-keys.js')).registerApiKeysCommand,
+  calls: async () => (await import('./commands/calls.js')).registerCallsCommand,
 };
 
 const program = new Command();

@@ -12,6 +12,7 @@ import { loadOrGenerateKeys, type KeyMaterial } from './keys.js';
 import { OAuthError } from './oauth-service.js';
 import { resolveOptions, type EmulatorOptions as BaseOptions } from './options.js';
 import { RateLimiter } from './ratelimit.js';
+import { registerCallRoutes } from './routes/calls.js';
 import { registerContactRoutes } from './routes/contacts.js';
 import { registerControlRoutes } from './routes/control.js';
 import { registerConversationRoutes } from './routes/conversations.js';
@@ -142,6 +143,7 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
   registerInstallPage(app, ctx);
   registerContactRoutes(app, ctx);
   registerConversationRoutes(app, ctx);
+  registerCallRoutes(app, ctx);
   registerLocationRoutes(app, ctx);
   registerOpportunityRoutes(app, ctx);
   const pub = { ed25519PublicKeyPem: keys.ed25519PublicKeyPem, rsaPublicKeyPem: keys.rsaPublicKeyPem };

@@ -496,6 +496,37 @@ export const VARS = [
       "Catch-up: messages younger than this are left to GHL's own delivery (the checkpoint stops before them).",
   },
   {
+    name: 'CALLS_TRANSCRIPT_WAIT_MS',
+    group: 'provider',
+    schema: int(0, 7 * 86_400_000).default(3_600_000),
+    example: '3600000',
+    description:
+      'Calls: GHL produces a transcript some time after the call; its transcription endpoint is asked again (backoff from CALLS_TRANSCRIPT_RETRY_BASE_MS, doubling up to 10 min) while it answers 404/not ready, for this long after the call. Then the call is kept without a transcript, with the reason.',
+  },
+  {
+    name: 'CALLS_TRANSCRIPT_RETRY_BASE_MS',
+    group: 'provider',
+    schema: int(10, 3_600_000).default(30_000),
+    example: '30000',
+    description: 'Calls: first delay before asking GHL for a transcript again; doubles per try, capped at 10 min.',
+  },
+  {
+    name: 'CALLS_LINK_TTL_SEC',
+    group: 'provider',
+    schema: int(10, 7 * 86_400).default(3600),
+    example: '3600',
+    description:
+      'Calls: how long a signed recording link in a call record (recording.signedUrl) stays valid. The plain recording URL needs an API key instead.',
+  },
+  {
+    name: 'CALLS_CONVERSATION_PROVIDER_ID',
+    group: 'provider',
+    schema: z.string().min(1).max(64).optional(),
+    example: '6612a0c3e1f0a8b1c2d3e4f5',
+    description:
+      "Calls: id of the app's Call conversation provider, used when posting call logs into GHL (POST /v1/locations/{locationId}/calls). Default: GHL_CONVERSATION_PROVIDER_ID.",
+  },
+  {
     name: 'TRIGGER_MAX_ATTEMPTS',
     group: 'ghl',
     schema: int(1, 100).default(10),
