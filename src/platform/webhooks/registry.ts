@@ -82,6 +82,14 @@ export interface WebhooksService {
   onParsed<P>(type: string, payload: z.ZodType<P>, handler: WebhookHandler<P>, opts?: HandlerOptions): () => void;
   /** Types with at least one handler. */
   handledTypes(): string[];
+  /**
+   * Registers an observer of every stored event, whatever its type and whether or not a handler exists (event
+   * subscriptions). It runs in the event's dispatch job before the handlers, for every dispatch (re-runs and replays
+   * too: it must be idempotent); it does not count as a handler, so an event nobody handles is still 'skipped'. A
+   * throw retries the dispatch job like a handler's. `wants(type)` (default: every type) is asked at intake: an event
+   * with no handler is queued for dispatch only when an observer wants it. Returns an unregister function.
+   */
+  observe(observer: WebhookHandler, opts?: { wants?: (type: string) => boolean }): () => void;
 }
 
 /** Location lookup this module needs, published as ctx.services `knownLocations` (by the installations module). */
@@ -91,6 +99,27 @@ export interface LocationLookup {
 
 export class HandlerRegistry implements WebhooksService {
   readonly #byType = new Map<string, RegisteredHandler[]>();
+  readonly #observers: Array<{ fn: WebhookHandler; wants: (type: string) => boolean }> = [];
+
+  observe(observer: WebhookHandler, opts: { wants?: (type: string) => boolean } = {}): () => void {
+    const entry = { fn: observer, wants: opts.wants ?? (() => true) };
+    this.#observers.push(entry);
+    return () => {
+      const i = this.#observers.indexOf(entry);
+      if (i >= 0) this.#observers.splice(i, 1);
+    };
+  }
+
+  /** The observers of every event (see `observe`). */
+  observers(): readonly WebhookHandler[] {
+    return this.#observers.map((o) => o.fn);
+  }
+
+  /** Whether an event of this type must be dispatched: a handler, or an observer that wants it. */
+  wantsDispatch(type: string | null): boolean {
+    if (this.get(type).length > 0) return true;
+    return type !== null && this.#observers.some((o) => o.wants(type));
+  }
 
   on(type: string, handler: WebhookHandler, opts: HandlerOptions = {}): () => void {
     if (!type) throw new Error('webhooks.on: event type is required');
