@@ -247,7 +247,7 @@ class SubscriptionLoop {
       this.#kicked = false;
       let n = 0;
       try {
-        n = this.blocked() ? 0 : await this.round();
+        n = await this.round();
       } catch (e) {
         log.warn({ err: e, subscription: this.#row.id }, 'event delivery round failed; trying again');
       }
@@ -285,6 +285,7 @@ class SubscriptionLoop {
   async round(): Promise<number> {
     const { db, settings } = this.deps;
     const row = this.#row;
+    if (row.state !== 'enabled' || this.blocked()) return 0;
     const now = this.deps.now();
     const halfOpen = row.consecutive_failures >= settings.breakerThreshold;
     const limit = halfOpen ? 1 : settings.concurrency;

@@ -177,7 +177,7 @@ export function eventsModule(opts: EventsModuleOptions = {}): BridgeModule {
       });
       late.engine = engine;
       rt = { engine, store, guard };
-      ctx.services.provide('events', { publish, wake, subscriptions: store });
+      ctx.services.provide('events', { publish, wake, active: () => anySubscription, subscriptions: store });
       ctx.services.provide('eventsInternal', rt);
 
       // Every stored GHL event (whatever its type, handled or not) is recorded with its fan-out rows, once per stored

@@ -25,6 +25,11 @@ export interface EventsService {
   publish<T extends BridgeEventType>(db: Db, e: BridgeEventInput<T>): Promise<string>;
   /** Wakes this replica's deliveries (after a commit that published events); other replicas poll. */
   wake(): void;
+  /**
+   * Whether any subscription is enabled (as this replica last read, at most EVENTS_POLL_MS ago). Modules may skip
+   * building an event nobody can receive; events are recorded only while this is true.
+   */
+  active(): boolean;
   subscriptions: SubscriptionStore;
 }
 
