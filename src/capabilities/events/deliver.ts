@@ -289,7 +289,7 @@ class SubscriptionLoop {
     const now = this.deps.now();
     const halfOpen = row.consecutive_failures >= settings.breakerThreshold;
     const limit = halfOpen ? 1 : settings.concurrency;
-    const leaseUntil = new Date(now + settings.timeoutMs + 30_000);
+    const leaseUntil = new Date(now + settings.timeoutMs + 5_000);
     const ordered = row.ordering !== 'none';
     const claimed = await sql<Claimed>`
       with c as (
