@@ -68,12 +68,10 @@ describe('SIGKILL during fan-out', () => {
     const N = 400;
     const accepted = new Set<string>();
     let killed = false;
+    // One payload per event: a retry (as GHL's) carries the same webhookId, which the intake deduplicates on.
+    const payloads = Array.from({ length: N }, (_, i) => contact('ContactCreate', `loc_${i % 4}`, `c${i}`));
     const send = async (url: string, i: number) => {
-      const st = await sendSigned(
-        `${url}/webhooks/ghl`,
-        signer,
-        contact('ContactCreate', `loc_${i % 4}`, `c${i}`),
-      ).then(
+      const st = await sendSigned(`${url}/webhooks/ghl`, signer, payloads[i]).then(
         (r) => r.status,
         () => 0,
       );
