@@ -46,6 +46,8 @@ export function parseRetryAfter(v: string | undefined, now: number): number | un
 
 export interface EngineSettings {
   concurrency: number;
+  /** After a partial round, wait this long before claiming again (batching under a steady stream). */
+  batchMs: number;
   timeoutMs: number;
   pollMs: number;
   breakerThreshold: number;
@@ -252,8 +254,13 @@ class SubscriptionLoop {
         log.warn({ err: e, subscription: this.#row.id }, 'event delivery round failed; trying again');
       }
       if (this.#stopped || this.#row.state !== 'enabled') return;
-      if (n > 0 && !this.blocked()) continue;
-      if (this.#kicked && !this.blocked()) continue;
+      if (n >= settings.concurrency && !this.blocked()) continue; // a full round: more are likely due
+      if ((n > 0 || this.#kicked) && !this.blocked()) {
+        // Fewer than a full round: gather what arrives for a moment, so a steady stream is claimed, sent and
+        // recorded in rounds (two statements each) rather than one round per event.
+        if (settings.batchMs > 0) await new Promise((r) => setTimeout(r, settings.batchMs));
+        continue;
+      }
       const until = this.#row.circuit_open_until?.getTime();
       const wait =
         until && until > this.deps.now() ? Math.min(settings.pollMs, until - this.deps.now()) : settings.pollMs;

@@ -135,6 +135,7 @@ export function eventsModule(opts: EventsModuleOptions = {}): BridgeModule {
         rnd: opts.rnd ?? Math.random,
         settings: {
           concurrency: c.EVENTS_ENDPOINT_CONCURRENCY,
+          batchMs: c.EVENTS_BATCH_MS,
           timeoutMs: c.EVENTS_DELIVERY_TIMEOUT_MS,
           pollMs: c.EVENTS_POLL_MS,
           breakerThreshold: c.EVENTS_BREAKER_THRESHOLD,

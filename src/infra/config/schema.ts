@@ -561,6 +561,14 @@ export const VARS = [
       'Event subscriptions: after a secret rotation the previous secret keeps signing (both signatures in webhook-signature) this long.',
   },
   {
+    name: 'EVENTS_BATCH_MS',
+    group: 'events',
+    schema: int(0, 1000).default(10),
+    example: '10',
+    description:
+      'Event subscriptions: after a delivery round that was not full, wait this long before the next one, so a steady stream is sent in rounds of several events (fewer statements) at the cost of this much latency. 0 = claim again at once.',
+  },
+  {
     name: 'EVENTS_POLL_MS',
     group: 'events',
     schema: int(10, 60_000).default(500),
