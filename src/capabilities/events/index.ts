@@ -22,8 +22,7 @@ import { DeliveryEngine, type EngineSettings } from './deliver.js';
 import { eventsMigration } from './migration.js';
 import type { BridgeEventType } from './schemas.js';
 import {
-  fanOutSql,
-  ghlEventId,
+  ghlFanOutCtes,
   publishBridgeEvent,
   SubscriptionStore,
   type BridgeEventInput,
@@ -74,11 +73,6 @@ export function guardFromConfig(c: { EVENTS_ALLOWED_NETWORKS: string }): SsrfGua
       .map(parseNetwork),
   );
 }
-
-const contactOf = (type: string, p: Record<string, unknown>): string | null => {
-  const c = p.contactId ?? (type.startsWith('Contact') ? p.id : undefined);
-  return typeof c === 'string' && c ? c : null;
-};
 
 export function eventsModule(opts: EventsModuleOptions = {}): BridgeModule {
   let rt: EventsRuntime | undefined;
@@ -181,29 +175,13 @@ export function eventsModule(opts: EventsModuleOptions = {}): BridgeModule {
       ctx.services.provide('events', { publish, wake, active: () => anySubscription, subscriptions: store });
       ctx.services.provide('eventsInternal', rt);
 
-      // Every stored GHL event (whatever its type, handled or not) is recorded with its fan-out rows, once per stored
-      // webhook (the event id is derived from it, so re-dispatch and replay add nothing).
-      webhooksService(ctx).observe(
-        async (evt, hctx) => {
-          if (!anySubscription || !evt.type) return;
-          await fanOutSql(
-            {
-              id: ghlEventId(evt.id),
-              source: 'ghl',
-              type: evt.type,
-              version: 1,
-              locationId: evt.locationId,
-              contactId: contactOf(evt.type, evt.payload),
-              webhookEventId: evt.id,
-              receivedAt: evt.receivedAt,
-              data: evt.payload,
-            },
-            new Date(now()),
-          ).execute(hctx.db);
-          wake();
-        },
-        { wants: () => anySubscription },
-      );
+      // Every stored GHL event (whatever its type, handled or not) gets its event row and fan-out rows in the very
+      // statement that stores it (the intake's group commit): never stored without them, never twice (duplicates
+      // are not in `ev`), and no job per event.
+      webhooksService(ctx).onStored({
+        sql: () => (anySubscription ? ghlFanOutCtes(new Date(now())) : null),
+        after: wake,
+      });
 
       if (c.DATA_RETENTION_DAYS > 0)
         ctx.maintain('prune events', 3600_000, async () => {

@@ -147,6 +147,29 @@ export function fanOutSql(
     on conflict do nothing`;
 }
 
+/**
+ * CTEs for the webhook intake's insert statement (WebhooksService.onStored): the event rows of the newly stored GHL
+ * events (CTE `ev`) and their fan-out rows. The contact is the payload's contactId, or its id for Contact* events.
+ */
+export function ghlFanOutCtes(now: Date): RawBuilder<unknown> {
+  return sql`ev_log as (
+      insert into event_log (id, source, type, version, location_id, contact_id, webhook_event_id, received_at, data)
+      select 'evt_ghl_' || ev.id, 'ghl', ev.type, 1, ev.location_id,
+        nullif(coalesce(ev.payload->>'contactId', case when ev.type like 'Contact%' then ev.payload->>'id' end), ''),
+        ev.id, ev.received_at, ev.payload
+      from ev where ev.type is not null and ev.payload is not null and json_typeof(ev.payload) = 'object'
+      order by ev.id
+      on conflict do nothing
+      returning id, type, location_id, contact_id
+    ), ev_fan as (
+      insert into event_deliveries (event_id, subscription_id, order_key, status, next_at, created_at)
+      select e.id, s.id, ${orderKeySql}, 'pending', ${now}, ${now}
+      from ev_log e join event_subscriptions s on s.state = 'enabled' and ${filterMatchSql}
+      order by e.id
+      on conflict do nothing
+    )`;
+}
+
 export function newEventId(): string {
   return newId('evt');
 }

@@ -94,24 +94,6 @@ async function dispatch(
     deps.metrics.dispatch.inc({ type: metricType(type), outcome });
   };
 
-  const observers = deps.registry.observers();
-  if (observers.length) {
-    const seen: StoredEvent = {
-      id: row.id,
-      source: row.source,
-      type,
-      locationId: row.location_id,
-      companyId: row.company_id,
-      webhookId: row.webhook_id,
-      receivedAt: row.received_at,
-      payload: (row.payload ?? {}) as Record<string, unknown>,
-      replay: payload.replay === true,
-      signature: row.signature,
-    };
-    const octx = { signal: jctx.signal, log, db, jobId: job.id, attempt: job.attempts, maxAttempts: job.maxAttempts };
-    for (const o of observers) await o(seen, octx);
-  }
-
   const handlers = deps.registry.get(row.type);
   if (!handlers.length) {
     await finish(known.has(type) ? 'skipped' : 'unknown_type', 'no handler registered', 'skipped');

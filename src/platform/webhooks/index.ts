@@ -166,6 +166,7 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
         maxBatch: opts.maxBatch ?? 256,
         maxAttempts: opts.maxAttempts ?? c.JOB_MAX_ATTEMPTS,
         onCommitted: () => ctx.queue.notify(),
+        storedSql: () => registry.storedSql(),
         onBatch: (n, sec) => {
           metrics.commitBatch.observe(n);
           metrics.commitSeconds.observe(sec);

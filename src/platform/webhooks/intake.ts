@@ -102,7 +102,7 @@ export async function registerIntakeRoutes(app: FastifyInstance, o: IntakeOption
       insecureSkipVerify: o.insecureSkipVerify,
       toleranceSec: o.toleranceSec,
       nowMs: now(),
-      hasHandler: (type) => o.registry.wantsDispatch(type),
+      hasHandler: (type) => o.registry.get(type).length > 0,
       orderingKey: (evt) => o.registry.orderingKey(evt),
     });
     if (decision.action === 'reject') return reject(decision.status, decision.reason, decision.message);

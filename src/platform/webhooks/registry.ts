@@ -2,6 +2,7 @@ import type { ServiceRegistry } from '../../app.js';
 import type { Db } from '../../infra/db/index.js';
 import type { Logger } from '../../infra/log/logger.js';
 import type { WebhookSource } from './tables.js';
+import type { RawBuilder } from 'kysely';
 import type { z } from 'zod';
 import { PermanentJobError } from '../../infra/queue/index.js';
 import { orderingKeys } from '../keys.js';
@@ -45,6 +46,12 @@ export interface IncomingEvent {
   payload: Record<string, unknown>;
 }
 
+/** See `WebhooksService.onStored`. */
+export interface StoredSqlHook {
+  sql: () => RawBuilder<unknown> | null;
+  after?: () => void;
+}
+
 export interface HandlerOptions {
   /**
    * Jobs with the same key run one at a time in arrival order. Default: per location + contact
@@ -83,13 +90,13 @@ export interface WebhooksService {
   /** Types with at least one handler. */
   handledTypes(): string[];
   /**
-   * Registers an observer of every stored event, whatever its type and whether or not a handler exists (event
-   * subscriptions). It runs in the event's dispatch job before the handlers, for every dispatch (re-runs and replays
-   * too: it must be idempotent); it does not count as a handler, so an event nobody handles is still 'skipped'. A
-   * throw retries the dispatch job like a handler's. `wants(type)` (default: every type) is asked at intake: an event
-   * with no handler is queued for dispatch only when an observer wants it. Returns an unregister function.
+   * Joins the intake's insert of newly stored events (every type, handled or not; duplicates excluded): `sql()`
+   * returns CTE definitions (`name as (…), …`) reading the CTE `ev` (id, type, location_id, company_id, payload,
+   * received_at) — they commit in the same statement as the events — or null to add nothing to this batch. `after`
+   * runs after each batch that included them commits. For event subscriptions: a stored event is never without its
+   * fan-out rows. Returns an unregister function.
    */
-  observe(observer: WebhookHandler, opts?: { wants?: (type: string) => boolean }): () => void;
+  onStored(hook: StoredSqlHook): () => void;
 }
 
 /** Location lookup this module needs, published as ctx.services `knownLocations` (by the installations module). */
@@ -99,26 +106,27 @@ export interface LocationLookup {
 
 export class HandlerRegistry implements WebhooksService {
   readonly #byType = new Map<string, RegisteredHandler[]>();
-  readonly #observers: Array<{ fn: WebhookHandler; wants: (type: string) => boolean }> = [];
+  readonly #stored: StoredSqlHook[] = [];
 
-  observe(observer: WebhookHandler, opts: { wants?: (type: string) => boolean } = {}): () => void {
-    const entry = { fn: observer, wants: opts.wants ?? (() => true) };
-    this.#observers.push(entry);
+  onStored(hook: StoredSqlHook): () => void {
+    this.#stored.push(hook);
     return () => {
-      const i = this.#observers.indexOf(entry);
-      if (i >= 0) this.#observers.splice(i, 1);
+      const i = this.#stored.indexOf(hook);
+      if (i >= 0) this.#stored.splice(i, 1);
     };
   }
 
-  /** The observers of every event (see `observe`). */
-  observers(): readonly WebhookHandler[] {
-    return this.#observers.map((o) => o.fn);
-  }
-
-  /** Whether an event of this type must be dispatched: a handler, or an observer that wants it. */
-  wantsDispatch(type: string | null): boolean {
-    if (this.get(type).length > 0) return true;
-    return type !== null && this.#observers.some((o) => o.wants(type));
+  /** The hooks' CTEs for the next intake batch (see `onStored`). */
+  storedSql(): { ctes: RawBuilder<unknown>[]; after: Array<() => void> } {
+    const ctes: RawBuilder<unknown>[] = [];
+    const after: Array<() => void> = [];
+    for (const h of this.#stored) {
+      const c = h.sql();
+      if (!c) continue;
+      ctes.push(c);
+      if (h.after) after.push(h.after);
+    }
+    return { ctes, after };
   }
 
   on(type: string, handler: WebhookHandler, opts: HandlerOptions = {}): () => void {
