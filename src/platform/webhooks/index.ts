@@ -26,6 +26,8 @@
  *   events of unknown locations are stored with status 'skipped' instead of reaching handlers
  *   that require a known location.
  * - `replayEvents(db, selection)` (also: CLI `ghl-bridge webhooks replay`, POST /admin/webhooks/replay).
+ * - `onStored({ sql, after })`: CTEs joined to the intake's insert of newly stored events (every type), committed with
+ *   them — how event subscriptions (src/capabilities/events) record every GHL event without a job per event.
  */
 import type { KeyObject } from 'node:crypto';
 import type { AppContext, BridgeModule } from '../../app.js';

@@ -185,7 +185,10 @@ export class GroupCommitter {
           u.payload::json, decode(u.raw, 'hex'), u.signature, u.status, u.reason
         from u order by u.ord
         on conflict (source, dedupe_key) do nothing
-        returning id, source, dedupe_key, status, ordering_key, location_id, type, company_id, payload, received_at
+        returning id, source, dedupe_key, status, ordering_key, location_id${
+          // The columns onStored hooks read, only when one joins this batch (the payload is not sent back otherwise).
+          extra.ctes.length ? sql`, type, company_id, payload, received_at` : sql``
+        }
       ), jobs as (
         -- Job ids follow event ids, so events sharing an ordering key run in arrival order.
         insert into bridge_jobs (${JOB_INSERT_COLUMNS})
