@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventsModule } from '../../src/capabilities/events/index.js';
+import { decrypt, parseKeyRing } from '../../src/infra/crypto/aes.js';
 import { waitFor } from '../helpers/store.js';
 import { ADMIN, adminPut, startBridge, startWorld, type ProviderBridge, type World } from '../provider/harness.js';
 import { startReceiver } from './harness.js';
@@ -58,5 +59,42 @@ describe('bridge events', () => {
     expect(un.body.data).toMatchObject({ locationId: loc });
     for (const g of r.got) expect(r.verify(g, secret)).toBeTruthy();
     expect(new Set(r.got.map((g) => g.id)).size).toBe(r.got.length);
+  });
+
+  it('installation.reauth_required when GHL refuses the tokens', async () => {
+    w = await startWorld();
+    b = await startBridge(w, {
+      modules: [eventsModule()],
+      env: { EVENTS_ALLOWED_NETWORKS: '127.0.0.1/32', EVENTS_POLL_MS: '100' },
+    });
+    const loc = w.locationIds[0]!;
+    const r = await startReceiver();
+    closers.push(() => r.close());
+    const res = await fetch(`${b.url}/admin/api/subscriptions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ url: r.url, eventTypes: ['installation.*'] }),
+    });
+    expect(res.status).toBe(201);
+    // GHL revokes both tokens of the installation (as when the user removes access).
+    const row = await b.ctx.db
+      .selectFrom('ghl_installations')
+      .selectAll()
+      .where('location_id', '=', loc)
+      .executeTakeFirstOrThrow();
+    const ring = parseKeyRing(w.env.TOKEN_ENCRYPTION_KEYS!);
+    for (const kind of ['access', 'refresh'] as const) {
+      const enc = kind === 'access' ? row.access_token_enc : row.refresh_token_enc;
+      w.emu.control.revokeToken(decrypt(ring, enc!, `ghl_installations:${row.id}:${kind}`));
+    }
+    const ghl = b.ctx.services.get('ghl');
+    await expect(ghl.customFields.list(loc, { installation: { locationId: loc } })).rejects.toThrow(/re-authorization/);
+    await waitFor(() => r.got.some((g) => g.body.type === 'installation.reauth_required'), {
+      what: 'installation.reauth_required',
+    });
+    const ev = r.got.find((g) => g.body.type === 'installation.reauth_required')!;
+    expect(ev.body).toMatchObject({ source: 'bridge', locationId: loc });
+    expect(ev.body.data).toMatchObject({ locationId: loc, companyId: null });
+    expect(String(ev.body.data.reason).length).toBeGreaterThan(0);
   });
 });
