@@ -10,7 +10,7 @@ import http from 'node:http';
 
 const ed = generateKeyPairSync('ed25519');
 const publicKey = ed.publicKey.export({ type: 'spki', format: 'pem' }).toString();
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
 interface Phase {
   sentAt: Map<string, number>;

@@ -8,7 +8,8 @@
  *   baseline  — 10 healthy subscriptions
  *   dead      — 9 healthy + 1 endpoint that never answers (each attempt ends at EVENTS_DELIVERY_TIMEOUT_MS)
  * Per phase: delivery latency p50/p99 at the healthy endpoints (webhook sent → delivery received, one clock),
- * throughput = healthy deliveries received within the phase plus BENCH_GRACE_MS (2 s) / (offered × healthy endpoints),
+ * throughput = healthy deliveries received by BENCH_GRACE_MS (2 s) after the phase (the last webhook answered, or
+ * BENCH_SECONDS, whichever is later) / (offered × healthy endpoints),
  * and bridge CPU per delivery. Targets on PostgreSQL: p99 ≤ 100 ms and ≥ 95 % of offered.
  *
  * Env: BENCH_RATE (1000), BENCH_SECONDS (10), BENCH_GRACE_MS (2000), TEST_STORE=postgres.
