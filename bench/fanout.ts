@@ -62,6 +62,8 @@ async function phase(name: string, dead: number): Promise<Row> {
       WORKER_CONCURRENCY: '32',
       JOB_POLL_MS: '200',
       WEBHOOK_MAX_BACKLOG: '1000000',
+      // EVENTS_* from the environment (e.g. EVENTS_ENDPOINT_CONCURRENCY) override the defaults.
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('EVENTS_'))),
     },
     log: fileLogger(logFile),
   });

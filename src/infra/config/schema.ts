@@ -521,9 +521,10 @@ export const VARS = [
   {
     name: 'EVENTS_ENDPOINT_CONCURRENCY',
     group: 'events',
-    schema: int(1, 256).default(16),
-    example: '16',
-    description: 'Event subscriptions: deliveries in flight at once per subscription per replica.',
+    schema: int(1, 256).default(64),
+    example: '64',
+    description:
+      'Event subscriptions: deliveries in flight at once per subscription per replica (also the most claimed per round: larger rounds cost fewer statements per delivery; bench:fanout delivered about 1.5–3× more at 64 than at 16).',
   },
   {
     name: 'EVENTS_BREAKER_THRESHOLD',
