@@ -5,6 +5,7 @@ import { dashboardModule } from './console/index.js';
 import { apiKeysModule } from './platform/apikeys/index.js';
 import { callsModule } from './capabilities/calls/index.js';
 import { installationsModule } from './platform/installations/index.js';
+import { eventsModule } from './capabilities/events/index.js';
 import { pipelinesModule } from './capabilities/pipelines/index.js';
 import { providerModule } from './capabilities/provider/index.js';
 import { webhooksModule } from './platform/webhooks/index.js';
@@ -26,6 +27,7 @@ export async function bridgeModules(_config?: Config, opts: ModuleOptions = {}):
     installationsModule(),
     apiKeysModule(),
     providerModule(),
+    eventsModule(),
     callsModule(),
     pipelinesModule(),
     dashboardModule(),

@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   triggers: async () => (await import('./commands/triggers.js')).registerTriggersCommand,
   'api-keys': async () => (await import('./commands/api-keys.js')).registerApiKeysCommand,
   calls: async () => (await import('./commands/calls.js')).registerCallsCommand,
+  subscriptions: async () => (await import('./commands/subscriptions.js')).registerSubscriptionsCommand,
 };
 
 const program = new Command();

@@ -345,6 +345,13 @@ async function handle(
         .returning('message_id')
         .executeTakeFirst();
       if (row) await statusJob.enqueue(trx, { messageId: m.id, locationId });
+      if (row)
+        await rt.out.bus?.()?.publish(trx, {
+          type: 'message.failed',
+          locationId,
+          contactId: m.contactId,
+          data: { messageId: m.id, locationId, contactId: m.contactId, code: error.code, message: error.message },
+        });
       return row !== undefined;
     });
     if (inserted) {

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { GetMessageResponse } from '../../platform/ghl/types.js';
 import type { Counter } from 'prom-client';
 import { GhlApiError } from '../../platform/ghl/errors.js';
+import type { Db } from '../../infra/db/index.js';
 import type { Logger } from '../../infra/log/logger.js';
 import { z } from 'zod';
 import { backoffDelay, defineJob, PRIORITY, RetryLaterError } from '../../infra/queue/index.js';
@@ -238,13 +239,28 @@ async function reject(
   detail?: string,
 ): Promise<boolean> {
   const text = `${reason}: ${REASON_TEXT[reason]}${detail ? ` (${detail})` : ''}`.slice(0, 1000);
-  const r = await cr.out.db
-    .updateTable('provider_outbound')
-    .set({ state: 'rejected', rejected_reason: text, updated_at: sql`now()` })
-    .where('message_id', '=', messageId)
-    .where('state', '=', 'awaiting_confirmation')
-    .executeTakeFirst();
-  const done = Number(r.numUpdatedRows) === 1;
+  const bus = cr.out.bus?.();
+  const update = (db: Db) =>
+    db
+      .updateTable('provider_outbound')
+      .set({ state: 'rejected', rejected_reason: text, updated_at: sql`now()` })
+      .where('message_id', '=', messageId)
+      .where('state', '=', 'awaiting_confirmation')
+      .returning(['location_id'])
+      .executeTakeFirst();
+  const r = bus
+    ? await cr.out.db.transaction().execute(async (trx) => {
+        const row = await update(trx);
+        if (row)
+          await bus.publish(trx, {
+            type: 'message.rejected',
+            locationId: row.location_id,
+            data: { messageId, locationId: row.location_id, reason: text },
+          });
+        return row;
+      })
+    : await update(cr.out.db);
+  const done = r !== undefined;
   if (done) {
     cr.rejected.inc({ reason });
     log.warn({ messageId, reason }, 'unsigned provider delivery rejected: not sent');

@@ -218,7 +218,12 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       );
       events.on('status', (e) => relay.observe({ leg: 'status' }, Math.max(0, e.at - e.since) / 1000));
 
-      outbound = { db: ctx.db, log, ghl, channels, settings, events, notify };
+      // Bridge events (message.sent / failed / rejected) when the events module runs and a subscription exists.
+      const bus = () => {
+        const e = ctx.services.find('events');
+        return e?.active() ? e : undefined;
+      };
+      outbound = { db: ctx.db, log, ghl, channels, settings, events, notify, bus };
       const confirm: ConfirmRuntime = {
         out: outbound,
         settings: {

@@ -27,6 +27,7 @@ import {
 } from '../../infra/queue/index.js';
 import type { ProviderOutboundMessage } from '../../platform/webhooks/index.js';
 import type { ChannelCache } from './channels.js';
+import type { EventsService } from '../events/service.js';
 import type { GhlStatus, OutboundState, ProviderOutboundTable } from './tables.js';
 import './tables.js';
 import { locationKey, orderingKeys } from '../../platform/keys.js';
@@ -72,6 +73,8 @@ export interface OutboundRuntime {
   settings: ProviderSettings;
   events: EventEmitter<RelayEvents>;
   notify: () => void;
+  /** The `events` service while it has subscribers (bridge events are published in the state change's transaction). */
+  bus?: () => EventsService | undefined;
 }
 
 const RANK: Record<Exclude<GhlStatus, 'failed'>, number> = { pending: 0, delivered: 1, read: 2 };
@@ -458,19 +461,48 @@ async function finishSend(
   // on a channel that can be polled, the first poll. A receipt may have arrived before the send answer was recorded:
   // keep whichever is further. For the statuses a send can yield (pending, delivered, failed) mergeStatus reduces to
   // "replace nothing or pending".
-  await prepared(sql`
+  const statement = prepared<{ contact_id: string | null }>(sql`
     with u as (
       update provider_outbound set
         state = 'sent', channel_message_id = ${channelMessageId}::text,
         status_target = case when status_target is null or status_target = 'pending' then ${target}::text else status_target end,
         target_at = now(), sent_at = now(), updated_at = now(), last_error = null, error = coalesce(${error}::jsonb, error)
       where message_id = ${messageId} and state in ('received', 'sending')
-      returning status_target
+      returning status_target, contact_id
     ),
     s as (${statusJob.fromSql('u', ref)}),
     p as (${pollJob.fromSql('u', ref, { runAt: new Date(Date.now() + rt.settings.pollBaseMs) }, sql`u.status_target = 'pending' and ${pollable && channelMessageId !== null}::boolean`)}),
     n as (${jobsNotifySql(['s', 'p'])})
-    select (select count(*) from n) as woke`).execute(rt.db);
+    select (select count(*) from n) as woke, (select contact_id from u limit 1) as contact_id`);
+  const bus = rt.bus?.();
+  if (!bus) await statement.execute(rt.db);
+  else
+    await rt.db.transaction().execute(async (trx) => {
+      const r = await statement.execute(trx);
+      const row = r.rows[0];
+      if (!row || row.contact_id === null) return; // settled by an earlier run: its event exists
+      const contactId = row.contact_id;
+      if (result.outcome === 'failed')
+        await bus.publish(trx, {
+          type: 'message.failed',
+          locationId,
+          contactId,
+          data: { messageId, locationId, contactId, code: result.error.code, message: result.error.message },
+        });
+      else
+        await bus.publish(trx, {
+          type: 'message.sent',
+          locationId,
+          contactId,
+          data: {
+            messageId,
+            locationId,
+            contactId,
+            channelMessageId,
+            status: target === 'delivered' ? 'delivered' : 'pending',
+          },
+        });
+    });
   rt.notify();
 }
 

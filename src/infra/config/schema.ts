@@ -1,3 +1,4 @@
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
 /**
@@ -11,8 +12,10 @@ export interface VarSpec {
   secret?: boolean;
   example: string;
   description: string;
-  group: 'server' | 'storage' | 'queue' | 'ghl' | 'webhooks' | 'provider' | 'security' | 'sandbox';
+  group: 'server' | 'storage' | 'queue' | 'ghl' | 'webhooks' | 'provider' | 'events' | 'security' | 'sandbox';
 }
+
+const isNetwork = (n: string): boolean => ipaddr.isValidCIDR(n) || ipaddr.isValid(n);
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
@@ -548,6 +551,85 @@ export const VARS = [
     schema: int(100, 120_000).default(10_000),
     example: '10000',
     description: 'Workflow triggers: one forwarding attempt (connect to the complete answer) may take this long.',
+  },
+  {
+    name: 'EVENTS_ALLOWED_NETWORKS',
+    group: 'events',
+    schema: z
+      .string()
+      .default('')
+      .refine((s) => s.split(',').every((n) => !n.trim() || isNetwork(n.trim())), {
+        message: 'expected comma-separated networks in CIDR form (127.0.0.0/8, ::1/128) or addresses',
+      }),
+    example: '127.0.0.0/8,::1/128',
+    description:
+      'Event subscriptions: private, loopback, link-local and other non-public addresses an endpoint may resolve to (SSRF guard, checked at creation and at every connection). Empty: public addresses only.',
+  },
+  {
+    name: 'EVENTS_DELIVERY_TIMEOUT_MS',
+    group: 'events',
+    schema: int(100, 120_000).default(10_000),
+    example: '10000',
+    description: 'Event subscriptions: an endpoint that has not answered within this is a failed attempt (retried).',
+  },
+  {
+    name: 'EVENTS_ENDPOINT_CONCURRENCY',
+    group: 'events',
+    schema: int(1, 256).default(64),
+    example: '64',
+    description:
+      'Event subscriptions: deliveries in flight at once per subscription per replica (also the most claimed per round: larger rounds cost fewer statements per delivery; bench:fanout delivered about 1.5–3× more at 64 than at 16).',
+  },
+  {
+    name: 'EVENTS_BREAKER_THRESHOLD',
+    group: 'events',
+    schema: int(1, 10_000).default(5),
+    example: '5',
+    description:
+      'Event subscriptions: consecutive failed attempts that open the circuit (nothing sent to the endpoint for EVENTS_BREAKER_COOLDOWN_MS, then one probe).',
+  },
+  {
+    name: 'EVENTS_BREAKER_COOLDOWN_MS',
+    group: 'events',
+    schema: int(100, 3_600_000).default(30_000),
+    example: '30000',
+    description: 'Event subscriptions: how long an open circuit stays open before a probe delivery.',
+  },
+  {
+    name: 'EVENTS_DISABLE_AFTER_DAYS',
+    group: 'events',
+    schema: z
+      .string()
+      .regex(/^\d+(\.\d+)?$/, { message: 'expected a number of days' })
+      .transform(Number)
+      .default(5),
+    example: '5',
+    description:
+      'Event subscriptions: an endpoint failing without a single success for this many days is disabled (endpoint.disabled event, alert in GET /admin/api/event-alerts). 0 = never.',
+  },
+  {
+    name: 'EVENTS_SECRET_OVERLAP_HOURS',
+    group: 'events',
+    schema: int(0, 720).default(24),
+    example: '24',
+    description:
+      'Event subscriptions: after a secret rotation the previous secret keeps signing (both signatures in webhook-signature) this long.',
+  },
+  {
+    name: 'EVENTS_BATCH_MS',
+    group: 'events',
+    schema: int(0, 1000).default(10),
+    example: '10',
+    description:
+      'Event subscriptions: after a delivery round that was not full, wait this long before the next one, so a steady stream is sent in rounds of several events (fewer statements) at the cost of this much latency. 0 = claim again at once.',
+  },
+  {
+    name: 'EVENTS_POLL_MS',
+    group: 'events',
+    schema: int(10, 60_000).default(500),
+    example: '500',
+    description:
+      'Event subscriptions: how often each replica looks for due deliveries it was not woken for (other replicas, retries, CLI replays).',
   },
   {
     name: 'SANDBOX',

@@ -7,7 +7,8 @@ import { GHL_LIMITS, RateLimiter, type RateLimitOptions } from '../ghl/ratelimit
 import { webhooksService, type StoredEvent } from '../webhooks/index.js';
 import { CALLBACK_PATH, registerInstallRoutes } from './routes.js';
 import { InstallationsService, mintLocationJob, reconcileJob, syncCompanyJob } from './service.js';
-import { TokenVault } from './vault.js';
+import { TokenVault, type InstallationEventSink } from './vault.js';
+import { isCompanyKey, isLocationKey } from '../keys.js';
 import { installationsMigration } from './migration.js';
 
 export {
@@ -135,7 +136,24 @@ export function installationsModule(opts: InstallationsModuleOptions = {}): Brid
       limiter = new RateLimiter(ctx.db, clientId, { ...GHL_LIMITS, ...opts.limits }, ilog, (lane, ms) =>
         waits.observe({ lane }, ms / 1000),
       );
+      // installation.* bridge events, when the events module runs and someone subscribes (it is listed later).
+      const publishEvent: InstallationEventSink = async (db, e) => {
+        const bus = ctx.services.find('events');
+        if (!bus?.active()) return;
+        const ids = { installationId: e.installationId, locationId: null, companyId: null } as {
+          installationId: string;
+          locationId: string | null;
+          companyId: string | null;
+        };
+        if (isLocationKey(e.installationId)) ids.locationId = e.installationId.slice(e.installationId.indexOf(':') + 1);
+        else if (isCompanyKey(e.installationId))
+          ids.companyId = e.installationId.slice(e.installationId.indexOf(':') + 1);
+        if (e.type === 'installation.reauth_required')
+          await bus.publish(db, { type: e.type, locationId: ids.locationId, data: { ...ids, reason: e.reason } });
+        else await bus.publish(db, { type: e.type, locationId: ids.locationId, data: ids });
+      };
       const vault = new TokenVault({
+        publishEvent,
         db: ctx.db,
         kind: ctx.store.kind,
         ring,
@@ -160,6 +178,7 @@ export function installationsModule(opts: InstallationsModuleOptions = {}): Brid
         },
       });
       svc = new InstallationsService({
+        publishEvent,
         db: ctx.db,
         vault,
         client,

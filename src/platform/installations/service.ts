@@ -9,7 +9,7 @@ import type { Logger } from '../../infra/log/logger.js';
 import { z } from 'zod';
 import { cancelScope, defineJob, PRIORITY, resumeScope } from '../../infra/queue/index.js';
 import type { InstallationRow } from './tables.js';
-import { installationId, type TokenVault } from './vault.js';
+import { installationId, type InstallationEventSink, type TokenVault } from './vault.js';
 import { companyKey, isCompanyKey, isLocationKey, isResourceKey, locationKey, resourceKey } from '../keys.js';
 
 export const JOB_SYNC_COMPANY = 'ghl.installations.sync_company';
@@ -92,6 +92,8 @@ export interface InstallationsServiceOptions {
   redirectUri: string;
   stateTtlMs?: number;
   mintConcurrency?: number;
+  /** Records installation.uninstalled in the uninstall's transaction. */
+  publishEvent?: InstallationEventSink;
 }
 
 /**
@@ -374,6 +376,8 @@ export class InstallationsService {
         .where('id', '=', id)
         .executeTakeFirst();
       const cancelled = await cancelScope(trx, id, 'app uninstalled');
+      if (Number(r.numUpdatedRows) > 0)
+        await this.o.publishEvent?.(trx, { type: 'installation.uninstalled', installationId: id });
       return { n: Number(r.numUpdatedRows), cancelled };
     };
     const { n, cancelled } = db === this.o.db ? await db.transaction().execute(run) : await run(db);

@@ -49,7 +49,17 @@ export interface VaultOptions {
   refreshAheadMs?: number;
   onRefresh?: (id: string, source: TokenSource) => void;
   onReauth?: (id: string, reason: string) => void;
+  /** Records installation.reauth_required in the same transaction (the events module's publish). */
+  publishEvent?: InstallationEventSink;
 }
+
+/** Where installation events go (the events module, when it runs), written in the caller's transaction. */
+export type InstallationEventSink = (
+  db: Db,
+  e:
+    | { type: 'installation.reauth_required'; installationId: string; reason: string }
+    | { type: 'installation.uninstalled'; installationId: string },
+) => Promise<unknown>;
 
 interface Cached {
   token: string;
@@ -253,6 +263,7 @@ export class TokenVault implements TokenProvider {
       .where('id', '=', id)
       .execute();
     const paused = await pauseScope(q, id, `installation needs re-authorization: ${reason}`);
+    await this.o.publishEvent?.(q, { type: 'installation.reauth_required', installationId: id, reason });
     this.#cache.delete(id);
     this.o.log.error(
       { installation: id, paused, reason },

@@ -26,6 +26,8 @@
  *   events of unknown locations are stored with status 'skipped' instead of reaching handlers
  *   that require a known location.
  * - `replayEvents(db, selection)` (also: CLI `ghl-bridge webhooks replay`, POST /admin/webhooks/replay).
+ * - `onStored({ sql, after })`: CTEs joined to the intake's insert of newly stored events (every type), committed with
+ *   them — how event subscriptions (src/capabilities/events) record every GHL event without a job per event.
  */
 import type { KeyObject } from 'node:crypto';
 import type { AppContext, BridgeModule } from '../../app.js';
@@ -166,6 +168,7 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
         maxBatch: opts.maxBatch ?? 256,
         maxAttempts: opts.maxAttempts ?? c.JOB_MAX_ATTEMPTS,
         onCommitted: () => ctx.queue.notify(),
+        storedSql: () => registry.storedSql(),
         onBatch: (n, sec) => {
           metrics.commitBatch.observe(n);
           metrics.commitSeconds.observe(sec);

@@ -2,6 +2,7 @@ import type { ServiceRegistry } from '../../app.js';
 import type { Db } from '../../infra/db/index.js';
 import type { Logger } from '../../infra/log/logger.js';
 import type { WebhookSource } from './tables.js';
+import type { RawBuilder } from 'kysely';
 import type { z } from 'zod';
 import { PermanentJobError } from '../../infra/queue/index.js';
 import { orderingKeys } from '../keys.js';
@@ -45,6 +46,12 @@ export interface IncomingEvent {
   payload: Record<string, unknown>;
 }
 
+/** See `WebhooksService.onStored`. */
+export interface StoredSqlHook {
+  sql: () => RawBuilder<unknown> | null;
+  after?: () => void;
+}
+
 export interface HandlerOptions {
   /**
    * Jobs with the same key run one at a time in arrival order. Default: per location + contact
@@ -82,6 +89,14 @@ export interface WebhooksService {
   onParsed<P>(type: string, payload: z.ZodType<P>, handler: WebhookHandler<P>, opts?: HandlerOptions): () => void;
   /** Types with at least one handler. */
   handledTypes(): string[];
+  /**
+   * Joins the intake's insert of newly stored events (every type, handled or not; duplicates excluded): `sql()`
+   * returns CTE definitions (`name as (…), …`) reading the CTE `ev` (id, type, location_id, company_id, payload,
+   * received_at) — they commit in the same statement as the events — or null to add nothing to this batch. `after`
+   * runs after each batch that included them commits. For event subscriptions: a stored event is never without its
+   * fan-out rows. Returns an unregister function.
+   */
+  onStored(hook: StoredSqlHook): () => void;
 }
 
 /** Location lookup this module needs, published as ctx.services `knownLocations` (by the installations module). */
@@ -91,6 +106,28 @@ export interface LocationLookup {
 
 export class HandlerRegistry implements WebhooksService {
   readonly #byType = new Map<string, RegisteredHandler[]>();
+  readonly #stored: StoredSqlHook[] = [];
+
+  onStored(hook: StoredSqlHook): () => void {
+    this.#stored.push(hook);
+    return () => {
+      const i = this.#stored.indexOf(hook);
+      if (i >= 0) this.#stored.splice(i, 1);
+    };
+  }
+
+  /** The hooks' CTEs for the next intake batch (see `onStored`). */
+  storedSql(): { ctes: RawBuilder<unknown>[]; after: Array<() => void> } {
+    const ctes: RawBuilder<unknown>[] = [];
+    const after: Array<() => void> = [];
+    for (const h of this.#stored) {
+      const c = h.sql();
+      if (!c) continue;
+      ctes.push(c);
+      if (h.after) after.push(h.after);
+    }
+    return { ctes, after };
+  }
 
   on(type: string, handler: WebhookHandler, opts: HandlerOptions = {}): () => void {
     if (!type) throw new Error('webhooks.on: event type is required');

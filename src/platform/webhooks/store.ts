@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import type { Db } from '../../infra/db/index.js';
 import { deleteInBatches } from '../../infra/db/batches.js';
 import { prepared } from '../../infra/db/prepared.js';
@@ -51,6 +51,8 @@ export interface GroupCommitOptions {
   maxAttempts: number;
   /** Called after every commit that queued jobs (wakes local workers). */
   onCommitted?: (stored: number) => void;
+  /** Extra CTEs over the stored events (`ev`), and what to call once they committed (WebhooksService.onStored). */
+  storedSql?: () => { ctes: RawBuilder<unknown>[]; after: Array<() => void> };
   onBatch?: (size: number, seconds: number) => void;
 }
 
@@ -166,6 +168,7 @@ export class GroupCommitter {
    */
   async #insert(recs: EventRecord[]): Promise<PersistOutcome[]> {
     const col = <T>(f: (r: EventRecord) => T) => recs.map(f);
+    const extra = this.opts.storedSql?.() ?? { ctes: [], after: [] };
     const res = await prepared<{ id: number; source: string; dedupe_key: string; jobs: number }>(sql`
       with u as (
         select * from unnest(
@@ -182,7 +185,10 @@ export class GroupCommitter {
           u.payload::json, decode(u.raw, 'hex'), u.signature, u.status, u.reason
         from u order by u.ord
         on conflict (source, dedupe_key) do nothing
-        returning id, source, dedupe_key, status, ordering_key, location_id
+        returning id, source, dedupe_key, status, ordering_key, location_id${
+          // The columns onStored hooks read, only when one joins this batch (the payload is not sent back otherwise).
+          extra.ctes.length ? sql`, type, company_id, payload, received_at` : sql``
+        }
       ), jobs as (
         -- Job ids follow event ids, so events sharing an ordering key run in arrival order.
         insert into bridge_jobs (${JOB_INSERT_COLUMNS})
@@ -196,7 +202,7 @@ export class GroupCommitter {
         returning id
       ), woke as (
         select ${NOTIFY_WORKERS} from (select 1 from jobs limit 1) j
-      )
+      )${extra.ctes.length ? sql`, ${sql.join(extra.ctes, sql`, `)}` : sql``}
       select ev.id, ev.source, ev.dedupe_key, (select count(*) from jobs) as jobs, (select count(*) from woke) as woke
       from ev`).execute(this.#db);
     const ids = new Map(res.rows.map((r) => [`${r.source}\n${r.dedupe_key}`, r.id]));
@@ -214,6 +220,7 @@ export class GroupCommitter {
     }
     const jobs = Number(res.rows[0]?.jobs ?? 0);
     if (jobs) this.opts.onCommitted?.(jobs);
+    if (res.rows.length) for (const f of extra.after) f();
     return outcomes;
   }
 }
