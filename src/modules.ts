@@ -4,6 +4,7 @@ import type { Migrations } from './infra/db/migrations/index.js';
 import { dashboardModule } from './console/index.js';
 import { installationsModule } from './platform/installations/index.js';
 import { providerModule } from './capabilities/provider/index.js';
+import { chatModule } from './capabilities/chat/index.js';
 import { webhooksModule } from './platform/webhooks/index.js';
 
 /**
@@ -22,6 +23,7 @@ export async function bridgeModules(_config?: Config, opts: ModuleOptions = {}):
     ),
     installationsModule(),
     providerModule(),
+    chatModule(),
     dashboardModule(),
   ];
 }

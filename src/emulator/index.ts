@@ -12,6 +12,7 @@ import { loadOrGenerateKeys, type KeyMaterial } from './keys.js';
 import { OAuthError } from './oauth-service.js';
 import { resolveOptions, type EmulatorOptions as BaseOptions } from './options.js';
 import { RateLimiter } from './ratelimit.js';
+import { registerChatControlRoutes, registerChatRoutes } from './routes/chat.js';
 import { registerContactRoutes } from './routes/contacts.js';
 import { registerControlRoutes } from './routes/control.js';
 import { registerConversationRoutes } from './routes/conversations.js';
@@ -139,9 +140,11 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
   registerContactRoutes(app, ctx);
   registerConversationRoutes(app, ctx);
   registerLocationRoutes(app, ctx);
+  registerChatRoutes(app, ctx);
   const pub = { ed25519PublicKeyPem: keys.ed25519PublicKeyPem, rsaPublicKeyPem: keys.rsaPublicKeyPem };
   const idle = () => ctx.webhooks.idle();
   registerControlRoutes(app, control, { clock, keys: pub, idle });
+  registerChatControlRoutes(app, () => ctx);
 
   const emu: Emulator = {
     app,
