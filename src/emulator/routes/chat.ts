@@ -38,7 +38,7 @@ const TypingBody = z.object({
 
 /** Chat operations (issue 13): the live-chat typing indicator. */
 export function registerChatRoutes(app: FastifyInstance, ctx: Ctx): void {
-  op(app, ctx, 'POST', '/conversations/providers/live-chat/typing', MWR, (req, _r, auth) => {
+  op(app, ctx, 'POST', '/conversations/providers/live-chat/typing', MWR, (req, reply, auth) => {
     const b = parseBody(TypingBody, req.body);
     assertLocationAccess(ctx, auth, b.locationId);
     const conv = ctx.state.conversations.get(b.conversationId);
@@ -50,7 +50,8 @@ export function registerChatRoutes(app: FastifyInstance, ctx: Ctx): void {
       isTyping: b.isTyping === 'true',
       at: ctx.clock.now(),
     });
-    return { success: true };
+    // The spec declares 201 for it.
+    return reply.code(201).send({ success: true });
   });
 }
 
