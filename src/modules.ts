@@ -2,6 +2,7 @@ import { bridgeMigrations, type BridgeModule } from './app.js';
 import type { Config } from './infra/config/index.js';
 import type { Migrations } from './infra/db/migrations/index.js';
 import { dashboardModule } from './console/index.js';
+import { apiKeysModule } from './platform/apikeys/index.js';
 import { installationsModule } from './platform/installations/index.js';
 import { providerModule } from './capabilities/provider/index.js';
 import { chatModule } from './capabilities/chat/index.js';
@@ -22,6 +23,7 @@ export async function bridgeModules(_config?: Config, opts: ModuleOptions = {}):
       opts.webhookKeys ? { extraEd25519Keys: opts.webhookKeys.ed25519, extraRsaKeys: opts.webhookKeys.rsa } : {},
     ),
     installationsModule(),
+    apiKeysModule(),
     providerModule(),
     chatModule(),
     dashboardModule(),

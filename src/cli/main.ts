@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   emulator: async () => (await import('./commands/emulator.js')).registerEmulatorCommand,
   channels: async () => (await import('./commands/channels.js')).registerChannelsCommand,
   provider: async () => (await import('./commands/provider.js')).registerProviderCommand,
+  'api-keys': async () => (await import('./commands/api-keys.js')).registerApiKeysCommand,
 };
 
 const program = new Command();
