@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/store.js';
+import { ADMIN } from '../provider/harness.js';
 import { chatMessage, post, replies, startChat, type ChatWorld } from './harness.js';
 
 /** Two-way chat sync (issue 13) against the real emulator: chat API → GHL, GHL replies → the chat product. */
@@ -210,7 +211,8 @@ describe('chat API → GHL', () => {
     const ok = { conversationId: 'c', client: { externalId: 'x' }, message: chatMessage('bad-1') };
     const cases: Array<[string, unknown, number, string, string?, string?]> = [
       ['wrong key', ok, 401, '', loc, 'Bearer wrong-key'],
-      ['unknown location', ok, 404, 'params.locationId', 'unknownLocation1'],
+      // The admin key is allowed everywhere; a scoped key gets 403 for a location it does not cover.
+      ['unknown location', ok, 404, 'params.locationId', 'unknownLocation1', `Bearer ${ADMIN}`],
       [
         'missing message id',
         { ...ok, message: { ...ok.message, externalId: undefined } },
@@ -230,6 +232,8 @@ describe('chat API → GHL', () => {
       ['bad direction', { ...ok, message: { ...ok.message, direction: 'sideways' } }, 400, 'body.message.direction'],
       ['bad phone', { ...ok, client: { externalId: 'x', phone: '12' } }, 400, 'body.client.phone'],
     ];
+    const { key: other } = await c.b.ctx.services.get('apiKeys').create({ name: 'other', locationIds: ['otherLoc1'] });
+    cases.push(['key of another location', ok, 403, '', loc, `Bearer ${other}`]);
     for (const [what, body, status, field, l, auth] of cases) {
       const r = await post(c, l ?? loc, 'messages', body, auth);
       const j = (await r.json()) as { statusCode: number; message: string; details?: Array<{ path: string }> };

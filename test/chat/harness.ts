@@ -1,6 +1,7 @@
+import { apiKeysModule } from '../../src/platform/apikeys/index.js';
 import { chatModule, type ChatModuleOptions } from '../../src/capabilities/chat/index.js';
 import { startFakeReceiver, type FakeReceiver } from '../fakes/http-receiver.js';
-import { ADMIN, SCOPES, startBridge, startWorld, type ProviderBridge, type World } from '../provider/harness.js';
+import { SCOPES, startBridge, startWorld, type ProviderBridge, type World } from '../provider/harness.js';
 
 export const CHAT_SCOPES = `${SCOPES} locations/customFields.readonly locations/customFields.write`;
 export const SIGNING = `whsec_${Buffer.from('chat-signing-secret-0123456789abcdef').toString('base64')}`;
@@ -28,19 +29,13 @@ export async function startChat(
       CHAT_RECONCILE_INTERVAL_MS: '0',
       ...o.env,
     },
-    modules: [chatModule(o.chat)],
+    modules: [apiKeysModule(), chatModule(o.chat)],
   });
   if (o.appEvents !== false) w.emu.control.updateApp(w.clientId, { webhookUrl: `${b.url}/webhooks/ghl` });
   for (const loc of w.locationIds)
     await b.provider.configureChannel(loc, { kind: 'http', url: rx.url, signingSecret: SIGNING, timeoutMs: 5000 });
-  const keys = (
-    b.ctx.services as unknown as {
-      find(n: string): { create(i: { name: string; locationIds: string[] }): Promise<{ key: string }> } | undefined;
-    }
-  ).find('apiKeys');
-  const auth = keys
-    ? `Bearer ${(await keys.create({ name: 'chat tests', locationIds: w.locationIds })).key}`
-    : `Bearer ${ADMIN}`;
+  const { key } = await b.ctx.services.get('apiKeys').create({ name: 'chat tests', locationIds: w.locationIds });
+  const auth = `Bearer ${key}`;
   return {
     w,
     b,

@@ -1,8 +1,8 @@
-import { timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AppContext } from '../../app.js';
+import '../../platform/apikeys/index.js';
 import { normalizeE164 } from '../channels/index.js';
 import { httpError } from '../../infra/http/errors.js';
 import { errorResponses, idString } from '../../infra/http/schemas.js';
@@ -116,34 +116,11 @@ const lookupAnswer = z.object({
     .optional(),
 });
 
-/** The subset of the API-key service (src/platform/apikeys, the lead's module) these routes use. */
-interface ApiKeyGuard {
-  requireLocation(locationOf: (req: FastifyRequest) => string | undefined): preHandlerAsyncHookHandler;
-}
-
-/** Bearer ADMIN_API_KEY only: until the API-key module is part of the bridge. */
-function adminOnly(adminKey: string | undefined): preHandlerAsyncHookHandler {
-  const want = adminKey ? Buffer.from(adminKey) : undefined;
-  return async (req, reply) => {
-    const h = req.headers.authorization;
-    const got = h?.startsWith('Bearer ') ? Buffer.from(h.slice(7)) : undefined;
-    if (!want || !got || got.length !== want.length || !timingSafeEqual(got, want)) {
-      reply.header('www-authenticate', 'Bearer');
-      throw httpError(
-        401,
-        'a valid API key is required (Authorization: Bearer <key>); nothing was stored',
-        undefined,
-        'unauthorized',
-      );
-    }
-  };
-}
-
 export function registerChatRoutes(app: FastifyInstance, ctx: AppContext, notify: () => void): void {
-  const keys = (ctx.services as unknown as { find(n: string): ApiKeyGuard | undefined }).find('apiKeys');
-  const guard = keys
-    ? keys.requireLocation((req) => (req.params as { locationId?: string } | undefined)?.locationId)
-    : adminOnly(ctx.config.ADMIN_API_KEY);
+  // API keys scoped to locations (src/platform/apikeys): 401 without a valid key, 403 for another location's.
+  const guard = ctx.services
+    .get('apiKeys')
+    .requireLocation((req) => (req.params as { locationId?: string } | undefined)?.locationId);
   const db = ctx.db;
   const known = async (locationId: string) => {
     const k = ctx.services.find('knownLocations');
