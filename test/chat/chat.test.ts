@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/store.js';
 import { ADMIN } from '../provider/harness.js';
-import { chatMessage, post, replies, startChat, type ChatWorld } from './harness.js';
+import { Webhook } from 'standardwebhooks';
+import { SIGNING, chatMessage, post, replies, startChat, type ChatWorld } from './harness.js';
 
 /** Two-way chat sync (issue 13) against the real emulator: chat API → GHL, GHL replies → the chat product. */
 
@@ -244,6 +245,43 @@ describe('chat API → GHL', () => {
     const stored = await c.b.ctx.db.selectFrom('chat_messages').selectAll().execute();
     expect(stored).toHaveLength(0);
     expect(await c.b.ctx.db.selectFrom('chat_clients').selectAll().execute()).toHaveLength(0);
+  });
+
+  it("the channel's Standard Webhooks signature is accepted instead of an API key", async () => {
+    cw = await startChat();
+    const c = cw;
+    const loc = c.w.locationIds[0]!;
+    const inbound = `whsec_${Buffer.from('chat-inbound-secret-0123456789abcdef').toString('base64')}`;
+    await c.b.provider.configureChannel(loc, {
+      kind: 'http',
+      url: c.rx.url,
+      signingSecret: SIGNING,
+      inboundSecret: inbound,
+    });
+    const signed = (secret: string, body: string, id: string) => {
+      const now = new Date();
+      return fetch(`${c.b.url}/v1/locations/${loc}/chat/messages`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'webhook-id': id,
+          'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+          'webhook-signature': new Webhook(secret).sign(id, now, body),
+        },
+        body,
+      });
+    };
+    const body = JSON.stringify({
+      conversationId: 'sig',
+      client: { externalId: 'sig-c' },
+      message: chatMessage('sig-1'),
+    });
+    const bad = await signed(SIGNING, body, 'evt-0');
+    expect(bad.status).toBe(401);
+    expect(await c.b.ctx.db.selectFrom('chat_messages').selectAll().execute()).toHaveLength(0);
+    const ok = await signed(inbound, body, 'evt-1');
+    expect(ok.status).toBe(202);
+    await posted(c, loc, 1);
   });
 
   it('agent typing reaches GHL live chat (Live_Chat type)', async () => {

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AppContext } from '../../app.js';
@@ -118,9 +118,36 @@ const lookupAnswer = z.object({
 
 export function registerChatRoutes(app: FastifyInstance, ctx: AppContext, notify: () => void): void {
   // API keys scoped to locations (src/platform/apikeys): 401 without a valid key, 403 for another location's.
-  const guard = ctx.services
+  // Or, for chat products that sign: the Standard Webhooks signature of the location's HTTP channel (inboundSecret)
+  // over the exact body bytes, kept by the JSON parser of this scope.
+  const keyGuard = ctx.services
     .get('apiKeys')
     .requireLocation((req) => (req.params as { locationId?: string } | undefined)?.locationId);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    (req as { chatRawBody?: Buffer }).chatRawBody = body as Buffer;
+    try {
+      done(null, (body as Buffer).length ? JSON.parse((body as Buffer).toString('utf8')) : undefined);
+    } catch {
+      done(httpError(400, 'the body is not valid JSON', [{ path: 'body', message: 'expected JSON' }]), undefined);
+    }
+  });
+  const guard = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (req.headers['webhook-signature'] === undefined) return keyGuard(req, reply);
+    const loc = (req.params as { locationId?: string }).locationId ?? '';
+    const raw = (req as { chatRawBody?: Buffer }).chatRawBody ?? Buffer.alloc(0);
+    const ok = await ctx.services
+      .get('provider')
+      .verifyChannelSignature(loc, req.headers as Record<string, string | string[] | undefined>, raw);
+    if (!ok) {
+      reply.header('www-authenticate', 'Bearer');
+      throw httpError(
+        401,
+        'invalid Standard Webhooks signature for this location’s HTTP channel (or no inboundSecret); nothing was stored',
+        undefined,
+        'unauthorized',
+      );
+    }
+  };
   const db = ctx.db;
   const known = async (locationId: string) => {
     const k = ctx.services.find('knownLocations');

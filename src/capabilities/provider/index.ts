@@ -166,6 +166,15 @@ export interface ProviderService {
     status: 'pending' | 'delivered' | 'read' | 'failed',
     error?: ChannelError,
   ): Promise<boolean>;
+  /**
+   * Whether a request carries a valid Standard Webhooks signature of the location's HTTP channel (its inboundSecret),
+   * for APIs that accept the channel's signature instead of an API key (the chat API).
+   */
+  verifyChannelSignature(
+    locationId: string,
+    headers: Record<string, string | string[] | undefined>,
+    rawBody: Buffer,
+  ): Promise<boolean>;
   /** The conversation provider id used for a location (its channel's override, else GHL_CONVERSATION_PROVIDER_ID). */
   conversationProviderId(locationId: string): Promise<string | undefined>;
 }
@@ -442,6 +451,11 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
           outbound!.decorate = fn;
         },
         relayFound: (m, by) => relayFound(outbound!, m, by),
+        verifyChannelSignature: async (locationId, headers, rawBody) => {
+          const ch = await channels.get(locationId).catch(() => undefined);
+          if (!ch?.channel.enabled || ch.adapter.kind !== 'http') return false;
+          return ch.adapter.verifyInbound({ headers, rawBody }).ok;
+        },
         applyReceipt: (locationId, id, status, error) => applyReceipt(outbound!, locationId, id, status, error),
         conversationProviderId: async (locationId) =>
           (await channels.get(locationId).catch(() => undefined))?.channel.conversationProviderId ??
