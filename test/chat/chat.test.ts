@@ -96,6 +96,15 @@ describe('chat API → GHL', () => {
     const msgs = ghlMessages(c, loc);
     expect(msgs.map((m) => m.altId)).toEqual(['a1', 'a2']);
     expect(msgs[0]!.conversationId).toBe(msgs[1]!.conversationId);
+    // Finished chat messages older than DATA_RETENTION_DAYS are pruned by housekeeping.
+    await c.b.ctx.db
+      .updateTable('chat_messages')
+      .set({ received_at: new Date(Date.now() - 31 * 86_400_000) })
+      .where('message_id', '=', 'a1')
+      .execute();
+    await c.b.runMaintenance();
+    const left = await c.b.ctx.db.selectFrom('chat_messages').select('message_id').execute();
+    expect(left.map((r) => r.message_id)).toEqual(['a2']);
   });
 
   it('history keeps order and original dates; an agent message lands as outbound and is not echoed back', async () => {

@@ -7,6 +7,7 @@
  *   (messages, history, status, typing, lookup), guarded by the API-key service (`apiKeys`).
  * - service `chat: ChatService` — `reconcile()` (missed-event repair now).
  */
+import { sql } from 'kysely';
 import { Counter } from 'prom-client';
 import type { AppContext, BridgeModule } from '../../app.js';
 import { webhooksService } from '../../platform/webhooks/index.js';
@@ -102,6 +103,22 @@ export function chatModule(opts: ChatModuleOptions = {}): BridgeModule {
         if (r.repaired) log.info(r, 'chat reconcile relayed replies GHL never delivered');
         return r;
       };
+      // Finished chat messages follow DATA_RETENTION_DAYS like the provider's (a re-push older than that is posted again).
+      if (c.DATA_RETENTION_DAYS > 0)
+        ctx.maintain('prune chat messages', 3600_000, async (signal) => {
+          let total = 0;
+          while (!signal.aborted) {
+            const r = await sql`
+              delete from chat_messages where (location_id, message_id) in (
+                select location_id, message_id from chat_messages
+                where state in ('posted', 'failed') and received_at < ${new Date(Date.now() - c.DATA_RETENTION_DAYS * 86_400_000)}
+                limit 5000)`.execute(ctx.db);
+            const n = Number(r.numAffectedRows ?? 0);
+            total += n;
+            if (n < 5000) break;
+          }
+          return total;
+        });
       if (c.CHAT_RECONCILE_INTERVAL_MS > 0)
         ctx.maintain('chat reconcile', c.CHAT_RECONCILE_INTERVAL_MS, (signal) =>
           run({ signal }).then((r) => r.repaired),
