@@ -169,6 +169,7 @@ await new Promise((r) => setTimeout(r, INTERVAL)); // let the warm-up calls leav
 const ceiling = (LOCS * BURST) / (INTERVAL / 1000);
 const rate = Number(process.env.BENCH_RATE ?? (ceiling * 0.95) / 2);
 
+let retries = 0;
 async function phase(label: string, chat: boolean) {
   const sent = new Map<string, number>();
   const t0 = Date.now();
@@ -186,7 +187,18 @@ async function phase(label: string, chat: boolean) {
     const li = i % LOCS;
     const id = `${label}-${i}`;
     sent.set(id, Date.now());
-    inflight.push((chat ? push : channelPush)(locs[li]!, li, Math.floor(i / LOCS), id).then((r) => r.arrayBuffer()));
+    const send = async (): Promise<unknown> => {
+      // As a chat product would: a push that failed to connect is sent again (idempotent on the id).
+      for (let a = 0; ; a++) {
+        try {
+          return await (await (chat ? push : channelPush)(locs[li]!, li, Math.floor(i / LOCS), id)).arrayBuffer();
+        } catch (e) {
+          if (a >= 5) throw e;
+          retries++;
+        }
+      }
+    };
+    inflight.push(send());
   }
   await Promise.all(inflight);
   let fired: Array<[string, number]> = [];
@@ -255,7 +267,9 @@ console.log(
 console.log(
   `echoes: ${echoesToChat} bridge-created messages sent to the chat product, ${echoesToGhl} external ids posted twice into GHL`,
 );
-console.log(`replies without chat ids in the chat phase: ${missingChatIds}`);
+console.log(
+  `replies without chat ids in the chat phase: ${missingChatIds}; pushes re-sent after a connect failure: ${retries}`,
+);
 await b.close();
 await stopChild(child);
 rx.close();

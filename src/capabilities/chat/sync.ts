@@ -559,6 +559,38 @@ export function outboundDecorator(rt: ChatRuntime) {
       .where('contact_id', '=', msg.contactId)
       .executeTakeFirst();
     if (!client) return msg;
+    // An agent message of this client may be in flight (GHL answered, its id not yet recorded): if GHL delivered the
+    // bridge's own message to the provider meanwhile, only GHL's record of it tells — read its altId (ids, never text).
+    const inFlight = await db
+      .selectFrom('chat_messages')
+      .select('message_id')
+      .where('location_id', '=', msg.locationId)
+      .where('client_id', '=', client.client_id)
+      .where('state', '=', 'pending')
+      .where('attempts', '>', 0)
+      // Only outbound (agent) messages are ever delivered to a provider.
+      .where('direction', '=', 'outbound')
+      .limit(1)
+      .executeTakeFirst();
+    if (inFlight) {
+      const m = (await rt
+        .ghl()
+        .messages.get(msg.messageId, { installation: { locationId: msg.locationId }, lane: 'live' })
+        .catch(() => undefined)) as { altId?: string; message?: { altId?: string } } | undefined;
+      const altId = m?.altId ?? m?.message?.altId;
+      if (altId) {
+        const mine = await db
+          .selectFrom('chat_messages')
+          .select('message_id')
+          .where('location_id', '=', msg.locationId)
+          .where('message_id', '=', altId)
+          .executeTakeFirst();
+        if (mine) {
+          rt.metrics.echoes.inc({ direction: 'to_chat' });
+          return null;
+        }
+      }
+    }
     let thread: string | undefined;
     if (msg.replyToAltId) {
       thread = (
