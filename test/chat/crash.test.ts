@@ -110,20 +110,23 @@ describe('SIGKILL during a two-way chat storm', () => {
     );
     const unsent: number[] = [];
     const replyIds: string[] = [];
+    const providerId = w.providerId;
+    // A GHL user replies to the client of step i.
+    const reply = (i: number) =>
+      replyIds.push(
+        emu.control.sendMessageAsUser({
+          locationId: loc,
+          contactId: contactOf.get(clients[i % clients.length]!.phone)!,
+          type: 'SMS',
+          message: `reply ${i}`,
+          conversationProviderId: providerId,
+        }).id,
+      );
     for (let i = clients.length; i < N; i++) {
       if (killAt.has(i)) {
         // Mid-flight: pushes and replies of this step race the kill.
         const racing = push(i);
-        const k = i % clients.length;
-        replyIds.push(
-          emu.control.sendMessageAsUser({
-            locationId: loc,
-            contactId: contactOf.get(clients[k]!.phone)!,
-            type: 'SMS',
-            message: `reply ${i}`,
-            conversationProviderId: w.providerId,
-          }).id,
-        );
+        reply(i);
         cur.child.proc.kill('SIGKILL');
         await cur.child.exited;
         if (!(await racing)) unsent.push(i);
@@ -131,16 +134,7 @@ describe('SIGKILL during a two-way chat storm', () => {
         continue;
       }
       if (!(await push(i))) unsent.push(i);
-      const k = i % clients.length;
-      replyIds.push(
-        emu.control.sendMessageAsUser({
-          locationId: loc,
-          contactId: contactOf.get(clients[k]!.phone)!,
-          type: 'SMS',
-          message: `reply ${i}`,
-          conversationProviderId: w.providerId,
-        }).id,
-      );
+      reply(i);
     }
     // The chat product retries what got no 202 (a duplicate of a stored one is a no-op).
     for (const i of unsent) await waitFor(() => push(i), { what: `re-push ${i}` });
