@@ -15,7 +15,7 @@ afterEach(async () => {
 const ghlMessages = (c: ChatWorld, loc: string) =>
   c.w.emu.control.listMessages({ locationId: loc }).sort((a, b) => a.createdAtMs - b.createdAtMs);
 
-async function posted(c: ChatWorld, loc: string, n: number) {
+async function posted(c: ChatWorld, loc: string, n: number, timeoutMs = 60_000) {
   return waitFor(
     async () => {
       const r = await c.b.ctx.db
@@ -26,7 +26,7 @@ async function posted(c: ChatWorld, loc: string, n: number) {
         .executeTakeFirstOrThrow();
       return Number(r.n) >= n;
     },
-    { what: `${n} chat messages posted`, timeoutMs: 60_000 },
+    { what: `${n} chat messages posted`, timeoutMs },
   );
 }
 
@@ -308,12 +308,16 @@ describe('chat API → GHL', () => {
 });
 
 describe('two-way storm', () => {
-  const N = Number(process.env.CHAT_STORM_SIZE ?? 80);
-  it(`${N} messages each way over 4 clients: all delivered once, 0 echoes either way`, async () => {
-    cw = await startChat({ env: { WORKER_CONCURRENCY: '8' } });
+  const N = Number(process.env.CHAT_STORM_SIZE ?? 200);
+  it(`${N} messages each way over 20 clients: all delivered once, 0 echoes either way`, async () => {
+    // GHL's rate limit is not under test here: lifted, so the storm measures the bridge, not the 10 req/s window.
+    cw = await startChat({ env: { WORKER_CONCURRENCY: '8' }, burst: 100_000 });
     const c = cw;
     const loc = c.w.locationIds[0]!;
-    const clients = Array.from({ length: 4 }, (_, i) => ({ externalId: `storm-${i}`, phone: `+1415555020${i}` }));
+    const clients = Array.from({ length: 20 }, (_, i) => ({
+      externalId: `storm-${i}`,
+      phone: `+14155550${String(200 + i)}`,
+    }));
     // Seed the clients so GHL users have contacts to reply to.
     for (const [i, client] of clients.entries())
       await post(c, loc, 'messages', { conversationId: `sc-${i}`, client, message: chatMessage(`seed-${i}`) });
@@ -341,10 +345,10 @@ describe('two-way storm', () => {
       if (pushes.length >= 50) expect((await Promise.all(pushes.splice(0))).every((r) => r.status === 202)).toBe(true);
     }
     expect((await Promise.all(pushes)).every((r) => r.status === 202)).toBe(true);
-    await posted(c, loc, N + clients.length);
+    await posted(c, loc, N + clients.length, 60_000 + N * 100);
     await waitFor(() => new Set(replies(c.rx).map((r) => r.messageId)).size >= N, {
       what: 'all replies delivered',
-      timeoutMs: 120_000,
+      timeoutMs: 60_000 + N * 100,
     });
     await c.w.emu.idle();
     await c.b.runMaintenance();
@@ -363,5 +367,5 @@ describe('two-way storm', () => {
     expect(alt).toHaveLength(N + clients.length);
     expect(new Set(alt).size).toBe(alt.length);
     expect(inGhl).toHaveLength(2 * N + clients.length);
-  }, 180_000);
+  }, 600_000);
 });

@@ -17,9 +17,19 @@ export interface ChatWorld {
 
 /** Emulator + bridge (webhooks, installations, provider, chat) + the chat product's receiver on the HTTP channel. */
 export async function startChat(
-  o: { locations?: number; chat?: ChatModuleOptions; env?: Record<string, string>; appEvents?: boolean } = {},
+  o: {
+    locations?: number;
+    chat?: ChatModuleOptions;
+    env?: Record<string, string>;
+    appEvents?: boolean;
+    /** GHL's per-location burst per 10 s, in the emulator and the bridge's limiter (default GHL's 100). */
+    burst?: number;
+  } = {},
 ): Promise<ChatWorld> {
-  const w = await startWorld({ locations: o.locations ?? 1 });
+  const w = await startWorld({
+    locations: o.locations ?? 1,
+    ...(o.burst ? { emulator: { rateLimit: { burst: o.burst, intervalMs: 10_000, daily: 10_000_000 } } } : {}),
+  });
   w.emu.control.updateApp(w.clientId, { scopes: CHAT_SCOPES });
   const rx = await startFakeReceiver(SIGNING);
   const b = await startBridge(w, {
@@ -30,6 +40,7 @@ export async function startChat(
       ...o.env,
     },
     modules: [apiKeysModule(), chatModule(o.chat)],
+    ...(o.burst ? { limits: { burst: o.burst, intervalMs: 10_000, daily: 10_000_000 } } : {}),
   });
   if (o.appEvents !== false) w.emu.control.updateApp(w.clientId, { webhookUrl: `${b.url}/webhooks/ghl` });
   for (const loc of w.locationIds)
