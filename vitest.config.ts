@@ -7,9 +7,15 @@ export default defineConfig({
     // *.pg.test.ts need a PostgreSQL server (several processes on one database) and run in the
     // PostgreSQL suite (`npm run test:postgres`).
     include: process.env.TEST_STORE === 'postgres' ? ['test/**/*.test.ts'] : ['test/**/*.test.ts'],
-    exclude: ['test/conformance/**', ...(process.env.TEST_STORE === 'postgres' ? [] : ['test/**/*.pg.test.ts'])],
+    exclude: [
+      'test/conformance/**',
+      'test/browser/**',
+      ...(process.env.TEST_STORE === 'postgres' ? [] : ['test/**/*.pg.test.ts']),
+    ],
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // Builds the console's front-end (dist/web) when it is missing.
+    globalSetup: ['test/helpers/web-build.ts'],
     pool: 'forks',
     maxWorkers: 2,
   },

@@ -12,7 +12,7 @@ import openapiTS, { astToString } from 'openapi-typescript';
 
 const SPEC_DIR = resolve(process.env.GHL_SPEC_DIR ?? '../shared/ghl/spec');
 const OUT_DIR = resolve('src/platform/ghl/generated');
-const FILES = ['oauth', 'contacts', 'conversations', 'locations', 'custom-fields'] as const;
+const FILES = ['oauth', 'contacts', 'conversations', 'locations', 'custom-fields', 'opportunities'] as const;
 const PROSE_KEYS = new Set(['description', 'example', 'examples', 'summary', 'externalDocs', 'x-codeSamples']);
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -58,7 +58,22 @@ function patch(spec: Record<string, Json>): string[] {
     for (const [pname, p] of Object.entries(props)) {
       const ps = obj(p);
       if (!ps) continue;
-      if (pname === 'direction' && ps.type === 'object') {
+      const items = obj(ps.items);
+      if (name === 'PipelinesResponseSchema' && pname === 'stages' && items?.type === 'array') {
+        // Declared as an array of arrays; GHL answers stage objects (docs/ghl-behaviour.md#pipelines).
+        ps.items = {
+          type: 'object',
+          properties: {
+            id: { type: 'string' },
+            name: { type: 'string' },
+            position: { type: 'number' },
+            showInFunnel: { type: 'boolean' },
+            showInPieChart: { type: 'boolean' },
+          },
+          additionalProperties: true,
+        };
+        applied.push(`${name}.stages → stage objects`);
+      } else if (pname === 'direction' && ps.type === 'object') {
         props[pname] = { type: 'string', enum: ['inbound', 'outbound'], default: ps.default ?? 'outbound' };
         applied.push(`${name}.direction → 'inbound' | 'outbound'`);
       } else if (

@@ -14,6 +14,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const entry = join(root, 'dist', 'cli', 'main.js');
 // tsc (incremental) writes this on every build that changed anything; touched after each build here.
 const stamp = join(root, 'dist', '.tsbuildinfo');
+// The operator console's front-end (src/console/web), built by Vite.
+const webIndex = join(root, 'dist', 'web', 'index.html');
 
 function newestMtime(path) {
   const s = statSync(path);
@@ -23,18 +25,15 @@ function newestMtime(path) {
 
 function needsBuild() {
   if (!existsSync(entry) || !existsSync(stamp)) return 'dist/ is missing';
+  if (!existsSync(webIndex)) return 'the console (dist/web) is missing';
   const built = statSync(stamp).mtimeMs;
   const inputs = [join(root, 'src'), join(root, 'tsconfig.json'), join(root, 'tsconfig.build.json')];
   return Math.max(...inputs.map(newestMtime)) > built ? 'sources changed since the last build' : null;
 }
 
-async function build(reason) {
-  process.stderr.write(`npm start: building dist/ (${reason})\n`);
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  const child = spawn(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], {
-    cwd: root,
-    stdio: 'inherit',
-  });
+/** Runs one build step (a node script) in a child; a signal to npm start stops it and exits. */
+async function run(args) {
+  const child = spawn(process.execPath, args, { cwd: root, stdio: 'inherit' });
   const stop = (signal) => child.kill(signal);
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
@@ -43,6 +42,14 @@ async function build(reason) {
   process.off('SIGTERM', stop);
   if (signal) process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
   if (code !== 0) process.exit(code ?? 1);
+}
+
+async function build(reason) {
+  process.stderr.write(`npm start: building dist/ (${reason})\n`);
+  const req = createRequire(import.meta.url);
+  await run([req.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')]);
+  const vite = join(dirname(req.resolve('vite/package.json')), 'bin', 'vite.js');
+  await run([vite, 'build', '--config', join(root, 'src', 'console', 'web', 'vite.config.ts')]);
   const now = new Date();
   utimesSync(stamp, now, now);
 }

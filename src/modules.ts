@@ -3,7 +3,9 @@ import type { Config } from './infra/config/index.js';
 import type { Migrations } from './infra/db/migrations/index.js';
 import { dashboardModule } from './console/index.js';
 import { apiKeysModule } from './platform/apikeys/index.js';
+import { callsModule } from './capabilities/calls/index.js';
 import { installationsModule } from './platform/installations/index.js';
+import { pipelinesModule } from './capabilities/pipelines/index.js';
 import { providerModule } from './capabilities/provider/index.js';
 import { chatModule } from './capabilities/chat/index.js';
 import { webhooksModule } from './platform/webhooks/index.js';
@@ -26,6 +28,8 @@ export async function bridgeModules(_config?: Config, opts: ModuleOptions = {}):
     apiKeysModule(),
     providerModule(),
     chatModule(),
+    callsModule(),
+    pipelinesModule(),
     dashboardModule(),
   ];
 }

@@ -19,7 +19,9 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   emulator: async () => (await import('./commands/emulator.js')).registerEmulatorCommand,
   channels: async () => (await import('./commands/channels.js')).registerChannelsCommand,
   provider: async () => (await import('./commands/provider.js')).registerProviderCommand,
+  triggers: async () => (await import('./commands/triggers.js')).registerTriggersCommand,
   'api-keys': async () => (await import('./commands/api-keys.js')).registerApiKeysCommand,
+  calls: async () => (await import('./commands/calls.js')).registerCallsCommand,
 };
 
 const program = new Command();

@@ -13,6 +13,8 @@ export const DEMO_SCOPES = [
   'locations/customFields.write',
   'oauth.readonly',
   'oauth.write',
+  'opportunities.readonly',
+  'opportunities.write',
 ];
 
 export interface DemoSeed {

@@ -12,6 +12,13 @@ const EVENT_SCOPE: Record<string, string | undefined> = {
   InboundMessage: 'conversations/message.readonly',
   OutboundMessage: 'conversations/message.readonly',
   ConversationUnreadUpdate: 'conversations.readonly',
+  OpportunityCreate: 'opportunities.readonly',
+  OpportunityUpdate: 'opportunities.readonly',
+  OpportunityDelete: 'opportunities.readonly',
+  OpportunityStageUpdate: 'opportunities.readonly',
+  OpportunityStatusUpdate: 'opportunities.readonly',
+  OpportunityMonetaryValueUpdate: 'opportunities.readonly',
+  OpportunityAssignedToUpdate: 'opportunities.readonly',
   INSTALL: undefined,
   UNINSTALL: undefined,
 };

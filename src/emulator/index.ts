@@ -13,11 +13,13 @@ import { OAuthError } from './oauth-service.js';
 import { resolveOptions, type EmulatorOptions as BaseOptions } from './options.js';
 import { RateLimiter } from './ratelimit.js';
 import { registerChatControlRoutes, registerChatRoutes } from './routes/chat.js';
+import { registerCallRoutes } from './routes/calls.js';
 import { registerContactRoutes } from './routes/contacts.js';
 import { registerControlRoutes } from './routes/control.js';
 import { registerConversationRoutes } from './routes/conversations.js';
 import { registerLocationRoutes } from './routes/locations.js';
 import { registerOAuthRoutes } from './routes/oauth.js';
+import { opportunityControl, registerOpportunityRoutes, type OpportunityControl } from './routes/opportunities.js';
 import { State } from './state.js';
 import { WebhookDispatcher } from './webhooks.js';
 
@@ -36,12 +38,15 @@ export interface Emulator {
   keys: { ed25519PublicKeyPem: string; rsaPublicKeyPem: string };
   clock: { now(): number; advance(ms: number): void };
   control: EmulatorControl;
+  /** Pipelines, opportunities and workflow trigger hooks (routes/opportunities.ts). */
+  opportunities: OpportunityControl;
   idle(): Promise<void>;
 }
 
 export { EmulatorControl } from './control.js';
 export type { CreateAppInput, CreatedApp, DeliveryFilter } from './control.js';
 export type { FaultSpec, FaultKind } from './faults.js';
+export type { OpportunityControl } from './routes/opportunities.js';
 export type { AuthorizeInput, AuthorizeResult } from './oauth-service.js';
 export type * from './state.js';
 
@@ -139,8 +144,10 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
   registerInstallPage(app, ctx);
   registerContactRoutes(app, ctx);
   registerConversationRoutes(app, ctx);
+  registerCallRoutes(app, ctx);
   registerLocationRoutes(app, ctx);
   registerChatRoutes(app, ctx);
+  registerOpportunityRoutes(app, ctx);
   const pub = { ed25519PublicKeyPem: keys.ed25519PublicKeyPem, rsaPublicKeyPem: keys.rsaPublicKeyPem };
   const idle = () => ctx.webhooks.idle();
   registerControlRoutes(app, control, { clock, keys: pub, idle });
@@ -152,6 +159,7 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
     keys: pub,
     clock: { now: () => clock.now(), advance: (ms) => clock.advance(ms) },
     control,
+    opportunities: opportunityControl(ctx),
     idle,
     async listen(o = {}) {
       const host = o.host ?? '127.0.0.1';

@@ -167,6 +167,7 @@ export function messageToApi(m: Message): Record<string, unknown> {
     ...(m.altId ? { altId: m.altId } : {}),
     meta: {
       ...(m.call ? { callStatus: m.call.status } : {}),
+      ...(m.callDuration !== undefined ? { callDuration: String(m.callDuration) } : {}),
       ...(m.emailMessageId ? { email: { messageIds: [m.emailMessageId] } } : {}),
     },
     ...(m.error ? { error: m.error } : {}),
@@ -174,7 +175,7 @@ export function messageToApi(m: Message): Record<string, unknown> {
 }
 
 /** Inbound/OutboundMessage webhook body (flat; webhook-events/InboundMessage.md). */
-function messageEvent(
+export function messageEvent(
   type: 'InboundMessage' | 'OutboundMessage',
   m: Message,
 ): Record<string, unknown> & { type: string } {
@@ -203,10 +204,11 @@ function messageEvent(
       ? { emailMessageId: m.emailMessageId, subject: m.subject ?? '', from: m.emailFrom ?? '', to: m.emailTo ?? [] }
       : {}),
     ...(m.call ? { callStatus: m.call.status } : {}),
+    ...(m.callDuration !== undefined ? { callDuration: m.callDuration } : {}),
   };
 }
 
-function touchConversation(ctx: Ctx, conv: Conversation, m: Message): void {
+export function touchConversation(ctx: Ctx, conv: Conversation, m: Message): void {
   // A conversation whose first message is an email is an email conversation (type 2), else phone (1).
   const first = ![...ctx.state.messages.values()].some((x) => x.conversationId === conv.id && x.id !== m.id);
   if (first) conv.type = m.messageType.includes('EMAIL') ? 2 : 1;

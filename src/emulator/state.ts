@@ -228,6 +228,8 @@ export interface Message {
   /** appId of the provider app that owns delivery (only that app may update status). */
   providerAppId?: string;
   call?: { to?: string; from?: string; status?: string };
+  /** Seconds (meta.callDuration); set on call messages. */
+  callDuration?: number;
   dateAdded: number;
   createdAtMs: number;
   statusHistory: StatusChange[];

@@ -35,9 +35,25 @@ const addFormats = ((addFormatsModule as unknown as { default?: unknown }).defau
 
 /**
  * Known spec defects listed in spec/SOURCE.md, patched in memory (the files are untouched):
- * ProcessMessageBodyDto.direction is declared `object` but is the string 'inbound' | 'outbound'.
+ * ProcessMessageBodyDto.direction is declared `object` but is the string 'inbound' | 'outbound';
+ * PipelinesResponseSchema.stages (opportunities) is declared an array of arrays but holds stage objects.
  */
 function patchKnownDefects(file: string, doc: Record<string, unknown>): void {
+  if (file === 'opportunities.json') {
+    // PipelinesResponseSchema.stages is declared an array of arrays; GHL answers stage objects (as the generator patches).
+    const s = (doc.components as { schemas: Record<string, { properties: Record<string, unknown> }> }).schemas;
+    const p = s.PipelinesResponseSchema?.properties;
+    if (p)
+      p.stages = {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['id', 'name'],
+          properties: { id: { type: 'string' }, name: { type: 'string' }, position: { type: 'number' } },
+        },
+      };
+    return;
+  }
   if (file !== 'conversations.json') return;
   const schemas = (doc.components as { schemas: Record<string, { properties: Record<string, unknown> }> }).schemas;
   const p = schemas.ProcessMessageBodyDto?.properties;

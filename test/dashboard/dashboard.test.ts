@@ -30,7 +30,7 @@ describe(`ops dashboard on ${STORE}`, () => {
     });
     const page = await fetch(`${bridge.url}/admin`);
     expect(page.status).toBe(200);
-    expect(await page.text()).toContain('ghl-bridge ops dashboard');
+    expect(await page.text()).toContain('<div id="root">');
     expect((await fetch(`${bridge.url}/admin/api/overview`)).status).toBe(401);
     expect(
       (

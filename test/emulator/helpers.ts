@@ -75,6 +75,8 @@ export const ALL_SCOPES = [
   'locations/customFields.write',
   'oauth.readonly',
   'oauth.write',
+  'opportunities.readonly',
+  'opportunities.write',
 ];
 
 /** Emulator + agency + location + SMS provider app whose webhook and delivery URLs point at a Receiver. */

@@ -78,7 +78,8 @@ async function npmStart(signal: NodeJS.Signals) {
   }
 }
 
-describe('npm start', () => {
+// Each build compiles the TypeScript and bundles the console (Vite): slow on a loaded machine.
+describe('npm start', { timeout: 180_000 }, () => {
   it('is also a library: dist/index.js exports createBridge with its types', async () => {
     const build = spawn('npm', ['run', 'build', '--silent'], { cwd: clone, stdio: 'inherit' });
     expect((await once(build, 'exit'))[0]).toBe(0);
@@ -105,6 +106,8 @@ describe('npm start', () => {
     const { out } = await npmStart('SIGINT');
     expect(out).toContain('building dist/ (dist/ is missing)');
     expect(existsSync(join(clone, 'dist', 'cli', 'main.js'))).toBe(true);
+    // The operator console's front-end is built too (served from dist/web, no CDN).
+    expect(existsSync(join(clone, 'dist', 'web', 'index.html'))).toBe(true);
     expect(out).toMatch(/Try it — send an SMS as a GHL user/);
     expect(out).toContain('stopped cleanly');
   });

@@ -13,7 +13,7 @@
  * the delivery's dispatch job — so the two never call the channel at the same time: one send. Missed messages older
  * than PROVIDER_CATCHUP_MAX_AGE_MS are reported `failed` (never sent late). The checkpoint only moves past messages
  * that were handled (their rows committed), and never into the last PROVIDER_CATCHUP_SETTLE_MS, which GHL's own
- * delivery is still likely to cover — except at start-up, whose run reads up to its own start: GHL's deliveries of
+ * delivery is still likely to cover — except at start-up, whose run reads up to the bridge's start: GHL's deliveries of
  * everything created before then met a dead bridge (a delivery still under way races the read: one send).
  */
 import { sql, type ColumnType, type Kysely, type Migration } from 'kysely';
@@ -133,8 +133,8 @@ export const CATCHUP_CONCURRENCY = 16;
 
 /**
  * Runs the catch-up for one location (or every installed location, up to CATCHUP_CONCURRENCY at a time). Errors of
- * one location do not stop the others. `upTo`: the walk may read up to this time even inside the settle window (the
- * start-up run passes its own start: every delivery GHL attempted before it met a dead bridge).
+ * one location do not stop the others. `upTo`: the walk reads up to this time, inside the settle window too and never past it (the
+ * start-up run passes the bridge's start: every delivery GHL attempted before it met a dead bridge, and nothing after).
  */
 export async function runCatchup(
   rt: CatchupRuntime,
@@ -209,10 +209,9 @@ export async function catchupLocation(
           },
           { installation: { locationId }, lane: 'bulk', ...(signal ? { signal } : {}) },
         );
-        const settledBefore = Math.min(
-          Date.now(),
-          Math.max(Date.now() - rt.settings.settleMs, upTo?.getTime() ?? -Infinity),
-        );
+        // A start-up run reads exactly up to the bridge's start (inside the settle window too, and never past it:
+        // what came after is live traffic, which the next periodic run covers). Others stop at the settle window.
+        const settledBefore = Math.min(Date.now(), upTo ? upTo.getTime() : Date.now() - rt.settings.settleMs);
         let stop = false;
         // In order: the checkpoint moves past a message only once it is handled (its row committed).
         for (const m of r.messages ?? []) {

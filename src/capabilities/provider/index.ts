@@ -410,15 +410,17 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         }
       };
       // At start-up (the window since the last checkpoint: downtime), then every PROVIDER_CATCHUP_INTERVAL_MS. The
-      // start-up run reads up to its own start, not PROVIDER_CATCHUP_SETTLE_MS before it: GHL's deliveries of the
+      // start-up run reads up to the bridge's start, not PROVIDER_CATCHUP_SETTLE_MS before it: GHL's deliveries of the
       // messages created in the last part of the downtime have already failed, and would otherwise wait for the
       // next periodic run (minutes later, or never with an interval of 0).
+      // Taken before the bridge listens: a start-up run that begins late (a loaded machine) still stops here.
+      const bootAt = new Date();
       let startup = true;
       ctx.maintain(
         'provider catch-up',
         c.PROVIDER_CATCHUP_INTERVAL_MS > 0 ? c.PROVIDER_CATCHUP_INTERVAL_MS : 2_147_000_000,
         async (signal) => {
-          const upTo = startup ? new Date() : undefined;
+          const upTo = startup ? bootAt : undefined;
           startup = false;
           await runAndLog(signal, upTo);
         },

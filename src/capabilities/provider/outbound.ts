@@ -51,6 +51,17 @@ export interface RelayEvents {
   status: [{ messageId: string; status: GhlStatus; since: number; at: number }];
   /** GHL accepted the status. */
   reported: [{ messageId: string; status: GhlStatus; at: number }];
+  /** The outcome of one channel send attempt (`code`: the channel's reason, e.g. http_503, or its error code). */
+  attempt: [
+    {
+      messageId: string;
+      attempt: number;
+      at: number;
+      outcome: 'delivered' | 'accepted' | 'failed' | 'retry';
+      code: string | null;
+      error: string | null;
+    },
+  ];
 }
 
 export interface OutboundRuntime {
@@ -425,11 +436,27 @@ async function sendRow(
           ? Math.max(e.retryAfterMs, 10)
           : backoff(rt.settings.retryBaseMs, attempt);
       log.warn({ attempt, delayMs: delay, err: reason }, 'channel send failed; retrying');
+      rt.events.emit('attempt', {
+        messageId: row.message_id,
+        attempt,
+        at: Date.now(),
+        outcome: 'retry',
+        code: retryable ? e.reason : 'error',
+        error: reason,
+      });
       return { delayMs: delay, reason: `channel send attempt ${attempt} failed: ${reason}` };
     }
   }
   if (result.outcome === 'failed')
     log.warn({ code: result.error.code, type: result.error.type }, 'channel refused the message');
+  rt.events.emit('attempt', {
+    messageId: row.message_id,
+    attempt,
+    at: Date.now(),
+    outcome: result.outcome,
+    code: result.outcome === 'failed' ? result.error.code : null,
+    error: result.outcome === 'failed' ? result.error.message : null,
+  });
   await finishSend(rt, row.message_id, row.location_id, result, ch.adapter.pollStatus !== undefined);
   return null;
 }

@@ -3,6 +3,7 @@ import { loadKeyRing } from '../../infra/crypto/keyring.js';
 import { generateKeySpec } from '../../infra/crypto/aes.js';
 import { rotateTokenKeys } from '../../platform/installations/vault.js';
 import { rotateDeliveryTokenKeys } from '../../capabilities/provider/delivery-tokens.js';
+import { rotateTriggerKeys } from '../../capabilities/pipelines/triggers.js';
 import { createLogger } from '../../infra/log/logger.js';
 import { configOrExit, fail, openStore } from '../common.js';
 
@@ -36,6 +37,8 @@ export function registerKeysCommand(program: Command): void {
         );
         const d = await rotateDeliveryTokenKeys(store.db, ring).catch(() => 0);
         if (d) console.log(`${d} Delivery-URL token(s) re-encrypted`);
+        const t = await rotateTriggerKeys(store.db, ring).catch(() => 0);
+        if (t) console.log(`${t} workflow trigger URL(s) re-encrypted`);
         if (ring.keys.size > 1)
           console.log(
             'Once every replica runs with the new first key, older keys can be removed from TOKEN_ENCRYPTION_KEYS.',

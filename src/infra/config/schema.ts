@@ -267,7 +267,7 @@ export const VARS = [
       .string()
       .min(1)
       .default(
-        'contacts.readonly contacts.write conversations.readonly conversations.write conversations/message.readonly conversations/message.write locations.readonly locations/customFields.readonly locations/customFields.write oauth.readonly oauth.write',
+        'contacts.readonly contacts.write conversations.readonly conversations.write conversations/message.readonly conversations/message.write locations.readonly locations/customFields.readonly locations/customFields.write oauth.readonly oauth.write opportunities.readonly opportunities.write',
       ),
     example: 'contacts.readonly contacts.write conversations.write conversations/message.write',
     description: 'Space-separated OAuth scopes requested at install.',
@@ -532,6 +532,60 @@ export const VARS = [
     example: '3600000',
     description:
       'Chat API missed-event repair: conversations active within this window are read, and messages younger than it are considered.',
+  },
+  {
+    name: 'CALLS_TRANSCRIPT_WAIT_MS',
+    group: 'provider',
+    schema: int(0, 7 * 86_400_000).default(3_600_000),
+    example: '3600000',
+    description:
+      'Calls: GHL produces a transcript some time after the call; its transcription endpoint is asked again (backoff from CALLS_TRANSCRIPT_RETRY_BASE_MS, doubling up to 10 min) while it answers 404/not ready, for this long after the call. Then the call is kept without a transcript, with the reason.',
+  },
+  {
+    name: 'CALLS_TRANSCRIPT_RETRY_BASE_MS',
+    group: 'provider',
+    schema: int(10, 3_600_000).default(30_000),
+    example: '30000',
+    description: 'Calls: first delay before asking GHL for a transcript again; doubles per try, capped at 10 min.',
+  },
+  {
+    name: 'CALLS_LINK_TTL_SEC',
+    group: 'provider',
+    schema: int(10, 7 * 86_400).default(3600),
+    example: '3600',
+    description:
+      'Calls: how long a signed recording link in a call record (recording.signedUrl) stays valid. The plain recording URL needs an API key instead.',
+  },
+  {
+    name: 'CALLS_CONVERSATION_PROVIDER_ID',
+    group: 'provider',
+    schema: z.string().min(1).max(64).optional(),
+    example: '6612a0c3e1f0a8b1c2d3e4f5',
+    description:
+      "Calls: id of the app's Call conversation provider, used when posting call logs into GHL (POST /v1/locations/{locationId}/calls). Default: GHL_CONVERSATION_PROVIDER_ID.",
+  },
+  {
+    name: 'TRIGGER_MAX_ATTEMPTS',
+    group: 'ghl',
+    schema: int(1, 100).default(10),
+    example: '10',
+    description:
+      'Workflow triggers: attempts to forward one accepted trigger call to its GHL inbound-webhook URL (5xx, 429, timeouts, network errors) before it is dead with the last reason. 4xx answers other than 408/429 are final at once.',
+  },
+  {
+    name: 'TRIGGER_RETRY_BASE_MS',
+    group: 'ghl',
+    schema: int(10, 600_000).default(5000),
+    example: '5000',
+    description:
+      'Workflow triggers: first delay between forwarding attempts; doubles per attempt (equal jitter, capped at 1 h). A 429 with Retry-After waits as told.',
+  },
+  {
+    name: 'TRIGGER_TIMEOUT_MS',
+    group: 'ghl',
+    schema: int(100, 120_000).default(10_000),
+    example: '10000',
+    description: 'Workflow triggers: one forwarding attempt (connect to the complete answer) may take this long.',
   },
   {
     name: 'SANDBOX',

@@ -35,6 +35,7 @@ const TOKEN_PATTERNS = [
   /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g,
   /\bcast_(?:test_)?[0-9a-f]{16,}/g,
   /\bwhsec_[A-Za-z0-9+/=]{8,}/g,
+  /\bwf_[A-Za-z0-9_-]{20,}/g,
   /(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/g,
 ];
 
@@ -63,8 +64,11 @@ export function scrub(line: string, secrets: readonly string[]): string {
   return out;
 }
 
-/** Path segments that are secrets (the provider Delivery URL's token) are masked wherever a URL is logged or echoed. */
-const SECRET_PATH = /(\/webhooks\/ghl\/provider\/)[^/?#]+/g;
+/**
+ * Path segments that are secrets (the provider Delivery URL's token, a workflow webhook's token) are masked wherever
+ * a URL is logged or echoed.
+ */
+const SECRET_PATH = /(\/webhooks\/(?:ghl\/provider|workflow)\/)[^/?#]+/g;
 
 export function redactUrl(url: string): string {
   return url.replace(SECRET_PATH, '$1[REDACTED]');

@@ -60,6 +60,14 @@ interface Op {
   idempotent: boolean;
   /** For non-idempotent calls: after an ambiguous failure, looks for the effect; a value = it happened. */
   verify?: () => Promise<unknown>;
+  /** The answer is binary (a recording): a 2xx resolves to `{ contentType, data }`. */
+  binary?: boolean;
+}
+
+/** A binary answer (recordings). */
+export interface BinaryBody {
+  contentType: string;
+  data: Buffer;
 }
 
 const resourceOf = (ref: InstallationRef): string => (ref.locationId ?? ref.companyId) as string;
@@ -137,11 +145,13 @@ export function createGhlClient(o: GhlClientOptions) {
       const started = Date.now();
       let res: Response;
       let text: string;
+      let bin: Buffer | undefined;
       try {
         // The deadline covers the body too: a peer that sends headers and then stalls is cut as well.
-        [res, text] = await withDeadline(timeoutMs, c.signal, async (signal) => {
+        [res, text, bin] = await withDeadline(timeoutMs, c.signal, async (signal) => {
           const r = await fetch(base + op.path + qs(op.query), { method: op.method, headers, body, signal });
-          return [r, await r.text()] as const;
+          if (op.binary && r.ok) return [r, '', Buffer.from(await r.arrayBuffer())] as const;
+          return [r, await r.text(), undefined] as const;
         });
       } catch (e) {
         ticket.done();
@@ -161,6 +171,13 @@ export function createGhlClient(o: GhlClientOptions) {
         continue;
       }
       ticket.done();
+      if (bin) {
+        o.metrics?.request(op.name, res.status, Date.now() - started);
+        await o.limiter
+          .observe(resource, res.status, res.headers)
+          .catch((e: unknown) => o.log.warn({ err: e }, 'rate limiter: observe failed'));
+        return { contentType: res.headers.get('content-type') ?? 'application/octet-stream', data: bin } as R;
+      }
       let parsed: unknown = text;
       try {
         parsed = text ? JSON.parse(text) : undefined;
@@ -229,18 +246,6 @@ export function createGhlClient(o: GhlClientOptions) {
           },
           c,
         ),
-      /** GET /contacts/search/duplicate: the contact GHL's duplicate rules match by email or phone (null: none). */
-      findDuplicate: (query: { locationId: string; email?: string; number?: string }, c: CallOptions) =>
-        call<{ contact?: { id?: string } | null }>(
-          {
-            name: 'contacts.findDuplicate',
-            method: 'GET',
-            path: '/contacts/search/duplicate',
-            query,
-            idempotent: true,
-          },
-          c,
-        ),
       get: (contactId: string, c: CallOptions) =>
         call<T.GetContactResponse>(
           { name: 'contacts.get', method: 'GET', path: `/contacts/${enc(contactId)}`, idempotent: true },
@@ -249,6 +254,18 @@ export function createGhlClient(o: GhlClientOptions) {
       search: (body: T.SearchContactsBody, c: CallOptions) =>
         call<T.SearchContactsResponse>(
           { name: 'contacts.search', method: 'POST', path: '/contacts/search', body, idempotent: true },
+          c,
+        ),
+      /** The contact GHL's duplicate rules match for this email / phone (`contact` null when none). */
+      findDuplicate: (query: T.DuplicateContactQuery, c: CallOptions) =>
+        call<T.DuplicateContactResponse>(
+          {
+            name: 'contacts.findDuplicate',
+            method: 'GET',
+            path: '/contacts/search/duplicate',
+            query,
+            idempotent: true,
+          },
           c,
         ),
       /** All contacts matching `body` (searchAfter pagination). */
@@ -442,6 +459,87 @@ export function createGhlClient(o: GhlClientOptions) {
       get: (messageId: string, c: CallOptions) =>
         call<T.GetMessageResponse>(
           { name: 'messages.get', method: 'GET', path: `/conversations/messages/${enc(messageId)}`, idempotent: true },
+          c,
+        ),
+      /** The call recording of a message (binary audio, audio/x-wav). */
+      recording: (locationId: string, messageId: string, c: CallOptions) =>
+        call<BinaryBody>(
+          {
+            name: 'messages.recording',
+            method: 'GET',
+            path: `/conversations/messages/${enc(messageId)}/locations/${enc(locationId)}/recording`,
+            idempotent: true,
+            binary: true,
+          },
+          c,
+        ),
+      /** The transcript of a call message: its sentences (404 while GHL has not produced it). */
+      transcription: (locationId: string, messageId: string, c: CallOptions) =>
+        call<unknown>(
+          {
+            name: 'messages.transcription',
+            method: 'GET',
+            path: `/conversations/locations/${enc(locationId)}/messages/${enc(messageId)}/transcription`,
+            idempotent: true,
+          },
+          c,
+        ),
+    },
+    opportunities: {
+      pipelines: (locationId: string, c: CallOptions) =>
+        call<T.GetPipelinesResponse>(
+          {
+            name: 'opportunities.pipelines',
+            method: 'GET',
+            path: '/opportunities/pipelines',
+            query: { locationId },
+            idempotent: true,
+          },
+          c,
+        ),
+      get: (id: string, c: CallOptions) =>
+        call<T.OpportunityResponse>(
+          { name: 'opportunities.get', method: 'GET', path: `/opportunities/${enc(id)}`, idempotent: true },
+          c,
+        ),
+      search: (query: T.SearchOpportunitiesQuery, c: CallOptions) =>
+        call<T.SearchOpportunitiesResponse>(
+          { name: 'opportunities.search', method: 'GET', path: '/opportunities/search', query, idempotent: true },
+          c,
+        ),
+      /** Not idempotent; `verify` looks for the effect after an ambiguous failure (the caller knows what to look for). */
+      create: (body: T.CreateOpportunityBody, c: CallOptions & { verify?: () => Promise<unknown> }) =>
+        call<T.OpportunityResponse>(
+          {
+            name: 'opportunities.create',
+            method: 'POST',
+            path: '/opportunities/',
+            body,
+            idempotent: false,
+            ...(c.verify ? { verify: c.verify } : {}),
+          },
+          c,
+        ),
+      /** Setting fields to values is idempotent. */
+      update: (id: string, body: T.UpdateOpportunityBody, c: CallOptions) =>
+        call<T.OpportunityResponse>(
+          { name: 'opportunities.update', method: 'PUT', path: `/opportunities/${enc(id)}`, body, idempotent: true },
+          c,
+        ),
+      updateStatus: (id: string, body: T.UpdateOpportunityStatusBody, c: CallOptions) =>
+        call<T.OpportunitySucceeded>(
+          {
+            name: 'opportunities.updateStatus',
+            method: 'PUT',
+            path: `/opportunities/${enc(id)}/status`,
+            body,
+            idempotent: true,
+          },
+          c,
+        ),
+      delete: (id: string, c: CallOptions) =>
+        call<T.OpportunitySucceeded>(
+          { name: 'opportunities.delete', method: 'DELETE', path: `/opportunities/${enc(id)}`, idempotent: true },
           c,
         ),
     },

@@ -2,6 +2,7 @@ import type { components as Co, operations as CoOps } from './generated/contacts
 import type { components as Cv, operations as CvOps } from './generated/conversations.js';
 import type { operations as LocOps } from './generated/locations.js';
 import type { components as OA, operations as OAOps } from './generated/oauth.js';
+import type { components as Op, operations as OpOps } from './generated/opportunities.js';
 
 /** Request/response types of the GHL operations ghl-bridge uses, from the generated spec types. */
 type Json<T> = T extends { content: { 'application/json': infer B } } ? B : never;
@@ -81,3 +82,21 @@ export type TokenResponse = OA['schemas']['GetAccessCodeSuccessfulResponseDto'] 
 export type LocationTokenResponse = Ok<OAOps['get-location-access-token']>;
 export type InstalledLocationsQuery = QueryOf<OAOps['get-installed-location']>;
 export type InstalledLocationsResponse = Ok<OAOps['get-installed-location']>;
+
+export type DuplicateContactQuery = { locationId: string; email?: string; number?: string };
+export type DuplicateContactResponse = {
+  contact?: (Record<string, unknown> & { id: string }) | null;
+  matchingField?: string;
+};
+
+export type Pipeline = Op['schemas']['PipelinesResponseSchema'];
+export type PipelineStage = NonNullable<Pipeline['stages']>[number];
+export type GetPipelinesResponse = Ok<OpOps['get-pipelines']>;
+export type Opportunity = Op['schemas']['SearchOpportunitiesResponseSchema'];
+export type CreateOpportunityBody = BodyOf<OpOps['create-opportunity']>;
+export type UpdateOpportunityBody = BodyOf<OpOps['update-opportunity']>;
+export type OpportunityResponse = Ok<OpOps['get-opportunity']>;
+export type UpdateOpportunityStatusBody = BodyOf<OpOps['update-opportunity-status']>;
+export type OpportunitySucceeded = Ok<OpOps['delete-opportunity']>;
+export type SearchOpportunitiesQuery = QueryOf<OpOps['search-opportunity']>;
+export type SearchOpportunitiesResponse = Ok<OpOps['search-opportunity']>;

@@ -1,0 +1,479 @@
+import { sql } from 'kysely';
+import { z } from 'zod';
+import type { Db } from '../../infra/db/index.js';
+import type { Logger } from '../../infra/log/logger.js';
+import { defineJob, PRIORITY, RetryLaterError, type DbOrTrx, type JobContext } from '../../infra/queue/index.js';
+import type { GhlClient } from '../../platform/ghl/client.js';
+import { GhlApiError } from '../../platform/ghl/errors.js';
+import { locationKey } from '../../platform/keys.js';
+import type { WorkflowEndpoints } from './endpoints.js';
+import { normaliseDirection, normaliseStatus, parseDuration, parseTime, type MappedCall } from './mapping.js';
+import { completeCall, emitEvent, eventPayload, json, mayHaveRecording, type CallRow } from './records.js';
+import type { IntegrationType, TranscriptSentence } from './tables.js';
+
+export const JOB_PROCESS = 'calls.process';
+export const JOB_ENRICH = 'calls.enrich';
+
+export interface CallsSettings {
+  transcriptWaitMs: number;
+  transcriptRetryBaseMs: number;
+  /** Messages of call type looked at when the payload names no message (nearest in time wins). */
+  nearestWindow: number;
+}
+
+export interface CallsRuntime {
+  db: Db;
+  log: Logger;
+  ghl: () => GhlClient;
+  endpoints: WorkflowEndpoints;
+  settings: CallsSettings;
+  notify: () => void;
+  /** Counts GHL calls made for calls (metrics). */
+  countCall: (op: string) => void;
+}
+
+/** Jobs about one contact's calls run one at a time: merging a workflow payload and an app event never races. */
+export const callOrderingKey = (locationId: string, contactId: string) => `calls:${locationId}:${contactId}`;
+
+const isCallType = (t: unknown) => typeof t === 'string' && /CALL|IVR|VOICEMAIL/i.test(t);
+export const isCallMessageEvent = (p: Record<string, unknown>) => isCallType(p.messageType);
+
+/** Stores a mapped workflow payload or a call app event and enqueues its processing, in the caller's transaction. */
+export async function storeInbox(
+  trx: DbOrTrx,
+  o: {
+    locationId: string;
+    source: 'workflow' | 'app';
+    payload: Record<string, unknown>;
+    mapped?: MappedCall | null;
+    state?: 'received' | 'unmappable' | 'forged';
+    reason?: string | null;
+    dedupeKey?: string | null;
+    contactId?: string | null;
+  },
+): Promise<{ id: number; duplicate: boolean }> {
+  const row = await trx
+    .insertInto('calls_inbox')
+    .values({
+      location_id: o.locationId,
+      source: o.source,
+      payload: json(o.payload),
+      mapped: o.mapped ? json(o.mapped) : null,
+      state: o.state ?? 'received',
+      reason: o.reason ?? null,
+      dedupe_key: o.dedupeKey ?? null,
+    })
+    .onConflict((oc) => oc.column('dedupe_key').doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  if (!row) return { id: 0, duplicate: true };
+  const id = Number(row.id);
+  if ((o.state ?? 'received') === 'received' && o.contactId)
+    await processJob.enqueue(
+      trx,
+      { inboxId: id },
+      { orderingKey: callOrderingKey(o.locationId, o.contactId), scope: locationKey(o.locationId) },
+    );
+  return { id, duplicate: false };
+}
+
+/** What GHL's message (or its app event) says about a call; authoritative for status, duration and direction. */
+interface GhlCallFacts {
+  messageId: string;
+  conversationId: string | null;
+  direction: 'inbound' | 'outbound' | null;
+  status: string | null;
+  durationSec: number | null;
+  userId: string | null;
+  at: Date | null;
+  from: string | null;
+  to: string | null;
+}
+
+const s = (v: unknown): string | null => (typeof v === 'string' && v ? v : null);
+
+function factsOfMessage(m: Record<string, unknown>): GhlCallFacts {
+  const meta = (m.meta ?? {}) as Record<string, unknown>;
+  const call = (m.call ?? {}) as Record<string, unknown>;
+  const st = s(meta.callStatus) ?? s(m.callStatus);
+  return {
+    messageId: String(m.id ?? m.messageId),
+    conversationId: s(m.conversationId),
+    direction: s(m.direction) ? normaliseDirection(String(m.direction)) : null,
+    status: st ? normaliseStatus(st) : null,
+    durationSec: parseDuration(meta.callDuration ?? m.callDuration),
+    userId: s(m.userId),
+    at: parseTime(m.dateAdded),
+    from: s(call.from),
+    to: s(call.to),
+  };
+}
+
+class Forged extends Error {}
+
+/**
+ * `calls.process`: turns one inbox entry into (part of) a call record. A workflow payload is confirmed through the
+ * API first — its message (`GET /conversations/messages/{id}`: exists, this location, this contact, a call) or,
+ * without one, the contact's conversation and its call messages (nearest in time) — since its URL token only proves
+ * knowledge of the URL; a payload that fails is kept as `forged` and emits nothing. App events are signed: no check.
+ */
+export const processJob = defineJob<{ inboxId: number }, CallsRuntime>({
+  kind: JOB_PROCESS,
+  payload: z.object({ inboxId: z.number().int() }),
+  priority: PRIORITY.bulk,
+  maxAttempts: 12,
+  perform: (p, _job, h) => processInbox(h.deps, p.inboxId, h),
+  onFailed: async (p, _job, err, h) => {
+    await h.db
+      .updateTable('calls_inbox')
+      .set({ state: 'failed', reason: String((err as Error)?.message ?? err).slice(0, 1000), updated_at: sql`now()` })
+      .where('id', '=', p.inboxId)
+      .where('state', '=', 'received')
+      .execute();
+  },
+});
+
+async function processInbox(rt: CallsRuntime, inboxId: number, h: JobContext<CallsRuntime>): Promise<void> {
+  const { db } = rt;
+  const row = await db.selectFrom('calls_inbox').selectAll().where('id', '=', inboxId).executeTakeFirst();
+  if (!row || row.state !== 'received') return;
+  const loc = row.location_id;
+  const opts = { installation: { locationId: loc }, lane: 'bulk' as const, signal: h.signal, maxWaitMs: 2000 };
+  const ghl = rt.ghl();
+  let facts: GhlCallFacts | null = null;
+  let mapped: MappedCall;
+  let contactId: string;
+  try {
+    if (row.source === 'app') {
+      const p = row.payload;
+      facts = factsOfMessage(p);
+      contactId = String(p.contactId);
+      mapped = {
+        contactId,
+        locationId: loc,
+        messageId: facts.messageId,
+        direction: facts.direction,
+        status: null,
+        disposition: null,
+        durationSec: null,
+        userId: null,
+        from: null,
+        to: null,
+        startedAt: null,
+        endedAt: null,
+      };
+    } else {
+      mapped = reviveMapped(row.mapped);
+      contactId = mapped.contactId;
+      facts = await confirmWorkflow(rt, ghl, loc, mapped, row.received_at, opts);
+    }
+  } catch (e) {
+    if (!(e instanceof Forged)) throw e;
+    await db
+      .updateTable('calls_inbox')
+      .set({ state: 'forged', reason: e.message.slice(0, 1000), updated_at: sql`now()` })
+      .where('id', '=', inboxId)
+      .execute();
+    h.log.warn({ locationId: loc, inboxId, reason: e.message }, 'workflow call not confirmed by GHL; nothing emitted');
+    return;
+  }
+  const integrationType = await rt.endpoints.integrationType(loc);
+  await db.transaction().execute(async (trx) => {
+    const call = await mergeCall(trx, loc, contactId, integrationType, row.source, mapped, facts);
+    await trx
+      .updateTable('calls_inbox')
+      .set({ state: 'done', call_id: Number(call.row.id), reason: null, updated_at: sql`now()` })
+      .where('id', '=', inboxId)
+      .execute();
+  });
+  rt.notify();
+}
+
+function reviveMapped(v: Record<string, unknown> | null): MappedCall {
+  const m = (v ?? {}) as unknown as MappedCall & { startedAt: string | null; endedAt: string | null };
+  return {
+    ...m,
+    startedAt: m.startedAt ? new Date(m.startedAt) : null,
+    endedAt: m.endedAt ? new Date(m.endedAt) : null,
+  };
+}
+
+const notFound = (e: unknown) => e instanceof GhlApiError && (e.status === 400 || e.status === 404 || e.status === 422);
+
+async function confirmWorkflow(
+  rt: CallsRuntime,
+  ghl: GhlClient,
+  loc: string,
+  m: MappedCall,
+  receivedAt: Date,
+  opts: Parameters<GhlClient['messages']['get']>[1],
+): Promise<GhlCallFacts | null> {
+  if (m.messageId) {
+    let msg: Record<string, unknown>;
+    try {
+      rt.countCall('messages.get');
+      const r = (await ghl.messages.get(m.messageId, opts)) as unknown as Record<string, unknown>;
+      msg = (r.message && typeof r.message === 'object' ? r.message : r) as Record<string, unknown>;
+    } catch (e) {
+      if (notFound(e)) throw new Forged(`message_not_found: GHL has no message ${m.messageId} in this location`);
+      throw e;
+    }
+    if (msg.locationId !== loc) throw new Forged(`other_location: message ${m.messageId} belongs to another location`);
+    if (msg.contactId !== m.contactId)
+      throw new Forged(`other_contact: message ${m.messageId} belongs to another contact`);
+    if (!isCallType(msg.messageType)) throw new Forged(`not_a_call: message ${m.messageId} is ${msg.messageType}`);
+    return factsOfMessage(msg);
+  }
+  // No message id: the contact's conversation (its existence in this location proves the contact), then its call
+  // messages, nearest in time to the call.
+  rt.countCall('conversations.search');
+  const conv = (await ghl.conversations.search({ locationId: loc, contactId: m.contactId, limit: 1 }, opts))
+    .conversations?.[0];
+  if (!conv || (conv.contactId && conv.contactId !== m.contactId)) {
+    try {
+      rt.countCall('contacts.get');
+      const c = (await ghl.contacts.get(m.contactId, opts)) as { contact?: { locationId?: string } };
+      if (c.contact?.locationId && c.contact.locationId !== loc)
+        throw new Forged(`other_location: contact ${m.contactId} belongs to another location`);
+    } catch (e) {
+      if (notFound(e)) throw new Forged(`contact_not_found: GHL has no contact ${m.contactId} in this location`);
+      throw e;
+    }
+    return null;
+  }
+  rt.countCall('messages.list');
+  const page = await ghl.messages.list(conv.id, { type: 'TYPE_CALL', limit: rt.settings.nearestWindow }, opts);
+  const at = (m.startedAt ?? m.endedAt ?? receivedAt).getTime();
+  let best: Record<string, unknown> | null = null;
+  let bestGap = Infinity;
+  for (const x of (page.messages ?? []) as unknown as Array<Record<string, unknown>>) {
+    if (!isCallType(x.messageType)) continue;
+    const t = Date.parse(String(x.dateAdded));
+    const gap = Number.isNaN(t) ? Infinity : Math.abs(t - at);
+    if (gap < bestGap) [best, bestGap] = [x, gap];
+  }
+  return best ? { ...factsOfMessage(best), conversationId: conv.id } : null;
+}
+
+/**
+ * Merges what one source knows into the call's record (one record per GHL message id). GHL's facts (the message,
+ * an app event) win for status, duration and direction; the workflow adds disposition, user and times.
+ */
+async function mergeCall(
+  trx: DbOrTrx,
+  loc: string,
+  contactId: string,
+  integrationType: IntegrationType,
+  source: 'workflow' | 'app',
+  m: MappedCall,
+  f: GhlCallFacts | null,
+): Promise<{ row: CallRow }> {
+  const messageId = f?.messageId ?? m.messageId ?? null;
+  const existing = messageId
+    ? await trx
+        .selectFrom('calls')
+        .selectAll()
+        .where('location_id', '=', loc)
+        .where('message_id', '=', messageId)
+        .forUpdate()
+        .executeTakeFirst()
+    : undefined;
+  const pick = <T>(...v: Array<T | null | undefined>): T | null => v.find((x) => x !== null && x !== undefined) ?? null;
+  const e = existing;
+  const durationSec = pick(f?.durationSec, m.durationSec, e?.duration_sec);
+  const startedAt = pick(m.startedAt, e?.started_at, f?.at);
+  const endedAt = pick(
+    m.endedAt,
+    e?.ended_at,
+    startedAt && durationSec !== null ? new Date(startedAt.getTime() + durationSec * 1000) : null,
+  );
+  const values = {
+    conversation_id: pick(f?.conversationId, e?.conversation_id),
+    direction: pick(f?.direction, m.direction, e?.direction),
+    from_number: pick(m.from, f?.from, e?.from_number),
+    to_number: pick(m.to, f?.to, e?.to_number),
+    status: pick(f?.status, m.status, e?.status),
+    disposition: pick(m.disposition, e?.disposition),
+    duration_sec: durationSec,
+    user_id: pick(m.userId, f?.userId, e?.user_id),
+    started_at: startedAt,
+    ended_at: endedAt,
+  };
+  const sources = [...new Set([...(e?.sources ?? []), source])];
+  let row: CallRow;
+  if (e) {
+    row = (await trx
+      .updateTable('calls')
+      .set({ ...values, sources: json(sources), updated_at: sql`now()` })
+      .where('id', '=', e.id)
+      .returningAll()
+      .executeTakeFirst())!;
+  } else {
+    const expect = !!messageId && mayHaveRecording(values.status, values.duration_sec);
+    row = (await trx
+      .insertInto('calls')
+      .values({
+        location_id: loc,
+        contact_id: contactId,
+        message_id: messageId,
+        integration_type: integrationType,
+        ...values,
+        sources: json(sources),
+        transcript_state: expect ? 'pending' : 'not_expected',
+        transcript_reason: expect
+          ? null
+          : messageId
+            ? `no recording for a ${values.status ?? 'zero-length'} call`
+            : 'no call message found in GHL for this contact',
+      })
+      .returningAll()
+      .executeTakeFirst())!;
+    const id = Number(row.id);
+    if (expect)
+      await enrichJob.enqueue(
+        trx,
+        { callId: id },
+        { scope: locationKey(loc), dedupeKey: `${JOB_ENRICH}:${id}`, runAt: new Date() },
+      );
+    else await completeCall(trx, id);
+  }
+  if (row.disposition && row.disposition !== e?.disposition)
+    await emitEvent(
+      trx,
+      row,
+      'call.disposition',
+      `${Number(row.id)}:disposition:${row.disposition}`,
+      eventPayload(row),
+    );
+  return { row };
+}
+
+/** GHL's transcript answer → sentences: a list of sentence objects (or one, as the spec describes it). */
+export function parseTranscript(body: unknown): TranscriptSentence[] {
+  const list: unknown[] = Array.isArray(body)
+    ? body
+    : body && typeof body === 'object'
+      ? Array.isArray((body as { transcription?: unknown }).transcription)
+        ? ((body as { transcription: unknown[] }).transcription ?? [])
+        : 'transcript' in body
+          ? [body]
+          : []
+      : [];
+  const num = (v: unknown) => (typeof v === 'number' ? v : typeof v === 'string' && v !== '' ? Number(v) : null);
+  return list
+    .filter(
+      (x): x is Record<string, unknown> =>
+        !!x && typeof x === 'object' && typeof (x as { transcript?: unknown }).transcript === 'string',
+    )
+    .map((x, i) => ({
+      index: num(x.sentenceIndex) ?? i + 1,
+      speaker: num(x.mediaChannel),
+      startMs: num(x.startTime),
+      endMs: num(x.endTime),
+      text: String(x.transcript),
+      confidence: num(x.confidence),
+    }))
+    .sort((a, b) => a.index - b.index);
+}
+
+/**
+ * `calls.enrich`: the transcript (`GET …/transcription`). GHL produces it after the call: a 404 or an empty answer
+ * is asked again with backoff (CALLS_TRANSCRIPT_RETRY_BASE_MS doubling, at most 10 min) until
+ * CALLS_TRANSCRIPT_WAIT_MS after the call, then the call is kept without it, with the reason. The text is the
+ * sentences joined (the `/download` variant would cost a call more for the same words). The recording is not copied:
+ * the record keeps its reference and the API streams it on demand.
+ */
+export const enrichJob = defineJob<{ callId: number }, CallsRuntime>({
+  kind: JOB_ENRICH,
+  payload: z.object({ callId: z.number().int() }),
+  priority: PRIORITY.bulk,
+  maxAttempts: 15,
+  perform: (p, _job, h) => enrich(h.deps, p.callId, h),
+  onFailed: async (p, _job, err, h) => {
+    await h.db
+      .updateTable('calls')
+      .set({
+        transcript_state: 'unavailable',
+        transcript_reason: `transcript fetch failed: ${String((err as Error)?.message ?? err)}`.slice(0, 1000),
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', p.callId)
+      .where('transcript_state', '=', 'pending')
+      .execute();
+    await completeCall(h.db, p.callId);
+  },
+});
+
+async function enrich(rt: CallsRuntime, callId: number, h: JobContext<CallsRuntime>): Promise<void> {
+  const { db } = rt;
+  const row = await db.selectFrom('calls').selectAll().where('id', '=', callId).executeTakeFirst();
+  if (!row) return;
+  if (row.transcript_state !== 'pending') {
+    if (!row.completed_at) await db.transaction().execute((trx) => completeCall(trx, callId));
+    return;
+  }
+  const opts = {
+    installation: { locationId: row.location_id },
+    lane: 'bulk' as const,
+    signal: h.signal,
+    maxWaitMs: 2000,
+  };
+  let sentences: TranscriptSentence[] = [];
+  let notReady = '';
+  try {
+    rt.countCall('messages.transcription');
+    sentences = parseTranscript(await rt.ghl().messages.transcription(row.location_id, row.message_id!, opts));
+    if (!sentences.length) notReady = 'GHL answered an empty transcript';
+  } catch (e) {
+    if (!notFound(e)) throw e;
+    notReady = `GHL answered ${(e as GhlApiError).status}: ${(e as GhlApiError).message}`;
+  }
+  if (!notReady) {
+    await db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('calls')
+        .set({
+          transcript_state: 'ready',
+          transcript: json(sentences),
+          transcript_text: sentences.map((x) => x.text).join('\n'),
+          transcript_reason: null,
+          transcript_attempts: sql`transcript_attempts + 1`,
+          updated_at: sql`now()`,
+        })
+        .where('id', '=', callId)
+        .execute();
+      await completeCall(trx, callId);
+    });
+    return;
+  }
+  const tries = row.transcript_attempts + 1;
+  // Counted from when the bridge learned of the call (its own clock; GHL's times may be skewed).
+  const since = row.created_at.getTime();
+  const delay = Math.min(600_000, rt.settings.transcriptRetryBaseMs * 2 ** (tries - 1));
+  if (Date.now() + delay - since > rt.settings.transcriptWaitMs) {
+    await db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('calls')
+        .set({
+          transcript_state: 'unavailable',
+          transcript_attempts: tries,
+          transcript_reason:
+            `no transcript within ${Math.round(rt.settings.transcriptWaitMs / 1000)} s of the call (${tries} tries; last: ${notReady})`.slice(
+              0,
+              1000,
+            ),
+          updated_at: sql`now()`,
+        })
+        .where('id', '=', callId)
+        .execute();
+      await completeCall(trx, callId);
+    });
+    return;
+  }
+  await db
+    .updateTable('calls')
+    .set({ transcript_attempts: tries, transcript_reason: `waiting for GHL: ${notReady}`.slice(0, 1000) })
+    .where('id', '=', callId)
+    .execute();
+  throw new RetryLaterError(delay, `transcript not ready (${notReady}); asking again in ${delay} ms`);
+}
