@@ -8,6 +8,7 @@ import { installationsModule } from './platform/installations/index.js';
 import { eventsModule } from './capabilities/events/index.js';
 import { pipelinesModule } from './capabilities/pipelines/index.js';
 import { providerModule } from './capabilities/provider/index.js';
+import { chatModule } from './capabilities/chat/index.js';
 import { webhooksModule } from './platform/webhooks/index.js';
 
 /**
@@ -28,6 +29,7 @@ export async function bridgeModules(_config?: Config, opts: ModuleOptions = {}):
     apiKeysModule(),
     providerModule(),
     eventsModule(),
+    chatModule(),
     callsModule(),
     pipelinesModule(),
     dashboardModule(),

@@ -1,6 +1,8 @@
 import type { Ctx } from './context.js';
 import { createContact, type ContactInput } from './contacts-service.js';
 import type { FaultSpec } from './faults.js';
+import { addDropRule, type DropRule } from './drop-rules.js';
+import { typingEvents, type TypingEvent } from './routes/chat.js';
 import { messageToApi, sendOutbound } from './messaging.js';
 import { authorize, installOnLocation, uninstall, type AuthorizeInput, type AuthorizeResult } from './oauth-service.js';
 import type {
@@ -363,6 +365,14 @@ export class EmulatorControl {
     return Boolean(a ?? r);
   }
 
+  /** Drop the next `count` (default 1) webhooks that match every given field (e.g. one ProviderOutboundMessage). */
+  dropMatchingWebhooks(rule: DropRule): void {
+    addDropRule(this.ctx, rule);
+  }
+  /** Live-chat typing indicators GHL received (POST /conversations/providers/live-chat/typing). */
+  listTyping(): TypingEvent[] {
+    return [...typingEvents(this.ctx)];
+  }
   dropWebhooks(n: number): void {
     this.ctx.webhooks.dropWebhooks(n);
   }

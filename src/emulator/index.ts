@@ -12,6 +12,7 @@ import { loadOrGenerateKeys, type KeyMaterial } from './keys.js';
 import { OAuthError } from './oauth-service.js';
 import { resolveOptions, type EmulatorOptions as BaseOptions } from './options.js';
 import { RateLimiter } from './ratelimit.js';
+import { registerChatControlRoutes, registerChatRoutes } from './routes/chat.js';
 import { registerCallRoutes } from './routes/calls.js';
 import { registerContactRoutes } from './routes/contacts.js';
 import { registerControlRoutes } from './routes/control.js';
@@ -145,10 +146,12 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
   registerConversationRoutes(app, ctx);
   registerCallRoutes(app, ctx);
   registerLocationRoutes(app, ctx);
+  registerChatRoutes(app, ctx);
   registerOpportunityRoutes(app, ctx);
   const pub = { ed25519PublicKeyPem: keys.ed25519PublicKeyPem, rsaPublicKeyPem: keys.rsaPublicKeyPem };
   const idle = () => ctx.webhooks.idle();
   registerControlRoutes(app, control, { clock, keys: pub, idle });
+  registerChatControlRoutes(app, () => ctx);
 
   const emu: Emulator = {
     app,

@@ -4,6 +4,7 @@ import type { IdGen } from './ids.js';
 import type { SigningKeys } from './keys.js';
 import type { ResolvedOptions } from './options.js';
 import type { Delivery, State } from './state.js';
+import { takeDrop } from './drop-rules.js';
 
 export interface EnqueueArgs {
   kind: 'app' | 'provider';
@@ -82,8 +83,8 @@ export class WebhookDispatcher {
       ...(a.companyId !== undefined ? { companyId: a.companyId } : {}),
     };
     this.state.deliveries.push(d);
-    if (this.dropNext > 0) {
-      this.dropNext--;
+    if (this.dropNext > 0 || takeDrop(this, d)) {
+      if (this.dropNext > 0) this.dropNext--;
       d.state = 'dropped';
       return d;
     }

@@ -5,6 +5,7 @@ import type { BridgeModule, ServiceRegistry } from '../app.js';
 import type { Config } from '../infra/config/index.js';
 import { createEmulator, seedDemo, type DemoSeed, type Emulator } from '../emulator/index.js';
 import type { Logger } from '../infra/log/logger.js';
+import { startChatDemo, type ChatDemo } from './chat.js';
 
 /**
  * Sandbox mode (no GHL credentials): runs the built-in GHL emulator next to the bridge, seeds a
@@ -42,6 +43,7 @@ export async function startSandbox(config: Config, log: Logger): Promise<Sandbox
     secretValues: [...config.secretValues, seed.clientSecret, adminKey],
   };
   log.info({ emulator: emuUrl, locationId: seed.locationId }, 'sandbox: GHL emulator started');
+  let chatDemo: ChatDemo | undefined;
 
   return {
     emulator,
@@ -67,6 +69,19 @@ export async function startSandbox(config: Config, log: Logger): Promise<Sandbox
         await provider.configureChannel(seed.locationId, { kind: 'loopback', autoReply: true });
         channelNote = `  channel: loopback with auto-reply for location ${seed.locationId}`;
       }
+      chatDemo = await startChatDemo({
+        emulator,
+        seed,
+        emuUrl,
+        bridgeUrl,
+        services,
+        config: bridgeConfig,
+        log,
+        install: (locationId) => installThroughOAuth(bridgeUrl, locationId),
+      }).catch((e: unknown) => {
+        log.warn({ err: e }, 'sandbox: the chat round-trip demo could not be set up');
+        return undefined;
+      });
       const send = `curl -s -X POST ${emuUrl}/_emulator/send-message -H 'content-type: application/json' -d '{"locationId":"${seed.locationId}","contactId":"${seed.contactId}","type":"SMS","message":"Hello from GHL"}'`;
       return [
         '',
@@ -86,10 +101,14 @@ export async function startSandbox(config: Config, log: Logger): Promise<Sandbox
         `    curl -s '${emuUrl}/_emulator/messages?locationId=${seed.locationId}'`,
         '  The message goes out through the loopback channel, is marked delivered, and the',
         '  auto-reply appears as an inbound message in the same conversation.',
+        ...(chatDemo?.lines ?? []),
         '',
       ];
     },
-    close: () => emulator.close(),
+    close: async () => {
+      await chatDemo?.close();
+      await emulator.close();
+    },
   };
 }
 

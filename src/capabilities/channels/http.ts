@@ -9,6 +9,7 @@ import {
   type DeliveryReceipt,
   type InboundMessage,
   type InboundRequest,
+  type OutboundChatRef,
   type OutboundMessage,
   type ParsedInbound,
   type SendResult,
@@ -48,6 +49,9 @@ export interface HttpOutboundPayload {
   attachments: string[];
   replyToAltId?: string;
   userId?: string;
+  /** Contract v2: present (with `chat`) only for contacts linked by the chat API. */
+  contractVersion?: 2;
+  chat?: OutboundChatRef;
 }
 
 const errorSchema = z.object({
@@ -137,6 +141,7 @@ export function createHttpChannel(cfg: HttpChannelConfig, deps: HttpChannelDeps 
       attachments: msg.attachments,
       replyToAltId: msg.replyToAltId,
       userId: msg.userId,
+      ...(msg.chat ? { contractVersion: 2, chat: msg.chat } : {}),
     };
     const body = JSON.stringify(payload);
     const now = new Date();

@@ -49,6 +49,18 @@ export interface OutboundMessage {
   replyToAltId?: string;
   /** GHL userId who sent it, when known (passed through to HTTP receivers). */
   userId?: string;
+  /** For a contact linked by the chat API (src/capabilities/chat): the external system's own ids (HTTP contract v2). */
+  chat?: OutboundChatRef;
+}
+
+/** The chat product's ids of the conversation a GHL reply belongs to (HTTP channel contract v2, `chat`). */
+export interface OutboundChatRef {
+  /** The external conversation (thread) id the reply goes to: the thread replied to, else the latest active one. */
+  conversationId: string;
+  /** The external client id (vCX `clientId`) of the contact. */
+  clientId: string;
+  /** The GHL conversation id. */
+  ghlConversationId?: string;
 }
 
 export type SendResult =

@@ -197,7 +197,7 @@ export function registerInboundRoutes(app: FastifyInstance, rt: InboundRuntime):
   );
 }
 
-async function findOrCreateConversation(
+export async function findOrCreateConversation(
   ghl: GhlClient,
   locationId: string,
   contactId: string,

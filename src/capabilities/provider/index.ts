@@ -48,6 +48,9 @@ import {
 } from './channels.js';
 import { inboundJob, registerInboundRoutes, storeInbound, type InboundRuntime } from './inbound.js';
 import { pruneMessages } from './retention.js';
+import { applyReceipt, relayFound, type FoundMessage } from './found.js';
+import type { OutboundMessage } from '../channels/index.js';
+import type { ChannelError } from '../channels/index.js';
 import {
   pollJob,
   relayOutbound,
@@ -81,7 +84,7 @@ export {
   type ChannelView,
   type StoredChannel,
 } from './channels.js';
-export { JOB_INBOUND, INBOUND_PATH, senderAddress } from './inbound.js';
+export { JOB_INBOUND, INBOUND_PATH, senderAddress, findOrCreateConversation } from './inbound.js';
 export { JOB_POLL, JOB_SEND, JOB_STATUS, mergeStatus, type ProviderSettings, type RelayEvents } from './outbound.js';
 export { providerConfirmationMigration, providerMigration } from './migration.js';
 export { JOB_CONFIRM, compareWithGhl, type ConfirmationMode, type ConfirmationSettings } from './confirm.js';
@@ -94,6 +97,7 @@ export {
   PROVIDER_TOKEN_PATH,
 } from './delivery-tokens.js';
 export { pruneMessages } from './retention.js';
+export type { FoundMessage } from './found.js';
 export {
   EXPIRED_CODE,
   isOurPending,
@@ -148,6 +152,31 @@ export interface ProviderService {
   }): Promise<CatchupResult[]>;
   /** Last catch-up per location and stream. */
   catchupOverview(locationId?: string): ReturnType<typeof catchupOverview>;
+  /**
+   * One decorator (the chat module's) called just before each channel send: adds ids to the message, or returns
+   * null to not send it (an echo of a message the bridge created).
+   */
+  setOutboundDecorator(fn: (msg: OutboundMessage) => Promise<OutboundMessage | null>): void;
+  /** Relays an outbound message of this provider that a read found in GHL and GHL never delivered (found.ts). */
+  relayFound(m: FoundMessage, confirmedBy: string): Promise<boolean>;
+  /** A delivery receipt for a message relayed to the channel (forward-only); false when none matches. */
+  applyReceipt(
+    locationId: string,
+    ghlMessageId: string,
+    status: 'pending' | 'delivered' | 'read' | 'failed',
+    error?: ChannelError,
+  ): Promise<boolean>;
+  /**
+   * Whether a request carries a valid Standard Webhooks signature of the location's HTTP channel (its inboundSecret),
+   * for APIs that accept the channel's signature instead of an API key (the chat API).
+   */
+  verifyChannelSignature(
+    locationId: string,
+    headers: Record<string, string | string[] | undefined>,
+    rawBody: Buffer,
+  ): Promise<boolean>;
+  /** The conversation provider id used for a location (its channel's override, else GHL_CONVERSATION_PROVIDER_ID). */
+  conversationProviderId(locationId: string): Promise<string | undefined>;
 }
 
 declare module '../../app.js' {
@@ -424,6 +453,20 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
         maskedDeliveryUrl: async () => deliveryUrl(c.publicUrl, maskToken(await tokens!.current())),
         catchUp: (o = {}) => runCatchup(cu, o),
         catchupOverview: (locationId) => catchupOverview(ctx.db, locationId),
+        setOutboundDecorator: (fn) => {
+          if (outbound!.decorate) throw new Error('provider: an outbound decorator is already set');
+          outbound!.decorate = fn;
+        },
+        relayFound: (m, by) => relayFound(outbound!, m, by),
+        verifyChannelSignature: async (locationId, headers, rawBody) => {
+          const ch = await channels.get(locationId).catch(() => undefined);
+          if (!ch?.channel.enabled || ch.adapter.kind !== 'http') return false;
+          return ch.adapter.verifyInbound({ headers, rawBody }).ok;
+        },
+        applyReceipt: (locationId, id, status, error) => applyReceipt(outbound!, locationId, id, status, error),
+        conversationProviderId: async (locationId) =>
+          (await channels.get(locationId).catch(() => undefined))?.channel.conversationProviderId ??
+          inbound!.conversationProviderId,
         confirmationOverview: async () => ({
           mode: confirm.settings.mode,
           awaiting: await countAwaiting(ctx.db),

@@ -75,6 +75,12 @@ export interface OutboundRuntime {
   notify: () => void;
   /** The `events` service while it has subscribers (bridge events are published in the state change's transaction). */
   bus?: () => EventsService | undefined;
+  /**
+   * Set by another module (the chat module) through `provider.setOutboundDecorator`: adds its ids to a message just
+   * before the channel is called, or returns null when the message must not be sent at all (one the bridge itself
+   * posted into GHL: an echo). Must be fast and idempotent (it runs again on every retry).
+   */
+  decorate?: ((msg: OutboundMessage) => Promise<OutboundMessage | null>) | undefined;
 }
 
 const RANK: Record<Exclude<GhlStatus, 'failed'>, number> = { pending: 0, delivered: 1, read: 2 };
@@ -393,7 +399,20 @@ async function sendRow(
     at: Date.now(),
     attempt,
   });
-  const msg = toOutboundMessage(row.payload);
+  let msg: OutboundMessage | null = toOutboundMessage(row.payload);
+  if (rt.decorate) {
+    msg = await rt.decorate(msg);
+    if (!msg) {
+      // Created by the bridge itself (an echo): never sent back; GHL already shows its status.
+      await rt.db
+        .updateTable('provider_outbound')
+        .set({ state: 'done', last_error: 'not sent: the bridge created this message (echo)', updated_at: sql`now()` })
+        .where('message_id', '=', row.message_id)
+        .execute();
+      log.info('echo of a message the bridge created; not sent');
+      return null;
+    }
+  }
   let result: SendResult;
   try {
     result = await ch.adapter.send(msg, signal);

@@ -499,6 +499,44 @@ export const VARS = [
       "Catch-up: messages younger than this are left to GHL's own delivery (the checkpoint stops before them).",
   },
   {
+    name: 'CHAT_MESSAGE_TYPE',
+    group: 'provider',
+    schema: z.enum(['Custom', 'Live_Chat', 'SMS', 'Email']).default('Custom'),
+    example: 'Custom',
+    description:
+      'Chat API (`/v1/locations/{id}/chat/*`): the GHL Add Inbound `type` of chat messages posted into GHL (Custom or Live_Chat provider; SMS or Email when the chat product really is that channel). Typing indicators are forwarded only with Live_Chat.',
+  },
+  {
+    name: 'CHAT_CLIENT_ID_FIELD',
+    group: 'provider',
+    schema: z
+      .string()
+      .regex(
+        /^[A-Za-z][A-Za-z0-9 _-]{0,59}$/,
+        'expected a custom field name: a letter, then up to 59 of A-Z a-z 0-9 space _ -',
+      )
+      .default('External Chat Client Id'),
+    example: 'External Chat Client Id',
+    description:
+      "Chat API: name of the per-location contact custom field that holds the chat product's client id (created by the bridge when missing); the client map is rebuilt from it when lost.",
+  },
+  {
+    name: 'CHAT_RECONCILE_INTERVAL_MS',
+    group: 'provider',
+    schema: int(0, 24 * 3_600_000).default(5 * 60_000),
+    example: '300000',
+    description:
+      'Chat API missed-event repair: how often recently active linked conversations are read from GHL (GET /conversations/{id}/messages, bulk lane) to forward GHL-user replies the chat product never got. 0 = only on demand.',
+  },
+  {
+    name: 'CHAT_RECONCILE_LOOKBACK_MS',
+    group: 'provider',
+    schema: int(60_000, 30 * 24 * 3_600_000).default(3_600_000),
+    example: '3600000',
+    description:
+      'Chat API missed-event repair: conversations active within this window are read, and messages younger than it are considered.',
+  },
+  {
     name: 'CALLS_TRANSCRIPT_WAIT_MS',
     group: 'provider',
     schema: int(0, 7 * 86_400_000).default(3_600_000),

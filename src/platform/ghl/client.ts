@@ -233,6 +233,19 @@ export function createGhlClient(o: GhlClientOptions) {
           { name: 'contacts.upsert', method: 'POST', path: '/contacts/upsert', body, idempotent: true },
           c,
         ),
+      /** Not idempotent (GHL may answer 400 for a duplicate); callers verify by searching on a unique custom field. */
+      create: (body: T.CreateContactBody, c: CallOptions & { verify?: () => Promise<unknown> }) =>
+        call<T.CreateContactResponse>(
+          {
+            name: 'contacts.create',
+            method: 'POST',
+            path: '/contacts/',
+            body,
+            idempotent: false,
+            ...(c.verify ? { verify: c.verify } : {}),
+          },
+          c,
+        ),
       get: (contactId: string, c: CallOptions) =>
         call<T.GetContactResponse>(
           { name: 'contacts.get', method: 'GET', path: `/contacts/${enc(contactId)}`, idempotent: true },
@@ -349,6 +362,20 @@ export function createGhlClient(o: GhlClientOptions) {
       get: (conversationId: string, c: CallOptions) =>
         call<T.GetConversationResponse>(
           { name: 'conversations.get', method: 'GET', path: `/conversations/${enc(conversationId)}`, idempotent: true },
+          c,
+        ),
+    },
+    liveChat: {
+      /** POST /conversations/providers/live-chat/typing: the agent typing indicator of a live chat (idempotent). */
+      typing: (body: T.LiveChatTypingBody, c: CallOptions) =>
+        call<T.LiveChatTypingResponse>(
+          {
+            name: 'liveChat.typing',
+            method: 'POST',
+            path: '/conversations/providers/live-chat/typing',
+            body,
+            idempotent: true,
+          },
           c,
         ),
     },

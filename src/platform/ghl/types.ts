@@ -22,6 +22,8 @@ type QueryOf<O> = O extends { parameters: { query?: infer Q } } ? NonNullable<Q>
 
 export type UpsertContactBody = BodyOf<CoOps['upsert-contact']>;
 export type UpsertContactResponse = Ok<CoOps['upsert-contact']>;
+export type CreateContactBody = BodyOf<CoOps['create-contact']>;
+export type CreateContactResponse = Ok<CoOps['create-contact']>;
 export type GetContactResponse = Ok<CoOps['get-contact']>;
 export type Contact = Co['schemas']['ContactsSearchSuccessfulResponseDto'] extends { contacts: Array<infer C> }
   ? C
@@ -72,6 +74,9 @@ export type Message = Cv['schemas']['GetMessageResponseDto'];
 export type GetMessageResponse = Ok<CvOps['get-message']>;
 export type ExportMessagesQuery = QueryOf<CvOps['export-messages-by-location']>;
 export type ExportMessagesResponse = Ok<CvOps['export-messages-by-location']>;
+
+export type LiveChatTypingBody = BodyOf<CvOps['live-chat-agent-typing']>;
+export type LiveChatTypingResponse = Ok<CvOps['live-chat-agent-typing']>;
 
 export type TokenResponse = OA['schemas']['GetAccessCodeSuccessfulResponseDto'] & { refreshTokenId?: string };
 export type LocationTokenResponse = Ok<OAOps['get-location-access-token']>;

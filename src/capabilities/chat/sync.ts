@@ -1,0 +1,632 @@
+import { sql } from 'kysely';
+import { z } from 'zod';
+import type { Counter } from 'prom-client';
+import type { Db } from '../../infra/db/index.js';
+import type { Logger } from '../../infra/log/logger.js';
+import {
+  defineJob,
+  PermanentJobError,
+  PRIORITY,
+  RetryLaterError,
+  type DbOrTrx,
+  type JobContext,
+} from '../../infra/queue/index.js';
+import { GhlApiError } from '../../platform/ghl/errors.js';
+import type { GhlClient } from '../../platform/ghl/client.js';
+import type { InboundMessageBody } from '../../platform/ghl/types.js';
+import { locationKey } from '../../platform/keys.js';
+import { findOrCreateConversation, mergeStatus, type ProviderService } from '../provider/index.js';
+import type { ChatDirection, ChatStatus } from './tables.js';
+import './tables.js';
+
+export const JOB_CHAT_POST = 'chat.post';
+export const JOB_CHAT_STATUS = 'chat.status';
+export const JOB_CHAT_TYPING = 'chat.typing';
+
+export type ChatMessageType = 'Custom' | 'Live_Chat' | 'SMS' | 'Email';
+
+export interface ChatRuntime {
+  db: Db;
+  log: Logger;
+  ghl: () => GhlClient;
+  provider: () => ProviderService;
+  messageType: ChatMessageType;
+  fieldName: string;
+  notify: () => void;
+  metrics: { echoes: Counter<'direction'>; posted: Counter<'kind'> };
+}
+
+/**
+ * Jobs of one external client of a location run one at a time, in the order they were stored: identity (the client's
+ * contact) is resolved by exactly one job at a time, so 20 concurrent first messages create one contact, and a
+ * client's messages reach GHL in the order the chat product pushed them.
+ */
+export const clientKey = (locationId: string, clientId: string) => `chat:${locationId}:${clientId}`;
+
+const json = (v: unknown) => sql<string>`${JSON.stringify(v)}::jsonb`;
+const errText = (e: unknown) => (e instanceof Error ? e.message : String(e)).slice(0, 1000);
+
+export interface ClientInput {
+  externalId: string;
+  name?: string | undefined;
+  email?: string | undefined;
+  /** E.164 (normalised at the edge). */
+  phone?: string | undefined;
+}
+
+export interface MessageInput {
+  externalId: string;
+  direction: ChatDirection;
+  text?: string | undefined;
+  attachments: string[];
+  sentAt: Date;
+  author?: { id?: string | undefined; name?: string | undefined } | undefined;
+}
+
+export class ChatConflictError extends Error {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Stores messages of one external conversation (in the caller's transaction) and queues their GHL work in order.
+ * Idempotent on the external message id: a message already stored is a duplicate and changes nothing.
+ */
+export async function storeMessages(
+  trx: DbOrTrx,
+  locationId: string,
+  conversationId: string,
+  client: ClientInput,
+  messages: MessageInput[],
+  history: boolean,
+): Promise<{ accepted: number; duplicates: number; acceptedIds: string[] }> {
+  await trx
+    .insertInto('chat_clients')
+    .values({
+      location_id: locationId,
+      client_id: client.externalId,
+      name: client.name ?? null,
+      email: client.email ?? null,
+      phone: client.phone ?? null,
+    })
+    .onConflict((oc) =>
+      oc.columns(['location_id', 'client_id']).doUpdateSet({
+        name: sql`coalesce(excluded.name, chat_clients.name)`,
+        email: sql`coalesce(excluded.email, chat_clients.email)`,
+        phone: sql`coalesce(excluded.phone, chat_clients.phone)`,
+      }),
+    )
+    .execute();
+  const conv = await trx
+    .insertInto('chat_conversations')
+    .values({ location_id: locationId, conversation_id: conversationId, client_id: client.externalId })
+    .onConflict((oc) => oc.columns(['location_id', 'conversation_id']).doUpdateSet({ last_activity_at: sql`now()` }))
+    .returning('client_id')
+    .executeTakeFirstOrThrow();
+  if (conv.client_id !== client.externalId)
+    throw new ChatConflictError(
+      'body.client.externalId',
+      `conversation ${conversationId} belongs to another client (${conv.client_id}); nothing was stored`,
+    );
+  const acceptedIds: string[] = [];
+  for (const m of messages) {
+    const row = await trx
+      .insertInto('chat_messages')
+      .values({
+        location_id: locationId,
+        message_id: m.externalId,
+        conversation_id: conversationId,
+        client_id: client.externalId,
+        direction: m.direction,
+        body: json({
+          ...(m.text !== undefined ? { text: m.text } : {}),
+          attachments: m.attachments,
+          ...(m.author ? { author: m.author } : {}),
+        }),
+        sent_at: m.sentAt,
+        history,
+      })
+      .onConflict((oc) => oc.columns(['location_id', 'message_id']).doNothing())
+      .returning('message_id')
+      .executeTakeFirst();
+    if (!row) continue;
+    acceptedIds.push(m.externalId);
+    await postJob.enqueue(trx, { locationId, messageId: m.externalId, clientId: client.externalId, history });
+  }
+  return { accepted: acceptedIds.length, duplicates: messages.length - acceptedIds.length, acceptedIds };
+}
+
+const postPayload = z.object({
+  locationId: z.string().min(1),
+  messageId: z.string().min(1),
+  clientId: z.string().min(1),
+  history: z.boolean().default(false),
+});
+
+/** `chat.post`: identity → conversation → Add Inbound Message (with direction, date and altId) → record the GHL id. */
+export const postJob = defineJob<z.infer<typeof postPayload>, ChatRuntime>({
+  kind: JOB_CHAT_POST,
+  payload: postPayload,
+  orderingKey: (p) => clientKey(p.locationId, p.clientId),
+  scope: (p) => locationKey(p.locationId),
+  dedupeKey: (p) => `${JOB_CHAT_POST}:${p.locationId}:${p.messageId}`,
+  priority: PRIORITY.live,
+  maxAttempts: 15,
+  perform: (p, _job, h) => postMessage(h.deps, p, h),
+  onFailed: async (p, _job, err, h) => {
+    await h.db
+      .updateTable('chat_messages')
+      .set({ state: 'failed', last_error: errText(err) })
+      .where('location_id', '=', p.locationId)
+      .where('message_id', '=', p.messageId)
+      .where('state', '=', 'pending')
+      .execute();
+  },
+});
+
+async function postMessage(rt: ChatRuntime, p: z.infer<typeof postPayload>, h: JobContext<ChatRuntime>): Promise<void> {
+  const { db } = rt;
+  const loc = p.locationId;
+  const row = await db
+    .selectFrom('chat_messages')
+    .selectAll()
+    .where('location_id', '=', loc)
+    .where('message_id', '=', p.messageId)
+    .executeTakeFirst();
+  if (!row || row.state !== 'pending') return;
+  const lane = p.history ? ('bulk' as const) : ('live' as const);
+  const opts = { installation: { locationId: loc }, lane, signal: h.signal };
+  try {
+    const { contactId, ghlConversationId } = await resolveClient(rt, loc, row.client_id, lane, h);
+    await db
+      .updateTable('chat_conversations')
+      .set({ ghl_conversation_id: ghlConversationId })
+      .where('location_id', '=', loc)
+      .where('conversation_id', '=', row.conversation_id)
+      .where((eb) => eb.or([eb('ghl_conversation_id', 'is', null), eb('ghl_conversation_id', '!=', ghlConversationId)]))
+      .execute();
+    const ghl = rt.ghl();
+    // A previous attempt may have posted it and died before recording the answer: look for its altId first.
+    if (row.attempts > 0) {
+      const found = await findByAltId(ghl, ghlConversationId, row.message_id, { ...opts, lane: 'bulk' });
+      if (found) return await recordPosted(rt, loc, row.message_id, found);
+    }
+    await db
+      .updateTable('chat_messages')
+      .set({ attempts: sql`attempts + 1` })
+      .where('location_id', '=', loc)
+      .where('message_id', '=', row.message_id)
+      .execute();
+    const providerId = await rt.provider().conversationProviderId(loc);
+    const body: InboundMessageBody = {
+      type: rt.messageType,
+      conversationId: ghlConversationId,
+      contactId,
+      direction: row.direction,
+      date: row.sent_at.toISOString(),
+      altId: row.message_id,
+      attachments: row.body.attachments ?? [],
+    } as InboundMessageBody;
+    if (providerId) body.conversationProviderId = providerId;
+    if (row.body.text !== undefined) body.message = row.body.text;
+    let res;
+    try {
+      res = await ghl.messages.addInbound(body, {
+        ...opts,
+        verify: () => findByAltId(ghl, ghlConversationId, row.message_id, { ...opts, lane: 'bulk' }),
+      });
+    } catch (e) {
+      // The remembered contact or conversation was deleted in GHL: forget it and resolve again on the retry.
+      if (e instanceof GhlApiError && e.status === 400 && /conversation|contact/i.test(e.message)) {
+        await db
+          .updateTable('chat_clients')
+          .set({ contact_id: null, ghl_conversation_id: null, updated_at: sql`now()` })
+          .where('location_id', '=', loc)
+          .where('client_id', '=', row.client_id)
+          .execute();
+      }
+      throw e;
+    }
+    const id = typeof res === 'string' ? res : res.messageId;
+    if (!id) throw new Error('Add Inbound Message answered without a messageId');
+    await recordPosted(rt, loc, row.message_id, id);
+    rt.metrics.posted.inc({ kind: p.history ? 'history' : row.direction });
+  } catch (e) {
+    if (!(e instanceof RetryLaterError))
+      await db
+        .updateTable('chat_messages')
+        .set({ last_error: errText(e) })
+        .where('location_id', '=', loc)
+        .where('message_id', '=', row.message_id)
+        .execute();
+    throw e;
+  }
+}
+
+async function recordPosted(rt: ChatRuntime, loc: string, messageId: string, ghlMessageId: string): Promise<void> {
+  await rt.db
+    .updateTable('chat_messages')
+    .set({ state: 'posted', ghl_message_id: ghlMessageId, posted_at: sql`now()`, last_error: null })
+    .where('location_id', '=', loc)
+    .where('message_id', '=', messageId)
+    .execute();
+}
+
+async function findByAltId(
+  ghl: GhlClient,
+  conversationId: string,
+  altId: string,
+  opts: Parameters<GhlClient['messages']['list']>[2],
+): Promise<string | undefined> {
+  let pages = 0;
+  for await (const m of ghl.messages.iterate(conversationId, { limit: 100 }, opts)) {
+    if ((m as { altId?: string }).altId === altId) return m.id;
+    if (++pages > 1000) break;
+  }
+  return undefined;
+}
+
+/**
+ * The client's GHL contact and conversation: the bridge's own map; else the contact holding the client id in the
+ * custom field (the map rebuilt); else GHL's duplicate match by e-mail or phone (upsert, which also stores the
+ * client id on it); else a new contact with the client id. Runs under the client's ordering key only.
+ */
+async function resolveClient(
+  rt: ChatRuntime,
+  loc: string,
+  clientId: string,
+  lane: 'live' | 'bulk',
+  h: JobContext<ChatRuntime>,
+): Promise<{ contactId: string; ghlConversationId: string }> {
+  const { db } = rt;
+  const c = await db
+    .selectFrom('chat_clients')
+    .selectAll()
+    .where('location_id', '=', loc)
+    .where('client_id', '=', clientId)
+    .executeTakeFirstOrThrow();
+  let contactId = c.contact_id;
+  const ghl = rt.ghl();
+  const opts = { installation: { locationId: loc }, lane, signal: h.signal };
+  if (!contactId) {
+    const fieldId = await ensureField(rt, loc, h);
+    const byField = async () => {
+      const r = await ghl.contacts.search(
+        {
+          locationId: loc,
+          pageLimit: 1,
+          filters: [{ field: `customFields.${fieldId}`, operator: 'eq', value: clientId }],
+        },
+        opts,
+      );
+      return r.contacts?.[0]?.id;
+    };
+    contactId = (await byField()) ?? null;
+    const customFields = [{ id: fieldId, field_value: clientId }];
+    const names = splitName(c.name);
+    if (!contactId && (c.email || c.phone)) {
+      const r = await ghl.contacts.upsert(
+        {
+          locationId: loc,
+          ...(c.email ? { email: c.email } : {}),
+          ...(c.phone ? { phone: c.phone } : {}),
+          ...names,
+          source: 'ghl-bridge chat',
+          customFields,
+        } as Parameters<GhlClient['contacts']['upsert']>[0],
+        opts,
+      );
+      contactId = r.contact?.id ?? null;
+    }
+    if (!contactId) {
+      const r = await ghl.contacts.create(
+        { locationId: loc, ...names, source: 'ghl-bridge chat', customFields } as Parameters<
+          GhlClient['contacts']['create']
+        >[0],
+        { ...opts, verify: async () => ((await byField()) ? { contact: { id: await byField() } } : undefined) },
+      );
+      contactId = (r as { contact?: { id?: string } }).contact?.id ?? null;
+    }
+    if (!contactId) throw new Error('GHL answered the contact create without an id');
+    await db
+      .updateTable('chat_clients')
+      .set({ contact_id: contactId, ghl_conversation_id: null, updated_at: sql`now()` })
+      .where('location_id', '=', loc)
+      .where('client_id', '=', clientId)
+      .execute();
+  }
+  let conv = contactId === c.contact_id ? c.ghl_conversation_id : null;
+  if (!conv) {
+    conv = await findOrCreateConversation(ghl, loc, contactId, h.signal);
+    await db
+      .updateTable('chat_clients')
+      .set({ ghl_conversation_id: conv, updated_at: sql`now()` })
+      .where('location_id', '=', loc)
+      .where('client_id', '=', clientId)
+      .execute();
+  }
+  return { contactId, ghlConversationId: conv };
+}
+
+function splitName(name: string | null): { firstName?: string; lastName?: string; name?: string } {
+  if (!name) return {};
+  const [first, ...rest] = name.trim().split(/\s+/);
+  return {
+    name: name.trim(),
+    ...(first ? { firstName: first } : {}),
+    ...(rest.length ? { lastName: rest.join(' ') } : {}),
+  };
+}
+
+/**
+ * The location's custom field for the client id: remembered, else found by name, else created. One job per
+ * location creates it: the first claims the row (field_id ''), the others wait for it; a claim older than 60 s (its
+ * job died) is taken over.
+ */
+async function ensureField(rt: ChatRuntime, loc: string, h: JobContext<ChatRuntime>): Promise<string> {
+  const { db } = rt;
+  const row = await db.selectFrom('chat_fields').selectAll().where('location_id', '=', loc).executeTakeFirst();
+  if (row?.field_id && row.field_name === rt.fieldName) return row.field_id;
+  let claimed = false;
+  if (!row) {
+    const ins = await db
+      .insertInto('chat_fields')
+      .values({ location_id: loc, field_name: rt.fieldName, field_id: '' })
+      .onConflict((oc) => oc.column('location_id').doNothing())
+      .returning('location_id')
+      .executeTakeFirst();
+    claimed = ins !== undefined;
+  } else {
+    // A renamed field (CHAT_CLIENT_ID_FIELD changed), or a claim whose job died.
+    const upd = await db
+      .updateTable('chat_fields')
+      .set({ field_name: rt.fieldName, field_id: '', created_at: sql`now()` })
+      .where('location_id', '=', loc)
+      .where((eb) =>
+        eb.or([
+          eb('field_name', '!=', rt.fieldName),
+          eb.and([eb('field_id', '=', ''), eb('created_at', '<', sql<Date>`now() - interval '60 seconds'`)]),
+        ]),
+      )
+      .executeTakeFirst();
+    claimed = Number(upd.numUpdatedRows) === 1;
+  }
+  if (!claimed) throw new RetryLaterError(200, 'another job is creating the chat client-id custom field');
+  const ghl = rt.ghl();
+  const opts = { installation: { locationId: loc }, lane: 'live' as const, signal: h.signal };
+  const list = (await ghl.customFields.list(loc, { ...opts, model: 'contact' })) as {
+    customFields?: Array<{ id?: string; name?: string }>;
+  };
+  let id = list.customFields?.find((f) => f.name === rt.fieldName)?.id;
+  if (!id) {
+    const r = (await ghl.customFields.create(
+      loc,
+      { name: rt.fieldName, dataType: 'TEXT', model: 'contact' } as Parameters<GhlClient['customFields']['create']>[1],
+      opts,
+    )) as { customField?: { id?: string } };
+    id = r.customField?.id;
+  }
+  if (!id) throw new Error('GHL answered the custom field create without an id');
+  await db.updateTable('chat_fields').set({ field_id: id }).where('location_id', '=', loc).execute();
+  return id;
+}
+
+const statusPayload = z.object({
+  locationId: z.string().min(1),
+  messageId: z.string().min(1),
+  clientId: z.string().min(1),
+});
+
+/**
+ * Stores a status the chat product reported for one of its messages, forward-only (pending → delivered → read;
+ * failed only from pending), and queues the GHL status call behind the message's post. False when it is unknown.
+ */
+export async function storeStatus(
+  db: Db,
+  locationId: string,
+  messageId: string,
+  status: ChatStatus,
+): Promise<'unknown' | 'stored' | 'unchanged'> {
+  return db.transaction().execute(async (trx) => {
+    const row = await trx
+      .selectFrom('chat_messages')
+      .select(['status_target', 'client_id'])
+      .where('location_id', '=', locationId)
+      .where('message_id', '=', messageId)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!row) return 'unknown';
+    const merged = mergeStatus(row.status_target, status);
+    if (!merged) return 'unchanged';
+    await trx
+      .updateTable('chat_messages')
+      .set({ status_target: merged })
+      .where('location_id', '=', locationId)
+      .where('message_id', '=', messageId)
+      .execute();
+    await statusJob.enqueue(trx, { locationId, messageId, clientId: row.client_id });
+    return 'stored';
+  });
+}
+
+/** `chat.status`: PUT the message's status in GHL if it is ahead of what GHL last accepted. */
+export const statusJob = defineJob<z.infer<typeof statusPayload>, ChatRuntime>({
+  kind: JOB_CHAT_STATUS,
+  payload: statusPayload,
+  // Behind the client's post jobs: the GHL message exists before its status is set.
+  orderingKey: (p) => clientKey(p.locationId, p.clientId),
+  scope: (p) => locationKey(p.locationId),
+  priority: PRIORITY.live,
+  maxAttempts: 10,
+  perform: async (p, _job, h) => {
+    const { db } = h.deps;
+    const row = await db
+      .selectFrom('chat_messages')
+      .select(['ghl_message_id', 'status_target', 'ghl_status', 'state'])
+      .where('location_id', '=', p.locationId)
+      .where('message_id', '=', p.messageId)
+      .executeTakeFirst();
+    if (!row?.status_target || !row.ghl_message_id || row.state !== 'posted') return;
+    const target = row.status_target;
+    if (!mergeStatus(row.ghl_status, target)) return;
+    try {
+      await h.deps.ghl().messages.updateStatus(
+        row.ghl_message_id,
+        {
+          status: target,
+          ...(target === 'failed'
+            ? { error: { code: 'CHAT_FAILED', type: 'provider', message: 'the chat product reported it failed' } }
+            : {}),
+        } as Parameters<GhlClient['messages']['updateStatus']>[1],
+        { installation: { locationId: p.locationId }, lane: 'live', signal: h.signal, maxWaitMs: 2000 },
+      );
+    } catch (e) {
+      if (e instanceof GhlApiError && e.status === 400 && /cannot update message status/i.test(e.message)) return;
+      if (e instanceof GhlApiError && (e.status === 403 || e.status === 404)) throw new PermanentJobError(errText(e));
+      throw e;
+    }
+    await db
+      .updateTable('chat_messages')
+      .set({ ghl_status: target })
+      .where('location_id', '=', p.locationId)
+      .where('message_id', '=', p.messageId)
+      .execute();
+  },
+});
+
+const typingPayload = z.object({
+  locationId: z.string().min(1),
+  conversationId: z.string().min(1),
+  clientId: z.string().min(1),
+  isTyping: z.boolean(),
+});
+
+/** `chat.typing`: the agent typing indicator, for Live_Chat only; stale indicators are not retried for long. */
+export const typingJob = defineJob<z.infer<typeof typingPayload>, ChatRuntime>({
+  kind: JOB_CHAT_TYPING,
+  payload: typingPayload,
+  scope: (p) => locationKey(p.locationId),
+  priority: PRIORITY.live,
+  maxAttempts: 2,
+  perform: async (p, _job, h) => {
+    if (h.deps.messageType !== 'Live_Chat') return;
+    const conv = await h.deps.db
+      .selectFrom('chat_conversations')
+      .select('ghl_conversation_id')
+      .where('location_id', '=', p.locationId)
+      .where('conversation_id', '=', p.conversationId)
+      .executeTakeFirst();
+    if (!conv?.ghl_conversation_id) return;
+    await h.deps.ghl().liveChat.typing(
+      {
+        locationId: p.locationId,
+        isTyping: String(p.isTyping),
+        visitorId: p.clientId,
+        conversationId: conv.ghl_conversation_id,
+      },
+      { installation: { locationId: p.locationId }, lane: 'live', signal: h.signal, maxWaitMs: 2000 },
+    );
+  },
+});
+
+/**
+ * The provider's outbound decorator: a message the bridge itself posted (its GHL id is recorded) is an echo and is
+ * never sent; a reply to a linked contact gets the chat product's ids (the thread replied to, else the client's
+ * latest active thread). Other contacts' messages pass unchanged.
+ */
+export function outboundDecorator(rt: ChatRuntime) {
+  return async <M extends { messageId: string; locationId: string; contactId: string; replyToAltId?: string }>(
+    msg: M,
+  ): Promise<(M & { chat?: { conversationId: string; clientId: string; ghlConversationId?: string } }) | null> => {
+    const { db } = rt;
+    const own = await db
+      .selectFrom('chat_messages')
+      .select('message_id')
+      .where('ghl_message_id', '=', msg.messageId)
+      .executeTakeFirst();
+    if (own) {
+      rt.metrics.echoes.inc({ direction: 'to_chat' });
+      return null;
+    }
+    const client = await db
+      .selectFrom('chat_clients')
+      .select(['client_id', 'ghl_conversation_id'])
+      .where('location_id', '=', msg.locationId)
+      .where('contact_id', '=', msg.contactId)
+      .executeTakeFirst();
+    if (!client) return msg;
+    // An agent message of this client may be in flight (GHL answered, its id not yet recorded): if GHL delivered the
+    // bridge's own message to the provider meanwhile, only GHL's record of it tells — read its altId (ids, never text).
+    const inFlight = await db
+      .selectFrom('chat_messages')
+      .select('message_id')
+      .where('location_id', '=', msg.locationId)
+      .where('client_id', '=', client.client_id)
+      .where('state', '=', 'pending')
+      .where('attempts', '>', 0)
+      // Only outbound (agent) messages are ever delivered to a provider.
+      .where('direction', '=', 'outbound')
+      .limit(1)
+      .executeTakeFirst();
+    if (inFlight) {
+      const m = (await rt
+        .ghl()
+        .messages.get(msg.messageId, { installation: { locationId: msg.locationId }, lane: 'live' })
+        .catch(() => undefined)) as { altId?: string; message?: { altId?: string } } | undefined;
+      const altId = m?.altId ?? m?.message?.altId;
+      if (altId) {
+        const mine = await db
+          .selectFrom('chat_messages')
+          .select('message_id')
+          .where('location_id', '=', msg.locationId)
+          .where('message_id', '=', altId)
+          .executeTakeFirst();
+        if (mine) {
+          rt.metrics.echoes.inc({ direction: 'to_chat' });
+          return null;
+        }
+      }
+    }
+    let thread: string | undefined;
+    if (msg.replyToAltId) {
+      thread = (
+        await db
+          .selectFrom('chat_messages')
+          .select('conversation_id')
+          .where('location_id', '=', msg.locationId)
+          .where('message_id', '=', msg.replyToAltId)
+          .where('client_id', '=', client.client_id)
+          .executeTakeFirst()
+      )?.conversation_id;
+    }
+    thread ??= (
+      await db
+        .selectFrom('chat_conversations')
+        .select('conversation_id')
+        .where('location_id', '=', msg.locationId)
+        .where('client_id', '=', client.client_id)
+        .orderBy('last_activity_at', 'desc')
+        .limit(1)
+        .executeTakeFirst()
+    )?.conversation_id;
+    if (!thread) return msg;
+    await db
+      .updateTable('chat_conversations')
+      .set({ last_activity_at: sql`now()` })
+      .where('location_id', '=', msg.locationId)
+      .where('conversation_id', '=', thread)
+      .execute();
+    return {
+      ...msg,
+      chat: {
+        conversationId: thread,
+        clientId: client.client_id,
+        ...(client.ghl_conversation_id ? { ghlConversationId: client.ghl_conversation_id } : {}),
+      },
+    };
+  };
+}
