@@ -4,7 +4,7 @@ import type { Config } from './infra/config/index.js';
 import { openDatabase, type DatabaseHandle, type Db } from './infra/db/index.js';
 import { mergeMigrations, migrateToLatest, pendingMigrations, type Migrations } from './infra/db/migrations/index.js';
 import { requireAdminKey } from './infra/http/admin-auth.js';
-import { markAdminRoute } from './infra/http/openapi.js';
+import { markAdminRoute, markApiKeyRoute } from './infra/http/openapi.js';
 import { buildServer } from './infra/http/server.js';
 import { createLogger, type Logger } from './infra/log/logger.js';
 import { createMetrics, type Metrics } from './infra/observability/metrics.js';
@@ -265,7 +265,13 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
   app.addHook('onRoute', (r) => {
     for (const method of [r.method].flat()) routeTable.push({ method, url: r.url });
   });
-  for (const m of modules) if (m.routes) await app.register(async (scope) => m.routes!(scope, ctx));
+  await app.register(async (pub) => {
+    // The public /v1 API: every route there is guarded by an API key (platform/apikeys) and says so in the document.
+    pub.addHook('onRoute', (r) => {
+      if (r.url.startsWith('/v1/')) markApiKeyRoute(r);
+    });
+    for (const m of modules) if (m.routes) await pub.register(async (scope) => m.routes!(scope, ctx));
+  });
   // The one guarded admin scope: every module's /admin/* API, behind one auth hook.
   const adminKey = config.ADMIN_API_KEY;
   const adminRouteTable: Array<{ method: string; url: string }> = [];

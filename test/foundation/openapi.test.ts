@@ -57,6 +57,17 @@ describe('OpenAPI document (#17, #11 item 5)', () => {
         security: [{ adminKey: [] }],
       });
     }
+    // Every operation of the public /v1 API (chat, calls, triggers, opportunities, …) takes an API key.
+    const v1 = routes.filter((r) => r.url.startsWith('/v1/'));
+    expect(v1.length).toBeGreaterThanOrEqual(10);
+    expect(doc.components?.securitySchemes?.apiKey).toMatchObject({ type: 'http', scheme: 'bearer' });
+    for (const r of v1) {
+      const op = doc.paths[r.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')]![r.method.toLowerCase()]!;
+      expect({ route: `${r.method} ${r.url}`, security: op.security }).toEqual({
+        route: `${r.method} ${r.url}`,
+        security: [{ apiKey: [] }, { adminKey: [] }],
+      });
+    }
     // Public routes carry no security requirement.
     expect(doc.paths['/healthz']!.get!.security).toBeUndefined();
     expect(doc.paths['/channels/{locationId}/inbound']!.post!.security).toBeUndefined();
