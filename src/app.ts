@@ -3,7 +3,7 @@ import { Gauge } from 'prom-client';
 import type { Config } from './infra/config/index.js';
 import { openDatabase, type DatabaseHandle, type Db } from './infra/db/index.js';
 import { mergeMigrations, migrateToLatest, pendingMigrations, type Migrations } from './infra/db/migrations/index.js';
-import { requireAdminKey } from './infra/http/admin-auth.js';
+import { AdminSessions, requireAdminKey } from './infra/http/admin-auth.js';
 import { markAdminRoute, markApiKeyRoute } from './infra/http/openapi.js';
 import { buildServer } from './infra/http/server.js';
 import { createLogger, type Logger } from './infra/log/logger.js';
@@ -66,6 +66,8 @@ export interface AppContext {
   metrics: Metrics;
   /** The services modules publish for each other (e.g. the GHL client), typed through `Services`. */
   services: ServiceRegistry;
+  /** The console's sessions (the admin guard accepts their cookie); undefined without ADMIN_API_KEY. */
+  adminSessions: AdminSessions | undefined;
   /**
    * Registers periodic housekeeping (pruning old rows), during `init`. Every replica runs it once
    * when it starts listening and then every `everyMs`, so it must be idempotent and cheap when there
@@ -216,6 +218,7 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     queue,
     metrics,
     services: new ServiceRegistry(),
+    adminSessions: config.ADMIN_API_KEY ? new AdminSessions(config.ADMIN_API_KEY) : undefined,
     maintain: (name, everyMs, task) => void tasks.push({ name, everyMs, task }),
   };
   if (config.JOB_RETENTION_HOURS > 0)
@@ -277,7 +280,7 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
   const adminRouteTable: Array<{ method: string; url: string }> = [];
   if (adminKey) {
     await app.register(async (admin) => {
-      admin.addHook('onRequest', requireAdminKey(adminKey));
+      admin.addHook('onRequest', requireAdminKey(adminKey, ctx.adminSessions));
       admin.addHook('onRoute', (r) => {
         markAdminRoute(r);
         for (const method of [r.method].flat()) if (method !== 'HEAD') adminRouteTable.push({ method, url: r.url });

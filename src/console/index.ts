@@ -16,6 +16,7 @@ import { listEvents } from '../platform/webhooks/index.js';
 import { rateBudgets } from '../platform/ghl/budget.js';
 import { registerConsoleApi } from './api.js';
 import { History } from './history.js';
+import { consoleMigration, StoredRevocations } from './sessions-store.js';
 
 export { maskSecrets } from './mask.js';
 export { History, type Sample } from './history.js';
@@ -69,8 +70,13 @@ export function dashboardModule(opts: DashboardOptions = {}): BridgeModule {
   let history: History | undefined;
   return {
     name: 'dashboard',
+    migrations: { '0040_console': consoleMigration },
     init(ctx) {
       if (!ctx.config.ADMIN_API_KEY) return;
+      // Log-outs are kept in the store, so another replica (or this one after a restart) refuses the cookie too.
+      const revocations = new StoredRevocations(ctx.db);
+      ctx.adminSessions?.useRevocations(revocations);
+      ctx.maintain('prune console log-outs', 3600_000, () => revocations.prune());
       const h = (history = new History(ctx, opts.sampleMs ?? 10_000));
       const provider = ctx.services.find('provider');
       provider?.events.on('send', (e) => h.onSend(e));
@@ -112,7 +118,7 @@ export function dashboardModule(opts: DashboardOptions = {}): BridgeModule {
 }
 
 async function registerPages(app: FastifyInstance, ctx: AppContext, key: string, opts: DashboardOptions) {
-  const sessions = sessionsFor(key);
+  const sessions = ctx.adminSessions ?? sessionsFor(key);
   const secure = ctx.config.publicUrl.startsWith('https:');
   await app.register(fastifyCookie);
   await app.register(rateLimit, {
@@ -219,7 +225,7 @@ async function registerPages(app: FastifyInstance, ctx: AppContext, key: string,
             message: `log-out needs the session's CSRF token in ${CSRF_HEADER}`,
             requestId: req.id,
           });
-        sessions.revoke(s);
+        await sessions.revoke(s);
       }
       reply.clearCookie(SESSION_COOKIE, { path: '/admin', httpOnly: true, secure, sameSite: 'strict' });
       return { ok: true as const };

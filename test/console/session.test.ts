@@ -5,7 +5,16 @@ import { dashboardModule } from '../../src/console/index.js';
 import { maskSecrets, MASK } from '../../src/console/mask.js';
 import { AdminSessions } from '../../src/infra/http/admin-auth.js';
 import { enqueue, getJob, PermanentJobError } from '../../src/infra/queue/index.js';
-import { startTestBridge, STORE, testConfig, waitFor, type TestBridge } from '../helpers/store.js';
+import { createBridge } from '../../src/app.js';
+import {
+  quietLog,
+  startTestBridge,
+  STORE,
+  tempDataDir,
+  testConfig,
+  waitFor,
+  type TestBridge,
+} from '../helpers/store.js';
 
 const KEY = 'console-test-key-0123456789abcdef';
 let bridge: TestBridge | undefined;
@@ -109,6 +118,52 @@ describe(`console session on ${STORE}`, () => {
     expect(out.status).toBe(200);
     expect(out.headers.get('set-cookie')).toMatch(/ghlb_session=;/);
     expect((await fetch(`${b.url}/admin/api/session`, { headers: { cookie } })).status).toBe(401);
+  });
+
+  it('a log-out holds on every replica and after a restart (kept in the store, not in one process)', async () => {
+    const dataDir = STORE === 'pglite' ? tempDataDir() : undefined;
+    const cfg = testConfig({ ADMIN_API_KEY: KEY });
+    // Replica A: a plain bridge (its close leaves the store alone); B: a test bridge, which drops the schema at close.
+    const a = await createBridge(cfg, {
+      log: quietLog,
+      modules: await bridgeModules(cfg),
+      dataDir: dataDir ?? 'memory://',
+    });
+    const aUrl = await a.listen(0);
+    let aOpen = true;
+    const openB = async () =>
+      (bridge = await startTestBridge({
+        config: cfg,
+        modules: await bridgeModules(cfg),
+        ...(dataDir ? { dataDir } : {}),
+      }));
+    try {
+      const res = await login(aUrl, KEY);
+      const cookie = cookieOf(res);
+      const { csrfToken } = (await res.json()) as { csrfToken: string };
+      const asCookie = (url: string) => fetch(`${url}/admin/api/overview`, { headers: { cookie } });
+      // PostgreSQL: a second replica on the same schema, both running. PGlite (one process per store): a restart.
+      const b = STORE === 'postgres' ? await openB() : undefined;
+      if (b) expect((await asCookie(b.url)).status).toBe(200);
+      expect((await asCookie(aUrl)).status).toBe(200);
+      const out = await fetch(`${aUrl}/admin/logout`, {
+        method: 'POST',
+        headers: { cookie, 'x-csrf-token': csrfToken },
+      });
+      expect(out.status).toBe(200);
+      expect((await asCookie(aUrl)).status).toBe(401);
+      let other = b;
+      if (!other) {
+        await a.close();
+        aOpen = false;
+        other = await openB();
+      }
+      expect((await asCookie(other.url)).status).toBe(401);
+      // A new log-in still works there.
+      expect((await login(other.url, KEY)).status).toBe(200);
+    } finally {
+      if (aOpen) await a.close();
+    }
   });
 
   it('rate-limits log-in attempts, the right key included', async () => {

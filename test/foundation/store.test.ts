@@ -64,6 +64,12 @@ describe('embedded store', () => {
         '0004_provider',
         '0005_provider_confirmation',
         '0006_provider_catchup',
+        '0007_apikeys',
+        '0010_chat',
+        '0020_events',
+        '0030_pipelines',
+        '0040_console',
+        '0050_calls',
       ]);
     } finally {
       await s.close();
@@ -83,6 +89,12 @@ describe('embedded store', () => {
         '0004_provider',
         '0005_provider_confirmation',
         '0006_provider_catchup',
+        '0007_apikeys',
+        '0010_chat',
+        '0020_events',
+        '0030_pipelines',
+        '0040_console',
+        '0050_calls',
       ]);
       expect(
         await migrateToLatest(s.db, s.schema, bridgeMigrations([webhooksModule(), installationsModule()])),
@@ -93,6 +105,12 @@ describe('embedded store', () => {
         '0004_provider',
         '0005_provider_confirmation',
         '0006_provider_catchup',
+        '0007_apikeys',
+        '0010_chat',
+        '0020_events',
+        '0030_pipelines',
+        '0040_console',
+        '0050_calls',
       ]);
       expect(await pendingMigrations(s.db, s.schema, all)).toEqual([]);
       expect(

@@ -25,15 +25,26 @@ export interface ConsoleSession {
 }
 
 /**
+ * Where log-outs are kept so that every replica (and a restarted bridge) refuses a logged-out session: the console
+ * module backs it with a table. Without one, a log-out holds in this process only.
+ */
+export interface SessionRevocations {
+  isRevoked(sid: string): Promise<boolean>;
+  revoke(sid: string, expiresAt: Date): Promise<void>;
+}
+
+/**
  * Console sessions are signed, not stored: `<sid>.<expiresAt>.<hmac>` with a key derived from ADMIN_API_KEY, so every
  * replica accepts them and changing the admin key ends them all. The CSRF token is an HMAC of the session id under a
- * second derived key. Log-out revokes the id in this process (and the cookie is cleared); a session ends at its
- * expiry in any case.
+ * second derived key. Log-out revokes the id here and in the shared `SessionRevocations` store (checked by `check`,
+ * one indexed read per cookie-authenticated request; bearer requests never touch it); a session ends at its expiry
+ * in any case. One instance per bridge (`ctx.adminSessions`).
  */
 export class AdminSessions {
   readonly #sign: Buffer;
   readonly #csrf: Buffer;
   readonly #revoked = new Map<string, number>();
+  #store: SessionRevocations | undefined;
 
   constructor(
     adminKey: string,
@@ -72,10 +83,23 @@ export class AdminSessions {
     return { sid, expiresAt, csrf: this.#csrfFor(sid) };
   }
 
-  revoke(s: ConsoleSession): void {
+  /** Keeps log-outs in a store every replica reads (the console module's table). */
+  useRevocations(store: SessionRevocations): void {
+    this.#store = store;
+  }
+
+  /** `verify`, then the shared log-out store: undefined for a session logged out on any replica. */
+  async check(cookie: string | undefined): Promise<ConsoleSession | undefined> {
+    const s = this.verify(cookie);
+    if (!s || !this.#store) return s;
+    return (await this.#store.isRevoked(s.sid)) ? undefined : s;
+  }
+
+  async revoke(s: ConsoleSession): Promise<void> {
     const now = this.now();
     for (const [k, until] of this.#revoked) if (until <= now) this.#revoked.delete(k);
     this.#revoked.set(s.sid, s.expiresAt);
+    await this.#store?.revoke(s.sid, new Date(s.expiresAt));
   }
 
   csrfMatches(s: ConsoleSession, header: string | string[] | undefined): boolean {
@@ -110,7 +134,7 @@ export function requireAdminKey(apiKey: string, sessions: AdminSessions = sessio
     if (bearerMatches(req.headers.authorization, apiKey)) return;
     const session = req.headers.authorization
       ? undefined
-      : sessions.verify(readCookie(req.headers.cookie, SESSION_COOKIE));
+      : await sessions.check(readCookie(req.headers.cookie, SESSION_COOKIE));
     if (!session) {
       return reply.code(401).header('www-authenticate', 'Bearer').send({
         statusCode: 401,
@@ -131,7 +155,7 @@ export function requireAdminKey(apiKey: string, sessions: AdminSessions = sessio
   };
 }
 
-/** One AdminSessions per admin key in this process, shared by the admin guard and the console's log-in routes. */
+/** One AdminSessions per admin key in this process: the default for a guard built without a bridge's own instance. */
 const byKey = new Map<string, AdminSessions>();
 export function sessionsFor(apiKey: string): AdminSessions {
   let s = byKey.get(apiKey);
