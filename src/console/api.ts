@@ -285,14 +285,7 @@ export function registerConsoleApi(app: FastifyInstance, ctx: AppContext, histor
         eventId: e.id,
         replayable: e.status === 'dead',
       }));
-      // Each channel send attempt this replica made (with the channel's answer code), when it saw them.
-      const attemptSteps = history.attempts(id).map((a) => ({
-        step: 'attempt',
-        at: new Date(a.at),
-        detail: `channel send attempt ${a.attempt}: ${a.outcome}${a.code ? ` (${a.code})` : ''}`,
-        error: a.error,
-      }));
-      const steps = [...webhookSteps, ...(t?.steps ?? []), ...attemptSteps].sort(
+      const steps = [...webhookSteps, ...(t?.steps ?? [])].sort(
         (a, b) => (a.at ? a.at.getTime() : Infinity) - (b.at ? b.at.getTime() : Infinity),
       );
       return {

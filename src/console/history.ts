@@ -18,14 +18,6 @@ export interface Sample {
   queue: Record<string, number>;
 }
 
-export interface AttemptRecord {
-  attempt: number;
-  at: number;
-  outcome: 'delivered' | 'accepted' | 'failed' | 'retry';
-  code: string | null;
-  error: string | null;
-}
-
 export function percentile(sorted: number[], p: number): number | null {
   if (!sorted.length) return null;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
@@ -47,8 +39,6 @@ async function counterSum(ctx: AppContext, name: string): Promise<number> {
 export class History extends EventEmitter<{ sample: [Sample] }> {
   readonly #points: Sample[] = [];
   readonly #received = new Map<string, number>();
-  /** Channel send attempts per message (newest 5,000 messages), for the trace: this replica's, since it started. */
-  readonly #attempts = new Map<string, AttemptRecord[]>();
   #latencies: number[] = [];
   #relayed = 0;
   #lastFailures = 0;
@@ -79,18 +69,6 @@ export class History extends EventEmitter<{ sample: [Sample] }> {
       this.#received.delete(e.messageId);
       if (this.#latencies.length < 50_000) this.#latencies.push(Math.max(0, e.at - from));
     }
-  }
-
-  onAttempt(e: AttemptRecord & { messageId: string }): void {
-    const { messageId, ...rec } = e;
-    const list = this.#attempts.get(messageId) ?? [];
-    this.#attempts.delete(messageId);
-    this.#attempts.set(messageId, [...list, rec].slice(-50));
-    if (this.#attempts.size > 5000) this.#attempts.delete(this.#attempts.keys().next().value!);
-  }
-
-  attempts(messageId: string): AttemptRecord[] {
-    return this.#attempts.get(messageId) ?? [];
   }
 
   async start(): Promise<void> {

@@ -81,7 +81,6 @@ export function dashboardModule(opts: DashboardOptions = {}): BridgeModule {
       const provider = ctx.services.find('provider');
       provider?.events.on('send', (e) => h.onSend(e));
       provider?.events.on('reported', (e) => h.onReported(e));
-      provider?.events.on('attempt', (e) => h.onAttempt(e));
     },
     async start() {
       await history?.start();

@@ -5,6 +5,7 @@ import { startFakeCast, type FakeCast } from '../fakes/cast-server.js';
 import { startFakeReceiver, type FakeReceiver } from '../fakes/http-receiver.js';
 import { waitFor } from '../helpers/store.js';
 import { mergeStatus } from '../../src/capabilities/provider/index.js';
+import { outboundTrace } from '../../src/capabilities/provider/trace.js';
 import {
   adminPut,
   ADMIN,
@@ -107,6 +108,13 @@ describe('outbound and the http channel', () => {
     });
     await waitFor(async () => (await row(m.id)).state === 'done', { what: 'row done' });
     expect(await row(m.id)).toMatchObject({ state: 'done', attempts: 3, channel_message_id: 'ext-1' });
+    // Every attempt is stored with the message (the console's trace reads it on any replica, after restarts too).
+    const trace = await outboundTrace(b.ctx.db, m.id);
+    expect(trace!.steps.filter((st) => st.step === 'attempt').map((st) => st.detail)).toEqual([
+      'channel send attempt 1: retry (http_503)',
+      'channel send attempt 2: retry (rate_limited)',
+      'channel send attempt 3: delivered',
+    ]);
 
     // Accepted → pending; a receipt by our id → delivered; a late "pending" receipt does not go back.
     rx.answer({ status: 202, body: { status: 'accepted', id: 'ext-2' } });

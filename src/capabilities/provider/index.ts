@@ -61,7 +61,7 @@ import {
   type RelayEvents,
 } from './outbound.js';
 import { orderingKeys } from '../../platform/keys.js';
-import { providerConfirmationMigration, providerMigration } from './migration.js';
+import { providerConfirmationMigration, providerMigration, providerSendLogMigration } from './migration.js';
 import {
   catchupOverview,
   providerCatchupMigration,
@@ -198,6 +198,7 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
       '0004_provider': providerMigration,
       '0005_provider_confirmation': providerConfirmationMigration,
       '0006_provider_catchup': providerCatchupMigration,
+      '0008_provider_send_log': providerSendLogMigration,
     },
     async init(ctx: AppContext) {
       const c = ctx.config;

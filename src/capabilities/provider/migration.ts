@@ -137,3 +137,14 @@ export const providerConfirmationMigration: Migration = {
     await sql`drop table provider_delivery_tokens`.execute(db);
   },
 };
+
+/** Each channel send attempt of an outbound message (time, outcome, the channel's code), for the console's trace. */
+export const providerSendLogMigration: Migration = {
+  async up(db: Kysely<unknown>) {
+    // A constant default: PostgreSQL adds the column without rewriting the table.
+    await sql`alter table provider_outbound add column send_log jsonb not null default '[]'::jsonb`.execute(db);
+  },
+  async down(db: Kysely<unknown>) {
+    await sql`alter table provider_outbound drop column send_log`.execute(db);
+  },
+};

@@ -28,7 +28,7 @@ import {
 import type { ProviderOutboundMessage } from '../../platform/webhooks/index.js';
 import type { ChannelCache } from './channels.js';
 import type { EventsService } from '../events/service.js';
-import type { GhlStatus, OutboundState, ProviderOutboundTable } from './tables.js';
+import type { GhlStatus, OutboundState, ProviderOutboundTable, SendLogEntry } from './tables.js';
 import './tables.js';
 import { locationKey, orderingKeys } from '../../platform/keys.js';
 
@@ -429,9 +429,20 @@ async function sendRow(
         error: { code, type: 'provider', message: `not delivered after ${attempt} attempts: ${reason}` },
       };
     } else {
+      const entry: SendLogEntry = {
+        attempt,
+        at: Date.now(),
+        outcome: 'retry',
+        code: retryable ? e.reason : 'error',
+        error: reason.slice(0, 300),
+      };
       await rt.db
         .updateTable('provider_outbound')
-        .set({ last_error: reason, updated_at: sql`now()` })
+        .set({
+          last_error: reason,
+          updated_at: sql`now()`,
+          send_log: sql`send_log || ${JSON.stringify([entry])}::jsonb`,
+        })
         .where('message_id', '=', row.message_id)
         .execute();
       const delay =
@@ -460,7 +471,13 @@ async function sendRow(
     code: result.outcome === 'failed' ? result.error.code : null,
     error: result.outcome === 'failed' ? result.error.message : null,
   });
-  await finishSend(rt, row.message_id, row.location_id, result, ch.adapter.pollStatus !== undefined);
+  await finishSend(rt, row.message_id, row.location_id, result, ch.adapter.pollStatus !== undefined, {
+    attempt,
+    at: Date.now(),
+    outcome: result.outcome,
+    code: result.outcome === 'failed' ? result.error.code : null,
+    error: result.outcome === 'failed' ? result.error.message.slice(0, 300) : null,
+  });
   return null;
 }
 
@@ -470,7 +487,10 @@ async function finishSend(
   locationId: string,
   result: SendResult,
   pollable: boolean,
+  /** The channel attempt that produced `result` (none when no channel was called: missing config, etc.). */
+  attempt?: SendLogEntry,
 ): Promise<void> {
+  const logEntry = attempt ? JSON.stringify([attempt]) : null;
   const target: GhlStatus =
     result.outcome === 'delivered' ? 'delivered' : result.outcome === 'accepted' ? 'pending' : 'failed';
   const channelMessageId = result.outcome === 'failed' ? null : (result.channelMessageId ?? null);
@@ -485,7 +505,8 @@ async function finishSend(
       update provider_outbound set
         state = 'sent', channel_message_id = ${channelMessageId}::text,
         status_target = case when status_target is null or status_target = 'pending' then ${target}::text else status_target end,
-        target_at = now(), sent_at = now(), updated_at = now(), last_error = null, error = coalesce(${error}::jsonb, error)
+        target_at = now(), sent_at = now(), updated_at = now(), last_error = null, error = coalesce(${error}::jsonb, error),
+        send_log = send_log || coalesce(${logEntry}::jsonb, '[]'::jsonb)
       where message_id = ${messageId} and state in ('received', 'sending')
       returning status_target, contact_id
     ),

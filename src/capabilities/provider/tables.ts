@@ -49,6 +49,18 @@ export interface ProviderOutboundTable {
   confirmed_by: string | null;
   rejected_reason: string | null;
   confirm_lookups: Generated<number>;
+  /** One entry per channel send attempt, appended in the statement that records the attempt. */
+  send_log: ColumnType<SendLogEntry[], string | undefined, string>;
+}
+
+/** A channel send attempt as the trace shows it. */
+export interface SendLogEntry {
+  attempt: number;
+  /** ms since the epoch */
+  at: number;
+  outcome: 'retry' | 'accepted' | 'delivered' | 'failed';
+  code: string | null;
+  error: string | null;
 }
 
 export interface ProviderDeliveryTokensTable {

@@ -86,7 +86,7 @@ export async function searchMessages(db: Db, q: string, limit = 50): Promise<Arr
 }
 
 export interface TraceStep {
-  step: 'received' | 'confirmed' | 'rejected' | 'claimed' | 'sent' | 'failed' | 'receipt' | 'reported';
+  step: 'received' | 'confirmed' | 'rejected' | 'claimed' | 'attempt' | 'sent' | 'failed' | 'receipt' | 'reported';
   at: Date | null;
   detail: string;
   error: string | null;
@@ -141,6 +141,14 @@ export async function outboundTrace(db: Db, messageId: string): Promise<Outbound
       at: r.send_started_at,
       detail: `send job claimed; channel ${r.channel_kind ?? '?'}, attempt ${r.attempts}`,
       error: null,
+    });
+  // Each channel send attempt, as recorded with it (every replica's): the channel's answer code and error.
+  for (const a of r.send_log ?? [])
+    steps.push({
+      step: 'attempt',
+      at: new Date(a.at),
+      detail: `channel send attempt ${a.attempt}: ${a.outcome}${a.code ? ` (${a.code})` : ''}`,
+      error: a.error,
     });
   if (r.sent_at)
     steps.push({
