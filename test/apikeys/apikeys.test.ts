@@ -23,7 +23,9 @@ const probe: BridgeModule = {
     const keys = ctx.services.get('apiKeys');
     app.get(
       '/v1/locations/:locationId/probe',
-      { preHandler: keys.requireLocation((req: FastifyRequest) => (req.params as { locationId: string }).locationId) },
+      {
+        preValidation: keys.requireLocation((req: FastifyRequest) => (req.params as { locationId: string }).locationId),
+      },
       async (req) => ({ keyId: req.apiPrincipal?.keyId ?? null }),
     );
   },
@@ -77,6 +79,19 @@ describe('API keys of the /v1 API', () => {
       expect(await res.json()).toMatchObject({ statusCode: 401, error: 'Unauthorized' });
     }
     expect((await probeAs('ANY', `Bearer ${ADMIN}`)).status).toBe(200);
+    // A real /v1 route checks the key before the body: an unauthenticated caller learns nothing of its schema.
+    const unauth = await fetch(`${bridge.url}/v1/locations/LOC1/chat/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer gbk_wrong' },
+      body: '{}',
+    });
+    expect(unauth.status).toBe(401);
+    const wrongLoc = await fetch(`${bridge.url}/v1/locations/LOC3/chat/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: '{}',
+    });
+    expect(wrongLoc.status).toBe(403);
 
     // Bad input names the field; nothing is stored.
     const bad = await admin('/admin/api-keys', {

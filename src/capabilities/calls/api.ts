@@ -171,7 +171,7 @@ export function registerCallRoutes(app: FastifyInstance, rt: ApiRuntime): void {
   r.get(
     '/v1/locations/:locationId/calls',
     {
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         tags,
         summary: 'Calls of a location, newest first',
@@ -185,7 +185,7 @@ export function registerCallRoutes(app: FastifyInstance, rt: ApiRuntime): void {
   r.get(
     '/v1/locations/:locationId/contacts/:contactId/calls',
     {
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         tags,
         summary: 'Calls of a contact, newest first',
@@ -199,7 +199,7 @@ export function registerCallRoutes(app: FastifyInstance, rt: ApiRuntime): void {
   r.get(
     '/v1/locations/:locationId/calls/:callId',
     {
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         tags,
         summary: 'One call',
@@ -266,7 +266,7 @@ export function registerCallRoutes(app: FastifyInstance, rt: ApiRuntime): void {
   r.get(
     '/v1/locations/:locationId/call-events',
     {
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         tags,
         summary: 'Events the bridge emitted for calls (call.completed, call.disposition), oldest first',
@@ -318,7 +318,7 @@ export function registerCallRoutes(app: FastifyInstance, rt: ApiRuntime): void {
   r.post(
     '/v1/locations/:locationId/calls',
     {
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         tags,
         summary: 'Post a call log from your telephony system into GHL (Call conversation provider)',

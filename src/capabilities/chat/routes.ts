@@ -39,7 +39,8 @@ const clientSchema = z
 
 const isoDate = z.iso
   .datetime({ offset: true, message: 'expected an ISO 8601 date-time with a time zone, e.g. 2026-05-01T08:00:00Z' })
-  .refine((s) => Date.parse(s) <= Date.now() + 5 * 60_000, 'expected a time that is not in the future');
+  // Not for unparseable input: the format check above already names that.
+  .refine((s) => !(Date.parse(s) > Date.now() + 5 * 60_000), 'expected a time that is not in the future');
 
 const messageSchema = z
   .object({
@@ -205,7 +206,7 @@ export function registerChatRoutes(app: FastifyInstance, ctx: AppContext, notify
     `${base}/messages`,
     {
       bodyLimit: ROUTE_BODY_LIMIT,
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         ...common,
         summary: 'Push one chat message (customer or agent) into the GHL conversation of its client',
@@ -234,7 +235,7 @@ export function registerChatRoutes(app: FastifyInstance, ctx: AppContext, notify
     `${base}/history`,
     {
       bodyLimit: ROUTE_BODY_LIMIT,
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         ...common,
         summary: 'Push past messages of one conversation (oldest first), kept in order with their original dates',
@@ -268,7 +269,7 @@ export function registerChatRoutes(app: FastifyInstance, ctx: AppContext, notify
   z4.post(
     `${base}/status`,
     {
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         ...common,
         summary: 'Read receipt / delivery status from the chat product → the GHL message status (forward-only)',
@@ -304,7 +305,7 @@ export function registerChatRoutes(app: FastifyInstance, ctx: AppContext, notify
   z4.post(
     `${base}/typing`,
     {
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         ...common,
         summary: 'Agent typing indicator → GHL live chat (only when CHAT_MESSAGE_TYPE is Live_Chat)',
@@ -345,7 +346,7 @@ export function registerChatRoutes(app: FastifyInstance, ctx: AppContext, notify
   z4.get(
     `${base}/lookup`,
     {
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         ...common,
         summary: 'GHL ids for an external id, or the external ids for a GHL id',

@@ -134,7 +134,7 @@ export async function registerPublicRoutes(app: FastifyInstance, d: PublicRoutes
   r.post(
     '/v1/locations/:locationId/triggers/:name',
     {
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         tags: triggerTags,
         summary: "Fire a GHL workflow: stores the payload, then forwards it to the trigger's inbound-webhook URL",
@@ -195,7 +195,7 @@ export async function registerPublicRoutes(app: FastifyInstance, d: PublicRoutes
   r.get(
     '/v1/locations/:locationId/triggers/:name/requests/:id',
     {
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         tags: triggerTags,
         summary: 'State of a forwarded trigger call (pending, delivered, dead with its reason)',
@@ -214,7 +214,7 @@ export async function registerPublicRoutes(app: FastifyInstance, d: PublicRoutes
   r.get(
     '/v1/locations/:locationId/pipelines',
     {
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         tags: dealTags,
         summary: "The location's pipelines and stages (cached; refresh=true reads them from GHL now)",
@@ -235,7 +235,7 @@ export async function registerPublicRoutes(app: FastifyInstance, d: PublicRoutes
   r.put(
     '/v1/locations/:locationId/opportunities/:externalId',
     {
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         tags: dealTags,
         summary: 'Create or update the GHL opportunity of an external deal id (pipeline and stage by name)',
@@ -290,7 +290,7 @@ export async function registerPublicRoutes(app: FastifyInstance, d: PublicRoutes
   r.post(
     '/v1/locations/:locationId/opportunities/:externalId/status',
     {
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         tags: dealTags,
         summary: 'Set the deal won, lost, abandoned or open again',
@@ -315,7 +315,7 @@ export async function registerPublicRoutes(app: FastifyInstance, d: PublicRoutes
   r.get(
     '/v1/locations/:locationId/opportunities/:externalId',
     {
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         tags: dealTags,
         summary: 'The mapping of an external deal id to its GHL opportunity, with what GHL last reported',
@@ -334,7 +334,7 @@ export async function registerPublicRoutes(app: FastifyInstance, d: PublicRoutes
   r.get(
     '/v1/locations/:locationId/opportunities',
     {
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         tags: dealTags,
         summary: 'The mapping of a GHL opportunity id to its external deal id',
@@ -354,7 +354,7 @@ export async function registerPublicRoutes(app: FastifyInstance, d: PublicRoutes
   r.get(
     '/v1/locations/:locationId/opportunity-operations/:id',
     {
-      preHandler: guard,
+      preValidation: guard,
       schema: {
         tags: dealTags,
         summary: 'Result of an accepted opportunity change (pending, done with the opportunity id, failed with why)',

@@ -138,8 +138,10 @@ export class ApiKeyService {
   }
 
   /**
-   * A preHandler for /v1 routes: 401 without a valid key, 403 (naming the location) when the key is not scoped to
-   * the request's location. Runs after parsing and validation, so `locationOf` may read params or body.
+   * The guard of /v1 routes, registered as `preValidation`: 401 without a valid key, 403 (naming the location) when
+   * the key is not scoped to the request's location. It runs after parsing and before validation, so an
+   * unauthenticated caller learns nothing of the route's schema; `locationOf` reads the raw (unvalidated) params or
+   * body, which only ever narrows access (an id that fails validation matches no key's locations).
    */
   requireLocation(locationOf: (req: FastifyRequest) => string | undefined): ApiKeyPreHandler {
     return async (req, reply) => {
