@@ -26,7 +26,7 @@ export class SsrfGuard {
     for (const [net, bits] of this.#allowed) if (ip.kind() === net.kind() && ip.match(net, bits)) return null;
     const range = ip.range();
     if (range === 'unicast') return null;
-    return `${address} is a ${range} address (not allowed unless EVENTS_ALLOWED_NETWORKS lists it)`;
+    return `${address}, a ${range} address (not allowed unless EVENTS_ALLOWED_NETWORKS lists it)`;
   }
 
   /** Resolves a URL's host and checks every address; throws with the reason. */
