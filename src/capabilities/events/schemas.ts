@@ -81,6 +81,69 @@ export const BRIDGE_EVENT_SCHEMAS = {
         description: 'The bridge disabled a subscription (410 answer, or failing for EVENTS_DISABLE_AFTER_DAYS).',
       }),
   },
+  'chat.message': {
+    version: 1,
+    schema: z
+      .object({
+        locationId: id,
+        contactId: id.nullable(),
+        conversationId: id.nullable().describe('GHL conversation id'),
+        messageId: id.nullable().describe('GHL message id, once GHL has it'),
+        externalConversationId: id.describe("the chat product's conversation (thread) id"),
+        externalMessageId: id.describe("the chat product's message id"),
+        direction: z.enum(['inbound', 'outbound']).describe('inbound: from the customer; outbound: from an agent'),
+        origin: z.enum(['chat', 'ghl']).describe('chat: pushed by the chat product; ghl: a GHL user reply sent to it'),
+      })
+      .meta({
+        id: 'BridgeEvent_chat.message_v1',
+        description: 'A chat message was mirrored: into GHL from the chat product, or from GHL to the chat product.',
+      }),
+  },
+  'contact.synced': {
+    version: 1,
+    schema: z
+      .object({
+        locationId: id,
+        batchId: id.describe('push batch id'),
+        externalId: id.describe("the caller's record id"),
+        contactId: id.nullable().describe('GHL contact id'),
+        outcome: z.enum(['created', 'updated', 'unchanged', 'conflict', 'failed']),
+        reason: z.string().nullable(),
+      })
+      .meta({ id: 'BridgeEvent_contact.synced_v1', description: 'One record of a contact push reached its outcome.' }),
+  },
+  'import.completed': {
+    version: 1,
+    schema: z
+      .object({
+        locationId: id,
+        importId: id,
+        status: z.enum(['completed', 'failed', 'cancelled']),
+        rows: z.number().int().nonnegative().describe('contacts staged'),
+        duplicateGroups: z.number().int().nonnegative(),
+        error: z.string().nullable(),
+      })
+      .meta({ id: 'BridgeEvent_import.completed_v1', description: 'A contact import (GHL → staging) ended.' }),
+  },
+  'call.completed': {
+    version: 1,
+    schema: z
+      .object({
+        locationId: id,
+        callId: id.describe("the bridge's call record id"),
+        contactId: id.nullable(),
+        messageId: id.nullable().describe('GHL call message id, when known'),
+        direction: z.enum(['inbound', 'outbound']).nullable(),
+        status: z.string().nullable().describe('GHL call status, e.g. completed, no-answer, busy'),
+        durationSeconds: z.number().nonnegative().nullable(),
+        recordingUrl: z.string().nullable(),
+        hasTranscript: z.boolean(),
+      })
+      .meta({
+        id: 'BridgeEvent_call.completed_v1',
+        description: 'A call ended and its record (with enrichment) is stored.',
+      }),
+  },
 } as const;
 
 export type BridgeEventType = keyof typeof BRIDGE_EVENT_SCHEMAS;
