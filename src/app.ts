@@ -146,6 +146,7 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     url: config.DATABASE_URL,
     schema: config.DATABASE_SCHEMA,
     dataDir: opts.dataDir ?? config.DATA_DIR,
+    embeddedThread: config.EMBEDDED_STORE_THREAD,
     poolMax: config.DATABASE_POOL_MAX,
     preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
   });

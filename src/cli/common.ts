@@ -22,6 +22,7 @@ export async function openStore(config: Config): Promise<DatabaseHandle> {
       url: config.DATABASE_URL,
       schema: config.DATABASE_SCHEMA,
       dataDir: config.DATA_DIR,
+      embeddedThread: config.EMBEDDED_STORE_THREAD,
       poolMax: 2,
     });
   } catch (e) {

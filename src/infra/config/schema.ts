@@ -193,6 +193,14 @@ export const VARS = [
     description: 'Directory of the embedded PGlite store (used when DATABASE_URL is unset).',
   },
   {
+    name: 'EMBEDDED_STORE_THREAD',
+    group: 'storage',
+    schema: z.enum(['worker', 'process', 'main']).default('worker'),
+    example: 'worker',
+    description:
+      "Where the embedded store runs its statements: `worker`, a worker thread of its own, so a busy store never holds up HTTP answers and timers; `process`, a child process (messages over IPC); or `main`, the bridge's own thread (every statement blocks the event loop while it runs). Compared in bench:embedded.",
+  },
+  {
     name: 'WORKER_CONCURRENCY',
     group: 'queue',
     schema: int(0, 500).default(10),

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -10,6 +10,7 @@ import pg from 'pg';
 import { acquireDataDirLock } from './lockfile.js';
 import { enablePreparedStatements } from './prepared.js';
 import { Mutex, PGliteDialect } from './pglite-dialect.js';
+import { PGliteThread, type PGliteLike } from './pglite-thread.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -67,6 +68,11 @@ export interface OpenDatabaseOptions {
   poolMax?: number;
   /** Send the statements marked with `prepared` as named prepared statements (PostgreSQL; default true). */
   preparedStatements?: boolean;
+  /**
+   * Where the embedded store runs: `worker` (default), a worker thread, so its statements never block HTTP;
+   * `process`, a child process (messages over IPC); or `main`, the bridge's own thread (compared in bench:embedded).
+   */
+  embeddedThread?: 'worker' | 'process' | 'main';
 }
 
 // int8 (counts, bigserial ids) as JS numbers on both stores: ids stay far below 2^53.
@@ -134,12 +140,31 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
   const dataDir = opts.dataDir ?? './data';
   const inMemory = dataDir.startsWith('memory://');
   const release = inMemory ? () => {} : acquireDataDirLock(resolve(dataDir));
-  let pglite: PGlite;
+  let pglite: PGliteLike;
   try {
-    pglite = await PGlite.create({
-      ...(inMemory ? { loadDataDir: await pristineCluster() } : { dataDir: join(resolve(dataDir), 'pgdata') }),
-      parsers: { [INT8]: (v: string) => Number(v), [NUMERIC]: (v: string) => Number(v) },
-    });
+    const where = opts.embeddedThread ?? 'worker';
+    if (where !== 'main') {
+      const thread = new PGliteThread({
+        host: where,
+        ...(inMemory
+          ? { loadDataDirFile: await pristineClusterFile() }
+          : { dataDir: join(resolve(dataDir), 'pgdata') }),
+      });
+      try {
+        await thread.waitReady;
+      } catch (e) {
+        await thread.close();
+        throw e;
+      }
+      pglite = thread;
+    } else {
+      pglite = await PGlite.create({
+        ...(inMemory
+          ? { loadDataDir: new Blob([await readFile(await pristineClusterFile())]) }
+          : { dataDir: join(resolve(dataDir), 'pgdata') }),
+        parsers: { [INT8]: (v: string) => Number(v), [NUMERIC]: (v: string) => Number(v) },
+      });
+    }
     await pglite.exec(`create schema if not exists "${schema}"; set search_path to "${schema}";`);
   } catch (e) {
     release();
@@ -181,22 +206,23 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
 }
 
 /**
- * A freshly initialised, empty PGlite cluster as a tarball. Every in-memory store (tests, benchmarks, throw-away
- * sandboxes) starts from a copy: creating a cluster runs initdb, about 1.8 s of CPU, while unpacking a copy takes
- * about 0.4 s. The copy is made once per machine and PGlite version, kept in the OS temp directory (written to a
- * temporary name and renamed, so concurrent processes never read half a file), and held in memory per process.
- * On-disk stores run initdb once, when their directory is new.
+ * A freshly initialised, empty PGlite cluster as a tarball file. Every in-memory store (tests, benchmarks,
+ * throw-away sandboxes) starts from it: creating a cluster runs initdb, about 1.8 s of CPU, while unpacking the
+ * tarball takes about 0.4 s. It is made once per machine and PGlite version, in the OS temp directory (written to a
+ * temporary name and renamed, so concurrent processes never read half a file). On-disk stores run initdb once, when
+ * their directory is new.
  */
-let pristine: Promise<Blob> | undefined;
-function pristineCluster(): Promise<Blob> {
+let pristine: Promise<string> | undefined;
+function pristineClusterFile(): Promise<string> {
   pristine ??= (async () => {
     const pkg = join(dirname(createRequire(import.meta.url).resolve('@electric-sql/pglite')), '..', 'package.json');
     const { version } = JSON.parse(await readFile(pkg, 'utf8')) as { version: string };
     const file = join(tmpdir(), `ghl-bridge-pglite-${version}.tar`);
     try {
-      return new Blob([await readFile(file)]);
+      await access(file);
+      return file;
     } catch {
-      // not made yet (or unreadable): make it
+      // not made yet: make it
     }
     const template = await PGlite.create();
     let tarball: Blob;
@@ -209,10 +235,10 @@ function pristineCluster(): Promise<Blob> {
     try {
       await writeFile(tmp, Buffer.from(await tarball.arrayBuffer()));
       await rename(tmp, file);
-    } catch {
+    } finally {
       await rm(tmp, { force: true });
     }
-    return tarball;
+    return file;
   })();
   pristine.catch(() => {
     pristine = undefined;

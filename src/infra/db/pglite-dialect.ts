@@ -1,4 +1,3 @@
-import type { PGlite } from '@electric-sql/pglite';
 import {
   CompiledQuery,
   PostgresAdapter,
@@ -13,6 +12,7 @@ import {
   type QueryResult,
 } from 'kysely';
 import { SchemaScopedIntrospector } from './introspector.js';
+import type { PGliteLike } from './pglite-thread.js';
 
 /**
  * A small Kysely dialect for PGlite. PGlite is a single connection, so a FIFO mutex hands it to
@@ -52,7 +52,7 @@ export class Mutex {
 }
 
 class PGliteConnection implements DatabaseConnection {
-  constructor(private readonly pg: PGlite) {}
+  constructor(private readonly pg: PGliteLike) {}
   async executeQuery<R>(q: CompiledQuery): Promise<QueryResult<R>> {
     const res = await this.pg.query<R>(q.sql, q.parameters as unknown[]);
     const kind = q.query.kind;
@@ -75,7 +75,7 @@ class PGliteConnection implements DatabaseConnection {
 class PGliteDriver implements Driver {
   readonly #conn: PGliteConnection;
   constructor(
-    private readonly pg: PGlite,
+    private readonly pg: PGliteLike,
     private readonly mutex: Mutex,
     private readonly urgent: boolean,
   ) {
@@ -111,7 +111,7 @@ class PGliteDriver implements Driver {
  */
 export class PGliteDialect implements Dialect {
   constructor(
-    private readonly pg: PGlite,
+    private readonly pg: PGliteLike,
     private readonly mutex: Mutex = new Mutex(),
     private readonly urgent = false,
   ) {}
