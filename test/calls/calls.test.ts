@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redactUrl, scrub } from '../../src/infra/log/logger.js';
@@ -433,6 +434,71 @@ describe('recording streaming', () => {
     expect((await fetch(tampered)).status).toBe(401);
     const expired = signed.replace(/expires=\d+/, 'expires=1000');
     expect((await fetch(expired)).status).toBe(401);
+  });
+});
+
+describe('recording streaming (large recordings)', () => {
+  it('is piped through: bytes reach the caller before GHL has sent them all, and a caller that stops reading stops the download', async () => {
+    const total = 16 * 1024 * 1024;
+    const c = newContact();
+    const call = await t.ghlCall({
+      locationId: L0,
+      contactId: c.id,
+      status: 'completed',
+      transcript: [],
+      recordingBytes: total,
+      recordingHoldAfterBytes: 1024 * 1024,
+    });
+    await t.fireWorkflow({
+      url: await t.workflowUrl(L0),
+      locationId: L0,
+      contactId: c.id,
+      customData: { messageId: call.messageId },
+    });
+    const rec = await waitFor(async () => (await callsOf(c.id)).find((x) => x.recording));
+    const progress = async () =>
+      (await (await fetch(`${t.w.emu.baseUrl}/_emulator/calls/${call.messageId}/recording-progress`)).json()) as {
+        sentBytes: number;
+        held: boolean;
+        finished: boolean;
+        needDrain: boolean;
+        sha256: string | null;
+      };
+    const res = await t.api(`/v1/locations/${L0}/calls/${rec.id}/recording`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('audio/x-wav');
+    expect(res.headers.get('content-length')).toBe(String(total));
+    const reader = res.body!.getReader();
+    const hash = createHash('sha256');
+    let got = 0;
+    const readUntil = async (n: number) => {
+      while (got < n) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        if (got === 0) expect(Buffer.from(value.subarray(0, 4)).toString()).toBe('RIFF');
+        hash.update(value);
+        got += value.byteLength;
+      }
+    };
+    // GHL (the emulator) holds after 1 MB: the caller already has bytes, so the bridge forwards as it receives.
+    await readUntil(512 * 1024);
+    expect(await progress()).toMatchObject({ held: true, finished: false });
+    // The caller stops reading: the bridge stops pulling, so GHL's side of the download backs up before the end.
+    await fetch(`${t.w.emu.baseUrl}/_emulator/calls/${call.messageId}/recording-release`, { method: 'POST' });
+    const stalled = await waitFor(
+      async () => {
+        const p = await progress();
+        return !p.held && p.needDrain ? p : undefined;
+      },
+      { what: "GHL's side of the download blocked by backpressure" },
+    );
+    expect(stalled.finished).toBe(false);
+    expect(stalled.sentBytes).toBeLessThan(total);
+    await readUntil(Infinity);
+    expect(got).toBe(total);
+    const end = await progress();
+    expect(end.finished).toBe(true);
+    expect(hash.digest('hex')).toBe(end.sha256);
   });
 });
 
