@@ -316,23 +316,12 @@ async function mergeCall(
   receivedAt: Date,
 ): Promise<{ row: CallRow }> {
   const messageId = f?.messageId ?? m.messageId ?? null;
-  const existing = messageId
-    ? await trx
-        .selectFrom('calls')
-        .selectAll()
-        .where('location_id', '=', loc)
-        .where('message_id', '=', messageId)
-        .forUpdate()
-        .executeTakeFirst()
-    : undefined;
   const at = source === 'app' ? (f?.at ?? receivedAt) : (m.startedAt ?? m.endedAt ?? f?.at ?? receivedAt);
-  const e =
-    existing ??
-    (await matchCall(rt, trx, loc, contactId, messageId, {
-      at: at.getTime(),
-      direction: f?.direction ?? m.direction,
-      durationSec: f?.durationSec ?? m.durationSec,
-    }));
+  const e = await findCall(rt, trx, loc, contactId, messageId, {
+    at: at.getTime(),
+    direction: f?.direction ?? m.direction,
+    durationSec: f?.durationSec ?? m.durationSec,
+  });
   const pick = <T>(...v: Array<T | null | undefined>): T | null => v.find((x) => x !== null && x !== undefined) ?? null;
   const durationSec = pick(f?.durationSec, m.durationSec, e?.duration_sec);
   const startedAt = pick(m.startedAt, e?.started_at, f?.at);
@@ -431,11 +420,12 @@ async function mergeCall(
 }
 
 /**
- * The record this call is, when it has no record under its GHL message id: with a message id, a record of the
- * contact still without one; without, any record of the contact — nearest in time among those within the match
- * rule (withinMatch). Locked: jobs of one contact run one at a time (callOrderingKey), the lock covers the enrich job.
+ * The record this call is, in one locked statement: the record under its GHL message id; else, with a message id, a
+ * record of the contact still without one, or, without, any record of the contact — nearest in time among those
+ * within the match rule (withinMatch). Jobs of one contact run one at a time (callOrderingKey); the row lock covers
+ * the enrich job.
  */
-async function matchCall(
+async function findCall(
   rt: CallsRuntime,
   trx: DbOrTrx,
   loc: string,
@@ -443,12 +433,28 @@ async function matchCall(
   messageId: string | null,
   c: { at: number; direction: string | null; durationSec: number | null },
 ): Promise<CallRow | undefined> {
-  let q = trx.selectFrom('calls').selectAll().where('location_id', '=', loc).where('contact_id', '=', contactId);
-  if (messageId) q = q.where('message_id', 'is', null);
-  const rows = await q.orderBy('id', 'desc').limit(20).forUpdate().execute();
+  const rows = await trx
+    .selectFrom('calls')
+    .selectAll()
+    .where('location_id', '=', loc)
+    .where((eb) =>
+      messageId
+        ? eb.or([
+            eb('message_id', '=', messageId),
+            eb.and([eb('contact_id', '=', contactId), eb('message_id', 'is', null)]),
+          ])
+        : eb('contact_id', '=', contactId),
+    )
+    .orderBy('id', 'desc')
+    .limit(20)
+    .forUpdate()
+    .execute();
+  const exact = messageId ? rows.find((r) => r.message_id === messageId) : undefined;
+  if (exact) return exact;
   let best: CallRow | undefined;
   let bestGap = Infinity;
   for (const r of rows) {
+    if (r.contact_id !== contactId) continue;
     const at = (r.started_at ?? r.ended_at ?? r.created_at).getTime();
     const gap = Math.abs(at - c.at);
     if (gap < bestGap && withinMatch(rt, c, { at, direction: r.direction, durationSec: r.duration_sec }))
