@@ -59,7 +59,7 @@ describe(`console: rejected call payloads (${STORE})`, () => {
     await page.goto(`${b.url}/admin`);
     await page.getByLabel('Admin key').fill(KEY);
     await page.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { level: 1, name: /Overview/ }).waitFor();
+    // The bridge runs no installations module, so the overview has little to show: go straight to the screen.
     await page.getByRole('link', { name: 'Call payloads' }).click();
     await page.getByRole('heading', { level: 1, name: 'Rejected call payloads' }).waitFor();
     const rows = page.locator('tbody tr');

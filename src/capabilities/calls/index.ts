@@ -15,7 +15,7 @@ import { Counter } from 'prom-client';
 import type { BridgeModule } from '../../app.js';
 import { loadKeyRing } from '../../infra/crypto/keyring.js';
 import { webhooksService } from '../../platform/webhooks/index.js';
-import { registerCallsAdminRoutes } from './admin.js';
+import { listRejected, registerCallsAdminRoutes, type RejectedEntry, type RejectedState } from './admin.js';
 import { InboxBatcher } from './batcher.js';
 import { registerCallRoutes, type ApiRuntime } from './api.js';
 import { WorkflowEndpoints } from './endpoints.js';
@@ -38,8 +38,17 @@ export { JOB_ENRICH, JOB_PROCESS, type CallsSettings } from './process.js';
 export { JOB_PROVIDER_POST } from './provider.js';
 export type { IntegrationType } from './tables.js';
 
+export type { RejectedEntry, RejectedState } from './admin.js';
+
 export interface CallsService {
   endpoints: WorkflowEndpoints;
+  /** Payloads kept without making a call (unmappable, forged, failed), newest first, unmasked. */
+  rejected(q: {
+    state?: RejectedState | undefined;
+    locationId?: string | undefined;
+    before?: number | undefined;
+    limit: number;
+  }): Promise<{ entries: RejectedEntry[]; nextBefore: number | null }>;
 }
 
 declare module '../../app.js' {
@@ -183,7 +192,7 @@ export function callsModule(opts: CallsModuleOptions = {}): BridgeModule {
         },
         countCall,
       };
-      ctx.services.provide('calls', { endpoints });
+      ctx.services.provide('calls', { endpoints, rejected: (q) => listRejected(ctx.db, q) });
     },
     routes(app) {
       registerCallRoutes(app, api!);

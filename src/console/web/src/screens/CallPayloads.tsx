@@ -3,7 +3,7 @@ import { useState } from 'react';
 import { api, fmtTime } from '../api';
 import { Failed, Loading, Section, Status } from '../ui';
 
-/** One workflow payload or call event that made no call (GET /admin/calls/rejected). */
+/** One workflow payload or call event that made no call (GET /admin/api/calls/rejected). */
 interface Rejected {
   id: number;
   receivedAt: string;
@@ -28,7 +28,7 @@ export function CallPayloads() {
   if (location.trim()) qs.set('locationId', location.trim());
   const list = useQuery({
     queryKey: ['calls-rejected', qs.toString()],
-    queryFn: () => api<{ entries: Rejected[] }>(`/admin/calls/rejected?${qs.toString()}`),
+    queryFn: () => api<{ available: boolean; entries: Rejected[] }>(`/admin/api/calls/rejected?${qs.toString()}`),
     refetchInterval: 5_000,
   });
   const rows = list.data?.entries ?? [];
@@ -55,6 +55,8 @@ export function CallPayloads() {
         <Loading what="rejected call payloads" />
       ) : list.isError ? (
         <Failed error={list.error} />
+      ) : !list.data.available ? (
+        <p>The calls module does not run in this bridge.</p>
       ) : !rows.length ? (
         <p>No rejected call payloads.</p>
       ) : (
