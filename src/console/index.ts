@@ -15,6 +15,7 @@ import { errorResponses } from '../infra/http/schemas.js';
 import { listEvents } from '../platform/webhooks/index.js';
 import { rateBudgets } from '../platform/ghl/budget.js';
 import { registerConsoleApi } from './api.js';
+import { registerCallPayloadsApi } from './calls.js';
 import { History } from './history.js';
 import { consoleMigration, StoredRevocations } from './sessions-store.js';
 
@@ -96,6 +97,7 @@ export function dashboardModule(opts: DashboardOptions = {}): BridgeModule {
     adminRoutes(app, ctx) {
       const r = app.withTypeProvider<ZodTypeProvider>();
       if (history) registerConsoleApi(app, ctx, history);
+      registerCallPayloadsApi(app, ctx);
       r.get(
         '/admin/api/overview',
         {

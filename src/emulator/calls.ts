@@ -4,6 +4,8 @@
  * workflow webhook action (POSTs the JSON a GHL user composed to a URL). Kept beside the shared state, keyed by it,
  * so a reset drops it too.
  */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { Ctx } from './context.js';
 import { badRequest } from './errors.js';
 import { emitLocationEvent } from './events.js';
@@ -32,8 +34,88 @@ export interface TranscriptSentence {
   confidence: number;
 }
 
+/**
+ * A large recording served as a stream, generated chunk by chunk (never held whole): a WAV header and `bytes` of
+ * PCM. It can hold after `holdAfterBytes` until released, and reports its progress, so a test can see that a
+ * receiver forwards bytes before the emulator has finished sending, and that it stops pulling when its own
+ * receiver stops reading (backpressure: `needDrain`).
+ */
+export interface LargeRecording {
+  bytes: number;
+  holdAfterBytes: number | null;
+  progress: { sentBytes: number; held: boolean; finished: boolean; sha256: string | null };
+  /** Whether the response's socket is full (its receiver stopped reading): write() answered false, no drain yet. */
+  needDrain(): boolean;
+  release(): void;
+  /** Called by the route with the response's writable, so needDrain reports the socket's state. */
+  stream(sink: { writableNeedDrain: boolean }): Readable;
+}
+
+const CHUNK = 64 * 1024;
+const PATTERN = Buffer.from(Array.from({ length: CHUNK }, (_, i) => (i * 7) % 251));
+
+export function largeRecording(bytes: number, holdAfterBytes: number | null): LargeRecording {
+  let released: () => void = () => {};
+  const gate = new Promise<void>((r) => (released = r));
+  const progress: LargeRecording['progress'] = {
+    sentBytes: 0,
+    held: false,
+    finished: false,
+    sha256: null,
+  };
+  let sinkRef: { writableNeedDrain: boolean } | null = null;
+  const rec: LargeRecording = {
+    bytes,
+    needDrain: () => sinkRef?.writableNeedDrain ?? false,
+    holdAfterBytes,
+    progress,
+    release: () => released(),
+    stream(sink) {
+      const hdr = sampleWav('large', 0);
+      hdr.writeUInt32LE(36 + bytes - 44, 4);
+      hdr.writeUInt32LE(bytes - 44, 40);
+      const hash = createHash('sha256');
+      let pos = 0;
+      sinkRef = sink;
+      const produce = (r: Readable) => {
+        if (holdAfterBytes !== null && pos >= holdAfterBytes) {
+          holdAfterBytes = null;
+          progress.held = true;
+          void gate.then(() => {
+            progress.held = false;
+            produce(r);
+          });
+          return;
+        }
+        if (pos >= bytes) {
+          progress.finished = true;
+          progress.sha256 = hash.digest('hex');
+          r.push(null);
+          return;
+        }
+        const n = Math.min(CHUNK, bytes - pos);
+        const chunk = Buffer.from(PATTERN.subarray(0, n));
+        if (pos === 0) hdr.copy(chunk, 0, 0, Math.min(44, n));
+        pos += n;
+        progress.sentBytes = pos;
+        hash.update(chunk);
+        r.push(chunk);
+      };
+      return new Readable({
+        highWaterMark: CHUNK,
+        read() {
+          produce(this);
+        },
+      });
+    },
+  };
+  return rec;
+}
+
 export interface CallExtras {
   recording?: Buffer;
+  /** Instead of `recording`: a large streamed one (CreateCallInput.recordingBytes). */
+  largeRecording?: LargeRecording;
   transcript?: TranscriptSentence[];
   /** Emulator-clock time from which the transcript is served; null = never. */
   transcriptReadyAt: number | null;
@@ -83,6 +165,10 @@ export interface CreateCallInput {
   userId?: string;
   /** Attach a recording (default true for answered/completed/voicemail calls). */
   recording?: boolean;
+  /** A large recording of this many bytes, streamed (generated as it is sent) instead of the short sample. */
+  recordingBytes?: number;
+  /** With recordingBytes: stop after this many bytes until released (POST /_emulator/calls/:id/recording-release). */
+  recordingHoldAfterBytes?: number;
   /** Sentences (text or full objects); default: two sentences when there is a recording. [] = no transcript. */
   transcript?: Array<string | TranscriptSentence>;
   /** Emulator-clock ms after the call before the transcript is served (default 0); null = never. */
@@ -145,7 +231,11 @@ export function createCall(ctx: Ctx, input: CreateCallInput): { message: Message
   );
   const delay = input.transcriptDelayMs === undefined ? 0 : input.transcriptDelayMs;
   const extras: CallExtras = {
-    ...(hasRecording ? { recording: sampleWav(m.id) } : {}),
+    ...(hasRecording && input.recordingBytes
+      ? { largeRecording: largeRecording(Math.max(44, input.recordingBytes), input.recordingHoldAfterBytes ?? null) }
+      : hasRecording
+        ? { recording: sampleWav(m.id) }
+        : {}),
     ...(sentences.length ? { transcript: sentences } : {}),
     transcriptReadyAt: sentences.length && delay !== null ? now + Math.max(0, delay) : null,
   };

@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redactUrl, scrub } from '../../src/infra/log/logger.js';
 import { waitFor } from '../helpers/store.js';
+import { startReceiver } from '../events/harness.js';
 import { ADMIN, PUBLIC_URL, startCalls, type CallsWorld } from './harness.js';
 
 /** Calls (issue 15) against the emulator over real HTTP, on the store of the run (TEST_STORE). */
@@ -49,11 +52,39 @@ const inbox = async (state: string) => {
 const post = (url: string, body: unknown) =>
   fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
+/** A subscriber of call.completed (the event subscriptions module), and what it received per call. */
+let receiver: Awaited<ReturnType<typeof startReceiver>>;
+const delivered = (callId: number) =>
+  receiver.got.filter((g) => g.body.type === 'call.completed' && g.body.data.callId === String(callId));
+/** call.completed events published (stored in the events outbox) for a call: must be exactly one. */
+const published = async (callId: number) =>
+  (
+    await t.b.ctx.db.selectFrom('event_log').select(['id', 'data']).where('type', '=', 'call.completed').execute()
+  ).filter((e) => (e.data as { callId?: string }).callId === String(callId));
+const completedEvent = async (callId: number) => {
+  const got = await waitFor(() => (delivered(callId).length ? delivered(callId) : undefined), {
+    what: `call.completed of call ${callId} delivered`,
+  });
+  expect(got).toHaveLength(1);
+  expect(await published(callId)).toHaveLength(1);
+  return got[0]!.body as unknown as { contactId: string | null; locationId: string; data: Record<string, unknown> };
+};
+
 beforeAll(async () => {
-  t = await startCalls();
+  t = await startCalls({ events: true });
   [L0, L1] = t.w.locationIds as [string, string];
+  receiver = await startReceiver();
+  const r = await fetch(`${t.b.url}/admin/api/subscriptions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ url: receiver.url, eventTypes: ['call.*'] }),
+  });
+  expect(r.status).toBe(201);
 });
-afterAll(async () => t?.close());
+afterAll(async () => {
+  await receiver?.close();
+  await t?.close();
+});
 
 describe('workflow call webhooks', () => {
   it("GHL's standard payload (default mapping) and the call's app event make one enriched record and one event each", async () => {
@@ -91,6 +122,19 @@ describe('workflow call webhooks', () => {
     expect(rec.recording?.url).toBe(`${PUBLIC_URL}/v1/locations/${L0}/calls/${rec.id}/recording`);
     const events = await eventsOf(rec.id);
     expect(events.map((e) => e.type).sort()).toEqual(['call.completed', 'call.disposition']);
+    const completed = await completedEvent(rec.id);
+    expect(completed).toMatchObject({ locationId: L0, contactId: c.id });
+    expect(completed.data).toEqual({
+      locationId: L0,
+      callId: String(rec.id),
+      contactId: c.id,
+      messageId: call.messageId,
+      direction: 'outbound',
+      status: 'completed',
+      durationSeconds: 42,
+      recordingUrl: rec.recording!.url,
+      hasTranscript: true,
+    });
     // The workflow webhook again (GHL retries, a second workflow): still one record, no new events.
     await t.fireWorkflow({
       url: await t.workflowUrl(L0),
@@ -101,6 +145,7 @@ describe('workflow call webhooks', () => {
     await waitFor(async () => (await inbox('received')).length === 0);
     expect(await callsOf(c.id)).toHaveLength(1);
     expect(await eventsOf(rec.id)).toHaveLength(2);
+    expect(await published(rec.id)).toHaveLength(1);
   });
 
   it('without a message id, the nearest call message of the contact is found', async () => {
@@ -226,6 +271,82 @@ describe('workflow call webhooks', () => {
   });
 });
 
+describe('one call, one record (a workflow payload without the message id)', () => {
+  it("a workflow payload before GHL lists the call, then the call's app event: merged, enriched, completed once", async () => {
+    const c = newContact(); // no conversation yet: GHL has no call message to find
+    await t.fireWorkflow({
+      url: await t.workflowUrl(L0),
+      locationId: L0,
+      contactId: c.id,
+      customData: { callStatus: 'completed', disposition: 'Booked', userId: 'rep7' },
+    });
+    const first = await waitFor(async () => (await callsOf(c.id))[0]);
+    expect(first).toMatchObject({ messageId: null, sources: ['workflow'] });
+    expect(first.transcript).toMatchObject({ state: 'pending', reason: expect.stringMatching(/^waiting up to 3 s/) });
+    const call = await t.ghlCall({ locationId: L0, contactId: c.id, status: 'completed', duration: 33 });
+    const rec = await waitFor(async () => {
+      const l = await callsOf(c.id);
+      return l.length === 1 && l[0]!.transcript.state === 'ready' ? l[0] : undefined;
+    });
+    expect(rec).toMatchObject({
+      id: first.id,
+      messageId: call.messageId,
+      disposition: 'Booked',
+      userId: 'rep7',
+      durationSec: 33,
+      direction: 'outbound',
+    });
+    expect(rec.sources.sort()).toEqual(['app', 'workflow']);
+    expect((await completedEvent(rec.id)).data).toMatchObject({ messageId: call.messageId, hasTranscript: true });
+    // The grace job of the messageless record (due 3 s after it) runs too: still one record, one event.
+    await waitFor(
+      async () => {
+        const jobs = await t.b.ctx.db
+          .selectFrom('bridge_jobs')
+          .select('id')
+          .where('kind', '=', 'calls.enrich')
+          .where(sql<boolean>`payload->>'callId' = ${String(rec.id)}`)
+          .execute();
+        return jobs.length === 0;
+      },
+      { what: 'every enrich job of the call finished', timeoutMs: 15_000 },
+    );
+    expect(await callsOf(c.id)).toHaveLength(1);
+    expect(await published(rec.id)).toHaveLength(1);
+  });
+
+  it('a payload no call message matches (an older call is outside the window): completed after the grace, without it', async () => {
+    const c = newContact();
+    const old = await t.ghlCall({
+      locationId: L0,
+      contactId: c.id,
+      status: 'completed',
+      transcript: [],
+      date: new Date(t.w.emu.clock.now() - 3 * 3_600_000).toISOString(),
+    });
+    await waitFor(async () => (await callsOf(c.id)).find((x) => x.messageId === old.messageId));
+    await t.fireWorkflow({
+      url: await t.workflowUrl(L0),
+      locationId: L0,
+      contactId: c.id,
+      customData: { callStatus: 'no-answer', disposition: 'No answer' },
+    });
+    const rec = await waitFor(
+      async () => (await callsOf(c.id)).find((x) => x.messageId === null && x.transcript.state === 'not_expected'),
+      { timeoutMs: 15_000, what: 'the messageless call settled after the grace' },
+    );
+    expect(rec.transcript.reason).toMatch(/^no call message found in GHL for this contact within 900 s/);
+    expect(rec.disposition).toBe('No answer');
+    expect(await callsOf(c.id)).toHaveLength(2);
+    expect((await completedEvent(rec.id)).data).toMatchObject({
+      messageId: null,
+      status: 'no-answer',
+      recordingUrl: null,
+      hasTranscript: false,
+    });
+  });
+});
+
 describe('enrichment', () => {
   it('the transcript arrives after N not-ready answers', async () => {
     const c = newContact();
@@ -253,6 +374,8 @@ describe('enrichment', () => {
     expect(done.transcript_attempts).toBeGreaterThanOrEqual(3);
     expect(done.transcript_text).toBe('Late.');
     expect((await eventsOf(Number(done.id))).map((e) => e.type)).toEqual(['call.completed']);
+    // Published once, after the retries, with the transcript.
+    expect((await completedEvent(Number(done.id))).data).toMatchObject({ hasTranscript: true, status: 'completed' });
   });
 
   it('a transcript that never arrives: kept without it, with the reason, and completed', async () => {
@@ -275,6 +398,7 @@ describe('enrichment', () => {
     });
     expect(rec.transcript.reason).toMatch(/^no transcript within 4 s of the call \(\d+ tries; last: GHL answered 404/);
     expect((await eventsOf(rec.id)).map((e) => e.type)).toEqual(['call.completed']);
+    expect((await completedEvent(rec.id)).data).toMatchObject({ hasTranscript: false, status: 'voicemail' });
   });
 });
 
@@ -310,6 +434,71 @@ describe('recording streaming', () => {
     expect((await fetch(tampered)).status).toBe(401);
     const expired = signed.replace(/expires=\d+/, 'expires=1000');
     expect((await fetch(expired)).status).toBe(401);
+  });
+});
+
+describe('recording streaming (large recordings)', () => {
+  it('is piped through: bytes reach the caller before GHL has sent them all, and a caller that stops reading stops the download', async () => {
+    const total = 16 * 1024 * 1024;
+    const c = newContact();
+    const call = await t.ghlCall({
+      locationId: L0,
+      contactId: c.id,
+      status: 'completed',
+      transcript: [],
+      recordingBytes: total,
+      recordingHoldAfterBytes: 1024 * 1024,
+    });
+    await t.fireWorkflow({
+      url: await t.workflowUrl(L0),
+      locationId: L0,
+      contactId: c.id,
+      customData: { messageId: call.messageId },
+    });
+    const rec = await waitFor(async () => (await callsOf(c.id)).find((x) => x.recording));
+    const progress = async () =>
+      (await (await fetch(`${t.w.emu.baseUrl}/_emulator/calls/${call.messageId}/recording-progress`)).json()) as {
+        sentBytes: number;
+        held: boolean;
+        finished: boolean;
+        needDrain: boolean;
+        sha256: string | null;
+      };
+    const res = await t.api(`/v1/locations/${L0}/calls/${rec.id}/recording`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('audio/x-wav');
+    expect(res.headers.get('content-length')).toBe(String(total));
+    const reader = res.body!.getReader();
+    const hash = createHash('sha256');
+    let got = 0;
+    const readUntil = async (n: number) => {
+      while (got < n) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        if (got === 0) expect(Buffer.from(value.subarray(0, 4)).toString()).toBe('RIFF');
+        hash.update(value);
+        got += value.byteLength;
+      }
+    };
+    // GHL (the emulator) holds after 1 MB: the caller already has bytes, so the bridge forwards as it receives.
+    await readUntil(512 * 1024);
+    expect(await progress()).toMatchObject({ held: true, finished: false });
+    // The caller stops reading: the bridge stops pulling, so GHL's side of the download backs up before the end.
+    await fetch(`${t.w.emu.baseUrl}/_emulator/calls/${call.messageId}/recording-release`, { method: 'POST' });
+    const stalled = await waitFor(
+      async () => {
+        const p = await progress();
+        return !p.held && p.needDrain ? p : undefined;
+      },
+      { what: "GHL's side of the download blocked by backpressure" },
+    );
+    expect(stalled.finished).toBe(false);
+    expect(stalled.sentBytes).toBeLessThan(total);
+    await readUntil(Infinity);
+    expect(got).toBe(total);
+    const end = await progress();
+    expect(end.finished).toBe(true);
+    expect(hash.digest('hex')).toBe(end.sha256);
   });
 });
 

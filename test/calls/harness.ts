@@ -1,3 +1,4 @@
+import { eventsModule } from '../../src/capabilities/events/index.js';
 import { apiKeysModule } from '../../src/platform/apikeys/index.js';
 import { callsModule, type CallsSettings } from '../../src/capabilities/calls/index.js';
 import { ADMIN, PUBLIC_URL, startBridge, startWorld, type ProviderBridge, type World } from '../provider/harness.js';
@@ -20,15 +21,28 @@ export interface CallsWorld {
 }
 
 export async function startCalls(
-  o: { locations?: number; settings?: Partial<CallsSettings>; env?: Record<string, string> } = {},
+  o: {
+    locations?: number;
+    settings?: Partial<CallsSettings>;
+    env?: Record<string, string>;
+    /** Run the event subscriptions module too (deliveries to loopback receivers). */
+    events?: boolean;
+  } = {},
 ): Promise<CallsWorld> {
   const w = await startWorld({ locations: o.locations ?? 2 });
+  const env = {
+    ...(o.events ? { EVENTS_ALLOWED_NETWORKS: '127.0.0.1/32', EVENTS_POLL_MS: '100' } : {}),
+    ...o.env,
+  };
   const b = await startBridge(w, {
     modules: [
       apiKeysModule(),
-      callsModule({ settings: { transcriptWaitMs: 4000, transcriptRetryBaseMs: 40, ...o.settings } }),
+      ...(o.events ? [eventsModule()] : []),
+      callsModule({
+        settings: { transcriptWaitMs: 4000, transcriptRetryBaseMs: 40, messageGraceMs: 3000, ...o.settings },
+      }),
     ],
-    ...(o.env ? { env: o.env } : {}),
+    env,
   });
   w.emu.control.updateApp(w.clientId, { webhookUrl: `${b.url}/webhooks/ghl` });
   const { key } = await b.ctx.services.get('apiKeys').create({ name: 'calls-test', locationIds: w.locationIds });

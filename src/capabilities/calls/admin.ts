@@ -113,3 +113,42 @@ export async function registerCallsAdminRoutes(app: FastifyInstance, rt: { db: D
     },
   );
 }
+
+export type RejectedState = 'unmappable' | 'forged' | 'failed';
+
+export interface RejectedEntry {
+  id: number;
+  receivedAt: Date;
+  locationId: string;
+  source: 'workflow' | 'app';
+  state: RejectedState;
+  reason: string | null;
+  /** As received: unmasked. Whoever shows it masks it (the console: src/console/calls.ts). */
+  payload: Record<string, unknown>;
+}
+
+/** Workflow payloads and call events kept without making a call, newest first (the console's screen). */
+export async function listRejected(
+  db: Db,
+  q: { state?: RejectedState | undefined; locationId?: string | undefined; before?: number | undefined; limit: number },
+): Promise<{ entries: RejectedEntry[]; nextBefore: number | null }> {
+  let s = db
+    .selectFrom('calls_inbox')
+    .selectAll()
+    .where('state', 'in', q.state ? [q.state] : ['unmappable', 'forged', 'failed']);
+  if (q.locationId) s = s.where('location_id', '=', q.locationId);
+  if (q.before) s = s.where('id', '<', q.before);
+  const rows = await s.orderBy('id', 'desc').limit(q.limit).execute();
+  return {
+    entries: rows.map((x) => ({
+      id: Number(x.id),
+      receivedAt: x.received_at,
+      locationId: x.location_id,
+      source: x.source,
+      state: x.state as RejectedState,
+      reason: x.reason,
+      payload: x.payload,
+    })),
+    nextBefore: rows.length === q.limit ? Number(rows.at(-1)!.id) : null,
+  };
+}

@@ -1,3 +1,5 @@
+import { pipeline, Readable, Transform } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -29,6 +31,8 @@ export interface ApiRuntime {
 }
 
 const tags = ['calls'];
+/** A recording download from GHL that sends nothing for this long is cut (the caller sees a truncated body). */
+const RECORDING_IDLE_MS = 30_000;
 const sentence = z.object({
   index: z.number(),
   speaker: z.number().nullable().describe("GHL's mediaChannel: 1 and 2 are the two sides of the call"),
@@ -244,22 +248,43 @@ export function registerCallRoutes(app: FastifyInstance, rt: ApiRuntime): void {
       const row = await getCall(rt.db, req.params.locationId, req.params.callId);
       if (!row) throw httpError(404, `no call ${req.params.callId} in location ${req.params.locationId}`);
       if (!row.message_id) throw httpError(404, 'this call has no GHL call message, so no recording');
+      let rec;
       try {
         rt.countCall('messages.recording');
-        const rec = await rt
+        rec = await rt
           .ghl()
-          .messages.recording(row.location_id, row.message_id, { installation: { locationId: row.location_id } });
-        return await reply
-          .header('content-type', rec.contentType)
-          .header('content-disposition', `attachment; filename="call-${Number(row.id)}.wav"`)
-          .header('cache-control', 'private, no-store')
-          .send(rec.data);
+          .messages.recordingStream(row.location_id, row.message_id, { installation: { locationId: row.location_id } });
       } catch (e) {
         if (e instanceof GhlApiError && (e.status === 400 || e.status === 404))
           throw httpError(404, 'GHL has no recording for this call');
         if (e instanceof GhlApiError) throw httpError(502, `GHL answered ${e.status} for the recording`);
         throw e;
       }
+      // Piped through, never held: the socket's backpressure reaches GHL's download (pipe pauses the reader), a
+      // caller that goes away cancels it, and a download that stalls for RECORDING_IDLE_MS is cut.
+      let idle: NodeJS.Timeout | undefined;
+      const tap = new Transform({
+        transform(chunk, _enc, done) {
+          arm();
+          done(null, chunk);
+        },
+      });
+      const arm = () => {
+        clearTimeout(idle);
+        idle = setTimeout(() => tap.destroy(new Error('the recording download from GHL stalled')), RECORDING_IDLE_MS);
+        idle.unref();
+      };
+      arm();
+      pipeline(Readable.fromWeb(rec.body as WebReadableStream<Uint8Array>), tap, () => clearTimeout(idle));
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) tap.destroy();
+      });
+      reply
+        .header('content-type', rec.contentType)
+        .header('content-disposition', `attachment; filename="call-${Number(row.id)}.wav"`)
+        .header('cache-control', 'private, no-store');
+      if (rec.contentLength !== null) reply.header('content-length', String(rec.contentLength));
+      return reply.send(tap);
     },
   );
 

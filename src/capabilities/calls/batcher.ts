@@ -1,9 +1,9 @@
+import { sql } from 'kysely';
 import type { Db } from '../../infra/db/index.js';
-import { enqueue } from '../../infra/queue/index.js';
-import { locationKey } from '../../platform/keys.js';
+import { JOB_INSERT_COLUMNS, jobsNotifySql } from '../../infra/queue/index.js';
+import { locationKeySql } from '../../platform/keys.js';
 import type { MappedCall } from './mapping.js';
-import { callOrderingKey, processJob } from './process.js';
-import { json } from './records.js';
+import { processJob } from './process.js';
 
 interface Pending {
   locationId: string;
@@ -17,8 +17,9 @@ interface Pending {
 
 /**
  * Group commit for workflow webhooks: every payload that arrives in the same I/O turn (and while a batch is being
- * written) goes into one transaction — one multi-row insert into calls_inbox and one of their jobs — so a burst pays
- * one commit (one fsync) per batch instead of one per request. Each request is answered only after its batch
+ * written) goes into one statement — a multi-row insert into calls_inbox whose data-modifying CTE inserts the
+ * `calls.process` jobs of the mappable ones and wakes the workers — so a burst pays one round trip and one commit
+ * (one fsync) per batch (before: BEGIN, two inserts, COMMIT). Each request is answered only after its batch
  * committed; a failed batch fails every request in it.
  */
 export class InboxBatcher {
@@ -49,37 +50,34 @@ export class InboxBatcher {
 
   async #write(batch: Pending[]): Promise<void> {
     try {
-      const ids = await this.db.transaction().execute(async (trx) => {
-        const rows = await trx
-          .insertInto('calls_inbox')
-          .values(
-            batch.map((p) => ({
-              location_id: p.locationId,
-              source: 'workflow' as const,
-              payload: json(p.payload),
-              mapped: p.mapped ? json(p.mapped) : null,
-              state: p.state,
-              reason: p.reason,
-            })),
-          )
-          .returning('id')
-          .execute();
-        // RETURNING of a multi-row VALUES insert yields the rows in the order given.
-        const ids = rows.map((r) => Number(r.id));
-        if (ids.length !== batch.length) throw new Error('inbox insert returned an unexpected number of rows');
-        const jobs = batch.flatMap((p, i) =>
-          p.state === 'received' && p.mapped
-            ? [
-                processJob.job(
-                  { inboxId: ids[i]! },
-                  { orderingKey: callOrderingKey(p.locationId, p.mapped.contactId), scope: locationKey(p.locationId) },
-                ),
-              ]
-            : [],
-        );
-        await enqueue(trx, jobs);
-        return ids;
+      const values = sql.join(
+        batch.map(
+          (p) =>
+            sql`(${p.locationId}, 'workflow', ${JSON.stringify(p.payload)}::jsonb, ${
+              p.mapped ? JSON.stringify(p.mapped) : null
+            }::jsonb, ${p.state}, ${p.reason}::text)`,
+        ),
+      );
+      // The job's ordering key is callOrderingKey(location, contact), written in SQL over the inserted rows.
+      const job = processJob.columnsSql({
+        payload: sql`jsonb_build_object('inboxId', ins.id)`,
+        orderingKey: sql`'calls:' || ins.location_id || ':' || (ins.mapped->>'contactId')`,
+        scope: locationKeySql(sql`ins.location_id`),
       });
+      const r = await sql<{ id: number }>`
+        with ins as (
+          insert into calls_inbox (location_id, source, payload, mapped, state, reason)
+          values ${values}
+          returning id, location_id, state, mapped
+        ), jobs as (
+          insert into bridge_jobs (${JOB_INSERT_COLUMNS})
+          select ${job} from ins where ins.state = 'received' and ins.mapped->>'contactId' is not null
+          returning id
+        )
+        select ins.id, (${jobsNotifySql(['jobs'])}) as n from ins order by ins.id`.execute(this.db);
+      // Ids are drawn in VALUES order: ascending ids are the batch's order.
+      const ids = r.rows.map((x) => Number(x.id));
+      if (ids.length !== batch.length) throw new Error('inbox insert returned an unexpected number of rows');
       batch.forEach((p, i) => p.resolve(ids[i]!));
     } catch (e) {
       for (const p of batch) p.reject(e);

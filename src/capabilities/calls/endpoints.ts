@@ -123,6 +123,7 @@ export class WorkflowEndpoints {
       .where('location_id', '=', locationId)
       .executeTakeFirst();
     this.#cache.clear();
+    this.#types.clear();
     return Number(r.numUpdatedRows) > 0;
   }
 
@@ -158,7 +159,19 @@ export class WorkflowEndpoints {
     return { locationId: row.location_id, integrationType: row.integration_type, mapping: row.mapping };
   }
 
+  /** Integration types by location, for `cacheMs` (asked once per call processed). */
+  readonly #types = new Map<string, { at: number; t: IntegrationType }>();
+
   async integrationType(locationId: string): Promise<IntegrationType> {
+    const hit = this.#types.get(locationId);
+    if (hit && Date.now() - hit.at < this.cacheMs) return hit.t;
+    const t = await this.#integrationType(locationId);
+    if (this.#types.size >= 10_000) this.#types.clear();
+    this.#types.set(locationId, { at: Date.now(), t });
+    return t;
+  }
+
+  async #integrationType(locationId: string): Promise<IntegrationType> {
     const r = await this.db
       .selectFrom('calls_endpoints')
       .select('integration_type')

@@ -15,7 +15,7 @@ import { Counter } from 'prom-client';
 import type { BridgeModule } from '../../app.js';
 import { loadKeyRing } from '../../infra/crypto/keyring.js';
 import { webhooksService } from '../../platform/webhooks/index.js';
-import { registerCallsAdminRoutes } from './admin.js';
+import { listRejected, registerCallsAdminRoutes, type RejectedEntry, type RejectedState } from './admin.js';
 import { InboxBatcher } from './batcher.js';
 import { registerCallRoutes, type ApiRuntime } from './api.js';
 import { WorkflowEndpoints } from './endpoints.js';
@@ -29,7 +29,7 @@ import {
   type CallsSettings,
 } from './process.js';
 import { providerPostJob, type ProviderRuntime } from './provider.js';
-import { LinkSigner } from './records.js';
+import { LinkSigner, recordingUrl, type CompletedSink } from './records.js';
 
 export { WorkflowEndpoints, workflowUrl, WORKFLOW_PATH, maskToken } from './endpoints.js';
 export { DEFAULT_MAPPING, mapPayload, fieldMappingSchema, type FieldMapping } from './mapping.js';
@@ -38,8 +38,17 @@ export { JOB_ENRICH, JOB_PROCESS, type CallsSettings } from './process.js';
 export { JOB_PROVIDER_POST } from './provider.js';
 export type { IntegrationType } from './tables.js';
 
+export type { RejectedEntry, RejectedState } from './admin.js';
+
 export interface CallsService {
   endpoints: WorkflowEndpoints;
+  /** Payloads kept without making a call (unmappable, forged, failed), newest first, unmasked. */
+  rejected(q: {
+    state?: RejectedState | undefined;
+    locationId?: string | undefined;
+    before?: number | undefined;
+    limit: number;
+  }): Promise<{ entries: RejectedEntry[]; nextBefore: number | null }>;
 }
 
 declare module '../../app.js' {
@@ -89,6 +98,28 @@ export function callsModule(opts: CallsModuleOptions = {}): BridgeModule {
           }
         });
       const notify = () => ctx.queue.notify();
+      // call.completed to the event subscriptions (issue 16) when that module runs and someone subscribes; the
+      // outbox row commits with the completion, once per call (completeCall tells this only for the first one).
+      const onCompleted: CompletedSink = async (trx, row) => {
+        const bus = ctx.services.find('events');
+        if (!bus?.active()) return;
+        await bus.publish(trx, {
+          type: 'call.completed',
+          locationId: row.location_id,
+          contactId: row.contact_id,
+          data: {
+            locationId: row.location_id,
+            callId: String(Number(row.id)),
+            contactId: row.contact_id,
+            messageId: row.message_id,
+            direction: row.direction === 'inbound' || row.direction === 'outbound' ? row.direction : null,
+            status: row.status,
+            durationSeconds: row.duration_sec,
+            recordingUrl: recordingUrl(c.publicUrl, row),
+            hasTranscript: row.transcript_state === 'ready',
+          },
+        });
+      };
       rt = {
         db: ctx.db,
         log,
@@ -98,10 +129,13 @@ export function callsModule(opts: CallsModuleOptions = {}): BridgeModule {
           transcriptWaitMs: c.CALLS_TRANSCRIPT_WAIT_MS,
           transcriptRetryBaseMs: c.CALLS_TRANSCRIPT_RETRY_BASE_MS,
           nearestWindow: 20,
+          matchWindowMs: c.CALLS_MATCH_WINDOW_SEC * 1000,
+          messageGraceMs: c.CALLS_MESSAGE_GRACE_MS,
           ...opts.settings,
         },
         notify,
         countCall,
+        onCompleted,
       };
       const prov: ProviderRuntime = {
         ...rt,
@@ -158,7 +192,7 @@ export function callsModule(opts: CallsModuleOptions = {}): BridgeModule {
         },
         countCall,
       };
-      ctx.services.provide('calls', { endpoints });
+      ctx.services.provide('calls', { endpoints, rejected: (q) => listRejected(ctx.db, q) });
     },
     routes(app) {
       registerCallRoutes(app, api!);

@@ -8,7 +8,15 @@ import { GhlApiError } from '../../platform/ghl/errors.js';
 import { locationKey } from '../../platform/keys.js';
 import type { WorkflowEndpoints } from './endpoints.js';
 import { normaliseDirection, normaliseStatus, parseDuration, parseTime, type MappedCall } from './mapping.js';
-import { completeCall, emitEvent, eventPayload, json, mayHaveRecording, type CallRow } from './records.js';
+import {
+  completeCall,
+  emitEvent,
+  eventPayload,
+  json,
+  mayHaveRecording,
+  type CallRow,
+  type CompletedSink,
+} from './records.js';
 import type { IntegrationType, TranscriptSentence } from './tables.js';
 
 export const JOB_PROCESS = 'calls.process';
@@ -19,6 +27,10 @@ export interface CallsSettings {
   transcriptRetryBaseMs: number;
   /** Messages of call type looked at when the payload names no message (nearest in time wins). */
   nearestWindow: number;
+  /** CALLS_MATCH_WINDOW_SEC in ms: how far apart (beyond the call's duration) two sources of one call may be. */
+  matchWindowMs: number;
+  /** CALLS_MESSAGE_GRACE_MS: how long a call without GHL's message id waits for it before it is completed. */
+  messageGraceMs: number;
 }
 
 export interface CallsRuntime {
@@ -30,6 +42,8 @@ export interface CallsRuntime {
   notify: () => void;
   /** Counts GHL calls made for calls (metrics). */
   countCall: (op: string) => void;
+  /** Publishes call.completed to the event subscriptions (once per call, in the completing transaction). */
+  onCompleted: CompletedSink;
 }
 
 /** Jobs about one contact's calls run one at a time: merging a workflow payload and an app event never races. */
@@ -179,7 +193,7 @@ async function processInbox(rt: CallsRuntime, inboxId: number, h: JobContext<Cal
   }
   const integrationType = await rt.endpoints.integrationType(loc);
   await db.transaction().execute(async (trx) => {
-    const call = await mergeCall(trx, loc, contactId, integrationType, row.source, mapped, facts);
+    const call = await mergeCall(rt, trx, loc, contactId, integrationType, row.source, mapped, facts, row.received_at);
     await trx
       .updateTable('calls_inbox')
       .set({ state: 'done', call_id: Number(call.row.id), reason: null, updated_at: sql`now()` })
@@ -241,18 +255,49 @@ async function confirmWorkflow(
     }
     return null;
   }
+  return nearestCallMessage(rt, ghl, conv.id, callTime(m, receivedAt), m, opts);
+}
+
+/** When a workflow call happened, as far as its payload says (else when it arrived). */
+const callTime = (m: Pick<MappedCall, 'startedAt' | 'endedAt'>, receivedAt: Date) =>
+  (m.startedAt ?? m.endedAt ?? receivedAt).getTime();
+
+/**
+ * The match rule of a call without a GHL message id: the same contact, a compatible direction (equal, or unknown on
+ * either side), and times no further apart than CALLS_MATCH_WINDOW_SEC plus the call's duration (GHL dates a call
+ * message at its start; a workflow fires at its end).
+ */
+function withinMatch(
+  rt: CallsRuntime,
+  a: { at: number; direction: string | null; durationSec: number | null },
+  b: { at: number; direction: string | null; durationSec: number | null },
+): boolean {
+  if (a.direction && b.direction && a.direction !== b.direction) return false;
+  const slack = rt.settings.matchWindowMs + 1000 * Math.max(a.durationSec ?? 0, b.durationSec ?? 0);
+  return Math.abs(a.at - b.at) <= slack;
+}
+
+/** The contact's call message nearest in time to `at` that matches (withinMatch), from its conversation. */
+async function nearestCallMessage(
+  rt: CallsRuntime,
+  ghl: GhlClient,
+  conversationId: string,
+  at: number,
+  m: { direction: string | null; durationSec: number | null },
+  opts: Parameters<GhlClient['messages']['get']>[1],
+): Promise<GhlCallFacts | null> {
   rt.countCall('messages.list');
-  const page = await ghl.messages.list(conv.id, { type: 'TYPE_CALL', limit: rt.settings.nearestWindow }, opts);
-  const at = (m.startedAt ?? m.endedAt ?? receivedAt).getTime();
-  let best: Record<string, unknown> | null = null;
+  const page = await ghl.messages.list(conversationId, { type: 'TYPE_CALL', limit: rt.settings.nearestWindow }, opts);
+  let best: GhlCallFacts | null = null;
   let bestGap = Infinity;
   for (const x of (page.messages ?? []) as unknown as Array<Record<string, unknown>>) {
     if (!isCallType(x.messageType)) continue;
-    const t = Date.parse(String(x.dateAdded));
-    const gap = Number.isNaN(t) ? Infinity : Math.abs(t - at);
-    if (gap < bestGap) [best, bestGap] = [x, gap];
+    const f = factsOfMessage(x);
+    if (!f.at) continue;
+    const gap = Math.abs(f.at.getTime() - at);
+    if (gap < bestGap && withinMatch(rt, { at, ...m }, { ...f, at: f.at.getTime() })) [best, bestGap] = [f, gap];
   }
-  return best ? { ...factsOfMessage(best), conversationId: conv.id } : null;
+  return best ? { ...best, conversationId } : null;
 }
 
 /**
@@ -260,6 +305,7 @@ async function confirmWorkflow(
  * an app event) win for status, duration and direction; the workflow adds disposition, user and times.
  */
 async function mergeCall(
+  rt: CallsRuntime,
   trx: DbOrTrx,
   loc: string,
   contactId: string,
@@ -267,19 +313,16 @@ async function mergeCall(
   source: 'workflow' | 'app',
   m: MappedCall,
   f: GhlCallFacts | null,
+  receivedAt: Date,
 ): Promise<{ row: CallRow }> {
   const messageId = f?.messageId ?? m.messageId ?? null;
-  const existing = messageId
-    ? await trx
-        .selectFrom('calls')
-        .selectAll()
-        .where('location_id', '=', loc)
-        .where('message_id', '=', messageId)
-        .forUpdate()
-        .executeTakeFirst()
-    : undefined;
+  const at = source === 'app' ? (f?.at ?? receivedAt) : (m.startedAt ?? m.endedAt ?? f?.at ?? receivedAt);
+  const e = await findCall(rt, trx, loc, contactId, messageId, {
+    at: at.getTime(),
+    direction: f?.direction ?? m.direction,
+    durationSec: f?.durationSec ?? m.durationSec,
+  });
   const pick = <T>(...v: Array<T | null | undefined>): T | null => v.find((x) => x !== null && x !== undefined) ?? null;
-  const e = existing;
   const durationSec = pick(f?.durationSec, m.durationSec, e?.duration_sec);
   const startedAt = pick(m.startedAt, e?.started_at, f?.at);
   const endedAt = pick(
@@ -302,14 +345,38 @@ async function mergeCall(
   const sources = [...new Set([...(e?.sources ?? []), source])];
   let row: CallRow;
   if (e) {
+    // A record without GHL's message id that this source names the message of: the same call, now identified.
+    const adopt = !e.message_id && !!messageId;
+    const expect = adopt && mayHaveRecording(values.status, values.duration_sec);
     row = (await trx
       .updateTable('calls')
-      .set({ ...values, sources: json(sources), updated_at: sql`now()` })
+      .set({
+        ...values,
+        sources: json(sources),
+        updated_at: sql`now()`,
+        ...(adopt ? { message_id: messageId } : {}),
+        ...(expect ? { transcript_state: 'pending' as const, transcript_reason: null } : {}),
+        ...(adopt && !expect && e.transcript_state === 'pending'
+          ? {
+              transcript_state: 'not_expected' as const,
+              transcript_reason: `no recording for a ${values.status ?? 'zero-length'} call`,
+            }
+          : {}),
+      })
       .where('id', '=', e.id)
       .returningAll()
       .executeTakeFirst())!;
+    const id = Number(row.id);
+    if (expect)
+      await enrichJob.enqueue(
+        trx,
+        { callId: id },
+        { scope: locationKey(loc), dedupeKey: `${JOB_ENRICH}:${id}:${messageId}`, runAt: new Date() },
+      );
+    else if (adopt && !row.completed_at) await completeCall(trx, id, rt.onCompleted);
   } else {
-    const expect = !!messageId && mayHaveRecording(values.status, values.duration_sec);
+    // Without GHL's message id the call waits (CALLS_MESSAGE_GRACE_MS) for its app event or a second look-up.
+    const expect = !messageId || mayHaveRecording(values.status, values.duration_sec);
     row = (await trx
       .insertInto('calls')
       .values({
@@ -320,11 +387,11 @@ async function mergeCall(
         ...values,
         sources: json(sources),
         transcript_state: expect ? 'pending' : 'not_expected',
-        transcript_reason: expect
-          ? null
-          : messageId
-            ? `no recording for a ${values.status ?? 'zero-length'} call`
-            : 'no call message found in GHL for this contact',
+        transcript_reason: !messageId
+          ? `waiting up to ${Math.round(rt.settings.messageGraceMs / 1000)} s for GHL's call message`
+          : expect
+            ? null
+            : `no recording for a ${values.status ?? 'zero-length'} call`,
       })
       .returningAll()
       .executeTakeFirst())!;
@@ -333,9 +400,13 @@ async function mergeCall(
       await enrichJob.enqueue(
         trx,
         { callId: id },
-        { scope: locationKey(loc), dedupeKey: `${JOB_ENRICH}:${id}`, runAt: new Date() },
+        {
+          scope: locationKey(loc),
+          dedupeKey: `${JOB_ENRICH}:${id}`,
+          runAt: new Date(Date.now() + (messageId ? 0 : rt.settings.messageGraceMs)),
+        },
       );
-    else await completeCall(trx, id);
+    else await completeCall(trx, id, rt.onCompleted);
   }
   if (row.disposition && row.disposition !== e?.disposition)
     await emitEvent(
@@ -346,6 +417,127 @@ async function mergeCall(
       eventPayload(row),
     );
   return { row };
+}
+
+/**
+ * The record this call is, in one locked statement: the record under its GHL message id; else, with a message id, a
+ * record of the contact still without one, or, without, any record of the contact — nearest in time among those
+ * within the match rule (withinMatch). Jobs of one contact run one at a time (callOrderingKey); the row lock covers
+ * the enrich job.
+ */
+async function findCall(
+  rt: CallsRuntime,
+  trx: DbOrTrx,
+  loc: string,
+  contactId: string,
+  messageId: string | null,
+  c: { at: number; direction: string | null; durationSec: number | null },
+): Promise<CallRow | undefined> {
+  const rows = await trx
+    .selectFrom('calls')
+    .selectAll()
+    .where('location_id', '=', loc)
+    .where((eb) =>
+      messageId
+        ? eb.or([
+            eb('message_id', '=', messageId),
+            eb.and([eb('contact_id', '=', contactId), eb('message_id', 'is', null)]),
+          ])
+        : eb('contact_id', '=', contactId),
+    )
+    .orderBy('id', 'desc')
+    .limit(20)
+    .forUpdate()
+    .execute();
+  const exact = messageId ? rows.find((r) => r.message_id === messageId) : undefined;
+  if (exact) return exact;
+  let best: CallRow | undefined;
+  let bestGap = Infinity;
+  for (const r of rows) {
+    if (r.contact_id !== contactId) continue;
+    const at = (r.started_at ?? r.ended_at ?? r.created_at).getTime();
+    const gap = Math.abs(at - c.at);
+    if (gap < bestGap && withinMatch(rt, c, { at, direction: r.direction, durationSec: r.duration_sec }))
+      [best, bestGap] = [r, gap];
+  }
+  return best;
+}
+
+/**
+ * A call without GHL's message id whose grace (CALLS_MESSAGE_GRACE_MS) is over and that no app event identified: one
+ * more look at the contact's call messages (GHL may list it by now); found and free, the call is identified and
+ * enriched as usual; else it is completed without a message, with the reason.
+ */
+async function settleWithoutMessage(
+  rt: CallsRuntime,
+  row: CallRow,
+  opts: Parameters<GhlClient['messages']['get']>[1],
+): Promise<void> {
+  const ghl = rt.ghl();
+  const loc = row.location_id;
+  let convId = row.conversation_id;
+  if (!convId) {
+    rt.countCall('conversations.search');
+    convId =
+      (await ghl.conversations.search({ locationId: loc, contactId: row.contact_id, limit: 1 }, opts))
+        .conversations?.[0]?.id ?? null;
+  }
+  const at = (row.started_at ?? row.ended_at ?? row.created_at).getTime();
+  const f = convId
+    ? await nearestCallMessage(rt, ghl, convId, at, { direction: row.direction, durationSec: row.duration_sec }, opts)
+    : null;
+  const id = Number(row.id);
+  await rt.db.transaction().execute(async (trx) => {
+    const cur = await trx.selectFrom('calls').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+    // Identified meanwhile (an app event): its own enrich job carries on.
+    if (!cur || cur.message_id || cur.transcript_state !== 'pending') return;
+    const taken =
+      f &&
+      (await trx
+        .selectFrom('calls')
+        .select('id')
+        .where('location_id', '=', loc)
+        .where('message_id', '=', f.messageId)
+        .executeTakeFirst());
+    if (f && !taken) {
+      const status = f.status ?? cur.status;
+      const durationSec = f.durationSec ?? cur.duration_sec;
+      const expect = mayHaveRecording(status, durationSec);
+      await trx
+        .updateTable('calls')
+        .set({
+          message_id: f.messageId,
+          conversation_id: f.conversationId ?? cur.conversation_id,
+          direction: f.direction ?? cur.direction,
+          status,
+          duration_sec: durationSec,
+          transcript_state: expect ? 'pending' : 'not_expected',
+          transcript_reason: expect ? null : `no recording for a ${status ?? 'zero-length'} call`,
+          updated_at: sql`now()`,
+        })
+        .where('id', '=', id)
+        .execute();
+      if (expect)
+        await enrichJob.enqueue(
+          trx,
+          { callId: id },
+          { scope: locationKey(loc), dedupeKey: `${JOB_ENRICH}:${id}:${f.messageId}`, runAt: new Date() },
+        );
+      else await completeCall(trx, id, rt.onCompleted);
+      return;
+    }
+    await trx
+      .updateTable('calls')
+      .set({
+        transcript_state: 'not_expected',
+        transcript_reason: `no call message found in GHL for this contact within ${Math.round(rt.settings.matchWindowMs / 1000)} s of the call`,
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', id)
+      .execute();
+    await completeCall(trx, id, rt.onCompleted);
+  });
+  rt.notify();
 }
 
 /** GHL's transcript answer → sentences: a list of sentence objects (or one, as the spec describes it). */
@@ -400,7 +592,7 @@ export const enrichJob = defineJob<{ callId: number }, CallsRuntime>({
       .where('id', '=', p.callId)
       .where('transcript_state', '=', 'pending')
       .execute();
-    await completeCall(h.db, p.callId);
+    await completeCall(h.db, p.callId, h.deps.onCompleted);
   },
 });
 
@@ -409,7 +601,7 @@ async function enrich(rt: CallsRuntime, callId: number, h: JobContext<CallsRunti
   const row = await db.selectFrom('calls').selectAll().where('id', '=', callId).executeTakeFirst();
   if (!row) return;
   if (row.transcript_state !== 'pending') {
-    if (!row.completed_at) await db.transaction().execute((trx) => completeCall(trx, callId));
+    if (!row.completed_at) await db.transaction().execute((trx) => completeCall(trx, callId, rt.onCompleted));
     return;
   }
   const opts = {
@@ -418,6 +610,7 @@ async function enrich(rt: CallsRuntime, callId: number, h: JobContext<CallsRunti
     signal: h.signal,
     maxWaitMs: 2000,
   };
+  if (!row.message_id) return settleWithoutMessage(rt, row, opts);
   let sentences: TranscriptSentence[] = [];
   let notReady = '';
   try {
@@ -442,7 +635,7 @@ async function enrich(rt: CallsRuntime, callId: number, h: JobContext<CallsRunti
         })
         .where('id', '=', callId)
         .execute();
-      await completeCall(trx, callId);
+      await completeCall(trx, callId, rt.onCompleted);
     });
     return;
   }
@@ -466,7 +659,7 @@ async function enrich(rt: CallsRuntime, callId: number, h: JobContext<CallsRunti
         })
         .where('id', '=', callId)
         .execute();
-      await completeCall(trx, callId);
+      await completeCall(trx, callId, rt.onCompleted);
     });
     return;
   }

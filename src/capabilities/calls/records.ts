@@ -70,8 +70,8 @@ export const mayHaveRecording = (status: string | null, durationSec: number | nu
 
 export function callView(r: CallRow, publicUrl: string, signer: LinkSigner): CallView {
   const id = Number(r.id);
-  const base = `${publicUrl}/v1/locations/${encodeURIComponent(r.location_id)}/calls/${id}/recording`;
-  const rec = r.message_id && mayHaveRecording(r.status, r.duration_sec) ? signer.link(base, r.location_id, id) : null;
+  const base = recordingUrl(publicUrl, r);
+  const rec = base ? signer.link(base, r.location_id, id) : null;
   return {
     id,
     locationId: r.location_id,
@@ -88,7 +88,7 @@ export function callView(r: CallRow, publicUrl: string, signer: LinkSigner): Cal
     userId: r.user_id,
     startedAt: r.started_at,
     endedAt: r.ended_at,
-    recording: rec ? { url: base, signedUrl: rec.url, signedUrlExpiresAt: rec.expiresAt } : null,
+    recording: rec && base ? { url: base, signedUrl: rec.url, signedUrlExpiresAt: rec.expiresAt } : null,
     transcript: {
       state: r.transcript_state,
       reason: r.transcript_reason,
@@ -147,15 +147,28 @@ export function eventPayload(r: CallRow): Record<string, unknown> {
   };
 }
 
+/**
+ * Told once per call, in the transaction that stored call.completed (the event subscriptions' outbox publish). The
+ * once comes from calls_events' unique dedupe key: a retried or concurrent completion inserts nothing and is not told.
+ */
+export type CompletedSink = (trx: DbOrTrx, row: CallRow) => Promise<void>;
+
 /** Marks the call complete (transcript settled) and emits call.completed once. */
-export async function completeCall(trx: DbOrTrx, id: number): Promise<void> {
+export async function completeCall(trx: DbOrTrx, id: number, onCompleted?: CompletedSink): Promise<void> {
   const row = await trx
     .updateTable('calls')
     .set({ completed_at: sql`coalesce(completed_at, now())`, updated_at: sql`now()` })
     .where('id', '=', id)
     .returningAll()
     .executeTakeFirst();
-  if (row) await emitEvent(trx, row, 'call.completed', `${id}:completed`, eventPayload(row));
+  if (row && (await emitEvent(trx, row, 'call.completed', `${id}:completed`, eventPayload(row))) && onCompleted)
+    await onCompleted(trx, row);
+}
+
+/** The bridge's (unsigned) recording URL of a call that may have one, else null. */
+export function recordingUrl(publicUrl: string, r: CallRow): string | null {
+  if (!r.message_id || !mayHaveRecording(r.status, r.duration_sec)) return null;
+  return `${publicUrl}/v1/locations/${encodeURIComponent(r.location_id)}/calls/${Number(r.id)}/recording`;
 }
 
 export async function getCall(db: Db, locationId: string, id: number): Promise<CallRow | undefined> {

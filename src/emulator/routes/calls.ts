@@ -38,7 +38,14 @@ export function registerCallRoutes(app: FastifyInstance, ctx: Ctx): void {
   op(app, ctx, 'GET', '/conversations/messages/:messageId/locations/:locationId/recording', MRD, (req, reply, auth) => {
     const p = params(req);
     const m = callMsg(auth, p.locationId ?? '', p.messageId ?? '');
-    const rec = callExtras(ctx.state).get(m.id)?.recording;
+    const x = callExtras(ctx.state).get(m.id);
+    if (x?.largeRecording)
+      return reply
+        .header('content-type', 'audio/x-wav')
+        .header('content-length', String(x.largeRecording.bytes))
+        .header('content-disposition', 'attachment; filename=audio.wav')
+        .send(x.largeRecording.stream(reply.raw));
+    const rec = x?.recording;
     if (!rec) throw notFound('Recording not found');
     return reply
       .header('content-type', 'audio/x-wav')
@@ -85,12 +92,25 @@ export function registerCallRoutes(app: FastifyInstance, ctx: Ctx): void {
         messageId: message.id,
         conversationId: message.conversationId,
         message: messageToApi(message),
-        hasRecording: !!extras.recording,
+        hasRecording: !!(extras.recording ?? extras.largeRecording),
         transcriptReadyAt: extras.transcriptReadyAt,
       });
     } catch (e) {
       return reply.code(400).send(fail(e));
     }
+  });
+  /** A large recording's progress: bytes generated and handed on, held, finished (with its SHA-256), needDrain. */
+  app.get(`${p}/calls/:messageId/recording-progress`, async (req, reply) => {
+    const r = callExtras(ctx.state).get(params(req).messageId ?? '')?.largeRecording;
+    if (!r) return reply.code(404).send({ statusCode: 404, message: 'no large recording for this message' });
+    return { totalBytes: r.bytes, ...r.progress, needDrain: r.needDrain() };
+  });
+  /** Lets a held large recording go on. */
+  app.post(`${p}/calls/:messageId/recording-release`, async (req, reply) => {
+    const r = callExtras(ctx.state).get(params(req).messageId ?? '')?.largeRecording;
+    if (!r) return reply.code(404).send({ statusCode: 404, message: 'no large recording for this message' });
+    r.release();
+    return { ok: true };
   });
   /** Every call message (GHL-made calls and call logs posted by providers), with meta. */
   app.get(`${p}/calls`, async (req) => {

@@ -568,6 +568,22 @@ export const VARS = [
       'Calls: how long a signed recording link in a call record (recording.signedUrl) stays valid. The plain recording URL needs an API key instead.',
   },
   {
+    name: 'CALLS_MATCH_WINDOW_SEC',
+    group: 'provider',
+    schema: int(0, 86_400).default(900),
+    example: '900',
+    description:
+      "Calls: a workflow payload without GHL's call message id and a call message (or its app event) of the same contact, with a compatible direction, are one call when their times are at most this far apart beyond the call's duration.",
+  },
+  {
+    name: 'CALLS_MESSAGE_GRACE_MS',
+    group: 'provider',
+    schema: int(0, 86_400_000).default(120_000),
+    example: '120000',
+    description:
+      "Calls: how long a workflow call without GHL's call message id waits for the message (its app event, then one more look-up) before it is completed without it (call.completed).",
+  },
+  {
     name: 'CALLS_CONVERSATION_PROVIDER_ID',
     group: 'provider',
     schema: z.string().min(1).max(64).optional(),

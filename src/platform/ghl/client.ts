@@ -60,14 +60,24 @@ interface Op {
   idempotent: boolean;
   /** For non-idempotent calls: after an ambiguous failure, looks for the effect; a value = it happened. */
   verify?: () => Promise<unknown>;
-  /** The answer is binary (a recording): a 2xx resolves to `{ contentType, data }`. */
-  binary?: boolean;
+  /**
+   * The answer is binary (a recording): a 2xx resolves to `{ contentType, data }`; `'stream'`: to
+   * `{ contentType, contentLength, body }` with the body unread (the deadline covers the headers only).
+   */
+  binary?: boolean | 'stream';
 }
 
 /** A binary answer (recordings). */
 export interface BinaryBody {
   contentType: string;
   data: Buffer;
+}
+
+/** A binary answer not read yet (recordings streamed through): cancel `body` to stop the download. */
+export interface BinaryStream {
+  contentType: string;
+  contentLength: number | null;
+  body: ReadableStream<Uint8Array>;
 }
 
 const resourceOf = (ref: InstallationRef): string => (ref.locationId ?? ref.companyId) as string;
@@ -150,6 +160,7 @@ export function createGhlClient(o: GhlClientOptions) {
         // The deadline covers the body too: a peer that sends headers and then stalls is cut as well.
         [res, text, bin] = await withDeadline(timeoutMs, c.signal, async (signal) => {
           const r = await fetch(base + op.path + qs(op.query), { method: op.method, headers, body, signal });
+          if (op.binary === 'stream' && r.ok && r.body) return [r, '', undefined] as const;
           if (op.binary && r.ok) return [r, '', Buffer.from(await r.arrayBuffer())] as const;
           return [r, await r.text(), undefined] as const;
         });
@@ -171,6 +182,18 @@ export function createGhlClient(o: GhlClientOptions) {
         continue;
       }
       ticket.done();
+      if (op.binary === 'stream' && res.ok && res.body) {
+        o.metrics?.request(op.name, res.status, Date.now() - started);
+        await o.limiter
+          .observe(resource, res.status, res.headers)
+          .catch((e: unknown) => o.log.warn({ err: e }, 'rate limiter: observe failed'));
+        const len = Number(res.headers.get('content-length'));
+        return {
+          contentType: res.headers.get('content-type') ?? 'application/octet-stream',
+          contentLength: Number.isSafeInteger(len) && len >= 0 && res.headers.has('content-length') ? len : null,
+          body: res.body,
+        } as R;
+      }
       if (bin) {
         o.metrics?.request(op.name, res.status, Date.now() - started);
         await o.limiter
@@ -470,6 +493,18 @@ export function createGhlClient(o: GhlClientOptions) {
             path: `/conversations/messages/${enc(messageId)}/locations/${enc(locationId)}/recording`,
             idempotent: true,
             binary: true,
+          },
+          c,
+        ),
+      /** The same recording, not read yet: streamed through to a caller without holding the file. */
+      recordingStream: (locationId: string, messageId: string, c: CallOptions) =>
+        call<BinaryStream>(
+          {
+            name: 'messages.recording',
+            method: 'GET',
+            path: `/conversations/messages/${enc(messageId)}/locations/${enc(locationId)}/recording`,
+            idempotent: true,
+            binary: 'stream',
           },
           c,
         ),

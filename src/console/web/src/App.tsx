@@ -7,6 +7,7 @@ import { Trace } from './screens/Trace';
 import { DeadJobs } from './screens/DeadJobs';
 import { Webhooks } from './screens/Webhooks';
 import { Settings } from './screens/Settings';
+import { CallPayloads } from './screens/CallPayloads';
 
 interface Session {
   authenticatedBy: 'session' | 'bearer';
@@ -36,6 +37,7 @@ const NAV: Array<[string, string]> = [
   ['/trace', 'Message trace'],
   ['/jobs', 'Dead jobs'],
   ['/webhooks', 'Webhook events'],
+  ['/calls', 'Call payloads'],
   ['/settings', 'Settings'],
 ];
 
@@ -123,6 +125,7 @@ export function App() {
   else if (path === '/jobs') screen = <DeadJobs />;
   else if (path === '/webhooks') screen = <Webhooks />;
   else if (path === '/settings') screen = <Settings />;
+  else if (path === '/calls') screen = <CallPayloads />;
   else screen = <Overview />;
   const active = loc ? '/locations' : path;
   return (
