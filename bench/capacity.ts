@@ -25,7 +25,8 @@
  * Env: BENCH_STEP_SEC (5), BENCH_STEPS (max steps, 10), BENCH_START (first offered msg/s, 50), BENCH_FACTOR (1.5),
  *      BENCH_P99_MS (250), BENCH_LOCATIONS (10), BENCH_WARMUP (messages, 200), BENCH_INTAKE_SEC (10),
  *      BENCH_CONNECTIONS (50), BENCH_BURST (GHL requests per 10 s per location, 100,000), BENCH_DELIVERY (signed | token: unsigned Delivery-URL calls confirmed by the
- *      OutboundMessage event), TEST_STORE=postgres.
+ *      OutboundMessage event), BENCH_OVERLOAD (3) × the sustainable rate for BENCH_OVERLOAD_SEC (60; 0 skips it),
+ *      BENCH_OVERLOAD_RATE (the rate to overload when no step held), TEST_STORE=postgres.
  */
 import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,6 +37,7 @@ import { parseArgs } from 'node:util';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { LoopbackInbox } from '../src/capabilities/channels/index.js';
+import { PGliteThread } from '../src/infra/db/pglite-thread.js';
 import { providerModule } from '../src/capabilities/provider/index.js';
 import { installationsModule } from '../src/platform/installations/index.js';
 import { webhooksModule } from '../src/platform/webhooks/index.js';
@@ -68,6 +70,9 @@ const CONNECTIONS = env('BENCH_CONNECTIONS', 50);
 const DELIVERY = process.env.BENCH_DELIVERY === 'token' ? 'token' : 'signed';
 // "Limits lifted": a burst no step reaches, in the emulator and in the bridge's limiter alike.
 const BURST = env('BENCH_BURST', 100_000);
+// Overload (issue 18 item 4): after the steps, OVERLOAD× the sustainable rate for OVERLOAD_SEC seconds (0: skip).
+const OVERLOAD = env('BENCH_OVERLOAD', 3);
+const OVERLOAD_SEC = env('BENCH_OVERLOAD_SEC', 60);
 const INTERVAL = 10_000;
 
 if (STORE === 'postgres' && !(await postgresAvailable())) throw new Error(`PostgreSQL at ${PG_URL} not reachable`);
@@ -75,17 +80,36 @@ if (STORE === 'postgres' && !(await postgresAvailable())) throw new Error(`Postg
 // ---------------------------------------------------------------- statement counter (in-process)
 
 let statements = 0;
+// BENCH_SQL_SHAPES=1: also tally statements by shape (first words, comments and whitespace folded), printed at the
+// end per relayed message of the sustainable step: where the statements per message go.
+const SHAPES = process.env.BENCH_SQL_SHAPES === '1';
+let shapes = new Map<string, number>();
+const shapeOf = (q: unknown): string => {
+  const text = typeof q === 'string' ? q : ((q as { text?: string } | null)?.text ?? '?');
+  return text
+    .replace(/\/\*.*?\*\//gs, '')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 90);
+};
 function countCalls(proto: object, method: string): void {
   const p = proto as Record<string, (...a: unknown[]) => unknown>;
   const original = p[method]!;
   p[method] = function (this: unknown, ...a: unknown[]) {
     statements++;
+    if (SHAPES) {
+      const k = shapeOf(a[0]);
+      shapes.set(k, (shapes.get(k) ?? 0) + 1);
+    }
     return original.apply(this, a);
   };
 }
 countCalls(pg.Client.prototype, 'query');
 countCalls(PGlite.prototype, 'query');
 countCalls(PGlite.prototype, 'exec');
+// The embedded store's default home is a worker thread: its statements are posted from here.
+countCalls(PGliteThread.prototype, 'query');
+countCalls(PGliteThread.prototype, 'exec');
 
 /** CPU (ms), event-loop utilisation and statements since `start()`. */
 function meter() {
@@ -227,11 +251,13 @@ interface Step {
   statements: number;
   elu: number;
   verdict: 'held' | 'p99' | 'throughput' | 'incomplete' | 'harness';
+  shapes: Map<string, number>;
 }
 
 let idle = { cpuMs: 0, statements: 0, secs: 1, elu: 0 };
 async function relaySteps(): Promise<Step[]> {
-  const b = await bridge('32', new LoopbackInbox(1000));
+  const inbox = new LoopbackInbox(1000);
+  const b = await bridge('32', inbox);
   const provider = b.ctx.services.get('provider');
   const contacts: Array<{ loc: string; id: string }> = [];
   for (const loc of world.locationIds) {
@@ -276,6 +302,7 @@ async function relaySteps(): Promise<Step[]> {
   const steps: Step[] = [];
   for (let k = 0, rate = START; k < STEPS; k++, rate = Math.round(rate * FACTOR)) {
     const n = Math.max(2, Math.round(rate * STEP_SEC));
+    shapes = new Map();
     const m = meter();
     // Give a step that falls behind time to show it (3× its length plus 10 s), not forever.
     await offer(rate, n, STEP_SEC * 3000 + 10_000);
@@ -284,7 +311,7 @@ async function relaySteps(): Promise<Step[]> {
     const firedAt = new Map(fired);
     const outbound = [...sentAt].flatMap(([id, at]) => (firedAt.has(id) ? [at - firedAt.get(id)!] : []));
     const span = (xs: number[]) => (xs.length > 1 ? (xs.length - 1) / ((Math.max(...xs) - Math.min(...xs)) / 1000) : 0);
-    const s: Omit<Step, 'verdict'> = {
+    const s: Omit<Step, 'verdict' | 'shapes'> = {
       offered: rate,
       n,
       fired: span(fired.map(([, at]) => at)),
@@ -306,15 +333,97 @@ async function relaySteps(): Promise<Step[]> {
             : s.relayed < 0.95 * rate
               ? 'throughput'
               : 'held';
-    steps.push({ ...s, verdict });
+    steps.push({ ...s, verdict, shapes });
     console.error(
       `step ${rate} msg/s: relayed ${s.relayed.toFixed(0)}/s, p99 ${s.p99} ms, ELU ${(s.elu * 100).toFixed(0)} % → ${verdict}`,
     );
     if (verdict !== 'held') break;
   }
+  const held = steps.filter((s) => s.verdict === 'held');
+  // BENCH_OVERLOAD_RATE: the rate to overload, when no step held (a slow machine, or to try the phase quickly).
+  const sustainable =
+    held[held.length - 1]?.offered ?? (process.env.BENCH_OVERLOAD_RATE ? env('BENCH_OVERLOAD_RATE', 0) : undefined);
+  if (sustainable && OVERLOAD_SEC > 0) overload = await overloadPhase(sustainable);
   await b.dispose();
   return steps;
+
+  /**
+   * OVERLOAD× the sustainable rate for OVERLOAD_SEC: how the bridge answers GHL meanwhile (every Delivery-URL
+   * attempt's status and time, from the emulator), the queue backlog as /metrics shows it (sampled each second),
+   * how fast the backlog drains once the offer stops, and whether every message was relayed exactly once.
+   */
+  async function overloadPhase(rate: number): Promise<Overload> {
+    const offered = rate * OVERLOAD;
+    const n = Math.round(offered * OVERLOAD_SEC);
+    const answered0 = (await emu<{ answers: Array<[number, number]> }>('/_bench/answers', undefined, 'GET')).answers
+      .length;
+    const ids: string[] = [];
+    const onMessage = (rec: { message: { messageId: string } }) => ids.push(rec.message.messageId);
+    inbox.on('message', onMessage);
+    const backlog: number[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const text = await fetch(`${b.url}/metrics`).then((r) => r.text());
+        const ready = /^ghl_bridge_jobs\{state="ready"\} (\d+)/m.exec(text);
+        const running = /^ghl_bridge_jobs\{state="running"\} (\d+)/m.exec(text);
+        backlog.push(Number(ready?.[1] ?? 0) + Number(running?.[1] ?? 0));
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
+    sentAt = new Map();
+    reports = [];
+    const t0 = Date.now();
+    console.error(`overload: ${offered} msg/s (${OVERLOAD}× ${rate}) for ${OVERLOAD_SEC} s…`);
+    await emu('/_bench/run', { contacts, n, rate: offered, providerId: world.conversationProviderId });
+    const offerEnd = t0 + OVERLOAD_SEC * 1000;
+    // Drain: allowed three times as long as the sustainable rate needs for what is left, plus 30 s.
+    const deadline = offerEnd + ((3 * n) / rate) * 1000 + 30_000;
+    while (reports.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const end = Date.now();
+    sampling = false;
+    await sampler;
+    const answers = (
+      await emu<{ answers: Array<[number, number]> }>('/_bench/answers', undefined, 'GET')
+    ).answers.slice(answered0);
+    const afterOffer = reports.filter((t) => t > offerEnd);
+    const drainSecs = afterOffer.length > 1 ? (Math.max(...afterOffer) - offerEnd) / 1000 : 0;
+    inbox.off('message', onMessage);
+    return {
+      rate,
+      offered,
+      n,
+      reported: reports.length,
+      delivered: new Set(ids).size,
+      duplicates: ids.length - new Set(ids).size,
+      answerP99: pct(
+        answers.map(([, ms]) => ms),
+        99,
+      ),
+      answers5xx: answers.filter(([st]) => st === 0 || st >= 500).length,
+      answers: answers.length,
+      backlogPeak: Math.max(0, ...backlog),
+      drainRate: drainSecs > 0 ? afterOffer.length / drainSecs : 0,
+      totalSecs: (end - t0) / 1000,
+    };
+  }
 }
+
+interface Overload {
+  rate: number;
+  offered: number;
+  n: number;
+  reported: number;
+  delivered: number;
+  duplicates: number;
+  answerP99: number;
+  answers5xx: number;
+  answers: number;
+  backlogPeak: number;
+  drainRate: number;
+  totalSecs: number;
+}
+let overload: Overload | undefined;
 
 // ---------------------------------------------------------------- run and report
 
@@ -397,6 +506,44 @@ console.log(
   `\nidle relay bridge (2 s, no load; included in each step's figures): ${(idle.cpuMs / idle.secs).toFixed(0)} ms CPU/s, ` +
     `${(idle.statements / idle.secs).toFixed(1)} statements/s, event loop ${(idle.elu * 100).toFixed(0)} % busy`,
 );
+if (SHAPES) {
+  const at = best ?? steps[steps.length - 1];
+  if (at) {
+    console.log(`\nstatements per relayed message by shape (step ${at.offered} msg/s, ${at.n} messages)\n`);
+    console.log(
+      table(
+        ['per msg', 'statement'],
+        [...at.shapes]
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 25)
+          .map(([k, v]) => [(v / at.n).toFixed(2), k]),
+      ),
+    );
+  }
+}
+if (overload) {
+  const o = overload;
+  console.log(
+    `\noverload: ${o.offered} msg/s (${OVERLOAD}× the sustainable ${o.rate}) for ${OVERLOAD_SEC} s, ${o.n} messages\n`,
+  );
+  console.log(
+    table(
+      ['figure', 'value', 'target'],
+      [
+        ['Delivery-URL answers, p99', `${o.answerP99} ms (${o.answers} answers)`, '< 1,000 ms'],
+        ['answers 5xx or none', o.answers5xx, '0'],
+        ['queue backlog peak (/metrics, ready + running jobs)', o.backlogPeak, 'visible'],
+        [
+          'drain after the offer stopped',
+          `${o.drainRate.toFixed(0)} msg/s (${((100 * o.drainRate) / o.rate).toFixed(0)} % of sustainable)`,
+          '≈ sustainable',
+        ],
+        ['reported to GHL / delivered to the channel', `${o.reported} / ${o.delivered} of ${o.n}`, 'all'],
+        ['duplicate channel sends', o.duplicates, '0'],
+      ],
+    ),
+  );
+}
 if (intake.duplicates > 0)
   console.log(`note: the intake run repeated ${intake.duplicates} payloads (answered as duplicates, cheaper)`);
 if (best && best === steps[steps.length - 1])

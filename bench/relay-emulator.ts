@@ -8,6 +8,7 @@
  *   POST /_bench/contacts {locationId, n}          → contact ids
  *   POST /_bench/run {contacts, n, rate, providerId} → starts offering messages; GET /_bench/fired → {done, fired: [[id, ms]]}
  *   POST /_bench/sign {on} → sign Delivery-URL calls or not; GET /_bench/calls → GHL API calls answered so far
+ *   GET /_bench/answers → [status, ms] of every Delivery-URL attempt so far (how the bridge answered)
  */
 import { createEmulator } from '../src/emulator/index.js';
 import { serveBenchWorld } from './emulator-world.js';
@@ -66,6 +67,12 @@ emu.app.post('/_bench/run', async (req) => {
   return { started: true };
 });
 emu.app.get('/_bench/fired', async () => ({ done, fired }));
+// How the bridge answered the Delivery-URL calls (every attempt, in order): [HTTP status or 0 for no answer, ms].
+emu.app.get('/_bench/answers', async () => ({
+  answers: c
+    .listDeliveries({ kind: 'provider' })
+    .flatMap((d) => d.attempts.map((a) => [a.status ?? 0, a.durationMs] as [number, number])),
+}));
 // Phase switches of bench/relay.ts: signed or unsigned Delivery-URL calls; API calls answered so far, by kind.
 emu.app.post('/_bench/sign', async (req) => {
   c.setSignProviderDeliveries((req.body as { on: boolean }).on);
