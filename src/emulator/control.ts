@@ -81,6 +81,8 @@ export class EmulatorControl {
     email?: string;
     address?: string;
     timezone?: string;
+    /** ISO 3166 alpha-2, e.g. 'PH' (returned by GET /locations/{id}). */
+    country?: string;
     allowDuplicateContact?: boolean;
     duplicatePriority?: ('email' | 'phone')[];
   }): Location {
@@ -99,6 +101,7 @@ export class EmulatorControl {
       defaultProvider: {},
       createdAt: clock.now(),
       ...(input.phone ? { phone: input.phone } : {}),
+      ...(input.country ? { country: input.country } : {}),
       ...(input.email ? { email: input.email } : {}),
     };
     state.locations.set(l.id, l);
