@@ -51,7 +51,13 @@ export interface MappedField {
   name: string;
   options: string[] | null;
   pinned: boolean;
-  ghl: { id: string; fieldKey: string | null; name: string | null; dataType: string | null; options: string[] | null } | null;
+  ghl: {
+    id: string;
+    fieldKey: string | null;
+    name: string | null;
+    dataType: string | null;
+    options: string[] | null;
+  } | null;
   refreshedAt: Date | null;
 }
 
@@ -322,12 +328,18 @@ export function checkValue(
       return bad(`expected text for ${type} field "${f.name}"`);
     case 'NUMERICAL':
     case 'MONETORY': {
-      const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
-      if (!Number.isFinite(n)) return bad(`expected a number for ${type} field "${f.name}", got ${JSON.stringify(value)}`);
+      const n =
+        typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+      if (!Number.isFinite(n))
+        return bad(`expected a number for ${type} field "${f.name}", got ${JSON.stringify(value)}`);
       return { ok: true, value: n };
     }
     case 'DATE': {
-      if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value) || Number.isNaN(Date.parse(value)))
+      if (
+        typeof value !== 'string' ||
+        !/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value) ||
+        Number.isNaN(Date.parse(value))
+      )
         return bad(`expected a date (YYYY-MM-DD or ISO 8601) for DATE field "${f.name}"`);
       return { ok: true, value };
     }
@@ -353,7 +365,9 @@ export function checkValue(
       if (options?.length) {
         const unknown = strs.find((v) => !options.includes(v));
         if (unknown !== undefined)
-          return bad(`expected one of ${options.map((o) => JSON.stringify(o)).join(', ')} for ${type} field "${f.name}", got ${JSON.stringify(unknown)}`);
+          return bad(
+            `expected one of ${options.map((o) => JSON.stringify(o)).join(', ')} for ${type} field "${f.name}", got ${JSON.stringify(unknown)}`,
+          );
       }
       return { ok: true, value: multi ? strs : strs[0]! };
     }

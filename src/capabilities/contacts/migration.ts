@@ -84,7 +84,13 @@ export const contactsMigration: Migration = {
       )`.execute(db);
   },
   async down(db: Kysely<unknown>) {
-    for (const t of ['contacts_batch_records', 'contacts_batches', 'contacts_map', 'contacts_locations', 'contacts_fields'])
+    for (const t of [
+      'contacts_batch_records',
+      'contacts_batches',
+      'contacts_map',
+      'contacts_locations',
+      'contacts_fields',
+    ])
       await sql`drop table if exists ${sql.id(t)}`.execute(db);
   },
 };

@@ -4,7 +4,14 @@ import { z } from 'zod';
 import type { Counter } from 'prom-client';
 import type { Db } from '../../infra/db/index.js';
 import type { Logger } from '../../infra/log/logger.js';
-import { defineJob, enqueue, PRIORITY, RetryLaterError, type DbOrTrx, type JobContext } from '../../infra/queue/index.js';
+import {
+  defineJob,
+  enqueue,
+  PRIORITY,
+  RetryLaterError,
+  type DbOrTrx,
+  type JobContext,
+} from '../../infra/queue/index.js';
 import { GhlApiError } from '../../platform/ghl/errors.js';
 import type { GhlClient } from '../../platform/ghl/client.js';
 import { locationKey } from '../../platform/keys.js';
@@ -50,7 +57,11 @@ export const recordSchema = z
       .max(100, 'expected at most 100 tags')
       .default([]),
     customFields: z
-      .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.string()), z.null()]), 'expected an object of logical field name → value')
+      .record(
+        z.string(),
+        z.union([z.string(), z.number(), z.boolean(), z.array(z.string()), z.null()]),
+        'expected an object of logical field name → value',
+      )
       .default({}),
   })
   .strict()
@@ -167,7 +178,14 @@ export async function storeBatch(
       await bus.publish(trx, {
         type: 'contact.synced',
         locationId,
-        data: { locationId, batchId: id, externalId: r.external_id, contactId: null, outcome: 'failed', reason: r.reason },
+        data: {
+          locationId,
+          batchId: id,
+          externalId: r.external_id,
+          contactId: null,
+          outcome: 'failed',
+          reason: r.reason,
+        },
       });
   if (failed === results.length) await finishBatch(trx, id);
   return id;
@@ -229,8 +247,12 @@ export function fieldsHash(r: PushRecord, ids: Record<string, string>): string {
   const cf = Object.keys(r.customFields)
     .sort()
     .map((k) => [ids[k] ?? `?${k}`, r.customFields[k]]);
-  const std = ['firstName', 'lastName', 'name', 'email', 'phone', 'source'].map((k) => r[k as keyof PushRecord] ?? null);
-  return createHash('sha256').update(JSON.stringify([std, cf])).digest('base64url');
+  const std = ['firstName', 'lastName', 'name', 'email', 'phone', 'source'].map(
+    (k) => r[k as keyof PushRecord] ?? null,
+  );
+  return createHash('sha256')
+    .update(JSON.stringify([std, cf]))
+    .digest('base64url');
 }
 
 class Outcome {
@@ -267,9 +289,7 @@ async function pushRecord(rt: ContactsRuntime, p: z.infer<typeof pushPayload>, h
       result = new Outcome('failed', null, `GHL refused it: ${e.message}`);
     else throw e;
   }
-  await db.transaction().execute((trx) =>
-    recordOutcome(trx, rt, p.locationId, p.batchId, p.idx, p.externalId, result),
-  );
+  await db.transaction().execute((trx) => recordOutcome(trx, rt, p.locationId, p.batchId, p.idx, p.externalId, result));
 }
 
 async function apply(
@@ -362,7 +382,16 @@ async function apply(
         count('contacts.upsert');
         const got = r.contact?.id;
         if (got && got !== contactId)
-          return await saveMap(rt, loc, rec, contactId, null, prevTags, 'conflict', `companyName: GHL's upsert matched contact ${got}, not the mapped ${contactId}; companyName not written`);
+          return await saveMap(
+            rt,
+            loc,
+            rec,
+            contactId,
+            null,
+            prevTags,
+            'conflict',
+            `companyName: GHL's upsert matched contact ${got}, not the mapped ${contactId}; companyName not written`,
+          );
       }
       const add = tags.filter((t) => !prevTags.includes(t));
       const remove = prevTags.filter((t) => !tags.includes(t));
@@ -486,7 +515,11 @@ async function saveMap(
   } catch (e) {
     // Another external id took this contact meanwhile (contacts_map_contact): report, do not overwrite.
     if (/contacts_map_contact|unique/i.test(errText(e)))
-      return new Outcome('conflict', contactId, `GHL matched contact ${contactId}, which another external id maps to meanwhile`);
+      return new Outcome(
+        'conflict',
+        contactId,
+        `GHL matched contact ${contactId}, which another external id maps to meanwhile`,
+      );
     throw e;
   }
   return new Outcome(outcome, contactId, reason);
@@ -544,7 +577,13 @@ async function finishBatch(trx: DbOrTrx, batchId: string): Promise<void> {
     .returningAll()
     .executeTakeFirst();
   if (!b) return;
-  const counts = { created: b.created, updated: b.updated, unchanged: b.unchanged, conflict: b.conflict, failed: b.failed };
+  const counts = {
+    created: b.created,
+    updated: b.updated,
+    unchanged: b.unchanged,
+    conflict: b.conflict,
+    failed: b.failed,
+  };
   const status = batchStatus(counts);
   const last = await trx
     .selectFrom('contacts_batch_records')
@@ -554,7 +593,9 @@ async function finishBatch(trx: DbOrTrx, batchId: string): Promise<void> {
     .orderBy('idx', 'desc')
     .limit(1)
     .executeTakeFirst();
-  const lastError = last ? `records[${last.idx}] (${last.external_id}) ${last.outcome}: ${last.reason ?? ''}`.slice(0, 1000) : null;
+  const lastError = last
+    ? `records[${last.idx}] (${last.external_id}) ${last.outcome}: ${last.reason ?? ''}`.slice(0, 1000)
+    : null;
   await trx
     .insertInto('contacts_locations')
     .values({ location_id: b.location_id, totals: json(zeroCounts()) })

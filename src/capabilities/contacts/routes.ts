@@ -46,7 +46,9 @@ const accepted = z.object({
   total: z.number().int(),
   queued: z.number().int().describe('records queued for GHL'),
   failed: z.number().int().describe('records refused at once (see the batch for the reasons)'),
-  errors: z.array(z.string()).describe('the refused records’ reasons, e.g. `records[3].email: expected an email address`'),
+  errors: z
+    .array(z.string())
+    .describe('the refused records’ reasons, e.g. `records[3].email: expected an email address`'),
 });
 const recordResult = z.object({
   index: z.number().int(),
@@ -223,7 +225,13 @@ export function registerContactRoutes(app: FastifyInstance, ctx: AppContext, rt:
         .where('batch_id', '=', batchId)
         .orderBy('idx')
         .execute();
-      const c = { created: b.created, updated: b.updated, unchanged: b.unchanged, conflict: b.conflict, failed: b.failed };
+      const c = {
+        created: b.created,
+        updated: b.updated,
+        unchanged: b.unchanged,
+        conflict: b.conflict,
+        failed: b.failed,
+      };
       return {
         batchId: b.id,
         locationId: b.location_id,
@@ -389,7 +397,8 @@ export function registerContactRoutes(app: FastifyInstance, ctx: AppContext, rt:
         tags,
         params,
         summary: 'Read the location’s custom fields from GHL now and map the declared logical fields',
-        description: 'With create: true (or the createMissing setting), missing fields are created with their declared type.',
+        description:
+          'With create: true (or the createMissing setting), missing fields are created with their declared type.',
         body: z.object({ create: z.boolean().optional() }).optional(),
         response: { 200: mappingAnswer, ...errorResponses(400, 401, 403, 404, 502) },
       },
@@ -401,7 +410,9 @@ export function registerContactRoutes(app: FastifyInstance, ctx: AppContext, rt:
         await refreshMapping(db, rt.ghl(), loc, { create: req.body?.create, opts: { lane: 'live' } });
       } catch (e) {
         if (e instanceof GhlApiError)
-          throw httpError(502, `GHL refused the refresh: ${e.message}`, [{ path: 'params.locationId', message: e.message }]);
+          throw httpError(502, `GHL refused the refresh: ${e.message}`, [
+            { path: 'params.locationId', message: e.message },
+          ]);
         throw e;
       }
       return mappingOut(loc);
@@ -422,7 +433,9 @@ export function registerContactRoutes(app: FastifyInstance, ctx: AppContext, rt:
             .regex(/^[A-Za-z]{2}$/, 'expected a two-letter ISO country code, e.g. US or PH')
             .nullable()
             .optional()
-            .describe('region for national phone numbers; null = the location’s GHL country, else CONTACTS_DEFAULT_REGION'),
+            .describe(
+              'region for national phone numbers; null = the location’s GHL country, else CONTACTS_DEFAULT_REGION',
+            ),
           createMissing: z.boolean().optional(),
         }),
         response: { 200: mappingAnswer, ...errorResponses(400, 401, 403, 404) },

@@ -52,7 +52,9 @@ function mappingText(m: Mapping): string {
 
 /** `ghl-bridge contacts …`: the per-location field mapping of the contact push, and the sync status. */
 export function registerContactsCommand(program: Command): void {
-  const cmd = program.command('contacts').description('contact push: per-location custom-field mapping and sync status');
+  const cmd = program
+    .command('contacts')
+    .description('contact push: per-location custom-field mapping and sync status');
   const mapping = cmd.command('mapping').description('logical fields → the location’s GHL custom fields');
   mapping
     .command('show')

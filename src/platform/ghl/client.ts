@@ -265,7 +265,13 @@ export function createGhlClient(o: GhlClientOptions) {
       /** POST /contacts/{id}/tags: adds tags (set semantics, so idempotent). */
       addTags: (contactId: string, tags: string[], c: CallOptions) =>
         call<T.TagsResponse>(
-          { name: 'contacts.addTags', method: 'POST', path: `/contacts/${enc(contactId)}/tags`, body: { tags }, idempotent: true },
+          {
+            name: 'contacts.addTags',
+            method: 'POST',
+            path: `/contacts/${enc(contactId)}/tags`,
+            body: { tags },
+            idempotent: true,
+          },
           c,
         ),
       /** DELETE /contacts/{id}/tags: removes tags (idempotent). */
