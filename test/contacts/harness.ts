@@ -1,5 +1,6 @@
 import { apiKeysModule } from '../../src/platform/apikeys/index.js';
 import { contactsModule } from '../../src/capabilities/contacts/index.js';
+import type { BridgeModule } from '../../src/app.js';
 import type { EmulatorOptions } from '../../src/emulator/index.js';
 import type { RateLimitOptions } from '../../src/platform/ghl/ratelimit.js';
 import { SCOPES, startBridge, startWorld, type ProviderBridge, type World } from '../provider/harness.js';
@@ -42,13 +43,15 @@ export async function startContacts(
     emulator?: EmulatorOptions;
     env?: Record<string, string>;
     limits?: Partial<RateLimitOptions>;
+    /** Extra modules before contacts (e.g. events). */
+    modules?: BridgeModule[];
   } = {},
 ): Promise<ContactsWorld> {
   const w = await startWorld({ locations: o.locations ?? 2, ...(o.emulator ? { emulator: o.emulator } : {}) });
   w.emu.control.updateApp(w.clientId, { scopes: CONTACT_SCOPES });
   const b = await startBridge(w, {
     env: { GHL_SCOPES: CONTACT_SCOPES, PROVIDER_CATCHUP_INTERVAL_MS: '0', ...o.env },
-    modules: [apiKeysModule(), contactsModule()],
+    modules: [apiKeysModule(), ...(o.modules ?? []), contactsModule()],
     ...(o.limits ? { limits: o.limits } : {}),
   });
   w.emu.control.updateApp(w.clientId, { webhookUrl: `${b.url}/webhooks/ghl` });

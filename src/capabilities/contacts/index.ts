@@ -20,6 +20,7 @@ import { registerContactRoutes } from './routes.js';
 import { syncStatus, type SyncStatusRecord } from './status.js';
 
 export {
+  checkDeclaration,
   declareField,
   removeField,
   getMapping,

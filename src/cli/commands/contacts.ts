@@ -4,6 +4,7 @@ import type { Db } from '../../infra/db/index.js';
 import { migrateToLatest } from '../../infra/db/migrations/index.js';
 import { allMigrations } from '../../modules.js';
 import {
+  checkDeclaration,
   declareField,
   getMapping,
   MappingInputError,
@@ -40,12 +41,17 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 const print = (json: boolean | undefined, v: unknown, text: () => string) =>
   console.log(json ? JSON.stringify(v, null, 2) : text());
 
+function ghlNote(f: Mapping['fields'][number]): string {
+  const parts = [f.ghl?.fieldKey ?? f.ghl?.name, f.pinned ? 'pinned' : undefined].filter(Boolean);
+  return parts.length ? ` (${parts.join(', ')})` : '';
+}
+
 function mappingText(m: Mapping): string {
   const head = `location ${m.locationId}  region ${m.region} (${m.regionSource})  refreshed ${m.refreshedAt?.toISOString() ?? 'never'}${m.error ? `\n  ${m.error}` : ''}`;
   if (!m.fields.length) return `${head}\nno logical fields declared`;
   const lines = m.fields.map(
     (f) =>
-      `  ${f.logical.padEnd(24)} ${f.dataType.padEnd(16)} ${f.ghl ? `→ ${f.ghl.id} (${f.ghl.fieldKey ?? f.ghl.name ?? ''}${f.pinned ? ', pinned' : ''})` : `→ not in GHL (key ${f.fieldKey}, name "${f.name}")`}`,
+      `  ${f.logical.padEnd(24)} ${f.dataType.padEnd(16)} ${f.ghl ? `→ ${f.ghl.id}${ghlNote(f)}` : `→ not in GHL (key ${f.fieldKey}, name "${f.name}")`}`,
   );
   return [head, ...lines].join('\n');
 }
@@ -92,20 +98,30 @@ export function registerContactsCommand(program: Command): void {
         json?: boolean;
       }) => {
         checkLocation(o.location);
+        const decl = {
+          logical: o.field,
+          dataType: o.type.toUpperCase(),
+          fieldKey: o.key,
+          name: o.name,
+          options: o.option,
+          fieldId: o.fieldId,
+        };
+        if (!o.remove)
+          try {
+            checkDeclaration(decl);
+          } catch (e) {
+            if (!(e instanceof MappingInputError)) throw e;
+            console.error(
+              `invalid --${e.field === 'dataType' ? 'type' : e.field === 'logical' ? 'field' : e.field}: ${e.message}`,
+            );
+            process.exit(2);
+          }
         const config = configOrExit();
         const m = await withDb(config, async (db) => {
           if (o.remove) {
             if (!(await removeField(db, o.location, o.field)))
               fail(new Error(`--field: no logical field ${o.field} is declared for ${o.location}`));
-          } else
-            await declareField(db, o.location, {
-              logical: o.field,
-              dataType: o.type.toUpperCase(),
-              fieldKey: o.key,
-              name: o.name,
-              options: o.option,
-              fieldId: o.fieldId,
-            });
+          } else await declareField(db, o.location, decl);
           return getMapping(db, o.location, config.CONTACTS_DEFAULT_REGION);
         });
         print(o.json, m, () => mappingText(m));
@@ -143,7 +159,7 @@ export function registerContactsCommand(program: Command): void {
                 const counts = c
                   ? `created ${c.created}, updated ${c.updated}, unchanged ${c.unchanged}, conflict ${c.conflict}, failed ${c.failed}`
                   : 'no batch finished';
-                return `${r.locationId}  ${r.status ?? 'pending'}  last sync ${r.lastSyncAt?.toISOString() ?? 'never'}  ${counts}  pending ${r.pendingRecords}  mapped ${r.mappedContacts}${r.lastError ? `\n  last error: ${r.lastError}` : ''}`;
+                return `${r.locationId}  ${r.status ?? 'not synced'}  last sync ${r.lastSyncAt?.toISOString() ?? 'never'}  ${counts}  pending ${r.pendingRecords}  mapped ${r.mappedContacts}${r.lastError ? `\n  last error: ${r.lastError}` : ''}`;
               })
               .join('\n')
           : 'no contact push yet',
