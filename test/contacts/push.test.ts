@@ -262,6 +262,28 @@ describe('push', () => {
     expect(c.customFields).toEqual([{ id: f2.id, value: 'Manager' }]);
   });
 
+  it('refreshes the mapping at most once per batch for fields GHL does not have, failing those records by name', async () => {
+    expect((await declare(L1, 'territory', { dataType: 'TEXT' })).status).toBe(200);
+    const mark = cw.mark();
+    const b = await cw.push(
+      L1,
+      [1, 2, 3, 4, 5].map((i) => ({
+        externalId: `terr-${i}`,
+        email: `terr${i}@example.com`,
+        customFields: { territory: 'N' },
+      })),
+    );
+    expect(b.records.map((r) => r.outcome)).toEqual(['failed', 'failed', 'failed', 'failed', 'failed']);
+    expect(b.records[0]!.reason).toMatch(
+      /^customFields\.territory: no custom field of this location matches \(key contact\.territory or name "Territory"\)/,
+    );
+    expect(cw.ghlCalls(mark).map((c) => `${c.method} ${c.path.replace(/[A-Za-z0-9]{20,}/g, ':id')}`)).toEqual([
+      'GET /locations/:id',
+      'GET /locations/:id/customFields',
+    ]);
+    await cw.api(`/v1/locations/${L1}/contacts/mapping/territory`, { method: 'DELETE' });
+  });
+
   it('forgets the mapping when GHL sends ContactDelete; the next push creates the contact again', async () => {
     const b = await cw.push(L0, [{ externalId: 'del-1', email: 'del1@example.com' }]);
     const id = b.records[0]!.contactId!;

@@ -34,6 +34,31 @@ export interface ContactsRuntime {
   bus: () => EventsService | undefined;
   notify: () => void;
   metrics: { outcomes: Counter<'outcome'>; apiCalls: Counter<'op'> };
+  /** Refreshes already run by this replica's jobs, per batch (and stale ids): at most one each. */
+  refreshed?: Map<string, Promise<void>>;
+}
+
+/**
+ * Refreshes the location's mapping once per batch: the first record that needs it (a field without a GHL id, or GHL
+ * rejecting a cached id) reads GHL; the batch's other records wait for that and then read the cache.
+ */
+function refreshOnce(
+  rt: ContactsRuntime,
+  loc: string,
+  key: string,
+  opts: Parameters<typeof refreshMapping>[3]['opts'],
+): Promise<void> {
+  const done = (rt.refreshed ??= new Map());
+  let p = done.get(key);
+  if (!p) {
+    if (done.size > 1000) done.clear();
+    p = refreshMapping(rt.db, rt.ghl(), loc, { opts }).then(() => {
+      rt.metrics.apiCalls.inc({ op: 'customFields.list' });
+    });
+    p.catch(() => done.delete(key));
+    done.set(key, p);
+  }
+  return p;
 }
 
 const shortText = z.string().trim().min(1, 'expected a non-empty text').max(200, 'expected at most 200 characters');
@@ -281,7 +306,7 @@ async function pushRecord(rt: ContactsRuntime, p: z.infer<typeof pushPayload>, h
   const rec = row.record;
   let result: Outcome;
   try {
-    result = await apply(rt, p.locationId, rec, h, false);
+    result = await apply(rt, p.locationId, p.batchId, rec, h, false);
   } catch (e) {
     if (e instanceof Outcome) result = e;
     else if (e instanceof RetryLaterError) throw e;
@@ -295,6 +320,7 @@ async function pushRecord(rt: ContactsRuntime, p: z.infer<typeof pushPayload>, h
 async function apply(
   rt: ContactsRuntime,
   loc: string,
+  batchId: string,
   rec: PushRecord,
   h: JobContext<ContactsRuntime>,
   refreshed: boolean,
@@ -308,8 +334,7 @@ async function apply(
   const idsOf = (m: Mapping) => Object.fromEntries(m.fields.filter((f) => f.ghl).map((f) => [f.logical, f.ghl!.id]));
   let ids = idsOf(mapping);
   if (!refreshed && used.some((l) => !ids[l])) {
-    await refreshMapping(db, ghl, loc, { opts });
-    count('customFields.list');
+    await refreshOnce(rt, loc, batchId, opts);
     mapping = await getMapping(db, loc, rt.defaultRegion);
     ids = idsOf(mapping);
     refreshed = true;
@@ -366,7 +391,7 @@ async function apply(
             .where('location_id', '=', loc)
             .where('external_id', '=', rec.externalId)
             .execute();
-          return await apply(rt, loc, rec, h, refreshed);
+          return await apply(rt, loc, batchId, rec, h, refreshed);
         }
       }
       if (!companySame) {
@@ -479,9 +504,9 @@ async function apply(
   } catch (e) {
     if (e instanceof Outcome) throw e;
     if (!refreshed && unknownFieldError(e)) {
-      await refreshMapping(db, ghl, loc, { opts });
-      count('customFields.list');
-      return await apply(rt, loc, rec, h, true);
+      // Once per batch and set of stale ids: records that sent the same ids share one refresh.
+      await refreshOnce(rt, loc, `${batchId}:${customFields.map((f) => f.id).join(',')}`, opts);
+      return await apply(rt, loc, batchId, rec, h, true);
     }
     throw e;
   }
