@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { refreshJob } from '../../src/capabilities/contacts/index.js';
 import { startContacts, type ContactsWorld } from './harness.js';
 
 let cw: ContactsWorld;
@@ -70,6 +71,19 @@ describe('field mapping', () => {
     // A second refresh finds the created field: nothing is created twice.
     expect((await refresh(L0, true)).status).toBe(200);
     expect(fieldsOf(L0)).toHaveLength(4);
+  });
+
+  it('runs a queued refresh (the CLI’s) in the bridge', async () => {
+    expect((await declare(L1, 'segment', { dataType: 'TEXT' })).status).toBe(200);
+    const f = emu().createCustomField({ locationId: L1, name: 'Segment', dataType: 'TEXT' });
+    await refreshJob.enqueue(cw.b.ctx.db, { locationId: L1 });
+    cw.b.ctx.queue.notify();
+    const deadline = Date.now() + 10_000;
+    while ((await mapping(L1)).fields.find((x) => x.logical === 'segment')?.ghl?.id !== f.id) {
+      if (Date.now() > deadline) throw new Error('queued refresh did not map the field');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await cw.api(`/v1/locations/${L1}/contacts/mapping/segment`, { method: 'DELETE' });
   });
 
   it('refuses wrong-typed values and options that do not exist before any GHL call, naming the field; the rest goes on', async () => {
@@ -296,6 +310,29 @@ describe('push', () => {
     const again = await cw.push(L0, [{ externalId: 'del-1', email: 'del1@example.com' }]);
     expect(again.records[0]!.outcome).toBe('created');
     expect(again.records[0]!.contactId).not.toBe(id);
+  });
+});
+
+describe('duplicate setting', () => {
+  it('creates a new contact for an unknown external id when the location allows duplicates (createNewIfDuplicateAllowed)', async () => {
+    const existing = emu().createContact({ locationId: L1, email: 'twin@example.com', firstName: 'Existing' });
+    emu().updateLocation(L1, { allowDuplicateContact: true });
+    try {
+      await refresh(L1);
+      const b = await cw.push(L1, [{ externalId: 'twin-2', email: 'twin@example.com', firstName: 'Second' }]);
+      expect(b.records[0]!.outcome).toBe('created');
+      expect(b.records[0]!.contactId).not.toBe(existing.id);
+      expect(contactsOf(L1).find((c) => c.id === existing.id)!.firstName).toBe('Existing');
+    } finally {
+      emu().updateLocation(L1, { allowDuplicateContact: false });
+      await refresh(L1);
+    }
+  });
+
+  it('updates the matching contact when the location does not allow duplicates', async () => {
+    const existing = emu().createContact({ locationId: L1, email: 'single@example.com', firstName: 'Existing' });
+    const b = await cw.push(L1, [{ externalId: 'single-2', email: 'single@example.com', firstName: 'Second' }]);
+    expect(b.records[0]).toMatchObject({ outcome: 'updated', contactId: existing.id });
   });
 });
 
