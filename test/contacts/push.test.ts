@@ -313,6 +313,17 @@ describe('push', () => {
   });
 });
 
+describe('transient GHL errors', () => {
+  it('retries 500 answers: the record ends created, with one contact in GHL', async () => {
+    emu().injectFault({ pathPattern: '/contacts/upsert', method: 'POST', times: 2, kind: '500' });
+    emu().injectFault({ pathPattern: '/contacts/*/tags', method: 'POST', times: 1, kind: '500' });
+    const b = await cw.push(L0, [{ externalId: 'flaky-1', email: 'flaky1@example.com', tags: ['x'] }]);
+    expect(b.records[0]!.outcome).toBe('created');
+    expect(contactsOf(L0).filter((c) => c.email === 'flaky1@example.com')).toHaveLength(1);
+    expect(byEmail(L0, 'flaky1@example.com')!.tags).toEqual(['x']);
+  });
+});
+
 describe('duplicate setting', () => {
   it('creates a new contact for an unknown external id when the location allows duplicates (createNewIfDuplicateAllowed)', async () => {
     const existing = emu().createContact({ locationId: L1, email: 'twin@example.com', firstName: 'Existing' });
@@ -337,6 +348,12 @@ describe('duplicate setting', () => {
 });
 
 describe('bad input', () => {
+  it('refuses a mapping declaration of an unknown type, naming the field', async () => {
+    const r = await declare(L0, 'blob_field', { dataType: 'BLOB' });
+    expect(r.status).toBe(400);
+    expect(JSON.stringify(await r.json())).toMatch(/body\.dataType.*expected one of TEXT, LARGE_TEXT/);
+  });
+
   it('refuses an oversized batch, an unknown location and a missing key at request level', async () => {
     const many = Array.from({ length: 1001 }, (_, i) => ({ externalId: `x${i}`, email: `x${i}@example.com` }));
     const big = await cw.api(`/v1/locations/${L0}/contacts/batches`, { method: 'POST', body: { records: many } });
