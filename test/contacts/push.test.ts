@@ -412,6 +412,20 @@ describe('bad input', () => {
   });
 });
 
+describe('retention', () => {
+  it('prunes finished batches older than DATA_RETENTION_DAYS, keeping the map', async () => {
+    const b = await cw.push(L0, [{ externalId: 'old-1', email: 'old1@example.com' }]);
+    await cw.b.ctx.db
+      .updateTable('contacts_batches')
+      .set({ completed_at: new Date(Date.now() - 400 * 86_400_000) })
+      .where('id', '=', b.batchId)
+      .execute();
+    await cw.b.runMaintenance();
+    expect((await cw.api(`/v1/locations/${L0}/contacts/batches/${b.batchId}`)).status).toBe(404);
+    expect((await cw.api(`/v1/locations/${L0}/contacts/map/old-1`)).status).toBe(200);
+  });
+});
+
 describe('sync status', () => {
   it('is reported per location in the API, the service and Prometheus', async () => {
     const b = await cw.push(L0, [

@@ -10,6 +10,7 @@
  * - service `contacts: ContactsService` — `syncStatus(locationId?)` (the console overview reads it), `mapping(loc)`.
  * - store-level functions for the CLI: declareField, removeField, getMapping, syncStatus, refreshJob.
  */
+import { sql } from 'kysely';
 import { Counter, Gauge } from 'prom-client';
 import type { AppContext, BridgeModule } from '../../app.js';
 import { webhooksService } from '../../platform/webhooks/index.js';
@@ -127,6 +128,22 @@ export function contactsModule(opts: ContactsModuleOptions = {}): BridgeModule {
           for (const r of rows) this.set({ location: r.locationId }, r.pendingRecords);
         },
       });
+      // Finished batches (and their per-record results) follow DATA_RETENTION_DAYS; the map and sync status are kept.
+      if (c.DATA_RETENTION_DAYS > 0)
+        ctx.maintain('prune contact push batches', 3600_000, async (signal) => {
+          let total = 0;
+          while (!signal.aborted) {
+            const r = await sql`
+              delete from contacts_batches where id in (
+                select id from contacts_batches
+                where completed_at < now() - make_interval(days => ${c.DATA_RETENTION_DAYS})
+                limit 500)`.execute(ctx.db);
+            const n = Number(r.numAffectedRows ?? 0);
+            total += n;
+            if (n < 500) break;
+          }
+          return total;
+        });
       const runtime: ContactsRuntime = {
         db,
         log,
