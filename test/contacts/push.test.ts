@@ -227,11 +227,22 @@ describe('push', () => {
     const ghl = emu().listContacts({ locationId: L0 });
     expect(ghl.find((c) => c.id === byMail.id)!.phone ?? null).toBeNull();
     expect(ghl.find((c) => c.id === byPhone.id)!.firstName).toBe('PhoneOnly');
-    // Not marked as pushed: the next push writes again instead of answering unchanged.
+    // Not marked as pushed: the next push asks GHL who holds the phone first, and reports the conflict again
+    // instead of writing the number onto a second contact.
+    const mark = cw.mark();
     const again = await cw.push(L0, [
       { externalId: 'both-1', email: 'mailonly@example.com', phone: '+1 415 555 0199', firstName: 'Both' },
     ]);
-    expect(again.records[0]!.outcome).not.toBe('unchanged');
+    expect(again.records[0]!.outcome).toBe('conflict');
+    expect(again.records[0]!.reason).toBe(
+      `phone: +14155550199 belongs to another GHL contact (${byPhone.id}) under the location's duplicate rules; contact ${byMail.id} not updated`,
+    );
+    expect(cw.ghlCalls(mark).map((c) => `${c.method} ${c.path}`)).toEqual(['GET /contacts/search/duplicate']);
+    expect(
+      emu()
+        .listContacts({ locationId: L0 })
+        .find((c) => c.id === byMail.id)!.phone ?? null,
+    ).toBeNull();
   });
 
   it('normalises national phone numbers with the location’s region (its GHL country)', async () => {

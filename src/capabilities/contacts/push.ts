@@ -379,6 +379,19 @@ async function apply(
       const companySame = company === null || company === map.company_name;
       if (map.fields_hash === hash && tagsSame && companySame) return new Outcome('unchanged', map.contact_id, null);
       let contactId = map.contact_id;
+      // A new phone for a mapped contact: GHL's duplicate rules may give it to another contact (as upsert does,
+      // highlevel-api-docs #37); ask first rather than write a number another contact holds.
+      if (rec.phone && rec.phone !== map.phone && mapping.allowDuplicates !== true) {
+        const d = await ghl.contacts.findDuplicate({ locationId: loc, number: rec.phone }, opts);
+        count('contacts.findDuplicate');
+        const holder = d.contact?.id;
+        if (holder && holder !== contactId)
+          return new Outcome(
+            'conflict',
+            contactId,
+            `phone: ${rec.phone} belongs to another GHL contact (${holder}) under the location's duplicate rules; contact ${contactId} not updated`,
+          );
+      }
       if (map.fields_hash !== hash) {
         try {
           await ghl.contacts.update(contactId, std as Parameters<GhlClient['contacts']['update']>[1], opts);
@@ -492,7 +505,7 @@ async function apply(
         return await saveMap(
           rt,
           loc,
-          rec,
+          { ...rec, phone: got?.ok ? got.e164 : undefined },
           contactId,
           null,
           tags,
