@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   'api-keys': async () => (await import('./commands/api-keys.js')).registerApiKeysCommand,
   calls: async () => (await import('./commands/calls.js')).registerCallsCommand,
   subscriptions: async () => (await import('./commands/subscriptions.js')).registerSubscriptionsCommand,
+  contacts: async () => (await import('./commands/contacts.js')).registerContactsCommand,
 };
 
 const program = new Command();

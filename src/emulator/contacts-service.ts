@@ -245,7 +245,12 @@ export function upsertContact(
         input.email,
         input.phone,
       );
-      const patch = clash && clash.contact.id !== dup.contact.id ? { ...input, [other]: undefined } : input;
+      const clashes = clash !== undefined && clash.contact.id !== dup.contact.id;
+      if (clashes && ctx.opts.upsertClash === 'reject')
+        throw badRequest(`The ${other} belongs to another contact; this location does not allow duplicated contacts.`, {
+          meta: { contactName: fullName(clash.contact), matchingField: other, contactId: clash.contact.id },
+        });
+      const patch = clashes ? { ...input, [other]: undefined } : input;
       return { contact: updateContact(ctx, dup.contact, patch), isNew: false };
     }
   }

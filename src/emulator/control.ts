@@ -1,5 +1,5 @@
 import type { Ctx } from './context.js';
-import { createContact, type ContactInput } from './contacts-service.js';
+import { createContact, deleteContact, type ContactInput } from './contacts-service.js';
 import type { FaultSpec } from './faults.js';
 import { addDropRule, type DropRule } from './drop-rules.js';
 import { typingEvents, type TypingEvent } from './routes/chat.js';
@@ -11,6 +11,7 @@ import type {
   App,
   Contact,
   Conversation,
+  CustomField,
   Delivery,
   Distribution,
   Location,
@@ -81,6 +82,8 @@ export class EmulatorControl {
     email?: string;
     address?: string;
     timezone?: string;
+    /** ISO 3166 alpha-2, e.g. 'PH' (returned by GET /locations/{id}). */
+    country?: string;
     allowDuplicateContact?: boolean;
     duplicatePriority?: ('email' | 'phone')[];
   }): Location {
@@ -99,6 +102,7 @@ export class EmulatorControl {
       defaultProvider: {},
       createdAt: clock.now(),
       ...(input.phone ? { phone: input.phone } : {}),
+      ...(input.country ? { country: input.country } : {}),
       ...(input.email ? { email: input.email } : {}),
     };
     state.locations.set(l.id, l);
@@ -121,9 +125,11 @@ export class EmulatorControl {
       name?: string;
       phone?: string;
       email?: string;
+      country?: string;
     },
   ): Location {
     const l = this.mustLocation(locationId);
+    if (patch.country) l.country = patch.country;
     if (patch.allowDuplicateContact !== undefined) l.duplicates.allowDuplicateContact = patch.allowDuplicateContact;
     if (patch.duplicatePriority) l.duplicates.priority = patch.duplicatePriority;
     if (patch.name) l.name = patch.name;
@@ -251,6 +257,60 @@ export class EmulatorControl {
   createContact(input: ContactInput & { locationId: string }): Contact {
     const loc = this.mustLocation(input.locationId);
     return createContact(this.ctx, loc, input, { checkDuplicates: false });
+  }
+
+  /** A GHL user deletes a contact (ContactDelete is sent to the apps' webhooks). */
+  deleteContact(contactId: string): boolean {
+    const c = this.ctx.state.contacts.get(contactId);
+    if (!c) return false;
+    deleteContact(this.ctx, c);
+    return true;
+  }
+
+  /** A GHL user adds a custom field in Settings (key defaults to `<model>.` + the snake-cased name). */
+  createCustomField(input: {
+    locationId: string;
+    name: string;
+    dataType: string;
+    fieldKey?: string;
+    options?: string[];
+    model?: 'contact' | 'opportunity';
+  }): CustomField {
+    this.mustLocation(input.locationId);
+    const model = input.model ?? 'contact';
+    const f: CustomField = {
+      id: this.ctx.ids.id(),
+      locationId: input.locationId,
+      name: input.name,
+      fieldKey:
+        input.fieldKey ??
+        `${model}.${input.name
+          .trim()
+          .toLowerCase()
+          .replace(/[^a-z0-9]+/g, '_')
+          .replace(/^_|_$/g, '')}`,
+      placeholder: '',
+      dataType: input.dataType,
+      position: 0,
+      picklistOptions: input.options ?? [],
+      model,
+      dateAdded: this.ctx.clock.now(),
+    };
+    this.ctx.state.customFields.set(f.id, f);
+    return f;
+  }
+
+  listCustomFields(f: { locationId?: string } = {}): CustomField[] {
+    return [...this.ctx.state.customFields.values()].filter((c) => !f.locationId || c.locationId === f.locationId);
+  }
+
+  /** A GHL user deletes a custom field (its values go with it). */
+  deleteCustomField(id: string): boolean {
+    const f = this.ctx.state.customFields.get(id);
+    if (!f) return false;
+    this.ctx.state.customFields.delete(id);
+    for (const c of this.ctx.state.contacts.values()) c.customFields = c.customFields.filter((v) => v.id !== id);
+    return true;
   }
 
   /** A GHL user sends from the conversations screen (source 'app'); custom providers get ProviderOutboundMessage. */

@@ -50,6 +50,13 @@ export interface EmulatorOptions {
   autoSelectDefaultProvider?: boolean;
   /** How long an injected 'timeout' fault holds the request before dropping the socket, default 120000 ms. */
   faultTimeoutMs?: number;
+  /**
+   * POST /contacts/upsert when the email matches one contact and the phone another: 'ignore' (default) updates the
+   * contact matching the first field of the location's sequence and silently drops the other field, as the spec's
+   * operation description says and users observe (highlevel-api-docs #37: the phone is lost, no error); 'reject'
+   * answers 400 naming the duplicate instead (what #37 asks for), for testing a client's handling of both.
+   */
+  upsertClash?: 'ignore' | 'reject';
   /** Fastify logger option, default false. */
   logger?: boolean | object;
 }
@@ -84,6 +91,7 @@ export function resolveOptions(o: EmulatorOptions = {}): ResolvedOptions {
     acceptJsonTokenRequests: o.acceptJsonTokenRequests ?? false,
     autoSelectDefaultProvider: o.autoSelectDefaultProvider ?? true,
     faultTimeoutMs: o.faultTimeoutMs ?? 120_000,
+    upsertClash: o.upsertClash ?? 'ignore',
     logger: o.logger ?? false,
   };
 }

@@ -38,6 +38,8 @@ export interface Location {
   email?: string;
   address: string;
   timezone: string;
+  /** ISO 3166 alpha-2 country of the sub-account (GET /locations/{id} `country`); optional. */
+  country?: string;
   duplicates: DuplicateSettings;
   /** Default provider per channel: appId of a default (non-custom) conversation provider app, if selected. */
   defaultProvider: Partial<Record<ProviderType, string>>;

@@ -114,3 +114,56 @@ describe('contacts.json', () => {
     expect(u.status).toBe(401);
   });
 });
+
+describe('upsert-contact: email and phone matching different contacts (spec description; highlevel-api-docs #37)', () => {
+  const clash = async (opts: Parameters<typeof world>[0]) => {
+    const cw = await world(opts);
+    const tok = String((await tokenFor(cw, { locationId: cw.locationId })).access_token);
+    const byPhone = cw.emu.control.createContact({ locationId: cw.locationId, phone: '+15557770001', firstName: 'P' });
+    const byMail = cw.emu.control.createContact({ locationId: cw.locationId, email: 'm@example.com', firstName: 'M' });
+    return { cw, tok, byPhone, byMail };
+  };
+
+  it('default: updates the contact matching the first field of the sequence and silently drops the other field', async () => {
+    const { cw, tok, byPhone, byMail } = await clash({});
+    try {
+      const r = await call(cw.base, 'upsert-contact', {
+        token: tok,
+        body: { locationId: cw.locationId, email: 'm@example.com', phone: '+15557770001', lastName: 'Both' },
+      });
+      expect(r.status).toBe(200);
+      expect(r.body.new).toBe(false);
+      const c = r.body.contact as { id: string; phone?: string; lastName?: string };
+      expect(c.id).toBe(byMail.id);
+      expect(c.lastName).toBe('Both');
+      expect(c.phone).toBeUndefined();
+      expect(
+        cw.emu.control.listContacts({ locationId: cw.locationId }).find((x) => x.id === byPhone.id)?.lastName,
+      ).toBeUndefined();
+    } finally {
+      await closeWorld(cw);
+    }
+  });
+
+  it("upsertClash 'reject': answers 400 naming the contact that holds the other field, and changes nothing", async () => {
+    const { cw, tok, byPhone, byMail } = await clash({ upsertClash: 'reject' });
+    try {
+      const r = await call(
+        cw.base,
+        'upsert-contact',
+        {
+          token: tok,
+          body: { locationId: cw.locationId, email: 'm@example.com', phone: '+15557770001', lastName: 'Both' },
+        },
+        'invalid',
+      );
+      expect(r.status).toBe(400);
+      expect(r.body.meta).toMatchObject({ matchingField: 'phone', contactId: byPhone.id });
+      expect(
+        cw.emu.control.listContacts({ locationId: cw.locationId }).find((x) => x.id === byMail.id)?.lastName,
+      ).toBeUndefined();
+    } finally {
+      await closeWorld(cw);
+    }
+  });
+});

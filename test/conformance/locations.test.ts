@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeWorld, tokenFor, world, type World } from '../emulator/helpers.js';
 import { call } from './spec.js';
 
@@ -15,6 +15,12 @@ describe('locations.json', () => {
   it('get-location', async () => {
     await call(w.base, 'get-location', { token: t, pathParams: { locationId: w.locationId } });
     await call(w.base, 'get-location', { token: t, pathParams: { locationId: 'otherlocation0000000' } }, 'invalid');
+  });
+
+  it('get-location returns the country of the sub-account when it has one', async () => {
+    w.emu.control.updateLocation(w.locationId, { country: 'PH' });
+    const r = await call(w.base, 'get-location', { token: t, pathParams: { locationId: w.locationId } });
+    expect((r.body.location as { country?: string }).country).toBe('PH');
   });
 
   it('create-custom-field', async () => {

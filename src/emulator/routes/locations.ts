@@ -98,6 +98,7 @@ export function registerLocationRoutes(app: FastifyInstance, ctx: Ctx): void {
           timezone: loc.timezone,
           ...(loc.phone ? { phone: loc.phone } : {}),
           ...(loc.email ? { email: loc.email } : {}),
+          ...(loc.country ? { country: loc.country } : {}),
           settings: { allowDuplicateContact: loc.duplicates.allowDuplicateContact },
         },
       };

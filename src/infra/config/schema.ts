@@ -584,6 +584,17 @@ export const VARS = [
       "Calls: how long a workflow call without GHL's call message id waits for the message (its app event, then one more look-up) before it is completed without it (call.completed).",
   },
   {
+    name: 'CONTACTS_DEFAULT_REGION',
+    group: 'provider',
+    schema: z
+      .string()
+      .regex(/^[A-Za-z]{2}$/, 'expected a two-letter ISO country code, e.g. US or PH')
+      .default('US'),
+    example: 'US',
+    description:
+      "Contact push: region for national-format phone numbers (normalised to E.164) when the location has no region setting (PUT /v1/locations/{id}/contacts/settings) and GHL's location record gives no country.",
+  },
+  {
     name: 'CALLS_CONVERSATION_PROVIDER_ID',
     group: 'provider',
     schema: z.string().min(1).max(64).optional(),

@@ -279,6 +279,36 @@ export function createGhlClient(o: GhlClientOptions) {
           { name: 'contacts.search', method: 'POST', path: '/contacts/search', body, idempotent: true },
           c,
         ),
+      /** PUT /contacts/{id}: a partial update (fields absent from the body are left alone). Idempotent. */
+      update: (contactId: string, body: T.UpdateContactBody, c: CallOptions) =>
+        call<T.UpdateContactResponse>(
+          { name: 'contacts.update', method: 'PUT', path: `/contacts/${enc(contactId)}`, body, idempotent: true },
+          c,
+        ),
+      /** POST /contacts/{id}/tags: adds tags (set semantics, so idempotent). */
+      addTags: (contactId: string, tags: string[], c: CallOptions) =>
+        call<T.TagsResponse>(
+          {
+            name: 'contacts.addTags',
+            method: 'POST',
+            path: `/contacts/${enc(contactId)}/tags`,
+            body: { tags },
+            idempotent: true,
+          },
+          c,
+        ),
+      /** DELETE /contacts/{id}/tags: removes tags (idempotent). */
+      removeTags: (contactId: string, tags: string[], c: CallOptions) =>
+        call<T.TagsResponse>(
+          {
+            name: 'contacts.removeTags',
+            method: 'DELETE',
+            path: `/contacts/${enc(contactId)}/tags`,
+            body: { tags },
+            idempotent: true,
+          },
+          c,
+        ),
       /** The contact GHL's duplicate rules match for this email / phone (`contact` null when none). */
       findDuplicate: (query: T.DuplicateContactQuery, c: CallOptions) =>
         call<T.DuplicateContactResponse>(
@@ -309,6 +339,14 @@ export function createGhlClient(o: GhlClientOptions) {
           searchAfter = last.searchAfter;
         }
       },
+    },
+    locations: {
+      /** GET /locations/{id}: the sub-account (country, settings such as allowDuplicateContact where GHL sends them). */
+      get: (locationId: string, c: CallOptions) =>
+        call<T.GetLocationResponse>(
+          { name: 'locations.get', method: 'GET', path: `/locations/${enc(locationId)}`, idempotent: true },
+          c,
+        ),
     },
     customFields: {
       list: (locationId: string, c: CallOptions & { model?: 'contact' | 'opportunity' | 'all' }) =>

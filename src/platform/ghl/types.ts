@@ -25,6 +25,10 @@ export type UpsertContactResponse = Ok<CoOps['upsert-contact']>;
 export type CreateContactBody = BodyOf<CoOps['create-contact']>;
 export type CreateContactResponse = Ok<CoOps['create-contact']>;
 export type GetContactResponse = Ok<CoOps['get-contact']>;
+export type UpdateContactBody = BodyOf<CoOps['update-contact']>;
+export type UpdateContactResponse = Ok<CoOps['update-contact']>;
+export type TagsResponse = { tags?: string[] };
+export type GetLocationResponse = Ok<LocOps['get-location']>;
 export type Contact = Co['schemas']['ContactsSearchSuccessfulResponseDto'] extends { contacts: Array<infer C> }
   ? C
   : Record<string, unknown>;
