@@ -9,6 +9,7 @@ import { eventsModule } from './capabilities/events/index.js';
 import { pipelinesModule } from './capabilities/pipelines/index.js';
 import { providerModule } from './capabilities/provider/index.js';
 import { chatModule } from './capabilities/chat/index.js';
+import { importsModule } from './capabilities/imports/index.js';
 import { webhooksModule } from './platform/webhooks/index.js';
 
 /**
@@ -30,6 +31,7 @@ export async function bridgeModules(_config?: Config, opts: ModuleOptions = {}):
     providerModule(),
     eventsModule(),
     chatModule(),
+    importsModule(),
     callsModule(),
     pipelinesModule(),
     dashboardModule(),

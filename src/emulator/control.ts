@@ -1,5 +1,6 @@
 import type { Ctx } from './context.js';
 import { createContact, type ContactInput } from './contacts-service.js';
+import { bulkCreateContacts, type BulkContactsInput, type BulkContactsResult } from './bulk-contacts.js';
 import type { FaultSpec } from './faults.js';
 import { addDropRule, type DropRule } from './drop-rules.js';
 import { typingEvents, type TypingEvent } from './routes/chat.js';
@@ -251,6 +252,11 @@ export class EmulatorControl {
   createContact(input: ContactInput & { locationId: string }): Contact {
     const loc = this.mustLocation(input.locationId);
     return createContact(this.ctx, loc, input, { checkDuplicates: false });
+  }
+
+  /** Up to 100,000 contacts at once, deterministic for a seed, with planted duplicates (see bulk-contacts.ts). */
+  bulkCreateContacts(input: BulkContactsInput): BulkContactsResult {
+    return bulkCreateContacts(this.ctx, input);
   }
 
   /** A GHL user sends from the conversations screen (source 'app'); custom providers get ProviderOutboundMessage. */
