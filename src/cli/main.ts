@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   'api-keys': async () => (await import('./commands/api-keys.js')).registerApiKeysCommand,
   calls: async () => (await import('./commands/calls.js')).registerCallsCommand,
   subscriptions: async () => (await import('./commands/subscriptions.js')).registerSubscriptionsCommand,
+  import: async () => (await import('./commands/import.js')).registerImportCommand,
 };
 
 const program = new Command();

@@ -10,7 +10,7 @@ import { call } from './spec.js';
 let w: World;
 let t: string;
 beforeAll(async () => {
-  w = await world({ rateLimit: false });
+  w = await world();
   t = String((await tokenFor(w, { locationId: w.locationId })).access_token);
 });
 afterAll(async () => closeWorld(w));
@@ -52,7 +52,7 @@ describe('POST /_emulator/contacts/bulk', () => {
       }
     }
     // Deterministic: a second emulator with the same seed makes the same contacts and ids.
-    const w2 = await world({ rateLimit: false });
+    const w2 = await world();
     try {
       w2.emu.control.createLocation({ companyId: w2.companyId, name: 'x', id: w.locationId });
       const again = w2.emu.control.bulkCreateContacts({

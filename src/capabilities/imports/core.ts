@@ -144,7 +144,13 @@ async function stagePage(
   const contacts = (res.contacts ?? []).filter((c) => typeof c.id === 'string' && c.id);
   const mapping = rt.mapping();
   const mapped = rt.mapped();
-  const external = mapped && contacts.length ? await mapped.externalIds(loc, contacts.map((c) => c.id)) : undefined;
+  const external =
+    mapped && contacts.length
+      ? await mapped.externalIds(
+          loc,
+          contacts.map((c) => c.id),
+        )
+      : undefined;
   const rows: Insertable<ContactImportRowsTable>[] = [];
   const blocks: Array<{ import_id: string; block: string; contact_id: string }> = [];
   for (const c of contacts) {
@@ -233,7 +239,8 @@ export const dedupeJob = defineJob<z.infer<typeof dedupePayload>, ImportRuntime>
     const imp = await rt.db.selectFrom('contact_imports').selectAll().where('id', '=', p.importId).executeTakeFirst();
     if (!imp || imp.status !== 'deduplicating') return;
     const r = await detectDuplicates(rt.db, imp.id, rt.dedupe, h.signal);
-    if (r.skippedBlocks) rt.log.info({ importId: imp.id, skippedBlocks: r.skippedBlocks }, 'import: large blocks skipped');
+    if (r.skippedBlocks)
+      rt.log.info({ importId: imp.id, skippedBlocks: r.skippedBlocks }, 'import: large blocks skipped');
     let published = false;
     await rt.db.transaction().execute(async (trx) => {
       const done = await trx
@@ -273,7 +280,16 @@ export async function startImport(
     const row = await rt.db.transaction().execute(async (trx) => {
       const r = await trx
         .insertInto('contact_imports')
-        .values({ id: newImportId(), location_id: locationId, status: 'running', page_size: pageSize, cursor: null, total: null, error: null, finished_at: null })
+        .values({
+          id: newImportId(),
+          location_id: locationId,
+          status: 'running',
+          page_size: pageSize,
+          cursor: null,
+          total: null,
+          error: null,
+          finished_at: null,
+        })
         .returningAll()
         .executeTakeFirstOrThrow();
       await pageJob.enqueue(trx, { importId: r.id, locationId, page: 0 });
@@ -340,7 +356,11 @@ export async function cancelImport(rt: ImportRuntime, locationId: string, import
   });
   if (published) rt.events()?.wake();
   if (!row)
-    throw new ImportStateError(`import ${importId} is ${cur.status}; only a running import can be cancelled`, 409, 'params.importId');
+    throw new ImportStateError(
+      `import ${importId} is ${cur.status}; only a running import can be cancelled`,
+      409,
+      'params.importId',
+    );
   return row;
 }
 
@@ -348,7 +368,11 @@ export async function cancelImport(rt: ImportRuntime, locationId: string, import
 export async function resumeImport(rt: ImportRuntime, locationId: string, importId: string): Promise<ImportRow> {
   const cur = await getImport(rt, locationId, importId);
   if (cur.status !== 'cancelled' && cur.status !== 'failed')
-    throw new ImportStateError(`import ${importId} is ${cur.status}; only a cancelled or failed import can be resumed`, 409, 'params.importId');
+    throw new ImportStateError(
+      `import ${importId} is ${cur.status}; only a cancelled or failed import can be resumed`,
+      409,
+      'params.importId',
+    );
   try {
     const row = await rt.db.transaction().execute(async (trx) => {
       const r = await trx
@@ -415,7 +439,13 @@ export function progressOf(r: ImportRow, now = Date.now()): ImportProgress {
     rowsDone: r.rows_done,
     total: r.total,
     percent:
-      r.status === 'completed' ? 100 : r.total ? Math.min(100, Math.round((r.rows_done / r.total) * 1000) / 10) : r.total === 0 ? 100 : null,
+      r.status === 'completed'
+        ? 100
+        : r.total
+          ? Math.min(100, Math.round((r.rows_done / r.total) * 1000) / 10)
+          : r.total === 0
+            ? 100
+            : null,
     rowsPerSecond: Math.round(rate * 10) / 10,
     etaSeconds: r.walked ? 0 : left === null || !active ? null : rate > 0 ? Math.ceil(left / rate) : null,
     duplicateGroups: r.duplicate_groups,

@@ -58,7 +58,7 @@ class UnionFind {
     for (let p = this.parent.get(root); p !== undefined && p !== root; p = this.parent.get(root)) root = p;
     if (!this.parent.has(root)) this.parent.set(root, root);
     // Path compression: every node on the way points at the root.
-    for (let cur = x; cur !== root; ) {
+    for (let cur = x; cur !== root;) {
       const next = this.parent.get(cur)!;
       this.parent.set(cur, root);
       cur = next;
@@ -149,7 +149,8 @@ export async function detectDuplicates(
             );
             if (score === null) continue;
             uf.union(a.contact_id, b.contact_id);
-            const k = a.contact_id < b.contact_id ? `${a.contact_id} ${b.contact_id}` : `${b.contact_id} ${a.contact_id}`;
+            const k =
+              a.contact_id < b.contact_id ? `${a.contact_id} ${b.contact_id}` : `${b.contact_id} ${a.contact_id}`;
             edgeScore.set(k, score);
           }
       after = block;

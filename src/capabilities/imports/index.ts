@@ -117,7 +117,13 @@ export function importsModule(opts: ImportsModuleOptions = {}): BridgeModule {
       const made = Object.fromEntries(
         Object.entries(gauges).map(([k, [name, help]]) => [
           k,
-          new Gauge({ name, help, labelNames: ['location'], registers: [ctx.metrics.registry], collect: () => refresh() }),
+          new Gauge({
+            name,
+            help,
+            labelNames: ['location'],
+            registers: [ctx.metrics.registry],
+            collect: () => refresh(),
+          }),
         ]),
       ) as Record<keyof typeof gauges, Gauge<'location'>>;
       // One read per scrape, shared by the gauges (prom-client collects them concurrently).

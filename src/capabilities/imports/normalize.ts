@@ -68,7 +68,13 @@ export function companyKey(v: unknown): string | null {
 
 export function nameKey(c: Record<string, unknown>): string | null {
   const parts = [c.firstName, c.lastName].filter((x): x is string => typeof x === 'string' && !!x.trim());
-  const raw = parts.length ? parts.join(' ') : typeof c.name === 'string' ? c.name : typeof c.contactName === 'string' ? c.contactName : '';
+  const raw = parts.length
+    ? parts.join(' ')
+    : typeof c.name === 'string'
+      ? c.name
+      : typeof c.contactName === 'string'
+        ? c.contactName
+        : '';
   const tokens = fold(raw).split(' ').filter(Boolean).sort();
   return tokens.length ? tokens.join(' ') : null;
 }

@@ -131,7 +131,9 @@ export async function listGroups(
           'r.merge_into',
           'r.mapped_external_id',
           sql<string | null>`r.original->>'companyName'`.as('company'),
-          sql<string | null>`coalesce(nullif(trim(concat_ws(' ', r.original->>'firstName', r.original->>'lastName')), ''), r.original->>'name')`.as(
+          sql<
+            string | null
+          >`coalesce(nullif(trim(concat_ws(' ', r.original->>'firstName', r.original->>'lastName')), ''), r.original->>'name')`.as(
             'name',
           ),
         ])
@@ -223,9 +225,17 @@ export async function decide(db: Db, importId: string, list: DecisionInput[]): P
       let into: string | null = null;
       if (d.decision === 'merge') {
         if (!d.into)
-          return { contactId: d.contactId, ok: false, error: { path: `${at}.into`, message: 'expected the contact id to merge into' } };
+          return {
+            contactId: d.contactId,
+            ok: false,
+            error: { path: `${at}.into`, message: 'expected the contact id to merge into' },
+          };
         if (d.into === d.contactId)
-          return { contactId: d.contactId, ok: false, error: { path: `${at}.into`, message: 'expected another contact than the one merged' } };
+          return {
+            contactId: d.contactId,
+            ok: false,
+            error: { path: `${at}.into`, message: 'expected another contact than the one merged' },
+          };
         const target = await trx
           .selectFrom('contact_import_rows')
           .select(['decision'])
@@ -234,7 +244,11 @@ export async function decide(db: Db, importId: string, list: DecisionInput[]): P
           .forUpdate()
           .executeTakeFirst();
         if (!target)
-          return { contactId: d.contactId, ok: false, error: { path: `${at}.into`, message: 'expected a contact staged by this import' } };
+          return {
+            contactId: d.contactId,
+            ok: false,
+            error: { path: `${at}.into`, message: 'expected a contact staged by this import' },
+          };
         if (target.decision === 'merged' || target.decision === 'rejected')
           return {
             contactId: d.contactId,
@@ -338,9 +352,14 @@ export const CSV_COLUMNS = [
   'logical',
 ] as const;
 
+/**
+ * RFC 4180 quoting. A cell that a spreadsheet would run as a formula (leading `=` or `@`) gets a leading `'`; `+` and
+ * `-` are left alone, since E.164 phones start with `+`.
+ */
 function csvCell(v: unknown): string {
-  const s = v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
-  return /[",\r\n]/.test(s) || /^[=+\-@]/.test(s) ? `"${(/^[=+\-@]/.test(s) ? `'${s}` : s).replace(/"/g, '""')}"` : s;
+  let s = v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
+  if (/^[=@\t\r]/.test(s)) s = `'${s}`;
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 export function csvLine(r: ExportRecord): string {

@@ -207,8 +207,7 @@ export function registerImportRoutes(app: FastifyInstance, ctx: AppContext, rt: 
         response: { 200: progressSchema, ...errorResponses(400, 401, 403, 404, 409) },
       },
     },
-    async (req) =>
-      progressOf(await mapErrors(() => cancelImport(rt, req.params.locationId, req.params.importId))),
+    async (req) => progressOf(await mapErrors(() => cancelImport(rt, req.params.locationId, req.params.importId))),
   );
   r.post(
     '/v1/locations/:locationId/imports/:importId/resume',
