@@ -210,6 +210,7 @@ async function stagePage(
         rows_done: sql`rows_done + ${staged}`,
         total: typeof res.total === 'number' ? res.total : imp.total,
         walked,
+        ...(walked ? { walked_at: sql<Date>`now()` } : {}),
         status: walked ? 'deduplicating' : 'running',
         updated_at: sql`now()`,
       })
@@ -281,6 +282,7 @@ export async function startImport(
       const r = await trx
         .insertInto('contact_imports')
         .values({
+          walked_at: null,
           id: newImportId(),
           location_id: locationId,
           status: 'running',
@@ -426,7 +428,7 @@ export interface ImportProgress {
 
 export function progressOf(r: ImportRow, now = Date.now()): ImportProgress {
   const active = r.status === 'running';
-  const end = active ? now : r.updated_at.getTime();
+  const end = r.walked_at ? r.walked_at.getTime() : active ? now : r.updated_at.getTime();
   const secs = Math.max(0.001, (end - r.run_started_at.getTime()) / 1000);
   const rate = Math.max(0, r.rows_done - r.run_rows_start) / secs;
   const left = r.total === null ? null : Math.max(0, r.total - r.rows_done);
@@ -466,5 +468,6 @@ export async function latestPerLocation(db: Db): Promise<ImportRow[]> {
     updated_at: new Date(x.updated_at),
     run_started_at: new Date(x.run_started_at),
     finished_at: x.finished_at ? new Date(x.finished_at) : null,
+    walked_at: x.walked_at ? new Date(x.walked_at) : null,
   }));
 }

@@ -15,6 +15,7 @@ export const importsMigration: Migration = {
         total integer,
         duplicate_groups integer not null default 0,
         walked boolean not null default false,
+        walked_at timestamptz,
         error text,
         created_at timestamptz not null default now(),
         updated_at timestamptz not null default now(),

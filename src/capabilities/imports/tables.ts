@@ -18,6 +18,8 @@ export interface ContactImportsTable {
   duplicate_groups: Generated<number>;
   /** Every page is staged (the walk is over; duplicates may still be running). */
   walked: Generated<boolean>;
+  /** When the last page was staged (the end of the walk's rate). */
+  walked_at: Date | null;
   error: string | null;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
