@@ -71,6 +71,7 @@ describe('embedded store', () => {
         '0030_pipelines',
         '0040_console',
         '0050_calls',
+        '0065_imports',
       ]);
     } finally {
       await s.close();
@@ -97,6 +98,7 @@ describe('embedded store', () => {
         '0030_pipelines',
         '0040_console',
         '0050_calls',
+        '0065_imports',
       ]);
       expect(
         await migrateToLatest(s.db, s.schema, bridgeMigrations([webhooksModule(), installationsModule()])),
@@ -114,6 +116,7 @@ describe('embedded store', () => {
         '0030_pipelines',
         '0040_console',
         '0050_calls',
+        '0065_imports',
       ]);
       expect(await pendingMigrations(s.db, s.schema, all)).toEqual([]);
       expect(

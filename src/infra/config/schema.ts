@@ -680,7 +680,10 @@ export const VARS = [
   {
     name: 'IMPORT_PHONE_REGION',
     group: 'ghl',
-    schema: z.string().regex(/^[A-Z]{2}$/, { message: 'expected a two-letter country code, e.g. US' }).default('US'),
+    schema: z
+      .string()
+      .regex(/^[A-Z]{2}$/, { message: 'expected a two-letter country code, e.g. US' })
+      .default('US'),
     example: 'US',
     description:
       'Contact import: region used to read national phone numbers as E.164 for the same-phone duplicate rule.',
