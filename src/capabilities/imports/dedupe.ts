@@ -104,27 +104,52 @@ export async function detectDuplicates(
   const uf = new UnionFind();
   const edgeScore = new Map<string, number>();
   let skippedBlocks = 0;
-  let after = '';
-  for (;;) {
-    signal?.throwIfAborted();
-    const rows = await db
+  type BlockRow = { block: string; contact_id: string; name_key: string | null; company_key: string | null };
+  const compare = (members: BlockRow[]) => {
+    if (members.length > settings.maxBlock) {
+      skippedBlocks++;
+      return;
+    }
+    for (let x = 0; x < members.length; x++)
+      for (let y = x + 1; y < members.length; y++) {
+        const a = members[x]!;
+        const b = members[y]!;
+        if (!a.name_key || !a.company_key || !b.name_key || !b.company_key) continue;
+        const score = nameCompanyScore(
+          { name: a.name_key, company: a.company_key },
+          { name: b.name_key, company: b.company_key },
+          settings,
+        );
+        if (score === null) continue;
+        uf.union(a.contact_id, b.contact_id);
+        const k = a.contact_id < b.contact_id ? `${a.contact_id} ${b.contact_id}` : `${b.contact_id} ${a.contact_id}`;
+        edgeScore.set(k, score);
+      }
+  };
+  const read = (where: { after?: string; block?: string }, limit: number) =>
+    db
       .selectFrom('contact_import_blocks as b')
       .innerJoin('contact_import_rows as r', (j) =>
         j.onRef('r.import_id', '=', 'b.import_id').onRef('r.contact_id', '=', 'b.contact_id'),
       )
       .select(['b.block', 'b.contact_id', 'r.name_key', 'r.company_key'])
       .where('b.import_id', '=', importId)
-      .where('b.block', '>', after)
+      .$if(where.after !== undefined, (q) => q.where('b.block', '>', where.after!))
+      .$if(where.block !== undefined, (q) => q.where('b.block', '=', where.block!))
       .orderBy('b.block')
       .orderBy('b.contact_id')
-      .limit(settings.chunk)
+      .limit(limit)
       .execute();
+  let after = '';
+  for (;;) {
+    signal?.throwIfAborted();
+    const rows = await read({ after }, settings.chunk);
     if (!rows.length) break;
     const full = rows.length === settings.chunk;
     const lastBlock = rows.at(-1)!.block;
     if (full && rows[0]!.block === lastBlock) {
-      // One block fills the whole chunk: far above maxBlock.
-      skippedBlocks++;
+      // One block fills the whole chunk: read it alone (up to one row over maxBlock, enough to know it is too big).
+      compare(settings.chunk > settings.maxBlock ? rows : await read({ block: lastBlock }, settings.maxBlock + 1));
       after = lastBlock;
       continue;
     }
@@ -133,26 +158,8 @@ export async function detectDuplicates(
       const block = rows[i]!.block;
       let j = i;
       while (j < rows.length && rows[j]!.block === block) j++;
-      if (full && block === lastBlock) break; // incomplete: the next chunk starts with it
-      const members = rows.slice(i, j);
-      if (members.length > settings.maxBlock) skippedBlocks++;
-      else if (members.length > 1)
-        for (let x = 0; x < members.length; x++)
-          for (let y = x + 1; y < members.length; y++) {
-            const a = members[x]!;
-            const b = members[y]!;
-            if (!a.name_key || !a.company_key || !b.name_key || !b.company_key) continue;
-            const score = nameCompanyScore(
-              { name: a.name_key, company: a.company_key },
-              { name: b.name_key, company: b.company_key },
-              settings,
-            );
-            if (score === null) continue;
-            uf.union(a.contact_id, b.contact_id);
-            const k =
-              a.contact_id < b.contact_id ? `${a.contact_id} ${b.contact_id}` : `${b.contact_id} ${a.contact_id}`;
-            edgeScore.set(k, score);
-          }
+      if (full && block === lastBlock) break; // possibly incomplete: the next chunk starts with it
+      compare(rows.slice(i, j));
       after = block;
       i = j;
     }
