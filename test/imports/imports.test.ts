@@ -279,6 +279,13 @@ describe('cancel and resume', () => {
     );
     expect((await x.json(`/v1/locations/${B}/imports/${s.id}/resume`, { method: 'POST' })).status).toBe(409);
     expect(x.w.emu.control.listFaults()).toEqual([]);
+
+    // Deleted with its rows; an import in progress cannot be.
+    expect((await x.api(`/v1/locations/${B}/imports/${s.id}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await x.json(`/v1/locations/${B}/imports/${s.id}`)).status).toBe(404);
+    expect(
+      await x.b.ctx.db.selectFrom('contact_import_rows').select('contact_id').where('import_id', '=', s.id).execute(),
+    ).toEqual([]);
   }, 90_000);
 });
 
@@ -326,6 +333,9 @@ describe('bad input', () => {
     });
     expect(second.status).toBe(409);
     expect(second.body.message).toContain(first.id);
+    const busy = await x.json<{ message: string }>(`/v1/locations/${A}/imports/${first.id}`, { method: 'DELETE' });
+    expect(busy.status).toBe(409);
+    expect(busy.body.message).toMatch(/cancel it before deleting it/);
     await x.until(A, first.id);
   }, 60_000);
 });

@@ -366,6 +366,22 @@ export async function cancelImport(rt: ImportRuntime, locationId: string, import
   return row;
 }
 
+/** Deletes an import that is not in progress, with its staged rows, blocks and duplicate groups. */
+export async function deleteImport(rt: ImportRuntime, locationId: string, importId: string): Promise<void> {
+  const cur = await getImport(rt, locationId, importId);
+  const r = await rt.db
+    .deleteFrom('contact_imports')
+    .where('id', '=', importId)
+    .where('status', 'not in', ['running', 'deduplicating'])
+    .executeTakeFirst();
+  if (!Number(r.numDeletedRows))
+    throw new ImportStateError(
+      `import ${importId} is ${cur.status}; cancel it before deleting it`,
+      409,
+      'params.importId',
+    );
+}
+
 /** Continues a cancelled or failed import from its last checkpoint (the next page, or duplicate detection). */
 export async function resumeImport(rt: ImportRuntime, locationId: string, importId: string): Promise<ImportRow> {
   const cur = await getImport(rt, locationId, importId);

@@ -8,6 +8,7 @@ import { httpError } from '../../infra/http/errors.js';
 import { errorResponses, idString, timestamp } from '../../infra/http/schemas.js';
 import {
   cancelImport,
+  deleteImport,
   getImport,
   ImportStateError,
   listImports,
@@ -224,6 +225,22 @@ export function registerImportRoutes(app: FastifyInstance, ctx: AppContext, rt: 
       reply
         .code(202)
         .send(progressOf(await mapErrors(() => resumeImport(rt, req.params.locationId, req.params.importId)))),
+  );
+  r.delete(
+    '/v1/locations/:locationId/imports/:importId',
+    {
+      preValidation: guard,
+      schema: {
+        tags,
+        summary: 'Delete an import that is not in progress, with its staged rows and duplicate groups',
+        params: impParams,
+        response: { 204: z.null().describe('deleted'), ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (req, reply) => {
+      await mapErrors(() => deleteImport(rt, req.params.locationId, req.params.importId));
+      return reply.code(204).send(null);
+    },
   );
   r.get(
     '/v1/locations/:locationId/imports/:importId/rows',

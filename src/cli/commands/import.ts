@@ -201,6 +201,22 @@ export function registerImportCommand(program: Command): void {
   );
   withConn(
     cmd
+      .command('delete <locationId> <importId>')
+      .description('delete an import that is not in progress, with its staged rows'),
+  ).action(async (loc: string, id: string, o: Conn) => {
+    const r = await request(
+      o,
+      'DELETE',
+      `/v1/locations/${checkId('locationId', loc)}/imports/${checkId('importId', id)}`,
+    );
+    if (r.status !== 204) {
+      console.error(`error: ${r.status} ${await r.text()}`);
+      process.exit(1);
+    }
+    console.error(`import ${id} deleted`);
+  });
+  withConn(
+    cmd
       .command('resume <locationId> <importId>')
       .description('resume a cancelled or failed import from its last checkpoint')
       .option('--follow', 'show progress until the import ends')
