@@ -10,6 +10,7 @@ import { pipelinesModule } from './capabilities/pipelines/index.js';
 import { providerModule } from './capabilities/provider/index.js';
 import { chatModule } from './capabilities/chat/index.js';
 import { contactsModule } from './capabilities/contacts/index.js';
+import { importsModule } from './capabilities/imports/index.js';
 import { webhooksModule } from './platform/webhooks/index.js';
 
 /**
@@ -32,6 +33,7 @@ export async function bridgeModules(_config?: Config, opts: ModuleOptions = {}):
     eventsModule(),
     chatModule(),
     contactsModule(),
+    importsModule(),
     callsModule(),
     pipelinesModule(),
     dashboardModule(),

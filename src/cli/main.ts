@@ -24,6 +24,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   calls: async () => (await import('./commands/calls.js')).registerCallsCommand,
   subscriptions: async () => (await import('./commands/subscriptions.js')).registerSubscriptionsCommand,
   contacts: async () => (await import('./commands/contacts.js')).registerContactsCommand,
+  import: async () => (await import('./commands/import.js')).registerImportCommand,
 };
 
 const program = new Command();

@@ -1,5 +1,6 @@
 import type { Ctx } from './context.js';
 import { createContact, deleteContact, type ContactInput } from './contacts-service.js';
+import { bulkCreateContacts, type BulkContactsInput, type BulkContactsResult } from './bulk-contacts.js';
 import type { FaultSpec } from './faults.js';
 import { addDropRule, type DropRule } from './drop-rules.js';
 import { typingEvents, type TypingEvent } from './routes/chat.js';
@@ -311,6 +312,11 @@ export class EmulatorControl {
     this.ctx.state.customFields.delete(id);
     for (const c of this.ctx.state.contacts.values()) c.customFields = c.customFields.filter((v) => v.id !== id);
     return true;
+  }
+
+  /** Up to 100,000 contacts at once, deterministic for a seed, with planted duplicates (see bulk-contacts.ts). */
+  bulkCreateContacts(input: BulkContactsInput): BulkContactsResult {
+    return bulkCreateContacts(this.ctx, input);
   }
 
   /** A GHL user sends from the conversations screen (source 'app'); custom providers get ProviderOutboundMessage. */

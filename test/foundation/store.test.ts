@@ -72,6 +72,7 @@ describe('embedded store', () => {
         '0040_console',
         '0050_calls',
         '0060_contacts',
+        '0065_imports',
       ]);
     } finally {
       await s.close();
@@ -99,6 +100,7 @@ describe('embedded store', () => {
         '0040_console',
         '0050_calls',
         '0060_contacts',
+        '0065_imports',
       ]);
       expect(
         await migrateToLatest(s.db, s.schema, bridgeMigrations([webhooksModule(), installationsModule()])),
@@ -117,6 +119,7 @@ describe('embedded store', () => {
         '0040_console',
         '0050_calls',
         '0060_contacts',
+        '0065_imports',
       ]);
       expect(await pendingMigrations(s.db, s.schema, all)).toEqual([]);
       expect(

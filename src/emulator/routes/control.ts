@@ -88,6 +88,10 @@ export function registerControlRoutes(
     wrap((b) => c.createContact(b as unknown as Parameters<typeof c.createContact>[0]), 201),
   );
   app.post(
+    `${p}/contacts/bulk`,
+    wrap((b) => c.bulkCreateContacts(b as unknown as Parameters<typeof c.bulkCreateContacts>[0]), 201),
+  );
+  app.post(
     `${p}/send-message`,
     wrap((b) => c.sendMessageAsUser(b as Parameters<typeof c.sendMessageAsUser>[0]), 201),
   );

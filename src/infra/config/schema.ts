@@ -705,6 +705,25 @@ export const VARS = [
       'Event subscriptions: how often each replica looks for due deliveries it was not woken for (other replicas, retries, CLI replays).',
   },
   {
+    name: 'IMPORT_PAGE_SIZE',
+    group: 'ghl',
+    schema: int(1, 500).default(500),
+    example: '500',
+    description:
+      'Contact import: contacts per POST /contacts/search page (GHL allows at most 500). One job and one checkpoint per page; an import request may ask for less.',
+  },
+  {
+    name: 'IMPORT_PHONE_REGION',
+    group: 'ghl',
+    schema: z
+      .string()
+      .regex(/^[A-Z]{2}$/, { message: 'expected a two-letter country code, e.g. US' })
+      .default('US'),
+    example: 'US',
+    description:
+      'Contact import: region used to read national phone numbers as E.164 for the same-phone duplicate rule.',
+  },
+  {
     name: 'SANDBOX',
     group: 'sandbox',
     schema: bool.optional(),

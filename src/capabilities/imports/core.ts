@@ -1,0 +1,489 @@
+import { randomBytes } from 'node:crypto';
+import { sql, type Insertable, type Selectable } from 'kysely';
+import type { Counter } from 'prom-client';
+import { z } from 'zod';
+import type { Db } from '../../infra/db/index.js';
+import type { Logger } from '../../infra/log/logger.js';
+import { defineJob, PRIORITY, type JobContext } from '../../infra/queue/index.js';
+import type { GhlClient } from '../../platform/ghl/client.js';
+import { locationKey } from '../../platform/keys.js';
+import type { EventsService } from '../events/index.js';
+import { detectDuplicates, type DedupeSettings } from './dedupe.js';
+import { matchKeys } from './normalize.js';
+import type { ContactImportRowsTable, ContactImportsTable, ImportStatus } from './tables.js';
+import './tables.js';
+
+export const JOB_IMPORT_PAGE = 'import.page';
+export const JOB_IMPORT_DEDUPE = 'import.dedupe';
+/** GHL's largest page of POST /contacts/search. */
+export const MAX_PAGE_SIZE = 500;
+
+/**
+ * The contacts module's per-location custom-field mapping, as this module uses it: GHL custom field values → logical
+ * fields. Published by the contacts module as `contactMapping`; absent, staged rows get `{}` as their logical fields.
+ */
+export interface ImportContactMapping {
+  toLogical(locationId: string, customFields: { id: string; value: unknown }[]): Promise<Record<string, unknown>>;
+}
+
+/**
+ * Hook for duplicates against already-mapped contacts: which of these GHL contacts the bridge's contact map already
+ * holds, with their external ids. Provided as the `importMappedContacts` service by the module owning that map (the
+ * contacts module, or the composition root); absent, duplicates are detected within the import only.
+ */
+export interface MappedContactsLookup {
+  externalIds(locationId: string, ghlContactIds: string[]): Promise<Map<string, string>>;
+}
+
+export interface ImportRuntime {
+  db: Db;
+  log: Logger;
+  ghl: () => GhlClient;
+  mapping: () => ImportContactMapping | undefined;
+  mapped: () => MappedContactsLookup | undefined;
+  /** The events service when a subscription may receive events, else undefined. */
+  events: () => EventsService | undefined;
+  notify: () => void;
+  phoneRegion: string;
+  defaultPageSize: number;
+  dedupe: DedupeSettings;
+  staged: Counter<'location'>;
+}
+
+export type ImportRow = Selectable<ContactImportsTable>;
+
+export class ImportStateError extends Error {
+  constructor(
+    message: string,
+    readonly status: 404 | 409,
+    readonly path: string,
+  ) {
+    super(message);
+  }
+}
+
+const newImportId = () => `imp_${randomBytes(12).toString('base64url')}`;
+
+const importKey = (importId: string) => `import:${importId}`;
+
+const pagePayload = z.object({
+  importId: z.string().min(1),
+  locationId: z.string().min(1),
+  /** Pages committed before this one: the job is a no-op unless the import is still exactly there. */
+  page: z.number().int().nonnegative(),
+});
+const dedupePayload = z.object({ importId: z.string().min(1), locationId: z.string().min(1) });
+
+async function publishEnded(
+  rt: ImportRuntime,
+  trx: Db,
+  imp: Pick<ImportRow, 'id' | 'location_id' | 'rows_done' | 'duplicate_groups'>,
+  status: 'completed' | 'failed' | 'cancelled',
+  error: string | null,
+): Promise<boolean> {
+  const ev = rt.events();
+  if (!ev) return false;
+  await ev.publish(trx, {
+    type: 'import.completed',
+    locationId: imp.location_id,
+    data: {
+      locationId: imp.location_id,
+      importId: imp.id,
+      status,
+      rows: imp.rows_done,
+      duplicateGroups: imp.duplicate_groups,
+      error,
+    },
+  });
+  return true;
+}
+
+const errText = (e: unknown) => (e instanceof Error ? e.message : String(e)).slice(0, 1000);
+
+/** `import.page`: one POST /contacts/search page on the bulk lane, staged with its checkpoint in one transaction. */
+export const pageJob = defineJob<z.infer<typeof pagePayload>, ImportRuntime>({
+  kind: JOB_IMPORT_PAGE,
+  payload: pagePayload,
+  orderingKey: (p) => importKey(p.importId),
+  scope: (p) => locationKey(p.locationId),
+  dedupeKey: (p) => `${JOB_IMPORT_PAGE}:${p.importId}:${p.page}`,
+  priority: PRIORITY.bulk,
+  maxAttempts: 10,
+  perform: (p, _job, h) => stagePage(h.deps, p, h),
+  onFailed: async (p, _job, err, h) => {
+    const rt = h.deps;
+    const imp = await h.db
+      .updateTable('contact_imports')
+      .set({ status: 'failed', error: errText(err), finished_at: sql`now()`, updated_at: sql`now()` })
+      .where('id', '=', p.importId)
+      .where('status', '=', 'running')
+      .returningAll()
+      .executeTakeFirst();
+    if (imp && (await publishEnded(rt, h.db, imp, 'failed', imp.error))) rt.events()?.wake();
+  },
+});
+
+async function stagePage(
+  rt: ImportRuntime,
+  p: z.infer<typeof pagePayload>,
+  h: JobContext<ImportRuntime>,
+): Promise<void> {
+  const imp = await rt.db.selectFrom('contact_imports').selectAll().where('id', '=', p.importId).executeTakeFirst();
+  if (!imp || imp.status !== 'running' || imp.pages_done !== p.page) return; // cancelled, or this page is committed
+  const loc = imp.location_id;
+  // dateAdded ascending: contacts created during the walk come after the cursor and are read too.
+  const res = await rt.ghl().contacts.search(
+    {
+      locationId: loc,
+      pageLimit: imp.page_size,
+      sort: [{ field: 'dateAdded', direction: 'asc' }],
+      ...(imp.cursor ? { searchAfter: imp.cursor } : {}),
+    },
+    { installation: { locationId: loc }, lane: 'bulk', signal: h.signal, maxWaitMs: 2000 },
+  );
+  const contacts = (res.contacts ?? []).filter((c) => typeof c.id === 'string' && c.id);
+  const mapping = rt.mapping();
+  const mapped = rt.mapped();
+  const external =
+    mapped && contacts.length
+      ? await mapped.externalIds(
+          loc,
+          contacts.map((c) => c.id),
+        )
+      : undefined;
+  const rows: Insertable<ContactImportRowsTable>[] = [];
+  const blocks: Array<{ import_id: string; block: string; contact_id: string }> = [];
+  for (const c of contacts) {
+    const custom = Array.isArray(c.customFields) ? (c.customFields as { id: string; value: unknown }[]) : [];
+    const logical = mapping ? await mapping.toLogical(loc, custom) : {};
+    const k = matchKeys(c, rt.phoneRegion);
+    rows.push({
+      import_id: imp.id,
+      contact_id: c.id,
+      page: p.page,
+      original: JSON.stringify(c),
+      logical: JSON.stringify(logical),
+      email_norm: k.email,
+      phone_e164: k.phone,
+      name_key: k.name,
+      company_key: k.company,
+      mapped_external_id: external?.get(c.id) ?? null,
+      merge_into: null,
+      decided_at: null,
+    });
+    for (const b of k.blocks) blocks.push({ import_id: imp.id, block: b, contact_id: c.id });
+  }
+  const last = contacts.at(-1);
+  const walked = contacts.length < imp.page_size || !Array.isArray(last?.searchAfter);
+  let staged = 0;
+  const committed = await rt.db.transaction().execute(async (trx) => {
+    const cur = await trx
+      .selectFrom('contact_imports')
+      .select(['status', 'pages_done'])
+      .where('id', '=', imp.id)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!cur || cur.status !== 'running' || cur.pages_done !== p.page) return false;
+    if (rows.length) {
+      // A contact GHL lists again (its sort position moved) is staged once.
+      const ins = await trx
+        .insertInto('contact_import_rows')
+        .values(rows)
+        .onConflict((oc) => oc.columns(['import_id', 'contact_id']).doNothing())
+        .returning('contact_id')
+        .execute();
+      staged = ins.length;
+      const fresh = new Set(ins.map((r) => r.contact_id));
+      const own = blocks.filter((b) => fresh.has(b.contact_id));
+      if (own.length)
+        await trx
+          .insertInto('contact_import_blocks')
+          .values(own)
+          .onConflict((oc) => oc.doNothing())
+          .execute();
+    }
+    await trx
+      .updateTable('contact_imports')
+      .set({
+        cursor: last?.searchAfter ? JSON.stringify(last.searchAfter) : imp.cursor ? JSON.stringify(imp.cursor) : null,
+        pages_done: sql`pages_done + 1`,
+        rows_done: sql`rows_done + ${staged}`,
+        total: typeof res.total === 'number' ? res.total : imp.total,
+        walked,
+        ...(walked ? { walked_at: sql<Date>`now()` } : {}),
+        status: walked ? 'deduplicating' : 'running',
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', imp.id)
+      .execute();
+    if (walked) await dedupeJob.enqueue(trx, { importId: imp.id, locationId: loc });
+    else await pageJob.enqueue(trx, { importId: imp.id, locationId: loc, page: p.page + 1 });
+    return true;
+  });
+  if (committed) {
+    if (staged) rt.staged.inc({ location: loc }, staged);
+    rt.notify();
+  }
+}
+
+/** `import.dedupe`: duplicate groups over the staged rows, then the import is completed (and `import.completed`). */
+export const dedupeJob = defineJob<z.infer<typeof dedupePayload>, ImportRuntime>({
+  kind: JOB_IMPORT_DEDUPE,
+  payload: dedupePayload,
+  orderingKey: (p) => importKey(p.importId),
+  scope: (p) => locationKey(p.locationId),
+  dedupeKey: (p) => `${JOB_IMPORT_DEDUPE}:${p.importId}`,
+  priority: PRIORITY.bulk,
+  maxAttempts: 5,
+  async perform(p, _job, h) {
+    const rt = h.deps;
+    const imp = await rt.db.selectFrom('contact_imports').selectAll().where('id', '=', p.importId).executeTakeFirst();
+    if (!imp || imp.status !== 'deduplicating') return;
+    const r = await detectDuplicates(rt.db, imp.id, rt.dedupe, h.signal);
+    if (r.skippedBlocks)
+      rt.log.info({ importId: imp.id, skippedBlocks: r.skippedBlocks }, 'import: large blocks skipped');
+    let published = false;
+    await rt.db.transaction().execute(async (trx) => {
+      const done = await trx
+        .updateTable('contact_imports')
+        .set({ status: 'completed', duplicate_groups: r.groups, finished_at: sql`now()`, updated_at: sql`now()` })
+        .where('id', '=', imp.id)
+        .where('status', '=', 'deduplicating')
+        .returningAll()
+        .executeTakeFirst();
+      if (done) published = await publishEnded(rt, trx, done, 'completed', null);
+    });
+    if (published) rt.events()?.wake();
+  },
+  onFailed: async (p, _job, err, h) => {
+    const rt = h.deps;
+    const imp = await h.db
+      .updateTable('contact_imports')
+      .set({ status: 'failed', error: errText(err), finished_at: sql`now()`, updated_at: sql`now()` })
+      .where('id', '=', p.importId)
+      .where('status', '=', 'deduplicating')
+      .returningAll()
+      .executeTakeFirst();
+    if (imp && (await publishEnded(rt, h.db, imp, 'failed', imp.error))) rt.events()?.wake();
+  },
+});
+
+const isUniqueViolation = (e: unknown) => (e as { code?: string }).code === '23505';
+
+/** Starts an import of the location's contacts: the row and its first page job, in one transaction. */
+export async function startImport(
+  rt: ImportRuntime,
+  locationId: string,
+  o: { pageSize?: number } = {},
+): Promise<ImportRow> {
+  const pageSize = Math.min(o.pageSize ?? rt.defaultPageSize, MAX_PAGE_SIZE);
+  try {
+    const row = await rt.db.transaction().execute(async (trx) => {
+      const r = await trx
+        .insertInto('contact_imports')
+        .values({
+          walked_at: null,
+          id: newImportId(),
+          location_id: locationId,
+          status: 'running',
+          page_size: pageSize,
+          cursor: null,
+          total: null,
+          error: null,
+          finished_at: null,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await pageJob.enqueue(trx, { importId: r.id, locationId, page: 0 });
+      return r;
+    });
+    rt.notify();
+    return row;
+  } catch (e) {
+    if (isUniqueViolation(e)) throw await activeConflict(rt, locationId);
+    throw e;
+  }
+}
+
+async function activeConflict(rt: ImportRuntime, locationId: string): Promise<ImportStateError> {
+  const a = await rt.db
+    .selectFrom('contact_imports')
+    .select('id')
+    .where('location_id', '=', locationId)
+    .where('status', 'in', ['running', 'deduplicating'])
+    .executeTakeFirst();
+  return new ImportStateError(
+    `location ${locationId} already has an import in progress (${a?.id ?? 'unknown'}); cancel it or wait for it to end`,
+    409,
+    'params.locationId',
+  );
+}
+
+export async function getImport(rt: ImportRuntime, locationId: string, importId: string): Promise<ImportRow> {
+  const r = await rt.db
+    .selectFrom('contact_imports')
+    .selectAll()
+    .where('id', '=', importId)
+    .where('location_id', '=', locationId)
+    .executeTakeFirst();
+  if (!r) throw new ImportStateError(`no import ${importId} for location ${locationId}`, 404, 'params.importId');
+  return r;
+}
+
+export async function listImports(rt: ImportRuntime, locationId: string, limit: number): Promise<ImportRow[]> {
+  return rt.db
+    .selectFrom('contact_imports')
+    .selectAll()
+    .where('location_id', '=', locationId)
+    .orderBy('created_at', 'desc')
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+}
+
+/** Stops an import in progress: its pending page job finds it cancelled and does nothing. Staged rows stay. */
+export async function cancelImport(rt: ImportRuntime, locationId: string, importId: string): Promise<ImportRow> {
+  const cur = await getImport(rt, locationId, importId);
+  let published = false;
+  const row = await rt.db.transaction().execute(async (trx) => {
+    const r = await trx
+      .updateTable('contact_imports')
+      .set({ status: 'cancelled', finished_at: sql`now()`, updated_at: sql`now()` })
+      .where('id', '=', importId)
+      .where('status', 'in', ['running', 'deduplicating'])
+      .returningAll()
+      .executeTakeFirst();
+    if (r) published = await publishEnded(rt, trx, r, 'cancelled', null);
+    return r;
+  });
+  if (published) rt.events()?.wake();
+  if (!row)
+    throw new ImportStateError(
+      `import ${importId} is ${cur.status}; only a running import can be cancelled`,
+      409,
+      'params.importId',
+    );
+  return row;
+}
+
+/** Deletes an import that is not in progress, with its staged rows, blocks and duplicate groups. */
+export async function deleteImport(rt: ImportRuntime, locationId: string, importId: string): Promise<void> {
+  const cur = await getImport(rt, locationId, importId);
+  const r = await rt.db
+    .deleteFrom('contact_imports')
+    .where('id', '=', importId)
+    .where('status', 'not in', ['running', 'deduplicating'])
+    .executeTakeFirst();
+  if (!Number(r.numDeletedRows))
+    throw new ImportStateError(
+      `import ${importId} is ${cur.status}; cancel it before deleting it`,
+      409,
+      'params.importId',
+    );
+}
+
+/** Continues a cancelled or failed import from its last checkpoint (the next page, or duplicate detection). */
+export async function resumeImport(rt: ImportRuntime, locationId: string, importId: string): Promise<ImportRow> {
+  const cur = await getImport(rt, locationId, importId);
+  if (cur.status !== 'cancelled' && cur.status !== 'failed')
+    throw new ImportStateError(
+      `import ${importId} is ${cur.status}; only a cancelled or failed import can be resumed`,
+      409,
+      'params.importId',
+    );
+  try {
+    const row = await rt.db.transaction().execute(async (trx) => {
+      const r = await trx
+        .updateTable('contact_imports')
+        .set({
+          status: cur.walked ? 'deduplicating' : 'running',
+          error: null,
+          finished_at: null,
+          run_started_at: sql`now()`,
+          run_rows_start: sql`rows_done`,
+          updated_at: sql`now()`,
+        })
+        .where('id', '=', importId)
+        .where('status', 'in', ['cancelled', 'failed'])
+        .returningAll()
+        .executeTakeFirst();
+      if (!r) return undefined;
+      if (r.walked) await dedupeJob.enqueue(trx, { importId, locationId });
+      else await pageJob.enqueue(trx, { importId, locationId, page: r.pages_done });
+      return r;
+    });
+    if (!row) throw new ImportStateError(`import ${importId} changed meanwhile; read it again`, 409, 'params.importId');
+    rt.notify();
+    return row;
+  } catch (e) {
+    if (isUniqueViolation(e)) throw await activeConflict(rt, locationId);
+    throw e;
+  }
+}
+
+export interface ImportProgress {
+  id: string;
+  locationId: string;
+  status: ImportStatus;
+  pageSize: number;
+  pagesDone: number;
+  rowsDone: number;
+  total: number | null;
+  /** rowsDone / total in percent (100 once completed), null while the total is unknown. */
+  percent: number | null;
+  /** Rows staged per second over the current run (since the start or the last resume). */
+  rowsPerSecond: number;
+  /** Seconds until every row is staged at that rate; null while unknown, 0 once the walk is over. */
+  etaSeconds: number | null;
+  duplicateGroups: number;
+  error: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  finishedAt: Date | null;
+}
+
+export function progressOf(r: ImportRow, now = Date.now()): ImportProgress {
+  const active = r.status === 'running';
+  const end = r.walked_at ? r.walked_at.getTime() : active ? now : r.updated_at.getTime();
+  const secs = Math.max(0.001, (end - r.run_started_at.getTime()) / 1000);
+  const rate = Math.max(0, r.rows_done - r.run_rows_start) / secs;
+  const left = r.total === null ? null : Math.max(0, r.total - r.rows_done);
+  return {
+    id: r.id,
+    locationId: r.location_id,
+    status: r.status,
+    pageSize: r.page_size,
+    pagesDone: r.pages_done,
+    rowsDone: r.rows_done,
+    total: r.total,
+    percent:
+      r.status === 'completed'
+        ? 100
+        : r.total
+          ? Math.min(100, Math.round((r.rows_done / r.total) * 1000) / 10)
+          : r.total === 0
+            ? 100
+            : null,
+    rowsPerSecond: Math.round(rate * 10) / 10,
+    etaSeconds: r.walked ? 0 : left === null || !active ? null : rate > 0 ? Math.ceil(left / rate) : null,
+    duplicateGroups: r.duplicate_groups,
+    error: r.error,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    finishedAt: r.finished_at,
+  };
+}
+
+/** The latest import of every location, for the metrics. */
+export async function latestPerLocation(db: Db): Promise<ImportRow[]> {
+  const r = await sql<ImportRow>`
+    select distinct on (location_id) * from contact_imports order by location_id, created_at desc, id`.execute(db);
+  return r.rows.map((x) => ({
+    ...x,
+    created_at: new Date(x.created_at),
+    updated_at: new Date(x.updated_at),
+    run_started_at: new Date(x.run_started_at),
+    finished_at: x.finished_at ? new Date(x.finished_at) : null,
+    walked_at: x.walked_at ? new Date(x.walked_at) : null,
+  }));
+}
