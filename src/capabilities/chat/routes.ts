@@ -7,6 +7,8 @@ import { normalizeE164 } from '../channels/index.js';
 import { httpError } from '../../infra/http/errors.js';
 import { errorResponses, idString } from '../../infra/http/schemas.js';
 import {
+  chatTypeFor,
+  type ChatMessageType,
   ChatConflictError,
   storeMessages,
   storeStatus,
@@ -117,7 +119,12 @@ const lookupAnswer = z.object({
     .optional(),
 });
 
-export function registerChatRoutes(app: FastifyInstance, ctx: AppContext, notify: () => void): void {
+export function registerChatRoutes(
+  app: FastifyInstance,
+  ctx: AppContext,
+  notify: () => void,
+  messageType: ChatMessageType,
+): void {
   // API keys scoped to locations (src/platform/apikeys): 401 without a valid key, 403 for another location's.
   // Or, for chat products that sign: the Standard Webhooks signature of the location's HTTP channel (inboundSecret)
   // over the exact body bytes, kept by the JSON parser of this scope.
@@ -308,7 +315,7 @@ export function registerChatRoutes(app: FastifyInstance, ctx: AppContext, notify
       preValidation: guard,
       schema: {
         ...common,
-        summary: 'Agent typing indicator → GHL live chat (only when CHAT_MESSAGE_TYPE is Live_Chat)',
+        summary: 'Agent typing indicator → GHL live chat (only for clients whose messages go into GHL as Live_Chat)',
         body: typingBody,
         response: {
           202: z.object({ ok: z.literal(true), forwarded: z.boolean() }),
@@ -320,16 +327,19 @@ export function registerChatRoutes(app: FastifyInstance, ctx: AppContext, notify
       const loc = req.params.locationId;
       await known(loc);
       const conv = await db
-        .selectFrom('chat_conversations')
-        .select('client_id')
-        .where('location_id', '=', loc)
-        .where('conversation_id', '=', req.body.conversationId)
+        .selectFrom('chat_conversations as v')
+        .innerJoin('chat_clients as c', (j) =>
+          j.onRef('c.location_id', '=', 'v.location_id').onRef('c.client_id', '=', 'v.client_id'),
+        )
+        .select(['v.client_id', 'c.phone', 'c.email'])
+        .where('v.location_id', '=', loc)
+        .where('v.conversation_id', '=', req.body.conversationId)
         .executeTakeFirst();
       if (!conv)
         throw httpError(404, `no conversation ${req.body.conversationId} was pushed for this location`, [
           { path: 'body.conversationId', message: 'expected a conversation pushed to this location' },
         ]);
-      const forwarded = ctx.config.CHAT_MESSAGE_TYPE === 'Live_Chat';
+      const forwarded = chatTypeFor(messageType, conv) === 'Live_Chat';
       if (forwarded) {
         await typingJob.enqueue(db, {
           locationId: loc,

@@ -521,6 +521,14 @@ export const VARS = [
       "Chat API: name of the per-location contact custom field that holds the chat product's client id (created by the bridge when missing); the client map is rebuilt from it when lost.",
   },
   {
+    name: 'CHAT_FORWARD_OTHER_CHANNELS',
+    group: 'provider',
+    schema: bool.default(false),
+    example: 'false',
+    description:
+      "Chat API: also forward to the chat product the replies a GHL user sends to a chat-linked contact on GHL's other channels (the app-level OutboundMessage event: SMS, Email, WhatsApp, Facebook, Instagram, GMB, Live Chat …), with the chat ids. Global for every location. Replies through the bridge's own conversation provider are always forwarded; Live Chat replies are always forwarded for clients whose messages go into GHL as Live_Chat.",
+  },
+  {
     name: 'CHAT_RECONCILE_INTERVAL_MS',
     group: 'provider',
     schema: int(0, 24 * 3_600_000).default(5 * 60_000),
