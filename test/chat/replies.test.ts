@@ -104,6 +104,12 @@ describe('CHAT_FORWARD_OTHER_CHANNELS=true', () => {
     expect(c.rx.received[0]!.headers['webhook-id']).toBe(reply.id);
     // The bridge is not this message's provider: GHL's status history has only GHL's own entry.
     expect(c.w.emu.control.getMessage(reply.id)!.statusHistory.map((s) => s.by)).toEqual(['ghl']);
+    // A read receipt from the chat product for it is accepted, and still not reported to GHL.
+    const rr = await post(c, loc, 'status', { ghlMessageId: reply.id, status: 'read' });
+    expect(rr.status).toBe(202);
+    expect(await rr.json()).toMatchObject({ changed: false });
+    await settled(c);
+    expect(c.w.emu.control.getMessage(reply.id)!.statusHistory.map((s) => s.by)).toEqual(['ghl']);
     // Redelivery of the same event (GHL retries, an operator replay): still one.
     const row = await c.b.ctx.db
       .selectFrom('chat_replies')

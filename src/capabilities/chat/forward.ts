@@ -76,13 +76,7 @@ export async function considerReply(rt: ChatRuntime, m: CandidateReply): Promise
     .where('ghl_message_id', '=', m.messageId)
     .executeTakeFirst();
   if (own) return 'own';
-  const client = await db
-    .selectFrom('chat_clients')
-    .select(['client_id', 'ghl_conversation_id', 'phone', 'email', 'created_at'])
-    .where('location_id', '=', m.locationId)
-    .where('contact_id', '=', m.contactId)
-    .executeTakeFirst();
-  if (!client) return 'unlinked';
+  // The bridge's own provider: its ProviderOutboundMessage carries the reply (no DB read needed to know).
   if (
     m.conversationProviderId &&
     m.conversationProviderId === (await rt.provider().conversationProviderId(m.locationId))
@@ -92,6 +86,13 @@ export async function considerReply(rt: ChatRuntime, m: CandidateReply): Promise
   const key = channelKey(m.messageType);
   const kind = FORWARDABLE[key];
   if (!kind) return 'channel_not_forwarded';
+  const client = await db
+    .selectFrom('chat_clients')
+    .select(['client_id', 'ghl_conversation_id', 'phone', 'email', 'created_at'])
+    .where('location_id', '=', m.locationId)
+    .where('contact_id', '=', m.contactId)
+    .executeTakeFirst();
+  if (!client) return 'unlinked';
   const ownChannel = key === 'livechat' && chatTypeFor(rt.messageType, client) === 'Live_Chat';
   if (!ownChannel && !rt.forwardOtherChannels) return 'off';
   const thread = (

@@ -301,6 +301,17 @@ export function registerChatRoutes(
         return reply.code(202).send({ ok: true as const, changed: r === 'stored' });
       }
       const ok = await ctx.services.get('provider').applyReceipt(loc, b.ghlMessageId!, b.status);
+      // A reply forwarded from another GHL channel: the bridge is not its provider, so GHL's status stays GHL's.
+      if (!ok) {
+        const other = await db
+          .selectFrom('chat_replies')
+          .select('ghl_message_id')
+          .where('ghl_message_id', '=', b.ghlMessageId!)
+          .where('location_id', '=', loc)
+          .where('via', '=', 'other_channel')
+          .executeTakeFirst();
+        if (other) return reply.code(202).send({ ok: true as const, changed: false });
+      }
       if (!ok)
         throw httpError(404, `the bridge delivered no message ${b.ghlMessageId} for this location`, [
           { path: 'body.ghlMessageId', message: 'expected the id of a reply the bridge delivered' },

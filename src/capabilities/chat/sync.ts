@@ -658,40 +658,62 @@ export const typingJob = defineJob<z.infer<typeof typingPayload>, ChatRuntime>({
  * latest active thread). Other contacts' messages pass unchanged.
  */
 export function outboundDecorator(rt: ChatRuntime) {
-  return async <M extends { messageId: string; locationId: string; contactId: string; replyToAltId?: string }>(
+  return async <
+    M extends {
+      messageId: string;
+      locationId: string;
+      contactId: string;
+      replyToAltId?: string;
+      channel?: string;
+      message?: string;
+    },
+  >(
     msg: M,
   ): Promise<(M & { chat?: { conversationId: string; clientId: string; ghlConversationId?: string } }) | null> => {
     const { db } = rt;
-    const own = await db
-      .selectFrom('chat_messages')
-      .select('message_id')
-      .where('ghl_message_id', '=', msg.messageId)
-      .executeTakeFirst();
-    if (own) {
+    // One look-up: is it the bridge's own message; the contact's client; a pending agent message of that client
+    // already sent to GHL whose text could be this one (GHL would deliver the bridge's text unchanged, so a
+    // different text cannot be an echo — the decision itself is made by ids below); the thread replied to, else
+    // the client's latest active thread.
+    const isEmail = msg.channel === 'Email';
+    const look = await sql<{
+      own: boolean;
+      client_id: string | null;
+      ghl_conversation_id: string | null;
+      in_flight: boolean | null;
+      thread: string | null;
+    }>`
+      select exists (select 1 from chat_messages where ghl_message_id = ${msg.messageId}) as own,
+        c.client_id, c.ghl_conversation_id,
+        exists (
+          select 1 from chat_messages m
+          where m.location_id = c.location_id and m.client_id = c.client_id and m.state = 'pending'
+            and m.attempts > 0 and m.direction = 'outbound'
+            and (${isEmail}::boolean or coalesce(m.body->>'text', '') = ${msg.message ?? ''})
+        ) as in_flight,
+        coalesce(
+          (select r.conversation_id from chat_messages r
+            where r.location_id = c.location_id and r.client_id = c.client_id
+              and r.message_id = ${msg.replyToAltId ?? null}::text),
+          (select v.conversation_id from chat_conversations v
+            where v.location_id = c.location_id and v.client_id = c.client_id
+            order by v.last_activity_at desc limit 1)
+        ) as thread
+      from (select 1) one
+      left join lateral (
+        select location_id, client_id, ghl_conversation_id from chat_clients
+        where location_id = ${msg.locationId} and contact_id = ${msg.contactId} limit 1
+      ) c on true`.execute(db);
+    const row = look.rows[0];
+    if (row?.own) {
       rt.metrics.echoes.inc({ direction: 'to_chat' });
       return null;
     }
-    const client = await db
-      .selectFrom('chat_clients')
-      .select(['client_id', 'ghl_conversation_id'])
-      .where('location_id', '=', msg.locationId)
-      .where('contact_id', '=', msg.contactId)
-      .executeTakeFirst();
-    if (!client) return msg;
+    if (!row?.client_id) return msg;
+    const client = { client_id: row.client_id, ghl_conversation_id: row.ghl_conversation_id };
     // An agent message of this client may be in flight (GHL answered, its id not yet recorded): if GHL delivered the
     // bridge's own message to the provider meanwhile, only GHL's record of it tells — read its altId (ids, never text).
-    const inFlight = await db
-      .selectFrom('chat_messages')
-      .select('message_id')
-      .where('location_id', '=', msg.locationId)
-      .where('client_id', '=', client.client_id)
-      .where('state', '=', 'pending')
-      .where('attempts', '>', 0)
-      // Only outbound (agent) messages are ever delivered to a provider.
-      .where('direction', '=', 'outbound')
-      .limit(1)
-      .executeTakeFirst();
-    if (inFlight) {
+    if (row.in_flight) {
       const m = (await rt
         .ghl()
         .messages.get(msg.messageId, { installation: { locationId: msg.locationId }, lane: 'live' })
@@ -710,57 +732,31 @@ export function outboundDecorator(rt: ChatRuntime) {
         }
       }
     }
-    let thread: string | undefined;
-    if (msg.replyToAltId) {
-      thread = (
-        await db
-          .selectFrom('chat_messages')
-          .select('conversation_id')
-          .where('location_id', '=', msg.locationId)
-          .where('message_id', '=', msg.replyToAltId)
-          .where('client_id', '=', client.client_id)
-          .executeTakeFirst()
-      )?.conversation_id;
-    }
-    thread ??= (
-      await db
-        .selectFrom('chat_conversations')
-        .select('conversation_id')
-        .where('location_id', '=', msg.locationId)
-        .where('client_id', '=', client.client_id)
-        .orderBy('last_activity_at', 'desc')
-        .limit(1)
-        .executeTakeFirst()
-    )?.conversation_id;
+    const thread = row.thread;
     if (!thread) return msg;
-    // The reply's record (once per GHL id, whichever attempt gets here first) and its `chat.message` event, with
-    // the thread's activity, in one transaction. The provider module tracks the delivery itself.
+    // The reply's record (once per GHL id, whichever attempt gets here first) with the thread's activity in one
+    // statement; with subscribers, its `chat.message` event in the same transaction. The provider module tracks the
+    // delivery itself.
+    const record = sql<{ inserted: number }>`
+      with t as (
+        update chat_conversations set last_activity_at = now()
+        where location_id = ${msg.locationId} and conversation_id = ${thread}
+      ),
+      r as (
+        insert into chat_replies (ghl_message_id, location_id, contact_id, client_id, conversation_id, via, ghl_channel,
+          payload, state, sent_at)
+        values (${msg.messageId}, ${msg.locationId}, ${msg.contactId}, ${client.client_id}, ${thread}, 'provider',
+          ${msg.channel ?? 'SMS'}, '{}'::jsonb, 'sent', now())
+        on conflict (ghl_message_id) do nothing
+        returning 1
+      )
+      select count(*)::int as inserted from r`;
     const bus = rt.bus();
-    await db.transaction().execute(async (trx) => {
-      await trx
-        .updateTable('chat_conversations')
-        .set({ last_activity_at: sql`now()` })
-        .where('location_id', '=', msg.locationId)
-        .where('conversation_id', '=', thread)
-        .execute();
-      const ins = await trx
-        .insertInto('chat_replies')
-        .values({
-          ghl_message_id: msg.messageId,
-          location_id: msg.locationId,
-          contact_id: msg.contactId,
-          client_id: client.client_id,
-          conversation_id: thread,
-          via: 'provider',
-          ghl_channel: (msg as { channel?: string }).channel ?? 'SMS',
-          payload: json({}),
-          state: 'sent',
-          sent_at: sql`now()`,
-        })
-        .onConflict((oc) => oc.column('ghl_message_id').doNothing())
-        .returning('ghl_message_id')
-        .executeTakeFirst();
-      if (ins && bus)
+    if (!bus) await record.execute(db);
+    else {
+      await db.transaction().execute(async (trx) => {
+        const r = await record.execute(trx);
+        if (!r.rows[0]?.inserted) return;
         await publishChat(rt, trx, {
           locationId: msg.locationId,
           contactId: msg.contactId,
@@ -771,8 +767,9 @@ export function outboundDecorator(rt: ChatRuntime) {
           direction: 'outbound',
           origin: 'ghl',
         });
-    });
-    bus?.wake();
+      });
+      bus.wake();
+    }
     return {
       ...msg,
       chat: {

@@ -504,7 +504,7 @@ export const VARS = [
     schema: z.enum(['Custom', 'Live_Chat', 'SMS', 'Email']).default('Custom'),
     example: 'Custom',
     description:
-      'Chat API (`/v1/locations/{id}/chat/*`): the GHL Add Inbound `type` of chat messages posted into GHL (Custom or Live_Chat provider; SMS or Email when the chat product really is that channel). Typing indicators are forwarded only with Live_Chat.',
+      'Chat API (`/v1/locations/{id}/chat/*`): the GHL Add Inbound `type` of chat messages posted into GHL (Custom or Live_Chat provider; SMS or Email when the chat product really is that channel). A client GHL users could not reply to on that type (SMS without a phone, Email without an e-mail, Custom without either) goes in as Live_Chat. Typing indicators are forwarded only for Live_Chat clients.',
   },
   {
     name: 'CHAT_CLIENT_ID_FIELD',
