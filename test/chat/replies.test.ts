@@ -119,6 +119,33 @@ describe('CHAT_FORWARD_OTHER_CHANNELS=true', () => {
     expect(row).toMatchObject({ state: 'sent', via: 'other_channel', conversation_id: 'thread-sms' });
   });
 
+  it('an e-mail a GHL user sends to a linked contact is forwarded as channel Email with its subject and html', async () => {
+    const contactId = await link(
+      c,
+      loc,
+      'thread-mail',
+      { externalId: 'vcx-mail', email: 'mia@example.com', name: 'Mia Mail' },
+      'm1',
+    );
+    c.rx.received.length = 0;
+    const mail = c.w.emu.control.sendMessageAsUser({
+      locationId: loc,
+      contactId,
+      type: 'Email',
+      subject: 'Your order',
+      html: '<p>Shipped</p>',
+    });
+    await waitFor(() => c.rx.received.length >= 1, { what: 'forwarded e-mail' });
+    expect(replies(c.rx)[0]).toMatchObject({
+      messageId: mail.id,
+      channel: 'Email',
+      subject: 'Your order',
+      html: '<p>Shipped</p>',
+      emailTo: ['mia@example.com'],
+      chat: { conversationId: 'thread-mail', clientId: 'vcx-mail', ghlChannel: 'Email' },
+    });
+  });
+
   it("an unlinked contact's OutboundMessage is ignored", async () => {
     const other = c.w.emu.control.createContact({ locationId: loc, firstName: 'Not', phone: '+14155550399' });
     c.rx.received.length = 0;
@@ -262,6 +289,21 @@ describe('CHAT_FORWARD_OTHER_CHANNELS off (default)', () => {
     // Typing is forwarded for this Live_Chat client.
     const t = await post(c, loc, 'typing', { conversationId: 'thread-lc', isTyping: true });
     expect(await t.json()).toMatchObject({ forwarded: true });
+    // Finished replies older than DATA_RETENTION_DAYS (and the reconcile look-back) than DATA_RETENTION_DAYS are pruned by housekeeping.
+    await settled(c);
+    await c.b.ctx.db
+      .updateTable('chat_replies')
+      .set({ received_at: new Date(Date.now() - 31 * 86_400_000) })
+      .where('ghl_message_id', '=', reply.id)
+      .execute();
+    await c.b.runMaintenance();
+    expect(
+      await c.b.ctx.db
+        .selectFrom('chat_replies')
+        .select('ghl_message_id')
+        .where('ghl_message_id', '=', reply.id)
+        .execute(),
+    ).toEqual([]);
   });
 
   it('a client with a phone keeps CHAT_MESSAGE_TYPE (Custom); its GHL SMS reply on another channel is not forwarded', async () => {

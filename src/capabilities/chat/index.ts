@@ -144,7 +144,8 @@ export function chatModule(opts: ChatModuleOptions = {}): BridgeModule {
         if (r.repaired) log.info(r, 'chat reconcile relayed replies GHL never delivered');
         return r;
       };
-      // Finished chat messages follow DATA_RETENTION_DAYS like the provider's (a re-push older than that is posted again).
+      // Finished chat messages and replies follow DATA_RETENTION_DAYS like the provider's (a re-push older than that is
+      // posted again).
       if (c.DATA_RETENTION_DAYS > 0)
         ctx.maintain('prune chat messages', 3600_000, async (signal) => {
           let total = 0;
@@ -153,6 +154,21 @@ export function chatModule(opts: ChatModuleOptions = {}): BridgeModule {
               delete from chat_messages where (location_id, message_id) in (
                 select location_id, message_id from chat_messages
                 where state in ('posted', 'failed') and received_at < ${new Date(Date.now() - c.DATA_RETENTION_DAYS * 86_400_000)}
+                limit 5000)`.execute(ctx.db);
+            const n = Number(r.numAffectedRows ?? 0);
+            total += n;
+            if (n < 5000) break;
+          }
+          // Replies handed to the chat product, likewise, but never inside the reconcile's look-back (it would find a
+          // reply without its record and forward it again).
+          const repliesCutoff = new Date(
+            Date.now() - Math.max(c.DATA_RETENTION_DAYS * 86_400_000, c.CHAT_RECONCILE_LOOKBACK_MS),
+          );
+          while (!signal.aborted) {
+            const r = await sql`
+              delete from chat_replies where ghl_message_id in (
+                select ghl_message_id from chat_replies
+                where state in ('sent', 'failed') and received_at < ${repliesCutoff}
                 limit 5000)`.execute(ctx.db);
             const n = Number(r.numAffectedRows ?? 0);
             total += n;
