@@ -117,6 +117,15 @@ describe('CHAT_FORWARD_OTHER_CHANNELS=true', () => {
       .where('ghl_message_id', '=', reply.id)
       .executeTakeFirstOrThrow();
     expect(row).toMatchObject({ state: 'sent', via: 'other_channel', conversation_id: 'thread-sms' });
+    // The look-up answers for the reply's GHL id: the thread and client it went to.
+    const look = await fetch(`${c.b.url}/v1/locations/${loc}/chat/lookup?ghlMessageId=${reply.id}`, {
+      headers: { authorization: c.auth },
+    });
+    expect(look.status).toBe(200);
+    expect(await look.json()).toMatchObject({
+      reply: { ghlMessageId: reply.id, conversationId: 'thread-sms', via: 'other_channel', ghlChannel: 'SMS' },
+      client: { externalId: 'vcx-sms', ghlContactId: contactId },
+    });
   });
 
   it('an e-mail a GHL user sends to a linked contact is forwarded as channel Email with its subject and html', async () => {

@@ -117,6 +117,17 @@ const lookupAnswer = z.object({
       status: z.string().nullable(),
     })
     .optional(),
+  reply: z
+    .object({
+      ghlMessageId: z.string(),
+      conversationId: z.string().describe('the external thread the reply was handed to'),
+      via: z.enum(['provider', 'other_channel']),
+      ghlChannel: z.string(),
+      state: z.string(),
+      channelMessageId: z.string().nullable(),
+    })
+    .optional()
+    .describe('a GHL reply handed to the chat product (lookup by ghlMessageId)'),
 });
 
 export function registerChatRoutes(
@@ -409,6 +420,32 @@ export function registerChatRoutes(
             status: m.status_target,
           };
           await clientOf(m.client_id);
+        } else if (q.ghlMessageId) {
+          const r = await db
+            .selectFrom('chat_replies')
+            .select([
+              'ghl_message_id',
+              'conversation_id',
+              'client_id',
+              'via',
+              'ghl_channel',
+              'state',
+              'channel_message_id',
+            ])
+            .where('location_id', '=', loc)
+            .where('ghl_message_id', '=', q.ghlMessageId)
+            .executeTakeFirst();
+          if (r) {
+            out.reply = {
+              ghlMessageId: r.ghl_message_id,
+              conversationId: r.conversation_id,
+              via: r.via,
+              ghlChannel: r.ghl_channel,
+              state: r.state,
+              channelMessageId: r.channel_message_id,
+            };
+            await clientOf(r.client_id);
+          }
         }
       } else if (q.conversationId) {
         const c = await db
@@ -431,7 +468,7 @@ export function registerChatRoutes(
           .executeTakeFirst();
         if (c) await clientOf(c.client_id);
       }
-      if (!out.client && !out.message && !out.conversation)
+      if (!out.client && !out.message && !out.conversation && !out.reply)
         throw httpError(404, 'nothing of this location matches the id', [
           { path: `query.${Object.keys(q).find((k) => q[k as keyof typeof q])}`, message: 'no match' },
         ]);
