@@ -2,8 +2,8 @@ import { sql } from 'kysely';
 import { z } from 'zod';
 import { ChannelRetryableError, type OutboundMessage } from '../channels/index.js';
 import { defineJob, PRIORITY, RetryLaterError } from '../../infra/queue/index.js';
-import { locationKey } from '../../platform/keys.js';
-import { chatTypeFor, clientKey, publishChat, type ChatRuntime } from './sync.js';
+import { locationKey, orderingKeys } from '../../platform/keys.js';
+import { chatTypeFor, publishChat, type ChatRuntime } from './sync.js';
 import './tables.js';
 
 export const JOB_CHAT_FORWARD = 'chat.forward';
@@ -153,7 +153,12 @@ export async function considerReply(rt: ChatRuntime, m: CandidateReply): Promise
       .where('location_id', '=', m.locationId)
       .where('conversation_id', '=', thread)
       .execute();
-    await forwardJob.enqueue(trx, { locationId: m.locationId, ghlMessageId: m.messageId, clientId: client.client_id });
+    await forwardJob.enqueue(trx, {
+      locationId: m.locationId,
+      ghlMessageId: m.messageId,
+      clientId: client.client_id,
+      contactId: m.contactId,
+    });
     return 'forwarded' as const;
   });
   if (out === 'forwarded') rt.notify();
@@ -164,18 +169,21 @@ const forwardPayload = z.object({
   locationId: z.string().min(1),
   ghlMessageId: z.string().min(1),
   clientId: z.string().min(1),
+  contactId: z.string().min(1),
 });
 
 /**
  * `chat.forward`: hands a recorded other-channel reply to the location's channel (the chat product), once: the row
- * is marked sent (with the channel's id) in the transaction that publishes `chat.message`. Runs under the client's
- * ordering key, behind the client's earlier pushes and replies (ordered per conversation). The bridge is not the
+ * is marked sent (with the channel's id) in the transaction that publishes `chat.message`. Ordered per contact with
+ * the provider's replies (so per conversation: GHL keeps one conversation per contact). The bridge is not the
  * provider of these messages: no GHL status is reported for them.
  */
 export const forwardJob = defineJob<z.infer<typeof forwardPayload>, ChatRuntime>({
   kind: JOB_CHAT_FORWARD,
   payload: forwardPayload,
-  orderingKey: (p) => clientKey(p.locationId, p.clientId),
+  // The provider's key for the contact: in order with the replies relayed through the provider (provider.send), so
+  // the chat product gets the contact's replies in the order GHL announced them, whichever path each took.
+  orderingKey: (p) => orderingKeys.contact(p.locationId, p.contactId),
   scope: (p) => locationKey(p.locationId),
   dedupeKey: (p) => `${JOB_CHAT_FORWARD}:${p.ghlMessageId}`,
   priority: PRIORITY.live,
