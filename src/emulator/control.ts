@@ -323,7 +323,8 @@ export class EmulatorControl {
   sendMessageAsUser(input: {
     locationId: string;
     contactId: string;
-    type: 'SMS' | 'Email';
+    /** Live_Chat, WhatsApp, FB, IG: GHL's own channels (no provider; the app gets only the OutboundMessage event). */
+    type: 'SMS' | 'Email' | 'Live_Chat' | 'WhatsApp' | 'FB' | 'IG';
     message?: string;
     subject?: string;
     html?: string;

@@ -1,3 +1,4 @@
+import type { BridgeModule } from '../../src/app.js';
 import { apiKeysModule } from '../../src/platform/apikeys/index.js';
 import { chatModule, type ChatModuleOptions } from '../../src/capabilities/chat/index.js';
 import { startFakeReceiver, type FakeReceiver } from '../fakes/http-receiver.js';
@@ -24,6 +25,8 @@ export async function startChat(
     appEvents?: boolean;
     /** GHL's per-location burst per 10 s, in the emulator and the bridge's limiter (default GHL's 100). */
     burst?: number;
+    /** Extra modules (e.g. events). */
+    modules?: BridgeModule[];
   } = {},
 ): Promise<ChatWorld> {
   const w = await startWorld({
@@ -39,7 +42,7 @@ export async function startChat(
       CHAT_RECONCILE_INTERVAL_MS: '0',
       ...o.env,
     },
-    modules: [apiKeysModule(), chatModule(o.chat)],
+    modules: [apiKeysModule(), chatModule(o.chat), ...(o.modules ?? [])],
     ...(o.burst ? { limits: { burst: o.burst, intervalMs: 10_000, daily: 10_000_000 } } : {}),
   });
   if (o.appEvents !== false) w.emu.control.updateApp(w.clientId, { webhookUrl: `${b.url}/webhooks/ghl` });

@@ -61,6 +61,12 @@ export interface OutboundChatRef {
   clientId: string;
   /** The GHL conversation id. */
   ghlConversationId?: string;
+  /**
+   * Only for a reply the GHL user sent on another GHL channel (the app-level OutboundMessage event, forwarded when
+   * CHAT_FORWARD_OTHER_CHANNELS is on, or Live Chat): GHL's channel name (`SMS`, `Email`, `Live Chat`, `WhatsApp` …).
+   * Absent for replies through the bridge's own conversation provider.
+   */
+  ghlChannel?: string;
 }
 
 export type SendResult =

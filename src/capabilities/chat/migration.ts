@@ -65,3 +65,31 @@ export const chatMigration: Migration = {
       await sql`drop table if exists ${sql.id(t)}`.execute(db);
   },
 };
+
+/** GHL replies handed to the chat product (issue 13: replies from other channels, one record per GHL message id). */
+export const chatRepliesMigration: Migration = {
+  async up(db: Kysely<unknown>) {
+    await sql`
+      create table chat_replies (
+        ghl_message_id text primary key,
+        location_id text not null,
+        contact_id text not null,
+        client_id text not null,
+        conversation_id text not null,
+        via text not null check (via in ('provider', 'other_channel')),
+        ghl_channel text not null,
+        payload jsonb not null,
+        state text not null default 'pending' check (state in ('pending', 'sent', 'failed')),
+        attempts integer not null default 0,
+        channel_message_id text,
+        last_error text,
+        received_at timestamptz not null default now(),
+        sent_at timestamptz
+      )`.execute(db);
+    await sql`create index chat_replies_client on chat_replies (location_id, client_id)`.execute(db);
+    await sql`create index chat_replies_received on chat_replies (received_at)`.execute(db);
+  },
+  async down(db: Kysely<unknown>) {
+    await sql`drop table if exists chat_replies`.execute(db);
+  },
+};

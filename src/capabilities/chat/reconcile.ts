@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Counter } from 'prom-client';
 import { isOurPending } from '../provider/index.js';
+import { considerReply } from './forward.js';
 import type { ChatRuntime } from './sync.js';
 
 export interface ReconcileSettings {
@@ -32,7 +33,7 @@ export async function reconcile(
   const since = new Date(Date.now() - s.lookbackMs);
   let q = rt.db
     .selectFrom('chat_clients as c')
-    .select(['c.location_id', 'c.contact_id', 'c.ghl_conversation_id', 'c.phone'])
+    .select(['c.location_id', 'c.contact_id', 'c.ghl_conversation_id', 'c.phone', 'c.created_at'])
     .where('c.ghl_conversation_id', 'is not', null)
     .where((eb) =>
       eb.exists(
@@ -57,7 +58,7 @@ export async function reconcile(
     const loc = r.location_id;
     if (!providerIds.has(loc)) providerIds.set(loc, await provider.conversationProviderId(loc));
     const providerId = providerIds.get(loc);
-    if (!providerId) continue;
+    const linkedAt = new Date(r.created_at).getTime();
     try {
       let lastMessageId: string | undefined;
       for (let page = 0; page < s.maxPages; page++) {
@@ -74,8 +75,39 @@ export async function reconcile(
             older = true;
             continue;
           }
-          const mm = m as typeof m & { conversationProviderId?: string; altId?: string; userId?: string };
-          if (isOurPending(mm, providerId) !== 'SMS') continue;
+          const mm = m as typeof m & {
+            conversationProviderId?: string;
+            altId?: string;
+            userId?: string;
+            source?: string;
+            meta?: { email?: { subject?: string } };
+          };
+          // A GHL user's reply on another channel (or Live Chat) whose OutboundMessage event never came: forwarded
+          // under the same rules as the event, recorded by GHL id (an event arriving later finds it known).
+          if (
+            m.direction === 'outbound' &&
+            mm.conversationProviderId !== providerId &&
+            Number.isFinite(at) &&
+            at >= linkedAt
+          ) {
+            const outcome = await considerReply(rt, {
+              locationId: loc,
+              contactId: r.contact_id,
+              messageId: m.id,
+              messageType: String(m.messageType ?? ''),
+              source: mm.source,
+              conversationProviderId: mm.conversationProviderId,
+              body: m.body ?? '',
+              attachments: (m.attachments ?? []).filter((x): x is string => typeof x === 'string'),
+              userId: mm.userId,
+            });
+            if (outcome === 'forwarded') {
+              res.repaired++;
+              repaired.inc({ location: loc });
+            }
+            continue;
+          }
+          if (!providerId || isOurPending(mm, providerId) !== 'SMS') continue;
           // Messages the bridge posted itself are never relayed (echo), whatever their status.
           const own = await rt.db
             .selectFrom('chat_messages')

@@ -7,6 +7,8 @@ import { normalizeE164 } from '../channels/index.js';
 import { httpError } from '../../infra/http/errors.js';
 import { errorResponses, idString } from '../../infra/http/schemas.js';
 import {
+  chatTypeFor,
+  type ChatMessageType,
   ChatConflictError,
   storeMessages,
   storeStatus,
@@ -115,9 +117,25 @@ const lookupAnswer = z.object({
       status: z.string().nullable(),
     })
     .optional(),
+  reply: z
+    .object({
+      ghlMessageId: z.string(),
+      conversationId: z.string().describe('the external thread the reply was handed to'),
+      via: z.enum(['provider', 'other_channel']),
+      ghlChannel: z.string(),
+      state: z.string(),
+      channelMessageId: z.string().nullable(),
+    })
+    .optional()
+    .describe('a GHL reply handed to the chat product (lookup by ghlMessageId)'),
 });
 
-export function registerChatRoutes(app: FastifyInstance, ctx: AppContext, notify: () => void): void {
+export function registerChatRoutes(
+  app: FastifyInstance,
+  ctx: AppContext,
+  notify: () => void,
+  messageType: ChatMessageType,
+): void {
   // API keys scoped to locations (src/platform/apikeys): 401 without a valid key, 403 for another location's.
   // Or, for chat products that sign: the Standard Webhooks signature of the location's HTTP channel (inboundSecret)
   // over the exact body bytes, kept by the JSON parser of this scope.
@@ -294,6 +312,17 @@ export function registerChatRoutes(app: FastifyInstance, ctx: AppContext, notify
         return reply.code(202).send({ ok: true as const, changed: r === 'stored' });
       }
       const ok = await ctx.services.get('provider').applyReceipt(loc, b.ghlMessageId!, b.status);
+      // A reply forwarded from another GHL channel: the bridge is not its provider, so GHL's status stays GHL's.
+      if (!ok) {
+        const other = await db
+          .selectFrom('chat_replies')
+          .select('ghl_message_id')
+          .where('ghl_message_id', '=', b.ghlMessageId!)
+          .where('location_id', '=', loc)
+          .where('via', '=', 'other_channel')
+          .executeTakeFirst();
+        if (other) return reply.code(202).send({ ok: true as const, changed: false });
+      }
       if (!ok)
         throw httpError(404, `the bridge delivered no message ${b.ghlMessageId} for this location`, [
           { path: 'body.ghlMessageId', message: 'expected the id of a reply the bridge delivered' },
@@ -308,7 +337,7 @@ export function registerChatRoutes(app: FastifyInstance, ctx: AppContext, notify
       preValidation: guard,
       schema: {
         ...common,
-        summary: 'Agent typing indicator → GHL live chat (only when CHAT_MESSAGE_TYPE is Live_Chat)',
+        summary: 'Agent typing indicator → GHL live chat (only for clients whose messages go into GHL as Live_Chat)',
         body: typingBody,
         response: {
           202: z.object({ ok: z.literal(true), forwarded: z.boolean() }),
@@ -320,16 +349,19 @@ export function registerChatRoutes(app: FastifyInstance, ctx: AppContext, notify
       const loc = req.params.locationId;
       await known(loc);
       const conv = await db
-        .selectFrom('chat_conversations')
-        .select('client_id')
-        .where('location_id', '=', loc)
-        .where('conversation_id', '=', req.body.conversationId)
+        .selectFrom('chat_conversations as v')
+        .innerJoin('chat_clients as c', (j) =>
+          j.onRef('c.location_id', '=', 'v.location_id').onRef('c.client_id', '=', 'v.client_id'),
+        )
+        .select(['v.client_id', 'c.phone', 'c.email'])
+        .where('v.location_id', '=', loc)
+        .where('v.conversation_id', '=', req.body.conversationId)
         .executeTakeFirst();
       if (!conv)
         throw httpError(404, `no conversation ${req.body.conversationId} was pushed for this location`, [
           { path: 'body.conversationId', message: 'expected a conversation pushed to this location' },
         ]);
-      const forwarded = ctx.config.CHAT_MESSAGE_TYPE === 'Live_Chat';
+      const forwarded = chatTypeFor(messageType, conv) === 'Live_Chat';
       if (forwarded) {
         await typingJob.enqueue(db, {
           locationId: loc,
@@ -388,6 +420,32 @@ export function registerChatRoutes(app: FastifyInstance, ctx: AppContext, notify
             status: m.status_target,
           };
           await clientOf(m.client_id);
+        } else if (q.ghlMessageId) {
+          const r = await db
+            .selectFrom('chat_replies')
+            .select([
+              'ghl_message_id',
+              'conversation_id',
+              'client_id',
+              'via',
+              'ghl_channel',
+              'state',
+              'channel_message_id',
+            ])
+            .where('location_id', '=', loc)
+            .where('ghl_message_id', '=', q.ghlMessageId)
+            .executeTakeFirst();
+          if (r) {
+            out.reply = {
+              ghlMessageId: r.ghl_message_id,
+              conversationId: r.conversation_id,
+              via: r.via,
+              ghlChannel: r.ghl_channel,
+              state: r.state,
+              channelMessageId: r.channel_message_id,
+            };
+            await clientOf(r.client_id);
+          }
         }
       } else if (q.conversationId) {
         const c = await db
@@ -410,7 +468,7 @@ export function registerChatRoutes(app: FastifyInstance, ctx: AppContext, notify
           .executeTakeFirst();
         if (c) await clientOf(c.client_id);
       }
-      if (!out.client && !out.message && !out.conversation)
+      if (!out.client && !out.message && !out.conversation && !out.reply)
         throw httpError(404, 'nothing of this location matches the id', [
           { path: `query.${Object.keys(q).find((k) => q[k as keyof typeof q])}`, message: 'no match' },
         ]);

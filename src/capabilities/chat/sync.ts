@@ -16,6 +16,7 @@ import type { GhlClient } from '../../platform/ghl/client.js';
 import type { InboundMessageBody } from '../../platform/ghl/types.js';
 import { locationKey } from '../../platform/keys.js';
 import { findOrCreateConversation, mergeStatus, type ProviderService } from '../provider/index.js';
+import type { EventsService } from '../events/service.js';
 import type { ChatDirection, ChatStatus } from './tables.js';
 import './tables.js';
 
@@ -34,6 +35,53 @@ export interface ChatRuntime {
   fieldName: string;
   notify: () => void;
   metrics: { echoes: Counter<'direction'>; posted: Counter<'kind'> };
+  /** CHAT_FORWARD_OTHER_CHANNELS: forward GHL users' replies on other channels (OutboundMessage) too. */
+  forwardOtherChannels: boolean;
+  /** The `events` service while it has subscribers (bridge events are published in the state change's transaction). */
+  bus: () => EventsService | undefined;
+}
+
+/**
+ * The GHL Add Inbound `type` for a client's messages: the configured CHAT_MESSAGE_TYPE when GHL users can reply to
+ * the client on it, else Live_Chat. A reply through the bridge's SMS provider needs the contact's phone, through an
+ * e-mail provider its e-mail (GHL refuses the send otherwise), so a client with neither would be unreachable from
+ * GHL: its messages go in as Live_Chat, and GHL users reply on Live Chat (the OutboundMessage event, forwarded by
+ * forward.ts). highlevel-api-docs #325: "the option to choose SMS or Email relies on us having phone or email".
+ */
+export function chatTypeFor(
+  configured: ChatMessageType,
+  client: { phone: string | null; email: string | null },
+): ChatMessageType {
+  switch (configured) {
+    case 'Live_Chat':
+      return 'Live_Chat';
+    case 'SMS':
+      return client.phone ? 'SMS' : 'Live_Chat';
+    case 'Email':
+      return client.email ? 'Email' : 'Live_Chat';
+    case 'Custom':
+      return client.phone || client.email ? 'Custom' : 'Live_Chat';
+  }
+}
+
+/** Publishes `chat.message` in `trx` (the transaction recording the change) when the events service has subscribers. */
+export async function publishChat(
+  rt: Pick<ChatRuntime, 'bus'>,
+  trx: DbOrTrx,
+  data: {
+    locationId: string;
+    contactId: string | null;
+    conversationId: string | null;
+    messageId: string | null;
+    externalConversationId: string;
+    externalMessageId: string;
+    direction: ChatDirection;
+    origin: 'chat' | 'ghl';
+  },
+): Promise<void> {
+  const bus = rt.bus();
+  if (!bus) return;
+  await bus.publish(trx as Db, { type: 'chat.message', locationId: data.locationId, contactId: data.contactId, data });
 }
 
 /**
@@ -168,55 +216,71 @@ export const postJob = defineJob<z.infer<typeof postPayload>, ChatRuntime>({
   },
 });
 
+/** A post job that gets no GHL rate-limit slot within this time gives its worker slot back and runs again later. */
+export const CHAT_RATE_WAIT_YIELD_MS = 2_000;
+
+/**
+ * One attempt. Statements on the usual path (client known): one claim (the message joined with its client and
+ * thread, marked attempted), the GHL call, one record (plus the `chat.message` event in the same transaction when
+ * someone subscribes). The thread's GHL id is written only when it changed; identity work only for new clients.
+ */
 async function postMessage(rt: ChatRuntime, p: z.infer<typeof postPayload>, h: JobContext<ChatRuntime>): Promise<void> {
   const { db } = rt;
   const loc = p.locationId;
-  const row = await db
-    .selectFrom('chat_messages')
-    .selectAll()
-    .where('location_id', '=', loc)
-    .where('message_id', '=', p.messageId)
-    .executeTakeFirst();
-  if (!row || row.state !== 'pending') return;
+  // Claim: the pending message with its client and thread in one statement; `attempts` before this one tells
+  // whether an earlier attempt may have reached GHL.
+  const claimed = await sql<ClaimRow>`
+    update chat_messages m set attempts = m.attempts + 1
+    from chat_clients c, chat_conversations v
+    where m.location_id = ${loc} and m.message_id = ${p.messageId} and m.state = 'pending'
+      and c.location_id = m.location_id and c.client_id = m.client_id
+      and v.location_id = m.location_id and v.conversation_id = m.conversation_id
+    returning m.message_id, m.conversation_id, m.client_id, m.direction, m.body, m.sent_at, m.attempts - 1 as prior,
+      c.contact_id, c.ghl_conversation_id, c.name, c.email, c.phone, v.ghl_conversation_id as thread_ghl`.execute(db);
+  const row = claimed.rows[0];
+  if (!row) return;
+  const body0 = typeof row.body === 'string' ? (JSON.parse(row.body) as ChatBody) : row.body;
   const lane = p.history ? ('bulk' as const) : ('live' as const);
   const opts = { installation: { locationId: loc }, lane, signal: h.signal };
+  // Whether this attempt may have reached GHL's Add Inbound (else the claim's attempt is given back).
+  let reached = false;
   try {
-    const { contactId, ghlConversationId } = await resolveClient(rt, loc, row.client_id, lane, h);
-    await db
-      .updateTable('chat_conversations')
-      .set({ ghl_conversation_id: ghlConversationId })
-      .where('location_id', '=', loc)
-      .where('conversation_id', '=', row.conversation_id)
-      .where((eb) => eb.or([eb('ghl_conversation_id', 'is', null), eb('ghl_conversation_id', '!=', ghlConversationId)]))
-      .execute();
+    const { contactId, ghlConversationId } =
+      row.contact_id && row.ghl_conversation_id
+        ? { contactId: row.contact_id, ghlConversationId: row.ghl_conversation_id }
+        : await resolveClient(rt, loc, row.client_id, lane, h);
+    if (row.thread_ghl !== ghlConversationId)
+      await db
+        .updateTable('chat_conversations')
+        .set({ ghl_conversation_id: ghlConversationId })
+        .where('location_id', '=', loc)
+        .where('conversation_id', '=', row.conversation_id)
+        .execute();
     const ghl = rt.ghl();
     // A previous attempt may have posted it and died before recording the answer: look for its altId first.
-    if (row.attempts > 0) {
+    if (row.prior > 0) {
       const found = await findByAltId(ghl, ghlConversationId, row.message_id, { ...opts, lane: 'bulk' });
-      if (found) return await recordPosted(rt, loc, row.message_id, found);
+      if (found) return await recordPosted(rt, p, row, found, contactId, ghlConversationId);
     }
-    await db
-      .updateTable('chat_messages')
-      .set({ attempts: sql`attempts + 1` })
-      .where('location_id', '=', loc)
-      .where('message_id', '=', row.message_id)
-      .execute();
     const providerId = await rt.provider().conversationProviderId(loc);
     const body: InboundMessageBody = {
-      type: rt.messageType,
+      type: chatTypeFor(rt.messageType, row),
       conversationId: ghlConversationId,
       contactId,
       direction: row.direction,
-      date: row.sent_at.toISOString(),
+      date: new Date(row.sent_at).toISOString(),
       altId: row.message_id,
-      attachments: row.body.attachments ?? [],
+      attachments: body0.attachments ?? [],
     } as InboundMessageBody;
     if (providerId) body.conversationProviderId = providerId;
-    if (row.body.text !== undefined) body.message = row.body.text;
+    if (body0.text !== undefined) body.message = body0.text;
+    reached = true;
     let res;
     try {
       res = await ghl.messages.addInbound(body, {
         ...opts,
+        // Waiting for a rate-limit slot happens in the queue, not in a worker slot other locations need.
+        maxWaitMs: CHAT_RATE_WAIT_YIELD_MS,
         verify: () => findByAltId(ghl, ghlConversationId, row.message_id, { ...opts, lane: 'bulk' }),
       });
     } catch (e) {
@@ -229,31 +293,84 @@ async function postMessage(rt: ChatRuntime, p: z.infer<typeof postPayload>, h: J
           .where('client_id', '=', row.client_id)
           .execute();
       }
+      // No rate-limit slot: the client retries only after GHL took no effect, so nothing reached GHL.
+      if (e instanceof RetryLaterError && /rate limit/.test(e.message)) reached = false;
       throw e;
     }
     const id = typeof res === 'string' ? res : res.messageId;
     if (!id) throw new Error('Add Inbound Message answered without a messageId');
-    await recordPosted(rt, loc, row.message_id, id);
+    await recordPosted(rt, p, row, id, contactId, ghlConversationId);
     rt.metrics.posted.inc({ kind: p.history ? 'history' : row.direction });
   } catch (e) {
-    if (!(e instanceof RetryLaterError))
+    if (!(e instanceof RetryLaterError) || !reached)
       await db
         .updateTable('chat_messages')
-        .set({ last_error: errText(e) })
+        .set({
+          ...(e instanceof RetryLaterError ? {} : { last_error: errText(e) }),
+          ...(reached ? {} : { attempts: row.prior }),
+        })
         .where('location_id', '=', loc)
         .where('message_id', '=', row.message_id)
+        .where('state', '=', 'pending')
         .execute();
     throw e;
   }
 }
 
-async function recordPosted(rt: ChatRuntime, loc: string, messageId: string, ghlMessageId: string): Promise<void> {
-  await rt.db
-    .updateTable('chat_messages')
-    .set({ state: 'posted', ghl_message_id: ghlMessageId, posted_at: sql`now()`, last_error: null })
-    .where('location_id', '=', loc)
-    .where('message_id', '=', messageId)
-    .execute();
+type ChatBody = { text?: string; attachments: string[]; author?: { id?: string; name?: string } };
+interface ClaimRow {
+  message_id: string;
+  conversation_id: string;
+  client_id: string;
+  direction: ChatDirection;
+  body: ChatBody | string;
+  sent_at: Date | string;
+  prior: number;
+  contact_id: string | null;
+  ghl_conversation_id: string | null;
+  name: string | null;
+  email: string | null;
+  phone: string | null;
+  thread_ghl: string | null;
+}
+
+async function recordPosted(
+  rt: ChatRuntime,
+  p: { locationId: string },
+  row: Pick<ClaimRow, 'message_id' | 'conversation_id' | 'direction'>,
+  ghlMessageId: string,
+  contactId: string,
+  ghlConversationId: string,
+): Promise<void> {
+  const loc = p.locationId;
+  const update = (db: DbOrTrx) =>
+    db
+      .updateTable('chat_messages')
+      .set({ state: 'posted', ghl_message_id: ghlMessageId, posted_at: sql`now()`, last_error: null })
+      .where('location_id', '=', loc)
+      .where('message_id', '=', row.message_id)
+      .where('state', '=', 'pending')
+      .executeTakeFirst();
+  const bus = rt.bus();
+  if (!bus) {
+    await update(rt.db);
+    return;
+  }
+  await rt.db.transaction().execute(async (trx) => {
+    const r = await update(trx);
+    if (Number(r.numUpdatedRows) !== 1) return; // recorded by an earlier run: its event exists
+    await publishChat(rt, trx, {
+      locationId: loc,
+      contactId,
+      conversationId: ghlConversationId,
+      messageId: ghlMessageId,
+      externalConversationId: row.conversation_id,
+      externalMessageId: row.message_id,
+      direction: row.direction,
+      origin: 'chat',
+    });
+  });
+  bus.wake();
 }
 
 async function findByAltId(
@@ -513,14 +630,16 @@ export const typingJob = defineJob<z.infer<typeof typingPayload>, ChatRuntime>({
   priority: PRIORITY.live,
   maxAttempts: 2,
   perform: async (p, _job, h) => {
-    if (h.deps.messageType !== 'Live_Chat') return;
     const conv = await h.deps.db
-      .selectFrom('chat_conversations')
-      .select('ghl_conversation_id')
-      .where('location_id', '=', p.locationId)
-      .where('conversation_id', '=', p.conversationId)
+      .selectFrom('chat_conversations as v')
+      .innerJoin('chat_clients as c', (j) =>
+        j.onRef('c.location_id', '=', 'v.location_id').onRef('c.client_id', '=', 'v.client_id'),
+      )
+      .select(['v.ghl_conversation_id', 'c.phone', 'c.email'])
+      .where('v.location_id', '=', p.locationId)
+      .where('v.conversation_id', '=', p.conversationId)
       .executeTakeFirst();
-    if (!conv?.ghl_conversation_id) return;
+    if (!conv?.ghl_conversation_id || chatTypeFor(h.deps.messageType, conv) !== 'Live_Chat') return;
     await h.deps.ghl().liveChat.typing(
       {
         locationId: p.locationId,
@@ -539,40 +658,62 @@ export const typingJob = defineJob<z.infer<typeof typingPayload>, ChatRuntime>({
  * latest active thread). Other contacts' messages pass unchanged.
  */
 export function outboundDecorator(rt: ChatRuntime) {
-  return async <M extends { messageId: string; locationId: string; contactId: string; replyToAltId?: string }>(
+  return async <
+    M extends {
+      messageId: string;
+      locationId: string;
+      contactId: string;
+      replyToAltId?: string;
+      channel?: string;
+      message?: string;
+    },
+  >(
     msg: M,
   ): Promise<(M & { chat?: { conversationId: string; clientId: string; ghlConversationId?: string } }) | null> => {
     const { db } = rt;
-    const own = await db
-      .selectFrom('chat_messages')
-      .select('message_id')
-      .where('ghl_message_id', '=', msg.messageId)
-      .executeTakeFirst();
-    if (own) {
+    // One look-up: is it the bridge's own message; the contact's client; a pending agent message of that client
+    // already sent to GHL whose text could be this one (GHL would deliver the bridge's text unchanged, so a
+    // different text cannot be an echo — the decision itself is made by ids below); the thread replied to, else
+    // the client's latest active thread.
+    const isEmail = msg.channel === 'Email';
+    const look = await sql<{
+      own: boolean;
+      client_id: string | null;
+      ghl_conversation_id: string | null;
+      in_flight: boolean | null;
+      thread: string | null;
+    }>`
+      select exists (select 1 from chat_messages where ghl_message_id = ${msg.messageId}) as own,
+        c.client_id, c.ghl_conversation_id,
+        exists (
+          select 1 from chat_messages m
+          where m.location_id = c.location_id and m.client_id = c.client_id and m.state = 'pending'
+            and m.attempts > 0 and m.direction = 'outbound'
+            and (${isEmail}::boolean or coalesce(m.body->>'text', '') = ${msg.message ?? ''})
+        ) as in_flight,
+        coalesce(
+          (select r.conversation_id from chat_messages r
+            where r.location_id = c.location_id and r.client_id = c.client_id
+              and r.message_id = ${msg.replyToAltId ?? null}::text),
+          (select v.conversation_id from chat_conversations v
+            where v.location_id = c.location_id and v.client_id = c.client_id
+            order by v.last_activity_at desc limit 1)
+        ) as thread
+      from (select 1) one
+      left join lateral (
+        select location_id, client_id, ghl_conversation_id from chat_clients
+        where location_id = ${msg.locationId} and contact_id = ${msg.contactId} limit 1
+      ) c on true`.execute(db);
+    const row = look.rows[0];
+    if (row?.own) {
       rt.metrics.echoes.inc({ direction: 'to_chat' });
       return null;
     }
-    const client = await db
-      .selectFrom('chat_clients')
-      .select(['client_id', 'ghl_conversation_id'])
-      .where('location_id', '=', msg.locationId)
-      .where('contact_id', '=', msg.contactId)
-      .executeTakeFirst();
-    if (!client) return msg;
+    if (!row?.client_id) return msg;
+    const client = { client_id: row.client_id, ghl_conversation_id: row.ghl_conversation_id };
     // An agent message of this client may be in flight (GHL answered, its id not yet recorded): if GHL delivered the
     // bridge's own message to the provider meanwhile, only GHL's record of it tells — read its altId (ids, never text).
-    const inFlight = await db
-      .selectFrom('chat_messages')
-      .select('message_id')
-      .where('location_id', '=', msg.locationId)
-      .where('client_id', '=', client.client_id)
-      .where('state', '=', 'pending')
-      .where('attempts', '>', 0)
-      // Only outbound (agent) messages are ever delivered to a provider.
-      .where('direction', '=', 'outbound')
-      .limit(1)
-      .executeTakeFirst();
-    if (inFlight) {
+    if (row.in_flight) {
       const m = (await rt
         .ghl()
         .messages.get(msg.messageId, { installation: { locationId: msg.locationId }, lane: 'live' })
@@ -591,35 +732,44 @@ export function outboundDecorator(rt: ChatRuntime) {
         }
       }
     }
-    let thread: string | undefined;
-    if (msg.replyToAltId) {
-      thread = (
-        await db
-          .selectFrom('chat_messages')
-          .select('conversation_id')
-          .where('location_id', '=', msg.locationId)
-          .where('message_id', '=', msg.replyToAltId)
-          .where('client_id', '=', client.client_id)
-          .executeTakeFirst()
-      )?.conversation_id;
-    }
-    thread ??= (
-      await db
-        .selectFrom('chat_conversations')
-        .select('conversation_id')
-        .where('location_id', '=', msg.locationId)
-        .where('client_id', '=', client.client_id)
-        .orderBy('last_activity_at', 'desc')
-        .limit(1)
-        .executeTakeFirst()
-    )?.conversation_id;
+    const thread = row.thread;
     if (!thread) return msg;
-    await db
-      .updateTable('chat_conversations')
-      .set({ last_activity_at: sql`now()` })
-      .where('location_id', '=', msg.locationId)
-      .where('conversation_id', '=', thread)
-      .execute();
+    // The reply's record (once per GHL id, whichever attempt gets here first) with the thread's activity in one
+    // statement; with subscribers, its `chat.message` event in the same transaction. The provider module tracks the
+    // delivery itself.
+    const record = sql<{ inserted: number }>`
+      with t as (
+        update chat_conversations set last_activity_at = now()
+        where location_id = ${msg.locationId} and conversation_id = ${thread}
+      ),
+      r as (
+        insert into chat_replies (ghl_message_id, location_id, contact_id, client_id, conversation_id, via, ghl_channel,
+          payload, state, sent_at)
+        values (${msg.messageId}, ${msg.locationId}, ${msg.contactId}, ${client.client_id}, ${thread}, 'provider',
+          ${msg.channel ?? 'SMS'}, '{}'::jsonb, 'sent', now())
+        on conflict (ghl_message_id) do nothing
+        returning 1
+      )
+      select count(*)::int as inserted from r`;
+    const bus = rt.bus();
+    if (!bus) await record.execute(db);
+    else {
+      await db.transaction().execute(async (trx) => {
+        const r = await record.execute(trx);
+        if (!r.rows[0]?.inserted) return;
+        await publishChat(rt, trx, {
+          locationId: msg.locationId,
+          contactId: msg.contactId,
+          conversationId: client.ghl_conversation_id,
+          messageId: msg.messageId,
+          externalConversationId: thread,
+          externalMessageId: msg.messageId,
+          direction: 'outbound',
+          origin: 'ghl',
+        });
+      });
+      bus.wake();
+    }
     return {
       ...msg,
       chat: {

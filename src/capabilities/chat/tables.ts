@@ -59,11 +59,42 @@ export interface ChatFieldsTable {
   created_at: Generated<Date>;
 }
 
+export type ChatReplyState = 'pending' | 'sent' | 'failed';
+/** How a GHL reply reached the chat product: the bridge's conversation provider, or another GHL channel. */
+export type ChatReplyVia = 'provider' | 'other_channel';
+
+/**
+ * A GHL user's reply handed to the chat product, keyed by its GHL message id (migration 0011_chat_replies): the
+ * record that makes a reply forwarded once, whichever way GHL announced it (ProviderOutboundMessage through the
+ * provider, or the app-level OutboundMessage event for other channels), and that the reconcile checks.
+ */
+export interface ChatRepliesTable {
+  ghl_message_id: string;
+  location_id: string;
+  contact_id: string;
+  client_id: string;
+  /** The external thread the reply was addressed to. */
+  conversation_id: string;
+  via: ChatReplyVia;
+  /** GHL's channel name from the event (`SMS`, `Email`, `Live Chat`, `WhatsApp` …). */
+  ghl_channel: string;
+  /** other_channel: the message to hand to the channel (OutboundMessage). provider: '{}' (the provider keeps it). */
+  payload: Json<Record<string, unknown>>;
+  /** provider replies are 'sent' at once (the provider module tracks their delivery). */
+  state: Generated<ChatReplyState>;
+  attempts: Generated<number>;
+  channel_message_id: string | null;
+  last_error: string | null;
+  received_at: Generated<Date>;
+  sent_at: Date | null;
+}
+
 declare module '../../infra/db/schema.js' {
   interface Database {
     chat_clients: ChatClientsTable;
     chat_conversations: ChatConversationsTable;
     chat_messages: ChatMessagesTable;
     chat_fields: ChatFieldsTable;
+    chat_replies: ChatRepliesTable;
   }
 }

@@ -49,7 +49,7 @@ import {
 import { inboundJob, registerInboundRoutes, storeInbound, type InboundRuntime } from './inbound.js';
 import { pruneMessages } from './retention.js';
 import { applyReceipt, relayFound, type FoundMessage } from './found.js';
-import type { OutboundMessage } from '../channels/index.js';
+import type { OutboundMessage, SendResult } from '../channels/index.js';
 import type { ChannelError } from '../channels/index.js';
 import {
   pollJob,
@@ -157,6 +157,13 @@ export interface ProviderService {
    * null to not send it (an echo of a message the bridge created).
    */
   setOutboundDecorator(fn: (msg: OutboundMessage) => Promise<OutboundMessage | null>): void;
+  /**
+   * Calls the location's channel once with a message that is not a delivery of this provider (the chat module's
+   * forwarding of GHL replies sent on other channels): no row, no GHL status report, no decorator — the caller keeps
+   * its own record and retries. Resolves `failed` when no enabled channel is configured; throws
+   * `ChannelRetryableError` for transient problems, like `ChannelAdapter.send`.
+   */
+  sendViaChannel(locationId: string, msg: OutboundMessage, signal?: AbortSignal): Promise<SendResult>;
   /** Relays an outbound message of this provider that a read found in GHL and GHL never delivered (found.ts). */
   relayFound(m: FoundMessage, confirmedBy: string): Promise<boolean>;
   /** A delivery receipt for a message relayed to the channel (forward-only); false when none matches. */
@@ -459,6 +466,28 @@ export function providerModule(opts: ProviderModuleOptions = {}): BridgeModule {
           outbound!.decorate = fn;
         },
         relayFound: (m, by) => relayFound(outbound!, m, by),
+        sendViaChannel: async (locationId, msg, signal) => {
+          let ch: Awaited<ReturnType<ChannelCache['get']>>;
+          try {
+            ch = await channels.get(locationId);
+          } catch (e) {
+            const why = e instanceof Error ? e.message : String(e);
+            return {
+              outcome: 'failed',
+              error: { code: 'CHANNEL_CONFIG_INVALID', type: 'account', message: `the channel cannot be used: ${why}` },
+            };
+          }
+          if (!ch?.channel.enabled)
+            return {
+              outcome: 'failed',
+              error: {
+                code: 'CHANNEL_NOT_CONFIGURED',
+                type: 'account',
+                message: 'no enabled channel is configured for this location in ghl-bridge',
+              },
+            };
+          return ch.adapter.send(msg, signal);
+        },
         verifyChannelSignature: async (locationId, headers, rawBody) => {
           const ch = await channels.get(locationId).catch(() => undefined);
           if (!ch?.channel.enabled || ch.adapter.kind !== 'http') return false;

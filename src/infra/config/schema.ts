@@ -512,7 +512,7 @@ export const VARS = [
     schema: z.enum(['Custom', 'Live_Chat', 'SMS', 'Email']).default('Custom'),
     example: 'Custom',
     description:
-      'Chat API (`/v1/locations/{id}/chat/*`): the GHL Add Inbound `type` of chat messages posted into GHL (Custom or Live_Chat provider; SMS or Email when the chat product really is that channel). Typing indicators are forwarded only with Live_Chat.',
+      'Chat API (`/v1/locations/{id}/chat/*`): the GHL Add Inbound `type` of chat messages posted into GHL (Custom or Live_Chat provider; SMS or Email when the chat product really is that channel). A client GHL users could not reply to on that type (SMS without a phone, Email without an e-mail, Custom without either) goes in as Live_Chat. Typing indicators are forwarded only for Live_Chat clients.',
   },
   {
     name: 'CHAT_CLIENT_ID_FIELD',
@@ -527,6 +527,14 @@ export const VARS = [
     example: 'External Chat Client Id',
     description:
       "Chat API: name of the per-location contact custom field that holds the chat product's client id (created by the bridge when missing); the client map is rebuilt from it when lost.",
+  },
+  {
+    name: 'CHAT_FORWARD_OTHER_CHANNELS',
+    group: 'provider',
+    schema: bool.default(false),
+    example: 'false',
+    description:
+      "Chat API: also forward to the chat product the replies a GHL user sends to a chat-linked contact on GHL's other channels (the app-level OutboundMessage event: SMS, Email, WhatsApp, Facebook, Instagram, GMB, Live Chat …), with the chat ids. Global for every location. Replies through the bridge's own conversation provider are always forwarded; Live Chat replies are always forwarded for clients whose messages go into GHL as Live_Chat.",
   },
   {
     name: 'CHAT_RECONCILE_INTERVAL_MS',
