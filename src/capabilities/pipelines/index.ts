@@ -21,6 +21,7 @@ import {
   applyOpportunityEvent,
   cachedPipelines,
   getMapping,
+  listMappings,
   OPPORTUNITY_EVENTS,
   opportunityEventSchema,
   opportunityJob,
@@ -31,7 +32,14 @@ import {
 import { pipelineMetrics, type PipelineMetrics } from './metrics.js';
 import { prunePipelines } from './retention.js';
 import { registerPublicRoutes } from './routes.js';
-import { deleteTrigger, listTriggers, setTrigger, triggerJob, type TriggerView } from './triggers.js';
+import {
+  deleteTrigger,
+  listTriggerRequests,
+  listTriggers,
+  setTrigger,
+  triggerJob,
+  type TriggerView,
+} from './triggers.js';
 import type { CachedPipeline } from './tables.js';
 
 export { pipelinesMigration } from './migration.js';
@@ -133,6 +141,8 @@ export function pipelinesModule(opts: PipelinesModuleOptions = {}): BridgeModule
         setTrigger: (locationId, name, url) => setTrigger(ctx.db, ring, locationId, name, url),
         listTriggers: (locationId) => listTriggers(ctx.db, locationId),
         deleteTrigger: (locationId, name) => deleteTrigger(ctx.db, locationId, name),
+        triggerRequests: (f) => listTriggerRequests(ctx.db, f),
+        mappings: (f) => listMappings(ctx.db, f),
         pipelines: async (locationId, o = {}) =>
           (
             (!o.refresh ? await cachedPipelines(ctx.db, locationId) : undefined) ??

@@ -189,6 +189,41 @@ export async function getMapping(
   };
 }
 
+/** Map rows, most recently changed first, with pipeline and stage names from the cache (console, admin API). */
+export async function listMappings(
+  db: Db,
+  f: { locationId?: string | undefined; limit?: number },
+): Promise<MappingView[]> {
+  let q = db
+    .selectFrom('opportunity_map')
+    .selectAll()
+    .orderBy('updated_at', 'desc')
+    .limit(f.limit ?? 100);
+  if (f.locationId) q = q.where('location_id', '=', f.locationId);
+  const rows = await q.execute();
+  const caches = new Map<string, Awaited<ReturnType<typeof cachedPipelines>>>();
+  for (const loc of new Set(rows.map((r) => r.location_id))) caches.set(loc, await cachedPipelines(db, loc));
+  return rows.map((r) => {
+    const p = caches.get(r.location_id)?.pipelines.find((x) => x.id === r.pipeline_id);
+    const s = p?.stages.find((x) => x.id === r.pipeline_stage_id);
+    return {
+      locationId: r.location_id,
+      externalId: r.external_id,
+      opportunityId: r.opportunity_id,
+      contactId: r.contact_id,
+      name: r.name,
+      pipelineId: r.pipeline_id,
+      pipelineName: p?.name ?? null,
+      stageId: r.pipeline_stage_id,
+      stageName: s?.name ?? null,
+      status: r.status,
+      monetaryValue: r.monetary_value,
+      assignedTo: r.assigned_to,
+      updatedAt: r.updated_at,
+    };
+  });
+}
+
 export interface OperationView {
   id: number;
   locationId: string;

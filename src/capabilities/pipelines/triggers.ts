@@ -275,6 +275,33 @@ export async function getTriggerRequest(
   return r ? requestView(r) : undefined;
 }
 
+/** Recent trigger calls, newest first (console, admin API). */
+export async function listTriggerRequests(
+  db: Db,
+  f: { locationId?: string | undefined; name?: string | undefined; state?: TriggerState | undefined; limit?: number },
+): Promise<TriggerRequestView[]> {
+  let q = db
+    .selectFrom('trigger_requests')
+    .select([
+      'id',
+      'location_id',
+      'name',
+      'idempotency_key',
+      'state',
+      'attempts',
+      'last_status',
+      'last_error',
+      'received_at',
+      'delivered_at',
+    ])
+    .orderBy('id', 'desc')
+    .limit(f.limit ?? 100);
+  if (f.locationId) q = q.where('location_id', '=', f.locationId);
+  if (f.name) q = q.where('name', '=', f.name);
+  if (f.state) q = q.where('state', '=', f.state);
+  return (await q.execute()).map((r) => requestView({ ...r, id: Number(r.id), attempts: Number(r.attempts) }));
+}
+
 export interface TriggerRuntime {
   db: Db;
   ring: KeyRing;

@@ -7,6 +7,7 @@ import { Trace } from './screens/Trace';
 import { DeadJobs } from './screens/DeadJobs';
 import { Webhooks } from './screens/Webhooks';
 import { Settings } from './screens/Settings';
+import { Pipelines } from './screens/Pipelines';
 
 interface Session {
   authenticatedBy: 'session' | 'bearer';
@@ -36,6 +37,7 @@ const NAV: Array<[string, string]> = [
   ['/trace', 'Message trace'],
   ['/jobs', 'Dead jobs'],
   ['/webhooks', 'Webhook events'],
+  ['/pipelines', 'Triggers & deals'],
   ['/settings', 'Settings'],
 ];
 
@@ -122,6 +124,7 @@ export function App() {
   else if (path === '/trace') screen = <Trace q={params.get('q') ?? ''} id={params.get('id')} />;
   else if (path === '/jobs') screen = <DeadJobs />;
   else if (path === '/webhooks') screen = <Webhooks />;
+  else if (path === '/pipelines') screen = <Pipelines />;
   else if (path === '/settings') screen = <Settings />;
   else screen = <Overview />;
   const active = loc ? '/locations' : path;
