@@ -54,6 +54,9 @@ interface Row {
   phase: string;
   p50: number;
   p99: number;
+  /** From the bridge storing the webhook to receipt (delivery only, without the intake). */
+  storedP50: number;
+  storedP99: number;
   share: number;
   cpuUs: number;
   stmtPerDelivery: number;
@@ -106,12 +109,16 @@ async function phase(name: string, dead: number): Promise<Row> {
     const attempts = Math.max(1, engine.stats.attempts - d0);
     const stmts = statements - s0;
     const engineStmts = engine.stats.statements - e0;
-    const st = await call<{ latencies: number[]; deliveries: number; accepted: number }>(`/stats?phase=${name}`);
+    const st = await call<{ latencies: number[]; fromStored: number[]; deliveries: number; accepted: number }>(
+      `/stats?phase=${name}`,
+    );
     const healthy = SUBS - dead;
     return {
       phase: name,
       p50: pct(st.latencies, 50),
       p99: pct(st.latencies, 99),
+      storedP50: pct(st.fromStored, 50),
+      storedP99: pct(st.fromStored, 99),
       share: st.latencies.length / (offered * healthy),
       cpuUs: (cpu.user + cpu.system) / Math.max(1, st.deliveries),
       stmtPerDelivery: stmts / attempts,
@@ -139,6 +146,7 @@ try {
         'healthy endpoints',
         'p50 ms',
         'p99 ms',
+        'stored → received p50 / p99 ms',
         'delivered / offered',
         'webhooks accepted',
         'bridge CPU µs / delivery',
@@ -149,6 +157,7 @@ try {
         r.phase === 'baseline' ? SUBS : SUBS - 1,
         f(r.p50),
         f(r.p99),
+        `${f(r.storedP50)} / ${f(r.storedP99)}`,
         `${(r.share * 100).toFixed(1)} %`,
         r.accepted,
         f(r.cpuUs),

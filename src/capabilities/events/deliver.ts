@@ -118,15 +118,17 @@ export function signWebhook(key: Buffer, msgId: string, ts: number, body: string
 }
 
 /**
- * Delivers pending deliveries for every enabled subscription from one dispatcher per replica. Each round is two
- * statements whatever the number of subscriptions and deliveries in it:
+ * Delivers pending deliveries for every enabled subscription from one dispatcher per replica, with two kinds of
+ * statement, each covering every subscription and delivery at hand (claims and records run side by side; neither
+ * waits for the other):
  *
  * - **claim** — one statement takes, for every subscription with free slots, up to (its per-endpoint concurrency −
  *   what is in flight) due deliveries (LATERAL … LIMIT k FOR UPDATE SKIP LOCKED, so replicas never send the same row
  *   at once), puts them under a lease (a crashed replica's rows are sent again once it ends), and returns them with
  *   their events, each event once however many subscriptions it goes to. Ordered subscriptions get a delivery only
  *   when no earlier one with its ordering key is pending.
- * - **record** — one statement writes every attempt that finished since the last round: the delivery rows
+ * - **record** — one statement (at most one in flight, `batchMs` after the first result, to gather) writes every
+ *   attempt that finished since the last one: the delivery rows
  *   (UPDATE … FROM a JSON record set), the attempt log (one multi-row INSERT) and the endpoints' health.
  *
  * Requests are not awaited by the round: a slow or hanging endpoint holds only its own slots and sockets, never a
@@ -139,6 +141,8 @@ export class DeliveryEngine {
   readonly #eps = new Map<string, Endpoint>();
   readonly #all = new Set<Endpoint>();
   #results: Result[] = [];
+  /** The recorder: at most one record statement in flight; what finishes meanwhile goes into the next. */
+  #flushing: Promise<void> | undefined;
   readonly #posts = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   #running = false;
@@ -224,7 +228,7 @@ export class DeliveryEngine {
       const free = this.#limit(ep) - ep.inflight;
       const posts = await this.#claim([ep]);
       await Promise.all(posts);
-      await this.#flush();
+      await this.#drain();
       total += posts.length;
       if (posts.length < free || ep.row.state !== 'enabled' || this.#blocked(ep)) return total;
     }
@@ -237,7 +241,7 @@ export class DeliveryEngine {
     await Promise.all([...this.#refreshing]);
     await this.#loop;
     try {
-      await this.#flush();
+      await this.#drain();
     } catch (e) {
       this.deps.log.warn({ err: e }, 'recording the last delivery attempts failed; they will be sent again');
     }
@@ -282,21 +286,16 @@ export class DeliveryEngine {
     const { settings, log } = this.deps;
     while (this.#running) {
       this.#kicked = false;
-      let flushed = 0;
       let claimed = 0;
       let full = false;
+      if (this.#results.length) this.#flushSoon();
       try {
-        // The two statements of a round run at once (two connections on PostgreSQL): a delivery being recorded is
-        // still under its lease, so the claim cannot take it again.
-        const [f, c] = await Promise.allSettled([this.#flush(), this.#claim([...this.#eps.values()])]);
-        if (c.status === 'fulfilled') {
-          claimed = c.value.length;
-          full = c.value.full === true;
-        }
-        if (f.status === 'fulfilled') flushed = f.value;
+        // Claims do not wait for the recorder (a delivery being recorded is still under its lease, so a claim cannot
+        // take it again): the two statements run side by side (two connections on PostgreSQL).
+        const c = await this.#claim([...this.#eps.values()]);
+        claimed = c.length;
+        full = c.full === true;
         this.stats.rounds++;
-        if (f.status === 'rejected') throw f.reason;
-        if (c.status === 'rejected') throw c.reason;
       } catch (e) {
         log.warn({ err: e }, 'event delivery round failed; trying again');
         await this.#sleep(Math.min(settings.pollMs, 1000));
@@ -304,13 +303,13 @@ export class DeliveryEngine {
       }
       if (!this.#running) return;
       if (claimed > 0 && full) continue; // an endpoint took all it may: more are likely due
-      if (flushed > 0 || claimed > 0) {
+      if (claimed > 0) {
         // Gather what arrives for a moment, so a steady stream is claimed, sent and recorded in rounds of many
-        // deliveries (two statements each) rather than a round per event.
+        // deliveries rather than a statement per event.
         if (settings.batchMs > 0) await this.#sleep(settings.batchMs, false);
         continue;
       }
-      if (this.#kicked || this.#results.length) continue;
+      if (this.#kicked) continue;
       const now = this.deps.now();
       let wait = settings.pollMs;
       for (const ep of this.#eps.values()) {
@@ -318,6 +317,35 @@ export class DeliveryEngine {
         if (until && until > now) wait = Math.min(wait, until - now);
       }
       await this.#sleep(wait);
+    }
+  }
+
+  /**
+   * Starts the recorder unless it runs: after `batchMs` (to gather), record statements until nothing is left. On a
+   * failure the results stay queued (their leases outlast a retry) and it tries again after a pause.
+   */
+  #flushSoon(): void {
+    if (this.#flushing || this.#closed) return;
+    this.#flushing = (async () => {
+      try {
+        const { batchMs } = this.deps.settings;
+        if (batchMs > 0 && this.#running) await new Promise((r) => setTimeout(r, batchMs));
+        while (this.#results.length) await this.#flush();
+      } catch (e) {
+        this.deps.log.warn({ err: e }, 'recording event delivery attempts failed; trying again');
+        await new Promise((r) => setTimeout(r, Math.min(this.deps.settings.pollMs, 1000)));
+      } finally {
+        this.#flushing = undefined;
+      }
+      if (this.#results.length && this.#running) this.#flushSoon();
+    })();
+  }
+
+  /** Until everything finished is recorded (runOnce, stop); a failure is thrown. */
+  async #drain(): Promise<void> {
+    while (this.#flushing || this.#results.length) {
+      if (this.#flushing) await this.#flushing;
+      else await this.#flush();
     }
   }
 
@@ -425,11 +453,14 @@ export class DeliveryEngine {
       if (!ep || body === undefined) continue; // removed meanwhile: the lease ends and it is claimed again
       ep.inflight++;
       const p = this.#post(ep, d, body).then((res) => {
+        const wasFull = ep.inflight >= this.#limit(ep);
         ep.inflight--;
         this.#posts.delete(p);
-        if (!this.#closed) this.#results.push(res);
+        if (this.#closed) return;
+        this.#results.push(res);
         this.#release(ep);
-        this.wake();
+        if (this.#running) this.#flushSoon();
+        if (wasFull) this.wake(); // a slot freed where there were none
       });
       this.#posts.add(p);
       posts.push(p);
@@ -637,6 +668,8 @@ export class DeliveryEngine {
     this.stats.attempts += results.length;
     results.forEach((r, i) => this.deps.onAttempt?.(outcomes[i]!, r.latencyMs));
     for (const [ep, h] of health) ep.row = { ...ep.row, ...h };
+    // Claimable now: the successors of ordered deliveries, and more than the probe once a circuit closes.
+    if (health.size || results.some((r) => r.ep.row.ordering !== 'none')) this.wake();
     for (const { ep, reason } of disable) {
       if (ep.row.state !== 'enabled') continue;
       ep.row = { ...ep.row, state: 'disabled' };
