@@ -172,6 +172,23 @@ describe('workflow triggers', () => {
     expect(((await bad.json()) as { details: Array<{ path: string }> }).details[0]!.path).toBe('body.url');
   });
 
+  it('the admin API lists trigger calls (newest first, filtered by state and name) without payloads', async () => {
+    const all = (await (await w.admin(`/admin/api/trigger-requests?locationId=${w.locationId}`)).json()) as {
+      requests: Array<Req & { name: string; locationId: string }>;
+    };
+    const stored = await w.bridge.ctx.db.selectFrom('trigger_requests').select(['id', 'state']).execute();
+    expect(all.requests.map((r) => r.id)).toEqual(stored.map((r) => Number(r.id)).sort((a, b) => b - a));
+    expect(JSON.stringify(all)).not.toContain('orderId'); // no payloads
+    const dead = (await (await w.admin('/admin/api/trigger-requests?state=dead&name=gone')).json()) as {
+      requests: Req[];
+    };
+    expect(dead.requests).toHaveLength(1);
+    expect(dead.requests[0]).toMatchObject({ state: 'dead', attempts: 1, lastStatus: 404 });
+    const bad = await w.admin('/admin/api/trigger-requests?state=lost');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { details: Array<{ path: string }> }).details[0]!.path).toBe('query.state');
+  });
+
   it('re-encrypts trigger URLs on key rotation and prunes delivered calls past retention, keeping dead ones', async () => {
     const db = w.bridge.ctx.db;
     const spec = w.bridge.ctx.config.TOKEN_ENCRYPTION_KEYS!;
