@@ -15,6 +15,8 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 interface Phase {
   sentAt: Map<string, number>;
   latencies: number[];
+  /** From the bridge storing the webhook (the envelope's receivedAt) to receipt: the delivery part of the latency. */
+  fromStored: number[];
   seen: Set<string>;
   deliveries: number;
   offered: number;
@@ -24,7 +26,18 @@ const phases = new Map<string, Phase>();
 const phaseOf = (p: string) => {
   let v = phases.get(p);
   if (!v)
-    phases.set(p, (v = { sentAt: new Map(), latencies: [], seen: new Set(), deliveries: 0, offered: 0, accepted: 0 }));
+    phases.set(
+      p,
+      (v = {
+        sentAt: new Map(),
+        latencies: [],
+        fromStored: [],
+        seen: new Set(),
+        deliveries: 0,
+        offered: 0,
+        accepted: 0,
+      }),
+    );
   return v;
 };
 const servers: http.Server[] = [];
@@ -37,7 +50,11 @@ async function receiver(dead: boolean, n: number): Promise<string> {
       if (dead) return; // never answers: the bridge's timeout ends the attempt
       const at = performance.now();
       try {
-        const b = JSON.parse(Buffer.concat(chunks).toString()) as { id: string; data: { phase: string; seq: string } };
+        const b = JSON.parse(Buffer.concat(chunks).toString()) as {
+          id: string;
+          receivedAt: string;
+          data: { phase: string; seq: string };
+        };
         const ph = phaseOf(b.data.phase);
         ph.deliveries++;
         const key = `${n}:${b.id}`;
@@ -45,6 +62,7 @@ async function receiver(dead: boolean, n: number): Promise<string> {
           ph.seen.add(key);
           const t0 = ph.sentAt.get(b.data.seq);
           if (t0 !== undefined) ph.latencies.push(at - t0);
+          ph.fromStored.push(Date.now() - Date.parse(b.receivedAt));
         }
       } catch {
         /* not ours */
@@ -135,7 +153,13 @@ const control = http.createServer((req, res) => {
       } else if (url.pathname === '/run') out = { offered: await run(body as never) };
       else if (url.pathname === '/stats') {
         const ph = phaseOf(url.searchParams.get('phase') ?? '');
-        out = { latencies: ph.latencies, deliveries: ph.deliveries, offered: ph.offered, accepted: ph.accepted };
+        out = {
+          latencies: ph.latencies,
+          fromStored: ph.fromStored,
+          deliveries: ph.deliveries,
+          offered: ph.offered,
+          accepted: ph.accepted,
+        };
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(out ?? null));
     })();

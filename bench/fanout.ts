@@ -21,7 +21,19 @@ import { eventsModule } from '../src/capabilities/events/index.js';
 import { generateKeySpec } from '../src/infra/crypto/aes.js';
 import { webhooksModule } from '../src/platform/webhooks/index.js';
 import { startTestBridge, type TestBridge } from '../test/helpers/store.js';
+import pg from 'pg';
 import { fileLogger, pct, SHIPPED_LOG_LEVEL, startChild, stopChild, table } from './common.js';
+
+// Statement count (PostgreSQL store): every query any pool client of this process sends. Bench instrumentation only.
+let statements = 0;
+const origQuery = pg.Client.prototype.query as (...a: unknown[]) => unknown;
+(pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown }).query = function (
+  this: unknown,
+  ...a: unknown[]
+) {
+  statements++;
+  return origQuery.apply(this, a);
+};
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -42,8 +54,13 @@ interface Row {
   phase: string;
   p50: number;
   p99: number;
+  /** From the bridge storing the webhook to receipt (delivery only, without the intake). */
+  storedP50: number;
+  storedP99: number;
   share: number;
   cpuUs: number;
+  stmtPerDelivery: number;
+  engineStmtPerDelivery: number;
   deliveries: number;
   accepted: number;
 }
@@ -74,6 +91,10 @@ async function phase(name: string, dead: number): Promise<Row> {
     await b.ctx.services.get('eventsInternal').engine.refresh();
     // Warm-up (not measured): connections, prepared statements, JIT.
     await call('/run', { target: b.url, rate: Math.min(RATE, 200), seconds: 2, phase: `${name}-warmup` });
+    const engine = b.ctx.services.get('eventsInternal').engine;
+    const s0 = statements;
+    const e0 = engine.stats.statements;
+    const d0 = engine.stats.attempts;
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const { offered } = await call<{ offered: number }>('/run', {
@@ -85,14 +106,23 @@ async function phase(name: string, dead: number): Promise<Row> {
     const left = GRACE - (performance.now() - t0 - SECONDS * 1000);
     if (left > 0) await new Promise((res) => setTimeout(res, left));
     const cpu = process.cpuUsage(cpu0);
-    const st = await call<{ latencies: number[]; deliveries: number; accepted: number }>(`/stats?phase=${name}`);
+    const attempts = Math.max(1, engine.stats.attempts - d0);
+    const stmts = statements - s0;
+    const engineStmts = engine.stats.statements - e0;
+    const st = await call<{ latencies: number[]; fromStored: number[]; deliveries: number; accepted: number }>(
+      `/stats?phase=${name}`,
+    );
     const healthy = SUBS - dead;
     return {
       phase: name,
       p50: pct(st.latencies, 50),
       p99: pct(st.latencies, 99),
+      storedP50: pct(st.fromStored, 50),
+      storedP99: pct(st.fromStored, 99),
       share: st.latencies.length / (offered * healthy),
       cpuUs: (cpu.user + cpu.system) / Math.max(1, st.deliveries),
+      stmtPerDelivery: stmts / attempts,
+      engineStmtPerDelivery: engineStmts / attempts,
       deliveries: st.latencies.length,
       accepted: st.accepted,
     };
@@ -116,18 +146,24 @@ try {
         'healthy endpoints',
         'p50 ms',
         'p99 ms',
+        'stored → received p50 / p99 ms',
         'delivered / offered',
         'webhooks accepted',
         'bridge CPU µs / delivery',
+        'statements / attempt (all | delivery engine)',
       ],
       [base, dead].map((r) => [
         r.phase === 'baseline' ? 'baseline: 10 healthy' : 'one dead (never answers)',
         r.phase === 'baseline' ? SUBS : SUBS - 1,
         f(r.p50),
         f(r.p99),
+        `${f(r.storedP50)} / ${f(r.storedP99)}`,
         `${(r.share * 100).toFixed(1)} %`,
         r.accepted,
         f(r.cpuUs),
+        process.env.TEST_STORE === 'postgres'
+          ? `${r.stmtPerDelivery.toFixed(3)} | ${r.engineStmtPerDelivery.toFixed(3)}`
+          : `n/a | ${r.engineStmtPerDelivery.toFixed(3)}`,
       ]),
     ),
   );

@@ -241,7 +241,10 @@ export async function createBridge(config: Config, opts: CreateBridgeOptions = {
     log,
     metrics,
     bodyLimit: config.BODY_LIMIT_BYTES,
-    quietRoutePrefixes: config.LOG_HOT_PATH_REQUESTS ? [] : ['/webhooks/', '/channels/'],
+    // Hot paths: GHL webhooks, channel inbound and the /v1 API (machine-to-machine, at volume: triggers, chat
+    // messages, calls, contact batches). Counted in the request metrics; a route that wants its request lines sets
+    // its own Fastify `logLevel`.
+    quietRoutePrefixes: config.LOG_HOT_PATH_REQUESTS ? [] : ['/webhooks/', '/channels/', '/v1/'],
     timeouts: {
       headersMs: config.HTTP_HEADERS_TIMEOUT_MS,
       requestMs: config.HTTP_REQUEST_TIMEOUT_MS,

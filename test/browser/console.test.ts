@@ -323,6 +323,65 @@ describe(`operator console in Chromium (${STORE})`, () => {
     await shot('overview');
   });
 
+  it('shows workflow trigger calls and the opportunity map (read-only)', async () => {
+    const { locationId } = sandbox.seed;
+    const emu = sandbox.emulator;
+    const pipelines = bridge.ctx.services.get('pipelines');
+    const { key } = await bridge.ctx.services.get('apiKeys').create({ name: 'browser-crm', locationIds: [locationId] });
+    const v1 = (path: string, method: string, json: unknown) =>
+      fetch(`${url}/v1/locations/${locationId}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify(json),
+      });
+    // One trigger delivered after a failed attempt, one refused by GHL (404: dead at once, with the reason).
+    const ok = emu.opportunities.createHook(locationId, emu.baseUrl);
+    emu.opportunities.failHook(ok.triggerId, { status: 500, times: 1 });
+    const gone = emu.opportunities.createHook(locationId, emu.baseUrl);
+    emu.opportunities.failHook(gone.triggerId, { status: 404, times: Infinity });
+    await pipelines.setTrigger(locationId, 'order-paid', ok.url);
+    await pipelines.setTrigger(locationId, 'lead-new', gone.url);
+    expect((await v1('/triggers/order-paid', 'POST', { orderId: 'A-1' })).status).toBe(202);
+    expect((await v1('/triggers/lead-new', 'POST', { lead: 7 })).status).toBe(202);
+    emu.opportunities.createPipeline({ locationId, name: 'Sales', stages: ['New', 'Won'] });
+    emu.control.createContact({ locationId, email: 'deal@example.com', firstName: 'Dee' });
+    const deal = { contact: { email: 'deal@example.com' }, name: 'Big deal', pipeline: 'Sales', stage: 'New' };
+    expect((await v1('/opportunities/deal-42', 'PUT', { ...deal, monetaryValue: 1200 })).status).toBe(202);
+    await waitFor(
+      async () => {
+        const r = await pipelines.triggerRequests({ locationId });
+        return (
+          r.length === 2 && r.every((x) => x.state !== 'pending') && (await pipelines.mapping(locationId, 'deal-42'))
+        );
+      },
+      { what: 'both trigger calls settled and the deal mapped', timeoutMs: 30_000 },
+    );
+
+    await go('/pipelines', 'Triggers and deals');
+    const calls = page.getByRole('region', { name: /Workflow trigger calls/ });
+    const delivered = calls.getByRole('row').filter({ hasText: 'order-paid' });
+    await delivered.waitFor();
+    expect(await delivered.getByRole('cell').allTextContents()).toEqual(
+      expect.arrayContaining(['order-paid', locationId, 'delivered', '2', '200']),
+    );
+    const dead = calls.getByRole('row').filter({ hasText: 'lead-new' });
+    expect(await dead.getByRole('cell').allTextContents()).toEqual(expect.arrayContaining(['dead', '1', '404']));
+    expect(await dead.textContent()).toMatch(/refused the trigger: HTTP 404/);
+    // The hook URLs are credentials: the screen never shows them.
+    expect(await page.content()).not.toContain(ok.triggerId);
+    const map = page.getByRole('region', { name: /Opportunity map/ });
+    const row = map.getByRole('row').filter({ hasText: 'deal-42' });
+    expect(await row.getByRole('cell').allTextContents()).toEqual(
+      expect.arrayContaining(['deal-42', 'Sales', 'New', 'open', '1200']),
+    );
+    // Filtering by state: only the dead call.
+    await page.getByLabel('Trigger state').selectOption('dead');
+    await calls.getByRole('row').filter({ hasText: 'order-paid' }).waitFor({ state: 'detached' });
+    expect(await calls.getByRole('row').filter({ hasText: 'lead-new' }).count()).toBe(1);
+    await axe('pipelines');
+    await shot('pipelines');
+  });
+
   it('logs out: the session no longer works', async () => {
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.getByLabel('Admin key').waitFor();

@@ -46,6 +46,9 @@ describe('SIGKILL during fan-out', () => {
       JOB_POLL_MS: '50',
       EVENTS_POLL_MS: '100',
       EVENTS_DELIVERY_TIMEOUT_MS: '1000',
+      // Delivery slower than the stream (2 in flight per endpoint, rounds 50 ms apart): the kill finds a backlog.
+      EVENTS_ENDPOINT_CONCURRENCY: '2',
+      EVENTS_BATCH_MS: '50',
       EVENTS_ALLOWED_NETWORKS: '127.0.0.0/8',
       WEBHOOK_EXTRA_ED25519_KEYS: signer.edPublicPem,
     };

@@ -91,3 +91,14 @@ export async function startPipelinesWorld(
     },
   };
 }
+
+/** The sum of a Prometheus series over the lines whose labels include `labels`. */
+export async function metricValue(url: string, name: string, labels: Record<string, string>): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let sum = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, 'gm'))) {
+    const got = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) sum += Number(m[2]);
+  }
+  return sum;
+}

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { opportunityJob } from '../../src/capabilities/pipelines/opportunities.js';
 import { waitFor } from '../helpers/store.js';
-import { startPipelinesWorld, type PipelinesWorld } from './harness.js';
+import { metricValue, startPipelinesWorld, type PipelinesWorld } from './harness.js';
 
 let w: PipelinesWorld;
 let pipeline: { id: string; stages: Array<{ id: string; name: string }> };
@@ -46,6 +46,8 @@ async function done(r: Response): Promise<Op> {
   );
 }
 const mapping = async (externalId: string) => (await (await w.api(`${base()}/${externalId}`)).json()) as Mapping;
+const ops = (kind: string, outcome: string) =>
+  metricValue(w.bridge.url, 'ghl_bridge_opportunity_operations_total', { kind, outcome });
 const stageId = (name: string) => pipeline.stages.find((s) => s.name === name)!.id;
 
 describe('pipeline bridging', () => {
@@ -92,6 +94,11 @@ describe('pipeline bridging', () => {
     expect(won.state).toBe('done');
     expect(w.emu.opportunities.getOpportunity(oppId)).toMatchObject({ status: 'won' });
     expect(await mapping('deal-1')).toMatchObject({ status: 'won' });
+    // Metrics by outcome: one create, one stage move, one won.
+    expect(await ops('upsert', 'created')).toBe(1);
+    expect(await ops('upsert', 'moved')).toBe(1);
+    expect(await ops('upsert', 'updated')).toBe(0);
+    expect(await ops('status', 'won')).toBe(1);
   });
 
   it('an unknown stage or pipeline is a 422 naming the field and the valid names; nothing is stored', async () => {
@@ -155,6 +162,10 @@ describe('pipeline bridging', () => {
       what: 'map row removed by OpportunityDelete',
     });
     expect((await w.api(`${base()}/deal-1`)).status).toBe(200); // other deals untouched
+    const mapUpdates = (event: string, outcome: string) =>
+      metricValue(w.bridge.url, 'ghl_bridge_opportunity_map_updates_total', { event, outcome });
+    expect(await mapUpdates('OpportunityDelete', 'deleted')).toBe(1);
+    expect(await mapUpdates('OpportunityStageUpdate', 'updated')).toBeGreaterThanOrEqual(1);
     // The next upsert of that deal creates a new opportunity.
     const again = await done(
       await w.api(`${base()}/deal-4`, {

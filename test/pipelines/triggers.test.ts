@@ -4,7 +4,7 @@ import { generateKeySpec, parseKeyRing } from '../../src/infra/crypto/aes.js';
 import { JOB_TRIGGER, prunePipelines, rotateTriggerKeys, setTrigger } from '../../src/capabilities/pipelines/index.js';
 import { retryJobs } from '../../src/infra/queue/index.js';
 import { captureLog, waitFor } from '../helpers/store.js';
-import { startPipelinesWorld, type PipelinesWorld } from './harness.js';
+import { metricValue, startPipelinesWorld, type PipelinesWorld } from './harness.js';
 
 let w: PipelinesWorld;
 const logs = captureLog('debug');
@@ -38,6 +38,9 @@ async function hook(name: string) {
   expect(r.status).toBe(200);
   return h;
 }
+
+const metric = (name: string, labels: Record<string, string>) => metricValue(w.bridge.url, name, labels);
+const triggers = (name: string, outcome: string) => metric('ghl_bridge_triggers_total', { name, outcome });
 
 const settled = (statusUrl: string, from = 'pending') =>
   waitFor(
@@ -86,6 +89,23 @@ describe('workflow triggers', () => {
     const rows = await w.bridge.ctx.db.selectFrom('trigger_requests').select('id').execute();
     expect(rows).toHaveLength(1);
     expect(w.emu.opportunities.hook(h.triggerId).received).toHaveLength(3);
+
+    // Metrics: accepted once (the repeat and the conflict are not), two failed attempts retried, then forwarded.
+    expect(await triggers('order-paid', 'accepted')).toBe(1);
+    expect(await triggers('order-paid', 'retried')).toBe(2);
+    expect(await triggers('order-paid', 'forwarded')).toBe(1);
+    expect(await triggers('order-paid', 'failed')).toBe(0);
+    expect(await metric('ghl_bridge_trigger_forward_seconds_count', { outcome: 'error' })).toBeGreaterThanOrEqual(2);
+    // /v1 is a hot path: its requests are counted in the request metrics, not logged one line each (#16 item 2).
+    expect(
+      await metric('ghl_bridge_http_requests_total', { route: '/v1/locations/:locationId/triggers/:name' }),
+    ).toBeGreaterThanOrEqual(3);
+    const requestLines = logs.lines.filter(
+      (l) =>
+        (l.msg === 'incoming request' || l.msg === 'request completed') &&
+        JSON.stringify(l).includes('/triggers/order-paid'),
+    );
+    expect(requestLines).toEqual([]);
   });
 
   it('gives up after TRIGGER_MAX_ATTEMPTS and at once on a 404, dead with the reason', async () => {
@@ -95,6 +115,8 @@ describe('workflow triggers', () => {
     const dead = await settled(((await r.json()) as Req).statusUrl);
     expect(dead).toMatchObject({ state: 'dead', attempts: 4, lastStatus: 503 });
     expect(dead.lastError).toMatch(/HTTP 503/);
+    await waitFor(async () => (await triggers('lead-new', 'failed')) === 1, { what: 'failed counted' });
+    expect(await triggers('lead-new', 'retried')).toBe(3); // the 4th failure is the last: failed, not retried
 
     // An operator retries the dead job once GHL is back: delivered.
     w.emu.opportunities.failHook(h.triggerId, { status: 200, times: 0 });
@@ -110,6 +132,9 @@ describe('workflow triggers', () => {
     const dead2 = await settled(((await r2.json()) as Req).statusUrl);
     expect(dead2).toMatchObject({ state: 'dead', attempts: 1, lastStatus: 404 });
     expect(dead2.lastError).toMatch(/refused/);
+    await waitFor(async () => (await triggers('gone', 'failed')) === 1, { what: 'failed counted' });
+    expect(await triggers('gone', 'retried')).toBe(0); // a 404 is final
+    expect(await triggers('lead-new', 'forwarded')).toBe(1);
   });
 
   it('refuses unknown triggers, bad URLs, missing or foreign keys; lists URLs masked', async () => {
@@ -145,6 +170,23 @@ describe('workflow triggers', () => {
     });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { details: Array<{ path: string }> }).details[0]!.path).toBe('body.url');
+  });
+
+  it('the admin API lists trigger calls (newest first, filtered by state and name) without payloads', async () => {
+    const all = (await (await w.admin(`/admin/api/trigger-requests?locationId=${w.locationId}`)).json()) as {
+      requests: Array<Req & { name: string; locationId: string }>;
+    };
+    const stored = await w.bridge.ctx.db.selectFrom('trigger_requests').select(['id', 'state']).execute();
+    expect(all.requests.map((r) => r.id)).toEqual(stored.map((r) => Number(r.id)).sort((a, b) => b - a));
+    expect(JSON.stringify(all)).not.toContain('orderId'); // no payloads
+    const dead = (await (await w.admin('/admin/api/trigger-requests?state=dead&name=gone')).json()) as {
+      requests: Req[];
+    };
+    expect(dead.requests).toHaveLength(1);
+    expect(dead.requests[0]).toMatchObject({ state: 'dead', attempts: 1, lastStatus: 404 });
+    const bad = await w.admin('/admin/api/trigger-requests?state=lost');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { details: Array<{ path: string }> }).details[0]!.path).toBe('query.state');
   });
 
   it('re-encrypts trigger URLs on key rotation and prunes delivered calls past retention, keeping dead ones', async () => {

@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
 import { sql } from 'kysely';
-import { Webhook } from 'standardwebhooks';
+import { createHmac } from 'node:crypto';
 import type { Db } from '../../infra/db/index.js';
 import type { KeyRing } from '../../infra/crypto/aes.js';
 import type { Logger } from '../../infra/log/logger.js';
@@ -72,18 +72,37 @@ export interface EngineDeps {
 
 interface Claimed {
   id: number;
+  subscription_id: string;
   event_id: string;
   attempts: number;
+}
+
+interface ClaimedEvent {
+  id: string;
   type: string;
   version: number;
   source: string;
-  location_id: string | null;
-  contact_id: string | null;
-  received_at: Date;
+  locationId: string | null;
+  contactId: string | null;
+  receivedMs: number;
   data: unknown;
 }
 
+type SubRow = SubscriptionRow;
+
+/** An enabled subscription as this replica delivers to it: its row, what is in flight, its sockets. */
+interface Endpoint {
+  row: SubRow;
+  inflight: number;
+  /** Dropped from the engine (disabled, deleted): its sockets close once nothing is in flight. */
+  removed: boolean;
+  keys: { tag: string; keys: Buffer[] } | undefined;
+  agent: http.Agent | undefined;
+  httpsAgent: https.Agent | undefined;
+}
+
 interface Result {
+  ep: Endpoint;
   d: Claimed;
   at: number;
   status: number | null;
@@ -93,26 +112,50 @@ interface Result {
   retryAfterMs?: number | undefined;
 }
 
-type SubRow = SubscriptionRow;
+/** Standard Webhooks v1: base64 HMAC-SHA256 of `id.timestamp.body` with the secret's bytes (after whsec_). */
+export function signWebhook(key: Buffer, msgId: string, ts: number, body: string): string {
+  return `v1,${createHmac('sha256', key).update(`${msgId}.${ts}.${body}`).digest('base64')}`;
+}
 
 /**
- * Delivers pending deliveries, one loop per enabled subscription in each replica. A loop claims due deliveries of its
- * subscription under a lease (FOR UPDATE SKIP LOCKED, so replicas never deliver the same row at once and a crashed
- * one's rows are delivered again once the lease ends), posts up to `concurrency` at a time, then records every attempt
- * and outcome in one statement. Loops are independent: a hanging endpoint holds only its own loop and sockets,
- * never a healthy subscription's. After `breakerThreshold` consecutive failures the circuit opens for
- * `breakerCooldownMs` (nothing is sent), then one probe decides whether it closes.
+ * Delivers pending deliveries for every enabled subscription from one dispatcher per replica, with two kinds of
+ * statement, each covering every subscription and delivery at hand (claims and records run side by side; neither
+ * waits for the other):
+ *
+ * - **claim** — one statement takes, for every subscription with free slots, up to (its per-endpoint concurrency −
+ *   what is in flight) due deliveries (LATERAL … LIMIT k FOR UPDATE SKIP LOCKED, so replicas never send the same row
+ *   at once), puts them under a lease (a crashed replica's rows are sent again once it ends), and returns them with
+ *   their events, each event once however many subscriptions it goes to. Ordered subscriptions get a delivery only
+ *   when no earlier one with its ordering key is pending.
+ * - **record** — one statement (at most one in flight, `batchMs` after the first result, to gather) writes every
+ *   attempt that finished since the last one: the delivery rows
+ *   (UPDATE … FROM a JSON record set), the attempt log (one multi-row INSERT) and the endpoints' health.
+ *
+ * Requests are not awaited by the round: a slow or hanging endpoint holds only its own slots and sockets, never a
+ * round, so it cannot delay a healthy one. After `breakerThreshold` consecutive failures the circuit opens for
+ * `breakerCooldownMs` (nothing is sent), then one probe at a time decides whether it closes.
  */
 export class DeliveryEngine {
-  readonly #loops = new Map<string, SubscriptionLoop>();
+  /** Statements the engine sent and delivery attempts it recorded (bench:fanout reads the ratio). */
+  readonly stats = { statements: 0, attempts: 0, rounds: 0 };
+  readonly #eps = new Map<string, Endpoint>();
+  readonly #all = new Set<Endpoint>();
+  #results: Result[] = [];
+  /** The recorder: at most one record statement in flight; what finishes meanwhile goes into the next. */
+  #flushing: Promise<void> | undefined;
+  readonly #posts = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   #running = false;
+  #closed = false;
+  #loop: Promise<void> | undefined;
+  #kicked = false;
+  #wakeUp: (() => void) | undefined;
   readonly #refreshing = new Set<Promise<void>>();
   #polling = false;
 
   constructor(readonly deps: EngineDeps) {}
 
-  /** Starts the delivery loops (`deliver`), or only the periodic read of the subscriptions. */
+  /** Starts the dispatcher (`deliver`), or only the periodic read of the subscriptions. */
   async start(deliver = true): Promise<void> {
     this.#running = deliver;
     await this.refresh();
@@ -124,9 +167,10 @@ export class DeliveryEngine {
       });
     }, this.deps.settings.pollMs);
     this.#timer.unref();
+    if (deliver) this.#loop = this.#run();
   }
 
-  /** Re-reads subscriptions (new, changed, disabled) and kicks every loop. */
+  /** Re-reads subscriptions (new, changed, disabled) and wakes the dispatcher. */
   async refresh(): Promise<void> {
     const run = (async () => {
       try {
@@ -136,20 +180,17 @@ export class DeliveryEngine {
         for (const r of rows) {
           if (r.state !== 'enabled') continue;
           seen.add(r.id);
-          if (!this.#running) continue;
-          let l = this.#loops.get(r.id);
-          if (!l) {
-            l = new SubscriptionLoop(this.deps, r);
-            this.#loops.set(r.id, l);
-            l.start();
-          } else l.update(r);
-          l.kick();
+          const ep = this.#eps.get(r.id);
+          if (ep) ep.row = r;
+          else this.#eps.set(r.id, this.#endpoint(r));
         }
-        for (const [id, l] of this.#loops)
+        for (const [id, ep] of this.#eps)
           if (!seen.has(id)) {
-            this.#loops.delete(id);
-            void l.stop();
+            this.#eps.delete(id);
+            ep.removed = true;
+            this.#release(ep);
           }
+        this.wake();
       } catch (e) {
         this.deps.log.warn({ err: e }, 'reading event subscriptions failed; trying again');
       }
@@ -163,12 +204,14 @@ export class DeliveryEngine {
   }
 
   wake(): void {
-    for (const l of this.#loops.values()) l.kick();
+    this.#kicked = true;
+    this.#wakeUp?.();
   }
 
   /**
-   * One pass for one subscription, without the background loop (tests with an injected clock, the CLI): claims what
-   * is due now and delivers it. Returns how many were attempted.
+   * Rounds for one subscription, awaiting each one's requests, without the dispatcher (tests with an injected clock,
+   * the CLI): claims what is due now and delivers it, until less than a full round is due. Returns how many were
+   * attempted.
    */
   async runOnce(subId: string): Promise<number> {
     const r = await this.deps.db
@@ -177,186 +220,281 @@ export class DeliveryEngine {
       .where('id', '=', subId)
       .executeTakeFirst();
     if (!r || r.state !== 'enabled') return 0;
-    const l = this.#loops.get(subId) ?? new SubscriptionLoop(this.deps, r);
-    l.update(r);
+    let ep = this.#eps.get(subId);
+    if (ep) ep.row = r;
+    else this.#eps.set(subId, (ep = this.#endpoint(r)));
     let total = 0;
     for (;;) {
-      const n = await l.round();
-      total += n;
-      if (n < this.deps.settings.concurrency || l.blocked()) return total;
+      const free = this.#limit(ep) - ep.inflight;
+      const posts = await this.#claim([ep]);
+      await Promise.all(posts);
+      await this.#drain();
+      total += posts.length;
+      if (posts.length < free || ep.row.state !== 'enabled' || this.#blocked(ep)) return total;
     }
   }
 
   async stop(): Promise<void> {
     this.#running = false;
     if (this.#timer) clearInterval(this.#timer);
-    await Promise.all([...this.#refreshing]);
-    await Promise.all([...this.#loops.values()].map((l) => l.stop()));
-    this.#loops.clear();
-  }
-}
-
-class SubscriptionLoop {
-  #row: SubRow;
-  #secrets: { key: string; hooks: Webhook[] } | undefined;
-  #kicked = false;
-  #wakeUp: (() => void) | undefined;
-  #stopped = false;
-  #done: Promise<void> | undefined;
-  readonly #agent: http.Agent;
-  readonly #httpsAgent: https.Agent;
-
-  constructor(
-    private readonly deps: EngineDeps,
-    row: SubRow,
-  ) {
-    this.#row = row;
-    const c = deps.settings.concurrency;
-    this.#agent = new http.Agent({ keepAlive: true, maxSockets: c });
-    this.#httpsAgent = new https.Agent({ keepAlive: true, maxSockets: c });
-  }
-
-  update(row: SubRow): void {
-    this.#row = row;
-  }
-
-  start(): void {
-    this.#done = this.#run();
-  }
-
-  kick(): void {
-    this.#kicked = true;
     this.#wakeUp?.();
+    await Promise.all([...this.#refreshing]);
+    await this.#loop;
+    try {
+      await this.#drain();
+    } catch (e) {
+      this.deps.log.warn({ err: e }, 'recording the last delivery attempts failed; they will be sent again');
+    }
+    // What is still in flight is dropped unrecorded: its lease ends and it is sent again (at-least-once).
+    this.#closed = true;
+    for (const ep of this.#all) this.#destroy(ep);
+    await Promise.allSettled([...this.#posts]);
+    this.#eps.clear();
+  }
+
+  #endpoint(row: SubRow): Endpoint {
+    const ep: Endpoint = { row, inflight: 0, removed: false, keys: undefined, agent: undefined, httpsAgent: undefined };
+    this.#all.add(ep);
+    return ep;
+  }
+
+  #release(ep: Endpoint): void {
+    if (ep.removed && ep.inflight === 0) {
+      this.#destroy(ep);
+      this.#all.delete(ep);
+    }
+  }
+
+  #destroy(ep: Endpoint): void {
+    ep.agent?.destroy();
+    ep.httpsAgent?.destroy();
+    ep.agent = ep.httpsAgent = undefined;
   }
 
   /** Circuit open: nothing may be sent before circuit_open_until. */
-  blocked(): boolean {
-    const until = this.#row.circuit_open_until;
+  #blocked(ep: Endpoint): boolean {
+    const until = ep.row.circuit_open_until;
     return until !== null && until.getTime() > this.deps.now();
   }
 
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    this.#wakeUp?.();
-    await this.#done;
-    this.#agent.destroy();
-    this.#httpsAgent.destroy();
+  /** In flight at once: the endpoint concurrency, or 1 (the probe) while the circuit is half-open. */
+  #limit(ep: Endpoint): number {
+    return ep.row.consecutive_failures >= this.deps.settings.breakerThreshold ? 1 : this.deps.settings.concurrency;
   }
 
   async #run(): Promise<void> {
     const { settings, log } = this.deps;
-    while (!this.#stopped) {
+    while (this.#running) {
       this.#kicked = false;
-      let n = 0;
+      let claimed = 0;
+      let full = false;
+      if (this.#results.length) this.#flushSoon();
       try {
-        n = await this.round();
+        // Claims do not wait for the recorder (a delivery being recorded is still under its lease, so a claim cannot
+        // take it again): the two statements run side by side (two connections on PostgreSQL).
+        const c = await this.#claim([...this.#eps.values()]);
+        claimed = c.length;
+        full = c.full === true;
+        this.stats.rounds++;
       } catch (e) {
-        log.warn({ err: e, subscription: this.#row.id }, 'event delivery round failed; trying again');
-      }
-      if (this.#stopped || this.#row.state !== 'enabled') return;
-      if (n >= settings.concurrency && !this.blocked()) continue; // a full round: more are likely due
-      if ((n > 0 || this.#kicked) && !this.blocked()) {
-        // Fewer than a full round: gather what arrives for a moment, so a steady stream is claimed, sent and
-        // recorded in rounds (two statements each) rather than one round per event.
-        if (settings.batchMs > 0) await new Promise((r) => setTimeout(r, settings.batchMs));
+        log.warn({ err: e }, 'event delivery round failed; trying again');
+        await this.#sleep(Math.min(settings.pollMs, 1000));
         continue;
       }
-      const until = this.#row.circuit_open_until?.getTime();
-      const wait =
-        until && until > this.deps.now() ? Math.min(settings.pollMs, until - this.deps.now()) : settings.pollMs;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, wait);
+      if (!this.#running) return;
+      if (claimed > 0 && full) continue; // an endpoint took all it may: more are likely due
+      if (claimed > 0) {
+        // Gather what arrives for a moment, so a steady stream is claimed, sent and recorded in rounds of many
+        // deliveries rather than a statement per event.
+        if (settings.batchMs > 0) await this.#sleep(settings.batchMs, false);
+        continue;
+      }
+      if (this.#kicked) continue;
+      const now = this.deps.now();
+      let wait = settings.pollMs;
+      for (const ep of this.#eps.values()) {
+        const until = ep.row.circuit_open_until?.getTime();
+        if (until && until > now) wait = Math.min(wait, until - now);
+      }
+      await this.#sleep(wait);
+    }
+  }
+
+  /**
+   * Starts the recorder unless it runs: after `batchMs` (to gather), record statements until nothing is left. On a
+   * failure the results stay queued (their leases outlast a retry) and it tries again after a pause.
+   */
+  #flushSoon(): void {
+    if (this.#flushing || this.#closed) return;
+    this.#flushing = (async () => {
+      try {
+        const { batchMs } = this.deps.settings;
+        if (batchMs > 0 && this.#running) await new Promise((r) => setTimeout(r, batchMs));
+        while (this.#results.length) await this.#flush();
+      } catch (e) {
+        this.deps.log.warn({ err: e }, 'recording event delivery attempts failed; trying again');
+        await new Promise((r) => setTimeout(r, Math.min(this.deps.settings.pollMs, 1000)));
+      } finally {
+        this.#flushing = undefined;
+      }
+      if (this.#results.length && this.#running) this.#flushSoon();
+    })();
+  }
+
+  /** Until everything finished is recorded (runOnce, stop); a failure is thrown. */
+  async #drain(): Promise<void> {
+    while (this.#flushing || this.#results.length) {
+      if (this.#flushing) await this.#flushing;
+      else await this.#flush();
+    }
+  }
+
+  /** Waits `ms`, or until woken (`wakeable`). */
+  async #sleep(ms: number, wakeable = true): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      if (wakeable)
         this.#wakeUp = () => {
           clearTimeout(t);
           resolve();
         };
-      });
-      this.#wakeUp = undefined;
-    }
+    });
+    this.#wakeUp = undefined;
   }
 
-  #hooks(): Webhook[] {
-    const r = this.#row;
-    const key = `${r.secret_enc}|${r.previous_secret_enc ?? ''}|${r.previous_secret_until?.getTime() ?? ''}|${
-      r.previous_secret_until && r.previous_secret_until.getTime() > this.deps.now()
-    }`;
-    if (this.#secrets?.key !== key)
-      this.#secrets = {
-        key,
-        hooks: signingSecrets(this.deps.ring, r.id, r, this.deps.now()).map((s) => new Webhook(s)),
-      };
-    return this.#secrets.hooks;
-  }
-
-  /** Claims up to `concurrency` due deliveries (1 when the circuit is half-open), delivers, records. */
-  async round(): Promise<number> {
-    const { db, settings } = this.deps;
-    const row = this.#row;
-    if (row.state !== 'enabled' || this.blocked()) return 0;
+  #keys(ep: Endpoint): Buffer[] {
+    const r = ep.row;
     const now = this.deps.now();
-    const halfOpen = row.consecutive_failures >= settings.breakerThreshold;
-    const limit = halfOpen ? 1 : settings.concurrency;
-    const leaseUntil = new Date(now + settings.timeoutMs + 5_000);
-    const ordered = row.ordering !== 'none';
-    const claimed = await sql<Claimed>`
-      with c as (
-        update event_deliveries set leased_until = ${leaseUntil}
-        where id in (
-          select d.id from event_deliveries d
-          where d.subscription_id = ${row.id} and d.status = 'pending' and d.next_at <= ${new Date(now)}
-            and (d.leased_until is null or d.leased_until < ${new Date(now)})
-            ${
-              ordered
-                ? sql`and (d.order_key is null or not exists (
-                    select 1 from event_deliveries p
-                    where p.subscription_id = d.subscription_id and p.order_key = d.order_key
-                      and p.status = 'pending' and p.id < d.id))`
-                : sql``
-            }
-          order by d.next_at, d.id
-          limit ${limit}
-          for update skip locked)
-        returning id, event_id, attempts
-      )
-      select c.id, c.event_id, c.attempts, e.type, e.version, e.source, e.location_id, e.contact_id, e.received_at, e.data
-      from c join event_log e on e.id = c.event_id
-      order by c.id`.execute(db);
-    const batch = claimed.rows.map((r) => ({ ...r, id: Number(r.id), attempts: Number(r.attempts) }));
-    if (!batch.length) return 0;
-    const hooks = this.#hooks();
-    const results = await Promise.all(batch.map((d) => this.#post(d, hooks)));
-    await this.#record(results);
-    return batch.length;
+    const tag = `${r.secret_enc}|${r.previous_secret_enc ?? ''}|${r.previous_secret_until?.getTime() ?? ''}|${
+      r.previous_secret_until && r.previous_secret_until.getTime() > now
+    }`;
+    if (ep.keys?.tag !== tag)
+      ep.keys = {
+        tag,
+        keys: signingSecrets(this.deps.ring, r.id, r, now).map((s) => Buffer.from(s.slice('whsec_'.length), 'base64')),
+      };
+    return ep.keys.keys;
   }
 
-  async #post(d: Claimed, hooks: Webhook[]): Promise<Result> {
+  /**
+   * The claim statement for every endpoint given that has free slots and a closed (or half-open) circuit; starts
+   * the requests and returns them (each settles once its result is queued for the next record statement); `full`:
+   * some endpoint got all it asked for (more are likely due).
+   */
+  async #claim(eps: Endpoint[]): Promise<Promise<void>[] & { full?: boolean }> {
+    const { db, settings } = this.deps;
+    const want: Array<{ id: string; k: number; ordered: boolean }> = [];
+    for (const ep of eps) {
+      if (ep.removed || ep.row.state !== 'enabled' || this.#blocked(ep)) continue;
+      const k = this.#limit(ep) - ep.inflight;
+      if (k > 0) want.push({ id: ep.row.id, k, ordered: ep.row.ordering !== 'none' });
+    }
+    if (!want.length) return [];
+    const asked = new Map(want.map((w) => [w.id, w.k]));
+    const now = new Date(this.deps.now());
+    const leaseUntil = new Date(now.getTime() + settings.timeoutMs + 5_000);
+    this.stats.statements++;
+    const r = await sql<{ out: { d: Claimed[] | null; e: ClaimedEvent[] | null } }>`
+      with w as (
+        select * from json_to_recordset(${JSON.stringify(want)}::json) as w(id text, k int, ordered boolean)
+      ), c as (
+        update event_deliveries d set leased_until = ${leaseUntil}
+        from (
+          select x.id from w cross join lateral (
+            select q.id from event_deliveries q
+            where q.subscription_id = w.id and q.status = 'pending' and q.next_at <= ${now}
+              and (q.leased_until is null or q.leased_until < ${now})
+              and (not w.ordered or q.order_key is null or not exists (
+                select 1 from event_deliveries p
+                where p.subscription_id = q.subscription_id and p.order_key = q.order_key
+                  and p.status = 'pending' and p.id < q.id))
+            order by q.next_at, q.id
+            limit w.k
+            for update of q skip locked) x
+        ) pick
+        where d.id = pick.id
+        returning d.id, d.subscription_id, d.event_id, d.attempts
+      )
+      select json_build_object(
+        'd', (select json_agg(c order by c.id) from c),
+        'e', (select json_agg(json_build_object(
+                'id', e.id, 'type', e.type, 'version', e.version, 'source', e.source, 'locationId', e.location_id,
+                'contactId', e.contact_id, 'receivedMs', floor(extract(epoch from e.received_at) * 1000),
+                'data', e.data))
+              from event_log e where e.id in (select event_id from c))
+      ) as out`.execute(db);
+    const out = r.rows[0]?.out;
+    const claimed = out?.d ?? [];
+    if (!claimed.length) return [];
+    // The body is the same for every subscription an event goes to: built once.
+    const bodies = new Map<string, string>();
+    for (const e of out?.e ?? [])
+      bodies.set(
+        e.id,
+        JSON.stringify({
+          id: e.id,
+          type: e.type,
+          version: e.version,
+          source: e.source,
+          locationId: e.locationId,
+          contactId: e.contactId,
+          receivedAt: new Date(Number(e.receivedMs)).toISOString(),
+          data: e.data,
+        }),
+      );
+    const posts: Promise<void>[] & { full?: boolean } = [];
+    for (const raw of claimed) {
+      const left = (asked.get(raw.subscription_id) ?? 0) - 1;
+      asked.set(raw.subscription_id, left);
+      if (left === 0) posts.full = true;
+      const ep = this.#eps.get(raw.subscription_id) ?? eps.find((x) => x.row.id === raw.subscription_id);
+      const body = bodies.get(raw.event_id);
+      const d: Claimed = { ...raw, id: Number(raw.id), attempts: Number(raw.attempts) };
+      if (!ep || body === undefined) continue; // removed meanwhile: the lease ends and it is claimed again
+      ep.inflight++;
+      const p = this.#post(ep, d, body).then((res) => {
+        const wasFull = ep.inflight >= this.#limit(ep);
+        ep.inflight--;
+        this.#posts.delete(p);
+        if (this.#closed) return;
+        this.#results.push(res);
+        this.#release(ep);
+        if (this.#running) this.#flushSoon();
+        if (wasFull) this.wake(); // a slot freed where there were none
+      });
+      this.#posts.add(p);
+      posts.push(p);
+    }
+    return posts;
+  }
+
+  async #post(ep: Endpoint, d: Claimed, body: string): Promise<Result> {
     const at = this.deps.now();
     const started = performance.now();
-    const body = JSON.stringify({
-      id: d.event_id,
-      type: d.type,
-      version: d.version,
-      source: d.source,
-      locationId: d.location_id,
-      contactId: d.contact_id,
-      receivedAt: new Date(d.received_at).toISOString(),
-      data: d.data,
-    });
-    const ts = new Date();
-    const signature = hooks.map((h) => h.sign(d.event_id, ts, body)).join(' ');
-    const url = new URL(this.#row.url);
-    const done = (r: Omit<Result, 'd' | 'at' | 'latencyMs'>): Result => ({
+    const tsSec = Math.floor(Date.now() / 1000);
+    const signature = this.#keys(ep)
+      .map((k) => signWebhook(k, d.event_id, tsSec, body))
+      .join(' ');
+    const urlText = ep.row.url;
+    const url = new URL(urlText);
+    const done = (r: Omit<Result, 'ep' | 'd' | 'at' | 'latencyMs'>): Result => ({
+      ep,
       d,
       at,
       latencyMs: Math.round(performance.now() - started),
       ...r,
     });
-    const host = hostOf(this.#row.url);
+    const host = hostOf(urlText);
     if (isIP(host)) {
       const why = this.deps.guard.refusal(host);
       if (why) return done({ status: null, head: null, error: `refused: ${why}` });
     }
-    const mod = url.protocol === 'https:' ? https : http;
+    const secure = url.protocol === 'https:';
+    const c = this.deps.settings.concurrency;
+    const agent = secure
+      ? (ep.httpsAgent ??= new https.Agent({ keepAlive: true, maxSockets: c }))
+      : (ep.agent ??= new http.Agent({ keepAlive: true, maxSockets: c }));
+    const mod = secure ? https : http;
     return new Promise<Result>((resolve) => {
       let settled = false;
       const finish = (r: Result) => {
@@ -372,27 +510,27 @@ class SubscriptionLoop {
           hostname: host,
           port: url.port || undefined,
           path: `${url.pathname}${url.search}`,
-          agent: url.protocol === 'https:' ? this.#httpsAgent : this.#agent,
+          agent,
           lookup: this.deps.guard.lookup as never,
           headers: {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(body),
             'user-agent': 'ghl-bridge-events/1',
             'webhook-id': d.event_id,
-            'webhook-timestamp': String(Math.floor(ts.getTime() / 1000)),
+            'webhook-timestamp': String(tsSec),
             'webhook-signature': signature,
           },
         },
         (res) => {
           const chunks: Buffer[] = [];
           let size = 0;
-          res.on('data', (c: Buffer) => {
+          res.on('data', (ch: Buffer) => {
             if (size < RESPONSE_HEAD_BYTES) {
-              chunks.push(c);
-              size += c.length;
+              chunks.push(ch);
+              size += ch.length;
             }
           });
-          const end = () =>
+          res.on('end', () =>
             finish(
               done({
                 status: res.statusCode ?? 0,
@@ -400,8 +538,8 @@ class SubscriptionLoop {
                 error: null,
                 retryAfterMs: parseRetryAfter(res.headers['retry-after'] as string | undefined, Date.now()),
               }),
-            );
-          res.on('end', end);
+            ),
+          );
           res.on('error', (e) => finish(done({ status: res.statusCode ?? null, head: null, error: e.message })));
         },
       );
@@ -413,12 +551,19 @@ class SubscriptionLoop {
     });
   }
 
-  async #record(results: Result[]): Promise<void> {
+  /**
+   * The record statement: every attempt finished since the last one (delivery rows, attempt log, endpoint health).
+   * Returns how many. If it fails the results are kept for the next round (their leases outlast it).
+   */
+  async #flush(): Promise<number> {
+    if (!this.#results.length) return 0;
     const { db, rnd, settings } = this.deps;
-    const row = this.#row;
+    const results = this.#results;
+    this.#results = [];
     const now = this.deps.now();
-    let gone = false;
-    let ok = 0;
+    const nowIso = new Date(now).toISOString();
+    const outcomes: Array<'delivered' | 'retry' | 'dead'> = [];
+    const byEp = new Map<Endpoint, { ok: number; failed: number; gone: boolean; firstAt: number }>();
     const updates = results.map((r) => {
       const attempt = r.d.attempts + 1;
       const success = r.status !== null && r.status >= 200 && r.status < 300;
@@ -427,19 +572,24 @@ class SubscriptionLoop {
       let status: 'delivered' | 'pending' | 'dead' = 'delivered';
       let nextAt = now;
       let deadReason: string | null = null;
-      if (success) ok++;
-      else if (r.status === 410) {
-        gone = true;
-        status = 'dead';
-        deadReason = 'the endpoint answered 410 Gone: subscription disabled';
-      } else if (attempt >= MAX_ATTEMPTS) {
-        status = 'dead';
-        deadReason = `failed ${attempt} attempts; last: ${why}`.slice(0, 1000);
-      } else {
-        status = 'pending';
-        nextAt = now + retryDelay(attempt, rnd, r.retryAfterMs);
+      const h = byEp.get(r.ep) ?? { ok: 0, failed: 0, gone: false, firstAt: r.at };
+      byEp.set(r.ep, h);
+      if (success) h.ok++;
+      else {
+        h.failed++;
+        if (r.status === 410) {
+          h.gone = true;
+          status = 'dead';
+          deadReason = 'the endpoint answered 410 Gone: subscription disabled';
+        } else if (attempt >= MAX_ATTEMPTS) {
+          status = 'dead';
+          deadReason = `failed ${attempt} attempts; last: ${why}`.slice(0, 1000);
+        } else {
+          status = 'pending';
+          nextAt = now + retryDelay(attempt, rnd, r.retryAfterMs);
+        }
       }
-      this.deps.onAttempt?.(status === 'pending' ? 'retry' : status, r.latencyMs);
+      outcomes.push(status === 'pending' ? 'retry' : status);
       return {
         id: r.d.id,
         status,
@@ -448,8 +598,8 @@ class SubscriptionLoop {
         last_status: r.status,
         last_error: success ? null : why.slice(0, 1000),
         dead_reason: deadReason,
-        finished: status === 'pending' ? null : new Date(now).toISOString(),
-        sub: row.id,
+        finished: status === 'pending' ? null : nowIso,
+        sub: r.ep.row.id,
         event_id: r.d.event_id,
         at: new Date(r.at).toISOString(),
         latency: r.latencyMs,
@@ -457,50 +607,74 @@ class SubscriptionLoop {
         error: r.error,
       };
     });
-    await sql`
-      with v as (
-        select * from json_to_recordset(${JSON.stringify(updates)}::json) as v(
-          id bigint, status text, attempts int, next_at timestamptz, last_status int, last_error text, dead_reason text,
-          finished timestamptz, sub text, event_id text, at timestamptz, latency int, head text, error text)
-      ),
-      a as (
-        insert into event_delivery_attempts
-          (delivery_id, subscription_id, event_id, attempt, at, status_code, latency_ms, response_head, error)
-        select v.id, v.sub, v.event_id, v.attempts, v.at, v.last_status, v.latency, v.head, v.error from v
-        where exists (select 1 from event_deliveries d where d.id = v.id)
-      )
-      update event_deliveries d set
-        status = v.status, attempts = v.attempts, next_at = v.next_at, last_status = v.last_status,
-        last_error = v.last_error, dead_reason = v.dead_reason, finished_at = v.finished, leased_until = null
-      from v where d.id = v.id`.execute(db);
 
-    // Circuit breaker and "failing too long", on the subscription row.
-    const failures = results.length - ok;
-    if (ok > 0 && (row.consecutive_failures > 0 || row.failing_since || row.circuit_open_until)) {
-      await this.#setHealth({ consecutive_failures: 0, failing_since: null, circuit_open_until: null });
-    } else if (ok === 0 && failures > 0) {
-      const consecutive = row.consecutive_failures + failures;
-      const failingSince = row.failing_since ?? new Date(results[0]!.at);
-      const open = consecutive >= settings.breakerThreshold ? new Date(now + settings.breakerCooldownMs) : null;
-      await this.#setHealth({
-        consecutive_failures: consecutive,
-        failing_since: failingSince,
-        circuit_open_until: open,
-      });
-      if (!gone && settings.disableAfterMs > 0 && now - failingSince.getTime() >= settings.disableAfterMs) {
-        const days = Math.round((settings.disableAfterMs / 86_400_000) * 10) / 10;
-        await this.deps.disable(row.id, row.url, `failing for ${days} days (EVENTS_DISABLE_AFTER_DAYS)`);
-        this.#row = { ...this.#row, state: 'disabled' };
+    // Circuit breaker and "failing too long": the endpoints' new health, written in the same statement.
+    type Health = Pick<SubRow, 'consecutive_failures' | 'failing_since' | 'circuit_open_until'>;
+    const health = new Map<Endpoint, Health>();
+    const disable: Array<{ ep: Endpoint; reason: string }> = [];
+    for (const [ep, h] of byEp) {
+      const row = ep.row;
+      if (h.ok > 0) {
+        if (row.consecutive_failures > 0 || row.failing_since || row.circuit_open_until)
+          health.set(ep, { consecutive_failures: 0, failing_since: null, circuit_open_until: null });
+      } else if (h.failed > 0) {
+        const consecutive = row.consecutive_failures + h.failed;
+        const failingSince = row.failing_since ?? new Date(h.firstAt);
+        const open = consecutive >= settings.breakerThreshold ? new Date(now + settings.breakerCooldownMs) : null;
+        health.set(ep, { consecutive_failures: consecutive, failing_since: failingSince, circuit_open_until: open });
+        if (!h.gone && settings.disableAfterMs > 0 && now - failingSince.getTime() >= settings.disableAfterMs) {
+          const days = Math.round((settings.disableAfterMs / 86_400_000) * 10) / 10;
+          disable.push({ ep, reason: `failing for ${days} days (EVENTS_DISABLE_AFTER_DAYS)` });
+        }
       }
+      if (h.gone) disable.push({ ep, reason: 'the endpoint answered 410 Gone' });
     }
-    if (gone) {
-      await this.deps.disable(row.id, row.url, 'the endpoint answered 410 Gone');
-      this.#row = { ...this.#row, state: 'disabled' };
-    }
-  }
+    const healthRows = [...health].map(([ep, h]) => ({
+      id: ep.row.id,
+      cf: h.consecutive_failures,
+      fs: h.failing_since?.toISOString() ?? null,
+      co: h.circuit_open_until?.toISOString() ?? null,
+    }));
 
-  async #setHealth(h: Pick<SubRow, 'consecutive_failures' | 'failing_since' | 'circuit_open_until'>): Promise<void> {
-    this.#row = { ...this.#row, ...h };
-    await this.deps.db.updateTable('event_subscriptions').set(h).where('id', '=', this.#row.id).execute();
+    this.stats.statements++;
+    try {
+      await sql`
+        with v as (
+          select * from json_to_recordset(${JSON.stringify(updates)}::json) as v(
+            id bigint, status text, attempts int, next_at timestamptz, last_status int, last_error text,
+            dead_reason text, finished timestamptz, sub text, event_id text, at timestamptz, latency int, head text,
+            error text)
+        ),
+        a as (
+          insert into event_delivery_attempts
+            (delivery_id, subscription_id, event_id, attempt, at, status_code, latency_ms, response_head, error)
+          select v.id, v.sub, v.event_id, v.attempts, v.at, v.last_status, v.latency, v.head, v.error from v
+          where exists (select 1 from event_deliveries d where d.id = v.id)
+        ),
+        h as (
+          update event_subscriptions s set
+            consecutive_failures = h.cf, failing_since = h.fs, circuit_open_until = h.co
+          from json_to_recordset(${JSON.stringify(healthRows)}::json) as h(id text, cf int, fs timestamptz, co timestamptz)
+          where s.id = h.id
+        )
+        update event_deliveries d set
+          status = v.status, attempts = v.attempts, next_at = v.next_at, last_status = v.last_status,
+          last_error = v.last_error, dead_reason = v.dead_reason, finished_at = v.finished, leased_until = null
+        from v where d.id = v.id`.execute(db);
+    } catch (e) {
+      this.#results = results.concat(this.#results);
+      throw e;
+    }
+    this.stats.attempts += results.length;
+    results.forEach((r, i) => this.deps.onAttempt?.(outcomes[i]!, r.latencyMs));
+    for (const [ep, h] of health) ep.row = { ...ep.row, ...h };
+    // Claimable now: the successors of ordered deliveries, and more than the probe once a circuit closes.
+    if (health.size || results.some((r) => r.ep.row.ordering !== 'none')) this.wake();
+    for (const { ep, reason } of disable) {
+      if (ep.row.state !== 'enabled') continue;
+      ep.row = { ...ep.row, state: 'disabled' };
+      await this.deps.disable(ep.row.id, ep.row.url, reason);
+    }
+    return results.length;
   }
 }

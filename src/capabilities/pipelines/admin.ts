@@ -3,13 +3,23 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { httpError } from '../../infra/http/errors.js';
 import { errorResponses, idString, timestamp } from '../../infra/http/schemas.js';
-import { TRIGGER_NAME, TriggerConfigError, type TriggerView } from './triggers.js';
+import type { MappingView } from './opportunities.js';
+import { TRIGGER_NAME, TriggerConfigError, type TriggerRequestView, type TriggerView } from './triggers.js';
 
 /** The part of the pipelines service these routes use. */
 export interface TriggerAdminService {
   setTrigger(locationId: string, name: string, url: string): Promise<TriggerView>;
   listTriggers(locationId?: string): Promise<TriggerView[]>;
   deleteTrigger(locationId: string, name: string): Promise<boolean>;
+  /** Recent trigger calls, newest first. */
+  triggerRequests(f: {
+    locationId?: string | undefined;
+    name?: string | undefined;
+    state?: 'pending' | 'delivered' | 'dead' | undefined;
+    limit?: number;
+  }): Promise<TriggerRequestView[]>;
+  /** Opportunity map rows, most recently changed first. */
+  mappings(f: { locationId?: string | undefined; limit?: number }): Promise<MappingView[]>;
 }
 
 const params = z.object({
@@ -26,6 +36,38 @@ const triggerView = z
   })
   .meta({ id: 'TriggerConfig' });
 const tags = ['admin: triggers'];
+const limit = z.coerce.number().int().min(1).max(500).default(100);
+const triggerRequestView = z
+  .object({
+    id: z.number().int(),
+    locationId: z.string(),
+    name: z.string(),
+    idempotencyKey: z.string(),
+    state: z.enum(['pending', 'delivered', 'dead']),
+    attempts: z.number().int(),
+    lastStatus: z.number().int().nullable(),
+    lastError: z.string().nullable(),
+    receivedAt: timestamp,
+    deliveredAt: timestamp.nullable(),
+  })
+  .meta({ id: 'TriggerRequestAdmin' });
+const mappingView = z
+  .object({
+    locationId: z.string(),
+    externalId: z.string(),
+    opportunityId: z.string(),
+    contactId: z.string().nullable(),
+    name: z.string().nullable(),
+    pipelineId: z.string().nullable(),
+    pipelineName: z.string().nullable(),
+    stageId: z.string().nullable(),
+    stageName: z.string().nullable(),
+    status: z.string().nullable(),
+    monetaryValue: z.number().nullable(),
+    assignedTo: z.string().nullable(),
+    updatedAt: timestamp,
+  })
+  .meta({ id: 'OpportunityMapRow' });
 
 /** Operator API for workflow triggers: PUT/DELETE /admin/triggers/:locationId/:name, GET /admin/triggers. */
 export async function registerTriggerAdminRoutes(app: FastifyInstance, s: TriggerAdminService): Promise<void> {
@@ -41,6 +83,35 @@ export async function registerTriggerAdminRoutes(app: FastifyInstance, s: Trigge
       },
     },
     async (req) => ({ triggers: await s.listTriggers(req.query.locationId) }),
+  );
+  r.get(
+    '/admin/api/trigger-requests',
+    {
+      schema: {
+        tags,
+        summary: 'Recent workflow trigger calls, newest first (state, attempts, last error; no payloads)',
+        querystring: z.object({
+          locationId: idString.optional(),
+          name: z.string().regex(TRIGGER_NAME, 'expected 1–64 of A-Z a-z 0-9 . _ -').optional(),
+          state: z.enum(['pending', 'delivered', 'dead']).optional(),
+          limit,
+        }),
+        response: { 200: z.object({ requests: z.array(triggerRequestView) }), ...errorResponses(400, 401) },
+      },
+    },
+    async (req) => ({ requests: await s.triggerRequests(req.query) }),
+  );
+  r.get(
+    '/admin/api/opportunity-map',
+    {
+      schema: {
+        tags: ['admin: pipelines'],
+        summary: 'Opportunity map rows (external deal id → GHL opportunity), most recently changed first',
+        querystring: z.object({ locationId: idString.optional(), limit }),
+        response: { 200: z.object({ mappings: z.array(mappingView) }), ...errorResponses(400, 401) },
+      },
+    },
+    async (req) => ({ mappings: await s.mappings(req.query) }),
   );
   r.put(
     '/admin/triggers/:locationId/:name',

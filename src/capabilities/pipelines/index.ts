@@ -21,6 +21,7 @@ import {
   applyOpportunityEvent,
   cachedPipelines,
   getMapping,
+  listMappings,
   OPPORTUNITY_EVENTS,
   opportunityEventSchema,
   opportunityJob,
@@ -28,9 +29,17 @@ import {
   type MappingView,
   type PipelineRuntime,
 } from './opportunities.js';
+import { pipelineMetrics, type PipelineMetrics } from './metrics.js';
 import { prunePipelines } from './retention.js';
 import { registerPublicRoutes } from './routes.js';
-import { deleteTrigger, listTriggers, setTrigger, triggerJob, type TriggerView } from './triggers.js';
+import {
+  deleteTrigger,
+  listTriggerRequests,
+  listTriggers,
+  setTrigger,
+  triggerJob,
+  type TriggerView,
+} from './triggers.js';
 import type { CachedPipeline } from './tables.js';
 
 export { pipelinesMigration } from './migration.js';
@@ -70,6 +79,7 @@ declare module '../../app.js' {
 export function pipelinesModule(opts: PipelinesModuleOptions = {}): BridgeModule {
   let rt: PipelineRuntime | undefined;
   let maxAttempts = 10;
+  let metrics: PipelineMetrics | undefined;
   return {
     name: 'pipelines',
     migrations: { '0030_pipelines': pipelinesMigration },
@@ -84,6 +94,7 @@ export function pipelinesModule(opts: PipelinesModuleOptions = {}): BridgeModule
         ...opts.triggers,
       };
       maxAttempts = t.maxAttempts;
+      const m = (metrics = pipelineMetrics(ctx.metrics.registry));
       if (c.DATA_RETENTION_DAYS > 0)
         ctx.maintain('prune delivered triggers and done opportunity operations', 3600_000, (signal) =>
           prunePipelines(ctx.db, c.DATA_RETENTION_DAYS, 5000, signal),
@@ -91,11 +102,11 @@ export function pipelinesModule(opts: PipelinesModuleOptions = {}): BridgeModule
       const ghl = () => ctx.services.get('ghl');
       rt = { db: ctx.db, ghl, refreshMinMs: opts.refreshMinMs ?? 10_000, maxWaitMs: 5000 };
       ctx.queue.register(triggerJob, {
-        deps: { db: ctx.db, ring, timeoutMs: t.timeoutMs },
+        deps: { db: ctx.db, ring, timeoutMs: t.timeoutMs, metrics: m },
         backoff: { baseMs: t.retryBaseMs, maxMs: 3600_000 },
       });
       ctx.queue.register(opportunityJob, {
-        deps: { db: ctx.db, ghl },
+        deps: { db: ctx.db, ghl, metrics: m },
         maxConcurrent: Math.max(1, c.WORKER_CONCURRENCY),
         ownSlots: true,
         maxPerScope: c.WORKER_LOCATION_CONCURRENCY,
@@ -110,6 +121,7 @@ export function pipelinesModule(opts: PipelinesModuleOptions = {}): BridgeModule
           opportunityEventSchema,
           async (evt) => {
             const outcome = await applyOpportunityEvent(ctx.db, evt.payload);
+            m.mapUpdates.inc({ event: type, outcome });
             const stage = evt.payload.pipelineStageId;
             if (outcome === 'updated' && stage) {
               const cache = await cachedPipelines(ctx.db, evt.payload.locationId);
@@ -129,6 +141,8 @@ export function pipelinesModule(opts: PipelinesModuleOptions = {}): BridgeModule
         setTrigger: (locationId, name, url) => setTrigger(ctx.db, ring, locationId, name, url),
         listTriggers: (locationId) => listTriggers(ctx.db, locationId),
         deleteTrigger: (locationId, name) => deleteTrigger(ctx.db, locationId, name),
+        triggerRequests: (f) => listTriggerRequests(ctx.db, f),
+        mappings: (f) => listMappings(ctx.db, f),
         pipelines: async (locationId, o = {}) =>
           (
             (!o.refresh ? await cachedPipelines(ctx.db, locationId) : undefined) ??
@@ -144,6 +158,7 @@ export function pipelinesModule(opts: PipelinesModuleOptions = {}): BridgeModule
         keys: ctx.services.get('apiKeys'),
         locations: ctx.services.find('knownLocations'),
         triggerMaxAttempts: maxAttempts,
+        metrics,
       });
     },
     async adminRoutes(admin, ctx) {

@@ -6,6 +6,7 @@ import type { GhlClient } from '../../platform/ghl/client.js';
 import { GhlApiError } from '../../platform/ghl/errors.js';
 import type * as T from '../../platform/ghl/types.js';
 import { locationKey } from '../../platform/keys.js';
+import type { PipelineMetrics } from './metrics.js';
 import type { CachedPipeline, DealStatus, OpState, StatusRequest, UpsertRequest } from './tables.js';
 
 /**
@@ -188,6 +189,41 @@ export async function getMapping(
   };
 }
 
+/** Map rows, most recently changed first, with pipeline and stage names from the cache (console, admin API). */
+export async function listMappings(
+  db: Db,
+  f: { locationId?: string | undefined; limit?: number },
+): Promise<MappingView[]> {
+  let q = db
+    .selectFrom('opportunity_map')
+    .selectAll()
+    .orderBy('updated_at', 'desc')
+    .limit(f.limit ?? 100);
+  if (f.locationId) q = q.where('location_id', '=', f.locationId);
+  const rows = await q.execute();
+  const caches = new Map<string, Awaited<ReturnType<typeof cachedPipelines>>>();
+  for (const loc of new Set(rows.map((r) => r.location_id))) caches.set(loc, await cachedPipelines(db, loc));
+  return rows.map((r) => {
+    const p = caches.get(r.location_id)?.pipelines.find((x) => x.id === r.pipeline_id);
+    const s = p?.stages.find((x) => x.id === r.pipeline_stage_id);
+    return {
+      locationId: r.location_id,
+      externalId: r.external_id,
+      opportunityId: r.opportunity_id,
+      contactId: r.contact_id,
+      name: r.name,
+      pipelineId: r.pipeline_id,
+      pipelineName: p?.name ?? null,
+      stageId: r.pipeline_stage_id,
+      stageName: s?.name ?? null,
+      status: r.status,
+      monetaryValue: r.monetary_value,
+      assignedTo: r.assigned_to,
+      updatedAt: r.updated_at,
+    };
+  });
+}
+
 export interface OperationView {
   id: number;
   locationId: string;
@@ -292,6 +328,7 @@ export async function acceptOperation(
 export interface OpportunityRuntime {
   db: Db;
   ghl: () => GhlClient;
+  metrics?: PipelineMetrics | undefined;
 }
 
 const call = (locationId: string, signal: AbortSignal) => ({
@@ -405,6 +442,8 @@ async function runUpsert(
     try {
       const r = await ghl.opportunities.update(map.opportunity_id, fields, call(loc, signal));
       await done(rt.db, op, r, 'opportunities.update');
+      const moved = req.pipelineStageId !== undefined && req.pipelineStageId !== map.pipeline_stage_id;
+      rt.metrics?.operations.inc({ kind: 'upsert', outcome: moved ? 'moved' : 'updated' });
       return;
     } catch (e) {
       // Deleted in GHL meanwhile (and the OpportunityDelete webhook not yet applied): create it again below.
@@ -453,6 +492,7 @@ async function runUpsert(
     created = await ghl.opportunities.create(body, { ...call(loc, signal), verify: find });
   }
   await done(rt.db, op, created, 'opportunities.create');
+  rt.metrics?.operations.inc({ kind: 'upsert', outcome: 'created' });
 }
 
 /** The operation is done: the opportunity GHL answered goes into the map in the same transaction. */
@@ -497,6 +537,7 @@ async function runStatus(
     { opportunityId: map.opportunity_id },
     opp ? { locationId: loc, externalId: op.external_id, opp } : undefined,
   );
+  rt.metrics?.operations.inc({ kind: 'status', outcome: req.status });
 }
 
 export const opportunityJob = defineJob<{ opId: number; locationId: string; externalId: string }, OpportunityRuntime>({
@@ -505,7 +546,7 @@ export const opportunityJob = defineJob<{ opId: number; locationId: string; exte
   // One deal's changes apply in the order they were accepted.
   orderingKey: (p) => `opp:${p.locationId}:${p.externalId}`,
   scope: (p) => locationKey(p.locationId),
-  async perform({ opId }, _job, { deps, signal }) {
+  async perform({ opId }, job, { deps, signal }) {
     const op = await deps.db.selectFrom('opportunity_ops').selectAll().where('id', '=', opId).executeTakeFirst();
     if (!op || op.state === 'done') return;
     // A failed operation runs again only when an operator retried its job: pending again.
@@ -520,11 +561,13 @@ export const opportunityJob = defineJob<{ opId: number; locationId: string; exte
       else await runStatus(deps, op, op.request as StatusRequest, signal);
     } catch (e) {
       if (refused(e)) throw new PermanentJobError(`GHL refused the change: ${e.message}`);
+      if (!(e instanceof PermanentJobError) && job.attempts < job.maxAttempts && !signal.aborted)
+        deps.metrics?.operations.inc({ kind: op.kind, outcome: 'retried' });
       throw e;
     }
   },
-  async onFailed({ opId }, _job, err, { db }) {
-    await db
+  async onFailed({ opId }, _job, err, { db, deps }) {
+    const r = await db
       .updateTable('opportunity_ops')
       .set({
         state: 'failed',
@@ -533,7 +576,9 @@ export const opportunityJob = defineJob<{ opId: number; locationId: string; exte
       })
       .where('id', '=', opId)
       .where('state', '=', 'pending')
-      .execute();
+      .returning('kind')
+      .executeTakeFirst();
+    if (r) deps.metrics?.operations.inc({ kind: r.kind, outcome: 'failed' });
   },
 });
 

@@ -19,6 +19,7 @@ import {
   UnknownNameError,
   type PipelineRuntime,
 } from './opportunities.js';
+import type { PipelineMetrics } from './metrics.js';
 import { acceptTrigger, getTriggerRequest, TRIGGER_NAME, triggerExists } from './triggers.js';
 
 export interface PublicRoutesDeps {
@@ -26,6 +27,7 @@ export interface PublicRoutesDeps {
   keys: ApiKeyService;
   locations: LocationLookup | undefined;
   triggerMaxAttempts: number;
+  metrics?: PipelineMetrics | undefined;
 }
 
 const locationParams = z.object({ locationId: idString.describe('GHL location id') });
@@ -185,6 +187,7 @@ export async function registerPublicRoutes(app: FastifyInstance, d: PublicRoutes
             },
           ],
         );
+      if (res.kind === 'accepted') d.metrics?.triggers.inc({ name, outcome: 'accepted' });
       const v = res.request;
       return reply
         .code(202)

@@ -6,6 +6,7 @@ import type { Db } from '../../infra/db/index.js';
 import { registerSecret } from '../../infra/log/logger.js';
 import { defineJob, PermanentJobError, RetryLaterError, type BackoffPolicy } from '../../infra/queue/index.js';
 import { withDeadline } from '../../infra/util/deadline.js';
+import type { PipelineMetrics } from './metrics.js';
 import type { TriggerState } from './tables.js';
 
 /**
@@ -274,10 +275,38 @@ export async function getTriggerRequest(
   return r ? requestView(r) : undefined;
 }
 
+/** Recent trigger calls, newest first (console, admin API). */
+export async function listTriggerRequests(
+  db: Db,
+  f: { locationId?: string | undefined; name?: string | undefined; state?: TriggerState | undefined; limit?: number },
+): Promise<TriggerRequestView[]> {
+  let q = db
+    .selectFrom('trigger_requests')
+    .select([
+      'id',
+      'location_id',
+      'name',
+      'idempotency_key',
+      'state',
+      'attempts',
+      'last_status',
+      'last_error',
+      'received_at',
+      'delivered_at',
+    ])
+    .orderBy('id', 'desc')
+    .limit(f.limit ?? 100);
+  if (f.locationId) q = q.where('location_id', '=', f.locationId);
+  if (f.name) q = q.where('name', '=', f.name);
+  if (f.state) q = q.where('state', '=', f.state);
+  return (await q.execute()).map((r) => requestView({ ...r, id: Number(r.id), attempts: Number(r.attempts) }));
+}
+
 export interface TriggerRuntime {
   db: Db;
   ring: KeyRing;
   timeoutMs: number;
+  metrics?: PipelineMetrics | undefined;
 }
 
 export interface TriggerSettings {
@@ -305,7 +334,7 @@ async function record(db: Db, id: number, patch: { status: number | null; error:
 export const triggerJob = defineJob<{ requestId: number }, TriggerRuntime>({
   kind: JOB_TRIGGER,
   payload: z.object({ requestId: z.number().int() }),
-  async perform({ requestId }, _job, { deps, signal }) {
+  async perform({ requestId }, job, { deps, signal }) {
     const db = deps.db;
     const req = await db.selectFrom('trigger_requests').selectAll().where('id', '=', requestId).executeTakeFirst();
     if (!req || req.state === 'delivered') return;
@@ -327,6 +356,14 @@ export const triggerJob = defineJob<{ requestId: number }, TriggerRuntime>({
     let status: number;
     let text: string;
     let retryAfter: string | null = null;
+    const m = deps.metrics;
+    const started = performance.now();
+    const seconds = (outcome: 'ok' | 'error') =>
+      m?.triggerSeconds.observe({ outcome }, (performance.now() - started) / 1000);
+    // Counted as retried when the queue runs it again (not a permanent refusal, attempts left); failed in onFailed.
+    const retried = () => {
+      if (job.attempts < job.maxAttempts) m?.triggers.inc({ name: req.name, outcome: 'retried' });
+    };
     try {
       [status, text, retryAfter] = await withDeadline(deps.timeoutMs, signal, async (s) => {
         const r = await fetch(url, {
@@ -340,10 +377,13 @@ export const triggerJob = defineJob<{ requestId: number }, TriggerRuntime>({
       });
     } catch (e) {
       if (signal.aborted) throw e;
+      seconds('error');
       const msg = `network error: ${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message}`;
       await record(db, requestId, { status: null, error: msg });
+      retried();
       throw new Error(msg);
     }
+    seconds(status >= 200 && status < 300 ? 'ok' : 'error');
     if (status >= 200 && status < 300) {
       await db
         .updateTable('trigger_requests')
@@ -357,18 +397,20 @@ export const triggerJob = defineJob<{ requestId: number }, TriggerRuntime>({
         })
         .where('id', '=', requestId)
         .execute();
+      m?.triggers.inc({ name: req.name, outcome: 'forwarded' });
       return;
     }
     const reason = `HTTP ${status}: ${text.slice(0, 200)}`;
     await record(db, requestId, { status, error: reason });
     if (permanent(status)) throw new PermanentJobError(`GHL refused the trigger: ${reason}`);
+    retried();
     if (status === 429 && retryAfter && /^\d+$/.test(retryAfter))
       throw new RetryLaterError(Math.min(Number(retryAfter), 3600) * 1000, `GHL asked to retry later: ${reason}`);
     throw new Error(reason);
   },
-  async onFailed({ requestId }, _job, err, { db }) {
+  async onFailed({ requestId }, _job, err, { db, deps }) {
     const reason = err instanceof Error ? err.message : String(err);
-    await db
+    const r = await db
       .updateTable('trigger_requests')
       .set({
         state: 'dead',
@@ -377,6 +419,8 @@ export const triggerJob = defineJob<{ requestId: number }, TriggerRuntime>({
       })
       .where('id', '=', requestId)
       .where('state', '=', 'pending')
-      .execute();
+      .returning('name')
+      .executeTakeFirst();
+    if (r) deps.metrics?.triggers.inc({ name: r.name, outcome: 'failed' });
   },
 });

@@ -85,7 +85,7 @@ export const VARS = [
     schema: bool.default(false),
     example: 'false',
     description:
-      'Log every GHL webhook and channel-inbound request at info. Off by default: those requests are counted in ghl_bridge_http_requests_total and only ' +
+      'Log every GHL webhook, channel-inbound and /v1 API request at info. Off by default: those requests are counted in ghl_bridge_http_requests_total and only ' +
       'warnings and errors are logged (request logging cost about a quarter of intake throughput in bench:intake).',
   },
   {

@@ -8,6 +8,7 @@ import { DeadJobs } from './screens/DeadJobs';
 import { Webhooks } from './screens/Webhooks';
 import { Settings } from './screens/Settings';
 import { CallPayloads } from './screens/CallPayloads';
+import { Pipelines } from './screens/Pipelines';
 
 interface Session {
   authenticatedBy: 'session' | 'bearer';
@@ -38,6 +39,7 @@ const NAV: Array<[string, string]> = [
   ['/jobs', 'Dead jobs'],
   ['/webhooks', 'Webhook events'],
   ['/calls', 'Call payloads'],
+  ['/pipelines', 'Triggers & deals'],
   ['/settings', 'Settings'],
 ];
 
@@ -124,6 +126,7 @@ export function App() {
   else if (path === '/trace') screen = <Trace q={params.get('q') ?? ''} id={params.get('id')} />;
   else if (path === '/jobs') screen = <DeadJobs />;
   else if (path === '/webhooks') screen = <Webhooks />;
+  else if (path === '/pipelines') screen = <Pipelines />;
   else if (path === '/settings') screen = <Settings />;
   else if (path === '/calls') screen = <CallPayloads />;
   else screen = <Overview />;
