@@ -38,6 +38,7 @@ export {
 export { syncStatus, type SyncStatusRecord } from './status.js';
 export { refreshJob, pushJob, JOB_CONTACTS_PUSH, JOB_CONTACTS_REFRESH, MAX_BATCH, fieldsHash } from './push.js';
 export { contactsMigration } from './migration.js';
+import type { ImportContactMapping } from '../imports/index.js';
 
 export interface ContactsService {
   /** Sync status of one location, or of every location that has pushed (the console overview reads this). */
@@ -50,6 +51,8 @@ declare module '../../app.js' {
   interface Services {
     /** Provided by the contacts module. */
     contacts: ContactsService;
+    /** Provided by the contacts module: GHL custom field values → this location's logical fields. */
+    contactMapping: ImportContactMapping;
   }
 }
 
@@ -184,6 +187,48 @@ export function contactsModule(opts: ContactsModuleOptions = {}): BridgeModule {
       ctx.services.provide('contacts', {
         syncStatus: (locationId) => syncStatus(db, locationId),
         mapping: (locationId) => getMapping(db, locationId, runtime.defaultRegion),
+      });
+      // For the imports module: staged GHL records get this location's logical fields, and duplicate review sees
+      // which GHL contacts are already mapped to an external id.
+      const fieldIds = new Map<string, { at: number; byId: Map<string, string> }>();
+      ctx.services.provide('contactMapping', {
+        async toLogical(locationId, customFields) {
+          if (!customFields.length) return {};
+          // An import asks once per contact, 500 per page: the location's field ids are read at most every 5 s.
+          let hit = fieldIds.get(locationId);
+          if (!hit || Date.now() - hit.at > 5000) {
+            const rows = await db
+              .selectFrom('contacts_fields')
+              .select(['logical', 'ghl_field_id'])
+              .where('location_id', '=', locationId)
+              .where('ghl_field_id', 'is not', null)
+              .execute();
+            hit = { at: Date.now(), byId: new Map(rows.map((r) => [r.ghl_field_id!, r.logical])) };
+            fieldIds.set(locationId, hit);
+          }
+          const byId = hit.byId;
+          const out: Record<string, unknown> = {};
+          for (const f of customFields) {
+            const logical = byId.get(f.id);
+            if (logical !== undefined) out[logical] = f.value;
+          }
+          return out;
+        },
+      });
+      ctx.services.provide('importMappedContacts', {
+        async externalIds(locationId, ghlContactIds) {
+          const out = new Map<string, string>();
+          for (let i = 0; i < ghlContactIds.length; i += 1000) {
+            const rows = await db
+              .selectFrom('contacts_map')
+              .select(['contact_id', 'external_id'])
+              .where('location_id', '=', locationId)
+              .where('contact_id', 'in', ghlContactIds.slice(i, i + 1000))
+              .execute();
+            for (const r of rows) out.set(r.contact_id, r.external_id);
+          }
+          return out;
+        },
       });
     },
     routes(app, ctx) {

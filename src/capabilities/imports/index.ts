@@ -23,7 +23,6 @@ import {
   progressOf,
   resumeImport,
   startImport,
-  type ImportContactMapping,
   type ImportProgress,
   type ImportRuntime,
   type MappedContactsLookup,
@@ -60,18 +59,6 @@ export interface ImportsModuleOptions {
   dedupe?: Partial<DedupeSettings>;
 }
 
-/**
- * The contacts module's `contactMapping` service, read by name: its type is declared in that module, which this one
- * does not import (it may not be loaded). Checked at run time; undefined when absent.
- */
-function findContactMapping(ctx: AppContext): ImportContactMapping | undefined {
-  const registry: { find(name: string): unknown } = ctx.services as unknown as { find(name: string): unknown };
-  const s = registry.find('contactMapping');
-  return s && typeof (s as Partial<ImportContactMapping>).toLogical === 'function'
-    ? (s as ImportContactMapping)
-    : undefined;
-}
-
 export function importsModule(opts: ImportsModuleOptions = {}): BridgeModule {
   let rt: ImportRuntime | undefined;
   return {
@@ -89,7 +76,7 @@ export function importsModule(opts: ImportsModuleOptions = {}): BridgeModule {
         db: ctx.db,
         log: ctx.log.child({ component: 'imports' }),
         ghl: () => ctx.services.get('ghl'),
-        mapping: () => findContactMapping(ctx),
+        mapping: () => ctx.services.find('contactMapping'),
         mapped: () => ctx.services.find('importMappedContacts'),
         events: () => {
           const e = ctx.services.find('events');
