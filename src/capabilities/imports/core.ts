@@ -7,6 +7,7 @@ import type { Logger } from '../../infra/log/logger.js';
 import { defineJob, PRIORITY, type JobContext } from '../../infra/queue/index.js';
 import type { GhlClient } from '../../platform/ghl/client.js';
 import { locationKey } from '../../platform/keys.js';
+import { summariseCallMessage, type CallSummary } from '../calls/index.js';
 import type { EventsService } from '../events/index.js';
 import { detectDuplicates, type DedupeSettings } from './dedupe.js';
 import { matchKeys } from './normalize.js';
@@ -15,6 +16,7 @@ import './tables.js';
 
 export const JOB_IMPORT_PAGE = 'import.page';
 export const JOB_IMPORT_DEDUPE = 'import.dedupe';
+export const JOB_IMPORT_ENRICH = 'import.enrich';
 /** GHL's largest page of POST /contacts/search. */
 export const MAX_PAGE_SIZE = 500;
 
@@ -244,6 +246,17 @@ export const dedupeJob = defineJob<z.infer<typeof dedupePayload>, ImportRuntime>
       rt.log.info({ importId: imp.id, skippedBlocks: r.skippedBlocks }, 'import: large blocks skipped');
     let published = false;
     await rt.db.transaction().execute(async (trx) => {
+      if (imp.enrich_calls) {
+        const next = await trx
+          .updateTable('contact_imports')
+          .set({ status: 'enriching', duplicate_groups: r.groups, updated_at: sql`now()` })
+          .where('id', '=', imp.id)
+          .where('status', '=', 'deduplicating')
+          .returning('id')
+          .executeTakeFirst();
+        if (next) await enrichJob.enqueue(trx, { importId: imp.id, locationId: p.locationId });
+        return;
+      }
       const done = await trx
         .updateTable('contact_imports')
         .set({ status: 'completed', duplicate_groups: r.groups, finished_at: sql`now()`, updated_at: sql`now()` })
@@ -254,6 +267,7 @@ export const dedupeJob = defineJob<z.infer<typeof dedupePayload>, ImportRuntime>
       if (done) published = await publishEnded(rt, trx, done, 'completed', null);
     });
     if (published) rt.events()?.wake();
+    if (imp.enrich_calls) rt.notify();
   },
   onFailed: async (p, _job, err, h) => {
     const rt = h.deps;
@@ -268,13 +282,127 @@ export const dedupeJob = defineJob<z.infer<typeof dedupePayload>, ImportRuntime>
   },
 });
 
+/** Contacts whose call history one `import.enrich` job reads (two GHL calls each, committed one by one). */
+const ENRICH_CHUNK = 25;
+
+/**
+ * `import.enrich` (imports started with enrichCalls): after duplicate detection, reads each staged contact's call
+ * history — its conversations (`GET /conversations/search?contactId=`) and their call messages
+ * (`GET /conversations/{id}/messages?type=TYPE_CALL`) — on the bulk lane, and stores the summary on the row. Every row
+ * is committed as soon as it is read, so a crash, a deferral for the rate limit or a cancel loses at most one
+ * contact's reads; a chunk ends by queueing the next one, and the last completes the import.
+ */
+export const enrichJob = defineJob<z.infer<typeof dedupePayload>, ImportRuntime>({
+  kind: JOB_IMPORT_ENRICH,
+  payload: dedupePayload,
+  orderingKey: (p) => importKey(p.importId),
+  scope: (p) => locationKey(p.locationId),
+  dedupeKey: (p) => `${JOB_IMPORT_ENRICH}:${p.importId}`,
+  priority: PRIORITY.bulk,
+  maxAttempts: 8,
+  async perform(p, _job, h) {
+    const rt = h.deps;
+    const live = async () =>
+      (await rt.db.selectFrom('contact_imports').select('status').where('id', '=', p.importId).executeTakeFirst())
+        ?.status === 'enriching';
+    if (!(await live())) return;
+    const rows = await rt.db
+      .selectFrom('contact_import_rows')
+      .select('contact_id')
+      .where('import_id', '=', p.importId)
+      .where('calls_checked', '=', false)
+      .orderBy('contact_id')
+      .limit(ENRICH_CHUNK)
+      .execute();
+    const opts = {
+      installation: { locationId: p.locationId },
+      lane: 'bulk' as const,
+      signal: h.signal,
+      maxWaitMs: 2000,
+    };
+    for (const r of rows) {
+      const calls = await callHistory(rt, p.locationId, r.contact_id, opts);
+      const upd = await rt.db.transaction().execute(async (trx) => {
+        const u = await trx
+          .updateTable('contact_import_rows')
+          .set({ calls: JSON.stringify(calls), calls_checked: true })
+          .where('import_id', '=', p.importId)
+          .where('contact_id', '=', r.contact_id)
+          .where('calls_checked', '=', false)
+          .executeTakeFirst();
+        if (!Number(u.numUpdatedRows)) return false;
+        await trx
+          .updateTable('contact_imports')
+          .set({ rows_enriched: sql`rows_enriched + 1`, updated_at: sql`now()` })
+          .where('id', '=', p.importId)
+          .execute();
+        return true;
+      });
+      if (!upd && !(await live())) return; // cancelled meanwhile
+    }
+    let published = false;
+    await rt.db.transaction().execute(async (trx) => {
+      const left = await trx
+        .selectFrom('contact_import_rows')
+        .select('contact_id')
+        .where('import_id', '=', p.importId)
+        .where('calls_checked', '=', false)
+        .limit(1)
+        .executeTakeFirst();
+      if (left) {
+        await enrichJob.enqueue(trx, p);
+        return;
+      }
+      const done = await trx
+        .updateTable('contact_imports')
+        .set({ status: 'completed', finished_at: sql`now()`, updated_at: sql`now()` })
+        .where('id', '=', p.importId)
+        .where('status', '=', 'enriching')
+        .returningAll()
+        .executeTakeFirst();
+      if (done) published = await publishEnded(rt, trx, done, 'completed', null);
+    });
+    if (published) rt.events()?.wake();
+    rt.notify();
+  },
+  onFailed: async (p, _job, err, h) => {
+    const rt = h.deps;
+    const imp = await h.db
+      .updateTable('contact_imports')
+      .set({ status: 'failed', error: errText(err), finished_at: sql`now()`, updated_at: sql`now()` })
+      .where('id', '=', p.importId)
+      .where('status', '=', 'enriching')
+      .returningAll()
+      .executeTakeFirst();
+    if (imp && (await publishEnded(rt, h.db, imp, 'failed', imp.error))) rt.events()?.wake();
+  },
+});
+
+/** A contact's calls, newest first: its conversations' call messages (GHL keeps one conversation per contact). */
+async function callHistory(
+  rt: ImportRuntime,
+  locationId: string,
+  contactId: string,
+  opts: Parameters<GhlClient['conversations']['search']>[1],
+): Promise<CallSummary[]> {
+  const ghl = rt.ghl();
+  const found = await ghl.conversations.search({ locationId, contactId, limit: 10 }, opts);
+  const out: CallSummary[] = [];
+  for (const c of found.conversations ?? []) {
+    if (!c.id) continue;
+    const page = await ghl.messages.list(c.id, { type: 'TYPE_CALL', limit: 100 }, opts);
+    for (const m of page.messages ?? []) out.push(summariseCallMessage(m as unknown as Record<string, unknown>));
+  }
+  return out.sort((a, b) => (b.at ?? '').localeCompare(a.at ?? ''));
+}
+
 const isUniqueViolation = (e: unknown) => (e as { code?: string }).code === '23505';
 
 /** Starts an import of the location's contacts: the row and its first page job, in one transaction. */
 export async function startImport(
   rt: ImportRuntime,
   locationId: string,
-  o: { pageSize?: number } = {},
+  o: { pageSize?: number; enrichCalls?: boolean } = {},
 ): Promise<ImportRow> {
   const pageSize = Math.min(o.pageSize ?? rt.defaultPageSize, MAX_PAGE_SIZE);
   try {
@@ -286,6 +414,7 @@ export async function startImport(
           id: newImportId(),
           location_id: locationId,
           status: 'running',
+          enrich_calls: o.enrichCalls === true,
           page_size: pageSize,
           cursor: null,
           total: null,
@@ -310,7 +439,7 @@ async function activeConflict(rt: ImportRuntime, locationId: string): Promise<Im
     .selectFrom('contact_imports')
     .select('id')
     .where('location_id', '=', locationId)
-    .where('status', 'in', ['running', 'deduplicating'])
+    .where('status', 'in', ['running', 'deduplicating', 'enriching'])
     .executeTakeFirst();
   return new ImportStateError(
     `location ${locationId} already has an import in progress (${a?.id ?? 'unknown'}); cancel it or wait for it to end`,
@@ -350,7 +479,7 @@ export async function cancelImport(rt: ImportRuntime, locationId: string, import
       .updateTable('contact_imports')
       .set({ status: 'cancelled', finished_at: sql`now()`, updated_at: sql`now()` })
       .where('id', '=', importId)
-      .where('status', 'in', ['running', 'deduplicating'])
+      .where('status', 'in', ['running', 'deduplicating', 'enriching'])
       .returningAll()
       .executeTakeFirst();
     if (r) published = await publishEnded(rt, trx, r, 'cancelled', null);
@@ -372,7 +501,7 @@ export async function deleteImport(rt: ImportRuntime, locationId: string, import
   const r = await rt.db
     .deleteFrom('contact_imports')
     .where('id', '=', importId)
-    .where('status', 'not in', ['running', 'deduplicating'])
+    .where('status', 'not in', ['running', 'deduplicating', 'enriching'])
     .executeTakeFirst();
   if (!Number(r.numDeletedRows))
     throw new ImportStateError(
@@ -425,6 +554,8 @@ export interface ImportProgress {
   id: string;
   locationId: string;
   status: ImportStatus;
+  enrichCalls: boolean;
+  rowsEnriched: number;
   pageSize: number;
   pagesDone: number;
   rowsDone: number;
@@ -452,6 +583,8 @@ export function progressOf(r: ImportRow, now = Date.now()): ImportProgress {
     id: r.id,
     locationId: r.location_id,
     status: r.status,
+    enrichCalls: r.enrich_calls,
+    rowsEnriched: r.rows_enriched,
     pageSize: r.page_size,
     pagesDone: r.pages_done,
     rowsDone: r.rows_done,

@@ -17,6 +17,7 @@ import '../../platform/installations/index.js';
 import {
   cancelImport,
   dedupeJob,
+  enrichJob,
   getImport,
   latestPerLocation,
   pageJob,
@@ -91,6 +92,7 @@ export function importsModule(opts: ImportsModuleOptions = {}): BridgeModule {
       rt = runtime;
       ctx.queue.register(pageJob, { deps: runtime });
       ctx.queue.register(dedupeJob, { deps: runtime });
+      ctx.queue.register(enrichJob, { deps: runtime });
 
       // Progress of each location's latest import, read from the store at scrape time (every replica reports the same).
       const gauges = {
@@ -99,7 +101,10 @@ export function importsModule(opts: ImportsModuleOptions = {}): BridgeModule {
         total: ['ghl_bridge_import_rows_total', 'Contacts GHL reported for the latest import of the location'],
         rate: ['ghl_bridge_import_rows_per_second', 'Staging rate of the latest import of the location (current run)'],
         eta: ['ghl_bridge_import_eta_seconds', 'Seconds until the latest import of the location has staged every row'],
-        running: ['ghl_bridge_import_running', '1 while the latest import of the location is running or deduplicating'],
+        running: [
+          'ghl_bridge_import_running',
+          '1 while the latest import of the location is running, deduplicating or enriching',
+        ],
       } as const;
       const made = Object.fromEntries(
         Object.entries(gauges).map(([k, [name, help]]) => [
@@ -128,7 +133,10 @@ export function importsModule(opts: ImportsModuleOptions = {}): BridgeModule {
             if (p.total !== null) made.total.set({ location }, p.total);
             made.rate.set({ location }, p.status === 'running' ? p.rowsPerSecond : 0);
             if (p.etaSeconds !== null) made.eta.set({ location }, p.etaSeconds);
-            made.running.set({ location }, p.status === 'running' || p.status === 'deduplicating' ? 1 : 0);
+            made.running.set(
+              { location },
+              p.status === 'running' || p.status === 'deduplicating' || p.status === 'enriching' ? 1 : 0,
+            );
           }
         })().finally(() => {
           reading = undefined;

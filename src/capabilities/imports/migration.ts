@@ -7,7 +7,9 @@ export const importsMigration: Migration = {
       create table contact_imports (
         id text primary key,
         location_id text not null,
-        status text not null check (status in ('running', 'deduplicating', 'completed', 'failed', 'cancelled')),
+        status text not null check (status in ('running', 'deduplicating', 'enriching', 'completed', 'failed', 'cancelled')),
+        enrich_calls boolean not null default false,
+        rows_enriched integer not null default 0,
         page_size integer not null,
         cursor jsonb,
         pages_done integer not null default 0,
@@ -26,7 +28,7 @@ export const importsMigration: Migration = {
     await sql`create index contact_imports_location on contact_imports (location_id, created_at)`.execute(db);
     // At most one unfinished import per location.
     await sql`create unique index contact_imports_active on contact_imports (location_id)
-      where status in ('running', 'deduplicating')`.execute(db);
+      where status in ('running', 'deduplicating', 'enriching')`.execute(db);
     await sql`
       create table contact_import_rows (
         import_id text not null references contact_imports (id) on delete cascade,
@@ -39,6 +41,8 @@ export const importsMigration: Migration = {
         name_key text,
         company_key text,
         mapped_external_id text,
+        calls jsonb,
+        calls_checked boolean not null default false,
         decision text not null default 'pending' check (decision in ('pending', 'approved', 'rejected', 'merged')),
         merge_into text,
         decided_at timestamptz,
@@ -48,6 +52,10 @@ export const importsMigration: Migration = {
       db,
     );
     await sql`create index contact_import_rows_phone on contact_import_rows (import_id, phone_e164) where phone_e164 is not null`.execute(
+      db,
+    );
+    // Rows whose call history is still to be read (an import with enrichCalls).
+    await sql`create index contact_import_rows_unenriched on contact_import_rows (import_id, contact_id) where not calls_checked`.execute(
       db,
     );
     await sql`create index contact_import_rows_decision on contact_import_rows (import_id, decision, contact_id)`.execute(

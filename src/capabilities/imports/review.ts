@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../../infra/db/index.js';
+import type { CallSummary } from '../calls/index.js';
 import type { DuplicateRule, RowDecision } from './tables.js';
 import './tables.js';
 
@@ -16,6 +17,8 @@ export interface StagedRowView {
   phone: string | null;
   logical: Record<string, unknown>;
   original: Record<string, unknown>;
+  /** The contact's calls, newest first (imports started with enrichCalls); null when not read. */
+  calls: CallSummary[] | null;
 }
 
 const rowColumns = [
@@ -29,6 +32,7 @@ const rowColumns = [
   'phone_e164',
   'logical',
   'original',
+  'calls',
 ] as const;
 
 type RowRecord = {
@@ -42,6 +46,7 @@ type RowRecord = {
   phone_e164: string | null;
   logical: Record<string, unknown>;
   original: Record<string, unknown>;
+  calls: CallSummary[] | null;
 };
 
 const viewOf = (r: RowRecord): StagedRowView => ({
@@ -55,6 +60,7 @@ const viewOf = (r: RowRecord): StagedRowView => ({
   phone: r.phone_e164,
   logical: r.logical,
   original: r.original,
+  calls: r.calls,
 });
 
 /** Rows in contact id order, `limit` after the `after` cursor. */

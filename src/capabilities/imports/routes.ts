@@ -27,7 +27,11 @@ const progressSchema = z
   .object({
     id: z.string(),
     locationId: z.string(),
-    status: z.enum(['running', 'deduplicating', 'completed', 'failed', 'cancelled']),
+    status: z
+      .enum(['running', 'deduplicating', 'enriching', 'completed', 'failed', 'cancelled'])
+      .describe('running: walking the pages; deduplicating; enriching: reading call histories (enrichCalls)'),
+    enrichCalls: z.boolean(),
+    rowsEnriched: z.number().int().describe('staged contacts whose call history was read (enrichCalls)'),
     pageSize: z.number().int(),
     pagesDone: z.number().int(),
     rowsDone: z.number().int().describe('contacts staged'),
@@ -64,6 +68,21 @@ const rowSchema = z.object({
   phone: z.string().nullable().describe('E.164'),
   logical: z.record(z.string(), z.unknown()).describe('mapped logical fields ({} without the contacts mapping)'),
   original: z.record(z.string(), z.unknown()).describe('the GHL record as read'),
+  calls: z
+    .array(
+      z.object({
+        messageId: z.string(),
+        at: z.string().nullable(),
+        direction: z.enum(['inbound', 'outbound']).nullable(),
+        status: z.string().nullable(),
+        durationSeconds: z.number().nullable(),
+        recordingExpected: z
+          .boolean()
+          .describe('answered (or voicemail) or longer than 0 s: GHL can hold a recording and a transcript'),
+      }),
+    )
+    .nullable()
+    .describe("the contact's calls, newest first (imports started with enrichCalls); null when not read"),
 });
 const memberSchema = z.object({
   contactId: z.string(),
@@ -155,6 +174,13 @@ export function registerImportRoutes(app: FastifyInstance, ctx: AppContext, rt: 
               .max(MAX_PAGE_SIZE, `expected at most ${MAX_PAGE_SIZE} (GHL's largest search page)`)
               .optional()
               .describe(`contacts per page; default IMPORT_PAGE_SIZE (${MAX_PAGE_SIZE})`),
+            enrichCalls: z
+              .boolean()
+              .optional()
+              .describe(
+                "also read each contact's call history (its conversation's call messages: direction, status, " +
+                  'duration, whether a recording can exist) after duplicate detection; two GHL calls per contact',
+              ),
           })
           .default({}),
         response: { 202: progressSchema, ...errorResponses(400, 401, 403, 404, 409) },
@@ -163,7 +189,10 @@ export function registerImportRoutes(app: FastifyInstance, ctx: AppContext, rt: 
     async (req, reply) => {
       await known(req.params.locationId);
       const row = await mapErrors(() =>
-        startImport(rt, req.params.locationId, req.body.pageSize ? { pageSize: req.body.pageSize } : {}),
+        startImport(rt, req.params.locationId, {
+          ...(req.body.pageSize ? { pageSize: req.body.pageSize } : {}),
+          ...(req.body.enrichCalls ? { enrichCalls: true } : {}),
+        }),
       );
       return reply.code(202).send(progressOf(row));
     },

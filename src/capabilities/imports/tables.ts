@@ -1,7 +1,8 @@
+import type { CallSummary } from '../calls/index.js';
 import type { ColumnType, Generated } from 'kysely';
 
 type Json<T> = ColumnType<T, string, string>;
-export type ImportStatus = 'running' | 'deduplicating' | 'completed' | 'failed' | 'cancelled';
+export type ImportStatus = 'running' | 'deduplicating' | 'enriching' | 'completed' | 'failed' | 'cancelled';
 export type RowDecision = 'pending' | 'approved' | 'rejected' | 'merged';
 export type DuplicateRule = 'email' | 'phone' | 'name_company';
 
@@ -10,6 +11,9 @@ export interface ContactImportsTable {
   id: string;
   location_id: string;
   status: ImportStatus;
+  /** Read each staged contact's call history after duplicate detection (status `enriching`). */
+  enrich_calls: Generated<boolean>;
+  rows_enriched: Generated<number>;
   page_size: number;
   cursor: Json<Array<string | number>> | null;
   pages_done: Generated<number>;
@@ -42,6 +46,9 @@ export interface ContactImportRowsTable {
   company_key: string | null;
   /** The external id the bridge's contact map holds for this GHL contact (when the contacts module is loaded). */
   mapped_external_id: string | null;
+  /** The contact's calls (enrichCalls), newest first; null until read. */
+  calls: Json<CallSummary[]> | null;
+  calls_checked: Generated<boolean>;
   decision: Generated<RowDecision>;
   merge_into: string | null;
   decided_at: Date | null;

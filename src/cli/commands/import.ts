@@ -24,6 +24,7 @@ interface Progress {
   pageSize: number;
   pagesDone: number;
   rowsDone: number;
+  rowsEnriched: number;
   total: number | null;
   percent: number | null;
   rowsPerSecond: number;
@@ -104,7 +105,12 @@ export function progressLine(p: Progress, width = 30): string {
   const pct = p.percent === null ? '   ?  ' : `${p.percent.toFixed(1).padStart(5)}%`;
   const rows = `${fmt(p.rowsDone)}/${p.total === null ? '?' : fmt(p.total)} rows`;
   const eta = p.etaSeconds === null ? 'ETA ?' : `ETA ${dur(p.etaSeconds)}`;
-  const tail = p.status === 'completed' ? `${fmt(p.duplicateGroups)} duplicate groups · completed` : p.status;
+  const tail =
+    p.status === 'completed'
+      ? `${fmt(p.duplicateGroups)} duplicate groups · completed`
+      : p.status === 'enriching'
+        ? `enriching calls ${fmt(p.rowsEnriched)}/${fmt(p.rowsDone)}`
+        : p.status;
   return `${bar} ${pct}  ${rows} · ${fmt(p.pagesDone)} pages · ${fmt(Math.round(p.rowsPerSecond))} rows/s · ${eta} · ${tail}${p.error ? ` · ${p.error}` : ''}`;
 }
 
@@ -118,7 +124,7 @@ async function follow(o: Conn, loc: string, id: string, intervalMs: number): Pro
     if (tty) process.stderr.write(`\r\x1b[2K${line}`);
     else if (line !== last) process.stderr.write(`${line}\n`);
     last = line;
-    if (p.status !== 'running' && p.status !== 'deduplicating') {
+    if (p.status !== 'running' && p.status !== 'deduplicating' && p.status !== 'enriching') {
       if (tty) process.stderr.write('\n');
       console.log(JSON.stringify(p));
       process.exit(p.status === 'completed' ? 0 : 1);
@@ -149,22 +155,28 @@ export function registerImportCommand(program: Command): void {
       .command('start <locationId>')
       .description("start importing the location's contacts; --follow draws a progress bar until it ends")
       .option('--page-size <n>', 'contacts per search page (1–500; default IMPORT_PAGE_SIZE)')
+      .option('--enrich-calls', "also read each contact's call history (two GHL calls per contact)")
       .option('--follow', 'show progress until the import ends (exit 0 when completed, 1 otherwise)')
       .option('--interval <ms>', 'progress poll interval with --follow', '500'),
-  ).action(async (loc: string, o: Conn & { pageSize?: string; follow?: boolean; interval?: string }) => {
-    checkId('locationId', loc);
-    const body: { pageSize?: number } = {};
-    if (o.pageSize !== undefined) {
-      const n = Number(o.pageSize);
-      if (!Number.isInteger(n) || n < 1 || n > 500) usage(`invalid --page-size: expected 1–500, got "${o.pageSize}"`);
-      body.pageSize = n;
-    }
-    const ms = interval(o.interval);
-    const p = await call<Progress>(o, 'POST', `/v1/locations/${loc}/imports`, body);
-    console.error(`import ${p.id} started for location ${loc}`);
-    if (o.follow) await follow(o, loc, p.id, ms);
-    console.log(JSON.stringify(p));
-  });
+  ).action(
+    async (
+      loc: string,
+      o: Conn & { pageSize?: string; enrichCalls?: boolean; follow?: boolean; interval?: string },
+    ) => {
+      checkId('locationId', loc);
+      const body: { pageSize?: number; enrichCalls?: boolean } = o.enrichCalls ? { enrichCalls: true } : {};
+      if (o.pageSize !== undefined) {
+        const n = Number(o.pageSize);
+        if (!Number.isInteger(n) || n < 1 || n > 500) usage(`invalid --page-size: expected 1–500, got "${o.pageSize}"`);
+        body.pageSize = n;
+      }
+      const ms = interval(o.interval);
+      const p = await call<Progress>(o, 'POST', `/v1/locations/${loc}/imports`, body);
+      console.error(`import ${p.id} started for location ${loc}`);
+      if (o.follow) await follow(o, loc, p.id, ms);
+      console.log(JSON.stringify(p));
+    },
+  );
   withConn(
     cmd
       .command('status <locationId> [importId]')
