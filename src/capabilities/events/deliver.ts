@@ -67,7 +67,8 @@ export interface EngineDeps {
   disable(subId: string, url: string, reason: string): Promise<void>;
   onAttempt?: (outcome: 'delivered' | 'retry' | 'dead', latencyMs: number) => void;
   /** After each read of the subscriptions: how many are enabled. */
-  onSubscriptions?: (enabled: number) => void;
+  /** After each applied reading of the subscriptions: how many are enabled, and the reading's generation. */
+  onSubscriptions?: (enabled: number, generation: number) => void;
 }
 
 interface Claimed {
@@ -151,6 +152,8 @@ export class DeliveryEngine {
   #kicked = false;
   #wakeUp: (() => void) | undefined;
   readonly #refreshing = new Set<Promise<void>>();
+  #gen = 0;
+  #appliedGen = 0;
   #polling = false;
 
   constructor(readonly deps: EngineDeps) {}
@@ -171,11 +174,20 @@ export class DeliveryEngine {
   }
 
   /** Re-reads subscriptions (new, changed, disabled) and wakes the dispatcher. */
+  /** Refreshes started so far: a reading is applied only if no later-started refresh was applied before it. */
+  get generation(): number {
+    return this.#gen;
+  }
+
   async refresh(): Promise<void> {
+    const gen = ++this.#gen;
     const run = (async () => {
       try {
         const rows = await this.deps.db.selectFrom('event_subscriptions').selectAll().execute();
-        this.deps.onSubscriptions?.(rows.filter((r) => r.state === 'enabled').length);
+        // A slower, older reading must not undo a newer one (it would drop a subscription created in between).
+        if (gen < this.#appliedGen) return;
+        this.#appliedGen = gen;
+        this.deps.onSubscriptions?.(rows.filter((r) => r.state === 'enabled').length, gen);
         const seen = new Set<string>();
         for (const r of rows) {
           if (r.state !== 'enabled') continue;

@@ -77,6 +77,7 @@ export function guardFromConfig(c: { EVENTS_ALLOWED_NETWORKS: string }): SsrfGua
 export function eventsModule(opts: EventsModuleOptions = {}): BridgeModule {
   let rt: EventsRuntime | undefined;
   let anySubscription = false;
+  let changeGen = 0;
   const now = opts.now ?? Date.now;
 
   return {
@@ -109,7 +110,10 @@ export function eventsModule(opts: EventsModuleOptions = {}): BridgeModule {
         now,
         overlapMs: c.EVENTS_SECRET_OVERLAP_HOURS * 3600_000,
         onChange: () => {
+          // Committed: from now on events must be fanned out. A reading of the subscriptions that started before
+          // this change may still say "none"; only a later one may turn this off again.
           anySubscription = true;
+          changeGen = late.engine?.generation ?? 0;
           void late.engine?.refresh();
         },
       });
@@ -137,8 +141,9 @@ export function eventsModule(opts: EventsModuleOptions = {}): BridgeModule {
           disableAfterMs: c.EVENTS_DISABLE_AFTER_DAYS * 86_400_000,
           ...opts.settings,
         },
-        onSubscriptions: (n) => {
-          anySubscription = n > 0;
+        onSubscriptions: (n, gen) => {
+          if (n > 0) anySubscription = true;
+          else if (gen > changeGen) anySubscription = false;
         },
         onAttempt: (outcome, ms) => {
           attempts.inc({ outcome });
