@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { opportunityJob } from '../../src/capabilities/pipelines/opportunities.js';
+import { applyOpportunityEvent, opportunityJob } from '../../src/capabilities/pipelines/opportunities.js';
 import { waitFor } from '../helpers/store.js';
 import { metricValue, startPipelinesWorld, type PipelinesWorld } from './harness.js';
 
@@ -227,5 +227,32 @@ describe('pipeline bridging', () => {
     expect(op).toMatchObject({ state: 'done', opportunityId: landed.opportunity!.id });
     expect(w.emu.opportunities.listOpportunities(w.locationId).filter((o) => o.name === 'deal-crash')).toHaveLength(1);
     expect(await mapping('deal-crash')).toMatchObject({ opportunityId: landed.opportunity!.id });
+  });
+  it('an event received before the deal was last written is stale and changes nothing; a later one applies', async () => {
+    const created = await done(
+      await w.api(`${base()}/deal-stale`, {
+        method: 'PUT',
+        json: { contact: { id: contactId }, pipeline: 'Sales', stage: 'New' },
+      }),
+    );
+    const won = await done(await w.api(`${base()}/deal-stale/status`, { method: 'POST', json: { status: 'won' } }));
+    expect(won.state).toBe('done');
+    const oppId = created.opportunityId!;
+    const db = w.bridge.ctx.db;
+    const row = await db
+      .selectFrom('opportunity_map')
+      .select('updated_at')
+      .where('opportunity_id', '=', oppId)
+      .executeTakeFirstOrThrow();
+    const event = { type: 'OpportunityStatusUpdate', locationId: w.locationId, id: oppId, status: 'open' };
+    // In flight while the bridge set it won (received a second before that write): the map keeps "won".
+    expect(await applyOpportunityEvent(db, event, new Date(row.updated_at.getTime() - 1000))).toBe('stale');
+    expect(await mapping('deal-stale')).toMatchObject({ status: 'won' });
+    // A change made in GHL afterwards applies, and an older event handled after it does not undo it.
+    expect(await applyOpportunityEvent(db, event, new Date(row.updated_at.getTime() + 1000))).toBe('updated');
+    expect(await mapping('deal-stale')).toMatchObject({ status: 'open' });
+    const older = { ...event, status: 'lost' };
+    expect(await applyOpportunityEvent(db, older, new Date(row.updated_at.getTime() + 500))).toBe('stale');
+    expect(await mapping('deal-stale')).toMatchObject({ status: 'open' });
   });
 });

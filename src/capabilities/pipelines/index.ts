@@ -120,7 +120,7 @@ export function pipelinesModule(opts: PipelinesModuleOptions = {}): BridgeModule
           type,
           opportunityEventSchema,
           async (evt) => {
-            const outcome = await applyOpportunityEvent(ctx.db, evt.payload);
+            const outcome = await applyOpportunityEvent(ctx.db, evt.payload, evt.receivedAt);
             m.mapUpdates.inc({ event: type, outcome });
             const stage = evt.payload.pipelineStageId;
             if (outcome === 'updated' && stage) {

@@ -609,8 +609,17 @@ export const opportunityEventSchema = z.looseObject({
 });
 export type OpportunityEvent = z.infer<typeof opportunityEventSchema>;
 
-/** Applies an opportunity event to the mapped row (events about unmapped opportunities change nothing). */
-export async function applyOpportunityEvent(db: Db, e: OpportunityEvent): Promise<'deleted' | 'updated' | 'unmapped'> {
+/**
+ * Applies an opportunity event to the mapped row (events about unmapped opportunities change nothing). GHL's payloads
+ * carry no update time, so the row's `updated_at` orders them: an operation's result sets it to when it was written, an
+ * applied event to when the event was received. An event received before the row's last write is stale (it was in
+ * flight while the bridge changed the deal, or a later event was handled first) and changes nothing.
+ */
+export async function applyOpportunityEvent(
+  db: Db,
+  e: OpportunityEvent,
+  receivedAt: Date = new Date(),
+): Promise<'deleted' | 'updated' | 'unmapped' | 'stale'> {
   const where = db
     .selectFrom('opportunity_map')
     .select('external_id')
@@ -619,12 +628,13 @@ export async function applyOpportunityEvent(db: Db, e: OpportunityEvent): Promis
   const row = await where.executeTakeFirst();
   if (!row) return 'unmapped';
   if (e.type === 'OpportunityDelete') {
-    await db
+    const d = await db
       .deleteFrom('opportunity_map')
       .where('location_id', '=', e.locationId)
       .where('opportunity_id', '=', e.id)
-      .execute();
-    return 'deleted';
+      .where('updated_at', '<=', receivedAt)
+      .executeTakeFirst();
+    return Number(d.numDeletedRows) ? 'deleted' : 'stale';
   }
   const set: Record<string, unknown> = {};
   if (e.contactId) set.contact_id = e.contactId;
@@ -634,11 +644,12 @@ export async function applyOpportunityEvent(db: Db, e: OpportunityEvent): Promis
   if (e.status && (DEAL_STATUSES as readonly string[]).includes(e.status)) set.status = e.status as DealStatus;
   if (typeof e.monetaryValue === 'number') set.monetary_value = e.monetaryValue;
   if (e.assignedTo !== undefined) set.assigned_to = e.assignedTo ?? null;
-  await db
+  const u = await db
     .updateTable('opportunity_map')
-    .set({ ...set, updated_at: sql<Date>`now()` })
+    .set({ ...set, updated_at: receivedAt })
     .where('location_id', '=', e.locationId)
     .where('opportunity_id', '=', e.id)
-    .execute();
-  return 'updated';
+    .where('updated_at', '<=', receivedAt)
+    .executeTakeFirst();
+  return Number(u.numUpdatedRows) ? 'updated' : 'stale';
 }
