@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { AppContext, BridgeModule } from '../app.js';
 import type { InstallationsService } from '../platform/installations/index.js';
 import type { ProviderService } from '../capabilities/provider/index.js';
+import type { ContactsService } from '../capabilities/contacts/index.js';
 import { countByState, listJobs } from '../infra/queue/index.js';
 import { bearerMatches, CSRF_HEADER, SESSION_COOKIE, sessionsFor } from '../infra/http/admin-auth.js';
 import { errorResponses } from '../infra/http/schemas.js';
@@ -107,7 +108,9 @@ export function dashboardModule(opts: DashboardOptions = {}): BridgeModule {
             response: {
               200: z
                 .record(z.string(), z.unknown())
-                .describe('generatedAt, mode, store, jobs, installations, webhooks, channels, provider, rateBudgets'),
+                .describe(
+                  'generatedAt, contactSync, mode, store, jobs, installations, webhooks, channels, provider, rateBudgets',
+                ),
               ...errorResponses(401),
             },
           },
@@ -238,6 +241,7 @@ export async function overview(ctx: AppContext) {
   // Both optional: the console shows what the loaded modules provide.
   const installations: InstallationsService | undefined = ctx.services.find('installations');
   const provider: ProviderService | undefined = ctx.services.find('provider');
+  const contacts: ContactsService | undefined = ctx.services.find('contacts');
   const inst = installations ? await installations.list() : [];
   const byStatus: Record<string, number> = {};
   for (const i of inst) byStatus[i.status] = (byStatus[i.status] ?? 0) + 1;
@@ -267,6 +271,8 @@ export async function overview(ctx: AppContext) {
   }
   return {
     generatedAt: new Date().toISOString(),
+    // Contact push per location (issue 14): last sync, status, error, counts.
+    contactSync: contacts ? await contacts.syncStatus() : [],
     mode: ctx.config.sandbox ? 'sandbox' : 'live',
     store: ctx.store.kind,
     jobs: {

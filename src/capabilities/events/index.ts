@@ -114,7 +114,7 @@ export function eventsModule(opts: EventsModuleOptions = {}): BridgeModule {
           // this change may still say "none"; only a later one may turn this off again.
           anySubscription = true;
           changeGen = late.engine?.generation ?? 0;
-          void late.engine?.refresh();
+          return late.engine?.refresh();
         },
       });
       const publish = async <T extends BridgeEventType>(db: Db, e: BridgeEventInput<T>): Promise<string> => {

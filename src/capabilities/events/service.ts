@@ -269,7 +269,8 @@ export class SubscriptionStore {
       guard: SsrfGuard;
       now: () => number;
       overlapMs: number;
-      onChange?: () => void;
+      /** After a committed change of the subscriptions: reloads this replica's view (awaited before answering). */
+      onChange?: () => Promise<void> | void;
     },
   ) {}
 
@@ -307,7 +308,7 @@ export class SubscriptionStore {
       })
       .returningAll()
       .executeTakeFirstOrThrow();
-    this.o.onChange?.();
+    await this.o.onChange?.();
     return { subscription: toView(row), secret };
   }
 
@@ -335,7 +336,7 @@ export class SubscriptionStore {
     const secret = opts.secret ?? newSecret();
     registerSecret(secret);
     const now = this.o.now();
-    return this.o.db.transaction().execute(async (trx) => {
+    const rotated = await this.o.db.transaction().execute(async (trx) => {
       const r = await trx
         .selectFrom('event_subscriptions')
         .select(['secret_enc'])
@@ -357,9 +358,12 @@ export class SubscriptionStore {
         })
         .where('id', '=', id)
         .execute();
-      this.o.onChange?.();
       return { secret, previousSecretUntil: until };
     });
+    // After the commit: a reload inside the transaction read the old secret (on PostgreSQL) and kept signing with it
+    // alone until the next poll.
+    if (rotated) await this.o.onChange?.();
+    return rotated;
   }
 
   /** The secrets that sign now: the current one, and the previous one during its overlap. */
@@ -399,13 +403,13 @@ export class SubscriptionStore {
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirst();
-    this.o.onChange?.();
+    await this.o.onChange?.();
     return r && toView(r);
   }
 
   async delete(id: string): Promise<boolean> {
     const r = await this.o.db.deleteFrom('event_subscriptions').where('id', '=', id).executeTakeFirst();
-    this.o.onChange?.();
+    await this.o.onChange?.();
     return Number(r.numDeletedRows) > 0;
   }
 
@@ -529,7 +533,7 @@ export class SubscriptionStore {
         returning 1
       )
       select count(*)::int as n from r`.execute(this.o.db);
-    this.o.onChange?.();
+    await this.o.onChange?.();
     return Number(r.rows[0]?.n ?? 0);
   }
 }

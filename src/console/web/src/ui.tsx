@@ -14,7 +14,7 @@ export function Section({ title, children, actions }: { title: string; children:
 
 export function Status({ value }: { value: string | null | undefined }) {
   const v = value ?? 'none';
-  const tone = /^(active|done|dispatched|sent|delivered|read|ok|yes|current|granted)$/.test(v)
+  const tone = /^(active|done|dispatched|sent|delivered|read|ok|yes|current|granted|success)$/.test(v)
     ? 'ok'
     : /dead|failed|reauth|uninstalled|rejected|missing|expired|^no$|not installed/.test(v)
       ? 'bad'

@@ -24,7 +24,17 @@ interface History {
     burstCap: number;
   }>;
 }
+interface ContactSync {
+  locationId: string;
+  lastSyncAt: string | null;
+  status: 'success' | 'partial' | 'failed' | null;
+  lastError: string | null;
+  counts: Record<string, number> | null;
+  pendingRecords: number;
+  mappedContacts: number;
+}
 interface OverviewData {
+  contactSync?: ContactSync[];
   mode: string;
   store: string;
   installations: { byStatus: Record<string, number>; total: number };
@@ -151,6 +161,46 @@ export function Overview() {
             </table>
           ) : (
             <p className="muted">No GHL calls made yet.</p>
+          )}
+        </Section>
+        <Section title="Contact sync">
+          {overview.data?.contactSync?.length ? (
+            <table aria-label="Contact sync by location">
+              <thead>
+                <tr>
+                  <th scope="col">Location</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Last sync</th>
+                  <th scope="col">Last batch</th>
+                  <th scope="col">Mapped</th>
+                  <th scope="col">Last error</th>
+                </tr>
+              </thead>
+              <tbody>
+                {overview.data.contactSync.map((c) => (
+                  <tr key={c.locationId}>
+                    <td>
+                      <a href={`#/locations/${encodeURIComponent(c.locationId)}`}>{c.locationId}</a>
+                    </td>
+                    <td>{c.status ? <Status value={c.status} /> : '—'}</td>
+                    <td>{c.lastSyncAt ? new Date(c.lastSyncAt).toLocaleString() : '—'}</td>
+                    <td>
+                      {c.counts
+                        ? Object.entries(c.counts)
+                            .filter(([, n]) => n > 0)
+                            .map(([k, n]) => `${k} ${n}`)
+                            .join(', ') || '—'
+                        : '—'}
+                      {c.pendingRecords ? ` (${c.pendingRecords} to do)` : ''}
+                    </td>
+                    <td>{c.mappedContacts}</td>
+                    <td>{c.lastError ?? '—'}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : (
+            <p className="muted">No contacts pushed yet.</p>
           )}
         </Section>
         <Section title="Bridge">
