@@ -22,9 +22,11 @@ export const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.
  * Where in-process test bridges run the embedded store. The shipped default is a worker thread (`worker`); the suite
  * runs its in-process bridges on `main` (about 150 µs less per statement, a third off the suite's time), while every
  * spawned `ghl-bridge` process (crash, CLI and start-up tests) and test/foundation/embedded-thread.test.ts run the
- * default. TEST_EMBEDDED_THREAD=worker runs the whole suite on the worker thread.
+ * default. TEST_EMBEDDED_THREAD=worker runs the whole suite on the worker thread. Outside vitest (the benchmarks use
+ * these helpers) the shipped default applies.
  */
-export const EMBEDDED_THREAD = (process.env.TEST_EMBEDDED_THREAD ?? 'main') as 'worker' | 'process' | 'main';
+export const EMBEDDED_THREAD = (process.env.TEST_EMBEDDED_THREAD ?? (process.env.VITEST ? 'main' : 'worker')) as
+  'worker' | 'process' | 'main';
 
 export function freshSchema(): string {
   return `t_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
