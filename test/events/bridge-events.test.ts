@@ -52,14 +52,16 @@ describe('bridge events', () => {
     expect(r.got.some((g) => g.body.type === 'ProviderOutboundMessage' && g.body.data.messageId === m.id)).toBe(true);
 
     w.emu.control.uninstall({ clientId: w.clientId, locationId: loc });
+    // UNINSTALL reaches the bridge as GHL's webhook, then its job, then the fan-out: give a loaded CI machine time.
     await waitFor(() => r.got.some((g) => g.body.type === 'installation.uninstalled'), {
       what: 'installation.uninstalled',
+      timeoutMs: 60_000,
     });
     const un = r.got.find((g) => g.body.type === 'installation.uninstalled')!;
     expect(un.body.data).toMatchObject({ locationId: loc });
     for (const g of r.got) expect(r.verify(g, secret)).toBeTruthy();
     expect(new Set(r.got.map((g) => g.id)).size).toBe(r.got.length);
-  });
+  }, 120_000);
 
   it('installation.reauth_required when GHL refuses the tokens', async () => {
     w = await startWorld();
