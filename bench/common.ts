@@ -24,8 +24,14 @@ export interface BenchStore {
   dispose(): Promise<void>;
 }
 
-/** A fresh, migrated store: PGlite on disk in a temp dir, or a throw-away PostgreSQL schema. */
-export async function benchStore(kind: 'pglite' | 'postgres'): Promise<BenchStore> {
+/**
+ * A fresh, migrated store: PGlite on disk in a temp dir (in the thread `embeddedThread` says; default where it ships),
+ * or a throw-away PostgreSQL schema.
+ */
+export async function benchStore(
+  kind: 'pglite' | 'postgres',
+  opts: { embeddedThread?: 'worker' | 'process' | 'main' } = {},
+): Promise<BenchStore> {
   const schema = `bench_${randomBytes(4).toString('hex')}`;
   if (kind === 'postgres') {
     const handle = await openDatabase({ url: PG_URL, schema, poolMax: 12 });
@@ -43,7 +49,11 @@ export async function benchStore(kind: 'pglite' | 'postgres'): Promise<BenchStor
     };
   }
   const dir = mkdtempSync(join(tmpdir(), 'ghl-bridge-bench-'));
-  const handle = await openDatabase({ schema, dataDir: dir });
+  const handle = await openDatabase({
+    schema,
+    dataDir: dir,
+    ...(opts.embeddedThread ? { embeddedThread: opts.embeddedThread } : {}),
+  });
   await migrateToLatest(handle.db, schema, await allMigrations());
   return {
     name: 'PGlite',

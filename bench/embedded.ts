@@ -10,22 +10,14 @@
  *
  *   npm run bench:embedded -- --jobs 6000 --stores main,worker,process,postgres
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import http from 'node:http';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import Fastify from 'fastify';
 import { sql } from 'kysely';
-import pg from 'pg';
-import http from 'node:http';
-import { openDatabase, type DatabaseHandle } from '../src/infra/db/index.js';
-import { migrateToLatest } from '../src/infra/db/migrations/index.js';
 import { createLogger } from '../src/infra/log/logger.js';
 import { enqueue, WorkerPool } from '../src/infra/queue/index.js';
-import { allMigrations } from '../src/modules.js';
-import { PG_URL, postgresAvailable, table } from './common.js';
+import { benchStore, PG_URL, postgresAvailable, table } from './common.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,41 +29,15 @@ const N = Number(values.jobs);
 const log = createLogger({ level: 'silent' });
 type Kind = 'main' | 'worker' | 'process' | 'postgres';
 
-async function open(kind: Kind): Promise<{ handle: DatabaseHandle; dispose(): Promise<void> }> {
-  const schema = `bench_${randomBytes(4).toString('hex')}`;
-  if (kind === 'postgres') {
-    const handle = await openDatabase({ url: PG_URL, schema, poolMax: 12 });
-    return {
-      handle,
-      async dispose() {
-        await handle.close();
-        const c = new pg.Client({ connectionString: PG_URL });
-        await c.connect();
-        await c.query(`drop schema if exists "${schema}" cascade`);
-        await c.end();
-      },
-    };
-  }
-  const dir = mkdtempSync(join(tmpdir(), 'ghl-bridge-bench-'));
-  const handle = await openDatabase({ schema, dataDir: dir, embeddedThread: kind });
-  return {
-    handle,
-    async dispose() {
-      await handle.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
 };
 
 async function measure(kind: Kind) {
-  const store = await open(kind);
+  const store =
+    kind === 'postgres' ? await benchStore('postgres') : await benchStore('pglite', { embeddedThread: kind });
   const { handle } = store;
-  await migrateToLatest(handle.db, handle.schema, await allMigrations());
   await sql`create table bench_rows (id bigserial primary key, job int not null, at timestamptz not null default now())`.execute(
     handle.db,
   );

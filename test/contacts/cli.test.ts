@@ -1,29 +1,13 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { generateKeySpec } from '../../src/infra/crypto/aes.js';
+import { cliEnv, cliRunner } from '../helpers/cli.js';
 import { openTestStore, STORE } from '../helpers/store.js';
-
-const run = promisify(execFile);
 
 describe('ghl-bridge contacts (CLI)', () => {
   it('declares and shows logical fields, queues a refresh for the bridge, prints the sync status; rejects bad input', async () => {
     const store = await openTestStore({ onDisk: true });
     if (STORE === 'pglite') await store.close(); // the CLI process takes the embedded store
-    const env = {
-      ...process.env,
-      ...store.env,
-      TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'),
-      SANDBOX: 'true',
-      LOG_LEVEL: 'silent',
-      PUBLIC_URL: 'https://bridge.example.com',
-    };
-    const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env });
-    const fails = (...args: string[]) =>
-      cli(...args).then(
-        () => ({ code: 0, stderr: '' }),
-        (e: { code: number; stderr: string }) => e,
-      );
+    const env = cliEnv(store.env, { PUBLIC_URL: 'https://bridge.example.com' });
+    const { cli, fails } = cliRunner(env);
     try {
       const set = await cli(
         'contacts',

@@ -1,32 +1,16 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
-import { generateKeySpec } from '../../src/infra/crypto/aes.js';
 import { openDatabase } from '../../src/infra/db/index.js';
 import { publishBridgeEvent } from '../../src/capabilities/events/service.js';
+import { cliEnv, cliRunner } from '../helpers/cli.js';
 import { openTestStore, STORE } from '../helpers/store.js';
-
-const run = promisify(execFile);
 
 describe('ghl-bridge subscriptions (CLI)', () => {
   it('create (secret once) · list · rotate-secret · disable/enable · deliveries · replay · delete; bad input names the option', async () => {
     const store = await openTestStore({ onDisk: true });
     if (STORE === 'pglite') await store.close(); // the CLI process takes the embedded store
-    const env = {
-      ...process.env,
-      ...store.env,
-      TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'),
-      SANDBOX: 'true',
-      LOG_LEVEL: 'silent',
-      EVENTS_ALLOWED_NETWORKS: '127.0.0.0/8',
-    };
-    const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env });
-    const fails = (...args: string[]) =>
-      cli(...args).then(
-        () => ({ code: 0, stderr: '' }),
-        (e: { code: number; stderr: string }) => e,
-      );
+    const env = cliEnv(store.env, { EVENTS_ALLOWED_NETWORKS: '127.0.0.0/8' });
+    const { cli, fails } = cliRunner(env);
     /** Runs `fn` on the store between CLI runs (the embedded store admits one process at a time). */
     const withDb = async <T>(fn: (db: Awaited<ReturnType<typeof openDatabase>>['db']) => Promise<T>): Promise<T> => {
       if (STORE === 'postgres') return fn(store.db);

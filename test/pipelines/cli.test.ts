@@ -1,23 +1,13 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { generateKeySpec } from '../../src/infra/crypto/aes.js';
+import { cliEnv, cliRunner } from '../helpers/cli.js';
 import { openTestStore, STORE } from '../helpers/store.js';
-
-const run = promisify(execFile);
 
 describe('ghl-bridge triggers (CLI)', () => {
   it('sets and lists a trigger (URL masked); a URL that is not a GHL hook is refused naming url', async () => {
     const store = await openTestStore({ onDisk: true });
     if (STORE === 'pglite') await store.close(); // the CLI process takes the embedded store
-    const env = {
-      ...process.env,
-      ...store.env,
-      TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'),
-      SANDBOX: 'true',
-      LOG_LEVEL: 'silent',
-    };
-    const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env });
+    const env = cliEnv(store.env);
+    const { cli } = cliRunner(env);
     const secret = '6b1f0c2e-9a4d-4e7b-8f31-2c5d7a9e4b10';
     const url = `https://services.leadconnectorhq.com/hooks/LOC1/webhook-trigger/${secret}`;
     try {

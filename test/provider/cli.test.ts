@@ -1,23 +1,13 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { generateKeySpec } from '../../src/infra/crypto/aes.js';
+import { cliEnv, cliRunner } from '../helpers/cli.js';
 import { openTestStore, STORE } from '../helpers/store.js';
-
-const run = promisify(execFile);
 
 describe('ghl-bridge channels (CLI)', () => {
   it('sets, lists and shows a location channel with secrets masked, and rejects bad input clearly', async () => {
     const store = await openTestStore({ onDisk: true });
     if (STORE === 'pglite') await store.close(); // the CLI process takes the embedded store
-    const env = {
-      ...process.env,
-      ...store.env,
-      TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'),
-      SANDBOX: 'true',
-      LOG_LEVEL: 'silent',
-    };
-    const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env });
+    const env = cliEnv(store.env);
+    const { cli } = cliRunner(env);
     try {
       const secret = 'cast_' + 'ab12'.repeat(16);
       await cli(
@@ -57,15 +47,7 @@ describe('ghl-bridge provider (CLI)', () => {
   it('prints the exact Delivery URL, rotates the token (old kept, then retired) and doctor shows the URL masked', async () => {
     const store = await openTestStore({ onDisk: true });
     if (STORE === 'pglite') await store.close();
-    const env = {
-      ...process.env,
-      ...store.env,
-      TOKEN_ENCRYPTION_KEYS: generateKeySpec('k1'),
-      SANDBOX: 'true',
-      LOG_LEVEL: 'silent',
-      PUBLIC_URL: 'https://bridge.example.com',
-    };
-    const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env });
+    const { cli } = cliRunner(cliEnv(store.env, { PUBLIC_URL: 'https://bridge.example.com' }));
     const url = /^https:\/\/bridge\.example\.com\/webhooks\/ghl\/provider\/([A-Za-z0-9_-]{43})$/;
     try {
       const first = (await cli('provider', 'delivery-url')).stdout.trim();

@@ -32,16 +32,9 @@ import { providerPostJob, type ProviderRuntime } from './provider.js';
 import { LinkSigner, recordingUrl, type CompletedSink } from './records.js';
 
 export { WorkflowEndpoints, workflowUrl, WORKFLOW_PATH, maskToken } from './endpoints.js';
-export {
-  DEFAULT_MAPPING,
-  mapPayload,
-  fieldMappingSchema,
-  summariseCallMessage,
-  type CallSummary,
-  type FieldMapping,
-} from './mapping.js';
+export { DEFAULT_MAPPING, mapPayload, fieldMappingSchema, type FieldMapping } from './mapping.js';
 export { callsMigration } from './migration.js';
-export { JOB_ENRICH, JOB_PROCESS, type CallsSettings } from './process.js';
+export { JOB_ENRICH, JOB_PROCESS, summariseCallMessage, type CallsSettings, type CallSummary } from './process.js';
 export { JOB_PROVIDER_POST } from './provider.js';
 export type { IntegrationType } from './tables.js';
 

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { mayHaveRecording } from './records.js';
 
 /**
  * Where a workflow payload keeps each call field: JSON pointers (RFC 6901), tried in order; the first that names a
@@ -241,36 +240,5 @@ export function mapPayload(payload: unknown, mapping: FieldMapping | null): MapR
       startedAt: startedAt,
       endedAt: endedAt,
     },
-  };
-}
-
-/** One GHL call message, summarised (contact import enrichment, issue 14). */
-export interface CallSummary {
-  messageId: string;
-  at: string | null;
-  direction: 'inbound' | 'outbound' | null;
-  status: CallStatus | null;
-  durationSeconds: number | null;
-  /**
-   * Whether GHL can hold a recording (and so a transcript) of this call: it was answered (or reached voicemail) or
-   * lasted longer than 0 s. Fetching the recording itself is the calls API's job (`/v1/…/calls`).
-   */
-  recordingExpected: boolean;
-}
-
-/** A call message as `GET /conversations/{id}/messages?type=TYPE_CALL` returns it → its summary. */
-export function summariseCallMessage(m: Record<string, unknown>): CallSummary {
-  const meta = (m.meta ?? {}) as Record<string, unknown>;
-  const rawStatus = typeof meta.callStatus === 'string' ? meta.callStatus : m.callStatus;
-  const status = typeof rawStatus === 'string' && rawStatus ? normaliseStatus(rawStatus) : null;
-  const durationSeconds = parseDuration(meta.callDuration ?? m.callDuration);
-  const at = parseTime(m.dateAdded);
-  return {
-    messageId: String(m.id ?? m.messageId ?? ''),
-    at: at ? at.toISOString() : null,
-    direction: typeof m.direction === 'string' ? normaliseDirection(m.direction) : null,
-    status,
-    durationSeconds,
-    recordingExpected: mayHaveRecording(status, durationSeconds),
   };
 }

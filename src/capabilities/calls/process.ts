@@ -123,6 +123,33 @@ function factsOfMessage(m: Record<string, unknown>): GhlCallFacts {
   };
 }
 
+/** One GHL call message, summarised (contact import enrichment, issue 14). */
+export interface CallSummary {
+  messageId: string;
+  at: string | null;
+  direction: 'inbound' | 'outbound' | null;
+  status: string | null;
+  durationSeconds: number | null;
+  /**
+   * Whether GHL can hold a recording (and so a transcript) of this call: it was answered (or reached voicemail) or
+   * lasted longer than 0 s. Fetching the recording itself is the calls API's job (`/v1/…/calls`).
+   */
+  recordingExpected: boolean;
+}
+
+/** A call message as `GET /conversations/{id}/messages?type=TYPE_CALL` returns it → its summary. */
+export function summariseCallMessage(m: Record<string, unknown>): CallSummary {
+  const f = factsOfMessage(m);
+  return {
+    messageId: f.messageId,
+    at: f.at ? f.at.toISOString() : null,
+    direction: f.direction,
+    status: f.status,
+    durationSeconds: f.durationSec,
+    recordingExpected: mayHaveRecording(f.status, f.durationSec),
+  };
+}
+
 class Forged extends Error {}
 
 /**

@@ -112,17 +112,7 @@ export const pageJob = defineJob<z.infer<typeof pagePayload>, ImportRuntime>({
   priority: PRIORITY.bulk,
   maxAttempts: 10,
   perform: (p, _job, h) => stagePage(h.deps, p, h),
-  onFailed: async (p, _job, err, h) => {
-    const rt = h.deps;
-    const imp = await h.db
-      .updateTable('contact_imports')
-      .set({ status: 'failed', error: errText(err), finished_at: sql`now()`, updated_at: sql`now()` })
-      .where('id', '=', p.importId)
-      .where('status', '=', 'running')
-      .returningAll()
-      .executeTakeFirst();
-    if (imp && (await publishEnded(rt, h.db, imp, 'failed', imp.error))) rt.events()?.wake();
-  },
+  onFailed: (p, _job, err, h) => failImport(h.deps, h.db, p.importId, 'running', err),
 });
 
 async function stagePage(
@@ -269,17 +259,7 @@ export const dedupeJob = defineJob<z.infer<typeof dedupePayload>, ImportRuntime>
     if (published) rt.events()?.wake();
     if (imp.enrich_calls) rt.notify();
   },
-  onFailed: async (p, _job, err, h) => {
-    const rt = h.deps;
-    const imp = await h.db
-      .updateTable('contact_imports')
-      .set({ status: 'failed', error: errText(err), finished_at: sql`now()`, updated_at: sql`now()` })
-      .where('id', '=', p.importId)
-      .where('status', '=', 'deduplicating')
-      .returningAll()
-      .executeTakeFirst();
-    if (imp && (await publishEnded(rt, h.db, imp, 'failed', imp.error))) rt.events()?.wake();
-  },
+  onFailed: (p, _job, err, h) => failImport(h.deps, h.db, p.importId, 'deduplicating', err),
 });
 
 /** Contacts whose call history one `import.enrich` job reads (two GHL calls each, committed one by one). */
@@ -365,17 +345,7 @@ export const enrichJob = defineJob<z.infer<typeof dedupePayload>, ImportRuntime>
     if (published) rt.events()?.wake();
     rt.notify();
   },
-  onFailed: async (p, _job, err, h) => {
-    const rt = h.deps;
-    const imp = await h.db
-      .updateTable('contact_imports')
-      .set({ status: 'failed', error: errText(err), finished_at: sql`now()`, updated_at: sql`now()` })
-      .where('id', '=', p.importId)
-      .where('status', '=', 'enriching')
-      .returningAll()
-      .executeTakeFirst();
-    if (imp && (await publishEnded(rt, h.db, imp, 'failed', imp.error))) rt.events()?.wake();
-  },
+  onFailed: (p, _job, err, h) => failImport(h.deps, h.db, p.importId, 'enriching', err),
 });
 
 /** A contact's calls, newest first: its conversations' call messages (GHL keeps one conversation per contact). */
@@ -394,6 +364,24 @@ async function callHistory(
     for (const m of page.messages ?? []) out.push(summariseCallMessage(m as unknown as Record<string, unknown>));
   }
   return out.sort((a, b) => (b.at ?? '').localeCompare(a.at ?? ''));
+}
+
+/** A job of the import gave up: the import fails (if it is still in that job's phase) and `import.completed` says so. */
+async function failImport(
+  rt: ImportRuntime,
+  db: Db,
+  importId: string,
+  phase: ImportStatus,
+  err: unknown,
+): Promise<void> {
+  const imp = await db
+    .updateTable('contact_imports')
+    .set({ status: 'failed', error: errText(err), finished_at: sql`now()`, updated_at: sql`now()` })
+    .where('id', '=', importId)
+    .where('status', '=', phase)
+    .returningAll()
+    .executeTakeFirst();
+  if (imp && (await publishEnded(rt, db, imp, 'failed', imp.error))) rt.events()?.wake();
 }
 
 const isUniqueViolation = (e: unknown) => (e as { code?: string }).code === '23505';

@@ -159,9 +159,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseH
       pglite = thread;
     } else {
       pglite = await PGlite.create({
-        ...(inMemory
-          ? { loadDataDir: new Blob([await readFile(await pristineClusterFile())]) }
-          : { dataDir: join(resolve(dataDir), 'pgdata') }),
+        ...(inMemory ? { loadDataDir: await pristineClusterBlob() } : { dataDir: join(resolve(dataDir), 'pgdata') }),
         parsers: { [INT8]: (v: string) => Number(v), [NUMERIC]: (v: string) => Number(v) },
       });
     }
@@ -244,6 +242,16 @@ function pristineClusterFile(): Promise<string> {
     pristine = undefined;
   });
   return pristine;
+}
+
+/** The pristine cluster in memory, read once per process (in-thread stores load it; a worker reads the file). */
+let pristineBlob: Promise<Blob> | undefined;
+function pristineClusterBlob(): Promise<Blob> {
+  pristineBlob ??= pristineClusterFile().then(async (f) => new Blob([await readFile(f)]));
+  pristineBlob.catch(() => {
+    pristineBlob = undefined;
+  });
+  return pristineBlob;
 }
 
 function quoteIdent(name: string): string {
