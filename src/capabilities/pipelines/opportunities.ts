@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import { z } from 'zod';
 import type { Db } from '../../infra/db/index.js';
 import { defineJob, PermanentJobError, type DbOrTrx } from '../../infra/queue/index.js';
@@ -7,7 +7,14 @@ import { GhlApiError } from '../../platform/ghl/errors.js';
 import type * as T from '../../platform/ghl/types.js';
 import { locationKey } from '../../platform/keys.js';
 import type { PipelineMetrics } from './metrics.js';
-import type { CachedPipeline, DealStatus, OpState, StatusRequest, UpsertRequest } from './tables.js';
+import type {
+  CachedPipeline,
+  DealStatus,
+  OpportunityMapTable,
+  OpState,
+  StatusRequest,
+  UpsertRequest,
+} from './tables.js';
 
 /**
  * Pipeline bridging: pipelines/stages cached per location and addressed by name; opportunities upserted by an
@@ -169,7 +176,14 @@ export async function getMapping(
     'externalId' in by ? q.where('external_id', '=', by.externalId) : q.where('opportunity_id', '=', by.opportunityId);
   const r = await q.executeTakeFirst();
   if (!r) return undefined;
-  const cache = await cachedPipelines(db, locationId);
+  return mappingView(r, await cachedPipelines(db, locationId));
+}
+
+/** A map row with its pipeline and stage names from the location's cached pipelines. */
+function mappingView(
+  r: Selectable<OpportunityMapTable>,
+  cache: Awaited<ReturnType<typeof cachedPipelines>>,
+): MappingView {
   const p = cache?.pipelines.find((x) => x.id === r.pipeline_id);
   const s = p?.stages.find((x) => x.id === r.pipeline_stage_id);
   return {
@@ -203,25 +217,7 @@ export async function listMappings(
   const rows = await q.execute();
   const caches = new Map<string, Awaited<ReturnType<typeof cachedPipelines>>>();
   for (const loc of new Set(rows.map((r) => r.location_id))) caches.set(loc, await cachedPipelines(db, loc));
-  return rows.map((r) => {
-    const p = caches.get(r.location_id)?.pipelines.find((x) => x.id === r.pipeline_id);
-    const s = p?.stages.find((x) => x.id === r.pipeline_stage_id);
-    return {
-      locationId: r.location_id,
-      externalId: r.external_id,
-      opportunityId: r.opportunity_id,
-      contactId: r.contact_id,
-      name: r.name,
-      pipelineId: r.pipeline_id,
-      pipelineName: p?.name ?? null,
-      stageId: r.pipeline_stage_id,
-      stageName: s?.name ?? null,
-      status: r.status,
-      monetaryValue: r.monetary_value,
-      assignedTo: r.assigned_to,
-      updatedAt: r.updated_at,
-    };
-  });
+  return rows.map((r) => mappingView(r, caches.get(r.location_id)));
 }
 
 export interface OperationView {
