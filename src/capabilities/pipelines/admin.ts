@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { httpError } from '../../infra/http/errors.js';
 import { errorResponses, idString, timestamp } from '../../infra/http/schemas.js';
 import type { MappingView } from './opportunities.js';
+import { mappingView } from './routes.js';
 import { TRIGGER_NAME, TriggerConfigError, type TriggerRequestView, type TriggerView } from './triggers.js';
 
 /** The part of the pipelines service these routes use. */
@@ -51,23 +52,6 @@ const triggerRequestView = z
     deliveredAt: timestamp.nullable(),
   })
   .meta({ id: 'TriggerRequestAdmin' });
-const mappingView = z
-  .object({
-    locationId: z.string(),
-    externalId: z.string(),
-    opportunityId: z.string(),
-    contactId: z.string().nullable(),
-    name: z.string().nullable(),
-    pipelineId: z.string().nullable(),
-    pipelineName: z.string().nullable(),
-    stageId: z.string().nullable(),
-    stageName: z.string().nullable(),
-    status: z.string().nullable(),
-    monetaryValue: z.number().nullable(),
-    assignedTo: z.string().nullable(),
-    updatedAt: timestamp,
-  })
-  .meta({ id: 'OpportunityMapRow' });
 
 /** Operator API for workflow triggers: PUT/DELETE /admin/triggers/:locationId/:name, GET /admin/triggers. */
 export async function registerTriggerAdminRoutes(app: FastifyInstance, s: TriggerAdminService): Promise<void> {

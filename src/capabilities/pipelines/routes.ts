@@ -93,7 +93,8 @@ const operationView = z
   })
   .meta({ id: 'OpportunityOperation' });
 
-const mappingView = z
+/** A map row as both APIs answer it (the public /v1 and the operator's admin list). */
+export const mappingView = z
   .object({
     locationId: z.string(),
     externalId: z.string(),
