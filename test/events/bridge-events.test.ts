@@ -51,12 +51,8 @@ describe('bridge events', () => {
     expect(sent.body.data).toMatchObject({ messageId: m.id, locationId: loc, contactId: contact.id });
     expect(r.got.some((g) => g.body.type === 'ProviderOutboundMessage' && g.body.data.messageId === m.id)).toBe(true);
 
-    // The message's status report first: UNINSTALL revokes the tokens at once, and a report still queued then would
-    // hold the location's later jobs (UNINSTALL's among them) behind its retries (noted as an open issue).
-    await waitFor(() => w!.emu.control.getMessage(m.id)?.status === 'delivered', {
-      what: 'the status report of the message',
-      timeoutMs: 60_000,
-    });
+    // Uninstalled at once: the message's status report may still be queued, get 401 from the revoked tokens and pause
+    // the location's waiting jobs; UNINSTALL's dispatch belongs to no location scope, so it still runs.
     w.emu.control.uninstall({ clientId: w.clientId, locationId: loc });
     // UNINSTALL reaches the bridge as GHL's webhook, then its job, then the fan-out: give a loaded CI machine time.
     await waitFor(() => r.got.some((g) => g.body.type === 'installation.uninstalled'), {

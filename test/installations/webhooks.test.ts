@@ -62,4 +62,46 @@ describe('INSTALL / UNINSTALL through the webhook intake (signed by the emulator
     expect(await b.s.installations.isKnownLocation(gone, w.companyId)).toBe(false);
     expect(await b.s.installations.isKnownLocation(w.locationIds[0]!, w.companyId)).toBe(true);
   });
+
+  it('UNINSTALL still lands when the revoked tokens have just paused the location (its 401 came first)', async () => {
+    w = await startGhl({ locations: 1 });
+    b = await startBridge(w, {
+      before: [
+        webhooksModule({
+          extraEd25519Keys: [w.emu.keys.ed25519PublicKeyPem],
+          extraRsaKeys: [w.emu.keys.rsaPublicKeyPem],
+        }),
+      ],
+    });
+    w.emu.control.updateApp(w.clientId, { webhookUrl: `${b.url}/webhooks/ghl` });
+    const loc = w.locationIds[0]!;
+    expect((await install(b, { locationId: loc })).status).toBe(200);
+    await w.emu.idle();
+    // The workers held still, so the order is fixed: GHL revokes the tokens and sends UNINSTALL (stored, its job
+    // waiting), then another job of the location calls GHL, gets 401 and pauses the location's waiting jobs.
+    await b.ctx.queue.stop(5_000);
+    w.emu.control.uninstall({ clientId: w.clientId, locationId: loc });
+    await waitFor(
+      async () =>
+        (await b!.ctx.db
+          .selectFrom('webhook_events')
+          .select('id')
+          .where('type', '=', 'UNINSTALL')
+          .executeTakeFirst()) !== undefined,
+      { what: 'UNINSTALL stored' },
+    );
+    await expect(b.s.ghl.customFields.list(loc, { installation: { locationId: loc } })).rejects.toThrow(
+      /re-authorization/,
+    );
+    expect((await b.s.installations.get(loc))!.status).toBe('reauth_required');
+    await b.ctx.queue.start();
+    await waitFor(async () => (await b!.s.installations.get(loc))?.status === 'uninstalled', {
+      what: 'UNINSTALL handled after the pause',
+    });
+    const row = (await b.s.installations.getRow(`loc:${loc}`))!;
+    expect([row.access_token_enc, row.refresh_token_enc]).toEqual([null, null]);
+    // A late 401 of a job that was already running cannot turn the uninstall back into "needs re-authorization".
+    await expect(b.s.ghl.customFields.list(loc, { installation: { locationId: loc } })).rejects.toThrow();
+    expect((await b.s.installations.get(loc))!.status).toBe('uninstalled');
+  });
 });

@@ -257,11 +257,17 @@ export class TokenVault implements TokenProvider {
   }
 
   async #markReauth(q: Db, id: string, reason: string): Promise<string> {
-    await q
+    const r = await q
       .updateTable('ghl_installations')
       .set({ status: 'reauth_required', status_reason: reason, updated_at: sql`now()` })
       .where('id', '=', id)
-      .execute();
+      // An UNINSTALL that committed meanwhile (GHL revokes the tokens first, so this 401 is its echo) stays uninstalled.
+      .where('status', '<>', 'uninstalled')
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 0) {
+      this.#cache.delete(id);
+      throw new NotInstalledError(id);
+    }
     const paused = await pauseScope(q, id, `installation needs re-authorization: ${reason}`);
     await this.o.publishEvent?.(q, { type: 'installation.reauth_required', installationId: id, reason });
     this.#cache.delete(id);

@@ -38,7 +38,7 @@ export async function replayEvents(
   return db.transaction().execute(async (trx) => {
     let q = trx
       .selectFrom('webhook_events')
-      .select(['id', 'status', 'ordering_key', 'location_id', sql<boolean>`payload is null`.as('no_payload')]);
+      .select(['id', 'status', 'type', 'ordering_key', 'location_id', sql<boolean>`payload is null`.as('no_payload')]);
     if (sel.ids?.length) q = q.where('id', 'in', sel.ids);
     if (sel.since) q = q.where('received_at', '>=', sel.since);
     if (sel.type) q = q.where('type', '=', sel.type);
@@ -69,7 +69,12 @@ export async function replayEvents(
       await enqueue(
         trx,
         take.map((r) =>
-          dispatchJobFor(r.id, { orderingKey: r.ordering_key, locationId: r.location_id }, true, opts.maxAttempts),
+          dispatchJobFor(
+            r.id,
+            { orderingKey: r.ordering_key, locationId: r.location_id, type: r.type },
+            true,
+            opts.maxAttempts,
+          ),
         ),
       );
     }

@@ -185,9 +185,9 @@ export class GroupCommitter {
           u.payload::json, decode(u.raw, 'hex'), u.signature, u.status, u.reason
         from u order by u.ord
         on conflict (source, dedupe_key) do nothing
-        returning id, source, dedupe_key, status, ordering_key, location_id${
+        returning id, source, dedupe_key, status, ordering_key, location_id, type${
           // The columns onStored hooks read, only when one joins this batch (the payload is not sent back otherwise).
-          extra.ctes.length ? sql`, type, company_id, payload, received_at` : sql``
+          extra.ctes.length ? sql`, company_id, payload, received_at` : sql``
         }
       ), jobs as (
         -- Job ids follow event ids, so events sharing an ordering key run in arrival order.
@@ -195,7 +195,7 @@ export class GroupCommitter {
         select ${dispatchJob.columnsSql({
           payload: sql`jsonb_build_object('eventId', ev.id)`,
           orderingKey: sql`ev.ordering_key`,
-          scope: locationKeySql(sql`ev.location_id`),
+          scope: sql`case when ev.type in (${sql.join(LIFECYCLE_TYPES.map((t) => sql.lit(t)))}) then null else ${locationKeySql(sql`ev.location_id`)} end`,
           maxAttempts: this.opts.maxAttempts,
         })}
         from ev where ev.status = 'received' order by ev.id
@@ -225,17 +225,24 @@ export class GroupCommitter {
   }
 }
 
+/**
+ * Events about the installation itself. Their dispatch jobs belong to no location's scope: a location whose jobs are
+ * paused for re-authorization (GHL revoked its tokens, as it does on uninstall) must still take in its UNINSTALL, and
+ * a new INSTALL is what resumes it.
+ */
+export const LIFECYCLE_TYPES: readonly string[] = ['INSTALL', 'UNINSTALL'];
+
 /** The dispatch job of a stored event (replay): the event's ordering key, and its location's scope. */
 export function dispatchJobFor(
   eventId: number,
-  r: { orderingKey: string | null; locationId: string | null },
+  r: { orderingKey: string | null; locationId: string | null; type: string | null },
   replay: boolean,
   maxAttempts: number | undefined,
 ): NewJob<DispatchJobPayload> {
   return dispatchJob.job(replay ? { eventId, replay: true } : { eventId }, {
     orderingKey: r.orderingKey,
     // Same scope convention as the rest of the bridge, so pausing a location pauses its events.
-    scope: r.locationId ? locationKey(r.locationId) : null,
+    scope: r.locationId && !LIFECYCLE_TYPES.includes(r.type ?? '') ? locationKey(r.locationId) : null,
     ...(maxAttempts ? { maxAttempts } : {}),
   });
 }
