@@ -367,7 +367,9 @@ async function relaySteps(): Promise<Step[]> {
         const text = await fetch(`${b.url}/metrics`).then((r) => r.text());
         const ready = /^ghl_bridge_jobs\{state="ready"\} (\d+)/m.exec(text);
         const running = /^ghl_bridge_jobs\{state="running"\} (\d+)/m.exec(text);
-        backlog.push(Number(ready?.[1] ?? 0) + Number(running?.[1] ?? 0));
+        // Blocked: waiting behind an earlier job of the same contact (most of an overload's backlog).
+        const blocked = /^ghl_bridge_jobs\{state="blocked"\} (\d+)/m.exec(text);
+        backlog.push(Number(ready?.[1] ?? 0) + Number(running?.[1] ?? 0) + Number(blocked?.[1] ?? 0));
         await new Promise((r) => setTimeout(r, 1000));
       }
     })();
@@ -532,7 +534,7 @@ if (overload) {
       [
         ['Delivery-URL answers, p99', `${o.answerP99} ms (${o.answers} answers)`, '< 1,000 ms'],
         ['answers 5xx or none', o.answers5xx, '0'],
-        ['queue backlog peak (/metrics, ready + running jobs)', o.backlogPeak, 'visible'],
+        ['queue backlog peak (/metrics, ready + running + blocked jobs)', o.backlogPeak, 'visible'],
         [
           'drain after the offer stopped',
           `${o.drainRate.toFixed(0)} msg/s (${((100 * o.drainRate) / o.rate).toFixed(0)} % of sustainable)`,
