@@ -7,6 +7,7 @@ import {
   getJob,
   listJobs,
   pauseScope,
+  promoteStranded,
   PauseJobError,
   PermanentJobError,
   resumeScope,
@@ -166,15 +167,24 @@ describe(`queue on ${STORE}`, () => {
   it('promotes a job left blocked by a race (its head finished before it was committed)', async () => {
     const s = await store();
     // Simulate the race's outcome directly: a blocked job whose key has nothing unfinished ahead.
-    const [id] = await enqueue(s.db, { kind: 'stranded', payload: {}, orderingKey: 'conv-z' });
+    // Two of them on one key: the sweep frees only the oldest; the second still waits for it, then follows in order.
+    const [id] = await enqueue(s.db, { kind: 'stranded', payload: { n: 1 }, orderingKey: 'conv-z' });
+    const [id2] = await enqueue(s.db, { kind: 'stranded', payload: { n: 2 }, orderingKey: 'conv-z' });
+    await sql`update bridge_jobs set state = 'blocked' where id in (${id!}, ${id2!})`.execute(s.db);
+    expect(await promoteStranded(s.db)).toBe(1);
+    expect((await state(s, id!)).state).toBe('ready');
+    expect((await state(s, id2!)).state).toBe('blocked');
     await sql`update bridge_jobs set state = 'blocked' where id = ${id!}`.execute(s.db);
-    let ran = 0;
-    const p = pool(s).register('stranded', async () => {
-      ran++;
-    });
+    const ran: number[] = [];
+    const handler: JobHandler<{ n: number }> = async (j) => {
+      ran.push(j.payload.n);
+    };
+    const p = pool(s).register('stranded', handler);
     await p.start();
-    await waitFor(() => isDone(s, id!), { what: 'stranded job promoted by the sweep and run' });
-    expect(ran).toBe(1);
+    await waitFor(async () => (await isDone(s, id!)) && (await isDone(s, id2!)), {
+      what: 'stranded jobs promoted by the sweep and run',
+    });
+    expect(ran).toEqual([1, 2]);
   });
 
   it('caps a kind at maxConcurrent so a backlog of slow jobs never takes every slot', async () => {

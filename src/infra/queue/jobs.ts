@@ -283,9 +283,13 @@ export async function resumeScope(db: DbOrTrx, scope: string): Promise<number> {
  * they were being enqueued). Workers run it periodically; normally promotion happens at once.
  */
 export async function promoteStranded(db: DbOrTrx): Promise<number> {
+  // Only the oldest blocked job of a key can be free to run (every later one waits at least for it), so the
+  // look-behind runs once per key, not once per blocked job: under an overload's backlog (tens of thousands blocked
+  // behind a few hundred contacts) the old per-row form took seconds per sweep.
   const r = await prepared(sql`
     update bridge_jobs j set state = 'ready', updated_at = now()
-    where j.state = 'blocked' and not exists (
+    where j.id in (select min(x.id) from bridge_jobs x where x.state = 'blocked' group by x.ordering_key)
+      and j.state = 'blocked' and not exists (
       select 1 from bridge_jobs p where p.ordering_key = j.ordering_key and p.id < j.id and p.state in ${UNFINISHED_STATES})`).execute(
     db,
   );

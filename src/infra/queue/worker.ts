@@ -271,8 +271,16 @@ export class WorkerPool {
     this.#stopping = false;
     if (this.opts.listen) this.#unlisten = await this.opts.listen(() => this.notify());
     const every = (ms: number, fn: () => Promise<unknown>) => {
+      // A run still going when the next is due is not overlapped: a slow statement under load must not pile up.
+      let busy = false;
       const t = setInterval(() => {
-        fn().catch((e: unknown) => this.opts.log.warn({ err: e }, 'queue maintenance failed'));
+        if (busy) return;
+        busy = true;
+        fn()
+          .catch((e: unknown) => this.opts.log.warn({ err: e }, 'queue maintenance failed'))
+          .finally(() => {
+            busy = false;
+          });
       }, ms);
       t.unref();
       this.#timers.push(t);
