@@ -12,18 +12,24 @@ afterEach(async () => {
   b = w = undefined;
 });
 
+/** A bridge with the webhook intake, trusting the emulator's signing keys, as the app's webhook URL. */
+async function startWithWebhooks(world: GhlWorld): Promise<BridgeWithGhl> {
+  const bridge = await startBridge(world, {
+    before: [
+      webhooksModule({
+        extraEd25519Keys: [world.emu.keys.ed25519PublicKeyPem],
+        extraRsaKeys: [world.emu.keys.rsaPublicKeyPem],
+      }),
+    ],
+  });
+  world.emu.control.updateApp(world.clientId, { webhookUrl: `${bridge.url}/webhooks/ghl` });
+  return bridge;
+}
+
 describe('INSTALL / UNINSTALL through the webhook intake (signed by the emulator)', () => {
   it('bulk install; a later location gets a token from its INSTALL; UNINSTALL deletes tokens and cancels jobs', async () => {
     w = await startGhl({ locations: 3 });
-    b = await startBridge(w, {
-      before: [
-        webhooksModule({
-          extraEd25519Keys: [w.emu.keys.ed25519PublicKeyPem],
-          extraRsaKeys: [w.emu.keys.rsaPublicKeyPem],
-        }),
-      ],
-    });
-    w.emu.control.updateApp(w.clientId, { webhookUrl: `${b.url}/webhooks/ghl` });
+    b = await startWithWebhooks(w);
     expect((await install(b, { companyId: w.companyId, bulk: true })).status).toBe(200);
     await waitFor(
       async () =>
@@ -65,15 +71,7 @@ describe('INSTALL / UNINSTALL through the webhook intake (signed by the emulator
 
   it('UNINSTALL still lands when the revoked tokens have just paused the location (its 401 came first)', async () => {
     w = await startGhl({ locations: 1 });
-    b = await startBridge(w, {
-      before: [
-        webhooksModule({
-          extraEd25519Keys: [w.emu.keys.ed25519PublicKeyPem],
-          extraRsaKeys: [w.emu.keys.rsaPublicKeyPem],
-        }),
-      ],
-    });
-    w.emu.control.updateApp(w.clientId, { webhookUrl: `${b.url}/webhooks/ghl` });
+    b = await startWithWebhooks(w);
     const loc = w.locationIds[0]!;
     expect((await install(b, { locationId: loc })).status).toBe(200);
     await w.emu.idle();
