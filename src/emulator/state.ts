@@ -284,6 +284,26 @@ export interface ApiCall {
   at: number;
 }
 
+/** A Map that counts its changes of membership, so an index over it (a sorted view) knows when to rebuild. */
+export class CountingMap<K, V> extends Map<K, V> {
+  #version = 0;
+  get version(): number {
+    return this.#version;
+  }
+  override set(k: K, v: V): this {
+    this.#version++;
+    return super.set(k, v);
+  }
+  override delete(k: K): boolean {
+    this.#version++;
+    return super.delete(k);
+  }
+  override clear(): void {
+    this.#version++;
+    super.clear();
+  }
+}
+
 export class State {
   /** Answered API calls, oldest first (capped at 100,000). */
   apiCalls: ApiCall[] = [];
@@ -299,7 +319,7 @@ export class State {
   codes = new Map<string, AuthCode>();
   accessTokens = new Map<string, AccessToken>();
   refreshTokens = new Map<string, RefreshToken>();
-  contacts = new Map<string, Contact>();
+  contacts = new CountingMap<string, Contact>();
   conversations = new Map<string, Conversation>();
   messages = new Map<string, Message>();
   customFields = new Map<string, CustomField>();

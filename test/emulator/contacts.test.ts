@@ -160,4 +160,38 @@ describe('contacts', () => {
     const rm = await api(w, t, 'DELETE', `/contacts/${id}/tags`, { tags: ['new'] }, V);
     expect(rm.body.tags).toEqual(['vip']);
   });
+
+  it('search by dateAdded sees contacts created and deleted since the last search, in both directions', async () => {
+    const t = await setup();
+    const create = async (firstName: string) =>
+      (
+        (await api(w, t, 'POST', '/contacts/', { locationId: w.locationId, firstName }, V)).body.contact as {
+          id: string;
+        }
+      ).id;
+    const names = async (direction: 'asc' | 'desc') =>
+      (
+        (
+          await api(
+            w,
+            t,
+            'POST',
+            '/contacts/search',
+            { locationId: w.locationId, pageLimit: 100, sort: [{ field: 'dateAdded', direction }] },
+            V,
+          )
+        ).body.contacts as Array<{ firstName: string }>
+      ).map((c) => c.firstName);
+    await create('a');
+    w.emu.clock.advance(1000);
+    const b = await create('b');
+    expect(await names('asc')).toEqual(['a', 'b']);
+    w.emu.clock.advance(1000);
+    await create('c');
+    expect(await names('asc')).toEqual(['a', 'b', 'c']);
+    expect(await names('desc')).toEqual(['c', 'b', 'a']);
+    await api(w, t, 'DELETE', `/contacts/${b}`, undefined, V);
+    expect(await names('asc')).toEqual(['a', 'c']);
+    expect(await names('desc')).toEqual(['c', 'a']);
+  });
 });

@@ -147,7 +147,36 @@ function matches(c: Contact, f: Filter): boolean {
   }
 }
 
+type Sort = { field: string; direction: 'asc' | 'desc' };
+const bySorts =
+  (sorts: Sort[]) =>
+  (x: Contact, y: Contact): number => {
+    const key = (c: Contact, f: string) =>
+      f === 'dateAdded' ? c.dateAdded : f === 'dateUpdated' ? c.dateUpdated : String(fieldOf(c, f) ?? '');
+    for (const s of sorts) {
+      const a = key(x, s.field);
+      const z2 = key(y, s.field);
+      if (a < z2) return s.direction === 'asc' ? -1 : 1;
+      if (a > z2) return s.direction === 'asc' ? 1 : -1;
+    }
+    return x.id.localeCompare(y.id);
+  };
+
 export function registerContactRoutes(app: FastifyInstance, ctx: Ctx): void {
+  // location|direction → its contacts by dateAdded (ties by id), as of a version of the contacts map.
+  const views = new Map<string, { map: object; version: number; rows: Contact[] }>();
+  const sortedByDate = (locationId: string, direction: 'asc' | 'desc'): Contact[] => {
+    const all = ctx.state.contacts;
+    const k = `${locationId}|${direction}`;
+    const v = views.get(k);
+    if (v && v.map === all && v.version === all.version) return v.rows;
+    const rows = [...all.values()]
+      .filter((c) => c.locationId === locationId)
+      .sort(bySorts([{ field: 'dateAdded', direction }]));
+    views.set(k, { map: all, version: all.version, rows });
+    return rows;
+  };
+
   const contactFor = (auth: AuthContext, id: string): Contact => {
     const c = ctx.state.contacts.get(id);
     if (!c) throw badRequest('Contact not found');
@@ -174,7 +203,13 @@ export function registerContactRoutes(app: FastifyInstance, ctx: Ctx): void {
     assertLocationAccess(ctx, auth, b.locationId);
     if (b.page !== undefined && b.searchAfter !== undefined)
       throw badRequest('page and searchAfter cannot be used together');
-    let rows = [...ctx.state.contacts.values()].filter((c) => c.locationId === b.locationId);
+    const sorts = b.sort ?? [{ field: 'dateAdded', direction: 'desc' as const }];
+    // The usual walk (by dateAdded alone) reads a sorted view kept until contacts are added or deleted; other sorts
+    // sort on every call.
+    const byDate = sorts.length === 1 && sorts[0]!.field === 'dateAdded';
+    let rows = byDate
+      ? sortedByDate(b.locationId, sorts[0]!.direction)
+      : [...ctx.state.contacts.values()].filter((c) => c.locationId === b.locationId);
     for (const f of (b.filters ?? []) as Filter[]) rows = rows.filter((c) => matches(c, f));
     if (b.query) {
       const q = b.query.toLowerCase();
@@ -184,18 +219,7 @@ export function registerContactRoutes(app: FastifyInstance, ctx: Ctx): void {
         ),
       );
     }
-    const sorts = b.sort ?? [{ field: 'dateAdded', direction: 'desc' as const }];
-    const key = (c: Contact, f: string) =>
-      f === 'dateAdded' ? c.dateAdded : f === 'dateUpdated' ? c.dateUpdated : String(fieldOf(c, f) ?? '');
-    rows.sort((x, y) => {
-      for (const s of sorts) {
-        const a = key(x, s.field);
-        const z2 = key(y, s.field);
-        if (a < z2) return s.direction === 'asc' ? -1 : 1;
-        if (a > z2) return s.direction === 'asc' ? 1 : -1;
-      }
-      return x.id.localeCompare(y.id);
-    });
+    if (!byDate) rows.sort(bySorts(sorts));
     const total = rows.length;
     const limit = b.pageLimit ?? 20;
     let page: Contact[];
