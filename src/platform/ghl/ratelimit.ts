@@ -24,6 +24,11 @@ export interface RateLimitOptions {
   bulkDelayMs: number;
   /** Share of the daily budget the bulk lane may use; the rest is kept for live traffic. */
   bulkDailyShare: number;
+  /**
+   * Share of the burst the bulk lane leaves free for live calls (rounded down to whole slots): while bulk saturates a
+   * resource, a live call finds a free slot at once instead of waiting for the next one to free (up to a horizon).
+   */
+  liveReserveShare: number;
 }
 
 export const GHL_LIMITS: RateLimitOptions = {
@@ -35,6 +40,7 @@ export const GHL_LIMITS: RateLimitOptions = {
   horizonMs: 500,
   bulkDelayMs: 25,
   bulkDailyShare: 0.9,
+  liveReserveShare: 0.01,
 };
 
 const DAY_MS = 86_400_000;
@@ -613,11 +619,14 @@ export class RateLimiter {
       const bulk: Grant['bulk'] = [];
       const paceMs = o.intervalMs / Math.max(1, cap);
       let pace = Math.max(row.bulkNextAt, now - o.horizonMs);
-      while (bulk.length < want.bulk && k < usable.length && live.length + bulk.length < dailyLeftBulk) {
-        const x = usable[k]!;
+      // Bulk passes over the soonest-freeing slots that live left, so they stay free for the next live call.
+      const reserve = Math.min(Math.floor(cap * o.liveReserveShare), Math.max(0, cap - 1));
+      let b = k + reserve;
+      while (bulk.length < want.bulk && b < usable.length && live.length + bulk.length < dailyLeftBulk) {
+        const x = usable[b]!;
         const at = Math.max(now, x.free + o.bulkDelayMs, pace);
         if (at > horizon) break;
-        k++;
+        b++;
         bulk.push({ held: mark(x.i, at), at });
         pace = at + paceMs;
       }
@@ -634,8 +643,8 @@ export class RateLimiter {
         live.length + bulk.length >= dailyLeftBulk
           ? nextDay
           : Math.max(
-              k < usable.length
-                ? Math.max(usable[k]!.free + o.bulkDelayMs, pace) - now - lead
+              b < usable.length
+                ? Math.max(usable[b]!.free + o.bulkDelayMs, pace) - now - lead
                 : untilNext + o.bulkDelayMs,
               1,
             );
