@@ -124,8 +124,9 @@ describe('SIGKILL during an import', () => {
         .map((c) => c.id)
         .sort(),
     );
-    // Each committed page was read once; a kill can only lose the one page in flight (read again after the restart).
+    // Each committed page was read once. A kill can only lose what was not committed yet: the page being staged and
+    // the next one, fetched meanwhile (both read again after the restart).
     expect(searches()).toBeGreaterThanOrEqual(51);
-    expect(searches()).toBeLessThanOrEqual(51 + kills);
+    expect(searches()).toBeLessThanOrEqual(51 + 2 * kills);
   }, 240_000);
 });
