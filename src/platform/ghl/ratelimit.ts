@@ -141,8 +141,9 @@ interface Row {
  * `horizonMs` to this process's waiters, so a resource costs a few transactions per second.
  *
  * Lanes: live takes slots first (free now, else the soonest); bulk gets a slot only `bulkDelayMs`
- * after it frees and is paced to burst/interval, so it never hoards the window and a live call
- * waits at most about a horizon even while bulk is saturated.
+ * after it frees, is paced to burst/interval, and passes over the soonest-freeing
+ * `liveReserveShare` of the slots, which therefore stay free: while bulk saturates a resource a
+ * live call is granted at once (from the reserve) instead of waiting for a slot to free.
  */
 export class RateLimiter {
   readonly #state = new Map<string, ResourceState>();
