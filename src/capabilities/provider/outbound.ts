@@ -10,6 +10,7 @@ import {
   type SendResult,
 } from '../channels/index.js';
 import type { Db } from '../../infra/db/index.js';
+import { Batcher } from '../../infra/db/batches.js';
 import { GhlApiError } from '../../platform/ghl/errors.js';
 import type { GhlClient } from '../../platform/ghl/client.js';
 import type { Logger } from '../../infra/log/logger.js';
@@ -546,6 +547,66 @@ async function finishSend(
   rt.notify();
 }
 
+const STATUS_COLUMNS = [
+  'message_id',
+  'location_id',
+  'status_target',
+  'ghl_status',
+  'error',
+  'target_at',
+  'updated_at',
+  'received_at',
+  'status_attempts',
+] as const;
+type StatusRow = Pick<Selectable<ProviderOutboundTable>, (typeof STATUS_COLUMNS)[number]>;
+const statusReaders = new WeakMap<Db, Batcher<string, StatusRow | undefined>>();
+
+/** What a status job reads before calling GHL: one statement for the status jobs starting together. */
+function statusReader(db: Db): Batcher<string, StatusRow | undefined> {
+  let r = statusReaders.get(db);
+  if (!r) {
+    r = new Batcher<string, StatusRow | undefined>(async (ids) => {
+      const rows = await db
+        .selectFrom('provider_outbound')
+        .select(STATUS_COLUMNS)
+        .where('message_id', '=', sql<string>`any(${ids}::text[])`)
+        .execute();
+      const by = new Map(rows.map((x) => [x.message_id, x]));
+      return ids.map((id) => by.get(id));
+    });
+    statusReaders.set(db, r);
+  }
+  return r;
+}
+
+const reportWriters = new WeakMap<
+  Db,
+  Batcher<{ messageId: string; status: GhlStatus }, GhlStatus | null | undefined>
+>();
+
+/**
+ * Records what GHL accepted, group-committed across the status jobs finishing together: one statement per batch.
+ * Resolves with each message's target status as it stands now (undefined: the row is gone).
+ */
+function reportWriter(db: Db): Batcher<{ messageId: string; status: GhlStatus }, GhlStatus | null | undefined> {
+  let w = reportWriters.get(db);
+  if (!w) {
+    w = new Batcher(async (items) => {
+      const r = await sql<{ message_id: string; status_target: GhlStatus | null }>`
+        update provider_outbound p set ghl_status = u.status, state = u.state, reported_at = now(), updated_at = now(),
+          last_error = null
+        from unnest(${items.map((i) => i.messageId)}::text[], ${items.map((i) => i.status)}::text[],
+          ${items.map((i) => stateFor(i.status))}::text[]) as u(message_id, status, state)
+        where p.message_id = u.message_id
+        returning p.message_id, p.status_target`.execute(db);
+      const now = new Map(r.rows.map((x) => [x.message_id, x.status_target]));
+      return items.map((i) => now.get(i.messageId));
+    });
+    reportWriters.set(db, w);
+  }
+  return w;
+}
+
 async function reportStatus(
   rt: OutboundRuntime,
   messageId: string,
@@ -553,21 +614,7 @@ async function reportStatus(
 ): Promise<void> {
   const { db } = rt;
   for (let round = 0; round < 5; round++) {
-    const row = await db
-      .selectFrom('provider_outbound')
-      .select([
-        'message_id',
-        'location_id',
-        'status_target',
-        'ghl_status',
-        'error',
-        'target_at',
-        'updated_at',
-        'received_at',
-        'status_attempts',
-      ])
-      .where('message_id', '=', messageId)
-      .executeTakeFirst();
+    const row = await statusReader(db).submit(messageId);
     if (!row?.status_target) return;
     const target = row.status_target;
     if (!mergeStatus(row.ghl_status, target)) return;
@@ -627,21 +674,10 @@ async function reportStatus(
       if (e.status === 404 || e.status === 403) throw new PermanentJobError(reason);
       throw e;
     }
-    const after = await db
-      .updateTable('provider_outbound')
-      .set({
-        ghl_status: target,
-        state: stateFor(target),
-        reported_at: sql`now()`,
-        updated_at: sql`now()`,
-        last_error: null,
-      })
-      .where('message_id', '=', row.message_id)
-      .returning('status_target')
-      .executeTakeFirst();
+    const after = await reportWriter(db).submit({ messageId: row.message_id, status: target });
     rt.events.emit('reported', { messageId: row.message_id, status: target, at: Date.now() });
     // Another round only when a receipt moved the target while GHL was being called.
-    if (!after || after.status_target === target) return;
+    if (after === undefined || after === target) return;
   }
 }
 

@@ -1,10 +1,12 @@
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import { z } from 'zod';
+import { Batcher } from '../../infra/db/batches.js';
+import type { Db } from '../../infra/db/index.js';
 import { defineJob, type JobContext } from '../../infra/queue/index.js';
 import type { WebhookMetrics } from './metrics.js';
 import type { HandlerRegistry, LocationLookup, StoredEvent } from './registry.js';
 import { KNOWN_EVENT_TYPES, validateEvent } from './schemas.js';
-import type { WebhookStatus } from './tables.js';
+import type { WebhookEventsTable, WebhookStatus } from './tables.js';
 import './tables.js';
 
 export const DISPATCH_JOB = 'webhook.dispatch';
@@ -14,6 +16,60 @@ export interface DispatcherDeps {
   metrics: WebhookMetrics;
   /** Looked up when a job runs, so the installations module may register after us. */
   locations: () => LocationLookup | undefined;
+  /** Records outcomes on event rows, group-committed across the dispatch jobs finishing together (`outcomeWriter`). */
+  outcomes: Batcher<EventOutcome>;
+  /** Reads event rows, one statement for the dispatch jobs starting together (`eventReader`). */
+  events: Batcher<number, EventRow | undefined>;
+}
+
+const EVENT_COLUMNS = [
+  'id',
+  'status',
+  'type',
+  'payload',
+  'source',
+  'location_id',
+  'company_id',
+  'webhook_id',
+  'received_at',
+  'signature',
+] as const;
+type EventRow = Pick<Selectable<WebhookEventsTable>, (typeof EVENT_COLUMNS)[number]>;
+
+/** Not the raw body or signature header: only replay and audits need those. */
+export function eventReader(db: Db): Batcher<number, EventRow | undefined> {
+  return new Batcher<number, EventRow | undefined>(async (ids) => {
+    const rows = await db
+      .selectFrom('webhook_events')
+      .select(EVENT_COLUMNS)
+      .where('id', '=', sql<number>`any(${ids}::bigint[])`)
+      .execute();
+    const by = new Map(rows.map((r) => [Number(r.id), r]));
+    return ids.map((id) => by.get(id));
+  });
+}
+
+/** What one dispatch run settles an event as. */
+export interface EventOutcome {
+  id: number;
+  status: WebhookStatus;
+  reason: string | null;
+}
+
+/**
+ * One statement for every outcome in the batch: an event is settled only if it is still `received` (a replay or an
+ * earlier run may have moved it meanwhile), exactly as one update per event would.
+ */
+export function outcomeWriter(db: Db): Batcher<EventOutcome> {
+  return new Batcher<EventOutcome>(async (items) => {
+    await sql`
+      update webhook_events w set status = u.status, reason = u.reason, processed_at = now(), updated_at = now(),
+        attempts = w.attempts + 1
+      from unnest(${items.map((i) => i.id)}::bigint[], ${items.map((i) => i.status)}::text[],
+        ${items.map((i) => i.reason)}::text[]) as u(id, status, reason)
+      where w.id = u.id and w.status = 'received'`.execute(db);
+    return items.map(() => undefined);
+  });
 }
 
 const dispatchPayload = z.object({ eventId: z.number().int(), replay: z.boolean().optional() });
@@ -63,34 +119,13 @@ async function dispatch(
   jctx: JobContext<DispatcherDeps>,
 ): Promise<void> {
   const { db, log, deps } = jctx;
-  // Not the raw body or signature: only replay and audits need those.
-  const row = await db
-    .selectFrom('webhook_events')
-    .select([
-      'id',
-      'status',
-      'type',
-      'payload',
-      'source',
-      'location_id',
-      'company_id',
-      'webhook_id',
-      'received_at',
-      'signature',
-    ])
-    .where('id', '=', payload.eventId)
-    .executeTakeFirst();
+  const row = await deps.events.submit(payload.eventId);
   if (!row) return; // purged meanwhile
   // Anything but 'received' was settled by an earlier run; a replay resets it to 'received'.
   if (row.status !== 'received') return;
   const type = row.type ?? '';
   const finish = async (status: WebhookStatus, reason: string | null, outcome: string) => {
-    await db
-      .updateTable('webhook_events')
-      .set({ status, reason, processed_at: sql`now()`, updated_at: sql`now()`, attempts: sql`attempts + 1` })
-      .where('id', '=', row.id)
-      .where('status', '=', 'received')
-      .execute();
+    await deps.outcomes.submit({ id: row.id, status, reason });
     deps.metrics.dispatch.inc({ type: metricType(type), outcome });
   };
 

@@ -33,7 +33,7 @@ import type { KeyObject } from 'node:crypto';
 import type { AppContext, BridgeModule } from '../../app.js';
 import type { BackoffPolicy } from '../../infra/queue/index.js';
 import { registerAdminRoutes } from './admin.js';
-import { dispatchJob } from './dispatch.js';
+import { dispatchJob, eventReader, outcomeWriter } from './dispatch.js';
 import { registerIntakeRoutes, type DeliveryTokenCheck } from './intake.js';
 import { GHL_ED25519_PUBLIC_KEY_PEM, GHL_RSA_PUBLIC_KEY_PEM, loadPublicKeys, splitPemList } from './keys.js';
 import { createWebhookMetrics, type WebhookMetrics } from './metrics.js';
@@ -181,7 +181,7 @@ export function webhooksModule(opts: WebhooksModuleOptions = {}): BridgeModule {
         return ctx.services.find('knownLocations');
       };
       ctx.queue.register(dispatchJob, {
-        deps: { registry, metrics, locations },
+        deps: { registry, metrics, locations, outcomes: outcomeWriter(ctx.db), events: eventReader(ctx.db) },
         ...(opts.backoff ? { backoff: opts.backoff } : {}),
       });
       if (c.DATA_RETENTION_DAYS > 0)
