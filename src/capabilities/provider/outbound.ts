@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import { sql, type Selectable } from 'kysely';
+import { sql, type InsertObject, type Selectable } from 'kysely';
 import {
   ChannelConfigError,
   ChannelRetryableError,
@@ -10,6 +10,7 @@ import {
   type SendResult,
 } from '../channels/index.js';
 import type { Db } from '../../infra/db/index.js';
+import type { Database } from '../../infra/db/schema.js';
 import { Batcher } from '../../infra/db/batches.js';
 import { GhlApiError } from '../../platform/ghl/errors.js';
 import type { GhlClient } from '../../platform/ghl/client.js';
@@ -163,24 +164,18 @@ export async function relayOutbound(
   const { db } = rt;
   // The channel first, so the row is inserted already marked `sending` (one statement instead of three).
   const ch = await usableChannel(rt, p.locationId);
-  const values = {
+  const row = await outboundInserter(db).submit({
     message_id: p.messageId,
     location_id: p.locationId,
     contact_id: p.contactId,
     channel: p.type,
     payload: json(p),
     confirmed_by: confirmedBy,
-  };
-  const row = await db
-    .insertInto('provider_outbound')
-    .values(
-      ch.ok
-        ? { ...values, state: 'sending', attempts: 1, channel_kind: ch.adapter.kind, send_started_at: sql`now()` }
-        : values,
-    )
-    .onConflict((oc) => oc.column('message_id').doNothing())
-    .returning(['message_id', 'location_id', 'received_at', 'attempts'])
-    .executeTakeFirst();
+    state: ch.ok ? 'sending' : 'received',
+    attempts: ch.ok ? 1 : 0,
+    channel_kind: ch.ok ? ch.adapter.kind : null,
+    send_started_at: ch.ok ? sql<Date>`now()` : null,
+  });
   if (!row) {
     const old = await db
       .selectFrom('provider_outbound')
@@ -199,6 +194,36 @@ export async function relayOutbound(
     await enqueueSend(rt, db, p, new Date(Date.now() + retry.delayMs));
     rt.notify();
   }
+}
+
+type NewOutbound = InsertObject<Database, 'provider_outbound'> & { message_id: string };
+type Inserted = Pick<Selectable<ProviderOutboundTable>, 'message_id' | 'location_id' | 'received_at' | 'attempts'>;
+const outboundInserters = new WeakMap<Db, Batcher<NewOutbound, Inserted | undefined>>();
+
+/**
+ * Inserts new outbound rows, one statement for the dispatch jobs relaying together; each caller learns whether its
+ * row is new (undefined: the message was already stored). A message twice in one batch is new only for the first.
+ */
+function outboundInserter(db: Db): Batcher<NewOutbound, Inserted | undefined> {
+  let w = outboundInserters.get(db);
+  if (!w) {
+    w = new Batcher<NewOutbound, Inserted | undefined>(async (items) => {
+      const rows = await db
+        .insertInto('provider_outbound')
+        .values(items)
+        .onConflict((oc) => oc.column('message_id').doNothing())
+        .returning(['message_id', 'location_id', 'received_at', 'attempts'])
+        .execute();
+      const by = new Map(rows.map((r) => [r.message_id, r]));
+      return items.map((i) => {
+        const r = by.get(i.message_id);
+        by.delete(i.message_id);
+        return r;
+      });
+    });
+    outboundInserters.set(db, w);
+  }
+  return w;
 }
 
 type Usable = { ok: true; adapter: ChannelAdapter } | { ok: false; failure: SendResult & { outcome: 'failed' } };
